@@ -1,0 +1,324 @@
+//! The tenant catalog: tenants and their domains in schema `tenantry`, with cached lookups.
+//!
+//! Lookups by domain and by slug are cached in process. Every catalog change is announced with
+//! `NOTIFY tenantry_catalog`; a listener task bumps an epoch that makes every cached entry
+//! stale, so another process's change is seen as soon as its notification arrives. While the
+//! listener is not connected, lookups bypass the cache rather than risk serving stale state.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use moka::future::Cache;
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::host::HostName;
+use crate::slug::{SchemaName, Slug};
+use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
+
+/// The channel catalog triggers notify on.
+const CHANNEL: &str = "tenantry_catalog";
+
+/// The columns of [`TenantRow`], from `tenantry.tenants` aliased as `t`.
+macro_rules! tenant_columns {
+    () => {
+        "t.id, t.slug, t.name, t.schema_name, t.isolation, t.status, t.settings, \
+         t.created_at, t.migration_version"
+    };
+}
+pub(crate) use tenant_columns;
+
+/// Selects tenants as `t`, with `$tail` appended (joins, WHERE, ORDER BY).
+macro_rules! select_tenants {
+    ($tail:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::catalog::tenant_columns!(),
+            " FROM tenantry.tenants t ",
+            $tail
+        )
+    };
+}
+pub(crate) use select_tenants;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    id: Uuid,
+    slug: String,
+    name: String,
+    schema_name: String,
+    isolation: String,
+    status: String,
+    settings: serde_json::Value,
+    created_at: DateTime<Utc>,
+    migration_version: Option<i64>,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = Error;
+
+    fn try_from(row: TenantRow) -> Result<Self, Error> {
+        let corrupt = |what: &str| Error::CorruptCatalog(format!("tenant {}: {what}", row.id));
+        let slug = Slug::parse(&row.slug).map_err(|e| corrupt(&e.to_string()))?;
+        let schema = SchemaName::from_catalog(&row.schema_name)
+            .ok_or_else(|| corrupt("invalid schema name"))?;
+        let isolation = IsolationMode::from_catalog(&row.isolation)
+            .ok_or_else(|| corrupt("unknown isolation mode"))?;
+        let status =
+            TenantStatus::from_catalog(&row.status).ok_or_else(|| corrupt("unknown status"))?;
+        Ok(Tenant {
+            id: row.id,
+            begin_sql: tenant::begin_statement(row.id, &schema),
+            slug,
+            name: row.name,
+            isolation,
+            placement: Placement { schema },
+            status,
+            settings: row.settings,
+            created_at: row.created_at,
+            migration_version: row.migration_version,
+        })
+    }
+}
+
+/// One of a tenant's host names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Domain {
+    pub domain: String,
+    pub is_primary: bool,
+}
+
+/// A tenant with its domains, as listed by the CLI and the platform API.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantDetails {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    pub domains: Vec<Domain>,
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+enum LookupKey {
+    Domain(String),
+    Slug(String),
+}
+
+#[derive(Clone)]
+struct Cached {
+    epoch: u64,
+    tenant: Option<Arc<Tenant>>,
+}
+
+/// Whether cached entries may be trusted, shared with the listener task.
+#[derive(Default)]
+struct Freshness {
+    epoch: AtomicU64,
+    listening: AtomicBool,
+}
+
+impl Freshness {
+    fn invalidate(&self, cache: &Cache<LookupKey, Cached>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        cache.invalidate_all();
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Inner {
+    pool: PgPool,
+    cache: Cache<LookupKey, Cached>,
+    freshness: Arc<Freshness>,
+    _listener: AbortOnDrop,
+}
+
+/// Reads the tenant catalog. Cheap to clone.
+#[derive(Clone)]
+pub struct TenantCatalog {
+    inner: Arc<Inner>,
+}
+
+impl TenantCatalog {
+    /// Opens the catalog on `pool` and starts following changes made by other processes.
+    pub async fn connect(pool: PgPool) -> Result<Self, Error> {
+        let cache = Cache::builder().max_capacity(100_000).build();
+        let freshness = Arc::new(Freshness::default());
+        let listener = listen(&pool).await?;
+        freshness.listening.store(true, Ordering::Release);
+        let task = tokio::spawn(follow_changes(
+            pool.clone(),
+            listener,
+            cache.clone(),
+            freshness.clone(),
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                cache,
+                freshness,
+                _listener: AbortOnDrop(task),
+            }),
+        })
+    }
+
+    /// The pool the catalog reads from.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The tenant that owns `host` in the domains table.
+    pub async fn by_domain(&self, host: &HostName) -> Result<Option<Arc<Tenant>>, Error> {
+        self.cached(LookupKey::Domain(host.as_str().to_owned()))
+            .await
+    }
+
+    /// The tenant with this slug.
+    pub async fn by_slug(&self, slug: &Slug) -> Result<Option<Arc<Tenant>>, Error> {
+        self.cached(LookupKey::Slug(slug.as_str().to_owned())).await
+    }
+
+    /// Forgets every cached lookup; called after this process changes the catalog.
+    pub fn invalidate(&self) {
+        self.inner.freshness.invalidate(&self.inner.cache);
+    }
+
+    async fn cached(&self, key: LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
+        let freshness = &self.inner.freshness;
+        if !freshness.listening.load(Ordering::Acquire) {
+            return self.fetch(&key).await;
+        }
+        // Read the epoch before querying: an entry filled from a query that raced with a
+        // change carries the old epoch and is ignored from then on.
+        let epoch = freshness.epoch.load(Ordering::Acquire);
+        if let Some(hit) = self.inner.cache.get(&key).await
+            && hit.epoch == epoch
+        {
+            return Ok(hit.tenant);
+        }
+        let tenant = self.fetch(&key).await?;
+        self.inner
+            .cache
+            .insert(
+                key,
+                Cached {
+                    epoch,
+                    tenant: tenant.clone(),
+                },
+            )
+            .await;
+        Ok(tenant)
+    }
+
+    async fn fetch(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
+        let row: Option<TenantRow> = match key {
+            LookupKey::Domain(domain) => {
+                sqlx::query_as(select_tenants!(
+                    "JOIN tenantry.domains d ON d.tenant_id = t.id WHERE d.domain = $1"
+                ))
+                .bind(domain)
+                .fetch_optional(self.pool())
+                .await?
+            }
+            LookupKey::Slug(slug) => {
+                sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
+                    .bind(slug)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+        };
+        row.map(|r| Tenant::try_from(r).map(Arc::new)).transpose()
+    }
+
+    /// Every tenant with its domains, ordered by slug (uncached).
+    pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
+        let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!("ORDER BY t.slug"))
+            .fetch_all(self.pool())
+            .await?;
+        let domains: Vec<(Uuid, String, bool)> = sqlx::query_as(
+            "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
+             ORDER BY is_primary DESC, domain",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let tenant = Tenant::try_from(row)?;
+                let domains = domains
+                    .iter()
+                    .filter(|(id, _, _)| *id == tenant.id)
+                    .map(|(_, domain, is_primary)| Domain {
+                        domain: domain.clone(),
+                        is_primary: *is_primary,
+                    })
+                    .collect();
+                Ok(TenantDetails { tenant, domains })
+            })
+            .collect()
+    }
+
+    /// One tenant with its domains (uncached).
+    pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
+        let row: Option<TenantRow> = sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
+            .bind(slug.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        let tenant = Tenant::try_from(
+            row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?,
+        )?;
+        let domains = sqlx::query_as(
+            "SELECT domain, is_primary FROM tenantry.domains WHERE tenant_id = $1 \
+             ORDER BY is_primary DESC, domain",
+        )
+        .bind(tenant.id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(TenantDetails { tenant, domains })
+    }
+}
+
+async fn listen(pool: &PgPool) -> Result<PgListener, Error> {
+    // A pool of its own, so the listening connection never takes a slot from request work.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    let mut listener = PgListener::connect_with(&own).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn follow_changes(
+    pool: PgPool,
+    mut listener: PgListener,
+    cache: Cache<LookupKey, Cached>,
+    freshness: Arc<Freshness>,
+) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => freshness.invalidate(&cache),
+            Ok(None) | Err(_) => {
+                freshness.listening.store(false, Ordering::Release);
+                freshness.invalidate(&cache);
+                tracing::warn!("lost the catalog change listener; bypassing the cache until it is back");
+                listener = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(l) = listen(&pool).await {
+                        break l;
+                    }
+                };
+                // Changes made while disconnected were never announced to us.
+                freshness.invalidate(&cache);
+                freshness.listening.store(true, Ordering::Release);
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The library's error type.
+
+use crate::slug::{Slug, SlugError};
+
+/// What can go wrong managing tenants; each variant maps to one HTTP status and exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no tenant '{0}'")]
+    TenantNotFound(String),
+    #[error("a tenant with slug '{0}' already exists")]
+    SlugTaken(Slug),
+    #[error("domain '{0}' already belongs to a tenant")]
+    DomainTaken(String),
+    #[error("schema '{0}' already exists outside the catalog; drop or rename it first")]
+    SchemaExists(String),
+    #[error("domain '{0}' is not one of this tenant's domains")]
+    DomainNotFound(String),
+    #[error("the primary domain '{0}' cannot be removed; rename the tenant instead")]
+    PrimaryDomain(String),
+    #[error("the tenant catalog holds an invalid row: {0}")]
+    CorruptCatalog(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid_slug(error: SlugError) -> Self {
+        Self::Invalid {
+            field: "slug",
+            message: error.to_string(),
+        }
+    }
+
+    /// The process exit code for this error: 2 invalid input, 3 not found, 4 conflict,
+    /// 1 anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Invalid { .. } => 2,
+            Self::TenantNotFound(_) | Self::DomainNotFound(_) => 3,
+            Self::SlugTaken(_)
+            | Self::DomainTaken(_)
+            | Self::SchemaExists(_)
+            | Self::PrimaryDomain(_) => 4,
+            Self::CorruptCatalog(_) | Self::Migration(_) | Self::Database(_) => 1,
+        }
+    }
+}
+
+/// The PostgreSQL error code of a database error, if it has one.
+pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
+}
+
+/// The constraint a database error names, if any.
+pub(crate) fn constraint(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|e| e.constraint())
+        .map(str::to_owned)
+}
+
+pub(crate) const UNIQUE_VIOLATION: &str = "23505";
+pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";

@@ -1,0 +1,74 @@
+//! Extractors for handlers behind [`TenancyLayer`](crate::TenancyLayer).
+
+use std::ops::{Deref, DerefMut};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sqlx::PgConnection;
+use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
+
+use crate::rejection::TenancyRejection;
+use crate::scope::RequestScope;
+use crate::tenant::Tenant;
+use crate::transaction::TenantTransaction;
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = TenancyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Tenant::clone(&RequestScope::of(parts)?.tenant))
+    }
+}
+
+/// The path the tenant's routes are mounted under for this request: `""` when the tenant came
+/// from the host, `/t/<slug>` when it came from the path prefix. Use it to build links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for MountPath {
+    type Rejection = TenancyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(RequestScope::of(parts)?.mount.to_string()))
+    }
+}
+
+/// The request's database handle, inside a transaction in the tenant's context.
+///
+/// The transaction opens when a handler (or another extractor) first asks for a `TenantDb`,
+/// and every `TenantDb` of the request shares it. When the handler returns, the layer commits
+/// it if the response status is below 400 and rolls it back otherwise; a panic or a dropped
+/// request rolls it back too. Use it as an executor: `.fetch_all(&mut *db)`.
+pub struct TenantDb(OwnedMappedMutexGuard<Option<TenantTransaction>, TenantTransaction>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
+    type Rejection = TenancyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let scope = RequestScope::of(parts)?;
+        let mut slot = scope.transaction.clone().try_lock_owned().map_err(|_| {
+            tracing::error!("two TenantDb handles are alive at once in one request");
+            TenancyRejection::Internal("TenantDb is already in use.")
+        })?;
+        if slot.is_none() {
+            *slot = Some(TenantTransaction::begin(&scope.pool, scope.tenant.clone()).await?);
+        }
+        Ok(Self(OwnedMutexGuard::map(slot, |slot| {
+            slot.as_mut().expect("the transaction was opened above")
+        })))
+    }
+}
+
+impl Deref for TenantDb {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for TenantDb {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.0
+    }
+}

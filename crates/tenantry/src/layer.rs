@@ -1,0 +1,141 @@
+//! [`TenancyLayer`]: identifies the tenant of each request and serves it in that tenant's context.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::identify::{Identified, request_host};
+use crate::rejection::TenancyRejection;
+use crate::scope::RequestScope;
+use crate::tenancy::Tenancy;
+use crate::tenant::TenantStatus;
+
+/// Wraps the tenant application (a whole [`Router`], so that path-prefix rewriting happens
+/// before routing) and, optionally, the public site served on the bare base domain.
+///
+/// Unknown tenants get 404, suspended ones 403, malformed hosts 400, all as JSON. A panicking
+/// handler becomes a 500 JSON response and its transaction is rolled back.
+#[derive(Clone)]
+pub struct TenancyLayer {
+    tenancy: Tenancy,
+    public: Option<Router>,
+}
+
+impl TenancyLayer {
+    /// A layer with no public site: the base domain answers 404.
+    pub fn new(tenancy: Tenancy) -> Self {
+        Self {
+            tenancy,
+            public: None,
+        }
+    }
+
+    /// Serves `router` on the base domain (no tenant).
+    pub fn public(mut self, router: Router) -> Self {
+        self.public = Some(router);
+        self
+    }
+}
+
+impl<S> Layer<S> for TenancyLayer {
+    type Service = TenancyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TenancyService {
+            inner,
+            tenancy: self.tenancy.clone(),
+            public: self.public.clone(),
+        }
+    }
+}
+
+/// The service made by [`TenancyLayer`].
+#[derive(Clone)]
+pub struct TenancyService<S> {
+    inner: S,
+    tenancy: Tenancy,
+    public: Option<Router>,
+}
+
+impl<S> Service<Request> for TenancyService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The ready service is the one to call; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let tenancy = self.tenancy.clone();
+        let public = self.public.clone();
+        Box::pin(async move { Ok(serve(tenancy, public, inner, request).await) })
+    }
+}
+
+async fn serve<S>(
+    tenancy: Tenancy,
+    public: Option<Router>,
+    inner: S,
+    mut request: Request,
+) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let host = match request_host(request.headers(), request.uri()) {
+        Ok(host) => host,
+        Err(error) => return TenancyRejection::from(error).into_response(),
+    };
+    let identified = match tenancy
+        .identify(&host, request.headers(), request.uri())
+        .await
+    {
+        Ok(identified) => identified,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match identified {
+        Identified::Public => match public {
+            Some(router) => match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => TenancyRejection::NoTenantForHost(host.to_string()).into_response(),
+        },
+        Identified::Tenant { tenant, mount, uri } => {
+            if tenant.status == TenantStatus::Suspended {
+                return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
+            }
+            if let Some(uri) = uri {
+                *request.uri_mut() = uri;
+            }
+            let scope = RequestScope::new(tenancy.pool().clone(), tenant, mount);
+            request.extensions_mut().insert(scope.clone());
+            let response = match AssertUnwindSafe(inner.oneshot(request))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    tracing::error!(tenant = %scope.tenant.slug, "handler panicked");
+                    TenancyRejection::Internal("Internal server error.").into_response()
+                }
+            };
+            scope.finish(response).await
+        }
+    }
+}

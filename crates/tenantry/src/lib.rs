@@ -1,0 +1,68 @@
+//! Multi-tenancy for axum + sqlx services.
+//!
+//! A [`Tenancy`] keeps a catalog of tenants, tells from each request which tenant it is for
+//! ([`Strategy`]: domain, subdomain, path prefix or header), and serves it inside a
+//! transaction in that tenant's context. Handlers stay single-tenant code: they take a
+//! [`TenantDb`] and run their queries on it.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use tenantry::{HostName, Identification, Migrations, Tenancy, TenancyLayer, TenantDb};
+//! use tower::Layer;
+//!
+//! async fn count_polls(mut db: TenantDb) -> String {
+//!     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM polls")
+//!         .fetch_one(&mut *db)
+//!         .await
+//!         .unwrap_or_default();
+//!     n.to_string()
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = sqlx::PgPool::connect_with(tenantry::connect_options("postgres://localhost/app")?).await?;
+//! let migrations = Migrations::new(sqlx::migrate!("../polls/migrations/shared"), sqlx::migrate!("../polls/migrations/tenant"))?;
+//! tenantry::migrate_shared(&pool, &migrations).await?;
+//! let identification = Identification::new(HostName::parse("app.localhost")?);
+//! let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+//! let app = Router::new().route("/count", get(count_polls));
+//! let service = TenancyLayer::new(tenancy).layer(app);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, tower::ServiceExt::into_make_service(service)).await?;
+//! # Ok(()) }
+//! ```
+
+mod catalog;
+pub mod cli;
+mod error;
+mod extract;
+mod host;
+mod identify;
+mod layer;
+mod lifecycle;
+mod migrate;
+pub mod platform_api;
+mod rejection;
+mod scope;
+mod slug;
+mod tenancy;
+mod tenant;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod transaction;
+
+pub use catalog::{Domain, TenantCatalog, TenantDetails};
+pub use error::Error;
+pub use extract::{MountPath, TenantDb};
+pub use host::{HostError, HostName};
+pub use identify::{Identification, PATH_PREFIX, Strategy};
+pub use layer::{TenancyLayer, TenancyService};
+pub use lifecycle::{NewTenant, TenantUpdate};
+pub use migrate::{
+    Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
+    migrate_shared, migrate_tenants,
+};
+pub use rejection::TenancyRejection;
+pub use slug::{SchemaName, Slug, SlugError};
+pub use tenancy::{Tenancy, connect_options};
+pub use tenant::{IsolationMode, Placement, Tenant, TenantStatus};
+pub use transaction::TenantTransaction;

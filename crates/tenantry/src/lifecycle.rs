@@ -1,0 +1,247 @@
+//! The tenant lifecycle: create, update (rename, suspend, resume, settings), domains, delete.
+//!
+//! Each operation is one transaction, so it happens entirely or not at all: a failed create
+//! leaves neither a schema nor a catalog row. PostgreSQL DDL is transactional, which is what
+//! makes this possible.
+
+use sqlx::{AssertSqlSafe, Executor, PgConnection};
+use uuid::Uuid;
+
+use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
+use crate::error::{DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate};
+use crate::host::HostName;
+use crate::migrate::migrate_new_schema;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::{Tenant, TenantStatus};
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: Slug,
+    /// Display name; the slug when absent.
+    pub name: Option<String>,
+    /// Domains besides the primary `<slug>.<base domain>`.
+    pub domains: Vec<HostName>,
+}
+
+/// Changes to a tenant; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    /// A new slug renames the schema and the primary domain too.
+    pub slug: Option<Slug>,
+    pub status: Option<TenantStatus>,
+    /// Replaces the settings; must be a JSON object.
+    pub settings: Option<serde_json::Value>,
+}
+
+fn validate_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid {
+            field: "name",
+            message: "a name has 1 to 100 characters".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// Turns a unique violation into the conflict it means.
+fn conflict(error: sqlx::Error, slug: &Slug, domain: impl Fn(&str) -> String) -> Error {
+    match sqlstate(&error).as_deref() {
+        Some(UNIQUE_VIOLATION) => match constraint(&error).as_deref() {
+            Some("domains_pkey") => Error::DomainTaken(domain(slug.as_str())),
+            _ => Error::SlugTaken(slug.clone()),
+        },
+        Some(DUPLICATE_SCHEMA) => Error::SchemaExists(slug.schema_name().to_string()),
+        _ => Error::Database(error),
+    }
+}
+
+impl Tenancy {
+    /// The primary domain of a slug: `<slug>.<base domain>`.
+    pub fn primary_domain(&self, slug: &Slug) -> String {
+        format!("{slug}.{}", self.identification().base_domain)
+    }
+
+    fn check_domain(&self, domain: &HostName) -> Result<(), Error> {
+        if *domain == self.identification().base_domain {
+            return Err(Error::Invalid {
+                field: "domain",
+                message: "the base domain is the public site".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates the tenant: catalog row, domains, schema and tenant migrations, in one
+    /// transaction. Of two concurrent creates of one slug, one gets [`Error::SlugTaken`].
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantDetails, Error> {
+        let name = validate_name(new.name.as_deref().unwrap_or(new.slug.as_str()))?;
+        for domain in &new.domains {
+            self.check_domain(domain)?;
+        }
+        let slug = new.slug;
+        let mut tx = self.pool().begin().await?;
+        let row: TenantRow = sqlx::query_as(concat!(
+            "INSERT INTO tenantry.tenants AS t (id, slug, name, schema_name) \
+             VALUES ($1, $2, $3, $4) RETURNING ",
+            tenant_columns!()
+        ))
+        .bind(Uuid::new_v4())
+        .bind(slug.as_str())
+        .bind(&name)
+        .bind(slug.schema_name().as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, &slug, |_| String::new()))?;
+        let tenant = Tenant::try_from(row)?;
+        let primary = self.primary_domain(&slug);
+        insert_domain(&mut tx, &tenant, &primary, true).await?;
+        for domain in &new.domains {
+            if domain.as_str() != primary {
+                insert_domain(&mut tx, &tenant, domain.as_str(), false).await?;
+            }
+        }
+        tx.execute(AssertSqlSafe(format!(
+            "CREATE SCHEMA {}",
+            tenant.placement.schema.quoted()
+        )))
+        .await
+        .map_err(|e| conflict(e, &slug, |_| String::new()))?;
+        migrate_new_schema(&mut tx, &tenant, self.migrations()).await?;
+        tx.commit().await?;
+        self.catalog().invalidate();
+        self.catalog().details(&slug).await
+    }
+
+    /// Applies `update` to the tenant with this slug.
+    pub async fn update_tenant(
+        &self,
+        slug: &Slug,
+        update: TenantUpdate,
+    ) -> Result<TenantDetails, Error> {
+        let name = update.name.as_deref().map(validate_name).transpose()?;
+        if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
+            return Err(Error::Invalid {
+                field: "settings",
+                message: "settings are a JSON object".into(),
+            });
+        }
+        let mut tx = self.pool().begin().await?;
+        let row: Option<TenantRow> =
+            sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE"))
+                .bind(slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
+        let new_slug = update.slug.filter(|new| new != slug);
+        if let Some(new) = &new_slug {
+            let new_primary = self.primary_domain(new);
+            sqlx::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
+                .bind(tenant.id)
+                .bind(new.as_str())
+                .bind(new.schema_name().as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+            sqlx::query(
+                "UPDATE tenantry.domains SET domain = $2 WHERE tenant_id = $1 AND is_primary",
+            )
+            .bind(tenant.id)
+            .bind(&new_primary)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+            tx.execute(AssertSqlSafe(format!(
+                "ALTER SCHEMA {} RENAME TO {}",
+                tenant.placement.schema.quoted(),
+                new.schema_name().quoted()
+            )))
+            .await
+            .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+        }
+        sqlx::query(
+            "UPDATE tenantry.tenants SET name = COALESCE($2, name), \
+             status = COALESCE($3, status), settings = COALESCE($4, settings) WHERE id = $1",
+        )
+        .bind(tenant.id)
+        .bind(name)
+        .bind(update.status.map(TenantStatus::as_str))
+        .bind(update.settings)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.catalog().invalidate();
+        self.catalog()
+            .details(new_slug.as_ref().unwrap_or(slug))
+            .await
+    }
+
+    /// Drops the tenant's schema with all its data and removes it from the catalog.
+    pub async fn delete_tenant(&self, slug: &Slug) -> Result<(), Error> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<TenantRow> = sqlx::query_as(concat!(
+            "DELETE FROM tenantry.tenants AS t WHERE t.slug = $1 RETURNING ",
+            tenant_columns!()
+        ))
+        .bind(slug.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
+        tx.execute(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            tenant.placement.schema.quoted()
+        )))
+        .await?;
+        tx.commit().await?;
+        self.catalog().invalidate();
+        Ok(())
+    }
+
+    /// Adds a (custom) domain to the tenant.
+    pub async fn add_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
+        self.check_domain(domain)?;
+        let mut conn = self.pool().acquire().await?;
+        let tenant = self.catalog().details(slug).await?.tenant;
+        insert_domain(&mut conn, &tenant, domain.as_str(), false).await?;
+        self.catalog().invalidate();
+        Ok(())
+    }
+
+    /// Removes a domain that is not the tenant's primary one.
+    pub async fn remove_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
+        let details = self.catalog().details(slug).await?;
+        match details.domains.iter().find(|d| d.domain == domain.as_str()) {
+            None => return Err(Error::DomainNotFound(domain.to_string())),
+            Some(d) if d.is_primary => return Err(Error::PrimaryDomain(domain.to_string())),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "DELETE FROM tenantry.domains WHERE domain = $1 AND tenant_id = $2 AND NOT is_primary",
+        )
+        .bind(domain.as_str())
+        .bind(details.tenant.id)
+        .execute(self.pool())
+        .await?;
+        self.catalog().invalidate();
+        Ok(())
+    }
+}
+
+async fn insert_domain(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    domain: &str,
+    is_primary: bool,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO tenantry.domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)")
+        .bind(domain)
+        .bind(tenant.id)
+        .bind(is_primary)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| conflict(e, &tenant.slug, |_| domain.to_owned()))?;
+    Ok(())
+}

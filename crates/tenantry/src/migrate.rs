@@ -1,0 +1,404 @@
+//! Migrations: the *shared* set (the catalog, then the app's shared tables) and the *tenant*
+//! set (applied to every tenant schema).
+//!
+//! Each target keeps its own ledger table and takes its own advisory lock, so tenants migrate
+//! concurrently. A tenant's pending migrations are applied in one transaction: it ends fully
+//! migrated or exactly where it was. The catalog records each tenant's version and a
+//! fingerprint of the migration set it is at, so deciding that nothing is pending takes one
+//! query, not a visit to every schema (`verify` visits them all).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+
+use crate::catalog::{TenantRow, select_tenants};
+use crate::error::Error;
+use crate::slug::{SchemaName, Slug};
+use crate::tenant::Tenant;
+use crate::transaction::TenantTransaction;
+
+/// The catalog's own migrations, always applied first.
+static CATALOG: Migrator = sqlx::migrate!("./migrations/catalog");
+
+/// First key of every advisory lock tenantry takes ("tent").
+const LOCK_NAMESPACE: i32 = 0x7465_6e74;
+
+/// The two migration sets of an application.
+#[derive(Debug)]
+pub struct Migrations {
+    shared: Migrator,
+    tenant: Migrator,
+    tenant_fingerprint: String,
+}
+
+impl Migrations {
+    /// `shared` runs once with `search_path` `public` (app tables shared by all tenants; the
+    /// catalog is tenantry's own and needs no listing); `tenant` runs in every tenant schema.
+    ///
+    /// Tenant migrations must run inside a transaction (no `-- no-transaction`), since a
+    /// tenant is migrated all or nothing.
+    pub fn new(shared: Migrator, tenant: Migrator) -> Result<Self, Error> {
+        if let Some(m) = tenant.iter().find(|m| m.no_tx) {
+            return Err(Error::Migration(format!(
+                "tenant migration {} ({}) opts out of transactions, which tenant migrations cannot do",
+                m.version, m.description
+            )));
+        }
+        let tenant_fingerprint = fingerprint(&tenant);
+        Ok(Self {
+            shared,
+            tenant,
+            tenant_fingerprint,
+        })
+    }
+
+    /// The tenant set.
+    pub fn tenant(&self) -> &Migrator {
+        &self.tenant
+    }
+
+    /// The newest tenant migration, if there is any.
+    pub fn tenant_version(&self) -> Option<i64> {
+        up(&self.tenant).map(|m| m.version).max()
+    }
+}
+
+fn up(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+}
+
+/// Identifies a migration set: versions and checksums, in order.
+fn fingerprint(migrator: &Migrator) -> String {
+    let mut hasher = Sha256::new();
+    for m in up(migrator) {
+        hasher.update(m.version.to_le_bytes());
+        hasher.update(&*m.checksum);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Where one migration set is applied and recorded.
+struct Ledger {
+    /// The qualified, quoted ledger table.
+    table: String,
+}
+
+impl Ledger {
+    fn catalog() -> Self {
+        Self {
+            table: "tenantry.catalog_migrations".into(),
+        }
+    }
+
+    fn shared() -> Self {
+        Self {
+            table: "tenantry.shared_migrations".into(),
+        }
+    }
+
+    fn tenant(schema: &SchemaName) -> Self {
+        Self {
+            table: format!("{}.tenantry_migrations", schema.quoted()),
+        }
+    }
+}
+
+/// What applying a set did to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The newest version before the run.
+    pub from: Option<i64>,
+    /// The newest version after the run.
+    pub to: Option<i64>,
+    /// How many migrations ran.
+    pub count: usize,
+}
+
+/// Applies the pending migrations of `migrator` in the open transaction `conn`, whose
+/// `search_path` is the target's. Holds the ledger's advisory lock until the transaction ends.
+async fn apply_pending(
+    conn: &mut PgConnection,
+    ledger: &Ledger,
+    migrator: &Migrator,
+) -> Result<Applied, Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(LOCK_NAMESPACE)
+        .bind(&ledger.table)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {} (
+            version bigint PRIMARY KEY,
+            description text NOT NULL,
+            checksum bytea NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now(),
+            execution_ms bigint NOT NULL
+        )",
+        ledger.table
+    )))
+    .execute(&mut *conn)
+    .await?;
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT version, checksum FROM {} ORDER BY version",
+        ledger.table
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (version, checksum) in &applied {
+        match up(migrator).find(|m| m.version == *version) {
+            None => {
+                return Err(Error::Migration(format!(
+                    "migration {version} was applied but is missing from the source"
+                )));
+            }
+            Some(m) if *m.checksum != checksum[..] => {
+                return Err(Error::Migration(format!(
+                    "migration {version} ({}) was changed after it was applied",
+                    m.description
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let from = applied.last().map(|(v, _)| *v);
+    let mut count = 0;
+    for m in up(migrator).filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
+        let started = Instant::now();
+        conn.execute(m.sql.clone()).await.map_err(|e| {
+            Error::Migration(format!("migration {} ({}): {e}", m.version, m.description))
+        })?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+            ledger.table
+        )))
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+        count += 1;
+    }
+    let to = up(migrator).map(|m| m.version).max().or(from);
+    Ok(Applied { from, to, count })
+}
+
+use sqlx::Executor as _;
+
+/// Applies the catalog's migrations, then the app's shared set.
+pub async fn migrate_shared(pool: &PgPool, migrations: &Migrations) -> Result<Applied, Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    // Serialize concurrent first runs before the schema exists.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+        .bind(LOCK_NAMESPACE)
+        .execute(&mut *tx)
+        .await?;
+    tx.execute("CREATE SCHEMA IF NOT EXISTS tenantry; SET LOCAL search_path TO tenantry")
+        .await?;
+    let catalog = apply_pending(&mut tx, &Ledger::catalog(), &CATALOG).await?;
+    tx.commit().await?;
+
+    let mut tx = conn.begin().await?;
+    tx.execute("SET LOCAL search_path TO public").await?;
+    let shared = apply_pending(&mut tx, &Ledger::shared(), &migrations.shared).await?;
+    tx.commit().await?;
+    Ok(Applied {
+        from: shared.from,
+        to: shared.to,
+        count: catalog.count + shared.count,
+    })
+}
+
+/// Applies the tenant set to a freshly created schema inside the creating transaction, and
+/// records the result in the catalog row (also part of that transaction).
+pub(crate) async fn migrate_new_schema(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
+    conn.execute(AssertSqlSafe(format!(
+        "SET LOCAL search_path TO {}",
+        tenant.placement.schema.quoted()
+    )))
+    .await?;
+    let applied = apply_pending(
+        conn,
+        &Ledger::tenant(&tenant.placement.schema),
+        &migrations.tenant,
+    )
+    .await?;
+    record(conn, tenant, migrations, &applied).await?;
+    Ok(applied)
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    migrations: &Migrations,
+    applied: &Applied,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE tenantry.tenants SET migration_version = $1, migration_fingerprint = $2, \
+         migrated_at = now() WHERE id = $3",
+    )
+    .bind(applied.to)
+    .bind(&migrations.tenant_fingerprint)
+    .bind(tenant.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Which tenants a run covers.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// How many tenants migrate at once.
+    pub jobs: usize,
+    /// Only this tenant.
+    pub tenant: Option<Slug>,
+    /// Visit every tenant schema, checking its ledger against the source, instead of trusting
+    /// the catalog's record of which tenants are current.
+    pub verify: bool,
+}
+
+/// What a run did to one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantOutcome {
+    /// Migrations ran.
+    Applied(Applied),
+    /// Nothing was pending.
+    UpToDate,
+    /// The tenant's transaction rolled back; it is where it was before the run.
+    Failed(String),
+}
+
+/// One tenant's line in a [`MigrationReport`].
+#[derive(Debug, Clone)]
+pub struct TenantMigration {
+    pub slug: Slug,
+    pub outcome: TenantOutcome,
+}
+
+/// The result of a tenant migration run.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationReport {
+    /// Tenants that were visited, in the order they finished.
+    pub visited: Vec<TenantMigration>,
+    /// Tenants the catalog showed to be current, so not visited.
+    pub skipped_current: u64,
+}
+
+impl MigrationReport {
+    /// Tenants where migrations ran.
+    pub fn applied(&self) -> usize {
+        self.count(|o| matches!(o, TenantOutcome::Applied(a) if a.count > 0))
+    }
+
+    /// Tenants with nothing pending, visited or not.
+    pub fn up_to_date(&self) -> u64 {
+        self.skipped_current
+            + self.count(|o| {
+                matches!(o, TenantOutcome::UpToDate)
+                    || matches!(o, TenantOutcome::Applied(a) if a.count == 0)
+            }) as u64
+    }
+
+    /// Tenants whose migration failed.
+    pub fn failures(&self) -> impl Iterator<Item = (&Slug, &str)> {
+        self.visited.iter().filter_map(|t| match &t.outcome {
+            TenantOutcome::Failed(error) => Some((&t.slug, error.as_str())),
+            _ => None,
+        })
+    }
+
+    fn count(&self, pred: impl Fn(&TenantOutcome) -> bool) -> usize {
+        self.visited.iter().filter(|t| pred(&t.outcome)).count()
+    }
+}
+
+/// Migrates tenant schemas, `options.jobs` at a time. One tenant's failure does not stop the
+/// others. `started` is told how many tenants will be visited, `progress` each one's outcome.
+pub async fn migrate_tenants(
+    pool: &PgPool,
+    migrations: &Migrations,
+    options: &MigrateOptions,
+    started: impl FnOnce(usize),
+    progress: impl Fn(&TenantMigration),
+) -> Result<MigrationReport, Error> {
+    let slug = options.tenant.as_ref().map(Slug::as_str);
+    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
+        "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
+         AND ($3::text IS NULL OR t.slug = $3) ORDER BY t.slug"
+    ))
+    .bind(options.verify)
+    .bind(&migrations.tenant_fingerprint)
+    .bind(slug)
+    .fetch_all(pool)
+    .await?;
+    let skipped_current: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenantry.tenants \
+         WHERE migration_fingerprint = $1 AND NOT $2 AND ($3::text IS NULL OR slug = $3)",
+    )
+    .bind(&migrations.tenant_fingerprint)
+    .bind(options.verify)
+    .bind(slug)
+    .fetch_one(pool)
+    .await?;
+    if let Some(slug) = &options.tenant
+        && rows.is_empty()
+        && skipped_current == 0
+    {
+        return Err(Error::TenantNotFound(slug.to_string()));
+    }
+    let tenants = rows
+        .into_iter()
+        .map(Tenant::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    started(tenants.len());
+    let mut visited = Vec::with_capacity(tenants.len());
+    let mut runs = futures::stream::iter(tenants)
+        .map(|tenant| async move {
+            let outcome = match migrate_tenant(pool, tenant.clone(), migrations).await {
+                Ok(applied) if applied.count == 0 => TenantOutcome::UpToDate,
+                Ok(applied) => TenantOutcome::Applied(applied),
+                Err(error) => TenantOutcome::Failed(error.to_string()),
+            };
+            TenantMigration {
+                slug: tenant.slug,
+                outcome,
+            }
+        })
+        .buffer_unordered(options.jobs.max(1));
+    while let Some(result) = runs.next().await {
+        progress(&result);
+        visited.push(result);
+    }
+    Ok(MigrationReport {
+        visited,
+        skipped_current: u64::try_from(skipped_current).unwrap_or_default(),
+    })
+}
+
+async fn migrate_tenant(
+    pool: &PgPool,
+    tenant: Tenant,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
+    let mut tx = TenantTransaction::begin(pool, Arc::new(tenant.clone())).await?;
+    let applied = apply_pending(
+        &mut tx,
+        &Ledger::tenant(&tenant.placement.schema),
+        &migrations.tenant,
+    )
+    .await?;
+    record(&mut tx, &tenant, migrations, &applied).await?;
+    tx.commit().await?;
+    Ok(applied)
+}

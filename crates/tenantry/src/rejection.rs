@@ -1,0 +1,87 @@
+//! [`TenancyRejection`]: every way the tenancy layer can refuse a request, as a JSON response.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::host::HostError;
+
+/// A request the tenancy layer or its extractors could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyRejection {
+    /// 400: the `Host` header is missing or malformed.
+    #[error("{0}")]
+    InvalidHost(HostError),
+    /// 404: no tenant owns this host.
+    #[error("No tenant for host '{0}'")]
+    NoTenantForHost(String),
+    /// 404: the path prefix or header names no tenant.
+    #[error("No tenant '{0}'")]
+    NoTenantNamed(String),
+    /// 403: the tenant exists but is suspended.
+    #[error("Tenant '{0}' is suspended.")]
+    Suspended(String),
+    /// 503: the database could not be reached in time; the client may retry.
+    #[error("The database is busy; retry shortly.")]
+    Unavailable,
+    /// 500: a server-side failure, logged where it happened.
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+impl From<HostError> for TenancyRejection {
+    fn from(error: HostError) -> Self {
+        Self::InvalidHost(error)
+    }
+}
+
+impl From<sqlx::Error> for TenancyRejection {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut => Self::Unavailable,
+            other => {
+                tracing::error!(error = %other, "database error in tenant context");
+                Self::Internal("Database error.")
+            }
+        }
+    }
+}
+
+impl From<crate::Error> for TenancyRejection {
+    fn from(error: crate::Error) -> Self {
+        match error {
+            crate::Error::Database(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "tenant catalog error");
+                Self::Internal("Tenant catalog error.")
+            }
+        }
+    }
+}
+
+impl TenancyRejection {
+    /// The status code this rejection is sent with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidHost(_) => StatusCode::BAD_REQUEST,
+            Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
+            Self::Suspended(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for TenancyRejection {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status(), Json(json!({ "detail": self.to_string() }))).into_response();
+        if matches!(self, Self::Unavailable) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

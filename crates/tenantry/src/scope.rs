@@ -1,0 +1,65 @@
+//! [`RequestScope`]: the tenant of one request and its lazily opened transaction.
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use crate::rejection::TenancyRejection;
+use crate::tenant::Tenant;
+use crate::transaction::TenantTransaction;
+
+/// Placed in the request's extensions by the tenancy layer; read by the extractors.
+#[derive(Clone)]
+pub(crate) struct RequestScope {
+    pub(crate) pool: PgPool,
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) mount: Arc<str>,
+    pub(crate) transaction: Arc<Mutex<Option<TenantTransaction>>>,
+}
+
+impl RequestScope {
+    pub(crate) fn new(pool: PgPool, tenant: Arc<Tenant>, mount: String) -> Self {
+        Self {
+            pool,
+            tenant,
+            mount: mount.into(),
+            transaction: Arc::default(),
+        }
+    }
+
+    pub(crate) fn of(parts: &Parts) -> Result<&Self, TenancyRejection> {
+        parts.extensions.get::<Self>().ok_or_else(|| {
+            tracing::error!("a tenant extractor was used on a route outside TenancyLayer");
+            TenancyRejection::Internal("Tenant context missing.")
+        })
+    }
+
+    /// Ends the request's transaction: commits it when the response is a success (below 400),
+    /// rolls it back otherwise.
+    pub(crate) async fn finish(self, response: Response) -> Response {
+        let transaction = match self.transaction.try_lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => {
+                tracing::error!("a TenantDb outlived its request; its transaction is abandoned");
+                return TenancyRejection::Internal("Transaction still in use.").into_response();
+            }
+        };
+        let Some(transaction) = transaction else {
+            return response;
+        };
+        if response.status().as_u16() < 400 {
+            match transaction.commit().await {
+                Ok(()) => response,
+                Err(error) => TenancyRejection::from(error).into_response(),
+            }
+        } else {
+            if let Err(error) = transaction.rollback().await {
+                tracing::warn!(%error, "rollback failed; the connection will be discarded");
+            }
+            response
+        }
+    }
+}

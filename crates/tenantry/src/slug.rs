@@ -1,0 +1,186 @@
+//! Validated tenant identifiers: [`Slug`] and the [`SchemaName`] derived from it.
+//!
+//! A slug is the tenant's public name (`thor` in `thor.polls.localhost`). Every SQL identifier
+//! the framework emits for a tenant is derived from a `Slug`, so a value of these types is
+//! safe to quote into SQL: the only way to make one is through validation.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Names a tenant may not take: they collide with schemas, subdomains or routes of the platform.
+const RESERVED: &[&str] = &[
+    "public",
+    "tenantry",
+    "information_schema",
+    "www",
+    "api",
+    "admin",
+    "static",
+    "media",
+    "mail",
+    "localhost",
+];
+
+/// Why a slug was refused; the message is shown to users as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlugError {
+    #[error("a slug cannot be empty")]
+    Empty,
+    #[error("a slug has at most 40 characters")]
+    TooLong,
+    #[error("a slug starts with a lower-case letter (a-z)")]
+    BadStart,
+    #[error("a slug has only lower-case letters, digits and '-'")]
+    BadCharacter,
+    #[error("a slug cannot end with '-'")]
+    TrailingHyphen,
+    #[error("'{0}' is reserved")]
+    Reserved(String),
+}
+
+/// A tenant slug: `^[a-z][a-z0-9-]{0,39}$`, not ending in `-`, not reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Slug(String);
+
+impl Slug {
+    /// Validates `value` as a slug.
+    pub fn parse(value: &str) -> Result<Self, SlugError> {
+        let mut chars = value.chars();
+        match chars.next() {
+            None => return Err(SlugError::Empty),
+            Some(c) if !c.is_ascii_lowercase() => return Err(SlugError::BadStart),
+            Some(_) => {}
+        }
+        if value.len() > 40 {
+            return Err(SlugError::TooLong);
+        }
+        if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(SlugError::BadCharacter);
+        }
+        if value.ends_with('-') {
+            return Err(SlugError::TrailingHyphen);
+        }
+        if RESERVED.contains(&value) || value.starts_with("pg-") {
+            return Err(SlugError::Reserved(value.to_owned()));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The slug as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The PostgreSQL schema that holds this tenant in schema mode.
+    pub fn schema_name(&self) -> SchemaName {
+        SchemaName::from_slug(self)
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Slug {
+    type Err = SlugError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Slug {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Slug::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A PostgreSQL schema name derived from a [`Slug`] (`-` becomes `_`).
+///
+/// It is a valid unquoted identifier of at most 40 bytes, never `public`, `tenantry`,
+/// `information_schema` or `pg_*`; [`SchemaName::quoted`] is still used wherever it meets SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SchemaName(String);
+
+impl SchemaName {
+    fn from_slug(slug: &Slug) -> Self {
+        Self(slug.as_str().replace('-', "_"))
+    }
+
+    /// Checks a schema name read back from the catalog: it must be what some slug derives to.
+    pub fn from_catalog(value: &str) -> Option<Self> {
+        let slug = Slug::parse(&value.replace('_', "-")).ok()?;
+        let schema = slug.schema_name();
+        (schema.0 == value).then_some(schema)
+    }
+
+    /// The bare name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as a double-quoted SQL identifier.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+}
+
+impl fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_slugs() {
+        for ok in ["thor", "a", "potter-2", "x1-y2-z3", &"a".repeat(40)] {
+            assert_eq!(Slug::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_hostile_slugs() {
+        let cases = [
+            ("", SlugError::Empty),
+            ("'; DROP SCHEMA public CASCADE; --", SlugError::BadStart),
+            ("thor'; DROP SCHEMA public; --", SlugError::BadCharacter),
+            ("../etc", SlugError::BadStart),
+            ("a/../b", SlugError::BadCharacter),
+            ("Thor", SlugError::BadStart),
+            ("1thor", SlugError::BadStart),
+            ("thor_x", SlugError::BadCharacter),
+            ("thor-", SlugError::TrailingHyphen),
+            ("þór", SlugError::BadStart),
+            ("tþór", SlugError::BadCharacter),
+            ("public", SlugError::Reserved("public".into())),
+            ("tenantry", SlugError::Reserved("tenantry".into())),
+            ("pg-catalog", SlugError::Reserved("pg-catalog".into())),
+            ("www", SlugError::Reserved("www".into())),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(Slug::parse(input), Err(expected), "{input:?}");
+        }
+        assert_eq!(Slug::parse(&"a".repeat(41)), Err(SlugError::TooLong));
+        assert_eq!(Slug::parse(&"a".repeat(300)), Err(SlugError::TooLong));
+    }
+
+    #[test]
+    fn schema_names_round_trip_through_the_catalog() {
+        let schema = Slug::parse("potter-2").unwrap().schema_name();
+        assert_eq!(schema.as_str(), "potter_2");
+        assert_eq!(schema.quoted(), "\"potter_2\"");
+        assert_eq!(SchemaName::from_catalog("potter_2"), Some(schema));
+        for bad in ["public", "pg_catalog", "x\"y", "Potter", "a-b", ""] {
+            assert_eq!(SchemaName::from_catalog(bad), None, "{bad:?}");
+        }
+    }
+}

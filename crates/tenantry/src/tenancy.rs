@@ -1,0 +1,117 @@
+//! [`Tenancy`]: the handle that ties the catalog, identification and migrations together.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::catalog::TenantCatalog;
+use crate::error::Error;
+use crate::identify::Identification;
+use crate::migrate::Migrations;
+use crate::slug::Slug;
+use crate::transaction::TenantTransaction;
+
+/// Connection options for a pool tenantry can use: `url` with an empty `search_path`, so that
+/// SQL run outside a tenant transaction finds no tables at all (fail closed).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?.options([("search_path", "")]))
+}
+
+struct Inner {
+    catalog: TenantCatalog,
+    identification: Identification,
+    migrations: Migrations,
+}
+
+/// The multi-tenancy runtime of one service. Cheap to clone.
+#[derive(Clone)]
+pub struct Tenancy {
+    inner: Arc<Inner>,
+}
+
+impl Tenancy {
+    /// Starts tenancy on `pool`, which must have been built with [`connect_options`] and whose
+    /// catalog must have been migrated ([`Tenancy::migrate`] or `migrate` on the CLI).
+    pub async fn connect(
+        pool: PgPool,
+        identification: Identification,
+        migrations: Migrations,
+    ) -> Result<Self, Error> {
+        let (schemas, catalog): (i32, bool) = sqlx::query_as(
+            "SELECT cardinality(current_schemas(false)), \
+             to_regclass('tenantry.tenants') IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if schemas != 0 {
+            return Err(Error::Invalid {
+                field: "pool",
+                message: "its connections have a search_path; build it with \
+                          tenantry::connect_options so untenanted SQL fails closed"
+                    .into(),
+            });
+        }
+        if !catalog {
+            return Err(Error::Migration(
+                "the tenant catalog does not exist yet; run the migrate command first".into(),
+            ));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                catalog: TenantCatalog::connect(pool).await?,
+                identification,
+                migrations,
+            }),
+        })
+    }
+
+    /// The tenant catalog.
+    pub fn catalog(&self) -> &TenantCatalog {
+        &self.inner.catalog
+    }
+
+    /// The pool every tenant transaction is taken from.
+    pub fn pool(&self) -> &PgPool {
+        self.inner.catalog.pool()
+    }
+
+    /// How requests are matched to tenants.
+    pub fn identification(&self) -> &Identification {
+        &self.inner.identification
+    }
+
+    /// The shared and tenant migration sets.
+    pub fn migrations(&self) -> &Migrations {
+        &self.inner.migrations
+    }
+
+    /// Opens a transaction in the context of the tenant with this slug, outside any request:
+    /// for jobs, commands and scripts.
+    pub async fn begin(&self, slug: &Slug) -> Result<TenantTransaction, Error> {
+        let tenant = self
+            .catalog()
+            .by_slug(slug)
+            .await?
+            .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
+        Ok(TenantTransaction::begin(self.pool(), tenant).await?)
+    }
+
+    /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and
+    /// rolling back otherwise.
+    pub async fn in_tenant<T, E>(
+        &self,
+        slug: &Slug,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let mut tx = self.begin(slug).await?;
+        let value = work(&mut tx).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,105 @@
+//! The [`Tenant`] record and its small value types.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::slug::{SchemaName, Slug};
+
+/// How a tenant's data is kept apart from other tenants'.
+///
+/// The catalog stores it per tenant, so new modes join without reshaping the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum IsolationMode {
+    /// Tables in a PostgreSQL schema of the tenant's own, chosen per transaction.
+    Schema,
+}
+
+impl IsolationMode {
+    /// The name stored in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schema => "schema",
+        }
+    }
+
+    pub(crate) fn from_catalog(value: &str) -> Option<Self> {
+        (value == "schema").then_some(Self::Schema)
+    }
+}
+
+/// Whether a tenant's site serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Serves requests.
+    Active,
+    /// Answers every request with 403; data is kept.
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The name stored in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    pub(crate) fn from_catalog(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// Where a tenant's tables live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// The PostgreSQL schema holding the tenant's tables.
+    pub schema: SchemaName,
+}
+
+/// A tenant as the catalog knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: Slug,
+    /// Display name.
+    pub name: String,
+    pub isolation: IsolationMode,
+    pub placement: Placement,
+    pub status: TenantStatus,
+    /// Free-form per-tenant settings (branding, limits, ...).
+    pub settings: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// Highest tenant migration applied, as recorded by the last migration run.
+    pub migration_version: Option<i64>,
+    #[serde(skip)]
+    pub(crate) begin_sql: Arc<str>,
+}
+
+impl Tenant {
+    /// The single statement that opens a transaction in this tenant's context: one round trip,
+    /// and only transaction-local settings, so it is safe behind a transaction-mode pooler.
+    pub fn begin_statement(&self) -> &str {
+        &self.begin_sql
+    }
+}
+
+/// Builds [`Tenant::begin_statement`]; the schema name is validated and the id is a UUID, so
+/// nothing in it comes from a request.
+pub(crate) fn begin_statement(id: Uuid, schema: &SchemaName) -> Arc<str> {
+    format!(
+        "BEGIN; SET LOCAL search_path TO {}; SET LOCAL app.tenant_id = '{id}'",
+        schema.quoted()
+    )
+    .into()
+}

@@ -1,0 +1,59 @@
+//! [`TenantTransaction`]: a database transaction opened in one tenant's context.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::tenant::Tenant;
+
+/// A transaction whose `search_path` and `app.tenant_id` are the tenant's.
+///
+/// It is a guard like [`sqlx::Transaction`]: dropped without [`commit`](Self::commit), it rolls
+/// back, and because the tenant settings are `SET LOCAL`, they end with it. The connection
+/// goes back to the pool with no tenant state: outside a tenant transaction the pool's
+/// `search_path` is empty, so unqualified SQL fails instead of reaching some tenant.
+///
+/// Use it as an executor with `&mut *tx`.
+pub struct TenantTransaction {
+    tx: Transaction<'static, Postgres>,
+    tenant: Arc<Tenant>,
+}
+
+impl TenantTransaction {
+    pub(crate) async fn begin(pool: &PgPool, tenant: Arc<Tenant>) -> Result<Self, sqlx::Error> {
+        let tx = pool
+            .begin_with(AssertSqlSafe(tenant.begin_sql.clone()))
+            .await?;
+        Ok(Self { tx, tenant })
+    }
+
+    /// The tenant this transaction acts for.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for TenantTransaction {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TenantTransaction {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
