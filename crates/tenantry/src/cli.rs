@@ -1,0 +1,438 @@
+//! Command-line building blocks any tenantry app can mount in its own clap CLI: `migrate`,
+//! `tenants ...`, the `--tenant`/`--all-tenants` targets, and `sql` in each tenant.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::{AssertSqlSafe, Column, PgPool, Row, ValueRef};
+
+use crate::catalog::TenantDetails;
+use crate::error::Error;
+use crate::host::HostName;
+use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::migrate::{
+    MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
+};
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::TenantStatus;
+
+/// A failed command: the message for standard error and the process exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    /// A failure with exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Invalid input, exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        Self {
+            code: error.exit_code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for CliError {
+    fn from(error: sqlx::Error) -> Self {
+        Error::from(error).into()
+    }
+}
+
+/// `migrate`: shared migrations, then every tenant.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// How many tenants to migrate at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Visit every tenant schema and check its ledger, instead of trusting the catalog.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Runs `migrate`, printing progress and a summary. Fails (exit 1) if any tenant failed.
+pub async fn migrate(
+    pool: &PgPool,
+    migrations: &Migrations,
+    args: &MigrateArgs,
+    tenant: Option<Slug>,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let shared = migrate_shared(pool, migrations).await?;
+    println!("shared: {} migration(s) applied", shared.count);
+    let options = MigrateOptions {
+        jobs: usize::from(args.jobs),
+        tenant,
+        verify: args.verify,
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let bar = ProgressBar::hidden();
+    let report = migrate_tenants(
+        pool,
+        migrations,
+        &options,
+        |total| {
+            if interactive {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_length(total as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
+                        .expect("the template is valid"),
+                );
+            }
+        },
+        |done| {
+            if interactive {
+                bar.inc(1);
+                bar.set_message(done.slug.to_string());
+            } else {
+                println!("{}", describe(done));
+            }
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    let failures: Vec<_> = report.failures().collect();
+    println!(
+        "tenants: {} migrated, {} up to date, {} failed ({:.2?})",
+        report.applied(),
+        report.up_to_date(),
+        failures.len(),
+        started.elapsed()
+    );
+    for (slug, error) in &failures {
+        println!("  {slug}: {error}");
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!(
+            "{} tenant(s) failed to migrate; fix the cause and run migrate again",
+            failures.len()
+        )))
+    }
+}
+
+fn describe(done: &TenantMigration) -> String {
+    let version = |v: Option<i64>| v.map_or("none".to_owned(), |v| v.to_string());
+    match &done.outcome {
+        TenantOutcome::Applied(a) => format!(
+            "{}: applied {} migration(s) ({} -> {})",
+            done.slug,
+            a.count,
+            version(a.from),
+            version(a.to)
+        ),
+        TenantOutcome::UpToDate => format!("{}: up to date", done.slug),
+        TenantOutcome::Failed(error) => format!("{}: FAILED: {error}", done.slug),
+    }
+}
+
+/// `tenants ...`: the tenant lifecycle.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant: its schema, its tables and its primary domain, all or nothing.
+    Create {
+        slug: Slug,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// An extra domain (custom domain); repeat for several.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+    },
+    /// List tenants with status, migration version and domains.
+    List,
+    /// Show one tenant.
+    Show { slug: Slug },
+    /// Add or remove a tenant's domains.
+    Domains {
+        #[command(subcommand)]
+        command: DomainsCommand,
+    },
+    /// Change the display name, or the slug (which renames the schema and primary domain).
+    Rename {
+        slug: Slug,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "slug")]
+        new_slug: Option<Slug>,
+    },
+    /// Refuse the tenant's requests with 403, keeping its data.
+    Suspend { slug: Slug },
+    /// Serve a suspended tenant again.
+    Resume { slug: Slug },
+    /// Drop the tenant's schema and all its data.
+    Delete {
+        slug: Slug,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `tenants domains ...`.
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Add a custom domain.
+    Add { slug: Slug, domain: String },
+    /// Remove a domain (not the primary one).
+    Remove { slug: Slug, domain: String },
+}
+
+fn host(raw: &str) -> Result<HostName, CliError> {
+    HostName::parse(raw).map_err(|e| CliError::usage(format!("'{raw}': {e}")))
+}
+
+/// Runs a `tenants` subcommand, printing its result.
+pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), CliError> {
+    match command {
+        TenantsCommand::Create {
+            slug,
+            name,
+            domains,
+        } => {
+            let started = Instant::now();
+            let domains = domains
+                .iter()
+                .map(|d| host(d))
+                .collect::<Result<_, _>>()?;
+            let created = tenancy
+                .create_tenant(NewTenant {
+                    slug,
+                    name,
+                    domains,
+                })
+                .await?;
+            println!(
+                "created tenant '{}' in {:.1?}",
+                created.tenant.slug,
+                started.elapsed()
+            );
+            print_details(&created);
+        }
+        TenantsCommand::List => print_list(&tenancy.catalog().list().await?),
+        TenantsCommand::Show { slug } => print_details(&tenancy.catalog().details(&slug).await?),
+        TenantsCommand::Domains { command } => match command {
+            DomainsCommand::Add { slug, domain } => {
+                tenancy.add_domain(&slug, &host(&domain)?).await?;
+                println!("added {domain} to '{slug}'");
+            }
+            DomainsCommand::Remove { slug, domain } => {
+                tenancy.remove_domain(&slug, &host(&domain)?).await?;
+                println!("removed {domain} from '{slug}'");
+            }
+        },
+        TenantsCommand::Rename {
+            slug,
+            name,
+            new_slug,
+        } => {
+            if name.is_none() && new_slug.is_none() {
+                return Err(CliError::usage("rename needs --name, --slug or both"));
+            }
+            let update = TenantUpdate {
+                name,
+                slug: new_slug,
+                ..TenantUpdate::default()
+            };
+            print_details(&tenancy.update_tenant(&slug, update).await?);
+        }
+        TenantsCommand::Suspend { slug } => set_status(tenancy, &slug, TenantStatus::Suspended).await?,
+        TenantsCommand::Resume { slug } => set_status(tenancy, &slug, TenantStatus::Active).await?,
+        TenantsCommand::Delete { slug, yes } => {
+            if !yes {
+                return Err(CliError::usage(format!(
+                    "deleting '{slug}' drops schema \"{}\" and all its data; repeat with --yes",
+                    slug.schema_name()
+                )));
+            }
+            tenancy.delete_tenant(&slug).await?;
+            println!("deleted tenant '{slug}'");
+        }
+    }
+    Ok(())
+}
+
+async fn set_status(tenancy: &Tenancy, slug: &Slug, status: TenantStatus) -> Result<(), CliError> {
+    let update = TenantUpdate {
+        status: Some(status),
+        ..TenantUpdate::default()
+    };
+    tenancy.update_tenant(slug, update).await?;
+    println!("tenant '{slug}' is now {}", status.as_str());
+    Ok(())
+}
+
+fn print_list(tenants: &[TenantDetails]) {
+    let rows: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|d| {
+            let t = &d.tenant;
+            vec![
+                t.slug.to_string(),
+                t.name.clone(),
+                t.status.as_str().to_owned(),
+                t.isolation.as_str().to_owned(),
+                t.placement.schema.to_string(),
+                t.migration_version.map_or("-".into(), |v| v.to_string()),
+                d.domains
+                    .iter()
+                    .map(|d| d.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    print_table(
+        &["SLUG", "NAME", "STATUS", "ISOLATION", "SCHEMA", "VERSION", "DOMAINS"],
+        &rows,
+    );
+    println!("({} tenants)", tenants.len());
+}
+
+fn print_details(details: &TenantDetails) {
+    let t = &details.tenant;
+    println!("slug:      {}", t.slug);
+    println!("name:      {}", t.name);
+    println!("id:        {}", t.id);
+    println!("status:    {}", t.status.as_str());
+    println!("isolation: {}", t.isolation.as_str());
+    println!("schema:    {}", t.placement.schema);
+    println!(
+        "version:   {}",
+        t.migration_version.map_or("-".into(), |v| v.to_string())
+    );
+    println!("created:   {}", t.created_at.to_rfc3339());
+    println!("settings:  {}", t.settings);
+    for d in &details.domains {
+        let primary = if d.is_primary { " (primary)" } else { "" };
+        println!("domain:    {}{primary}", d.domain);
+    }
+}
+
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// The global `--tenant SLUG` / `--all-tenants` flags of commands that act inside tenants.
+#[derive(Debug, Args)]
+pub struct TenantTargets {
+    /// Run the command in this tenant's context.
+    #[arg(long, global = true)]
+    pub tenant: Option<Slug>,
+    /// Run the command in every tenant's context, one after another.
+    #[arg(long, global = true, conflicts_with = "tenant")]
+    pub all_tenants: bool,
+}
+
+impl TenantTargets {
+    /// The tenants named, checked against the catalog; an error if none was named.
+    pub async fn resolve(&self, tenancy: &Tenancy) -> Result<Vec<Slug>, CliError> {
+        match (&self.tenant, self.all_tenants) {
+            (Some(slug), _) => {
+                tenancy.catalog().details(slug).await?;
+                Ok(vec![slug.clone()])
+            }
+            (None, true) => Ok(tenancy
+                .catalog()
+                .list()
+                .await?
+                .into_iter()
+                .map(|d| d.tenant.slug)
+                .collect()),
+            (None, false) => Err(CliError::usage(
+                "this command runs inside tenants: give --tenant SLUG or --all-tenants",
+            )),
+        }
+    }
+}
+
+/// Runs operator-supplied SQL in each tenant's context (committing), printing one result
+/// block per tenant. A tenant's failure is reported and the others still run.
+pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result<(), CliError> {
+    let mut failed = 0;
+    for slug in tenants {
+        println!("== {slug} ==");
+        // The SQL is the operator's own, given on the command line as to psql; it never
+        // comes from a request.
+        let statement = AssertSqlSafe(statement.to_owned());
+        let result = tenancy
+            .in_tenant(slug, async |conn| -> Result<_, Error> {
+                Ok(sqlx::raw_sql(statement).fetch_all(conn).await?)
+            })
+            .await;
+        match result {
+            Ok(rows) => print_rows(&rows),
+            Err(error) => {
+                failed += 1;
+                println!("ERROR: {error}");
+            }
+        }
+        println!();
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(CliError::failed(format!("the statement failed in {n} tenant(s)"))),
+    }
+}
+
+fn print_rows(rows: &[sqlx::postgres::PgRow]) {
+    let Some(first) = rows.first() else {
+        println!("(0 rows)");
+        return;
+    };
+    let header: Vec<&str> = first.columns().iter().map(Column::name).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            (0..header.len())
+                .map(|i| match row.try_get_raw(i) {
+                    Ok(value) if value.is_null() => "NULL".to_owned(),
+                    // Simple-protocol results arrive as text.
+                    Ok(value) => value.as_str().unwrap_or("?").to_owned(),
+                    Err(_) => "?".to_owned(),
+                })
+                .collect()
+        })
+        .collect();
+    print_table(&header, &cells);
+    println!("({} rows)", rows.len());
+}

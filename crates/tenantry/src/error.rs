@@ -1,6 +1,6 @@
 //! The library's error type.
 
-use crate::slug::{Slug, SlugError};
+use crate::slug::Slug;
 
 /// What can go wrong managing tenants; each variant maps to one HTTP status and exit code.
 #[derive(Debug, thiserror::Error)]
@@ -31,13 +31,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn invalid_slug(error: SlugError) -> Self {
-        Self::Invalid {
-            field: "slug",
-            message: error.to_string(),
-        }
-    }
-
     /// The process exit code for this error: 2 invalid input, 3 not found, 4 conflict,
     /// 1 anything else.
     pub fn exit_code(&self) -> u8 {

@@ -20,7 +20,8 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = sqlx::PgPool::connect_with(tenantry::connect_options("postgres://localhost/app")?).await?;
-//! let migrations = Migrations::new(sqlx::migrate!("../polls/migrations/shared"), sqlx::migrate!("../polls/migrations/tenant"))?;
+//! let tenant_migrations = sqlx::migrate!("../polls/migrations/tenant");
+//! let migrations = Migrations::new(sqlx::migrate::Migrator::DEFAULT, tenant_migrations)?;
 //! tenantry::migrate_shared(&pool, &migrations).await?;
 //! let identification = Identification::new(HostName::parse("app.localhost")?);
 //! let tenancy = Tenancy::connect(pool, identification, migrations).await?;

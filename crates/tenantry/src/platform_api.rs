@@ -1,0 +1,203 @@
+//! The platform API, served on the public site: manage tenants over HTTP.
+//!
+//! `POST /api/tenants` creates a tenant, `GET /api/tenants` lists them, and
+//! `GET|PATCH|DELETE /api/tenants/{slug}` read, change and delete one. Every route needs
+//! `Authorization: Bearer <platform token>`. Mount it behind a layer that trims trailing
+//! slashes, as the polls app does, to accept `/api/tenants/` too.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::Error;
+use crate::host::HostName;
+use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::TenantStatus;
+
+/// The platform API's routes, guarded by `token`.
+pub fn router(tenancy: Tenancy, token: String) -> Router {
+    Router::new()
+        .route("/api/tenants", get(list).post(create))
+        .route(
+            "/api/tenants/{slug}",
+            get(show).patch(update).delete(delete),
+        )
+        .route_layer(middleware::from_fn_with_state(token, require_token))
+        .with_state(tenancy)
+}
+
+/// An error of the platform API, as JSON with a deliberate status.
+struct ApiError(StatusCode, serde_json::Value);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let detail = |status| ApiError(status, json!({ "detail": error.to_string() }));
+        match &error {
+            Error::Invalid { field, message } => {
+                ApiError(StatusCode::BAD_REQUEST, json!({ *field: [message] }))
+            }
+            Error::TenantNotFound(_) | Error::DomainNotFound(_) => detail(StatusCode::NOT_FOUND),
+            Error::SlugTaken(_)
+            | Error::DomainTaken(_)
+            | Error::SchemaExists(_)
+            | Error::PrimaryDomain(_) => detail(StatusCode::CONFLICT),
+            Error::Database(sqlx::Error::PoolTimedOut) => {
+                detail(StatusCode::SERVICE_UNAVAILABLE)
+            }
+            Error::CorruptCatalog(_) | Error::Migration(_) | Error::Database(_) => {
+                tracing::error!(%error, "platform API failure");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "detail": "Internal server error." }),
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            json!({ "detail": format!("JSON parse error - {}", rejection.body_text()) }),
+        )
+    }
+}
+
+async fn require_token(State(token): State<String>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let detail = match given {
+        None => "Authentication credentials were not provided.",
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+            return next.run(request).await;
+        }
+        Some(_) => "Invalid token.",
+    };
+    let mut response =
+        (StatusCode::UNAUTHORIZED, Json(json!({ "detail": detail }))).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A slug from the URL; one that cannot be valid names no tenant.
+fn path_slug(raw: &str) -> Result<Slug, ApiError> {
+    Slug::parse(raw).map_err(|_| Error::TenantNotFound(raw.to_owned()).into())
+}
+
+fn field_error(field: &str, message: impl ToString) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        json!({ field: [message.to_string()] }),
+    )
+}
+
+async fn list(State(tenancy): State<Tenancy>) -> Result<Response, ApiError> {
+    Ok(Json(tenancy.catalog().list().await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    slug: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    domains: Vec<String>,
+}
+
+async fn create(
+    State(tenancy): State<Tenancy>,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let slug = body
+        .slug
+        .ok_or_else(|| field_error("slug", "This field is required."))?;
+    let slug = Slug::parse(&slug).map_err(|e| field_error("slug", e))?;
+    let domains = body
+        .domains
+        .iter()
+        .map(|d| HostName::parse(d).map_err(|e| field_error("domains", format!("'{d}': {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = tenancy
+        .create_tenant(NewTenant {
+            slug,
+            name: body.name,
+            domains,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn show(
+    State(tenancy): State<Tenancy>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let slug = path_slug(&slug)?;
+    Ok(Json(tenancy.catalog().details(&slug).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    slug: Option<String>,
+    status: Option<TenantStatus>,
+    settings: Option<serde_json::Value>,
+}
+
+async fn update(
+    State(tenancy): State<Tenancy>,
+    Path(slug): Path<String>,
+    body: Result<Json<UpdateBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let slug = path_slug(&slug)?;
+    let Json(body) = body?;
+    let new_slug = body
+        .slug
+        .map(|s| Slug::parse(&s).map_err(|e| field_error("slug", e)))
+        .transpose()?;
+    let updated = tenancy
+        .update_tenant(
+            &slug,
+            TenantUpdate {
+                name: body.name,
+                slug: new_slug,
+                status: body.status,
+                settings: body.settings,
+            },
+        )
+        .await?;
+    Ok(Json(updated).into_response())
+}
+
+async fn delete(
+    State(tenancy): State<Tenancy>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let slug = path_slug(&slug)?;
+    tenancy.delete_tenant(&slug).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
