@@ -1,0 +1,339 @@
+//! Attempts to break schema isolation through the HTTP layer: panics, cancelled requests,
+//! rolled-back savepoints, hostile hosts, and many concurrent requests for different tenants
+//! on a pool smaller than the number of tenants.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use support::{Setup, setup, slug};
+use tenantry::{Error, MountPath, Tenancy, TenancyLayer, Tenant, TenantDb};
+use tower::{Layer, ServiceExt};
+
+/// Where am I? The schema, tenant setting and notes the handler's transaction sees.
+async fn whoami(tenant: Tenant, mut db: TenantDb) -> Json<Value> {
+    let (schema, setting): (String, String) =
+        sqlx::query_as("SELECT current_schema()::text, current_setting('app.tenant_id')")
+            .fetch_one(&mut *db)
+            .await
+            .unwrap();
+    let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+        .fetch_all(&mut *db)
+        .await
+        .unwrap();
+    Json(json!({
+        "slug": tenant.slug, "id": tenant.id.to_string(), "schema": schema,
+        "setting": setting, "notes": notes,
+    }))
+}
+
+async fn write_then_panic(mut db: TenantDb) -> &'static str {
+    sqlx::query("INSERT INTO notes (body) VALUES ('from a panic')")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    panic!("handler bug");
+}
+
+async fn write_then_hang(mut db: TenantDb) -> &'static str {
+    sqlx::query("INSERT INTO notes (body) VALUES ('from a cancelled request')")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    "never"
+}
+
+async fn write_then_fail(mut db: TenantDb) -> impl IntoResponse {
+    sqlx::query("INSERT INTO notes (body) VALUES ('from a failed request')")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    (StatusCode::BAD_REQUEST, "no")
+}
+
+/// Switches schema inside a savepoint, rolls the savepoint back, and reports where it is.
+async fn savepoint_escape(mut db: TenantDb) -> Json<Value> {
+    sqlx::raw_sql("SAVEPOINT s; SET LOCAL search_path TO potter; SET LOCAL app.tenant_id = 'x'; ROLLBACK TO SAVEPOINT s")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&mut *db)
+        .await
+        .unwrap();
+    Json(json!({ "schema": schema }))
+}
+
+async fn mount(MountPath(mount): MountPath) -> String {
+    mount
+}
+
+fn app(tenancy: Tenancy) -> Router {
+    let routes = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/panic", post(write_then_panic))
+        .route("/hang", post(write_then_hang))
+        .route("/fail", post(write_then_fail))
+        .route("/savepoint", get(savepoint_escape))
+        .route("/mount", get(mount));
+    let public = Router::new().route("/health", get(|| async { "ok" }));
+    Router::new().fallback_service(TenancyLayer::new(tenancy).public(public).layer(routes))
+}
+
+async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, body)
+}
+
+async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
+    s.tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
+            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id").fetch_all(db).await?)
+        })
+        .await
+        .unwrap()
+}
+
+/// Every connection the pool hands out afterwards is clean: idle, no tenant settings.
+async fn assert_pool_clean(s: &Setup) {
+    for _ in 0..s.pool.size() {
+        let (path, setting, schemas): (String, Option<String>, i32) = sqlx::query_as(
+            "SELECT current_setting('search_path'), current_setting('app.tenant_id', true), \
+             cardinality(current_schemas(false))",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(schemas, 0, "search_path {path:?} leaked");
+        assert!(setting.unwrap_or_default().is_empty(), "app.tenant_id leaked");
+    }
+}
+
+async fn two_tenants(size: u32) -> (Setup, Router) {
+    let s = setup(size).await;
+    s.create("thor").await;
+    s.create("potter").await;
+    for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
+        s.tenancy
+            .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)").bind(body).execute(db).await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let app = app(s.tenancy.clone());
+    (s, app)
+}
+
+#[tokio::test]
+async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
+    let (s, _) = two_tenants(2).await;
+    let error = sqlx::query("SELECT * FROM notes").fetch_all(&s.pool).await.unwrap_err();
+    assert!(error.to_string().contains("does not exist"), "{error}");
+    let error = sqlx::raw_sql("CREATE TABLE stray (x int)").execute(&s.pool).await.unwrap_err();
+    assert!(error.to_string().contains("no schema has been selected"), "{error}");
+}
+
+#[tokio::test]
+async fn each_host_reaches_only_its_own_tenant() {
+    let (s, app) = two_tenants(2).await;
+    let (status, thor) = call(&app, "GET", "thor.app.test", "/whoami").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(thor["schema"], "thor");
+    assert_eq!(thor["notes"], json!(["thor's note"]));
+    let potter_id = s.tenancy.catalog().by_slug(&slug("potter")).await.unwrap().unwrap().id;
+    let (_, potter) = call(&app, "GET", "Potter.App.Test:8080", "/whoami").await;
+    assert_eq!(potter["notes"], json!(["potter's note"]));
+    assert_eq!(potter["setting"], potter_id.to_string());
+    let (_, by_path) = call(&app, "GET", "app.test", "/t/potter/whoami").await;
+    assert_eq!(by_path["schema"], "potter");
+    let (_, mounted) = call(&app, "GET", "app.test", "/t/potter/mount").await;
+    assert_eq!(mounted, "/t/potter");
+    let (status, _) = call(&app, "GET", "app.test", "/health").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn hostile_and_unknown_hosts_get_clean_json_errors() {
+    let (_s, app) = two_tenants(2).await;
+    let long_label = format!("{}.app.test", "a".repeat(300));
+    let cases: Vec<(&str, &str, StatusCode)> = vec![
+        ("nobody.app.test", "/whoami", StatusCode::NOT_FOUND),
+        ("evil.example", "/whoami", StatusCode::NOT_FOUND),
+        ("x'; DROP SCHEMA thor CASCADE; --.app.test", "/whoami", StatusCode::BAD_REQUEST),
+        ("../../etc/passwd", "/whoami", StatusCode::BAD_REQUEST),
+        (long_label.as_str(), "/whoami", StatusCode::BAD_REQUEST),
+        ("þór.app.test", "/whoami", StatusCode::BAD_REQUEST),
+        ("thor.app.test:99999x", "/whoami", StatusCode::BAD_REQUEST),
+        ("app.test", "/t/nobody/whoami", StatusCode::NOT_FOUND),
+        ("app.test", "/t/'%3B%20DROP%20SCHEMA%20thor/whoami", StatusCode::NOT_FOUND),
+        ("app.test", "/t/../whoami", StatusCode::NOT_FOUND),
+    ];
+    for (host, path, expected) in cases {
+        let request = Request::builder().uri(path).header("host", host).body(Body::empty());
+        let Ok(request) = request else {
+            continue; // the http crate itself refuses to build this header
+        };
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{host} {path}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{host} {path}: not JSON: {e}"));
+        assert!(body["detail"].is_string(), "{host}: {body}");
+    }
+    let (_, body) = call(&app, "GET", "nobody.app.test", "/whoami").await;
+    assert_eq!(body["detail"], "No tenant for host 'nobody.app.test'");
+    // Nothing was dropped.
+    let (_, thor) = call(&app, "GET", "thor.app.test", "/whoami").await;
+    assert_eq!(thor["notes"], json!(["thor's note"]));
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
+    let (s, app) = two_tenants(2).await;
+    s.tenancy
+        .update_tenant(
+            &slug("thor"),
+            tenantry::TenantUpdate {
+                status: Some(tenantry::TenantStatus::Suspended),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, body) = call(&app, "GET", "thor.app.test", "/whoami").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["detail"], "Tenant 'thor' is suspended.");
+    let request = Request::builder().uri("/whoami").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean() {
+    let (s, app) = two_tenants(1).await;
+    for _ in 0..3 {
+        let (status, body) = call(&app, "POST", "thor.app.test", "/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["detail"], "Internal server error.");
+    }
+    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_pool_clean(&s).await;
+    let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
+    assert_eq!(potter["notes"], json!(["potter's note"]));
+}
+
+#[tokio::test]
+async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean() {
+    let (s, app) = two_tenants(1).await;
+    for _ in 0..3 {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/hang")
+            .header("host", "thor.app.test")
+            .body(Body::empty())
+            .unwrap();
+        let cancelled = tokio::time::timeout(Duration::from_millis(200), app.clone().oneshot(request)).await;
+        assert!(cancelled.is_err(), "the request should still be hanging");
+    }
+    // With a pool of one, potter's request needs the very connection thor's request held.
+    let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
+    assert_eq!(potter["schema"], "potter");
+    assert_eq!(potter["notes"], json!(["potter's note"]));
+    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_pool_clean(&s).await;
+}
+
+#[tokio::test]
+async fn an_error_response_rolls_back_and_a_success_commits() {
+    let (s, app) = two_tenants(1).await;
+    let (status, _) = call(&app, "POST", "thor.app.test", "/fail").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_pool_clean(&s).await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant() {
+    let (s, app) = two_tenants(1).await;
+    let (status, body) = call(&app, "GET", "thor.app.test", "/savepoint").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["schema"], "thor");
+    assert_pool_clean(&s).await;
+}
+
+#[tokio::test]
+async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix() {
+    let s = setup(3).await;
+    let names = ["t-one", "t-two", "t-three", "t-four", "t-five", "t-six"];
+    for name in names {
+        s.create(name).await;
+        s.tenancy
+            .in_tenant(&slug(name), async |db| -> Result<(), Error> {
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)").bind(name).execute(db).await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let app = app(s.tenancy.clone());
+    let requests = (0..300).map(|i| {
+        let app = app.clone();
+        let name = names[i % names.len()];
+        tokio::spawn(async move {
+            // Mix in panics and cancellations on the same pool.
+            match i % 10 {
+                3 => {
+                    call(&app, "POST", &format!("{name}.app.test"), "/panic").await;
+                    None
+                }
+                7 => {
+                    let request = Request::builder()
+                        .method("POST")
+                        .uri("/hang")
+                        .header("host", format!("{name}.app.test"))
+                        .body(Body::empty())
+                        .unwrap();
+                    let _ = tokio::time::timeout(Duration::from_millis(5), app.oneshot(request)).await;
+                    None
+                }
+                _ => Some((name, call(&app, "GET", &format!("{name}.app.test"), "/whoami").await)),
+            }
+        })
+    });
+    let results = futures::future::join_all(requests).await;
+    let mut checked = 0;
+    for result in results {
+        if let Some((name, (status, body))) = result.unwrap() {
+            assert_eq!(status, StatusCode::OK, "{name}: {body}");
+            assert_eq!(body["slug"], name);
+            assert_eq!(body["schema"], name.replace('-', "_"));
+            assert_eq!(body["setting"], body["id"]);
+            assert_eq!(body["notes"], json!([name]), "{name} saw another tenant's rows");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 240);
+    for name in names {
+        assert_eq!(note_bodies(&s, name).await, [name]);
+    }
+    assert_pool_clean(&s).await;
+}
