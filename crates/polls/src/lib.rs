@@ -1,6 +1,10 @@
 //! The polls REST API of *Building Multi Tenant Applications with Django*, on tenantry.
 
 pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod demo;
 pub mod error;
 pub mod json;
 pub mod routes;
+pub mod startup;

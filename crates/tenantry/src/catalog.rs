@@ -272,9 +272,7 @@ impl TenantCatalog {
             .bind(slug.as_str())
             .fetch_optional(self.pool())
             .await?;
-        let tenant = Tenant::try_from(
-            row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?,
-        )?;
+        let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
         let domains = sqlx::query_as(
             "SELECT domain, is_primary FROM tenantry.domains WHERE tenant_id = $1 \
              ORDER BY is_primary DESC, domain",
@@ -308,7 +306,9 @@ async fn follow_changes(
             Ok(None) | Err(_) => {
                 freshness.listening.store(false, Ordering::Release);
                 freshness.invalidate(&cache);
-                tracing::warn!("lost the catalog change listener; bypassing the cache until it is back");
+                tracing::warn!(
+                    "lost the catalog change listener; bypassing the cache until it is back"
+                );
                 listener = loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     if let Ok(l) = listen(&pool).await {

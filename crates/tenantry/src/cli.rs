@@ -213,10 +213,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             domains,
         } => {
             let started = Instant::now();
-            let domains = domains
-                .iter()
-                .map(|d| host(d))
-                .collect::<Result<_, _>>()?;
+            let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
             let created = tenancy
                 .create_tenant(NewTenant {
                     slug,
@@ -258,7 +255,9 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             };
             print_details(&tenancy.update_tenant(&slug, update).await?);
         }
-        TenantsCommand::Suspend { slug } => set_status(tenancy, &slug, TenantStatus::Suspended).await?,
+        TenantsCommand::Suspend { slug } => {
+            set_status(tenancy, &slug, TenantStatus::Suspended).await?
+        }
         TenantsCommand::Resume { slug } => set_status(tenancy, &slug, TenantStatus::Active).await?,
         TenantsCommand::Delete { slug, yes } => {
             if !yes {
@@ -305,7 +304,15 @@ fn print_list(tenants: &[TenantDetails]) {
         })
         .collect();
     print_table(
-        &["SLUG", "NAME", "STATUS", "ISOLATION", "SCHEMA", "VERSION", "DOMAINS"],
+        &[
+            "SLUG",
+            "NAME",
+            "STATUS",
+            "ISOLATION",
+            "SCHEMA",
+            "VERSION",
+            "DOMAINS",
+        ],
         &rows,
     );
     println!("({} tenants)", tenants.len());
@@ -410,7 +417,9 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
     }
     match failed {
         0 => Ok(()),
-        n => Err(CliError::failed(format!("the statement failed in {n} tenant(s)"))),
+        n => Err(CliError::failed(format!(
+            "the statement failed in {n} tenant(s)"
+        ))),
     }
 }
 

@@ -51,7 +51,14 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
             TenancyRejection::Internal("TenantDb is already in use.")
         })?;
         if slot.is_none() {
-            *slot = Some(TenantTransaction::begin(&scope.pool, scope.tenant.clone()).await?);
+            *slot = Some(
+                TenantTransaction::begin_with(
+                    &scope.pool,
+                    scope.tenant.clone(),
+                    scope.begin.clone(),
+                )
+                .await?,
+            );
         }
         Ok(Self(OwnedMutexGuard::map(slot, |slot| {
             slot.as_mut().expect("the transaction was opened above")

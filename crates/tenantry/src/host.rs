@@ -118,7 +118,10 @@ mod tests {
     fn finds_exactly_one_label_below_the_base() {
         let base = "polls.localhost";
         let host = |s| HostName::parse(s).unwrap();
-        assert_eq!(host("thor.polls.localhost").subdomain_of(base), Some("thor"));
+        assert_eq!(
+            host("thor.polls.localhost").subdomain_of(base),
+            Some("thor")
+        );
         assert_eq!(host("a.thor.polls.localhost").subdomain_of(base), None);
         assert_eq!(host("polls.localhost").subdomain_of(base), None);
         assert_eq!(host("thorpolls.localhost").subdomain_of(base), None);

@@ -135,8 +135,8 @@ impl Tenancy {
                             Ok(slug) => catalog.by_slug(&slug).await?,
                             Err(_) => None,
                         };
-                        let found =
-                            found.ok_or_else(|| TenancyRejection::NoTenantNamed(label.to_owned()))?;
+                        let found = found
+                            .ok_or_else(|| TenancyRejection::NoTenantNamed(label.to_owned()))?;
                         let path_and_query = match uri.query() {
                             Some(query) => format!("{rest}?{query}"),
                             None => rest.to_owned(),
@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn splits_the_path_prefix() {
-        assert_eq!(split_path_prefix("/t/thor/polls/"), Some(("thor", "/polls/")));
+        assert_eq!(
+            split_path_prefix("/t/thor/polls/"),
+            Some(("thor", "/polls/"))
+        );
         assert_eq!(split_path_prefix("/t/thor"), Some(("thor", "/")));
         assert_eq!(split_path_prefix("/t/thor/"), Some(("thor", "/")));
         assert_eq!(split_path_prefix("/polls/"), None);

@@ -122,20 +122,34 @@ where
             if let Some(uri) = uri {
                 *request.uri_mut() = uri;
             }
-            let scope = RequestScope::new(tenancy.pool().clone(), tenant, mount);
-            request.extensions_mut().insert(scope.clone());
-            let response = match AssertUnwindSafe(inner.oneshot(request))
-                .catch_unwind()
-                .await
-            {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_) => {
-                    tracing::error!(tenant = %scope.tenant.slug, "handler panicked");
-                    TenancyRejection::Internal("Internal server error.").into_response()
-                }
-            };
-            scope.finish(response).await
+            let begin = tenant.begin_sql.clone();
+            let scope = RequestScope::new(tenancy.pool().clone(), tenant, begin, mount);
+            serve_in_scope(inner, request, scope).await
         }
     }
+}
+
+/// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the
+/// scope's transaction according to the response.
+pub(crate) async fn serve_in_scope<S>(
+    inner: S,
+    mut request: Request,
+    scope: RequestScope,
+) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    request.extensions_mut().insert(scope.clone());
+    let response = match AssertUnwindSafe(inner.oneshot(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => {
+            tracing::error!(tenant = %scope.tenant.slug, "handler panicked");
+            TenancyRejection::Internal("Internal server error.").into_response()
+        }
+    };
+    scope.finish(response).await
 }

@@ -44,6 +44,7 @@ mod migrate;
 pub mod platform_api;
 mod rejection;
 mod scope;
+mod single_tenant;
 mod slug;
 mod tenancy;
 mod tenant;
@@ -63,6 +64,7 @@ pub use migrate::{
     migrate_shared, migrate_tenants,
 };
 pub use rejection::TenancyRejection;
+pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use slug::{SchemaName, Slug, SlugError};
 pub use tenancy::{Tenancy, connect_options};
 pub use tenant::{IsolationMode, Placement, Tenant, TenantStatus};

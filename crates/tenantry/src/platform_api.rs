@@ -55,9 +55,7 @@ impl From<Error> for ApiError {
             | Error::DomainTaken(_)
             | Error::SchemaExists(_)
             | Error::PrimaryDomain(_) => detail(StatusCode::CONFLICT),
-            Error::Database(sqlx::Error::PoolTimedOut) => {
-                detail(StatusCode::SERVICE_UNAVAILABLE)
-            }
+            Error::Database(sqlx::Error::PoolTimedOut) => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::CorruptCatalog(_) | Error::Migration(_) | Error::Database(_) => {
                 tracing::error!(%error, "platform API failure");
                 ApiError(

@@ -16,15 +16,18 @@ use crate::transaction::TenantTransaction;
 pub(crate) struct RequestScope {
     pub(crate) pool: PgPool,
     pub(crate) tenant: Arc<Tenant>,
+    /// The statement that opens the request's transaction.
+    pub(crate) begin: Arc<str>,
     pub(crate) mount: Arc<str>,
     pub(crate) transaction: Arc<Mutex<Option<TenantTransaction>>>,
 }
 
 impl RequestScope {
-    pub(crate) fn new(pool: PgPool, tenant: Arc<Tenant>, mount: String) -> Self {
+    pub(crate) fn new(pool: PgPool, tenant: Arc<Tenant>, begin: Arc<str>, mount: String) -> Self {
         Self {
             pool,
             tenant,
+            begin,
             mount: mount.into(),
             transaction: Arc::default(),
         }

@@ -28,12 +28,14 @@ impl TestDatabase {
         let server = PgConnectOptions::from_str(&url)
             .unwrap_or_else(|e| panic!("TENANTRY_TEST_DATABASE_URL '{url}' is invalid: {e}"));
         let name = format!("tenantry_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect_with(&server).await.unwrap_or_else(|e| {
-            panic!(
-                "these tests need PostgreSQL at {url} (set TENANTRY_TEST_DATABASE_URL); \
+        let mut conn = PgConnection::connect_with(&server)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "these tests need PostgreSQL at {url} (set TENANTRY_TEST_DATABASE_URL); \
                  connecting failed: {e}"
-            )
-        });
+                )
+            });
         conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .await
             .expect("CREATE DATABASE failed");

@@ -22,9 +22,17 @@ pub struct TenantTransaction {
 
 impl TenantTransaction {
     pub(crate) async fn begin(pool: &PgPool, tenant: Arc<Tenant>) -> Result<Self, sqlx::Error> {
-        let tx = pool
-            .begin_with(AssertSqlSafe(tenant.begin_sql.clone()))
-            .await?;
+        let begin = tenant.begin_sql.clone();
+        Self::begin_with(pool, tenant, begin).await
+    }
+
+    /// Opens the transaction with `begin`, a statement tenantry built (never request input).
+    pub(crate) async fn begin_with(
+        pool: &PgPool,
+        tenant: Arc<Tenant>,
+        begin: Arc<str>,
+    ) -> Result<Self, sqlx::Error> {
+        let tx = pool.begin_with(AssertSqlSafe(begin)).await?;
         Ok(Self { tx, tenant })
     }
 

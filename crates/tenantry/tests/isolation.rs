@@ -97,15 +97,20 @@ async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, body)
 }
 
 async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
     s.tenancy
         .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
-            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id").fetch_all(db).await?)
+            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+                .fetch_all(db)
+                .await?)
         })
         .await
         .unwrap()
@@ -122,7 +127,10 @@ async fn assert_pool_clean(s: &Setup) {
         .await
         .unwrap();
         assert_eq!(schemas, 0, "search_path {path:?} leaked");
-        assert!(setting.unwrap_or_default().is_empty(), "app.tenant_id leaked");
+        assert!(
+            setting.unwrap_or_default().is_empty(),
+            "app.tenant_id leaked"
+        );
     }
 }
 
@@ -133,7 +141,10 @@ async fn two_tenants(size: u32) -> (Setup, Router) {
     for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
         s.tenancy
             .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)").bind(body).execute(db).await?;
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                    .bind(body)
+                    .execute(db)
+                    .await?;
                 Ok(())
             })
             .await
@@ -146,10 +157,19 @@ async fn two_tenants(size: u32) -> (Setup, Router) {
 #[tokio::test]
 async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
     let (s, _) = two_tenants(2).await;
-    let error = sqlx::query("SELECT * FROM notes").fetch_all(&s.pool).await.unwrap_err();
+    let error = sqlx::query("SELECT * FROM notes")
+        .fetch_all(&s.pool)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("does not exist"), "{error}");
-    let error = sqlx::raw_sql("CREATE TABLE stray (x int)").execute(&s.pool).await.unwrap_err();
-    assert!(error.to_string().contains("no schema has been selected"), "{error}");
+    let error = sqlx::raw_sql("CREATE TABLE stray (x int)")
+        .execute(&s.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no schema has been selected"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +179,14 @@ async fn each_host_reaches_only_its_own_tenant() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(thor["schema"], "thor");
     assert_eq!(thor["notes"], json!(["thor's note"]));
-    let potter_id = s.tenancy.catalog().by_slug(&slug("potter")).await.unwrap().unwrap().id;
+    let potter_id = s
+        .tenancy
+        .catalog()
+        .by_slug(&slug("potter"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let (_, potter) = call(&app, "GET", "Potter.App.Test:8080", "/whoami").await;
     assert_eq!(potter["notes"], json!(["potter's note"]));
     assert_eq!(potter["setting"], potter_id.to_string());
@@ -178,23 +205,36 @@ async fn hostile_and_unknown_hosts_get_clean_json_errors() {
     let cases: Vec<(&str, &str, StatusCode)> = vec![
         ("nobody.app.test", "/whoami", StatusCode::NOT_FOUND),
         ("evil.example", "/whoami", StatusCode::NOT_FOUND),
-        ("x'; DROP SCHEMA thor CASCADE; --.app.test", "/whoami", StatusCode::BAD_REQUEST),
+        (
+            "x'; DROP SCHEMA thor CASCADE; --.app.test",
+            "/whoami",
+            StatusCode::BAD_REQUEST,
+        ),
         ("../../etc/passwd", "/whoami", StatusCode::BAD_REQUEST),
         (long_label.as_str(), "/whoami", StatusCode::BAD_REQUEST),
         ("þór.app.test", "/whoami", StatusCode::BAD_REQUEST),
         ("thor.app.test:99999x", "/whoami", StatusCode::BAD_REQUEST),
         ("app.test", "/t/nobody/whoami", StatusCode::NOT_FOUND),
-        ("app.test", "/t/'%3B%20DROP%20SCHEMA%20thor/whoami", StatusCode::NOT_FOUND),
+        (
+            "app.test",
+            "/t/'%3B%20DROP%20SCHEMA%20thor/whoami",
+            StatusCode::NOT_FOUND,
+        ),
         ("app.test", "/t/../whoami", StatusCode::NOT_FOUND),
     ];
     for (host, path, expected) in cases {
-        let request = Request::builder().uri(path).header("host", host).body(Body::empty());
+        let request = Request::builder()
+            .uri(path)
+            .header("host", host)
+            .body(Body::empty());
         let Ok(request) = request else {
             continue; // the http crate itself refuses to build this header
         };
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), expected, "{host} {path}");
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let body: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("{host} {path}: not JSON: {e}"));
         assert!(body["detail"].is_string(), "{host}: {body}");
@@ -222,7 +262,10 @@ async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
     let (status, body) = call(&app, "GET", "thor.app.test", "/whoami").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["detail"], "Tenant 'thor' is suspended.");
-    let request = Request::builder().uri("/whoami").body(Body::empty()).unwrap();
+    let request = Request::builder()
+        .uri("/whoami")
+        .body(Body::empty())
+        .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
@@ -251,7 +294,8 @@ async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean() {
             .header("host", "thor.app.test")
             .body(Body::empty())
             .unwrap();
-        let cancelled = tokio::time::timeout(Duration::from_millis(200), app.clone().oneshot(request)).await;
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(200), app.clone().oneshot(request)).await;
         assert!(cancelled.is_err(), "the request should still be hanging");
     }
     // With a pool of one, potter's request needs the very connection thor's request held.
@@ -288,7 +332,10 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
         s.create(name).await;
         s.tenancy
             .in_tenant(&slug(name), async |db| -> Result<(), Error> {
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)").bind(name).execute(db).await?;
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                    .bind(name)
+                    .execute(db)
+                    .await?;
                 Ok(())
             })
             .await
@@ -312,10 +359,14 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
                         .header("host", format!("{name}.app.test"))
                         .body(Body::empty())
                         .unwrap();
-                    let _ = tokio::time::timeout(Duration::from_millis(5), app.oneshot(request)).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(5), app.oneshot(request)).await;
                     None
                 }
-                _ => Some((name, call(&app, "GET", &format!("{name}.app.test"), "/whoami").await)),
+                _ => Some((
+                    name,
+                    call(&app, "GET", &format!("{name}.app.test"), "/whoami").await,
+                )),
             }
         })
     });
@@ -327,7 +378,11 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
             assert_eq!(body["slug"], name);
             assert_eq!(body["schema"], name.replace('-', "_"));
             assert_eq!(body["setting"], body["id"]);
-            assert_eq!(body["notes"], json!([name]), "{name} saw another tenant's rows");
+            assert_eq!(
+                body["notes"],
+                json!([name]),
+                "{name} saw another tenant's rows"
+            );
             checked += 1;
         }
     }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::Migrator;
 use support::{setup, slug};
-use tenantry::{
-    Error, HostName, Migrations, NewTenant, Tenancy, TenantStatus, TenantUpdate,
-};
+use tenantry::{Error, HostName, Migrations, NewTenant, Tenancy, TenantStatus, TenantUpdate};
 
 #[tokio::test]
 async fn create_makes_schema_tables_primary_domain_and_records_the_version() {
@@ -26,8 +24,15 @@ async fn create_makes_schema_tables_primary_domain_and_records_the_version() {
         .unwrap();
     assert_eq!(created.tenant.name, "Thor Inc");
     assert_eq!(created.tenant.migration_version, Some(1));
-    let domains: Vec<_> = created.domains.iter().map(|d| (d.domain.as_str(), d.is_primary)).collect();
-    assert_eq!(domains, [("thor.app.test", true), ("polls.thor.example", false)]);
+    let domains: Vec<_> = created
+        .domains
+        .iter()
+        .map(|d| (d.domain.as_str(), d.is_primary))
+        .collect();
+    assert_eq!(
+        domains,
+        [("thor.app.test", true), ("polls.thor.example", false)]
+    );
     assert_eq!(s.schemas().await, ["thor"]);
     let mut tx = s.tenancy.begin(&slug("thor")).await.unwrap();
     let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
@@ -129,15 +134,39 @@ async fn domains_are_unique_and_the_primary_stays() {
     s.create("potter").await;
     let custom = HostName::parse("polls.example.com").unwrap();
     s.tenancy.add_domain(&slug("thor"), &custom).await.unwrap();
-    let taken = s.tenancy.add_domain(&slug("potter"), &custom).await.unwrap_err();
+    let taken = s
+        .tenancy
+        .add_domain(&slug("potter"), &custom)
+        .await
+        .unwrap_err();
     assert!(matches!(taken, Error::DomainTaken(_)), "{taken}");
     let primary = HostName::parse("thor.app.test").unwrap();
-    let refused = s.tenancy.remove_domain(&slug("thor"), &primary).await.unwrap_err();
+    let refused = s
+        .tenancy
+        .remove_domain(&slug("thor"), &primary)
+        .await
+        .unwrap_err();
     assert!(matches!(refused, Error::PrimaryDomain(_)), "{refused}");
-    s.tenancy.remove_domain(&slug("thor"), &custom).await.unwrap();
+    s.tenancy
+        .remove_domain(&slug("thor"), &custom)
+        .await
+        .unwrap();
     let base = HostName::parse("app.test").unwrap();
-    let public = s.tenancy.add_domain(&slug("thor"), &base).await.unwrap_err();
-    assert!(matches!(public, Error::Invalid { field: "domain", .. }), "{public}");
+    let public = s
+        .tenancy
+        .add_domain(&slug("thor"), &base)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            public,
+            Error::Invalid {
+                field: "domain",
+                ..
+            }
+        ),
+        "{public}"
+    );
 }
 
 #[tokio::test]
@@ -146,7 +175,9 @@ async fn renaming_the_slug_moves_schema_and_primary_domain_with_the_data() {
     s.create("thor").await;
     s.tenancy
         .in_tenant(&slug("thor"), async |db| -> Result<(), Error> {
-            sqlx::query("INSERT INTO notes (body) VALUES ('kept')").execute(db).await?;
+            sqlx::query("INSERT INTO notes (body) VALUES ('kept')")
+                .execute(db)
+                .await?;
             Ok(())
         })
         .await
@@ -167,7 +198,14 @@ async fn renaming_the_slug_moves_schema_and_primary_domain_with_the_data() {
     assert_eq!(renamed.tenant.name, "Odinson");
     assert_eq!(renamed.domains[0].domain, "odinson.app.test");
     assert_eq!(s.schemas().await, ["odinson"]);
-    assert!(s.tenancy.catalog().by_slug(&slug("thor")).await.unwrap().is_none());
+    assert!(
+        s.tenancy
+            .catalog()
+            .by_slug(&slug("thor"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let mut tx = s.tenancy.begin(&slug("odinson")).await.unwrap();
     let body: String = sqlx::query_scalar("SELECT body FROM notes")
         .fetch_one(&mut *tx)
@@ -200,7 +238,12 @@ async fn another_process_sees_a_suspension_within_one_second() {
     )
     .await
     .unwrap();
-    let cached = other.catalog().by_slug(&slug("thor")).await.unwrap().unwrap();
+    let cached = other
+        .catalog()
+        .by_slug(&slug("thor"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cached.status, TenantStatus::Active);
     let host = HostName::parse("thor.app.test").unwrap();
     assert!(other.catalog().by_domain(&host).await.unwrap().is_some());
@@ -221,13 +264,19 @@ async fn another_process_sees_a_suspension_within_one_second() {
         if seen.status == TenantStatus::Suspended {
             break;
         }
-        assert!(changed.elapsed() < Duration::from_secs(1), "change not seen within 1 s");
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "change not seen within 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     s.tenancy.delete_tenant(&slug("thor")).await.unwrap();
     let deadline = Instant::now();
     while other.catalog().by_domain(&host).await.unwrap().is_some() {
-        assert!(deadline.elapsed() < Duration::from_secs(1), "deletion not seen within 1 s");
+        assert!(
+            deadline.elapsed() < Duration::from_secs(1),
+            "deletion not seen within 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -57,15 +57,25 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
     let v2 = with_v2();
 
     let started = std::sync::Mutex::new(0);
-    let report = migrate_tenants(&s.pool, &v2, &options(), |n| *started.lock().unwrap() = n, |_| {})
-        .await
-        .unwrap();
+    let report = migrate_tenants(
+        &s.pool,
+        &v2,
+        &options(),
+        |n| *started.lock().unwrap() = n,
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(*started.lock().unwrap(), 5);
     assert_eq!(report.applied(), 4);
     let failures: Vec<_> = report.failures().collect();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0.as_str(), "charlie");
-    assert!(failures[0].1.contains("body_not_empty"), "{}", failures[0].1);
+    assert!(
+        failures[0].1.contains("body_not_empty"),
+        "{}",
+        failures[0].1
+    );
     for name in ["alpha", "bravo", "delta", "echo"] {
         assert_eq!(version(&s.pool, name).await, Some(2), "{name}");
     }
@@ -121,7 +131,11 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
         .unwrap();
     let failures: Vec<_> = report.failures().collect();
     assert_eq!(failures.len(), 2);
-    assert!(failures[0].1.contains("changed after it was applied"), "{}", failures[0].1);
+    assert!(
+        failures[0].1.contains("changed after it was applied"),
+        "{}",
+        failures[0].1
+    );
 }
 
 #[tokio::test]
@@ -157,9 +171,13 @@ async fn shared_migrations_run_once_in_public_and_rerun_as_nothing() {
         "CREATE TABLE plans (id int PRIMARY KEY)",
     )]);
     let migrations = Migrations::new(shared, notes()).unwrap();
-    let first = tenantry::migrate_shared(&s.pool, &migrations).await.unwrap();
+    let first = tenantry::migrate_shared(&s.pool, &migrations)
+        .await
+        .unwrap();
     assert_eq!(first.count, 1);
-    let again = tenantry::migrate_shared(&s.pool, &migrations).await.unwrap();
+    let again = tenantry::migrate_shared(&s.pool, &migrations)
+        .await
+        .unwrap();
     assert_eq!(again.count, 0);
     let plans: Option<String> = sqlx::query_scalar("SELECT to_regclass('public.plans')::text")
         .fetch_one(&s.pool)

@@ -1,1 +1,0 @@
--- Tables shared by every tenant. The polls app has none: users, polls and votes are per tenant.

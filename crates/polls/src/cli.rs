@@ -1,0 +1,147 @@
+//! The `polls` command line: serve, demo, migrate, tenants, and commands run inside tenants.
+
+use std::io::BufRead;
+
+use clap::{Parser, Subcommand};
+use tenantry::cli::{CliError, MigrateArgs, TenantTargets, TenantsCommand};
+use tenantry::{Slug, Tenancy};
+
+use crate::auth::hash_password;
+use crate::configuration::Settings;
+use crate::{demo, startup};
+
+/// The polls app, one install serving many tenants.
+#[derive(Debug, Parser)]
+#[command(name = "polls", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub targets: TenantTargets,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API for every tenant.
+    Serve,
+    /// Set up tenants `thor` and `potter` with sample polls, print their URLs and tokens, and
+    /// serve.
+    Demo,
+    /// Apply shared migrations, then tenant migrations to every tenant (or `--tenant`).
+    Migrate(MigrateArgs),
+    /// Manage tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Create a superuser in the tenant(s) named by --tenant / --all-tenants; the password
+    /// is read from standard input.
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Run SQL in the tenant(s) named by --tenant / --all-tenants, one result block each.
+    Sql { statement: String },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = cli.settings;
+    let identification = settings.identification().map_err(CliError::usage)?;
+    let pool = || startup::connect(&settings.database_url, settings.pool_size);
+    let tenancy = async || -> Result<Tenancy, CliError> {
+        Ok(Tenancy::connect(pool().await?, identification.clone(), startup::migrations()).await?)
+    };
+    match cli.command {
+        Command::Demo => demo::run(&settings, identification.clone()).await,
+        Command::Migrate(args) => {
+            let migrations = startup::migrations();
+            tenantry::cli::migrate(&pool().await?, &migrations, &args, cli.targets.tenant).await
+        }
+        Command::Serve => {
+            let tenancy = tenancy().await?;
+            let listener = tokio::net::TcpListener::bind(&settings.bind)
+                .await
+                .map_err(|e| {
+                    CliError::failed(format!("cannot listen on {}: {e}", settings.bind))
+                })?;
+            tracing::info!("serving on http://{}", settings.bind);
+            startup::serve(
+                listener,
+                startup::app(tenancy, settings.platform_token.clone()),
+            )
+            .await
+            .map_err(|e| CliError::failed(e.to_string()))
+        }
+        Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
+        Command::Createsuperuser {
+            username,
+            email,
+            password_stdin: _,
+        } => {
+            let password = read_password()?;
+            let tenancy = tenancy().await?;
+            for slug in &cli.targets.resolve(&tenancy).await? {
+                create_superuser(&tenancy, slug, &username, &email, &password).await?;
+                println!("created superuser '{username}' in '{slug}'");
+            }
+            Ok(())
+        }
+        Command::Sql { statement } => {
+            let tenancy = tenancy().await?;
+            let tenants = cli.targets.resolve(&tenancy).await?;
+            tenantry::cli::sql(&tenancy, &tenants, &statement).await
+        }
+    }
+}
+
+fn read_password() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::failed(format!("reading the password: {e}")))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(CliError::usage("the password on standard input is empty"));
+    }
+    Ok(password)
+}
+
+async fn create_superuser(
+    tenancy: &Tenancy,
+    slug: &Slug,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<(), CliError> {
+    let hash = hash_password(password);
+    tenancy
+        .in_tenant(slug, async |db| -> Result<(), CliError> {
+            let inserted = sqlx::query(
+                "INSERT INTO users (username, email, password_hash, is_superuser) \
+                 VALUES ($1, $2, $3, true) ON CONFLICT (username) DO NOTHING",
+            )
+            .bind(username)
+            .bind(email)
+            .bind(&hash)
+            .execute(db)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(CliError {
+                    code: 4,
+                    message: format!("user '{username}' already exists in '{slug}'"),
+                });
+            }
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,173 @@
+//! `polls demo`: two tenants with sample polls, ready to try, then the server.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use tenantry::cli::{CliError, MigrateArgs};
+use tenantry::{Identification, NewTenant, Slug, Tenancy};
+
+use crate::auth::{hash_password, new_token_key};
+use crate::configuration::Settings;
+use crate::startup;
+
+/// A demo poll: its question and choices.
+type DemoPoll = (&'static str, &'static [&'static str]);
+
+/// The demo tenants: slug, display name, user, and their polls.
+const TENANTS: [(&str, &str, &str, &[DemoPoll]); 2] = [
+    (
+        "thor",
+        "Thor",
+        "thor",
+        &[
+            (
+                "Who is the strongest Avenger?",
+                &["Thor", "Hulk", "Captain Marvel"],
+            ),
+            ("Best weapon?", &["Mjolnir", "Stormbreaker"]),
+        ],
+    ),
+    (
+        "potter",
+        "Potter",
+        "harry",
+        &[
+            (
+                "Which house is the best?",
+                &["Gryffindor", "Ravenclaw", "Hufflepuff", "Slytherin"],
+            ),
+            ("Favourite spell?", &["Expelliarmus", "Expecto Patronum"]),
+        ],
+    ),
+];
+
+const PASSWORD: &str = "demo-password";
+
+/// Creates the database if needed, migrates, seeds the demo tenants, prints how to use them
+/// and serves.
+pub async fn run(settings: &Settings, identification: Identification) -> Result<(), CliError> {
+    ensure_database(&settings.database_url).await?;
+    let pool = startup::connect(&settings.database_url, settings.pool_size).await?;
+    let migrations = startup::migrations();
+    let args = MigrateArgs {
+        jobs: 4,
+        verify: false,
+    };
+    tenantry::cli::migrate(&pool, &migrations, &args, None).await?;
+    let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    let port = settings.bind.rsplit_once(':').map_or("80", |(_, p)| p);
+    let base = &settings.base_domain;
+    println!("\nDemo tenants (user / password / token):");
+    for (slug, name, username, polls) in TENANTS {
+        let slug = Slug::parse(slug).expect("demo slugs are valid");
+        if tenancy.catalog().by_slug(&slug).await?.is_none() {
+            tenancy
+                .create_tenant(NewTenant {
+                    slug: slug.clone(),
+                    name: Some(name.into()),
+                    domains: vec![],
+                })
+                .await?;
+        }
+        let token = seed(&tenancy, &slug, username, polls).await?;
+        println!(
+            "  {:<7} http://{slug}.{base}:{port}/   {username} / {PASSWORD} / {token}",
+            slug.as_str()
+        );
+        println!(
+            "          curl -H 'Authorization: Token {token}' http://{slug}.{base}:{port}/polls/"
+        );
+    }
+    println!("  by path: http://{base}:{port}/t/thor/polls/");
+    let token = settings
+        .platform_token
+        .clone()
+        .unwrap_or_else(new_token_key);
+    println!(
+        "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
+    );
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .map_err(|e| CliError::failed(format!("cannot listen on {}: {e}", settings.bind)))?;
+    println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
+    startup::serve(listener, startup::app(tenancy, Some(token)))
+        .await
+        .map_err(|e| CliError::failed(e.to_string()))
+}
+
+/// Creates the database named in `url` if the server does not have it yet.
+async fn ensure_database(url: &str) -> Result<(), CliError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let name = options
+        .get_database()
+        .ok_or_else(|| CliError::usage("DATABASE_URL names no database"))?
+        .to_owned();
+    let mut conn = PgConnection::connect_with(&options.database("postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .await?;
+        println!("created database {quoted}");
+    }
+    Ok(())
+}
+
+/// Adds the demo user and polls to a tenant once, and returns the user's token.
+async fn seed(
+    tenancy: &Tenancy,
+    slug: &Slug,
+    username: &str,
+    polls: &[DemoPoll],
+) -> Result<String, CliError> {
+    let hash = hash_password(PASSWORD);
+    tenancy
+        .in_tenant(slug, async |db| -> Result<String, CliError> {
+            let user: i64 = sqlx::query_scalar(
+                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username RETURNING id",
+            )
+            .bind(username)
+            .bind(format!("{username}@example.com"))
+            .bind(&hash)
+            .fetch_one(&mut *db)
+            .await?;
+            let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM polls")
+                .fetch_one(&mut *db)
+                .await?;
+            if existing == 0 {
+                for (question, choices) in polls {
+                    let poll: i64 = sqlx::query_scalar(
+                        "INSERT INTO polls (question, created_by, pub_date) \
+                         VALUES ($1, $2, now()) RETURNING id",
+                    )
+                    .bind(question)
+                    .bind(user)
+                    .fetch_one(&mut *db)
+                    .await?;
+                    for choice in *choices {
+                        sqlx::query("INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2)")
+                            .bind(poll)
+                            .bind(choice)
+                            .execute(&mut *db)
+                            .await?;
+                    }
+                }
+            }
+            let token = sqlx::query_scalar(
+                "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
+            )
+            .bind(new_token_key())
+            .bind(user)
+            .fetch_one(&mut *db)
+            .await?;
+            Ok(token)
+        })
+        .await
+}

@@ -1,0 +1,111 @@
+//! [`ApiError`]: every way a handler can fail, each sent as a JSON response.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use tenantry::TenancyRejection;
+
+/// Validation messages per field, sent as `{"field": ["message", ...]}`.
+#[derive(Debug, Default, Serialize)]
+pub struct FieldErrors(BTreeMap<&'static str, Vec<String>>);
+
+impl FieldErrors {
+    /// Returns the value of a validated field, or records its message and returns `None`.
+    pub fn check<T>(&mut self, field: &'static str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.0.entry(field).or_default().push(message))
+            .ok()
+    }
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404 `{"detail":"Not found."}`.
+    #[error("Not found.")]
+    NotFound,
+    /// 403 `{"detail": message}`.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 400 with one list of messages per invalid field.
+    #[error("invalid fields: {0:?}")]
+    Fields(FieldErrors),
+    /// 400 with this JSON body as is.
+    #[error("bad request: {0}")]
+    BadRequest(serde_json::Value),
+    /// 401 `{"detail": message}` with `WWW-Authenticate: Token`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 503 when the pool timed out, otherwise 500; the details are logged, not sent.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Whatever the tenancy layer's extractors refused with.
+    #[error(transparent)]
+    Tenancy(#[from] TenancyRejection),
+}
+
+impl ApiError {
+    /// A 400 for one invalid field.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Fields(FieldErrors(BTreeMap::from([(field, vec![message.into()])])))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::NotFound => detail_response(StatusCode::NOT_FOUND, "Not found."),
+            Self::Forbidden(message) => detail_response(StatusCode::FORBIDDEN, message),
+            Self::Fields(errors) => (StatusCode::BAD_REQUEST, Json(errors)).into_response(),
+            Self::BadRequest(body) => (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+            Self::Unauthorized(message) => (
+                [(header::WWW_AUTHENTICATE, "Token")],
+                detail_response(StatusCode::UNAUTHORIZED, message),
+            )
+                .into_response(),
+            Self::Database(sqlx::Error::PoolTimedOut) => (
+                [(header::RETRY_AFTER, "1")],
+                detail_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is busy; retry shortly.",
+                ),
+            )
+                .into_response(),
+            Self::Database(error) => {
+                tracing::error!(%error, "database error in a handler");
+                detail_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
+            }
+            Self::Tenancy(rejection) => rejection.into_response(),
+        }
+    }
+}
+
+/// Whether a query failed on a unique constraint (SQLSTATE 23505).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.is_unique_violation())
+}
+
+/// A response with body `{"detail": detail}`.
+pub fn detail_response(status: StatusCode, detail: &str) -> Response {
+    (status, Json(json!({ "detail": detail }))).into_response()
+}
+
+/// The router's fallback for paths that match no route: 404 `{"detail":"Not found."}`.
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The router's fallback for a known path with an unsupported method: 405 in JSON
+/// (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: Method) -> Response {
+    detail_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("Method \"{method}\" not allowed."),
+    )
+}

@@ -1,0 +1,188 @@
+//! `POST /users` (sign up) and `POST /login` (get an API token).
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::FromRow;
+use tenantry::TenantDb;
+
+use super::{REQUIRED, check_text, required_text};
+use crate::auth::{hash_password_async, new_token_key, verify_password_async};
+use crate::error::{ApiError, FieldErrors, is_unique_violation};
+use crate::json::ApiJson;
+
+const USERNAME_MAX: usize = 150;
+const EMAIL_MAX: usize = 254;
+const PASSWORD_MAX: usize = 128;
+
+/// The body of `POST /users`.
+#[derive(Deserialize)]
+pub(super) struct SignUp {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// A user as the API shows it (never the password).
+#[derive(Serialize, FromRow)]
+pub(super) struct User {
+    id: i64,
+    username: String,
+    email: String,
+}
+
+/// `POST /users`: 201 with the new user, or 400 with per-field messages.
+pub(super) async fn create(
+    mut db: TenantDb,
+    ApiJson(body): ApiJson<SignUp>,
+) -> Result<(StatusCode, ApiJson<User>), ApiError> {
+    let mut errors = FieldErrors::default();
+    let username = errors.check("username", validate_username(body.username));
+    let email = errors.check("email", validate_email(body.email));
+    let password = errors.check("password", validate_password(body.password));
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(ApiError::Fields(errors));
+    };
+    let password_hash = hash_password_async(password).await;
+    let user = sqlx::query_as(
+        "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
+         RETURNING id, username, email",
+    )
+    .bind(username)
+    .bind(email)
+    .bind(password_hash)
+    .fetch_one(&mut *db)
+    .await
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            ApiError::field("username", "A user with that username already exists.")
+        } else {
+            error.into()
+        }
+    })?;
+    Ok((StatusCode::CREATED, ApiJson(user)))
+}
+
+/// The body of `POST /login`.
+#[derive(Deserialize)]
+pub(super) struct Login {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /login`: 200 `{"token": key}`, creating the user's token on first login.
+pub(super) async fn login(
+    mut db: TenantDb,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
+    let wrong = || ApiError::BadRequest(json!({ "error": "Wrong Credentials" }));
+    let (Some(username), Some(password)) = (body.username, body.password) else {
+        return Err(wrong());
+    };
+    let user: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *db)
+            .await?;
+    let Some((user_id, password_hash)) = user else {
+        return Err(wrong());
+    };
+    if !verify_password_async(password, password_hash).await {
+        return Err(wrong());
+    }
+    let token: String = sqlx::query_scalar(
+        "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
+    )
+    .bind(new_token_key())
+    .bind(user_id)
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(ApiJson(json!({ "token": token })))
+}
+
+/// Django's username rules: at most 150 letters, digits and `@.+-_`.
+fn validate_username(username: Option<String>) -> Result<String, String> {
+    let username = required_text(username, USERNAME_MAX)?;
+    if username
+        .chars()
+        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
+        Ok(username)
+    } else {
+        Err(
+            "Enter a valid username. This value may contain only letters, numbers, \
+             and @/./+/-/_ characters."
+                .to_owned(),
+        )
+    }
+}
+
+/// Optional (`""` when missing or blank); otherwise one `@` with text on both sides.
+fn validate_email(email: Option<String>) -> Result<String, String> {
+    let email = email.unwrap_or_default();
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    let email = check_text(email, EMAIL_MAX)?;
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.contains(char::is_whitespace) =>
+        {
+            Ok(email.to_owned())
+        }
+        _ => Err("Enter a valid email address.".to_owned()),
+    }
+}
+
+/// Required, not blank, at most 128 characters; kept as typed (not trimmed).
+fn validate_password(password: Option<String>) -> Result<String, String> {
+    let password = password.ok_or_else(|| REQUIRED.to_owned())?;
+    check_text(&password, PASSWORD_MAX)?;
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(
+            validate_username(Some(" ana.b+c-d_e@x ".into())),
+            Ok("ana.b+c-d_e@x".into())
+        );
+        assert_eq!(validate_username(Some("Zoë".into())), Ok("Zoë".into()));
+        assert!(validate_username(Some("ana b".into())).is_err());
+        assert!(validate_username(Some("ana/b".into())).is_err());
+        assert!(validate_username(Some("a".repeat(151))).is_err());
+        assert!(validate_username(Some("a".repeat(150))).is_ok());
+        assert_eq!(validate_username(None), Err(REQUIRED.into()));
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(validate_email(None), Ok(String::new()));
+        assert_eq!(validate_email(Some(" ".into())), Ok(String::new()));
+        assert_eq!(validate_email(Some("a@b.c ".into())), Ok("a@b.c".into()));
+        for invalid in ["ab", "@b", "a@", "a@b@c", "a b@c"] {
+            assert_eq!(
+                validate_email(Some(invalid.into())),
+                Err("Enter a valid email address.".into()),
+                "{invalid}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        assert_eq!(validate_password(Some(" pw ".into())), Ok(" pw ".into()));
+        assert_eq!(validate_password(None), Err(REQUIRED.into()));
+        assert!(validate_password(Some("  ".into())).is_err());
+        assert!(validate_password(Some("x".repeat(129))).is_err());
+    }
+}

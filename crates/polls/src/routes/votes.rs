@@ -1,0 +1,64 @@
+//! `POST /polls/{id}/choices/{choice_id}/vote`: one vote per user and poll.
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{FromRow, PgConnection};
+use tenantry::TenantDb;
+
+use super::ApiPath;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, is_unique_violation};
+use crate::json::ApiJson;
+
+/// A vote as the API shows it.
+#[derive(Serialize, FromRow)]
+pub(super) struct Vote {
+    id: i64,
+    /// The choice's id.
+    pub(super) choice: i64,
+    poll: i64,
+    voted_by: i64,
+}
+
+/// `POST /polls/{id}/choices/{choice_id}/vote`: 201 with the caller's vote; 404 unless the
+/// choice belongs to the poll; 400 if the caller already voted in this poll. Any body is ignored.
+pub(super) async fn create(
+    user: AuthUser,
+    ApiPath((poll_id, choice_id)): ApiPath<(i64, i64)>,
+    mut db: TenantDb,
+) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
+    let vote = sqlx::query_as(
+        "INSERT INTO votes (choice_id, poll_id, voted_by) \
+         SELECT id, poll_id, $3 FROM choices WHERE id = $1 AND poll_id = $2 \
+         RETURNING id, choice_id AS choice, poll_id AS poll, voted_by",
+    )
+    .bind(choice_id)
+    .bind(poll_id)
+    .bind(user.id)
+    .fetch_optional(&mut *db)
+    .await
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            ApiError::BadRequest(json!({ "detail": "You have already voted in this poll." }))
+        } else {
+            error.into()
+        }
+    })?
+    .ok_or(ApiError::NotFound)?;
+    Ok((StatusCode::CREATED, ApiJson(vote)))
+}
+
+/// The votes for these choices, by id.
+pub(super) async fn of_choices(
+    db: &mut PgConnection,
+    choice_ids: &[i64],
+) -> Result<Vec<Vote>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes \
+         WHERE choice_id = ANY($1) ORDER BY id",
+    )
+    .bind(choice_ids)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,66 @@
+//! Building the app: the pool, tenancy, the routers, and serving them.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use tenantry::{Migrations, Tenancy, TenancyLayer};
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::error::not_found_fallback;
+use crate::routes::tenant_router;
+
+/// The app's migration sets: no shared tables, the polls tables per tenant.
+pub fn migrations() -> Migrations {
+    Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./migrations/tenant"))
+        .expect("the polls tenant migrations all run in transactions")
+}
+
+/// Pool settings of the app. Connections are not pinged when handed out: a round trip per
+/// request saved. They are still pinged when given back, which flushes the rollback of a
+/// dropped transaction and discards broken connections.
+pub fn pool_options(size: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .test_before_acquire(false)
+}
+
+/// A pool on `url`, set up so that SQL outside a tenant transaction fails closed.
+pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+    pool_options(size)
+        .connect_with(tenantry::connect_options(url)?)
+        .await
+}
+
+/// The public site on the base domain: health check and, with a token, the platform API.
+fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
+    let router = Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .fallback(not_found_fallback);
+    match platform_token {
+        Some(token) => router.merge(tenantry::platform_api::router(tenancy.clone(), token)),
+        None => router,
+    }
+}
+
+/// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
+pub fn app(tenancy: Tenancy, platform_token: Option<String>) -> Router {
+    let public = public_router(&tenancy, platform_token);
+    let tenants = TenancyLayer::new(tenancy)
+        .public(public)
+        .layer(tenant_router());
+    let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
+    Router::new().fallback_service(service)
+}
+
+/// Serves `app` on `listener` until Ctrl-C.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
