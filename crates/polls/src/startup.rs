@@ -1,5 +1,7 @@
 //! Building the app: the pool, tenancy, the routers, and serving them.
 
+use std::time::Duration;
+
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -10,7 +12,7 @@ use tenantry::{Migrations, Tenancy, TenancyLayer};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::error::not_found_fallback;
+use crate::error::{method_not_allowed, not_found_fallback};
 use crate::routes::tenant_router;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant.
@@ -19,12 +21,14 @@ pub fn migrations() -> Migrations {
         .expect("the polls tenant migrations all run in transactions")
 }
 
-/// Pool settings of the app. Connections are not pinged when handed out: a round trip per
-/// request saved. They are still pinged when given back, which flushes the rollback of a
-/// dropped transaction and discards broken connections.
+/// Pool settings of the app. A request that cannot get a connection within 5 s gets 503.
+/// Connections are not pinged when handed out: a round trip per request saved. They are
+/// still pinged when given back, which flushes the rollback of a dropped transaction and
+/// discards broken connections.
 pub fn pool_options(size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(size)
+        .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
 }
 
@@ -37,13 +41,14 @@ pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
 
 /// The public site on the base domain: health check and, with a token, the platform API.
 fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
-    let router = Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .fallback(not_found_fallback);
-    match platform_token {
+    let router = Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
+    let router = match platform_token {
         Some(token) => router.merge(tenantry::platform_api::router(tenancy.clone(), token)),
         None => router,
-    }
+    };
+    router
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.

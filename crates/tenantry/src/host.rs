@@ -9,9 +9,9 @@ pub struct HostName(String);
 /// Why a `Host` header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
-    #[error("the request has no Host header")]
+    #[error("no host given")]
     Missing,
-    #[error("the Host header is not a valid host name")]
+    #[error("not a valid host name")]
     Invalid,
 }
 

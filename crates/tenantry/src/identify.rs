@@ -21,9 +21,11 @@ pub enum Strategy {
     Domain,
     /// The host is `<slug>.<base domain>`.
     Subdomain,
-    /// The path starts with `/t/<slug>/`; the rest is routed as the tenant's path.
+    /// On the base domain, the path starts with `/t/<slug>/`; the rest is routed as the
+    /// tenant's path.
     PathPrefix,
-    /// A request header names the slug (`X-Tenant: thor`). Off unless configured.
+    /// On the base domain, a request header names the slug (`X-Tenant: thor`). Off unless
+    /// configured.
     Header(HeaderName),
 }
 
@@ -111,6 +113,7 @@ impl Tenancy {
             mount: String::new(),
             uri: None,
         };
+        let on_base = *host == identification.base_domain;
         for strategy in &identification.strategies {
             match strategy {
                 Strategy::Domain => {
@@ -129,7 +132,7 @@ impl Tenancy {
                             .ok_or_else(|| TenancyRejection::NoTenantForHost(host.to_string()));
                     }
                 }
-                Strategy::PathPrefix => {
+                Strategy::PathPrefix if on_base => {
                     if let Some((label, rest)) = split_path_prefix(uri.path()) {
                         let found = match Slug::parse(label) {
                             Ok(slug) => catalog.by_slug(&slug).await?,
@@ -153,7 +156,7 @@ impl Tenancy {
                         });
                     }
                 }
-                Strategy::Header(name) => {
+                Strategy::Header(name) if on_base => {
                     if let Some(value) = headers.get(name) {
                         let label = value.to_str().unwrap_or_default();
                         let found = match Slug::parse(label) {
@@ -165,9 +168,10 @@ impl Tenancy {
                             .ok_or_else(|| TenancyRejection::NoTenantNamed(label.to_owned()));
                     }
                 }
+                Strategy::PathPrefix | Strategy::Header(_) => {}
             }
         }
-        if *host == identification.base_domain {
+        if on_base {
             Ok(Identified::Public)
         } else {
             Err(TenancyRejection::NoTenantForHost(host.to_string()))

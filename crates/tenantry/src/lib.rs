@@ -7,28 +7,29 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
+//! use sqlx::migrate::Migrator;
 //! use tenantry::{HostName, Identification, Migrations, Tenancy, TenancyLayer, TenantDb};
 //! use tower::Layer;
 //!
-//! async fn count_polls(mut db: TenantDb) -> String {
-//!     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM polls")
+//! async fn count_notes(mut db: TenantDb) -> Result<String, tenantry::TenancyRejection> {
+//!     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
 //!         .fetch_one(&mut *db)
-//!         .await
-//!         .unwrap_or_default();
-//!     n.to_string()
+//!         .await?;
+//!     Ok(n.to_string())
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = sqlx::PgPool::connect_with(tenantry::connect_options("postgres://localhost/app")?).await?;
-//! let tenant_migrations = sqlx::migrate!("../polls/migrations/tenant");
-//! let migrations = Migrations::new(sqlx::migrate::Migrator::DEFAULT, tenant_migrations)?;
+//! let options = tenantry::connect_options("postgres://localhost/app")?;
+//! let pool = sqlx::PgPool::connect_with(options).await?;
+//! let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
 //! tenantry::migrate_shared(&pool, &migrations).await?;
 //! let identification = Identification::new(HostName::parse("app.localhost")?);
 //! let tenancy = Tenancy::connect(pool, identification, migrations).await?;
-//! let app = Router::new().route("/count", get(count_polls));
-//! let service = TenancyLayer::new(tenancy).layer(app);
+//!
+//! let routes = Router::new().route("/notes/count", get(count_notes));
+//! let app = Router::new().fallback_service(TenancyLayer::new(tenancy).layer(routes));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, tower::ServiceExt::into_make_service(service)).await?;
+//! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
 

@@ -65,14 +65,21 @@ impl Tenancy {
         format!("{slug}.{}", self.identification().base_domain)
     }
 
+    /// A custom domain may not be the public site, nor sit under it: names below the base
+    /// domain belong to the slugs they spell.
     fn check_domain(&self, domain: &HostName) -> Result<(), Error> {
-        if *domain == self.identification().base_domain {
-            return Err(Error::Invalid {
-                field: "domain",
-                message: "the base domain is the public site".into(),
-            });
-        }
-        Ok(())
+        let base = &self.identification().base_domain;
+        let message = if domain == base {
+            "the base domain is the public site"
+        } else if domain.as_str().ends_with(&format!(".{base}")) {
+            "names under the base domain are reserved for tenant slugs"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Invalid {
+            field: "domains",
+            message: format!("'{domain}': {message}"),
+        })
     }
 
     /// Creates the tenant: catalog row, domains, schema and tenant migrations, in one

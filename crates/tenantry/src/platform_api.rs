@@ -69,10 +69,16 @@ impl From<Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            json!({ "detail": format!("JSON parse error - {}", rejection.body_text()) }),
-        )
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "detail": "Unsupported media type; send application/json." }),
+            ),
+            other => ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": format!("JSON parse error - {}", other.body_text()) }),
+            ),
+        }
     }
 }
 
@@ -81,7 +87,9 @@ async fn require_token(State(token): State<String>, request: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let detail = match given {
         None => "Authentication credentials were not provided.",
         Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {

@@ -11,7 +11,7 @@ use crate::host::HostError;
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyRejection {
     /// 400: the `Host` header is missing or malformed.
-    #[error("{0}")]
+    #[error("Invalid Host header: {0}.")]
     InvalidHost(HostError),
     /// 404: no tenant owns this host.
     #[error("No tenant for host '{0}'")]

@@ -215,6 +215,13 @@ async fn hostile_and_unknown_hosts_get_clean_json_errors() {
         ("þór.app.test", "/whoami", StatusCode::BAD_REQUEST),
         ("thor.app.test:99999x", "/whoami", StatusCode::BAD_REQUEST),
         ("app.test", "/t/nobody/whoami", StatusCode::NOT_FOUND),
+        // The path prefix names tenants on the base domain only.
+        ("evil.example", "/t/thor/whoami", StatusCode::NOT_FOUND),
+        (
+            "thor.app.test.evil.example",
+            "/t/thor/whoami",
+            StatusCode::NOT_FOUND,
+        ),
         (
             "app.test",
             "/t/'%3B%20DROP%20SCHEMA%20thor/whoami",

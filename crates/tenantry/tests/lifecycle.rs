@@ -161,12 +161,31 @@ async fn domains_are_unique_and_the_primary_stays() {
         matches!(
             public,
             Error::Invalid {
-                field: "domain",
+                field: "domains",
                 ..
             }
         ),
         "{public}"
     );
+    // A name under the base domain belongs to the slug it spells, present or future.
+    for squat in ["nobody.app.test", "x.thor.app.test"] {
+        let squat = HostName::parse(squat).unwrap();
+        let refused = s
+            .tenancy
+            .add_domain(&slug("thor"), &squat)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Invalid {
+                    field: "domains",
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+    }
 }
 
 #[tokio::test]

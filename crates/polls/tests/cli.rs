@@ -1,0 +1,844 @@
+//! The real `polls` binary against a fresh database: migrate, the tenant lifecycle, and
+//! commands run inside tenants.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tenantry::Tenancy;
+use tenantry::testing::TestDatabase;
+use tower::ServiceExt;
+
+use polls::startup;
+
+/// What a run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `polls args...` on `db`, with `stdin` as standard input (closed if `None`).
+fn polls(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
+    command
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .env("RUST_LOG", "error")
+        .env("NO_COLOR", "1")
+        .env_remove("TENANT_STRATEGIES")
+        .env_remove("PLATFORM_TOKEN")
+        .env_remove("BIND")
+        .env_remove("POOL_SIZE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = command.spawn().expect("the polls binary runs");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().expect("the binary exited, not killed"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Runs `polls args...` and asserts it exits with `code`.
+#[track_caller]
+fn expect(db: &TestDatabase, args: &[&str], code: i32) -> Run {
+    let run = polls(db, args, None);
+    assert_eq!(run.code, code, "polls {}\n{run}", args.join(" "));
+    run
+}
+
+/// A fresh database, migrated by the binary.
+async fn migrated() -> TestDatabase {
+    let db = TestDatabase::create().await;
+    expect(&db, &["migrate"], 0);
+    db
+}
+
+/// The non-blank lines of a table's body (after the header), split into cells.
+fn table_rows(stdout: &str) -> Vec<Vec<&str>> {
+    stdout
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('('))
+        .map(|line| line.split_whitespace().collect())
+        .collect()
+}
+
+/// The value of a `key:   value` line of `tenants show`, all of them for `domain`.
+fn field<'a>(stdout: &'a str, key: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+        .collect()
+}
+
+async fn schema_exists(db: &TestDatabase, schema: &str) -> bool {
+    let pool = db.pool(1).await;
+    let exists = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+    )
+    .bind(schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    exists
+}
+
+/// Sends one request to the app served on `db`, as `polls serve` would serve it.
+async fn http(
+    db: &TestDatabase,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let settings = support::settings(db);
+    let pool = startup::connect(&settings.database_url, 2).await.unwrap();
+    let tenancy = Tenancy::connect(
+        pool,
+        settings.identification().unwrap(),
+        startup::migrations(),
+    )
+    .await
+    .unwrap();
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = startup::app(tenancy, None).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn migrate_applies_once_then_reports_up_to_date() {
+    let db = TestDatabase::create().await;
+    // Nothing works before the catalog exists, and says why.
+    let run = expect(&db, &["tenants", "list"], 1);
+    assert!(
+        run.stderr.contains("run the migrate command first"),
+        "{run}"
+    );
+
+    let first = expect(&db, &["migrate"], 0);
+    let applied: usize = first
+        .stdout
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("shared: ")?
+                .strip_suffix(" migration(s) applied")
+        })
+        .unwrap_or_else(|| panic!("no shared summary\n{first}"))
+        .parse()
+        .unwrap();
+    assert!(applied >= 1, "{first}");
+    assert!(
+        first
+            .stdout
+            .contains("tenants: 0 migrated, 0 up to date, 0 failed ("),
+        "{first}"
+    );
+
+    let second = expect(&db, &["migrate"], 0);
+    assert!(
+        second
+            .stdout
+            .starts_with("shared: 0 migration(s) applied\n"),
+        "{second}"
+    );
+    assert!(
+        second
+            .stdout
+            .contains("tenants: 0 migrated, 0 up to date, 0 failed ("),
+        "{second}"
+    );
+
+    // Tenants are created migrated; migrate then has nothing to do for them.
+    expect(&db, &["tenants", "create", "thor"], 0);
+    expect(&db, &["tenants", "create", "potter"], 0);
+    let run = expect(&db, &["migrate"], 0);
+    assert!(
+        run.stdout.starts_with("shared: 0 migration(s) applied\n"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("tenants: 0 migrated, 2 up to date, 0 failed ("),
+        "{run}"
+    );
+    let run = expect(&db, &["migrate", "--verify"], 0);
+    assert!(run.stdout.contains("potter: up to date\n"), "{run}");
+    assert!(run.stdout.contains("thor: up to date\n"), "{run}");
+    assert!(
+        run.stdout
+            .contains("tenants: 0 migrated, 2 up to date, 0 failed ("),
+        "{run}"
+    );
+    let run = expect(&db, &["migrate", "--tenant", "thor"], 0);
+    assert!(
+        run.stdout
+            .contains("tenants: 0 migrated, 1 up to date, 0 failed ("),
+        "{run}"
+    );
+
+    // A tenant whose tables are gone is migrated again, and only that one.
+    let pool = db.pool(1).await;
+    sqlx::raw_sql(
+        "DROP TABLE thor.votes, thor.choices, thor.polls, thor.tokens, thor.users, \
+         thor.tenantry_migrations; \
+         UPDATE tenantry.tenants SET migration_version = NULL, migration_fingerprint = NULL \
+         WHERE slug = 'thor'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let run = expect(&db, &["migrate"], 0);
+    assert!(
+        run.stdout
+            .contains("thor: applied 1 migration(s) (none -> 1)\n"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("potter:"), "{run}");
+    assert!(
+        run.stdout
+            .contains("tenants: 1 migrated, 1 up to date, 0 failed ("),
+        "{run}"
+    );
+    let run = expect(
+        &db,
+        &["--tenant", "thor", "sql", "SELECT count(*) AS n FROM users"],
+        0,
+    );
+    assert_eq!(run.stdout, "== thor ==\nn\n0\n(1 rows)\n\n");
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert_eq!(field(&show.stdout, "version"), ["1"], "{show}");
+}
+
+#[tokio::test]
+async fn migrate_refuses_unknown_tenants_and_bad_flags() {
+    let db = migrated().await;
+    let run = expect(&db, &["migrate", "--tenant", "nobody"], 3);
+    assert!(run.stderr.contains("error: no tenant 'nobody'"), "{run}");
+    let run = expect(&db, &["migrate", "--tenant", "Nobody"], 2);
+    assert!(run.stderr.contains("invalid value 'Nobody'"), "{run}");
+    expect(&db, &["migrate", "--jobs", "0"], 2);
+}
+
+#[tokio::test]
+async fn tenants_create_list_and_show() {
+    let db = migrated().await;
+    let run = expect(
+        &db,
+        &[
+            "tenants",
+            "create",
+            "thor",
+            "--name",
+            "Thor",
+            "--domain",
+            "thor.example.com",
+        ],
+        0,
+    );
+    assert!(run.stdout.starts_with("created tenant 'thor' in "), "{run}");
+    assert_eq!(field(&run.stdout, "slug"), ["thor"], "{run}");
+    assert_eq!(field(&run.stdout, "name"), ["Thor"], "{run}");
+    assert_eq!(field(&run.stdout, "status"), ["active"], "{run}");
+    assert_eq!(field(&run.stdout, "schema"), ["thor"], "{run}");
+    assert_eq!(field(&run.stdout, "version"), ["1"], "{run}");
+    assert_eq!(
+        field(&run.stdout, "domain"),
+        ["thor.polls.test (primary)", "thor.example.com"],
+        "{run}"
+    );
+
+    let again = expect(&db, &["tenants", "create", "thor"], 4);
+    assert!(
+        again
+            .stderr
+            .contains("error: a tenant with slug 'thor' already exists"),
+        "{again}"
+    );
+    for bad in [
+        "Bad_Slug",
+        "bad_slug",
+        "'; DROP SCHEMA thor; --",
+        "www",
+        "thor-",
+    ] {
+        let run = expect(&db, &["tenants", "create", bad], 2);
+        assert!(
+            run.stderr.contains(&format!("invalid value '{bad}'")),
+            "{run}"
+        );
+    }
+    let run = expect(
+        &db,
+        &["tenants", "create", "odin", "--domain", "bad domain"],
+        2,
+    );
+    assert!(run.stderr.contains("'bad domain'"), "{run}");
+    expect(
+        &db,
+        &["tenants", "create", "odin", "--domain", "polls.test"],
+        2,
+    );
+    let run = expect(
+        &db,
+        &["tenants", "create", "odin", "--domain", "thor.example.com"],
+        4,
+    );
+    assert!(run.stderr.contains("thor.example.com"), "{run}");
+    // The refused creates left nothing behind.
+    assert!(!schema_exists(&db, "odin").await);
+
+    expect(&db, &["tenants", "create", "potter-2"], 0);
+    let list = expect(&db, &["tenants", "list"], 0);
+    assert_eq!(
+        list.stdout
+            .lines()
+            .next()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            "SLUG",
+            "NAME",
+            "STATUS",
+            "ISOLATION",
+            "SCHEMA",
+            "VERSION",
+            "DOMAINS"
+        ]),
+        "{list}"
+    );
+    assert_eq!(
+        table_rows(&list.stdout),
+        [
+            vec![
+                "potter-2",
+                "potter-2",
+                "active",
+                "schema",
+                "potter_2",
+                "1",
+                "potter-2.polls.test"
+            ],
+            vec![
+                "thor",
+                "Thor",
+                "active",
+                "schema",
+                "thor",
+                "1",
+                "thor.polls.test",
+                "thor.example.com"
+            ],
+        ],
+        "{list}"
+    );
+    assert!(list.stdout.ends_with("(2 tenants)\n"), "{list}");
+
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert_eq!(field(&show.stdout, "slug"), ["thor"], "{show}");
+    assert_eq!(field(&show.stdout, "name"), ["Thor"], "{show}");
+    assert_eq!(field(&show.stdout, "isolation"), ["schema"], "{show}");
+    assert_eq!(field(&show.stdout, "settings"), ["{}"], "{show}");
+    assert_eq!(
+        field(&show.stdout, "domain"),
+        ["thor.polls.test (primary)", "thor.example.com"],
+        "{show}"
+    );
+    let run = expect(&db, &["tenants", "show", "nobody"], 3);
+    assert!(run.stderr.contains("error: no tenant 'nobody'"), "{run}");
+    assert!(schema_exists(&db, "potter_2").await);
+}
+
+#[tokio::test]
+async fn createsuperuser_reads_the_password_from_stdin() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    expect(&db, &["tenants", "create", "potter"], 0);
+    let args = [
+        "--tenant",
+        "thor",
+        "createsuperuser",
+        "--username",
+        "admin",
+        "--password-stdin",
+    ];
+    let run = polls(&db, &args, Some("pw-123\n"));
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "created superuser 'admin' in 'thor'\n");
+
+    let run = expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "SELECT username, is_superuser FROM users",
+        ],
+        0,
+    );
+    assert_eq!(
+        table_rows(run.stdout.strip_prefix("== thor ==\n").unwrap()),
+        [["admin", "t"]],
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .starts_with("== thor ==\nusername  is_superuser\n"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("(1 rows)"), "{run}");
+    // Only in thor.
+    let run = expect(
+        &db,
+        &[
+            "--tenant",
+            "potter",
+            "sql",
+            "SELECT count(*) AS n FROM users",
+        ],
+        0,
+    );
+    assert_eq!(run.stdout, "== potter ==\nn\n0\n(1 rows)\n\n");
+
+    // The password is the line without its newline, and the API accepts it.
+    let (status, body) = http(
+        &db,
+        "POST",
+        "thor.polls.test",
+        "/login/",
+        json!({ "username": "admin", "password": "pw-123" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token"].as_str().map(str::len), Some(40), "{body}");
+    let (status, body) = http(
+        &db,
+        "POST",
+        "thor.polls.test",
+        "/login/",
+        json!({ "username": "admin", "password": "pw-123\n" }),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "Wrong Credentials" })
+        )
+    );
+
+    let again = polls(&db, &args, Some("other\n"));
+    assert_eq!(again.code, 4, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("user 'admin' already exists in 'thor'"),
+        "{again}"
+    );
+
+    // No password, no tenant, an unknown tenant.
+    let run = polls(&db, &args, None);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr
+            .contains("the password on standard input is empty"),
+        "{run}"
+    );
+    let run = polls(&db, &args, Some("\n"));
+    assert_eq!(run.code, 2, "{run}");
+    let run = polls(&db, &args[2..], Some("pw\n"));
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains("give --tenant SLUG or --all-tenants"),
+        "{run}"
+    );
+    let run = polls(
+        &db,
+        &[
+            "--tenant",
+            "nobody",
+            "createsuperuser",
+            "--username",
+            "x",
+            "--password-stdin",
+        ],
+        Some("pw\n"),
+    );
+    assert_eq!(run.code, 3, "{run}");
+    let run = polls(
+        &db,
+        &["--tenant", "thor", "createsuperuser", "--username", "x"],
+        Some("pw\n"),
+    );
+    assert_eq!(run.code, 2, "{run}");
+
+    // In every tenant at once.
+    let run = polls(
+        &db,
+        &[
+            "--all-tenants",
+            "createsuperuser",
+            "--username",
+            "root",
+            "--password-stdin",
+        ],
+        Some("pw-root\n"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        run.stdout,
+        "created superuser 'root' in 'potter'\ncreated superuser 'root' in 'thor'\n"
+    );
+    let run = expect(
+        &db,
+        &["--all-tenants", "sql", "SELECT count(*) AS n FROM users"],
+        0,
+    );
+    assert_eq!(
+        run.stdout,
+        "== potter ==\nn\n1\n(1 rows)\n\n== thor ==\nn\n2\n(1 rows)\n\n"
+    );
+}
+
+#[tokio::test]
+async fn sql_runs_in_each_tenant() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    expect(&db, &["tenants", "create", "potter"], 0);
+    expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "INSERT INTO users (username, password_hash) VALUES ('a', 'x'), ('b', 'x')",
+        ],
+        0,
+    );
+    let run = expect(
+        &db,
+        &["--all-tenants", "sql", "SELECT count(*) AS n FROM users"],
+        0,
+    );
+    assert_eq!(
+        run.stdout,
+        "== potter ==\nn\n0\n(1 rows)\n\n== thor ==\nn\n2\n(1 rows)\n\n"
+    );
+    let run = expect(
+        &db,
+        &["--all-tenants", "sql", "SELECT current_schema() AS s"],
+        0,
+    );
+    assert_eq!(
+        run.stdout,
+        "== potter ==\ns\npotter\n(1 rows)\n\n== thor ==\ns\nthor\n(1 rows)\n\n"
+    );
+    let run = expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "SELECT username FROM users WHERE false",
+        ],
+        0,
+    );
+    assert_eq!(run.stdout, "== thor ==\n(0 rows)\n\n");
+
+    // A statement failing everywhere: an error per tenant, and a non-zero exit.
+    let run = expect(
+        &db,
+        &["--all-tenants", "sql", "SELECT * FROM nonexistent"],
+        1,
+    );
+    assert!(run.stdout.contains("== potter ==\nERROR: "), "{run}");
+    assert!(run.stdout.contains("== thor ==\nERROR: "), "{run}");
+    assert_eq!(run.stdout.matches("ERROR: ").count(), 2, "{run}");
+    assert_eq!(
+        run.stdout.matches("\"nonexistent\" does not exist").count(),
+        2,
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("error: the statement failed in 2 tenant(s)"),
+        "{run}"
+    );
+
+    // Failing in one tenant only: the other still runs, and its result is shown.
+    let run = expect(
+        &db,
+        &[
+            "--all-tenants",
+            "sql",
+            "SELECT 10 / count(*) AS q FROM users",
+        ],
+        1,
+    );
+    assert!(run.stdout.contains("== potter ==\nERROR: "), "{run}");
+    assert!(run.stdout.contains("division by zero"), "{run}");
+    assert!(run.stdout.contains("== thor ==\nq\n5\n(1 rows)\n"), "{run}");
+    assert!(
+        run.stderr
+            .contains("error: the statement failed in 1 tenant(s)"),
+        "{run}"
+    );
+
+    // A failed statement is rolled back.
+    expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "INSERT INTO users (username, password_hash) VALUES ('c', 'x'); SELECT 1/0",
+        ],
+        1,
+    );
+    let run = expect(
+        &db,
+        &["--tenant", "thor", "sql", "SELECT count(*) AS n FROM users"],
+        0,
+    );
+    assert_eq!(run.stdout, "== thor ==\nn\n2\n(1 rows)\n\n");
+
+    // Targets are required, exclusive and checked.
+    let run = expect(&db, &["sql", "SELECT 1"], 2);
+    assert!(
+        run.stderr.contains("give --tenant SLUG or --all-tenants"),
+        "{run}"
+    );
+    expect(
+        &db,
+        &["--tenant", "thor", "--all-tenants", "sql", "SELECT 1"],
+        2,
+    );
+    let run = expect(&db, &["--tenant", "nobody", "sql", "SELECT 1"], 3);
+    assert!(run.stderr.contains("no tenant 'nobody'"), "{run}");
+}
+
+#[tokio::test]
+async fn the_tenant_lifecycle_from_the_command_line() {
+    let db = migrated().await;
+    expect(
+        &db,
+        &[
+            "tenants",
+            "create",
+            "thor",
+            "--name",
+            "Thor",
+            "--domain",
+            "thor.example.com",
+        ],
+        0,
+    );
+    expect(&db, &["tenants", "create", "potter"], 0);
+    expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "INSERT INTO users (username, password_hash) VALUES ('kept', 'x')",
+        ],
+        0,
+    );
+
+    // Rename: schema and primary domain follow, custom domains and data stay.
+    let run = expect(&db, &["tenants", "rename", "thor", "--slug", "odin"], 0);
+    assert_eq!(field(&run.stdout, "slug"), ["odin"], "{run}");
+    assert_eq!(field(&run.stdout, "name"), ["Thor"], "{run}");
+    assert_eq!(field(&run.stdout, "schema"), ["odin"], "{run}");
+    assert_eq!(
+        field(&run.stdout, "domain"),
+        ["odin.polls.test (primary)", "thor.example.com"],
+        "{run}"
+    );
+    assert!(!schema_exists(&db, "thor").await);
+    assert!(schema_exists(&db, "odin").await);
+    expect(&db, &["tenants", "show", "thor"], 3);
+    let run = expect(
+        &db,
+        &["--tenant", "odin", "sql", "SELECT username FROM users"],
+        0,
+    );
+    assert_eq!(run.stdout, "== odin ==\nusername\nkept\n(1 rows)\n\n");
+    let run = expect(&db, &["tenants", "rename", "odin", "--name", "Odin"], 0);
+    assert_eq!(field(&run.stdout, "name"), ["Odin"], "{run}");
+    let run = expect(&db, &["tenants", "rename", "odin"], 2);
+    assert!(
+        run.stderr.contains("rename needs --name, --slug or both"),
+        "{run}"
+    );
+    let run = expect(&db, &["tenants", "rename", "odin", "--slug", "potter"], 4);
+    assert!(
+        run.stderr
+            .contains("a tenant with slug 'potter' already exists"),
+        "{run}"
+    );
+    expect(&db, &["tenants", "rename", "nobody", "--name", "X"], 3);
+    expect(&db, &["tenants", "rename", "odin", "--slug", "Bad_Slug"], 2);
+
+    // Suspend and resume.
+    let run = expect(&db, &["tenants", "suspend", "odin"], 0);
+    assert_eq!(run.stdout, "tenant 'odin' is now suspended\n");
+    let show = expect(&db, &["tenants", "show", "odin"], 0);
+    assert_eq!(field(&show.stdout, "status"), ["suspended"], "{show}");
+    let (status, body) = http(&db, "POST", "odin.polls.test", "/login/", json!({})).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({ "detail": "Tenant 'odin' is suspended." })
+        )
+    );
+    let run = expect(&db, &["tenants", "resume", "odin"], 0);
+    assert_eq!(run.stdout, "tenant 'odin' is now active\n");
+    let show = expect(&db, &["tenants", "show", "odin"], 0);
+    assert_eq!(field(&show.stdout, "status"), ["active"], "{show}");
+    expect(&db, &["tenants", "suspend", "nobody"], 3);
+
+    // Domains.
+    let run = expect(
+        &db,
+        &["tenants", "domains", "add", "odin", "Odin.Example.org"],
+        0,
+    );
+    assert_eq!(run.stdout, "added Odin.Example.org to 'odin'\n");
+    let show = expect(&db, &["tenants", "show", "odin"], 0);
+    assert_eq!(
+        field(&show.stdout, "domain"),
+        [
+            "odin.polls.test (primary)",
+            "odin.example.org",
+            "thor.example.com"
+        ],
+        "{show}"
+    );
+    let (status, _) = http(&db, "POST", "odin.example.org", "/login/", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let run = expect(
+        &db,
+        &["tenants", "domains", "add", "potter", "odin.example.org"],
+        4,
+    );
+    assert!(
+        run.stderr
+            .contains("domain 'odin.example.org' already belongs to a tenant"),
+        "{run}"
+    );
+    expect(&db, &["tenants", "domains", "add", "odin", "bad domain"], 2);
+    expect(&db, &["tenants", "domains", "add", "odin", "polls.test"], 2);
+    expect(
+        &db,
+        &["tenants", "domains", "add", "nobody", "x.example.org"],
+        3,
+    );
+    let run = expect(
+        &db,
+        &["tenants", "domains", "remove", "odin", "odin.example.org"],
+        0,
+    );
+    assert_eq!(run.stdout, "removed odin.example.org from 'odin'\n");
+    let run = expect(
+        &db,
+        &["tenants", "domains", "remove", "odin", "odin.example.org"],
+        3,
+    );
+    assert!(
+        run.stderr
+            .contains("'odin.example.org' is not one of this tenant's domains"),
+        "{run}"
+    );
+    let run = expect(
+        &db,
+        &["tenants", "domains", "remove", "odin", "odin.polls.test"],
+        4,
+    );
+    assert!(
+        run.stderr
+            .contains("primary domain 'odin.polls.test' cannot be removed"),
+        "{run}"
+    );
+    let show = expect(&db, &["tenants", "show", "odin"], 0);
+    assert_eq!(
+        field(&show.stdout, "domain"),
+        ["odin.polls.test (primary)", "thor.example.com"],
+        "{show}"
+    );
+
+    // Delete needs --yes.
+    let run = expect(&db, &["tenants", "delete", "odin"], 2);
+    assert!(
+        run.stderr
+            .contains("deleting 'odin' drops schema \"odin\" and all its data; repeat with --yes"),
+        "{run}"
+    );
+    expect(&db, &["tenants", "show", "odin"], 0);
+    assert!(schema_exists(&db, "odin").await);
+    let run = expect(&db, &["tenants", "delete", "odin", "--yes"], 0);
+    assert_eq!(run.stdout, "deleted tenant 'odin'\n");
+    assert!(!schema_exists(&db, "odin").await);
+    expect(&db, &["tenants", "show", "odin"], 3);
+    expect(&db, &["tenants", "delete", "odin", "--yes"], 3);
+    let list = expect(&db, &["tenants", "list"], 0);
+    assert_eq!(
+        table_rows(&list.stdout),
+        [vec![
+            "potter",
+            "potter",
+            "active",
+            "schema",
+            "potter",
+            "1",
+            "potter.polls.test"
+        ]],
+        "{list}"
+    );
+    // Its domains are free again.
+    expect(
+        &db,
+        &["tenants", "create", "thor", "--domain", "thor.example.com"],
+        0,
+    );
+    assert!(schema_exists(&db, "potter").await);
+}

@@ -1,0 +1,273 @@
+//! Spawns the real polls app on a random port against a fresh database.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tenantry::testing::TestDatabase;
+use tenantry::{NewTenant, Slug, Tenancy};
+
+use polls::configuration::Settings;
+use polls::startup;
+
+pub const BASE: &str = "polls.test";
+pub const PLATFORM_TOKEN: &str = "platform-secret";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    pub tenancy: Tenancy,
+    client: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// Settings as the binary would read them, for this test database.
+pub fn settings(db: &TestDatabase) -> Settings {
+    Settings {
+        database_url: db.url(),
+        base_domain: BASE.into(),
+        strategies: vec![
+            tenantry::Strategy::Domain,
+            tenantry::Strategy::Subdomain,
+            tenantry::Strategy::PathPrefix,
+        ],
+        platform_token: Some(PLATFORM_TOKEN.into()),
+        bind: "127.0.0.1:0".into(),
+        pool_size: 8,
+    }
+}
+
+/// The app with tenants `thor` and `potter`, serving on a random port.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::create().await;
+    let settings = settings(&db);
+    let pool = startup::connect(&settings.database_url, settings.pool_size)
+        .await
+        .unwrap();
+    let migrations = startup::migrations();
+    tenantry::migrate_shared(&pool, &migrations).await.unwrap();
+    let tenancy = Tenancy::connect(pool, settings.identification().unwrap(), migrations)
+        .await
+        .unwrap();
+    for slug in ["thor", "potter"] {
+        tenancy
+            .create_tenant(NewTenant {
+                slug: Slug::parse(slug).unwrap(),
+                name: None,
+                domains: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = startup::app(tenancy.clone(), settings.platform_token);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp {
+        addr,
+        db,
+        tenancy,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// Sends a request with `Host: host`, optional token and JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        host: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.addr))
+            .header("host", host);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path}: response is not JSON ({e}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Registers a user in the tenant at `host` and returns its `Token ...` header value.
+    pub async fn user(&self, host: &str, username: &str) -> String {
+        let created = self
+            .request(
+                Method::POST,
+                host,
+                "/users/",
+                None,
+                Some(serde_json::json!({
+                    "username": username, "email": format!("{username}@example.com"),
+                    "password": "s3cret-pass"
+                })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let login = self
+            .request(
+                Method::POST,
+                host,
+                "/login/",
+                None,
+                Some(serde_json::json!({ "username": username, "password": "s3cret-pass" })),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        format!("Token {}", login.body["token"].as_str().unwrap())
+    }
+}
+
+/// A response read off the wire by [`TestApp::raw_get`].
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl RawReply {
+    /// The value of the first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl TestApp {
+    /// Sends `body` as is, with this `Content-Type` (none if `None`).
+    pub async fn request_text(
+        &self,
+        method: Method,
+        host: &str,
+        path: &str,
+        auth: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.addr))
+            .header("host", host)
+            .body(body.to_owned());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path}: response is not JSON ({e}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path` written by hand over TCP, so that any `Host` bytes can be sent (reqwest
+    /// refuses some). `host: None` sends no `Host` header at all. The body must be JSON.
+    pub async fn raw_get(&self, host: Option<&[u8]>, path: &str) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut request = format!("GET {path} HTTP/1.1\r\n").into_bytes();
+        if let Some(host) = host {
+            request.extend_from_slice(b"Host: ");
+            request.extend_from_slice(host);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"Connection: close\r\n\r\n");
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        parse_raw_response(&response)
+    }
+}
+
+fn parse_raw_response(response: &[u8]) -> RawReply {
+    let text = String::from_utf8_lossy(response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let mut words = status_line.splitn(3, ' ');
+    assert_eq!(words.next(), Some("HTTP/1.1"), "{status_line}");
+    let status = words
+        .next()
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_owned(), value.trim().to_owned())
+        })
+        .collect();
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {body:?}"))
+    };
+    RawReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
