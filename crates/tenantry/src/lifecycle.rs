@@ -111,9 +111,9 @@ impl Tenancy {
                 insert_domain(&mut tx, &tenant, domain.as_str(), false).await?;
             }
         }
+        let schema = tenant.placement.schema.quoted();
         tx.execute(AssertSqlSafe(format!(
-            "CREATE SCHEMA {}",
-            tenant.placement.schema.quoted()
+            "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
         )))
         .await
         .map_err(|e| conflict(e, &slug, |_| String::new()))?;

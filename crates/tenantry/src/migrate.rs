@@ -83,28 +83,38 @@ fn fingerprint(migrator: &Migrator) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Where one migration set is applied and recorded.
+/// Where one migration set is recorded. The SQL naming a ledger is the same for every tenant
+/// (the table resolves through the transaction's `search_path`), so its statements are
+/// prepared once per connection, not once per tenant.
 struct Ledger {
-    /// The qualified, quoted ledger table.
-    table: String,
+    /// The ledger table, as SQL: unqualified for tenants.
+    table: &'static str,
+    /// Keys the advisory lock: the schema being migrated.
+    lock: String,
 }
 
 impl Ledger {
+    /// Used with `search_path` `tenantry`.
     fn catalog() -> Self {
         Self {
-            table: "tenantry.catalog_migrations".into(),
+            table: "tenantry.catalog_migrations",
+            lock: "tenantry".into(),
         }
     }
 
+    /// Used with `search_path` `public`.
     fn shared() -> Self {
         Self {
-            table: "tenantry.shared_migrations".into(),
+            table: "tenantry.shared_migrations",
+            lock: "public".into(),
         }
     }
 
+    /// Used inside a tenant transaction, whose `search_path` is the tenant's schema.
     fn tenant(schema: &SchemaName) -> Self {
         Self {
-            table: format!("{}.tenantry_migrations", schema.quoted()),
+            table: "tenantry_migrations",
+            lock: schema.to_string(),
         }
     }
 }
@@ -129,7 +139,7 @@ async fn apply_pending(
 ) -> Result<Applied, Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(LOCK_NAMESPACE)
-        .bind(&ledger.table)
+        .bind(&ledger.lock)
         .execute(&mut *conn)
         .await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
@@ -216,18 +226,14 @@ pub async fn migrate_shared(pool: &PgPool, migrations: &Migrations) -> Result<Ap
     })
 }
 
-/// Applies the tenant set to a freshly created schema inside the creating transaction, and
-/// records the result in the catalog row (also part of that transaction).
+/// Applies the tenant set to a freshly created schema inside the creating transaction, whose
+/// `search_path` is already that schema, and records the result in the catalog row (also part
+/// of that transaction).
 pub(crate) async fn migrate_new_schema(
     conn: &mut PgConnection,
     tenant: &Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    conn.execute(AssertSqlSafe(format!(
-        "SET LOCAL search_path TO {}",
-        tenant.placement.schema.quoted()
-    )))
-    .await?;
     let applied = apply_pending(
         conn,
         &Ledger::tenant(&tenant.placement.schema),
