@@ -54,6 +54,18 @@ pub fn new_token_key() -> String {
     hex::encode(rand::random::<[u8; 20]>())
 }
 
+/// The user's API token, created on first use and the same ever after.
+pub async fn token_for(db: &mut sqlx::PgConnection, user_id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
+    )
+    .bind(new_token_key())
+    .bind(user_id)
+    .fetch_one(db)
+    .await
+}
+
 /// The user a request authenticates as, from its `Authorization: Token <key>` header.
 ///
 /// It reads the token with a [`TenantDb`] it drops before returning, so in a handler's

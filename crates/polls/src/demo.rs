@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tenantry::cli::{CliError, MigrateArgs};
 use tenantry::{Identification, NewTenant, Slug, Tenancy};
 
-use crate::auth::{hash_password, new_token_key};
+use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
 use crate::startup;
 
@@ -159,15 +159,7 @@ async fn seed(
                     }
                 }
             }
-            let token = sqlx::query_scalar(
-                "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
-                 ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
-            )
-            .bind(new_token_key())
-            .bind(user)
-            .fetch_one(&mut *db)
-            .await?;
-            Ok(token)
+            Ok(token_for(db, user).await?)
         })
         .await
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName, Uri, header, uri::PathAndQuery};
 
+use crate::catalog::TenantCatalog;
 use crate::host::{HostError, HostName};
 use crate::rejection::TenancyRejection;
 use crate::slug::Slug;
@@ -99,6 +100,17 @@ fn split_path_prefix(path: &str) -> Option<(&str, &str)> {
     })
 }
 
+/// The tenant a request names by slug; a label that cannot be a slug names no tenant.
+async fn by_label(
+    catalog: &TenantCatalog,
+    label: &str,
+) -> Result<Option<Arc<Tenant>>, crate::Error> {
+    match Slug::parse(label) {
+        Ok(slug) => catalog.by_slug(&slug).await,
+        Err(_) => Ok(None),
+    }
+}
+
 impl Tenancy {
     pub(crate) async fn identify(
         &self,
@@ -123,10 +135,7 @@ impl Tenancy {
                 }
                 Strategy::Subdomain => {
                     if let Some(label) = host.subdomain_of(identification.base_domain.as_str()) {
-                        let found = match Slug::parse(label) {
-                            Ok(slug) => catalog.by_slug(&slug).await?,
-                            Err(_) => None,
-                        };
+                        let found = by_label(catalog, label).await?;
                         return found
                             .map(tenant)
                             .ok_or_else(|| TenancyRejection::NoTenantForHost(host.to_string()));
@@ -134,10 +143,7 @@ impl Tenancy {
                 }
                 Strategy::PathPrefix if on_base => {
                     if let Some((label, rest)) = split_path_prefix(uri.path()) {
-                        let found = match Slug::parse(label) {
-                            Ok(slug) => catalog.by_slug(&slug).await?,
-                            Err(_) => None,
-                        };
+                        let found = by_label(catalog, label).await?;
                         let found = found
                             .ok_or_else(|| TenancyRejection::NoTenantNamed(label.to_owned()))?;
                         let path_and_query = match uri.query() {
@@ -159,10 +165,7 @@ impl Tenancy {
                 Strategy::Header(name) if on_base => {
                     if let Some(value) = headers.get(name) {
                         let label = value.to_str().unwrap_or_default();
-                        let found = match Slug::parse(label) {
-                            Ok(slug) => catalog.by_slug(&slug).await?,
-                            Err(_) => None,
-                        };
+                        let found = by_label(catalog, label).await?;
                         return found
                             .map(tenant)
                             .ok_or_else(|| TenancyRejection::NoTenantNamed(label.to_owned()));

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use tenantry::TenantDb;
 
 use super::{REQUIRED, check_text, required_text};
-use crate::auth::{hash_password_async, new_token_key, verify_password_async};
+use crate::auth::{hash_password_async, token_for, verify_password_async};
 use crate::error::{ApiError, FieldErrors, is_unique_violation};
 use crate::json::ApiJson;
 
@@ -90,14 +90,7 @@ pub(super) async fn login(
     if !verify_password_async(password, password_hash).await {
         return Err(wrong());
     }
-    let token: String = sqlx::query_scalar(
-        "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
-         ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
-    )
-    .bind(new_token_key())
-    .bind(user_id)
-    .fetch_one(&mut *db)
-    .await?;
+    let token = token_for(&mut db, user_id).await?;
     Ok(ApiJson(json!({ "token": token })))
 }
 
