@@ -7,25 +7,11 @@ mod support;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, TestApp, spawn_app};
+use support::{Reply, TestApp, assert_reply, spawn_app};
 
 const THOR: &str = "thor.polls.test";
 const POTTER: &str = "potter.polls.test";
 const REQUIRED: &str = "This field is required.";
-
-/// Asserts status and exact body, and that the body was sent as JSON.
-#[track_caller]
-fn assert_reply(reply: &Reply, status: StatusCode, body: Value) {
-    assert_eq!(reply.status, status, "body: {}", reply.body);
-    assert_eq!(reply.body, body);
-    if !body.is_null() {
-        let content_type = reply
-            .headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap());
-        assert_eq!(content_type, Some("application/json"));
-    }
-}
 
 /// Checks `pub_date` is ISO 8601 in UTC with microseconds and a `Z`, and returns it.
 #[track_caller]

@@ -5,23 +5,10 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{PLATFORM_TOKEN, Reply, TestApp, spawn_app};
+use support::{PLATFORM_TOKEN, Reply, TestApp, assert_reply, spawn_app};
 
 const PUBLIC: &str = "polls.test";
 const BEARER: &str = "Bearer platform-secret";
-
-#[track_caller]
-fn assert_reply(reply: &Reply, status: StatusCode, body: Value) {
-    assert_eq!(reply.status, status, "body: {}", reply.body);
-    assert_eq!(reply.body, body);
-    if !body.is_null() {
-        let content_type = reply
-            .headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap());
-        assert_eq!(content_type, Some("application/json"));
-    }
-}
 
 async fn platform(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> Reply {
     app.request(method, PUBLIC, path, Some(BEARER), body).await

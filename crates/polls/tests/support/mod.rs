@@ -271,3 +271,17 @@ fn dechunk(mut rest: &str) -> String {
         rest = &after[size + 2..];
     }
 }
+
+/// Asserts status and exact body, and that the body was sent as JSON.
+#[track_caller]
+pub fn assert_reply(reply: &Reply, status: StatusCode, body: Value) {
+    assert_eq!(reply.status, status, "body: {}", reply.body);
+    assert_eq!(reply.body, body);
+    if !body.is_null() {
+        let content_type = reply
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(content_type, Some("application/json"));
+    }
+}
