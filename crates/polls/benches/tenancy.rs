@@ -187,6 +187,7 @@ async fn create(tenancy: &Tenancy, slug: &Slug) {
             slug: slug.clone(),
             name: None,
             domains: vec![],
+            server: None,
         })
         .await
         .unwrap();

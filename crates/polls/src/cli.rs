@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
-use tenantry::cli::{CliError, MigrateArgs, TenantTargets, TenantsCommand};
+use tenantry::cli::{CliError, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand};
 use tenantry::{Slug, Tenancy};
 
 use crate::auth::hash_password;
@@ -36,6 +36,11 @@ pub enum Command {
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+    /// Manage the database servers tenants can be placed on.
+    Servers {
+        #[command(subcommand)]
+        command: ServersCommand,
     },
     /// Create a superuser in the tenant(s) named by --tenant / --all-tenants; the password
     /// is read from standard input.
@@ -82,6 +87,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(e.to_string()))
         }
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
+        Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,
         Command::Createsuperuser {
             username,
             email,

@@ -67,6 +67,7 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
                     slug: slug.clone(),
                     name: Some(name.into()),
                     domains: vec![],
+                    server: None,
                 })
                 .await?;
         }

@@ -339,6 +339,7 @@ async fn tenants_create_list_and_show() {
             "NAME",
             "STATUS",
             "ISOLATION",
+            "SERVER",
             "SCHEMA",
             "VERSION",
             "DOMAINS"
@@ -353,6 +354,7 @@ async fn tenants_create_list_and_show() {
                 "potter-2",
                 "active",
                 "schema",
+                "-",
                 "potter_2",
                 "1",
                 "potter-2.polls.test"
@@ -362,6 +364,7 @@ async fn tenants_create_list_and_show() {
                 "Thor",
                 "active",
                 "schema",
+                "-",
                 "thor",
                 "1",
                 "thor.polls.test",
@@ -828,6 +831,7 @@ async fn the_tenant_lifecycle_from_the_command_line() {
             "potter",
             "active",
             "schema",
+            "-",
             "potter",
             "1",
             "potter.polls.test"

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::host::HostName;
+use crate::servers::ServerName;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
@@ -28,7 +29,7 @@ const CHANNEL: &str = "tenantry_catalog";
 macro_rules! tenant_columns {
     () => {
         "t.id, t.slug, t.name, t.schema_name, t.isolation, t.status, t.settings, \
-         t.created_at, t.migration_version"
+         t.created_at, t.migration_version, t.server"
     };
 }
 pub(crate) use tenant_columns;
@@ -57,6 +58,7 @@ pub(crate) struct TenantRow {
     settings: serde_json::Value,
     created_at: DateTime<Utc>,
     migration_version: Option<i64>,
+    server: Option<String>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -71,13 +73,19 @@ impl TryFrom<TenantRow> for Tenant {
             .ok_or_else(|| corrupt("unknown isolation mode"))?;
         let status =
             TenantStatus::from_catalog(&row.status).ok_or_else(|| corrupt("unknown status"))?;
+        let server = row
+            .server
+            .as_deref()
+            .map(ServerName::parse)
+            .transpose()
+            .map_err(|_| corrupt("invalid server name"))?;
         Ok(Tenant {
             id: row.id,
             begin_sql: tenant::begin_statement(row.id, &schema),
             slug,
             name: row.name,
             isolation,
-            placement: Placement { schema },
+            placement: Placement { server, schema },
             status,
             settings: row.settings,
             created_at: row.created_at,

@@ -15,6 +15,7 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
+use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::TenantStatus;
@@ -88,7 +89,7 @@ pub async fn migrate(
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
     let report = migrate_tenants(
-        pool,
+        &Servers::new(pool.clone()),
         migrations,
         &options,
         |total| {
@@ -160,6 +161,9 @@ pub enum TenantsCommand {
         /// An extra domain (custom domain); repeat for several.
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// Place the tenant on this registered server (see `servers add`).
+        #[arg(long)]
+        server: Option<ServerName>,
     },
     /// List tenants with status, migration version and domains.
     List,
@@ -211,6 +215,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             slug,
             name,
             domains,
+            server,
         } => {
             let started = Instant::now();
             let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
@@ -219,6 +224,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
                     slug,
                     name,
                     domains,
+                    server,
                 })
                 .await?;
             println!(
@@ -293,6 +299,10 @@ fn print_list(tenants: &[TenantDetails]) {
                 t.name.clone(),
                 t.status.as_str().to_owned(),
                 t.isolation.as_str().to_owned(),
+                t.placement
+                    .server
+                    .as_ref()
+                    .map_or("-".into(), ServerName::to_string),
                 t.placement.schema.to_string(),
                 t.migration_version.map_or("-".into(), |v| v.to_string()),
                 d.domains
@@ -309,6 +319,7 @@ fn print_list(tenants: &[TenantDetails]) {
             "NAME",
             "STATUS",
             "ISOLATION",
+            "SERVER",
             "SCHEMA",
             "VERSION",
             "DOMAINS",
@@ -325,6 +336,9 @@ fn print_details(details: &TenantDetails) {
     println!("id:        {}", t.id);
     println!("status:    {}", t.status.as_str());
     println!("isolation: {}", t.isolation.as_str());
+    if let Some(server) = &t.placement.server {
+        println!("server:    {server}");
+    }
     println!("schema:    {}", t.placement.schema);
     println!(
         "version:   {}",
@@ -357,6 +371,41 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+}
+
+/// `servers ...`: the database servers tenants can be placed on.
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Register a server; `URL` names the database that will hold its tenants' schemas.
+    Add { name: ServerName, url: String },
+    /// List servers (passwords hidden) with their tenant counts.
+    List,
+    /// Remove a server that holds no tenants.
+    Remove { name: ServerName },
+}
+
+/// Runs a `servers` subcommand.
+pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), CliError> {
+    match command {
+        ServersCommand::Add { name, url } => {
+            let url = ServerUrl::parse(&url)?;
+            tenancy.servers().add(&name, &url).await?;
+            println!("added server '{name}' at {url}");
+        }
+        ServersCommand::List => {
+            let servers = tenancy.servers().list().await?;
+            let rows: Vec<Vec<String>> = servers
+                .iter()
+                .map(|s| vec![s.name.to_string(), s.url.to_string(), s.tenants.to_string()])
+                .collect();
+            print_table(&["NAME", "URL", "TENANTS"], &rows);
+        }
+        ServersCommand::Remove { name } => {
+            tenancy.servers().remove(&name).await?;
+            println!("removed server '{name}'");
+        }
+    }
+    Ok(())
 }
 
 /// The global `--tenant SLUG` / `--all-tenants` flags of commands that act inside tenants.

@@ -22,6 +22,16 @@ pub enum Error {
     DomainNotFound(String),
     #[error("the primary domain '{0}' cannot be removed; rename the tenant instead")]
     PrimaryDomain(String),
+    #[error("no server '{0}'")]
+    ServerNotFound(String),
+    #[error("a server named '{0}' already exists")]
+    ServerExists(String),
+    #[error("server '{0}' still holds tenants; move or delete them first")]
+    ServerInUse(String),
+    #[error("server '{0}' could not be reached: {1}")]
+    Unreachable(String, String),
+    #[error("{0}")]
+    Incomplete(String),
     #[error("the tenant catalog holds an invalid row: {0}")]
     CorruptCatalog(String),
     #[error("migration failed: {0}")]
@@ -36,12 +46,18 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Invalid { .. } => 2,
-            Self::TenantNotFound(_) | Self::DomainNotFound(_) => 3,
+            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => 3,
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
             | Self::SchemaExists(_)
-            | Self::PrimaryDomain(_) => 4,
-            Self::CorruptCatalog(_) | Self::Migration(_) | Self::Database(_) => 1,
+            | Self::PrimaryDomain(_)
+            | Self::ServerExists(_)
+            | Self::ServerInUse(_) => 4,
+            Self::Unreachable(..)
+            | Self::Incomplete(_)
+            | Self::CorruptCatalog(_)
+            | Self::Migration(_)
+            | Self::Database(_) => 1,
         }
     }
 }
@@ -64,3 +80,4 @@ pub(crate) fn constraint(error: &sqlx::Error) -> Option<String> {
 
 pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
+pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";

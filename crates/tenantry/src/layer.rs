@@ -122,8 +122,16 @@ where
             if let Some(uri) = uri {
                 *request.uri_mut() = uri;
             }
+            let pool = match tenancy
+                .servers()
+                .pool(tenant.placement.server.as_ref())
+                .await
+            {
+                Ok(pool) => pool,
+                Err(error) => return TenancyRejection::from(error).into_response(),
+            };
             let begin = tenant.begin_sql.clone();
-            let scope = RequestScope::new(tenancy.pool().clone(), tenant, begin, mount);
+            let scope = RequestScope::new(pool, tenant, begin, mount);
             serve_in_scope(inner, request, scope).await
         }
     }

@@ -45,6 +45,7 @@ mod migrate;
 pub mod platform_api;
 mod rejection;
 mod scope;
+mod servers;
 mod single_tenant;
 mod slug;
 mod tenancy;
@@ -65,6 +66,7 @@ pub use migrate::{
     migrate_shared, migrate_tenants,
 };
 pub use rejection::TenancyRejection;
+pub use servers::{Server, ServerName, ServerUrl, Servers};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use slug::{SchemaName, Slug, SlugError};
 pub use tenancy::{Tenancy, connect_options};

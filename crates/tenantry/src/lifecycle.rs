@@ -4,14 +4,15 @@
 //! leaves neither a schema nor a catalog row. PostgreSQL DDL is transactional, which is what
 //! makes this possible.
 
-use sqlx::{AssertSqlSafe, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
 use crate::error::{DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate};
 use crate::host::HostName;
-use crate::migrate::migrate_new_schema;
-use crate::slug::Slug;
+use crate::migrate::{Applied, Migrations, migrate_new_schema, record};
+use crate::servers::ServerName;
+use crate::slug::{SchemaName, Slug};
 use crate::tenancy::Tenancy;
 use crate::tenant::{Tenant, TenantStatus};
 
@@ -23,6 +24,8 @@ pub struct NewTenant {
     pub name: Option<String>,
     /// Domains besides the primary `<slug>.<base domain>`.
     pub domains: Vec<HostName>,
+    /// The registered server to place the tenant on; the catalog's own database when absent.
+    pub server: Option<ServerName>,
 }
 
 /// Changes to a tenant; `None` leaves a field as it is.
@@ -90,16 +93,20 @@ impl Tenancy {
             self.check_domain(domain)?;
         }
         let slug = new.slug;
+        let server = new.server;
+        // Fails early, before any change, if the server is unknown.
+        let tenant_pool = self.servers().pool(server.as_ref()).await?;
         let mut tx = self.pool().begin().await?;
         let row: TenantRow = sqlx::query_as(concat!(
-            "INSERT INTO tenantry.tenants AS t (id, slug, name, schema_name) \
-             VALUES ($1, $2, $3, $4) RETURNING ",
+            "INSERT INTO tenantry.tenants AS t (id, slug, name, schema_name, server) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING ",
             tenant_columns!()
         ))
         .bind(Uuid::new_v4())
         .bind(slug.as_str())
         .bind(&name)
         .bind(slug.schema_name().as_str())
+        .bind(server.as_ref().map(ServerName::as_str))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict(e, &slug, |_| String::new()))?;
@@ -111,14 +118,25 @@ impl Tenancy {
                 insert_domain(&mut tx, &tenant, domain.as_str(), false).await?;
             }
         }
-        let schema = tenant.placement.schema.quoted();
-        tx.execute(AssertSqlSafe(format!(
-            "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
-        )))
-        .await
-        .map_err(|e| conflict(e, &slug, |_| String::new()))?;
-        migrate_new_schema(&mut tx, &tenant, self.migrations()).await?;
-        tx.commit().await?;
+        if server.is_none() {
+            let applied = create_schema(&mut tx, &tenant, self.migrations()).await?;
+            record(&mut tx, &tenant, self.migrations(), &applied).await?;
+            tx.commit().await?;
+        } else {
+            // Two databases: the schema commits first; if the catalog then fails, the schema
+            // is dropped again, so either both exist or neither does.
+            let mut remote = tenant_pool.begin().await?;
+            let applied = create_schema(&mut remote, &tenant, self.migrations()).await?;
+            remote.commit().await?;
+            let recorded = async {
+                record(&mut tx, &tenant, self.migrations(), &applied).await?;
+                Ok::<_, Error>(tx.commit().await?)
+            };
+            if let Err(error) = recorded.await {
+                drop_schema(&tenant_pool, &tenant).await?;
+                return Err(error);
+            }
+        }
         self.catalog().invalidate();
         self.catalog().details(&slug).await
     }
@@ -144,6 +162,7 @@ impl Tenancy {
                 .await?;
         let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
         let new_slug = update.slug.filter(|new| new != slug);
+        let mut remote_rename = None;
         if let Some(new) = &new_slug {
             let new_primary = self.primary_domain(new);
             sqlx::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
@@ -161,13 +180,29 @@ impl Tenancy {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
-            tx.execute(AssertSqlSafe(format!(
-                "ALTER SCHEMA {} RENAME TO {}",
-                tenant.placement.schema.quoted(),
-                new.schema_name().quoted()
-            )))
-            .await
-            .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+            let rename = |from: &SchemaName, to: &SchemaName| {
+                AssertSqlSafe(format!(
+                    "ALTER SCHEMA {} RENAME TO {}",
+                    from.quoted(),
+                    to.quoted()
+                ))
+            };
+            let (old_schema, new_schema) = (&tenant.placement.schema, new.schema_name());
+            match &tenant.placement.server {
+                None => {
+                    tx.execute(rename(old_schema, &new_schema))
+                        .await
+                        .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+                }
+                Some(server) => {
+                    let remote = self.servers().pool(Some(server)).await?;
+                    remote
+                        .execute(rename(old_schema, &new_schema))
+                        .await
+                        .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
+                    remote_rename = Some((remote, rename(&new_schema, old_schema)));
+                }
+            }
         }
         sqlx::query(
             "UPDATE tenantry.tenants SET name = COALESCE($2, name), \
@@ -179,7 +214,13 @@ impl Tenancy {
         .bind(update.settings)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        if let Err(error) = tx.commit().await {
+            // The schema on the other server was renamed already: put the name back.
+            if let Some((remote, undo)) = remote_rename {
+                remote.execute(undo).await?;
+            }
+            return Err(error.into());
+        }
         self.catalog().invalidate();
         self.catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
@@ -197,12 +238,26 @@ impl Tenancy {
         .fetch_optional(&mut *tx)
         .await?;
         let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
-        tx.execute(AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            tenant.placement.schema.quoted()
-        )))
-        .await?;
-        tx.commit().await?;
+        match &tenant.placement.server {
+            None => {
+                tx.execute(drop_schema_sql(&tenant)).await?;
+                tx.commit().await?;
+            }
+            Some(server) => {
+                // The catalog first: a failure after it leaves an orphaned schema, never a
+                // tenant without its data.
+                let remote = self.servers().pool(Some(server)).await?;
+                tx.commit().await?;
+                self.catalog().invalidate();
+                drop_schema(&remote, &tenant).await.map_err(|e| {
+                    Error::Incomplete(format!(
+                        "tenant '{slug}' is deleted, but schema \"{}\" on server '{server}' \
+                         could not be dropped ({e}); drop it by hand",
+                        tenant.placement.schema
+                    ))
+                })?;
+            }
+        }
         self.catalog().invalidate();
         Ok(())
     }
@@ -250,5 +305,33 @@ async fn insert_domain(
         .execute(&mut *conn)
         .await
         .map_err(|e| conflict(e, &tenant.slug, |_| domain.to_owned()))?;
+    Ok(())
+}
+
+/// Creates the tenant's schema on `conn` (in an open transaction) and applies the tenant
+/// migrations in it.
+async fn create_schema(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
+    let schema = tenant.placement.schema.quoted();
+    conn.execute(AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+    )))
+    .await
+    .map_err(|e| conflict(e, &tenant.slug, |_| String::new()))?;
+    migrate_new_schema(conn, tenant, migrations).await
+}
+
+fn drop_schema_sql(tenant: &Tenant) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        tenant.placement.schema.quoted()
+    ))
+}
+
+async fn drop_schema(pool: &PgPool, tenant: &Tenant) -> Result<(), Error> {
+    pool.execute(drop_schema_sql(tenant)).await?;
     Ok(())
 }

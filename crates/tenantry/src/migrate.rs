@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
+use crate::servers::Servers;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
@@ -227,24 +228,22 @@ pub async fn migrate_shared(pool: &PgPool, migrations: &Migrations) -> Result<Ap
 }
 
 /// Applies the tenant set to a freshly created schema inside the creating transaction, whose
-/// `search_path` is already that schema, and records the result in the catalog row (also part
-/// of that transaction).
+/// `search_path` is already that schema.
 pub(crate) async fn migrate_new_schema(
     conn: &mut PgConnection,
     tenant: &Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    let applied = apply_pending(
+    apply_pending(
         conn,
         &Ledger::tenant(&tenant.placement.schema),
         &migrations.tenant,
     )
-    .await?;
-    record(conn, tenant, migrations, &applied).await?;
-    Ok(applied)
+    .await
 }
 
-async fn record(
+/// Records in the catalog that `tenant` is at the newest tenant migration.
+pub(crate) async fn record(
     conn: &mut PgConnection,
     tenant: &Tenant,
     migrations: &Migrations,
@@ -332,12 +331,13 @@ impl MigrationReport {
 /// Migrates tenant schemas, `options.jobs` at a time. One tenant's failure does not stop the
 /// others. `started` is told how many tenants will be visited, `progress` each one's outcome.
 pub async fn migrate_tenants(
-    pool: &PgPool,
+    servers: &Servers,
     migrations: &Migrations,
     options: &MigrateOptions,
     started: impl FnOnce(usize),
     progress: impl Fn(&TenantMigration),
 ) -> Result<MigrationReport, Error> {
+    let pool = servers.catalog();
     let slug = options.tenant.as_ref().map(Slug::as_str);
     let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
         "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
@@ -371,7 +371,7 @@ pub async fn migrate_tenants(
     let mut visited = Vec::with_capacity(tenants.len());
     let mut runs = futures::stream::iter(tenants)
         .map(|tenant| async move {
-            let outcome = match migrate_tenant(pool, tenant.clone(), migrations).await {
+            let outcome = match migrate_tenant(servers, tenant.clone(), migrations).await {
                 Ok(applied) if applied.count == 0 => TenantOutcome::UpToDate,
                 Ok(applied) => TenantOutcome::Applied(applied),
                 Err(error) => TenantOutcome::Failed(error.to_string()),
@@ -392,19 +392,34 @@ pub async fn migrate_tenants(
     })
 }
 
+/// Migrates one tenant in one transaction. On the catalog's own database the catalog record
+/// is part of it; on another server it follows the commit (a lost record only means the next
+/// run visits the tenant again and finds nothing pending).
 async fn migrate_tenant(
-    pool: &PgPool,
+    servers: &Servers,
     tenant: Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    let mut tx = TenantTransaction::begin(pool, Arc::new(tenant.clone())).await?;
+    let pool = servers.pool(tenant.placement.server.as_ref()).await?;
+    let mut tx = TenantTransaction::begin(&pool, Arc::new(tenant.clone())).await?;
     let applied = apply_pending(
         &mut tx,
         &Ledger::tenant(&tenant.placement.schema),
         &migrations.tenant,
     )
     .await?;
-    record(&mut tx, &tenant, migrations, &applied).await?;
-    tx.commit().await?;
+    if tenant.placement.server.is_none() {
+        record(&mut tx, &tenant, migrations, &applied).await?;
+        tx.commit().await?;
+    } else {
+        tx.commit().await?;
+        record(
+            &mut *servers.catalog().acquire().await?,
+            &tenant,
+            migrations,
+            &applied,
+        )
+        .await?;
+    }
     Ok(applied)
 }

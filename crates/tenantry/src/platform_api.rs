@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::TenantStatus;
@@ -51,12 +52,22 @@ impl From<Error> for ApiError {
                 ApiError(StatusCode::BAD_REQUEST, json!({ *field: [message] }))
             }
             Error::TenantNotFound(_) | Error::DomainNotFound(_) => detail(StatusCode::NOT_FOUND),
+            Error::ServerNotFound(_) => ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({ "server": [error.to_string()] }),
+            ),
             Error::SlugTaken(_)
             | Error::DomainTaken(_)
             | Error::SchemaExists(_)
-            | Error::PrimaryDomain(_) => detail(StatusCode::CONFLICT),
+            | Error::PrimaryDomain(_)
+            | Error::ServerExists(_)
+            | Error::ServerInUse(_) => detail(StatusCode::CONFLICT),
+            Error::Unreachable(..) => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Database(sqlx::Error::PoolTimedOut) => detail(StatusCode::SERVICE_UNAVAILABLE),
-            Error::CorruptCatalog(_) | Error::Migration(_) | Error::Database(_) => {
+            Error::Incomplete(_)
+            | Error::CorruptCatalog(_)
+            | Error::Migration(_)
+            | Error::Database(_) => {
                 tracing::error!(%error, "platform API failure");
                 ApiError(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,6 +142,7 @@ struct CreateBody {
     name: Option<String>,
     #[serde(default)]
     domains: Vec<String>,
+    server: Option<String>,
 }
 
 async fn create(
@@ -147,11 +159,13 @@ async fn create(
         .iter()
         .map(|d| HostName::parse(d).map_err(|e| field_error("domains", format!("'{d}': {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let server = body.server.as_deref().map(ServerName::parse).transpose()?;
     let created = tenancy
         .create_tenant(NewTenant {
             slug,
             name: body.name,
             domains,
+            server,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())

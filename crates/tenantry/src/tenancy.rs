@@ -11,6 +11,7 @@ use crate::catalog::TenantCatalog;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
+use crate::servers::Servers;
 use crate::slug::Slug;
 use crate::transaction::TenantTransaction;
 
@@ -22,6 +23,7 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 
 struct Inner {
     catalog: TenantCatalog,
+    servers: Servers,
     identification: Identification,
     migrations: Migrations,
 }
@@ -61,6 +63,7 @@ impl Tenancy {
         }
         Ok(Self {
             inner: Arc::new(Inner {
+                servers: Servers::new(pool.clone()),
                 catalog: TenantCatalog::connect(pool).await?,
                 identification,
                 migrations,
@@ -73,9 +76,14 @@ impl Tenancy {
         &self.inner.catalog
     }
 
-    /// The pool every tenant transaction is taken from.
+    /// The catalog's pool, which also serves tenants placed on no server.
     pub fn pool(&self) -> &PgPool {
         self.inner.catalog.pool()
+    }
+
+    /// The registered servers and their pools.
+    pub fn servers(&self) -> &Servers {
+        &self.inner.servers
     }
 
     /// How requests are matched to tenants.
@@ -96,7 +104,11 @@ impl Tenancy {
             .by_slug(slug)
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
-        Ok(TenantTransaction::begin(self.pool(), tenant).await?)
+        let pool = self
+            .servers()
+            .pool(tenant.placement.server.as_ref())
+            .await?;
+        Ok(TenantTransaction::begin(&pool, tenant).await?)
     }
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and

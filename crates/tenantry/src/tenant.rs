@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::servers::ServerName;
 use crate::slug::{SchemaName, Slug};
 
 /// How a tenant's data is kept apart from other tenants'.
@@ -63,6 +64,8 @@ impl TenantStatus {
 /// Where a tenant's tables live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Placement {
+    /// The registered server, or `None` for the catalog's own database.
+    pub server: Option<ServerName>,
     /// The PostgreSQL schema holding the tenant's tables.
     pub schema: SchemaName,
 }

@@ -4,6 +4,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). If it cannot be reached the test fails
 //! with a message saying so: a test that needs PostgreSQL never passes without it.
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -99,5 +101,116 @@ impl Drop for TestDatabase {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("warning: could not drop a test database");
         }
+    }
+}
+
+/// A PostgreSQL server of its own, on a free port, for tests that need several servers.
+///
+/// It is made with the installed `initdb` and `pg_ctl` (found with `pg_config --bindir`, or
+/// in `TENANTRY_PG_BINDIR`), in a temporary directory, as the `postgres` user when the tests
+/// run as root (initdb refuses root). It is stopped and deleted when this is dropped.
+pub struct TestCluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    port: u16,
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl TestCluster {
+    /// Initializes and starts the server; panics with the reason if that is impossible.
+    pub fn start() -> Self {
+        let bindir = match std::env::var_os("TENANTRY_PG_BINDIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let out = Command::new("pg_config").arg("--bindir").output().expect(
+                    "a second PostgreSQL server needs pg_config on the PATH (or TENANTRY_PG_BINDIR)",
+                );
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+            }
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "tenantry-cluster-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&dir).expect("a directory for the test cluster");
+        if running_as_root() {
+            let owned = Command::new("chown").arg("postgres").arg(&dir).status();
+            assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
+        }
+        let cluster = Self { dir, bindir, port };
+        let data = cluster.dir.display().to_string();
+        cluster.as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        );
+        let log = format!("{data}/server.log");
+        cluster.as_postgres(
+            "pg_ctl",
+            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+        );
+        cluster
+    }
+
+    /// The URL of database `database` on this server.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Runs one of the server's programs, as `postgres` when we are root.
+    fn as_postgres(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let program = self.bindir.join(program);
+        let mut command = if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let output = command
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        assert!(
+            output.status.success(),
+            "{} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let data = self.dir.display().to_string();
+        let stopped = std::panic::catch_unwind(|| {
+            self.as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+        });
+        if stopped.is_err() {
+            eprintln!("warning: could not stop the test cluster in {data}");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

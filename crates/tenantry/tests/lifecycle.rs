@@ -19,6 +19,7 @@ async fn create_makes_schema_tables_primary_domain_and_records_the_version() {
             slug: slug("thor"),
             name: Some("Thor Inc".into()),
             domains: vec![HostName::parse("polls.thor.example").unwrap()],
+            server: None,
         })
         .await
         .unwrap();
@@ -64,6 +65,7 @@ async fn a_failing_create_leaves_no_schema_and_no_catalog_row() {
             slug: slug("thor"),
             name: None,
             domains: vec![],
+            server: None,
         })
         .await
         .unwrap_err();
@@ -90,6 +92,7 @@ async fn a_schema_outside_the_catalog_is_a_conflict_and_is_left_alone() {
             slug: slug("thor"),
             name: None,
             domains: vec![],
+            server: None,
         })
         .await
         .unwrap_err();
@@ -113,6 +116,7 @@ async fn of_two_concurrent_creates_of_one_slug_exactly_one_succeeds() {
                 slug: slug(&name),
                 name: None,
                 domains: vec![],
+                server: None,
             })
         };
         let (a, b) = tokio::join!(attempt(), attempt());

@@ -58,7 +58,7 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
 
     let started = std::sync::Mutex::new(0);
     let report = migrate_tenants(
-        &s.pool,
+        s.tenancy.servers(),
         &v2,
         &options(),
         |n| *started.lock().unwrap() = n,
@@ -90,17 +90,29 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
         .execute(&s.pool)
         .await
         .unwrap();
-    let rerun = migrate_tenants(&s.pool, &v2, &options(), |n| assert_eq!(n, 1), |_| {})
-        .await
-        .unwrap();
+    let rerun = migrate_tenants(
+        s.tenancy.servers(),
+        &v2,
+        &options(),
+        |n| assert_eq!(n, 1),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(rerun.visited.len(), 1, "only the pending tenant is visited");
     assert_eq!(rerun.skipped_current, 4);
     assert!(matches!(&rerun.visited[0].outcome, TenantOutcome::Applied(a) if a.count == 1));
     assert_eq!(version(&s.pool, "charlie").await, Some(2));
 
-    let idle = migrate_tenants(&s.pool, &v2, &options(), |n| assert_eq!(n, 0), |_| {})
-        .await
-        .unwrap();
+    let idle = migrate_tenants(
+        s.tenancy.servers(),
+        &v2,
+        &options(),
+        |n| assert_eq!(n, 0),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert!(idle.visited.is_empty());
     assert_eq!(idle.up_to_date(), 5);
 }
@@ -115,9 +127,15 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
         ..options()
     };
     let current = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
-    let report = migrate_tenants(&s.pool, &current, &verify, |n| assert_eq!(n, 2), |_| {})
-        .await
-        .unwrap();
+    let report = migrate_tenants(
+        s.tenancy.servers(),
+        &current,
+        &verify,
+        |n| assert_eq!(n, 2),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(report.up_to_date(), 2);
     assert_eq!(report.failures().count(), 0);
 
@@ -126,7 +144,7 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
         Migrator::with_migrations(vec![migration(1, "CREATE TABLE notes (id int)")]),
     )
     .unwrap();
-    let report = migrate_tenants(&s.pool, &edited, &verify, |_| {}, |_| {})
+    let report = migrate_tenants(s.tenancy.servers(), &edited, &verify, |_| {}, |_| {})
         .await
         .unwrap();
     let failures: Vec<_> = report.failures().collect();
@@ -147,7 +165,7 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("bravo")),
         ..options()
     };
-    let report = migrate_tenants(&s.pool, &with_v2(), &only, |_| {}, |_| {})
+    let report = migrate_tenants(s.tenancy.servers(), &with_v2(), &only, |_| {}, |_| {})
         .await
         .unwrap();
     assert_eq!(report.visited.len(), 1);
@@ -157,7 +175,7 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("nobody")),
         ..options()
     };
-    let error = migrate_tenants(&s.pool, &with_v2(), &missing, |_| {}, |_| {})
+    let error = migrate_tenants(s.tenancy.servers(), &with_v2(), &missing, |_| {}, |_| {})
         .await
         .unwrap_err();
     assert_eq!(error.exit_code(), 3);

@@ -61,6 +61,7 @@ pub async fn spawn_app() -> TestApp {
                 slug: Slug::parse(slug).unwrap(),
                 name: None,
                 domains: vec![],
+                server: None,
             })
             .await
             .unwrap();

@@ -45,6 +45,7 @@ impl Setup {
                 slug: slug(s),
                 name: None,
                 domains: vec![],
+                server: None,
             })
             .await
             .unwrap();

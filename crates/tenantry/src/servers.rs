@@ -1,0 +1,239 @@
+//! The registry of database servers tenants can be placed on, and a pool per server.
+//!
+//! A tenant with no server lives in the catalog's own database. A server's URL may hold a
+//! password: [`ServerUrl`] never shows it, in `Display`, `Debug`, listings or logs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use serde::{Serialize, Serializer};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::error::{Error, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate};
+use crate::slug::Slug;
+use crate::tenancy::connect_options;
+
+/// A server's name: the same rules as a tenant slug.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// Validates `value` as a server name.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        Slug::parse(value)
+            .map(|slug| Self(slug.as_str().to_owned()))
+            .map_err(|e| Error::Invalid {
+                field: "server",
+                message: format!("server names follow the slug rules: {e}"),
+            })
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ServerName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::parse(s)
+    }
+}
+
+/// A PostgreSQL URL that shows its password as `***` however it is printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerUrl(String);
+
+impl ServerUrl {
+    /// Checks that `url` is a PostgreSQL URL naming a database.
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let invalid = |message: &str| Error::Invalid {
+            field: "url",
+            message: message.to_owned(),
+        };
+        let not_postgres = || invalid("not a PostgreSQL URL (postgres://user@host:port/database)");
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(not_postgres());
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|_| not_postgres())?;
+        if options.get_database().is_none() {
+            return Err(invalid("the URL names no database"));
+        }
+        Ok(Self(url.to_owned()))
+    }
+
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "***".into();
+        };
+        match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => self.0.clone(),
+            },
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerUrl({})", self.redacted())
+    }
+}
+
+impl Serialize for ServerUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+/// A registered server, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub name: ServerName,
+    pub url: ServerUrl,
+    /// How many tenants live there.
+    pub tenants: i64,
+}
+
+/// The registry, and a lazily opened pool per server. Cheap to clone.
+#[derive(Clone)]
+pub struct Servers {
+    catalog: PgPool,
+    pools: Arc<RwLock<HashMap<ServerName, PgPool>>>,
+}
+
+impl Servers {
+    /// The registry in the catalog reached through `catalog`, whose pool settings every
+    /// server's pool copies.
+    pub fn new(catalog: PgPool) -> Self {
+        Self {
+            catalog,
+            pools: Arc::default(),
+        }
+    }
+
+    /// The catalog's pool.
+    pub fn catalog(&self) -> &PgPool {
+        &self.catalog
+    }
+
+    /// The pool for tenants on `server`; the catalog's own for `None`.
+    pub async fn pool(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
+        let Some(name) = server else {
+            return Ok(self.catalog.clone());
+        };
+        if let Some(pool) = self.pools.read().expect("pool map").get(name) {
+            return Ok(pool.clone());
+        }
+        let url: Option<String> =
+            sqlx::query_scalar("SELECT url FROM tenantry.servers WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.catalog)
+                .await?;
+        let url = url.ok_or_else(|| Error::ServerNotFound(name.to_string()))?;
+        let options = connect_options(&url)?;
+        let pool = self.catalog.options().clone().connect_lazy_with(options);
+        let mut pools = self.pools.write().expect("pool map");
+        Ok(pools.entry(name.clone()).or_insert(pool).clone())
+    }
+
+    /// Registers a server after checking that it answers.
+    pub async fn add(&self, name: &ServerName, url: &ServerUrl) -> Result<(), Error> {
+        let mut conn = PgConnection::connect_with(&connect_options(url.expose())?)
+            .await
+            .map_err(|e| Error::Unreachable(name.to_string(), e.to_string()))?;
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        sqlx::query("INSERT INTO tenantry.servers (name, url) VALUES ($1, $2)")
+            .bind(name.as_str())
+            .bind(url.expose())
+            .execute(&self.catalog)
+            .await
+            .map_err(|e| match sqlstate(&e).as_deref() {
+                Some(UNIQUE_VIOLATION) => Error::ServerExists(name.to_string()),
+                _ => Error::Database(e),
+            })?;
+        Ok(())
+    }
+
+    /// Every server, with how many tenants it holds.
+    pub async fn list(&self) -> Result<Vec<Server>, Error> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT s.name, s.url, count(t.id) FROM tenantry.servers s \
+             LEFT JOIN tenantry.tenants t ON t.server = s.name GROUP BY s.name, s.url ORDER BY s.name",
+        )
+        .fetch_all(&self.catalog)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, url, tenants)| Server {
+                name: ServerName(name),
+                url: ServerUrl(url),
+                tenants,
+            })
+            .collect())
+    }
+
+    /// Removes a server; refused while tenants live there.
+    pub async fn remove(&self, name: &ServerName) -> Result<(), Error> {
+        let removed = sqlx::query("DELETE FROM tenantry.servers WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&self.catalog)
+            .await
+            .map_err(|e| match sqlstate(&e).as_deref() {
+                Some(FOREIGN_KEY_VIOLATION) => Error::ServerInUse(name.to_string()),
+                _ => Error::Database(e),
+            })?;
+        if removed.rows_affected() == 0 {
+            return Err(Error::ServerNotFound(name.to_string()));
+        }
+        let pool = self.pools.write().expect("pool map").remove(name);
+        if let Some(pool) = pool {
+            pool.close().await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_never_show_their_password() {
+        let url = ServerUrl::parse("postgres://app:s3cret@db.example:5432/tenants").unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db.example:5432/tenants"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(!serde_json::to_string(&url).unwrap().contains("s3cret"));
+        let plain = ServerUrl::parse("postgres://app@db.example/tenants").unwrap();
+        assert_eq!(plain.to_string(), "postgres://app@db.example/tenants");
+        assert!(ServerUrl::parse("postgres://app@db.example").is_err());
+        assert!(ServerUrl::parse("mysql://x@y/z").is_err());
+    }
+}
