@@ -846,3 +846,33 @@ async fn the_tenant_lifecycle_from_the_command_line() {
     );
     assert!(schema_exists(&db, "potter").await);
 }
+
+#[tokio::test]
+async fn servers_from_the_command_line() {
+    let db = migrated().await;
+    let cluster = tenantry::testing::TestCluster::start();
+    let url = cluster
+        .url("postgres")
+        .replace("postgres@", "postgres:hidden-pw@");
+    let run = expect(&db, &["servers", "add", "east", &url], 0);
+    assert!(!run.stdout.contains("hidden-pw"), "{run}");
+    expect(&db, &["servers", "add", "east", &url], 4);
+    expect(&db, &["servers", "add", "Bad_Name", &url], 2);
+    expect(&db, &["servers", "add", "west", "mysql://x@y/z"], 2);
+    expect(&db, &["tenants", "create", "thor", "--server", "east"], 0);
+    expect(
+        &db,
+        &["tenants", "create", "loki", "--server", "nowhere"],
+        3,
+    );
+    let list = expect(&db, &["servers", "list"], 0);
+    assert!(!list.stdout.contains("hidden-pw"), "{list}");
+    assert!(list.stdout.contains("postgres:***@127.0.0.1"), "{list}");
+    assert_eq!(table_rows(&list.stdout)[0][2], "1", "{list}");
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert!(show.stdout.contains("server:    east"), "{show}");
+    let remove = expect(&db, &["servers", "remove", "east"], 4);
+    assert!(remove.stderr.contains("still holds tenants"), "{remove}");
+    expect(&db, &["tenants", "delete", "thor", "--yes"], 0);
+    expect(&db, &["servers", "remove", "east"], 0);
+}

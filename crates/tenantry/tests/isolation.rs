@@ -13,26 +13,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use support::{Setup, setup, slug};
-use tenantry::{Error, MountPath, Tenancy, TenancyLayer, Tenant, TenantDb};
+use support::{Setup, call, note_bodies, setup, slug, whoami};
+use tenantry::{Error, MountPath, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
-
-/// Where am I? The schema, tenant setting and notes the handler's transaction sees.
-async fn whoami(tenant: Tenant, mut db: TenantDb) -> Json<Value> {
-    let (schema, setting): (String, String) =
-        sqlx::query_as("SELECT current_schema()::text, current_setting('app.tenant_id')")
-            .fetch_one(&mut *db)
-            .await
-            .unwrap();
-    let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
-        .fetch_all(&mut *db)
-        .await
-        .unwrap();
-    Json(json!({
-        "slug": tenant.slug, "id": tenant.id.to_string(), "schema": schema,
-        "setting": setting, "notes": notes,
-    }))
-}
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
     sqlx::query("INSERT INTO notes (body) VALUES ('from a panic')")
@@ -86,34 +69,6 @@ fn app(tenancy: Tenancy) -> Router {
         .route("/mount", get(mount));
     let public = Router::new().route("/health", get(|| async { "ok" }));
     Router::new().fallback_service(TenancyLayer::new(tenancy).public(public).layer(routes))
-}
-
-async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host)
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, body)
-}
-
-async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
-    s.tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
-            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
-                .fetch_all(db)
-                .await?)
-        })
-        .await
-        .unwrap()
 }
 
 /// Every connection the pool hands out afterwards is clean: idle, no tenant settings.

@@ -2,10 +2,18 @@
 //! `notes` tenant table.
 #![allow(dead_code)]
 
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::{Json, Router};
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tenantry::testing::TestDatabase;
-use tenantry::{HostName, Identification, Migrations, NewTenant, Slug, Tenancy};
+use tenantry::{
+    Error, HostName, Identification, Migrations, NewTenant, Slug, Tenancy, Tenant, TenantDb,
+};
+use tower::ServiceExt;
 
 /// The test tenant set: one `notes` table.
 pub fn notes() -> Migrator {
@@ -61,4 +69,49 @@ impl Setup {
         .await
         .unwrap()
     }
+}
+
+/// Where am I? The schema, tenant setting and notes the handler's transaction sees.
+pub async fn whoami(tenant: Tenant, mut db: TenantDb) -> Json<Value> {
+    let (schema, setting): (String, String) =
+        sqlx::query_as("SELECT current_schema()::text, current_setting('app.tenant_id')")
+            .fetch_one(&mut *db)
+            .await
+            .unwrap();
+    let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+        .fetch_all(&mut *db)
+        .await
+        .unwrap();
+    Json(json!({
+        "slug": tenant.slug, "id": tenant.id.to_string(), "schema": schema,
+        "setting": setting, "notes": notes,
+    }))
+}
+
+pub async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, body)
+}
+
+pub async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
+    s.tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
+            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+                .fetch_all(db)
+                .await?)
+        })
+        .await
+        .unwrap()
 }

@@ -1,0 +1,301 @@
+//! Tenants on another PostgreSQL server: the registry, placement, routing, migrations,
+//! renames and deletes across two real servers, all-or-nothing creation, and passwords that
+//! never show.
+
+mod support;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::json;
+use sqlx::migrate::Migrator;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
+use support::{Setup, call, note_bodies, setup, slug, whoami};
+use tenantry::testing::TestCluster;
+use tenantry::{
+    Error, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy, TenancyLayer,
+    TenantUpdate, migrate_tenants,
+};
+use tower::Layer;
+
+const PASSWORD: &str = "never-print-me";
+
+struct TwoServers {
+    s: Setup,
+    cluster: TestCluster,
+    /// The database on the second server that holds its tenants' schemas.
+    remote: PgPool,
+}
+
+/// The catalog on the main server, and server `east` registered with a password in its URL
+/// (the test cluster trusts every connection, so any password works).
+async fn two_servers() -> TwoServers {
+    let s = setup(4).await;
+    let cluster = TestCluster::start();
+    let mut admin = PgConnection::connect(&cluster.url("postgres"))
+        .await
+        .unwrap();
+    admin.execute("CREATE DATABASE tenants").await.unwrap();
+    let url = cluster
+        .url("tenants")
+        .replace("postgres@", &format!("postgres:{PASSWORD}@"));
+    s.tenancy
+        .servers()
+        .add(&east(), &ServerUrl::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let remote = PgPool::connect(&cluster.url("tenants")).await.unwrap();
+    TwoServers { s, cluster, remote }
+}
+
+fn east() -> ServerName {
+    ServerName::parse("east").unwrap()
+}
+
+async fn create_on(tenancy: &Tenancy, name: &str, server: Option<ServerName>) -> Result<(), Error> {
+    tenancy
+        .create_tenant(NewTenant {
+            slug: slug(name),
+            name: None,
+            domains: vec![],
+            server,
+        })
+        .await
+        .map(drop)
+}
+
+async fn schemas(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
+         AND nspname NOT IN ('public', 'information_schema', 'tenantry') ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_on_another_server_lives_and_is_served_there() {
+    let t = two_servers().await;
+    create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
+    create_on(&t.s.tenancy, "potter", None).await.unwrap();
+    assert_eq!(schemas(&t.remote).await, ["thor"]);
+    assert_eq!(t.s.schemas().await, ["potter"]);
+    let details = t.s.tenancy.catalog().details(&slug("thor")).await.unwrap();
+    assert_eq!(details.tenant.placement.server, Some(east()));
+    assert_eq!(details.tenant.migration_version, Some(1));
+
+    for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
+        t.s.tenancy
+            .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                    .bind(body)
+                    .execute(db)
+                    .await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let on_remote: Vec<String> = sqlx::query_scalar("SELECT body FROM thor.notes")
+        .fetch_all(&t.remote)
+        .await
+        .unwrap();
+    assert_eq!(on_remote, ["thor's note"]);
+
+    let routes = Router::new().route("/whoami", get(whoami));
+    let app = Router::new().fallback_service(TenancyLayer::new(t.s.tenancy.clone()).layer(routes));
+    let requests = (0..60).map(|i| {
+        let app = app.clone();
+        async move {
+            let tenant = if i % 2 == 0 { "thor" } else { "potter" };
+            (
+                tenant,
+                call(&app, "GET", &format!("{tenant}.app.test"), "/whoami").await,
+            )
+        }
+    });
+    for (tenant, (status, body)) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["schema"], tenant);
+        assert_eq!(body["notes"], json!([format!("{tenant}'s note")]));
+    }
+}
+
+#[tokio::test]
+async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
+    let t = two_servers().await;
+    create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
+    let listed = t.s.tenancy.servers().list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].tenants, 1);
+    let shown = format!(
+        "{} {:?} {}",
+        listed[0].url,
+        listed[0],
+        serde_json::to_string(&listed).unwrap()
+    );
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(shown.contains(":***@"), "{shown}");
+
+    let in_use = t.s.tenancy.servers().remove(&east()).await.unwrap_err();
+    assert!(matches!(in_use, Error::ServerInUse(_)), "{in_use}");
+    assert_eq!(in_use.exit_code(), 4);
+    let again =
+        t.s.tenancy
+            .servers()
+            .add(
+                &east(),
+                &ServerUrl::parse(&t.cluster.url("tenants")).unwrap(),
+            )
+            .await
+            .unwrap_err();
+    assert!(matches!(again, Error::ServerExists(_)), "{again}");
+
+    t.s.tenancy.delete_tenant(&slug("thor")).await.unwrap();
+    assert!(
+        schemas(&t.remote).await.is_empty(),
+        "the remote schema is dropped"
+    );
+    t.s.tenancy.servers().remove(&east()).await.unwrap();
+    assert!(t.s.tenancy.servers().list().await.unwrap().is_empty());
+    let gone = create_on(&t.s.tenancy, "loki", Some(east()))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, Error::ServerNotFound(_)), "{gone}");
+    assert_eq!(gone.exit_code(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_not_registered_and_its_password_is_not_echoed() {
+    let s = setup(2).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:{PASSWORD}@127.0.0.1:{port}/tenants");
+    let error = s
+        .tenancy
+        .servers()
+        .add(&east(), &ServerUrl::parse(&url).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Unreachable(..)), "{error}");
+    assert!(!error.to_string().contains(PASSWORD), "{error}");
+    assert!(s.tenancy.servers().list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migrate_reaches_tenants_on_every_server() {
+    let t = two_servers().await;
+    create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
+    create_on(&t.s.tenancy, "potter", None).await.unwrap();
+    let mut all: Vec<_> = support::notes().iter().cloned().collect();
+    all.push(sqlx::migrate::Migration::new(
+        2,
+        "tags".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe("ALTER TABLE notes ADD COLUMN tag text")),
+        false,
+    ));
+    let v2 = Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap();
+    let options = MigrateOptions {
+        jobs: 2,
+        tenant: None,
+        verify: false,
+    };
+    let report = migrate_tenants(
+        t.s.tenancy.servers(),
+        &v2,
+        &options,
+        |n| assert_eq!(n, 2),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.applied(), 2);
+    let tag: Option<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'thor' AND table_name = 'notes' AND column_name = 'tag'",
+    )
+    .fetch_optional(&t.remote)
+    .await
+    .unwrap();
+    assert_eq!(tag.as_deref(), Some("tag"));
+    let idle = migrate_tenants(
+        t.s.tenancy.servers(),
+        &v2,
+        &options,
+        |n| assert_eq!(n, 0),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(idle.up_to_date(), 2);
+}
+
+#[tokio::test]
+async fn renaming_a_remote_tenant_renames_its_remote_schema() {
+    let t = two_servers().await;
+    create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
+    t.s.tenancy
+        .update_tenant(
+            &slug("thor"),
+            TenantUpdate {
+                slug: Some(slug("odin")),
+                ..TenantUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(schemas(&t.remote).await, ["odin"]);
+    assert!(note_bodies(&t.s, "odin").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_create_that_fails_on_either_side_leaves_nothing_on_both() {
+    let t = two_servers().await;
+    // The remote side fails: a migration error.
+    let broken = Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+        1,
+        "broken".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe("CREATE TABLE notes (id int); SELECT 1 / 0")),
+        false,
+    )]);
+    let tenancy = Tenancy::connect(
+        t.s.pool.clone(),
+        support::identification(),
+        Migrations::new(Migrator::DEFAULT, broken).unwrap(),
+    )
+    .await
+    .unwrap();
+    let error = create_on(&tenancy, "thor", Some(east())).await.unwrap_err();
+    assert!(matches!(error, Error::Migration(_)), "{error}");
+    assert!(schemas(&t.remote).await.is_empty());
+    assert!(t.s.tenancy.catalog().list().await.unwrap().is_empty());
+
+    // The catalog side fails after the remote schema committed: the schema is dropped again.
+    sqlx::raw_sql(
+        "CREATE FUNCTION tenantry.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected catalog failure'; END $$; \
+         CREATE TRIGGER refuse BEFORE UPDATE OF migration_version ON tenantry.tenants \
+         FOR EACH ROW EXECUTE FUNCTION tenantry.refuse();",
+    )
+    .execute(&t.s.pool)
+    .await
+    .unwrap();
+    let error = create_on(&t.s.tenancy, "thor", Some(east()))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("injected catalog failure"),
+        "{error}"
+    );
+    assert!(
+        schemas(&t.remote).await.is_empty(),
+        "the remote schema was not dropped"
+    );
+    assert!(t.s.tenancy.catalog().list().await.unwrap().is_empty());
+}
