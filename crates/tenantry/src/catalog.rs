@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::host::HostName;
-use crate::servers::ServerName;
+use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
@@ -40,7 +40,8 @@ macro_rules! select_tenants {
         concat!(
             "SELECT ",
             $crate::catalog::tenant_columns!(),
-            " FROM tenantry.tenants t ",
+            ", s.url AS server_url FROM tenantry.tenants t \
+             LEFT JOIN tenantry.servers s ON s.name = t.server ",
             $tail
         )
     };
@@ -59,6 +60,9 @@ pub(crate) struct TenantRow {
     created_at: DateTime<Utc>,
     migration_version: Option<i64>,
     server: Option<String>,
+    /// Present when the row was selected with [`select_tenants`].
+    #[sqlx(default)]
+    server_url: Option<String>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -85,7 +89,11 @@ impl TryFrom<TenantRow> for Tenant {
             slug,
             name: row.name,
             isolation,
-            placement: Placement { server, schema },
+            placement: Placement {
+                server,
+                server_url: row.server_url.map(ServerUrl::from_catalog),
+                schema,
+            },
             status,
             settings: row.settings,
             created_at: row.created_at,

@@ -15,7 +15,8 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
-use crate::servers::{ServerName, ServerUrl, Servers};
+use crate::pools::Pools;
+use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::TenantStatus;
@@ -89,7 +90,7 @@ pub async fn migrate(
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
     let report = migrate_tenants(
-        &Servers::new(pool.clone()),
+        &Pools::new(pool.clone()),
         migrations,
         &options,
         |total| {

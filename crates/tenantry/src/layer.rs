@@ -122,11 +122,7 @@ where
             if let Some(uri) = uri {
                 *request.uri_mut() = uri;
             }
-            let pool = match tenancy
-                .servers()
-                .pool(tenant.placement.server.as_ref())
-                .await
-            {
+            let pool = match tenancy.pools().for_placement(&tenant.placement).await {
                 Ok(pool) => pool,
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };

@@ -43,6 +43,7 @@ mod layer;
 mod lifecycle;
 mod migrate;
 pub mod platform_api;
+mod pools;
 mod rejection;
 mod scope;
 mod servers;
@@ -65,6 +66,7 @@ pub use migrate::{
     Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
     migrate_shared, migrate_tenants,
 };
+pub use pools::Pools;
 pub use rejection::TenancyRejection;
 pub use servers::{Server, ServerName, ServerUrl, Servers};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};

@@ -95,7 +95,7 @@ impl Tenancy {
         let slug = new.slug;
         let server = new.server;
         // Fails early, before any change, if the server is unknown.
-        let tenant_pool = self.servers().pool(server.as_ref()).await?;
+        let tenant_pool = self.pools().for_server(server.as_ref()).await?;
         let mut tx = self.pool().begin().await?;
         let row: TenantRow = sqlx::query_as(concat!(
             "INSERT INTO tenantry.tenants AS t (id, slug, name, schema_name, server) \
@@ -156,7 +156,7 @@ impl Tenancy {
         }
         let mut tx = self.pool().begin().await?;
         let row: Option<TenantRow> =
-            sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE"))
+            sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
                 .bind(slug.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -194,8 +194,8 @@ impl Tenancy {
                         .await
                         .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
                 }
-                Some(server) => {
-                    let remote = self.servers().pool(Some(server)).await?;
+                Some(_) => {
+                    let remote = self.pools().for_placement(&tenant.placement).await?;
                     remote
                         .execute(rename(old_schema, &new_schema))
                         .await
@@ -246,7 +246,7 @@ impl Tenancy {
             Some(server) => {
                 // The catalog first: a failure after it leaves an orphaned schema, never a
                 // tenant without its data.
-                let remote = self.servers().pool(Some(server)).await?;
+                let remote = self.pools().for_placement(&tenant.placement).await?;
                 tx.commit().await?;
                 self.catalog().invalidate();
                 drop_schema(&remote, &tenant).await.map_err(|e| {

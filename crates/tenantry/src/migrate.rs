@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
-use crate::servers::Servers;
+use crate::pools::Pools;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
@@ -331,13 +331,13 @@ impl MigrationReport {
 /// Migrates tenant schemas, `options.jobs` at a time. One tenant's failure does not stop the
 /// others. `started` is told how many tenants will be visited, `progress` each one's outcome.
 pub async fn migrate_tenants(
-    servers: &Servers,
+    pools: &Pools,
     migrations: &Migrations,
     options: &MigrateOptions,
     started: impl FnOnce(usize),
     progress: impl Fn(&TenantMigration),
 ) -> Result<MigrationReport, Error> {
-    let pool = servers.catalog();
+    let pool = pools.catalog();
     let slug = options.tenant.as_ref().map(Slug::as_str);
     let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
         "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
@@ -371,7 +371,7 @@ pub async fn migrate_tenants(
     let mut visited = Vec::with_capacity(tenants.len());
     let mut runs = futures::stream::iter(tenants)
         .map(|tenant| async move {
-            let outcome = match migrate_tenant(servers, tenant.clone(), migrations).await {
+            let outcome = match migrate_tenant(pools, tenant.clone(), migrations).await {
                 Ok(applied) if applied.count == 0 => TenantOutcome::UpToDate,
                 Ok(applied) => TenantOutcome::Applied(applied),
                 Err(error) => TenantOutcome::Failed(error.to_string()),
@@ -396,11 +396,11 @@ pub async fn migrate_tenants(
 /// is part of it; on another server it follows the commit (a lost record only means the next
 /// run visits the tenant again and finds nothing pending).
 async fn migrate_tenant(
-    servers: &Servers,
+    pools: &Pools,
     tenant: Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    let pool = servers.pool(tenant.placement.server.as_ref()).await?;
+    let pool = pools.for_placement(&tenant.placement).await?;
     let mut tx = TenantTransaction::begin(&pool, Arc::new(tenant.clone())).await?;
     let applied = apply_pending(
         &mut tx,
@@ -414,7 +414,7 @@ async fn migrate_tenant(
     } else {
         tx.commit().await?;
         record(
-            &mut *servers.catalog().acquire().await?,
+            &mut *pools.catalog().acquire().await?,
             &tenant,
             migrations,
             &applied,

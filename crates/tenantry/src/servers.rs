@@ -3,10 +3,8 @@
 //! A tenant with no server lives in the catalog's own database. A server's URL may hold a
 //! password: [`ServerUrl`] never shows it, in `Display`, `Debug`, listings or logs.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgConnectOptions;
@@ -73,6 +71,11 @@ impl ServerUrl {
         Ok(Self(url.to_owned()))
     }
 
+    /// A URL the catalog holds (it was checked when the server was added).
+    pub(crate) fn from_catalog(url: String) -> Self {
+        Self(url)
+    }
+
     /// The URL with its password, for connecting only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -119,46 +122,27 @@ pub struct Server {
     pub tenants: i64,
 }
 
-/// The registry, and a lazily opened pool per server. Cheap to clone.
+/// The registry of servers, in the catalog. Cheap to clone.
 #[derive(Clone)]
 pub struct Servers {
     catalog: PgPool,
-    pools: Arc<RwLock<HashMap<ServerName, PgPool>>>,
 }
 
 impl Servers {
-    /// The registry in the catalog reached through `catalog`, whose pool settings every
-    /// server's pool copies.
+    /// The registry in the catalog reached through `catalog`.
     pub fn new(catalog: PgPool) -> Self {
-        Self {
-            catalog,
-            pools: Arc::default(),
-        }
+        Self { catalog }
     }
 
-    /// The catalog's pool.
-    pub fn catalog(&self) -> &PgPool {
-        &self.catalog
-    }
-
-    /// The pool for tenants on `server`; the catalog's own for `None`.
-    pub async fn pool(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
-        let Some(name) = server else {
-            return Ok(self.catalog.clone());
-        };
-        if let Some(pool) = self.pools.read().expect("pool map").get(name) {
-            return Ok(pool.clone());
-        }
+    /// The URL of a registered server.
+    pub(crate) async fn url(&self, name: &ServerName) -> Result<ServerUrl, Error> {
         let url: Option<String> =
             sqlx::query_scalar("SELECT url FROM tenantry.servers WHERE name = $1")
                 .bind(name.as_str())
                 .fetch_optional(&self.catalog)
                 .await?;
-        let url = url.ok_or_else(|| Error::ServerNotFound(name.to_string()))?;
-        let options = connect_options(&url)?;
-        let pool = self.catalog.options().clone().connect_lazy_with(options);
-        let mut pools = self.pools.write().expect("pool map");
-        Ok(pools.entry(name.clone()).or_insert(pool).clone())
+        url.map(ServerUrl)
+            .ok_or_else(|| Error::ServerNotFound(name.to_string()))
     }
 
     /// Registers a server after checking that it answers.
@@ -209,10 +193,6 @@ impl Servers {
             })?;
         if removed.rows_affected() == 0 {
             return Err(Error::ServerNotFound(name.to_string()));
-        }
-        let pool = self.pools.write().expect("pool map").remove(name);
-        if let Some(pool) = pool {
-            pool.close().await;
         }
         Ok(())
     }

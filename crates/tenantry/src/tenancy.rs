@@ -11,6 +11,7 @@ use crate::catalog::TenantCatalog;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
+use crate::pools::Pools;
 use crate::servers::Servers;
 use crate::slug::Slug;
 use crate::transaction::TenantTransaction;
@@ -23,7 +24,7 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 
 struct Inner {
     catalog: TenantCatalog,
-    servers: Servers,
+    pools: Pools,
     identification: Identification,
     migrations: Migrations,
 }
@@ -63,7 +64,7 @@ impl Tenancy {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                servers: Servers::new(pool.clone()),
+                pools: Pools::new(pool.clone()),
                 catalog: TenantCatalog::connect(pool).await?,
                 identification,
                 migrations,
@@ -81,9 +82,14 @@ impl Tenancy {
         self.inner.catalog.pool()
     }
 
-    /// The registered servers and their pools.
+    /// The registered servers.
     pub fn servers(&self) -> &Servers {
-        &self.inner.servers
+        self.inner.pools.servers()
+    }
+
+    /// The pools reaching every tenant.
+    pub fn pools(&self) -> &Pools {
+        &self.inner.pools
     }
 
     /// How requests are matched to tenants.
@@ -104,10 +110,7 @@ impl Tenancy {
             .by_slug(slug)
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
-        let pool = self
-            .servers()
-            .pool(tenant.placement.server.as_ref())
-            .await?;
+        let pool = self.pools().for_placement(&tenant.placement).await?;
         Ok(TenantTransaction::begin(&pool, tenant).await?)
     }
 

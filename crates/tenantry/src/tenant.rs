@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::servers::ServerName;
+use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{SchemaName, Slug};
 
 /// How a tenant's data is kept apart from other tenants'.
@@ -66,6 +66,9 @@ impl TenantStatus {
 pub struct Placement {
     /// The registered server, or `None` for the catalog's own database.
     pub server: Option<ServerName>,
+    /// The server's URL, when the catalog lookup brought it along.
+    #[serde(skip)]
+    pub(crate) server_url: Option<ServerUrl>,
     /// The PostgreSQL schema holding the tenant's tables.
     pub schema: SchemaName,
 }

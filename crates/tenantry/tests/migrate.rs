@@ -58,7 +58,7 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
 
     let started = std::sync::Mutex::new(0);
     let report = migrate_tenants(
-        s.tenancy.servers(),
+        s.tenancy.pools(),
         &v2,
         &options(),
         |n| *started.lock().unwrap() = n,
@@ -91,7 +91,7 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
         .await
         .unwrap();
     let rerun = migrate_tenants(
-        s.tenancy.servers(),
+        s.tenancy.pools(),
         &v2,
         &options(),
         |n| assert_eq!(n, 1),
@@ -105,7 +105,7 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
     assert_eq!(version(&s.pool, "charlie").await, Some(2));
 
     let idle = migrate_tenants(
-        s.tenancy.servers(),
+        s.tenancy.pools(),
         &v2,
         &options(),
         |n| assert_eq!(n, 0),
@@ -128,7 +128,7 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
     };
     let current = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
     let report = migrate_tenants(
-        s.tenancy.servers(),
+        s.tenancy.pools(),
         &current,
         &verify,
         |n| assert_eq!(n, 2),
@@ -144,7 +144,7 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
         Migrator::with_migrations(vec![migration(1, "CREATE TABLE notes (id int)")]),
     )
     .unwrap();
-    let report = migrate_tenants(s.tenancy.servers(), &edited, &verify, |_| {}, |_| {})
+    let report = migrate_tenants(s.tenancy.pools(), &edited, &verify, |_| {}, |_| {})
         .await
         .unwrap();
     let failures: Vec<_> = report.failures().collect();
@@ -165,7 +165,7 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("bravo")),
         ..options()
     };
-    let report = migrate_tenants(s.tenancy.servers(), &with_v2(), &only, |_| {}, |_| {})
+    let report = migrate_tenants(s.tenancy.pools(), &with_v2(), &only, |_| {}, |_| {})
         .await
         .unwrap();
     assert_eq!(report.visited.len(), 1);
@@ -175,7 +175,7 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("nobody")),
         ..options()
     };
-    let error = migrate_tenants(s.tenancy.servers(), &with_v2(), &missing, |_| {}, |_| {})
+    let error = migrate_tenants(s.tenancy.pools(), &with_v2(), &missing, |_| {}, |_| {})
         .await
         .unwrap_err();
     assert_eq!(error.exit_code(), 3);

@@ -206,7 +206,7 @@ async fn migrate_reaches_tenants_on_every_server() {
         verify: false,
     };
     let report = migrate_tenants(
-        t.s.tenancy.servers(),
+        t.s.tenancy.pools(),
         &v2,
         &options,
         |n| assert_eq!(n, 2),
@@ -224,7 +224,7 @@ async fn migrate_reaches_tenants_on_every_server() {
     .unwrap();
     assert_eq!(tag.as_deref(), Some("tag"));
     let idle = migrate_tenants(
-        t.s.tenancy.servers(),
+        t.s.tenancy.pools(),
         &v2,
         &options,
         |n| assert_eq!(n, 0),
