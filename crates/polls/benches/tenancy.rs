@@ -188,6 +188,7 @@ async fn create(tenancy: &Tenancy, slug: &Slug) {
             name: None,
             domains: vec![],
             server: None,
+            isolation: tenantry::IsolationMode::Schema,
         })
         .await
         .unwrap();

@@ -68,6 +68,7 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
                     name: Some(name.into()),
                     domains: vec![],
                     server: None,
+                    isolation: tenantry::IsolationMode::Schema,
                 })
                 .await?;
         }

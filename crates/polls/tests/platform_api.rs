@@ -40,7 +40,7 @@ fn check_tenant(tenant: &Value, slug: &str, name: &str, status: &str, domains: V
     assert_eq!(tenant["isolation"], "schema", "{tenant}");
     assert_eq!(
         tenant["placement"],
-        json!({ "server": null, "schema": slug.replace('-', "_") }),
+        json!({ "server": null, "database": null, "schema": slug.replace('-', "_") }),
         "{tenant}"
     );
     assert_eq!(tenant["migration_version"], 1, "{tenant}");

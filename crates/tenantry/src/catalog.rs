@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::servers::{ServerName, ServerUrl};
-use crate::slug::{SchemaName, Slug};
+use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
 /// The channel catalog triggers notify on.
@@ -29,7 +29,7 @@ const CHANNEL: &str = "tenantry_catalog";
 macro_rules! tenant_columns {
     () => {
         "t.id, t.slug, t.name, t.schema_name, t.isolation, t.status, t.settings, \
-         t.created_at, t.migration_version, t.server"
+         t.created_at, t.migration_version, t.server, t.database_name"
     };
 }
 pub(crate) use tenant_columns;
@@ -60,6 +60,7 @@ pub(crate) struct TenantRow {
     created_at: DateTime<Utc>,
     migration_version: Option<i64>,
     server: Option<String>,
+    database_name: Option<String>,
     /// Present when the row was selected with [`select_tenants`].
     #[sqlx(default)]
     server_url: Option<String>,
@@ -83,6 +84,13 @@ impl TryFrom<TenantRow> for Tenant {
             .map(ServerName::parse)
             .transpose()
             .map_err(|_| corrupt("invalid server name"))?;
+        let database = match (isolation, row.database_name.as_deref()) {
+            (IsolationMode::Database, Some(name)) => Some(
+                DatabaseName::from_catalog(name).ok_or_else(|| corrupt("invalid database name"))?,
+            ),
+            (IsolationMode::Schema, None) => None,
+            _ => return Err(corrupt("database name does not match the isolation mode")),
+        };
         Ok(Tenant {
             id: row.id,
             begin_sql: tenant::begin_statement(row.id, &schema),
@@ -92,6 +100,7 @@ impl TryFrom<TenantRow> for Tenant {
             placement: Placement {
                 server,
                 server_url: row.server_url.map(ServerUrl::from_catalog),
+                database,
                 schema,
             },
             status,

@@ -15,11 +15,11 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
-use crate::pools::Pools;
+use crate::pools::{DatabaseBudget, Pools};
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
-use crate::tenant::TenantStatus;
+use crate::tenant::{IsolationMode, TenantStatus};
 
 /// A failed command: the message for standard error and the process exit code.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ pub async fn migrate(
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
     let report = migrate_tenants(
-        &Pools::new(pool.clone()),
+        &Pools::new(pool.clone(), DatabaseBudget::default()),
         migrations,
         &options,
         |total| {
@@ -165,6 +165,10 @@ pub enum TenantsCommand {
         /// Place the tenant on this registered server (see `servers add`).
         #[arg(long)]
         server: Option<ServerName>,
+        /// `schema` (a schema in a shared database) or `database` (a database of its own);
+        /// the configured default when absent.
+        #[arg(long)]
+        isolation: Option<IsolationMode>,
     },
     /// List tenants with status, migration version and domains.
     List,
@@ -217,6 +221,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             name,
             domains,
             server,
+            isolation,
         } => {
             let started = Instant::now();
             let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
@@ -226,6 +231,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
                     name,
                     domains,
                     server,
+                    isolation: isolation.unwrap_or(tenancy.default_isolation()),
                 })
                 .await?;
             println!(

@@ -32,6 +32,8 @@ pub enum Error {
     Unreachable(String, String),
     #[error("{0}")]
     Incomplete(String),
+    #[error("every tenant database connection is busy; retry shortly")]
+    Busy,
     #[error("the tenant catalog holds an invalid row: {0}")]
     CorruptCatalog(String),
     #[error("migration failed: {0}")]
@@ -55,6 +57,7 @@ impl Error {
             | Self::ServerInUse(_) => 4,
             Self::Unreachable(..)
             | Self::Incomplete(_)
+            | Self::Busy
             | Self::CorruptCatalog(_)
             | Self::Migration(_)
             | Self::Database(_) => 1,
@@ -81,3 +84,4 @@ pub(crate) fn constraint(error: &sqlx::Error) -> Option<String> {
 pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
 pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";
+pub(crate) const DUPLICATE_DATABASE: &str = "42P04";

@@ -49,6 +49,7 @@ mod scope;
 mod servers;
 mod single_tenant;
 mod slug;
+mod template;
 mod tenancy;
 mod tenant;
 #[cfg(feature = "testing")]
@@ -66,11 +67,11 @@ pub use migrate::{
     Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
     migrate_shared, migrate_tenants,
 };
-pub use pools::Pools;
+pub use pools::{DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
 pub use servers::{Server, ServerName, ServerUrl, Servers};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
-pub use slug::{SchemaName, Slug, SlugError};
-pub use tenancy::{Tenancy, connect_options};
+pub use slug::{DatabaseName, SchemaName, Slug, SlugError};
+pub use tenancy::{Tenancy, TenancyOptions, connect_options};
 pub use tenant::{IsolationMode, Placement, Tenant, TenantStatus};
 pub use transaction::TenantTransaction;

@@ -8,13 +8,16 @@ use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
-use crate::error::{DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate};
+use crate::error::{
+    DUPLICATE_DATABASE, DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate,
+};
 use crate::host::HostName;
 use crate::migrate::{Applied, Migrations, migrate_new_schema, record};
 use crate::servers::ServerName;
-use crate::slug::{SchemaName, Slug};
+use crate::slug::{DatabaseName, SchemaName, Slug};
+use crate::template::{self, drop_database, ensure_template};
 use crate::tenancy::Tenancy;
-use crate::tenant::{Tenant, TenantStatus};
+use crate::tenant::{IsolationMode, Tenant, TenantStatus};
 
 /// A tenant to create.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub struct NewTenant {
     pub domains: Vec<HostName>,
     /// The registered server to place the tenant on; the catalog's own database when absent.
     pub server: Option<ServerName>,
+    /// Schema or database mode.
+    pub isolation: IsolationMode,
 }
 
 /// Changes to a tenant; `None` leaves a field as it is.
@@ -94,19 +99,29 @@ impl Tenancy {
         }
         let slug = new.slug;
         let server = new.server;
+        let (database, schema) = match new.isolation {
+            IsolationMode::Schema => (None, slug.schema_name()),
+            IsolationMode::Database => (
+                Some(DatabaseName::for_slug(&slug)),
+                SchemaName::own_database(),
+            ),
+        };
         // Fails early, before any change, if the server is unknown.
         let tenant_pool = self.pools().for_server(server.as_ref()).await?;
         let mut tx = self.pool().begin().await?;
         let row: TenantRow = sqlx::query_as(concat!(
-            "INSERT INTO tenantry.tenants AS t (id, slug, name, schema_name, server) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            "INSERT INTO tenantry.tenants AS t \
+             (id, slug, name, schema_name, server, isolation, database_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
             tenant_columns!()
         ))
         .bind(Uuid::new_v4())
         .bind(slug.as_str())
         .bind(&name)
-        .bind(slug.schema_name().as_str())
+        .bind(schema.as_str())
         .bind(server.as_ref().map(ServerName::as_str))
+        .bind(new.isolation.as_str())
+        .bind(database.as_ref().map(DatabaseName::as_str))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict(e, &slug, |_| String::new()))?;
@@ -118,7 +133,34 @@ impl Tenancy {
                 insert_domain(&mut tx, &tenant, domain.as_str(), false).await?;
             }
         }
-        if server.is_none() {
+        if let Some(database) = &database {
+            // Its own database, copied from the template; compensated like a remote schema.
+            let template = ensure_template(&tenant_pool, &tenant, self.migrations()).await?;
+            tenant_pool
+                .execute(AssertSqlSafe(format!(
+                    "CREATE DATABASE {} TEMPLATE \"{template}\"",
+                    database.quoted()
+                )))
+                .await
+                .map_err(|e| match sqlstate(&e).as_deref() {
+                    Some(DUPLICATE_DATABASE) => Error::SchemaExists(database.to_string()),
+                    _ => Error::Database(e),
+                })?;
+            let recorded = async {
+                record(
+                    &mut tx,
+                    &tenant,
+                    self.migrations(),
+                    &template::applied(self.migrations()),
+                )
+                .await?;
+                Ok::<_, Error>(tx.commit().await?)
+            };
+            if let Err(error) = recorded.await {
+                drop_database(&tenant_pool, database.as_str()).await?;
+                return Err(error);
+            }
+        } else if server.is_none() {
             let applied = create_schema(&mut tx, &tenant, self.migrations()).await?;
             record(&mut tx, &tenant, self.migrations(), &applied).await?;
             tx.commit().await?;
@@ -165,10 +207,15 @@ impl Tenancy {
         let mut remote_rename = None;
         if let Some(new) = &new_slug {
             let new_primary = self.primary_domain(new);
+            // A database-mode tenant's names inside its database do not follow the slug.
+            let new_schema = match tenant.isolation {
+                IsolationMode::Database => tenant.placement.schema.clone(),
+                _ => new.schema_name(),
+            };
             sqlx::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
                 .bind(tenant.id)
                 .bind(new.as_str())
-                .bind(new.schema_name().as_str())
+                .bind(new_schema.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
@@ -187,8 +234,9 @@ impl Tenancy {
                     to.quoted()
                 ))
             };
-            let (old_schema, new_schema) = (&tenant.placement.schema, new.schema_name());
+            let old_schema = &tenant.placement.schema;
             match &tenant.placement.server {
+                _ if *old_schema == new_schema => {}
                 None => {
                     tx.execute(rename(old_schema, &new_schema))
                         .await
@@ -238,23 +286,31 @@ impl Tenancy {
         .fetch_optional(&mut *tx)
         .await?;
         let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
-        match &tenant.placement.server {
-            None => {
+        match (&tenant.placement.database, &tenant.placement.server) {
+            (None, None) => {
                 tx.execute(drop_schema_sql(&tenant)).await?;
                 tx.commit().await?;
             }
-            Some(server) => {
-                // The catalog first: a failure after it leaves an orphaned schema, never a
-                // tenant without its data.
+            // Elsewhere, the catalog goes first: a failure after it leaves an orphaned schema
+            // or database, never a tenant without its data.
+            (Some(database), _) => {
+                let server = self
+                    .pools()
+                    .for_server(tenant.placement.server.as_ref())
+                    .await?;
+                tx.commit().await?;
+                self.catalog().invalidate();
+                self.pools().close_database(&tenant.placement).await?;
+                drop_database(&server, database.as_str())
+                    .await
+                    .map_err(|e| leftover(slug, &format!("database \"{database}\""), e))?;
+            }
+            (None, Some(_)) => {
                 let remote = self.pools().for_placement(&tenant.placement).await?;
                 tx.commit().await?;
                 self.catalog().invalidate();
                 drop_schema(&remote, &tenant).await.map_err(|e| {
-                    Error::Incomplete(format!(
-                        "tenant '{slug}' is deleted, but schema \"{}\" on server '{server}' \
-                         could not be dropped ({e}); drop it by hand",
-                        tenant.placement.schema
-                    ))
+                    leftover(slug, &format!("schema \"{}\"", tenant.placement.schema), e)
                 })?;
             }
         }
@@ -334,4 +390,10 @@ fn drop_schema_sql(tenant: &Tenant) -> AssertSqlSafe<String> {
 async fn drop_schema(pool: &PgPool, tenant: &Tenant) -> Result<(), Error> {
     pool.execute(drop_schema_sql(tenant)).await?;
     Ok(())
+}
+
+fn leftover(slug: &Slug, what: &str, error: Error) -> Error {
+    Error::Incomplete(format!(
+        "tenant '{slug}' is deleted, but its {what} could not be dropped ({error}); drop it by hand"
+    ))
 }

@@ -62,6 +62,12 @@ impl Migrations {
         &self.tenant
     }
 
+    /// Identifies the tenant set (versions and checksums): a tenant recorded with this
+    /// fingerprint has nothing pending.
+    pub fn tenant_fingerprint(&self) -> &str {
+        &self.tenant_fingerprint
+    }
+
     /// The newest tenant migration, if there is any.
     pub fn tenant_version(&self) -> Option<i64> {
         up(&self.tenant).map(|m| m.version).max()

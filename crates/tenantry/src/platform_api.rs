@@ -21,7 +21,7 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
-use crate::tenant::TenantStatus;
+use crate::tenant::{IsolationMode, TenantStatus};
 
 /// The platform API's routes, guarded by `token`.
 pub fn router(tenancy: Tenancy, token: String) -> Router {
@@ -62,7 +62,7 @@ impl From<Error> for ApiError {
             | Error::PrimaryDomain(_)
             | Error::ServerExists(_)
             | Error::ServerInUse(_) => detail(StatusCode::CONFLICT),
-            Error::Unreachable(..) => detail(StatusCode::SERVICE_UNAVAILABLE),
+            Error::Unreachable(..) | Error::Busy => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Database(sqlx::Error::PoolTimedOut) => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Incomplete(_)
             | Error::CorruptCatalog(_)
@@ -143,6 +143,7 @@ struct CreateBody {
     #[serde(default)]
     domains: Vec<String>,
     server: Option<String>,
+    isolation: Option<String>,
 }
 
 async fn create(
@@ -160,12 +161,19 @@ async fn create(
         .map(|d| HostName::parse(d).map_err(|e| field_error("domains", format!("'{d}': {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let server = body.server.as_deref().map(ServerName::parse).transpose()?;
+    let isolation = match body.isolation.as_deref() {
+        None => tenancy.default_isolation(),
+        Some(raw) => raw
+            .parse::<IsolationMode>()
+            .map_err(|e| field_error("isolation", e))?,
+    };
     let created = tenancy
         .create_tenant(NewTenant {
             slug,
             name: body.name,
             domains,
             server,
+            isolation,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())

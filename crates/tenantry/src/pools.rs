@@ -1,31 +1,123 @@
 //! [`Pools`]: the connection pools to wherever tenants live, opened lazily.
+//!
+//! Schema-mode tenants share their server's pool. Each database-mode tenant has a small pool
+//! of its own; together they stay within a [`DatabaseBudget`]. When a new tenant database
+//! needs a pool and the budget is spent, the least recently used idle pool is closed first.
+//! When every pool is busy, the caller waits at most [`DatabaseBudget::wait`] and then gets
+//! [`Error::Busy`] (503 with `Retry-After` over HTTP).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use crate::error::Error;
 use crate::servers::{ServerName, ServerUrl, Servers};
+use crate::slug::DatabaseName;
 use crate::tenancy::connect_options;
 use crate::tenant::Placement;
 
-/// A pool per server, keyed by URL (so a server removed and added again elsewhere gets a new
-/// pool). Every pool copies the catalog pool's settings. Cheap to clone.
+/// How many connections all database-mode tenants may hold together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseBudget {
+    /// Connections across every tenant database pool.
+    pub connections: u32,
+    /// Connections one tenant database pool may open.
+    pub per_tenant: u32,
+    /// How long a request waits for room before it is refused.
+    pub wait: Duration,
+}
+
+impl Default for DatabaseBudget {
+    fn default() -> Self {
+        Self {
+            connections: 40,
+            per_tenant: 2,
+            wait: Duration::from_secs(2),
+        }
+    }
+}
+
+impl DatabaseBudget {
+    /// How many tenant database pools may be open at once.
+    fn pools(&self) -> usize {
+        (self.connections / self.per_tenant.max(1)).max(1) as usize
+    }
+}
+
+/// A pool, with a claim on it while a database-mode tenant's pool is in use: a pool with a
+/// live claim is never closed to make room.
+#[derive(Clone)]
+pub struct PoolLease {
+    pool: PgPool,
+    _claim: Option<Arc<()>>,
+}
+
+impl PoolLease {
+    /// A pool with nothing to claim: it is never closed to make room.
+    pub(crate) fn unclaimed(pool: PgPool) -> Self {
+        Self { pool, _claim: None }
+    }
+}
+
+impl Deref for PoolLease {
+    type Target = PgPool;
+
+    fn deref(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+struct TenantPool {
+    pool: PgPool,
+    claim: Arc<()>,
+    last_used: Instant,
+}
+
+impl TenantPool {
+    fn idle(&self) -> bool {
+        Arc::strong_count(&self.claim) == 1
+    }
+
+    fn lease(&mut self) -> PoolLease {
+        self.last_used = Instant::now();
+        PoolLease {
+            pool: self.pool.clone(),
+            _claim: Some(self.claim.clone()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct DatabasePools {
+    open: HashMap<(String, DatabaseName), TenantPool>,
+    /// Pools being closed to make room; their connections still count.
+    closing: usize,
+}
+
+/// A pool per server and per tenant database. Every pool copies the catalog pool's
+/// settings. Cheap to clone.
 #[derive(Clone)]
 pub struct Pools {
     catalog: PgPool,
     servers: Servers,
+    budget: DatabaseBudget,
     by_url: Arc<RwLock<HashMap<String, PgPool>>>,
+    databases: Arc<Mutex<DatabasePools>>,
 }
 
 impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog`.
-    pub fn new(catalog: PgPool) -> Self {
+    pub fn new(catalog: PgPool, budget: DatabaseBudget) -> Self {
         Self {
             servers: Servers::new(catalog.clone()),
             catalog,
+            budget,
             by_url: Arc::default(),
+            databases: Arc::default(),
         }
     }
 
@@ -39,12 +131,22 @@ impl Pools {
         &self.servers
     }
 
+    /// The budget database-mode tenants share.
+    pub fn budget(&self) -> DatabaseBudget {
+        self.budget
+    }
+
+    /// How many tenant database pools are open.
+    pub fn open_databases(&self) -> usize {
+        self.databases.lock().expect("database pools").open.len()
+    }
+
     /// The pool that reaches a tenant with this placement.
-    pub async fn for_placement(&self, placement: &Placement) -> Result<PgPool, Error> {
-        match (&placement.server, &placement.server_url) {
-            (None, _) => Ok(self.catalog.clone()),
-            (Some(_), Some(url)) => self.by_url(url),
-            (Some(name), None) => self.for_server(Some(name)).await,
+    pub async fn for_placement(&self, placement: &Placement) -> Result<PoolLease, Error> {
+        let url = self.server_url(placement).await?;
+        match &placement.database {
+            None => Ok(PoolLease::unclaimed(self.server_pool(url.as_ref())?)),
+            Some(database) => self.database_pool(url.as_ref(), database).await,
         }
     }
 
@@ -52,11 +154,14 @@ impl Pools {
     pub async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
         match server {
             None => Ok(self.catalog.clone()),
-            Some(name) => self.by_url(&self.servers.url(name).await?),
+            Some(name) => self.server_pool(Some(&self.servers.url(name).await?)),
         }
     }
 
-    fn by_url(&self, url: &ServerUrl) -> Result<PgPool, Error> {
+    fn server_pool(&self, url: Option<&ServerUrl>) -> Result<PgPool, Error> {
+        let Some(url) = url else {
+            return Ok(self.catalog.clone());
+        };
         if let Some(pool) = self.by_url.read().expect("pool map").get(url.expose()) {
             return Ok(pool.clone());
         }
@@ -67,5 +172,97 @@ impl Pools {
             .connect_lazy_with(connect_options(url.expose())?);
         let mut pools = self.by_url.write().expect("pool map");
         Ok(pools.entry(url.expose().to_owned()).or_insert(pool).clone())
+    }
+
+    /// The connect options of a database on a server (the catalog's server for `None`).
+    fn database_options(
+        &self,
+        url: Option<&ServerUrl>,
+        database: &DatabaseName,
+    ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
+        let server = match url {
+            Some(url) => connect_options(url.expose())?,
+            None => self.catalog.connect_options().as_ref().clone(),
+        };
+        Ok(server.database(database.as_str()))
+    }
+
+    async fn database_pool(
+        &self,
+        url: Option<&ServerUrl>,
+        database: &DatabaseName,
+    ) -> Result<PoolLease, Error> {
+        let key = (
+            url.map_or_else(String::new, |u| u.expose().to_owned()),
+            database.clone(),
+        );
+        let deadline = Instant::now() + self.budget.wait;
+        loop {
+            let victim = {
+                let mut pools = self.databases.lock().expect("database pools");
+                if let Some(open) = pools.open.get_mut(&key) {
+                    return Ok(open.lease());
+                }
+                if pools.open.len() + pools.closing < self.budget.pools() {
+                    let pool = PgPoolOptions::new()
+                        .max_connections(self.budget.per_tenant)
+                        .acquire_timeout(self.budget.wait)
+                        .test_before_acquire(false)
+                        .connect_lazy_with(self.database_options(url, database)?);
+                    let open = pools.open.entry(key).or_insert(TenantPool {
+                        pool,
+                        claim: Arc::new(()),
+                        last_used: Instant::now(),
+                    });
+                    return Ok(open.lease());
+                }
+                let lru = pools
+                    .open
+                    .iter()
+                    .filter(|(_, p)| p.idle())
+                    .min_by_key(|(_, p)| p.last_used)
+                    .map(|(k, _)| k.clone());
+                lru.and_then(|k| pools.open.remove(&k))
+                    .inspect(|_| pools.closing += 1)
+            };
+            match victim {
+                Some(victim) => {
+                    victim.pool.close().await;
+                    self.databases.lock().expect("database pools").closing -= 1;
+                }
+                None if Instant::now() >= deadline => return Err(Error::Busy),
+                None => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    }
+
+    /// Closes a tenant database's pool, if open, so the database can be dropped.
+    pub(crate) async fn close_database(&self, placement: &Placement) -> Result<(), Error> {
+        let Some(database) = &placement.database else {
+            return Ok(());
+        };
+        let url = self.server_url(placement).await?;
+        let key = (
+            url.map_or_else(String::new, |u| u.expose().to_owned()),
+            database.clone(),
+        );
+        let open = self
+            .databases
+            .lock()
+            .expect("database pools")
+            .open
+            .remove(&key);
+        if let Some(open) = open {
+            open.pool.close().await;
+        }
+        Ok(())
+    }
+
+    async fn server_url(&self, placement: &Placement) -> Result<Option<ServerUrl>, Error> {
+        Ok(match (&placement.server, &placement.server_url) {
+            (None, _) => None,
+            (Some(_), Some(url)) => Some(url.clone()),
+            (Some(name), None) => Some(self.servers.url(name).await?),
+        })
     }
 }

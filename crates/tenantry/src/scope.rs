@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use sqlx::PgPool;
+
 use tokio::sync::Mutex;
 
+use crate::pools::PoolLease;
 use crate::rejection::TenancyRejection;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
@@ -14,7 +15,7 @@ use crate::transaction::TenantTransaction;
 /// Placed in the request's extensions by the tenancy layer; read by the extractors.
 #[derive(Clone)]
 pub(crate) struct RequestScope {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: PoolLease,
     pub(crate) tenant: Arc<Tenant>,
     /// The statement that opens the request's transaction.
     pub(crate) begin: Arc<str>,
@@ -23,7 +24,12 @@ pub(crate) struct RequestScope {
 }
 
 impl RequestScope {
-    pub(crate) fn new(pool: PgPool, tenant: Arc<Tenant>, begin: Arc<str>, mount: String) -> Self {
+    pub(crate) fn new(
+        pool: PoolLease,
+        tenant: Arc<Tenant>,
+        begin: Arc<str>,
+        mount: String,
+    ) -> Self {
         Self {
             pool,
             tenant,

@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use tower::{Layer, Service};
 
 use crate::layer::serve_in_scope;
+use crate::pools::PoolLease;
 use crate::scope::RequestScope;
 use crate::tenant::Tenant;
 
@@ -74,7 +75,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let scope = RequestScope::new(
-            self.layer.pool.clone(),
+            PoolLease::unclaimed(self.layer.pool.clone()),
             self.layer.tenant.clone(),
             Arc::from("BEGIN"),
             String::new(),

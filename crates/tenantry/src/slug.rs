@@ -119,6 +119,11 @@ impl SchemaName {
         (schema.0 == value).then_some(schema)
     }
 
+    /// The schema holding a database-mode tenant's tables inside its own database.
+    pub(crate) fn own_database() -> Self {
+        Self("tenant".into())
+    }
+
     /// The bare name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -131,6 +136,41 @@ impl SchemaName {
 }
 
 impl fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The database of a tenant in database mode: `tenant_<schema name>` when it was created.
+///
+/// It is stored in the catalog and never renamed, so it is checked only for its form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DatabaseName(String);
+
+impl DatabaseName {
+    pub(crate) fn for_slug(slug: &Slug) -> Self {
+        Self(format!("tenant_{}", slug.schema_name()))
+    }
+
+    /// Checks a database name read back from the catalog.
+    pub fn from_catalog(value: &str) -> Option<Self> {
+        SchemaName::from_catalog(value.strip_prefix("tenant_")?)?;
+        Some(Self(value.to_owned()))
+    }
+
+    /// The bare name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as a double-quoted SQL identifier.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+}
+
+impl fmt::Display for DatabaseName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

@@ -11,9 +11,10 @@ use crate::catalog::TenantCatalog;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
-use crate::pools::Pools;
+use crate::pools::{DatabaseBudget, Pools};
 use crate::servers::Servers;
 use crate::slug::Slug;
+use crate::tenant::IsolationMode;
 use crate::transaction::TenantTransaction;
 
 /// Connection options for a pool tenantry can use: `url` with an empty `search_path`, so that
@@ -25,8 +26,18 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 struct Inner {
     catalog: TenantCatalog,
     pools: Pools,
+    default_isolation: IsolationMode,
     identification: Identification,
     migrations: Migrations,
+}
+
+/// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenancyOptions {
+    /// The isolation of tenants created without naming one.
+    pub default_isolation: IsolationMode,
+    /// The connections database-mode tenants share.
+    pub budget: DatabaseBudget,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -42,6 +53,16 @@ impl Tenancy {
         pool: PgPool,
         identification: Identification,
         migrations: Migrations,
+    ) -> Result<Self, Error> {
+        Self::connect_with(pool, identification, migrations, TenancyOptions::default()).await
+    }
+
+    /// [`Tenancy::connect`] with options.
+    pub async fn connect_with(
+        pool: PgPool,
+        identification: Identification,
+        migrations: Migrations,
+        options: TenancyOptions,
     ) -> Result<Self, Error> {
         let (schemas, catalog): (i32, bool) = sqlx::query_as(
             "SELECT cardinality(current_schemas(false)), \
@@ -64,7 +85,8 @@ impl Tenancy {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                pools: Pools::new(pool.clone()),
+                pools: Pools::new(pool.clone(), options.budget),
+                default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool).await?,
                 identification,
                 migrations,
@@ -85,6 +107,11 @@ impl Tenancy {
     /// The registered servers.
     pub fn servers(&self) -> &Servers {
         self.inner.pools.servers()
+    }
+
+    /// The isolation of tenants created without naming one.
+    pub fn default_isolation(&self) -> IsolationMode {
+        self.inner.default_isolation
     }
 
     /// The pools reaching every tenant.

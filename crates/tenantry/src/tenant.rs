@@ -7,17 +7,20 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::servers::{ServerName, ServerUrl};
-use crate::slug::{SchemaName, Slug};
+use crate::slug::{DatabaseName, SchemaName, Slug};
 
 /// How a tenant's data is kept apart from other tenants'.
 ///
 /// The catalog stores it per tenant, so new modes join without reshaping the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum IsolationMode {
     /// Tables in a PostgreSQL schema of the tenant's own, chosen per transaction.
+    #[default]
     Schema,
+    /// A PostgreSQL database of the tenant's own.
+    Database,
 }
 
 impl IsolationMode {
@@ -25,11 +28,26 @@ impl IsolationMode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Schema => "schema",
+            Self::Database => "database",
         }
     }
 
     pub(crate) fn from_catalog(value: &str) -> Option<Self> {
-        (value == "schema").then_some(Self::Schema)
+        match value {
+            "schema" => Some(Self::Schema),
+            "database" => Some(Self::Database),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for IsolationMode {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        Self::from_catalog(value).ok_or_else(|| {
+            format!("unknown isolation mode '{value}' (expected schema or database)")
+        })
     }
 }
 
@@ -69,6 +87,8 @@ pub struct Placement {
     /// The server's URL, when the catalog lookup brought it along.
     #[serde(skip)]
     pub(crate) server_url: Option<ServerUrl>,
+    /// The tenant's own database (database mode); `None` for the server's shared database.
+    pub database: Option<DatabaseName>,
     /// The PostgreSQL schema holding the tenant's tables.
     pub schema: SchemaName,
 }

@@ -3,7 +3,9 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
+
+use crate::pools::PoolLease;
 
 use crate::tenant::Tenant;
 
@@ -18,22 +20,27 @@ use crate::tenant::Tenant;
 pub struct TenantTransaction {
     tx: Transaction<'static, Postgres>,
     tenant: Arc<Tenant>,
+    _pool: PoolLease,
 }
 
 impl TenantTransaction {
-    pub(crate) async fn begin(pool: &PgPool, tenant: Arc<Tenant>) -> Result<Self, sqlx::Error> {
+    pub(crate) async fn begin(pool: &PoolLease, tenant: Arc<Tenant>) -> Result<Self, sqlx::Error> {
         let begin = tenant.begin_sql.clone();
         Self::begin_with(pool, tenant, begin).await
     }
 
     /// Opens the transaction with `begin`, a statement tenantry built (never request input).
     pub(crate) async fn begin_with(
-        pool: &PgPool,
+        pool: &PoolLease,
         tenant: Arc<Tenant>,
         begin: Arc<str>,
     ) -> Result<Self, sqlx::Error> {
         let tx = pool.begin_with(AssertSqlSafe(begin)).await?;
-        Ok(Self { tx, tenant })
+        Ok(Self {
+            tx,
+            tenant,
+            _pool: pool.clone(),
+        })
     }
 
     /// The tenant this transaction acts for.

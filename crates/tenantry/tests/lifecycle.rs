@@ -20,6 +20,7 @@ async fn create_makes_schema_tables_primary_domain_and_records_the_version() {
             name: Some("Thor Inc".into()),
             domains: vec![HostName::parse("polls.thor.example").unwrap()],
             server: None,
+            isolation: tenantry::IsolationMode::Schema,
         })
         .await
         .unwrap();
@@ -66,6 +67,7 @@ async fn a_failing_create_leaves_no_schema_and_no_catalog_row() {
             name: None,
             domains: vec![],
             server: None,
+            isolation: tenantry::IsolationMode::Schema,
         })
         .await
         .unwrap_err();
@@ -93,6 +95,7 @@ async fn a_schema_outside_the_catalog_is_a_conflict_and_is_left_alone() {
             name: None,
             domains: vec![],
             server: None,
+            isolation: tenantry::IsolationMode::Schema,
         })
         .await
         .unwrap_err();
@@ -117,6 +120,7 @@ async fn of_two_concurrent_creates_of_one_slug_exactly_one_succeeds() {
                 name: None,
                 domains: vec![],
                 server: None,
+                isolation: tenantry::IsolationMode::Schema,
             })
         };
         let (a, b) = tokio::join!(attempt(), attempt());

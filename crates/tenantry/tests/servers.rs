@@ -59,6 +59,7 @@ async fn create_on(tenancy: &Tenancy, name: &str, server: Option<ServerName>) ->
             name: None,
             domains: vec![],
             server,
+            isolation: tenantry::IsolationMode::Schema,
         })
         .await
         .map(drop)

@@ -62,6 +62,7 @@ pub async fn spawn_app() -> TestApp {
                 name: None,
                 domains: vec![],
                 server: None,
+                isolation: tenantry::IsolationMode::Schema,
             })
             .await
             .unwrap();

@@ -54,6 +54,7 @@ impl Setup {
                 name: None,
                 domains: vec![],
                 server: None,
+                isolation: tenantry::IsolationMode::Schema,
             })
             .await
             .unwrap();

@@ -1,0 +1,159 @@
+//! The template database that database-mode tenants are created from, kept at the newest
+//! tenant migration: creating a tenant is then one `CREATE DATABASE ... TEMPLATE`.
+//!
+//! A template is named after the fingerprint of the migration set it holds, so a stale one is
+//! never used. It is built under a temporary name and published by renaming, so a half-built
+//! one is never used either. It refuses connections, as `CREATE DATABASE` requires of a
+//! template, and older templates are dropped once a newer one is published.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
+
+use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
+use crate::migrate::{Applied, Migrations, migrate_new_schema};
+use crate::slug::SchemaName;
+use crate::tenant::Tenant;
+
+const PREFIX: &str = "tenantry_template_";
+
+/// The template's name for this migration set; only hex digits follow the prefix.
+pub(crate) fn template_name(migrations: &Migrations) -> String {
+    format!("{PREFIX}{}", &migrations.tenant_fingerprint()[..16])
+}
+
+/// Makes sure the server has the template for `migrations` and returns its name.
+pub(crate) async fn ensure_template(
+    server: &PgPool,
+    tenant: &Tenant,
+    migrations: &Migrations,
+) -> Result<String, Error> {
+    let name = template_name(migrations);
+    if exists(server, &name).await? {
+        return Ok(name);
+    }
+    let building = format!("tenantry_building_{}", uuid::Uuid::new_v4().simple());
+    server
+        .execute(AssertSqlSafe(format!(
+            "CREATE DATABASE \"{building}\" TEMPLATE template0"
+        )))
+        .await?;
+    let options = server
+        .connect_options()
+        .as_ref()
+        .clone()
+        .database(&building);
+    match build_and_publish(server, options, tenant, migrations, &building, &name).await {
+        Ok(()) => {}
+        Err(error) => {
+            drop_database(server, &building).await?;
+            return Err(error);
+        }
+    }
+    drop_older_templates(server, &name).await?;
+    Ok(name)
+}
+
+async fn exists(server: &PgPool, name: &str) -> Result<bool, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(server)
+            .await?,
+    )
+}
+
+async fn build_and_publish(
+    server: &PgPool,
+    options: PgConnectOptions,
+    tenant: &Tenant,
+    migrations: &Migrations,
+    building: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let mut conn = PgConnection::connect_with(&options).await?;
+    let mut tx = conn.begin().await?;
+    let schema = SchemaName::own_database().quoted();
+    tx.execute(AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+    )))
+    .await?;
+    migrate_new_schema(&mut tx, tenant, migrations).await?;
+    tx.commit().await?;
+    conn.close().await?;
+    server
+        .execute(AssertSqlSafe(format!(
+            "ALTER DATABASE \"{building}\" WITH ALLOW_CONNECTIONS false"
+        )))
+        .await?;
+    // The server may take a moment to let go of the connection just closed.
+    let mut attempts = 0;
+    loop {
+        let renamed = server
+            .execute(AssertSqlSafe(format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+            )))
+            .await;
+        match renamed {
+            Ok(_) => break,
+            // Another process published the same template first: use theirs.
+            Err(e) if sqlstate(&e).as_deref() == Some(DUPLICATE_DATABASE) => {
+                drop_database(server, building).await?;
+                return Ok(());
+            }
+            Err(_) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    server
+        .execute(AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" WITH IS_TEMPLATE true"
+        )))
+        .await?;
+    Ok(())
+}
+
+async fn drop_older_templates(server: &PgPool, current: &str) -> Result<(), Error> {
+    let older: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'tenantry\\_template\\_%' \
+         AND datname <> $1",
+    )
+    .bind(current)
+    .fetch_all(server)
+    .await?;
+    for name in older {
+        // The name was read from pg_database and matched our prefix; it is quoted anyway.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        server
+            .execute(AssertSqlSafe(format!(
+                "ALTER DATABASE {quoted} WITH IS_TEMPLATE false"
+            )))
+            .await?;
+        drop_database(server, &name).await?;
+    }
+    Ok(())
+}
+
+/// Drops a database, closing whatever connections it still has.
+pub(crate) async fn drop_database(server: &PgPool, name: &str) -> Result<(), Error> {
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    server
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+        )))
+        .await?;
+    Ok(())
+}
+
+/// What a tenant created from the template has applied.
+pub(crate) fn applied(migrations: &Migrations) -> Applied {
+    Applied {
+        from: None,
+        to: migrations.tenant_version(),
+        count: migrations.tenant().iter().count(),
+    }
+}
