@@ -99,10 +99,11 @@ impl Tenancy {
         }
         let slug = new.slug;
         let server = new.server;
+        let id = Uuid::new_v4();
         let (database, schema) = match new.isolation {
             IsolationMode::Schema => (None, slug.schema_name()),
             IsolationMode::Database => (
-                Some(DatabaseName::for_slug(&slug)),
+                Some(DatabaseName::for_tenant(&slug, id)),
                 SchemaName::own_database(),
             ),
         };
@@ -115,7 +116,7 @@ impl Tenancy {
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
             tenant_columns!()
         ))
-        .bind(Uuid::new_v4())
+        .bind(id)
         .bind(slug.as_str())
         .bind(&name)
         .bind(schema.as_str())
@@ -135,7 +136,9 @@ impl Tenancy {
         }
         if let Some(database) = &database {
             // Its own database, copied from the template; compensated like a remote schema.
-            let template = ensure_template(&tenant_pool, &tenant, self.migrations()).await?;
+            let catalog = self.pool().connect_options();
+            let template =
+                ensure_template(&tenant_pool, &catalog, &tenant, self.migrations()).await?;
             tenant_pool
                 .execute(AssertSqlSafe(format!(
                     "CREATE DATABASE {} TEMPLATE \"{template}\"",

@@ -398,8 +398,8 @@ pub async fn migrate_tenants(
     })
 }
 
-/// Migrates one tenant in one transaction. On the catalog's own database the catalog record
-/// is part of it; on another server it follows the commit (a lost record only means the next
+/// Migrates one tenant in one transaction. In the catalog's own database the catalog record
+/// is part of it; elsewhere it follows the commit (a lost record only means the next
 /// run visits the tenant again and finds nothing pending).
 async fn migrate_tenant(
     pools: &Pools,
@@ -414,7 +414,7 @@ async fn migrate_tenant(
         &migrations.tenant,
     )
     .await?;
-    if tenant.placement.server.is_none() {
+    if tenant.placement.in_catalog_database() {
         record(&mut tx, &tenant, migrations, &applied).await?;
         tx.commit().await?;
     } else {

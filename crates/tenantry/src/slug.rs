@@ -141,7 +141,9 @@ impl fmt::Display for SchemaName {
     }
 }
 
-/// The database of a tenant in database mode: `tenant_<schema name>` when it was created.
+/// The database of a tenant in database mode: `tenant_<schema name>_<12 hex digits of its
+/// id>` when it was created (database names are global to a server, and other catalogs may
+/// have a tenant of the same slug there).
 ///
 /// It is stored in the catalog and never renamed, so it is checked only for its form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -149,14 +151,19 @@ impl fmt::Display for SchemaName {
 pub struct DatabaseName(String);
 
 impl DatabaseName {
-    pub(crate) fn for_slug(slug: &Slug) -> Self {
-        Self(format!("tenant_{}", slug.schema_name()))
+    pub(crate) fn for_tenant(slug: &Slug, id: uuid::Uuid) -> Self {
+        let id = id.simple().to_string();
+        Self(format!("tenant_{}_{}", slug.schema_name(), &id[..12]))
     }
 
     /// Checks a database name read back from the catalog.
     pub fn from_catalog(value: &str) -> Option<Self> {
-        SchemaName::from_catalog(value.strip_prefix("tenant_")?)?;
-        Some(Self(value.to_owned()))
+        let rest = value.strip_prefix("tenant_")?;
+        let ok = (1..=56).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        ok.then(|| Self(value.to_owned()))
     }
 
     /// The bare name.

@@ -1,8 +1,8 @@
 //! The template database that database-mode tenants are created from, kept at the newest
 //! tenant migration: creating a tenant is then one `CREATE DATABASE ... TEMPLATE`.
 //!
-//! A template is named after the fingerprint of the migration set it holds, so a stale one is
-//! never used. It is built under a temporary name and published by renaming, so a half-built
+//! A template is named after the catalog it serves (one server may serve several catalogs)
+//! and the fingerprint of the migration set it holds, so a stale one is never used. It is built under a temporary name and published by renaming, so a half-built
 //! one is never used either. It refuses connections, as `CREATE DATABASE` requires of a
 //! template, and older templates are dropped once a newer one is published.
 
@@ -11,25 +11,34 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::{Applied, Migrations, migrate_new_schema};
 use crate::slug::SchemaName;
 use crate::tenant::Tenant;
 
-const PREFIX: &str = "tenantry_template_";
-
-/// The template's name for this migration set; only hex digits follow the prefix.
-pub(crate) fn template_name(migrations: &Migrations) -> String {
-    format!("{PREFIX}{}", &migrations.tenant_fingerprint()[..16])
+/// The start of the names of one catalog's templates: only hex digits follow `tenantry_`.
+pub(crate) fn family(catalog: &PgConnectOptions) -> String {
+    let identity = format!(
+        "{}:{}/{}",
+        catalog.get_host(),
+        catalog.get_port(),
+        catalog.get_database().unwrap_or_default()
+    );
+    let digest = hex::encode(Sha256::digest(identity.as_bytes()));
+    format!("tenantry_template_{}_", &digest[..8])
 }
 
-/// Makes sure the server has the template for `migrations` and returns its name.
+/// Makes sure the server has `catalog`'s template for `migrations` and returns its name.
 pub(crate) async fn ensure_template(
     server: &PgPool,
+    catalog: &PgConnectOptions,
     tenant: &Tenant,
     migrations: &Migrations,
 ) -> Result<String, Error> {
-    let name = template_name(migrations);
+    let family = family(catalog);
+    let name = format!("{family}{}", &migrations.tenant_fingerprint()[..16]);
     if exists(server, &name).await? {
         return Ok(name);
     }
@@ -51,7 +60,7 @@ pub(crate) async fn ensure_template(
             return Err(error);
         }
     }
-    drop_older_templates(server, &name).await?;
+    drop_older_templates(server, &family, &name).await?;
     Ok(name)
 }
 
@@ -117,11 +126,11 @@ async fn build_and_publish(
     Ok(())
 }
 
-async fn drop_older_templates(server: &PgPool, current: &str) -> Result<(), Error> {
+async fn drop_older_templates(server: &PgPool, family: &str, current: &str) -> Result<(), Error> {
     let older: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE 'tenantry\\_template\\_%' \
-         AND datname <> $1",
+        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
     )
+    .bind(family)
     .bind(current)
     .fetch_all(server)
     .await?;

@@ -93,6 +93,13 @@ pub struct Placement {
     pub schema: SchemaName,
 }
 
+impl Placement {
+    /// Whether the tenant's tables are in the catalog's own database.
+    pub fn in_catalog_database(&self) -> bool {
+        self.server.is_none() && self.database.is_none()
+    }
+}
+
 /// A tenant as the catalog knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {

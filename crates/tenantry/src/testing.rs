@@ -17,7 +17,8 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A database with a random name, dropped (with any open connections) when this is dropped.
+/// A database with a random name, dropped (with any open connections) when this is dropped,
+/// together with the tenant databases and templates its catalog made on the same server.
 pub struct TestDatabase {
     name: String,
     server: PgConnectOptions,
@@ -90,11 +91,19 @@ impl Drop for TestDatabase {
                 .expect("a runtime for dropping the test database");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&server).await?;
-                conn.execute(AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .await
-                .map(drop)
+                let mut dropping = made_by_catalog(&server, &name).await?;
+                dropping.push(name);
+                for database in dropping {
+                    conn.execute(AssertSqlSafe(format!(
+                        "ALTER DATABASE \"{database}\" WITH IS_TEMPLATE false"
+                    )))
+                    .await?;
+                    conn.execute(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    )))
+                    .await?;
+                }
+                Ok::<_, sqlx::Error>(())
             })
         })
         .join();
@@ -102,6 +111,35 @@ impl Drop for TestDatabase {
             eprintln!("warning: could not drop a test database");
         }
     }
+}
+
+/// The tenant databases and templates the catalog in database `name` made on its own server.
+async fn made_by_catalog(
+    server: &PgConnectOptions,
+    name: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let catalog = server.clone().database(name);
+    let mut conn = PgConnection::connect_with(&catalog).await?;
+    let family = crate::template::family(&catalog);
+    let mut made: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(family)
+            .fetch_all(&mut conn)
+            .await?;
+    let has_catalog: bool =
+        sqlx::query_scalar("SELECT to_regclass('tenantry.tenants') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
+    if has_catalog {
+        let tenants: Vec<String> = sqlx::query_scalar(
+            "SELECT database_name FROM tenantry.tenants \
+             WHERE server IS NULL AND database_name IS NOT NULL",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        made.extend(tenants);
+    }
+    Ok(made)
 }
 
 /// A PostgreSQL server of its own, on a free port, for tests that need several servers.

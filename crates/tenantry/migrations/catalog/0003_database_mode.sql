@@ -1,7 +1,8 @@
 -- Database mode: a tenant with a database of its own, in which its tables live in schema
 -- `tenant`. Its database name is stored, not derived, so renaming the slug renames nothing.
+-- Database names are global to a server, so they end in part of the tenant's id.
 ALTER TABLE tenantry.tenants ADD COLUMN database_name text
-    CHECK (database_name ~ '^tenant_[a-z][a-z0-9_]{0,39}$');
+    CHECK (database_name ~ '^tenant_[a-z0-9_]{1,56}$');
 ALTER TABLE tenantry.tenants DROP CONSTRAINT tenants_isolation_check;
 ALTER TABLE tenantry.tenants ADD CONSTRAINT tenants_isolation_check
     CHECK (isolation IN ('schema', 'database'));
