@@ -57,6 +57,9 @@ async fn run() {
         platform_token: None,
         bind: String::new(),
         pool_size: 16,
+        default_isolation: tenantry::IsolationMode::Schema,
+        database_budget: 40,
+        tenant_pool_size: 2,
     };
     let identification = settings.identification().unwrap();
     let tenancy = Tenancy::connect(pool.clone(), identification.clone(), migrations)

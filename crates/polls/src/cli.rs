@@ -63,7 +63,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let identification = settings.identification().map_err(CliError::usage)?;
     let pool = || startup::connect(&settings.database_url, settings.pool_size);
     let tenancy = async || -> Result<Tenancy, CliError> {
-        Ok(Tenancy::connect(pool().await?, identification.clone(), startup::migrations()).await?)
+        let migrations = startup::migrations();
+        let options = settings.options();
+        Ok(
+            Tenancy::connect_with(pool().await?, identification.clone(), migrations, options)
+                .await?,
+        )
     };
     match cli.command {
         Command::Demo => demo::run(&settings, identification.clone()).await,

@@ -1,7 +1,7 @@
 //! Settings, from command-line flags or the environment.
 
 use clap::Args;
-use tenantry::{HostName, Identification, Strategy};
+use tenantry::{DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions};
 
 /// Where the app finds its database and how it recognises tenants.
 #[derive(Debug, Clone, Args)]
@@ -39,12 +39,38 @@ pub struct Settings {
     /// Address the server listens on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8000", global = true)]
     pub bind: String,
-    /// Maximum database connections.
+    /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
     #[arg(long, env = "POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: u32,
+    /// Isolation of tenants created without `--isolation`: schema or database.
+    #[arg(
+        long,
+        env = "DEFAULT_ISOLATION",
+        default_value = "schema",
+        global = true
+    )]
+    pub default_isolation: IsolationMode,
+    /// Connections all database-mode tenants may hold together.
+    #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40, global = true)]
+    pub database_budget: u32,
+    /// Connections one database-mode tenant may hold.
+    #[arg(long, env = "TENANT_POOL_SIZE", default_value_t = 2, global = true)]
+    pub tenant_pool_size: u32,
 }
 
 impl Settings {
+    /// The tenancy options these settings describe.
+    pub fn options(&self) -> TenancyOptions {
+        TenancyOptions {
+            default_isolation: self.default_isolation,
+            budget: DatabaseBudget {
+                connections: self.database_budget,
+                per_tenant: self.tenant_pool_size,
+                ..DatabaseBudget::default()
+            },
+        }
+    }
+
     /// The identification configuration these settings describe.
     pub fn identification(&self) -> Result<Identification, String> {
         let base_domain = HostName::parse(&self.base_domain)

@@ -7,7 +7,8 @@ mod support;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, TestApp, assert_reply, spawn_app};
+use support::{Reply, TestApp, assert_reply, spawn_app_in};
+use tenantry::IsolationMode;
 
 const THOR: &str = "thor.polls.test";
 const POTTER: &str = "potter.polls.test";
@@ -418,9 +419,8 @@ async fn book_flow(app: &TestApp, host: &str, label: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_book_flow_works_in_each_tenant() {
-    let app = spawn_app().await;
+async fn the_book_flow_works_in_each_tenant(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     book_flow(&app, THOR, "thor").await;
     book_flow(&app, POTTER, "potter").await;
 
@@ -434,10 +434,9 @@ async fn the_book_flow_works_in_each_tenant() {
     );
 }
 
-#[tokio::test]
-async fn non_creators_may_update_a_poll_as_in_the_book() {
+async fn non_creators_may_update_a_poll_as_in_the_book(isolation: IsolationMode) {
     // The book's PollDetail guards only destroy: any signed-in user may PUT or PATCH.
-    let app = spawn_app().await;
+    let app = spawn_app_in(isolation).await;
     let alice = app.user(THOR, "alice").await;
     let bob = app.user(THOR, "bob").await;
     create_poll(&app, THOR, &alice, "Alice's?").await;
@@ -455,9 +454,8 @@ async fn non_creators_may_update_a_poll_as_in_the_book() {
     assert_eq!(put.body["created_by"], 1);
 }
 
-#[tokio::test]
-async fn the_same_ids_hold_different_data_in_each_tenant() {
-    let app = spawn_app().await;
+async fn the_same_ids_hold_different_data_in_each_tenant(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     // The same username in both tenants, with different passwords: separate users.
     assert_reply(
         &register(&app, THOR, "alice", "thor-pass").await,
@@ -655,9 +653,8 @@ async fn the_same_ids_hold_different_data_in_each_tenant() {
     );
 }
 
-#[tokio::test]
-async fn trailing_slashes_are_optional() {
-    let app = spawn_app().await;
+async fn trailing_slashes_are_optional(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let created = app
         .request(
             Method::POST,
@@ -732,9 +729,8 @@ async fn trailing_slashes_are_optional() {
     assert_reply(&deleted, StatusCode::NO_CONTENT, Value::Null);
 }
 
-#[tokio::test]
-async fn the_root_links_to_polls_with_the_host_as_sent() {
-    let app = spawn_app().await;
+async fn the_root_links_to_polls_with_the_host_as_sent(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let token = app.user(THOR, "ann").await;
     assert_reply(
         &get(&app, THOR, "/", &token).await,
@@ -767,9 +763,8 @@ async fn the_root_links_to_polls_with_the_host_as_sent() {
     );
 }
 
-#[tokio::test]
-async fn the_whole_flow_works_through_the_path_prefix() {
-    let app = spawn_app().await;
+async fn the_whole_flow_works_through_the_path_prefix(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let base = "polls.test";
     let created = app
         .request(
@@ -868,9 +863,8 @@ async fn the_whole_flow_works_through_the_path_prefix() {
     );
 }
 
-#[tokio::test]
-async fn authentication_errors() {
-    let app = spawn_app().await;
+async fn authentication_errors(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let token = app.user(THOR, "ann").await;
     create_poll(&app, THOR, &token, "Auth?").await;
     let not_provided = json!({ "detail": "Authentication credentials were not provided." });
@@ -947,9 +941,8 @@ async fn authentication_errors() {
     }
 }
 
-#[tokio::test]
-async fn every_error_is_json() {
-    let app = spawn_app().await;
+async fn every_error_is_json(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let token = app.user(THOR, "ann").await;
     let not_found = json!({ "detail": "Not found." });
     for path in [
@@ -1171,9 +1164,8 @@ async fn every_error_is_json() {
     assert_eq!(polls[0]["question"], longest.as_str());
 }
 
-#[tokio::test]
-async fn hostile_hosts_get_clean_json_errors() {
-    let app = spawn_app().await;
+async fn hostile_hosts_get_clean_json_errors(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let token = app.user(THOR, "ann").await;
     create_poll(&app, THOR, &token, "Still here?").await;
 
@@ -1310,9 +1302,8 @@ async fn hostile_hosts_get_clean_json_errors() {
     assert_eq!(questions(&app, POTTER, &potter).await, Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn a_suspended_tenant_is_refused_with_403() {
-    let app = spawn_app().await;
+async fn a_suspended_tenant_is_refused_with_403(isolation: IsolationMode) {
+    let app = spawn_app_in(isolation).await;
     let thor = app.user(THOR, "ann").await;
     let potter = app.user(POTTER, "ann").await;
     create_poll(&app, THOR, &thor, "Suspended?").await;
@@ -1379,3 +1370,34 @@ async fn a_suspended_tenant_is_refused_with_403() {
         json!({ "error": "Wrong Credentials" }),
     );
 }
+
+/// Runs each test above once per isolation mode: the same API, the same assertions.
+macro_rules! in_every_mode {
+    ($($test:ident),* $(,)?) => {
+        mod schema_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(tenantry::IsolationMode::Schema).await
+            })*
+        }
+        mod database_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(tenantry::IsolationMode::Database).await
+            })*
+        }
+    };
+}
+
+in_every_mode!(
+    the_book_flow_works_in_each_tenant,
+    non_creators_may_update_a_poll_as_in_the_book,
+    the_same_ids_hold_different_data_in_each_tenant,
+    trailing_slashes_are_optional,
+    the_root_links_to_polls_with_the_host_as_sent,
+    the_whole_flow_works_through_the_path_prefix,
+    authentication_errors,
+    every_error_is_json,
+    hostile_hosts_get_clean_json_errors,
+    a_suspended_tenant_is_refused_with_403,
+);

@@ -876,3 +876,48 @@ async fn servers_from_the_command_line() {
     expect(&db, &["tenants", "delete", "thor", "--yes"], 0);
     expect(&db, &["servers", "remove", "east"], 0);
 }
+
+#[tokio::test]
+async fn database_tenants_from_the_command_line() {
+    let db = migrated().await;
+    expect(
+        &db,
+        &["tenants", "create", "loki", "--isolation", "database"],
+        0,
+    );
+    expect(
+        &db,
+        &["tenants", "create", "odin", "--isolation", "cluster"],
+        2,
+    );
+    let show = expect(&db, &["tenants", "show", "loki"], 0);
+    assert!(show.stdout.contains("isolation: database"), "{show}");
+    assert!(show.stdout.contains("schema:    tenant"), "{show}");
+    let run = polls(
+        &db,
+        &[
+            "--tenant",
+            "loki",
+            "createsuperuser",
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("pw-123\n"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let sql = expect(
+        &db,
+        &[
+            "--tenant",
+            "loki",
+            "sql",
+            "SELECT current_database() LIKE 'tenant_loki_%' AS own, count(*) AS users FROM users",
+        ],
+        0,
+    );
+    // After the "== loki ==" line come the header and the row.
+    assert_eq!(table_rows(&sql.stdout)[1..], [vec!["t", "1"]], "{sql}");
+    expect(&db, &["tenants", "delete", "loki", "--yes"], 0);
+    expect(&db, &["tenants", "show", "loki"], 3);
+}

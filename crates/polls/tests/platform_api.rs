@@ -793,3 +793,31 @@ async fn wrong_methods_on_the_public_site_are_json() {
     // Nothing was changed by them.
     assert_eq!(slugs(&app).await, ["potter", "thor"]);
 }
+
+#[tokio::test]
+async fn tenants_can_be_created_in_database_mode() {
+    let app = spawn_app().await;
+    let created = create(&app, json!({ "slug": "loki", "isolation": "database" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["isolation"], "database");
+    assert_eq!(created.body["placement"]["schema"], "tenant");
+    let database = created.body["placement"]["database"].as_str().unwrap();
+    assert!(database.starts_with("tenant_loki_"), "{database}");
+    let signed_up = app
+        .request(
+            Method::POST,
+            "loki.polls.test",
+            "/users/",
+            None,
+            Some(json!({ "username": "ann", "email": "", "password": "s3cret-pass" })),
+        )
+        .await;
+    assert_eq!(signed_up.status, StatusCode::CREATED, "{}", signed_up.body);
+    assert_reply(
+        &create(&app, json!({ "slug": "odin", "isolation": "cluster" })).await,
+        StatusCode::BAD_REQUEST,
+        json!({ "isolation": ["unknown isolation mode 'cluster' (expected schema or database)"] }),
+    );
+    let deleted = platform(&app, Method::DELETE, "/api/tenants/loki/", None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}

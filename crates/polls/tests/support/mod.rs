@@ -40,11 +40,19 @@ pub fn settings(db: &TestDatabase) -> Settings {
         platform_token: Some(PLATFORM_TOKEN.into()),
         bind: "127.0.0.1:0".into(),
         pool_size: 8,
+        default_isolation: tenantry::IsolationMode::Schema,
+        database_budget: 20,
+        tenant_pool_size: 2,
     }
 }
 
-/// The app with tenants `thor` and `potter`, serving on a random port.
+/// The app with schema-mode tenants `thor` and `potter`, serving on a random port.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_in(tenantry::IsolationMode::Schema).await
+}
+
+/// The app with tenants `thor` and `potter` in `isolation` mode, serving on a random port.
+pub async fn spawn_app_in(isolation: tenantry::IsolationMode) -> TestApp {
     let db = TestDatabase::create().await;
     let settings = settings(&db);
     let pool = startup::connect(&settings.database_url, settings.pool_size)
@@ -62,7 +70,7 @@ pub async fn spawn_app() -> TestApp {
                 name: None,
                 domains: vec![],
                 server: None,
-                isolation: tenantry::IsolationMode::Schema,
+                isolation,
             })
             .await
             .unwrap();
