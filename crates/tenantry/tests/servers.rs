@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 use support::{Setup, call, note_bodies, setup, slug, whoami};
 use tenantry::testing::TestCluster;
 use tenantry::{
-    Error, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy, TenancyLayer,
-    TenantUpdate, migrate_tenants,
+    Error, IsolationMode, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy,
+    TenancyLayer, TenantUpdate, migrate_tenants,
 };
 use tower::Layer;
 
@@ -53,13 +53,22 @@ fn east() -> ServerName {
 }
 
 async fn create_on(tenancy: &Tenancy, name: &str, server: Option<ServerName>) -> Result<(), Error> {
+    create_as(tenancy, name, server, IsolationMode::Schema).await
+}
+
+async fn create_as(
+    tenancy: &Tenancy,
+    name: &str,
+    server: Option<ServerName>,
+    isolation: IsolationMode,
+) -> Result<(), Error> {
     tenancy
         .create_tenant(NewTenant {
             slug: slug(name),
             name: None,
             domains: vec![],
             server,
-            isolation: tenantry::IsolationMode::Schema,
+            isolation,
         })
         .await
         .map(drop)
@@ -299,4 +308,49 @@ async fn a_create_that_fails_on_either_side_leaves_nothing_on_both() {
         "the remote schema was not dropped"
     );
     assert!(t.s.tenancy.catalog().list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_database_tenant_on_another_server_gets_its_database_there() {
+    let t = two_servers().await;
+    create_as(&t.s.tenancy, "loki", Some(east()), IsolationMode::Database)
+        .await
+        .unwrap();
+    let details = t.s.tenancy.catalog().details(&slug("loki")).await.unwrap();
+    let database = details.tenant.placement.database.unwrap().to_string();
+    let on_remote: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname = $1 OR datname LIKE 'tenantry\\_template\\_%'",
+    )
+    .bind(&database)
+    .fetch_all(&t.remote)
+    .await
+    .unwrap();
+    assert_eq!(
+        on_remote.len(),
+        2,
+        "the tenant database and its template: {on_remote:?}"
+    );
+    let on_main: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_one(&t.s.pool)
+        .await
+        .unwrap();
+    assert_eq!(on_main, 0);
+    t.s.tenancy
+        .in_tenant(&slug("loki"), async |db| -> Result<(), Error> {
+            sqlx::query("INSERT INTO notes (body) VALUES ('remote')")
+                .execute(db)
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(note_bodies(&t.s, "loki").await, ["remote"]);
+    t.s.tenancy.delete_tenant(&slug("loki")).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_one(&t.remote)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the remote database is dropped");
 }
