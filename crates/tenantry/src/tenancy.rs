@@ -83,9 +83,10 @@ impl Tenancy {
                 "the tenant catalog does not exist yet; run the migrate command first".into(),
             ));
         }
+        let budget = within_server_limit(&pool, options.budget).await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pools: Pools::new(pool.clone(), options.budget),
+                pools: Pools::new(pool.clone(), budget),
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool).await?,
                 identification,
@@ -156,4 +157,33 @@ impl Tenancy {
         tx.commit().await.map_err(Error::from)?;
         Ok(value)
     }
+}
+
+/// The budget, lowered if the server could not hold it next to the catalog pool: connections
+/// the server allows, less those reserved for superusers and those the catalog pool may open.
+async fn within_server_limit(
+    pool: &PgPool,
+    budget: DatabaseBudget,
+) -> Result<DatabaseBudget, Error> {
+    let (max, reserved): (String, String) = sqlx::query_as(
+        "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let parse = |v: &str| v.parse::<u32>().unwrap_or(0);
+    let room = parse(&max)
+        .saturating_sub(parse(&reserved))
+        .saturating_sub(pool.options().get_max_connections());
+    if budget.connections <= room {
+        return Ok(budget);
+    }
+    tracing::warn!(
+        budget = budget.connections,
+        room,
+        "the database connection budget exceeds what the server allows; lowering it"
+    );
+    Ok(DatabaseBudget {
+        connections: room.max(budget.per_tenant),
+        ..budget
+    })
 }

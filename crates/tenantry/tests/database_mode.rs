@@ -268,3 +268,32 @@ async fn migrate_reaches_database_tenants_and_the_next_create_uses_a_new_templat
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_budget_never_exceeds_what_the_server_allows() {
+    let s = setup(4).await;
+    let asked = tenantry::DatabaseBudget {
+        connections: 100_000,
+        ..tenantry::DatabaseBudget::default()
+    };
+    let tenancy = Tenancy::connect_with(
+        s.pool.clone(),
+        support::identification(),
+        Migrations::new(Migrator::DEFAULT, support::notes()).unwrap(),
+        tenantry::TenancyOptions {
+            default_isolation: IsolationMode::Database,
+            budget: asked,
+        },
+    )
+    .await
+    .unwrap();
+    let (max, reserved): (String, String) = sqlx::query_as(
+        "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections')",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let room = max.parse::<u32>().unwrap() - reserved.parse::<u32>().unwrap() - 4;
+    assert_eq!(tenancy.pools().budget().connections, room);
+    assert_eq!(tenancy.default_isolation(), IsolationMode::Database);
+}
