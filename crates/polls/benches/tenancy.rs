@@ -1,11 +1,12 @@
 //! The tenancy benchmark: `cargo bench -p polls --bench tenancy`.
 //!
 //! On a fresh database it measures, in one run so the figures compare as ratios:
-//! - GET /polls/ (10 polls x 4 choices) requests/s for one tenant, for 50 tenants in
-//!   rotation, and for the same handlers with tenancy off (one fixed schema, plain BEGIN);
+//! - GET /polls/ (10 polls x 4 choices) requests/s with tenancy off (one fixed schema, plain
+//!   BEGIN), and for schema-mode and database-mode tenants, one and in rotation;
 //! - PostgreSQL round trips per request, counted by a proxy between app and server;
-//! - tenant provisioning p50/p90 over 100 tenants;
-//! - `polls migrate` with nothing pending over 1,000 tenants, with and without `--verify`.
+//! - tenant provisioning p50/p90 over 100 tenants, in each mode;
+//! - `polls migrate` with nothing pending over the schema tenants, with and without `--verify`;
+//! - the connections open while 1,000 tenants of each mode are served.
 //!
 //! It prints a Markdown report for BENCHMARKS.md.
 
@@ -16,10 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use futures::StreamExt;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tenantry::testing::TestDatabase;
-use tenantry::{Error, NewTenant, SingleTenantLayer, Slug, Tenancy};
+use tenantry::{Error, IsolationMode, NewTenant, SingleTenantLayer, Slug, Tenancy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
@@ -34,6 +36,10 @@ const ROTATION: usize = 50;
 const CLIENTS: usize = 32;
 const ROUND: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 3;
+/// Connections of the database-mode tenants. The server allows 100 in all, and the `polls
+/// migrate` runs below need room of their own.
+const BUDGET: u32 = 32;
+const PER_TENANT: u32 = 4;
 
 fn main() {
     tokio::runtime::Builder::new_multi_thread()
@@ -57,25 +63,38 @@ async fn run() {
         platform_token: None,
         bind: String::new(),
         pool_size: 16,
-        default_isolation: tenantry::IsolationMode::Schema,
-        database_budget: 40,
-        tenant_pool_size: 2,
+        default_isolation: IsolationMode::Schema,
+        database_budget: BUDGET,
+        tenant_pool_size: PER_TENANT,
     };
     let identification = settings.identification().unwrap();
-    let tenancy = Tenancy::connect(pool.clone(), identification.clone(), migrations)
-        .await
-        .unwrap();
+    let tenancy = Tenancy::connect_with(
+        pool.clone(),
+        identification.clone(),
+        migrations,
+        settings.options(),
+    )
+    .await
+    .unwrap();
 
-    eprintln!("seeding {ROTATION} tenants with 10 polls x 4 choices ...");
-    let mut tokens = Vec::new();
+    eprintln!(
+        "seeding {ROTATION} schema and {ROTATION} database tenants, 10 polls x 4 choices ..."
+    );
+    let mut schema_tenants = Vec::new();
+    let mut database_tenants = Vec::new();
     for i in 0..ROTATION {
-        let slug = Slug::parse(&format!("tenant-{i}")).unwrap();
-        create(&tenancy, &slug).await;
-        tokens.push((slug.clone(), seed(&tenancy, &slug).await));
+        for (prefix, mode, list) in [
+            ("tenant", IsolationMode::Schema, &mut schema_tenants),
+            ("dbtenant", IsolationMode::Database, &mut database_tenants),
+        ] {
+            let slug = Slug::parse(&format!("{prefix}-{i}")).unwrap();
+            create(&tenancy, &slug, mode).await;
+            list.push((slug.clone(), seed(&tenancy, &slug).await));
+        }
     }
     let thor = tenancy
         .catalog()
-        .by_slug(&tokens[0].0)
+        .by_slug(&schema_tenants[0].0)
         .await
         .unwrap()
         .unwrap();
@@ -90,91 +109,225 @@ async fn run() {
         Router::new().fallback_service(service)
     };
 
-    let one = &tokens[..1];
-    let all = &tokens[..];
     let tenancy_addr = serve(startup::app(tenancy.clone(), None)).await;
-    let baseline_addr = serve(baseline(open_pool(fixed.clone()).await)).await;
-
-    eprintln!("throughput: {ROUNDS} rounds x 3 scenarios x {ROUND:?}, {CLIENTS} clients ...");
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    let baseline_pool = open_pool(fixed.clone()).await;
+    let baseline_addr = serve(baseline(baseline_pool.clone())).await;
+    let fitting = (BUDGET / PER_TENANT) as usize;
+    let scenarios: [(&str, SocketAddr, &[(Slug, String)]); 6] = [
+        (
+            "tenancy off (baseline)",
+            baseline_addr,
+            &schema_tenants[..1],
+        ),
+        ("schema mode, 1 tenant", tenancy_addr, &schema_tenants[..1]),
+        (
+            "schema mode, 50 tenants in rotation",
+            tenancy_addr,
+            &schema_tenants[..],
+        ),
+        (
+            "database mode, 1 tenant",
+            tenancy_addr,
+            &database_tenants[..1],
+        ),
+        (
+            "database mode, 8 tenants in rotation (pools stay open)",
+            tenancy_addr,
+            &database_tenants[..fitting],
+        ),
+        (
+            "database mode, 50 tenants in rotation (pools close and open)",
+            tenancy_addr,
+            &database_tenants[..],
+        ),
+    ];
+    eprintln!(
+        "throughput: {ROUNDS} rounds x {} scenarios x {ROUND:?}, {CLIENTS} clients ...",
+        scenarios.len()
+    );
+    let mut rates = vec![Vec::new(); scenarios.len()];
     for _ in 0..ROUNDS {
-        rates[0].push(load(baseline_addr, one).await);
-        rates[1].push(load(tenancy_addr, one).await);
-        rates[2].push(load(tenancy_addr, all).await);
+        for (rate, (_, addr, tenants)) in rates.iter_mut().zip(&scenarios) {
+            rate.push(load(*addr, tenants).await);
+        }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let [base, single, rotating] = rates.map(|mut v| median(&mut v));
+    let medians: Vec<f64> = rates
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
 
     eprintln!("round trips ...");
     let proxy = Proxy::start(direct.get_host(), direct.get_port()).await;
     let via_proxy = |o: PgConnectOptions| o.port(proxy.port).ssl_mode(PgSslMode::Disable);
-    let tenancy_proxied = Tenancy::connect(
-        open_pool(via_proxy(direct.clone())).await,
-        identification,
-        startup::migrations(),
-    )
-    .await
-    .unwrap();
+    let proxied_pool = open_pool(via_proxy(direct.clone())).await;
+    let tenancy_proxied =
+        Tenancy::connect(proxied_pool.clone(), identification, startup::migrations())
+            .await
+            .unwrap();
     let rt_tenancy = round_trips(
         &proxy,
         serve(startup::app(tenancy_proxied, None)).await,
-        all,
+        &schema_tenants,
     )
     .await;
+    let proxied_baseline = open_pool(via_proxy(fixed)).await;
     let rt_baseline = round_trips(
         &proxy,
-        serve(baseline(open_pool(via_proxy(fixed)).await)).await,
-        one,
+        serve(baseline(proxied_baseline.clone())).await,
+        &schema_tenants[..1],
     )
     .await;
-
-    eprintln!("provisioning 100 tenants ...");
-    let mut created = Vec::new();
-    for i in 0..100 {
-        let started = Instant::now();
-        create(&tenancy, &Slug::parse(&format!("new-{i}")).unwrap()).await;
-        created.push(started.elapsed());
+    // Their servers stay up; their connections are not needed any more.
+    for pool in [baseline_pool, proxied_pool, proxied_baseline] {
+        pool.close().await;
     }
-    created.sort();
 
-    eprintln!("creating tenants up to 1,000 for migrate ...");
+    eprintln!("provisioning 100 tenants in each mode ...");
+    let mut provisioning = Vec::new();
+    for (prefix, mode) in [
+        ("new", IsolationMode::Schema),
+        ("newdb", IsolationMode::Database),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..100 {
+            let started = Instant::now();
+            create(
+                &tenancy,
+                &Slug::parse(&format!("{prefix}-{i}")).unwrap(),
+                mode,
+            )
+            .await;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        provisioning.push((mode, times));
+    }
+
+    eprintln!("creating schema tenants up to 1,000 for migrate ...");
     for i in 0..(1000 - ROTATION - 100) {
-        create(&tenancy, &Slug::parse(&format!("more-{i}")).unwrap()).await;
+        create(
+            &tenancy,
+            &Slug::parse(&format!("more-{i}")).unwrap(),
+            IsolationMode::Schema,
+        )
+        .await;
     }
-    let migrate = migrate_run(&url, &[]);
-    let verify = migrate_run(&url, &["--verify"]);
+    let migrate = migrate_run(&url, &[], 1000 + ROTATION + 100);
+    let verify = migrate_run(&url, &["--verify"], 1000 + ROTATION + 100);
+
+    eprintln!("creating database tenants up to 1,000, then one request to each of 2,000 ...");
+    for i in 0..(1000 - ROTATION - 100) {
+        let slug = Slug::parse(&format!("moredb-{i}")).unwrap();
+        create(&tenancy, &slug, IsolationMode::Database).await;
+    }
+    let schema_peak = active(&tenancy, tenancy_addr, IsolationMode::Schema).await;
+    let database_peak = active(&tenancy, tenancy_addr, IsolationMode::Database).await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let base = medians[0];
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| GET /polls/, tenancy off (baseline) | {base:.0} req/s (1.00) |");
-    println!(
-        "| GET /polls/, 1 tenant | {single:.0} req/s ({:.2}) |",
-        single / base
-    );
-    println!(
-        "| GET /polls/, {ROTATION} tenants in rotation | {rotating:.0} req/s ({:.2}) |",
-        rotating / base
-    );
+    for ((name, _, _), rate) in scenarios.iter().zip(&medians) {
+        println!(
+            "| GET /polls/, {name} | {rate:.0} req/s ({:.2}) |",
+            rate / base
+        );
+    }
     println!("| PostgreSQL round trips per request, baseline | {rt_baseline:.2} |");
-    println!("| PostgreSQL round trips per request, tenancy | {rt_tenancy:.2} |");
+    println!("| PostgreSQL round trips per request, schema mode | {rt_tenancy:.2} |");
+    for (mode, times) in &provisioning {
+        println!(
+            "| provisioning, {} mode, p50 / p90 / max (100 tenants) | {:.1} / {:.1} / {:.1} ms |",
+            mode.as_str(),
+            ms(times[49]),
+            ms(times[89]),
+            ms(times[99])
+        );
+    }
     println!(
-        "| provisioning p50 / p90 / max (100 tenants) | {:.1} / {:.1} / {:.1} ms |",
-        ms(created[49]),
-        ms(created[89]),
-        ms(created[99])
-    );
-    println!(
-        "| `polls migrate`, nothing pending, 1,000 tenants | {:.0} ms |",
+        "| `polls migrate`, nothing pending, 1,150 tenants (1,000 schema, 150 database) | {:.0} ms |",
         ms(migrate)
     );
     println!(
-        "| `polls migrate --verify`, 1,000 tenants | {:.0} ms |",
+        "| `polls migrate --verify`, 1,150 tenants (1,000 schema, 150 database) | {:.0} ms |",
         ms(verify)
     );
+    println!(
+        "| connections open (peak), 1,000 schema tenants served | {schema_peak} (the shared pool, max 16) |"
+    );
+    println!(
+        "| connections open (peak), 1,000 database tenants served | {database_peak} (budget {BUDGET}) |"
+    );
+}
+
+/// One request to each tenant of a mode, 32 at a time, while sampling the connections that
+/// serve them; returns the peak. Database tenants: the server's count of connections to
+/// their databases. Schema tenants share the catalog database with the benchmark's other
+/// pools, so there the shared pool's own size is sampled.
+async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64 {
+    let tenants: Vec<Slug> = tenancy
+        .catalog()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.tenant.isolation == mode)
+        .map(|d| d.tenant.slug)
+        .collect();
+    let databases: Vec<String> = sqlx::query_scalar(
+        "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL",
+    )
+    .fetch_all(tenancy.pool())
+    .await
+    .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (pool, done) = (tenancy.pool().clone(), done.clone());
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(Ordering::Acquire) {
+                let open: i64 = match mode {
+                    IsolationMode::Database => sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)",
+                    )
+                    .bind(&databases)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap(),
+                    _ => i64::from(pool.size()),
+                };
+                peak = peak.max(open);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            peak
+        })
+    };
+    let client = reqwest::Client::new();
+    futures::stream::iter(tenants)
+        .map(|slug| {
+            let client = client.clone();
+            async move {
+                // Login looks the user up in the tenant's database; with no such user it is a
+                // quick 400.
+                let login = client
+                    .post(format!("http://{addr}/login/"))
+                    .header("host", format!("{slug}.{BASE}"))
+                    .json(&serde_json::json!({ "username": "nobody", "password": "x" }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(login, 400, "{slug}");
+            }
+        })
+        .buffer_unordered(CLIENTS)
+        .collect::<Vec<()>>()
+        .await;
+    done.store(true, Ordering::Release);
+    sampler.await.unwrap()
 }
 
 async fn open_pool(options: PgConnectOptions) -> PgPool {
@@ -184,14 +337,14 @@ async fn open_pool(options: PgConnectOptions) -> PgPool {
         .unwrap()
 }
 
-async fn create(tenancy: &Tenancy, slug: &Slug) {
+async fn create(tenancy: &Tenancy, slug: &Slug, isolation: IsolationMode) {
     tenancy
         .create_tenant(NewTenant {
             slug: slug.clone(),
             name: None,
             domains: vec![],
             server: None,
-            isolation: tenantry::IsolationMode::Schema,
+            isolation,
         })
         .await
         .unwrap();
@@ -288,22 +441,28 @@ async fn round_trips(proxy: &Proxy, addr: SocketAddr, tenants: &[(Slug, String)]
     (proxy.round_trips.load(Ordering::SeqCst) - before) as f64 / 200.0
 }
 
-fn migrate_run(url: &str, extra: &[&str]) -> Duration {
+fn migrate_run(url: &str, extra: &[&str], tenants: usize) -> Duration {
     let started = Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_polls"))
         .arg("migrate")
         .args(extra)
         .env("DATABASE_URL", url)
+        .env("POOL_SIZE", "8")
+        .env("DATABASE_BUDGET", "16")
         .output()
         .unwrap();
     let elapsed = started.elapsed();
     assert!(
         output.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("1000 up to date"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{tenants} up to date")),
+        "{stdout}"
+    );
     elapsed
 }
 

@@ -74,7 +74,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo => demo::run(&settings, identification.clone()).await,
         Command::Migrate(args) => {
             let migrations = startup::migrations();
-            tenantry::cli::migrate(&pool().await?, &migrations, &args, cli.targets.tenant).await
+            let budget = settings.options().budget;
+            tenantry::cli::migrate(
+                &pool().await?,
+                &migrations,
+                &args,
+                cli.targets.tenant,
+                budget,
+            )
+            .await
         }
         Command::Serve => {
             let tenancy = tenancy().await?;

@@ -54,7 +54,7 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
         jobs: 4,
         verify: false,
     };
-    tenantry::cli::migrate(&pool, &migrations, &args, None).await?;
+    tenantry::cli::migrate(&pool, &migrations, &args, None, settings.options().budget).await?;
     let tenancy = Tenancy::connect(pool, identification, migrations).await?;
     let port = settings.bind.rsplit_once(':').map_or("80", |(_, p)| p);
     let base = &settings.base_domain;

@@ -78,6 +78,7 @@ pub async fn migrate(
     migrations: &Migrations,
     args: &MigrateArgs,
     tenant: Option<Slug>,
+    budget: DatabaseBudget,
 ) -> Result<(), CliError> {
     let started = Instant::now();
     let shared = migrate_shared(pool, migrations).await?;
@@ -90,7 +91,7 @@ pub async fn migrate(
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
     let report = migrate_tenants(
-        &Pools::new(pool.clone(), DatabaseBudget::default()),
+        &Pools::new(pool.clone(), budget),
         migrations,
         &options,
         |total| {
