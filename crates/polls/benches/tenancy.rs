@@ -36,6 +36,9 @@ const ROTATION: usize = 50;
 const CLIENTS: usize = 32;
 const ROUND: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 3;
+
+/// A tenant and the API token of its user.
+type TenantToken = (Slug, String);
 /// Connections of the database-mode tenants. The server allows 100 in all, and the `polls
 /// migrate` runs below need room of their own.
 const BUDGET: u32 = 32;
@@ -113,7 +116,7 @@ async fn run() {
     let baseline_pool = open_pool(fixed.clone()).await;
     let baseline_addr = serve(baseline(baseline_pool.clone())).await;
     let fitting = (BUDGET / PER_TENANT) as usize;
-    let scenarios: [(&str, SocketAddr, &[(Slug, String)]); 6] = [
+    let scenarios: [(&str, SocketAddr, &[TenantToken]); 6] = [
         (
             "tenancy off (baseline)",
             baseline_addr,
@@ -382,7 +385,7 @@ async fn serve(app: Router) -> SocketAddr {
 fn get(
     client: &reqwest::Client,
     addr: SocketAddr,
-    (slug, token): &(Slug, String),
+    (slug, token): &TenantToken,
 ) -> reqwest::RequestBuilder {
     client
         .get(format!("http://{addr}/polls/"))
@@ -391,9 +394,9 @@ fn get(
 }
 
 /// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through `tenants`.
-async fn load(addr: SocketAddr, tenants: &[(Slug, String)]) -> f64 {
+async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
     let client = reqwest::Client::new();
-    let tenants: Arc<[(Slug, String)]> = tenants.into();
+    let tenants: Arc<[TenantToken]> = tenants.into();
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
@@ -422,7 +425,7 @@ async fn load(addr: SocketAddr, tenants: &[(Slug, String)]) -> f64 {
 }
 
 /// Average round trips per request over 200 sequential requests, after a warm-up.
-async fn round_trips(proxy: &Proxy, addr: SocketAddr, tenants: &[(Slug, String)]) -> f64 {
+async fn round_trips(proxy: &Proxy, addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
     let client = reqwest::Client::new();
     for i in 0..200 {
         get(&client, addr, &tenants[i % tenants.len()])
