@@ -5,6 +5,13 @@ use polls::cli::{Cli, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`polls tenants list | head`) ends the
+    // process quietly, as with other Unix tools, instead of panicking in `println!`.
+    // SAFETY: restoring a signal's default disposition at start-up, before any other thread
+    // of ours exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -921,3 +921,23 @@ async fn database_tenants_from_the_command_line() {
     expect(&db, &["tenants", "delete", "loki", "--yes"], 0);
     expect(&db, &["tenants", "show", "loki"], 3);
 }
+
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    // Far more than a pipe buffers, so `polls` is still writing when `head` stops reading.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --tenant thor sql 'SELECT generate_series(1, 200000) AS n' | head -n 1",
+            env!("CARGO_BIN_EXE_polls")
+        ))
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "== thor ==\n");
+}
