@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr};
-use support::{Setup, call, note_bodies, setup, slug, whoami};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
 use tenantry::{
     Error, IsolationMode, MigrateOptions, Migrations, NewTenant, Tenancy, TenancyLayer,
     TenantUpdate, migrate_tenants,
@@ -54,19 +54,6 @@ async fn templates(s: &Setup) -> Vec<(String, bool, bool)> {
 async fn database_of(s: &Setup, tenant: &str) -> String {
     let details = s.tenancy.catalog().details(&slug(tenant)).await.unwrap();
     details.tenant.placement.database.unwrap().to_string()
-}
-
-async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
-    tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
-            sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                .bind(body)
-                .execute(db)
-                .await?;
-            Ok(())
-        })
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -223,15 +210,7 @@ async fn migrate_reaches_database_tenants_and_the_next_create_uses_a_new_templat
         .await
         .unwrap();
     let old_template = templates(&s).await;
-    let mut all: Vec<Migration> = support::notes().iter().cloned().collect();
-    all.push(Migration::new(
-        2,
-        "tags".into(),
-        MigrationType::Simple,
-        AssertSqlSafe("ALTER TABLE notes ADD COLUMN tag text").into_sql_str(),
-        false,
-    ));
-    let v2 = Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap();
+    let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");
     let options = MigrateOptions {
         jobs: 2,
         tenant: None,

@@ -20,12 +20,7 @@ fn migration(version: i64, sql: &'static str) -> Migration {
 
 /// The notes table, then a second migration that fails where a note is empty.
 fn with_v2() -> Migrations {
-    let mut all: Vec<Migration> = notes().iter().cloned().collect();
-    all.push(migration(
-        2,
-        "ALTER TABLE notes ADD CONSTRAINT body_not_empty CHECK (body <> '')",
-    ));
-    Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap()
+    support::notes_then("ALTER TABLE notes ADD CONSTRAINT body_not_empty CHECK (body <> '')")
 }
 
 fn options() -> MigrateOptions {

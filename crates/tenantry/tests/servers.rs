@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
-use support::{Setup, call, note_bodies, setup, slug, whoami};
+use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
 use tenantry::testing::TestCluster;
 use tenantry::{
     Error, IsolationMode, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy,
@@ -96,16 +96,7 @@ async fn a_tenant_on_another_server_lives_and_is_served_there() {
     assert_eq!(details.tenant.migration_version, Some(1));
 
     for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
-        t.s.tenancy
-            .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(body)
-                    .execute(db)
-                    .await?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        add_note(&t.s.tenancy, tenant, body).await;
     }
     let on_remote: Vec<String> = sqlx::query_scalar("SELECT body FROM thor.notes")
         .fetch_all(&t.remote)
@@ -201,15 +192,7 @@ async fn migrate_reaches_tenants_on_every_server() {
     let t = two_servers().await;
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
     create_on(&t.s.tenancy, "potter", None).await.unwrap();
-    let mut all: Vec<_> = support::notes().iter().cloned().collect();
-    all.push(sqlx::migrate::Migration::new(
-        2,
-        "tags".into(),
-        sqlx::migrate::MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe("ALTER TABLE notes ADD COLUMN tag text")),
-        false,
-    ));
-    let v2 = Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap();
+    let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");
     let options = MigrateOptions {
         jobs: 2,
         tenant: None,

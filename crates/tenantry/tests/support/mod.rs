@@ -116,3 +116,31 @@ pub async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
         .await
         .unwrap()
 }
+
+/// Adds a note in the tenant's context.
+pub async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
+    tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
+            sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                .bind(body)
+                .execute(db)
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// The notes set with a second migration, version 2, running `sql`.
+pub fn notes_then(sql: &'static str) -> Migrations {
+    use sqlx::SqlSafeStr;
+    let mut all: Vec<sqlx::migrate::Migration> = notes().iter().cloned().collect();
+    all.push(sqlx::migrate::Migration::new(
+        2,
+        "v2".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::AssertSqlSafe(sql).into_sql_str(),
+        false,
+    ));
+    Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap()
+}
