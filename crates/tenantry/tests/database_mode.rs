@@ -176,15 +176,7 @@ async fn of_two_concurrent_creates_of_one_slug_one_succeeds() {
 #[tokio::test]
 async fn a_create_whose_catalog_commit_fails_drops_the_new_database() {
     let s = setup(4).await;
-    sqlx::raw_sql(
-        "CREATE FUNCTION tenantry.refuse() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'injected catalog failure'; END $$; \
-         CREATE TRIGGER refuse BEFORE UPDATE OF migration_version ON tenantry.tenants \
-         FOR EACH ROW EXECUTE FUNCTION tenantry.refuse();",
-    )
-    .execute(&s.pool)
-    .await
-    .unwrap();
+    support::fail_catalog_records(&s.pool).await;
     // A slug no other test uses: database names are global to the server.
     let error = create(&s.tenancy, "compensated", IsolationMode::Database)
         .await

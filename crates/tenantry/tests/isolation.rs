@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{Setup, call, note_bodies, setup, slug, whoami};
-use tenantry::{Error, MountPath, Tenancy, TenancyLayer, TenantDb};
+use tenantry::{MountPath, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
@@ -94,16 +94,7 @@ async fn two_tenants(size: u32) -> (Setup, Router) {
     s.create("thor").await;
     s.create("potter").await;
     for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
-        s.tenancy
-            .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(body)
-                    .execute(db)
-                    .await?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        support::add_note(&s.tenancy, tenant, body).await;
     }
     let app = app(s.tenancy.clone());
     (s, app)
@@ -292,16 +283,7 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
     let names = ["t-one", "t-two", "t-three", "t-four", "t-five", "t-six"];
     for name in names {
         s.create(name).await;
-        s.tenancy
-            .in_tenant(&slug(name), async |db| -> Result<(), Error> {
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(name)
-                    .execute(db)
-                    .await?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        support::add_note(&s.tenancy, name, name).await;
     }
     let app = app(s.tenancy.clone());
     let requests = (0..300).map(|i| {

@@ -270,15 +270,7 @@ async fn a_create_that_fails_on_either_side_leaves_nothing_on_both() {
     assert!(t.s.tenancy.catalog().list().await.unwrap().is_empty());
 
     // The catalog side fails after the remote schema committed: the schema is dropped again.
-    sqlx::raw_sql(
-        "CREATE FUNCTION tenantry.refuse() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'injected catalog failure'; END $$; \
-         CREATE TRIGGER refuse BEFORE UPDATE OF migration_version ON tenantry.tenants \
-         FOR EACH ROW EXECUTE FUNCTION tenantry.refuse();",
-    )
-    .execute(&t.s.pool)
-    .await
-    .unwrap();
+    support::fail_catalog_records(&t.s.pool).await;
     let error = create_on(&t.s.tenancy, "thor", Some(east()))
         .await
         .unwrap_err();

@@ -144,3 +144,17 @@ pub fn notes_then(sql: &'static str) -> Migrations {
     ));
     Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap()
 }
+
+/// Makes every later attempt to record a tenant's migration version in the catalog fail: a
+/// failure injected after the tenant's own side of a create has committed.
+pub async fn fail_catalog_records(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE FUNCTION tenantry.refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected catalog failure'; END $$; \
+         CREATE TRIGGER refuse BEFORE UPDATE OF migration_version ON tenantry.tenants \
+         FOR EACH ROW EXECUTE FUNCTION tenantry.refuse();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
