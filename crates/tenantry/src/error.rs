@@ -16,8 +16,8 @@ pub enum Error {
     SlugTaken(Slug),
     #[error("domain '{0}' already belongs to a tenant")]
     DomainTaken(String),
-    #[error("schema '{0}' already exists outside the catalog; drop or rename it first")]
-    SchemaExists(String),
+    #[error("'{0}' already exists on the server outside the catalog; drop or rename it first")]
+    ExistsOutsideCatalog(String),
     #[error("domain '{0}' is not one of this tenant's domains")]
     DomainNotFound(String),
     #[error("the primary domain '{0}' cannot be removed; rename the tenant instead")]
@@ -51,7 +51,7 @@ impl Error {
             Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => 3,
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
-            | Self::SchemaExists(_)
+            | Self::ExistsOutsideCatalog(_)
             | Self::PrimaryDomain(_)
             | Self::ServerExists(_)
             | Self::ServerInUse(_) => 4,

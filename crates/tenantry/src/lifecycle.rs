@@ -62,7 +62,7 @@ fn conflict(error: sqlx::Error, slug: &Slug, domain: impl Fn(&str) -> String) ->
             Some("domains_pkey") => Error::DomainTaken(domain(slug.as_str())),
             _ => Error::SlugTaken(slug.clone()),
         },
-        Some(DUPLICATE_SCHEMA) => Error::SchemaExists(slug.schema_name().to_string()),
+        Some(DUPLICATE_SCHEMA) => Error::ExistsOutsideCatalog(slug.schema_name().to_string()),
         _ => Error::Database(error),
     }
 }
@@ -146,7 +146,7 @@ impl Tenancy {
                 )))
                 .await
                 .map_err(|e| match sqlstate(&e).as_deref() {
-                    Some(DUPLICATE_DATABASE) => Error::SchemaExists(database.to_string()),
+                    Some(DUPLICATE_DATABASE) => Error::ExistsOutsideCatalog(database.to_string()),
                     _ => Error::Database(e),
                 })?;
             let recorded = async {

@@ -58,7 +58,7 @@ impl From<Error> for ApiError {
             ),
             Error::SlugTaken(_)
             | Error::DomainTaken(_)
-            | Error::SchemaExists(_)
+            | Error::ExistsOutsideCatalog(_)
             | Error::PrimaryDomain(_)
             | Error::ServerExists(_)
             | Error::ServerInUse(_) => detail(StatusCode::CONFLICT),

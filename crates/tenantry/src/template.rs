@@ -163,6 +163,10 @@ pub(crate) fn applied(migrations: &Migrations) -> Applied {
     Applied {
         from: None,
         to: migrations.tenant_version(),
-        count: migrations.tenant().iter().count(),
+        count: migrations
+            .tenant()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count(),
     }
 }

@@ -99,7 +99,7 @@ async fn a_schema_outside_the_catalog_is_a_conflict_and_is_left_alone() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::SchemaExists(_)), "{error}");
+    assert!(matches!(error, Error::ExistsOutsideCatalog(_)), "{error}");
     assert_eq!(error.exit_code(), 4);
     assert!(s.tenancy.catalog().list().await.unwrap().is_empty());
     let precious: Option<String> = sqlx::query_scalar("SELECT to_regclass('thor.precious')::text")
