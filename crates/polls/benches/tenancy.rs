@@ -342,13 +342,7 @@ async fn open_pool(options: PgConnectOptions) -> PgPool {
 
 async fn create(tenancy: &Tenancy, slug: &Slug, isolation: IsolationMode) {
     tenancy
-        .create_tenant(NewTenant {
-            slug: slug.clone(),
-            name: None,
-            domains: vec![],
-            server: None,
-            isolation,
-        })
+        .create_tenant(NewTenant::new(slug.clone(), isolation))
         .await
         .unwrap();
 }

@@ -64,11 +64,8 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
         if tenancy.catalog().by_slug(&slug).await?.is_none() {
             tenancy
                 .create_tenant(NewTenant {
-                    slug: slug.clone(),
                     name: Some(name.into()),
-                    domains: vec![],
-                    server: None,
-                    isolation: tenantry::IsolationMode::Schema,
+                    ..NewTenant::new(slug.clone(), tenantry::IsolationMode::Schema)
                 })
                 .await?;
         }

@@ -78,9 +78,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The ready service is the one to call; leave a fresh clone in its place.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = take_ready(&mut self.inner);
         let tenancy = self.tenancy.clone();
         let public = self.public.clone();
         Box::pin(async move { Ok(serve(tenancy, public, inner, request).await) })
@@ -131,6 +129,13 @@ where
             serve_in_scope(inner, request, scope).await
         }
     }
+}
+
+/// Takes the service `poll_ready` readied, leaving a fresh clone in its place: the ready one
+/// is the one to call.
+pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
 }
 
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the

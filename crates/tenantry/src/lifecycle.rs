@@ -33,6 +33,19 @@ pub struct NewTenant {
     pub isolation: IsolationMode,
 }
 
+impl NewTenant {
+    /// A tenant with no display name, extra domains or server: set those fields as needed.
+    pub fn new(slug: Slug, isolation: IsolationMode) -> Self {
+        Self {
+            slug,
+            name: None,
+            domains: Vec::new(),
+            server: None,
+            isolation,
+        }
+    }
+}
+
 /// Changes to a tenant; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TenantUpdate {

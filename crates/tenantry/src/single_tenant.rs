@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tower::{Layer, Service};
 
-use crate::layer::serve_in_scope;
+use crate::layer::{serve_in_scope, take_ready};
 use crate::pools::PoolLease;
 use crate::scope::RequestScope;
 use crate::tenant::Tenant;
@@ -72,8 +72,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = take_ready(&mut self.inner);
         let scope = RequestScope::new(
             PoolLease::unclaimed(self.layer.pool.clone()),
             self.layer.tenant.clone(),

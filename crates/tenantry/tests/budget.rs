@@ -48,15 +48,7 @@ async fn five_hundred_database_tenants_stay_within_the_connection_budget() {
     .unwrap();
     let names: Vec<String> = (0..TENANTS).map(|i| format!("db-{i}")).collect();
     futures::stream::iter(&names)
-        .map(|name| {
-            tenancy.create_tenant(NewTenant {
-                slug: slug(name),
-                name: None,
-                domains: vec![],
-                server: None,
-                isolation: IsolationMode::Database,
-            })
-        })
+        .map(|name| tenancy.create_tenant(NewTenant::new(slug(name), IsolationMode::Database)))
         .buffer_unordered(4)
         .for_each(|created| async {
             created.unwrap();

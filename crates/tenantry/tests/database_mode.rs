@@ -13,19 +13,13 @@ use sqlx::migrate::Migrator;
 use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
 use tenantry::{
     Error, IsolationMode, MigrateOptions, Migrations, NewTenant, Tenancy, TenancyLayer,
-    TenantUpdate, migrate_tenants,
+    migrate_tenants,
 };
 use tower::Layer;
 
 async fn create(tenancy: &Tenancy, name: &str, isolation: IsolationMode) -> Result<(), Error> {
     tenancy
-        .create_tenant(NewTenant {
-            slug: slug(name),
-            name: None,
-            domains: vec![],
-            server: None,
-            isolation,
-        })
+        .create_tenant(NewTenant::new(slug(name), isolation))
         .await
         .map(drop)
 }
@@ -129,16 +123,7 @@ async fn renaming_keeps_the_database_and_deleting_drops_it() {
         .await
         .unwrap();
     add_note(&s.tenancy, "thor", "kept").await;
-    s.tenancy
-        .update_tenant(
-            &slug("thor"),
-            TenantUpdate {
-                slug: Some(slug("odin")),
-                ..TenantUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    support::rename_slug(&s.tenancy, "thor", "odin").await;
     assert_eq!(note_bodies(&s, "odin").await, ["kept"]);
     let database = database_of(&s, "odin").await;
     assert!(

@@ -62,13 +62,10 @@ async fn a_failing_create_leaves_no_schema_and_no_catalog_row() {
     .await
     .unwrap();
     let error = tenancy
-        .create_tenant(NewTenant {
-            slug: slug("thor"),
-            name: None,
-            domains: vec![],
-            server: None,
-            isolation: tenantry::IsolationMode::Schema,
-        })
+        .create_tenant(NewTenant::new(
+            slug("thor"),
+            tenantry::IsolationMode::Schema,
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Migration(_)), "{error}");
@@ -90,13 +87,10 @@ async fn a_schema_outside_the_catalog_is_a_conflict_and_is_left_alone() {
         .unwrap();
     let error = s
         .tenancy
-        .create_tenant(NewTenant {
-            slug: slug("thor"),
-            name: None,
-            domains: vec![],
-            server: None,
-            isolation: tenantry::IsolationMode::Schema,
-        })
+        .create_tenant(NewTenant::new(
+            slug("thor"),
+            tenantry::IsolationMode::Schema,
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::ExistsOutsideCatalog(_)), "{error}");
@@ -115,13 +109,8 @@ async fn of_two_concurrent_creates_of_one_slug_exactly_one_succeeds() {
     for round in 0..5 {
         let name = format!("race{round}");
         let attempt = || {
-            s.tenancy.create_tenant(NewTenant {
-                slug: slug(&name),
-                name: None,
-                domains: vec![],
-                server: None,
-                isolation: tenantry::IsolationMode::Schema,
-            })
+            s.tenancy
+                .create_tenant(NewTenant::new(slug(&name), tenantry::IsolationMode::Schema))
         };
         let (a, b) = tokio::join!(attempt(), attempt());
         let (ok, err) = match (a, b) {

@@ -14,7 +14,7 @@ use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
 use tenantry::testing::TestCluster;
 use tenantry::{
     Error, IsolationMode, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy,
-    TenancyLayer, TenantUpdate, migrate_tenants,
+    TenancyLayer, migrate_tenants,
 };
 use tower::Layer;
 
@@ -64,11 +64,8 @@ async fn create_as(
 ) -> Result<(), Error> {
     tenancy
         .create_tenant(NewTenant {
-            slug: slug(name),
-            name: None,
-            domains: vec![],
             server,
-            isolation,
+            ..NewTenant::new(slug(name), isolation)
         })
         .await
         .map(drop)
@@ -232,16 +229,7 @@ async fn migrate_reaches_tenants_on_every_server() {
 async fn renaming_a_remote_tenant_renames_its_remote_schema() {
     let t = two_servers().await;
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
-    t.s.tenancy
-        .update_tenant(
-            &slug("thor"),
-            TenantUpdate {
-                slug: Some(slug("odin")),
-                ..TenantUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    support::rename_slug(&t.s.tenancy, "thor", "odin").await;
     assert_eq!(schemas(&t.remote).await, ["odin"]);
     assert!(note_bodies(&t.s, "odin").await.is_empty());
 }

@@ -27,6 +27,26 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// Reads a response whose body must be JSON, or empty.
+    async fn read(response: reqwest::Response, path: &str) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path}: response is not JSON ({e}): {text}"))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
 /// Settings as the binary would read them, for this test database.
 pub fn settings(db: &TestDatabase) -> Settings {
     Settings {
@@ -65,13 +85,7 @@ pub async fn spawn_app_in(isolation: tenantry::IsolationMode) -> TestApp {
         .unwrap();
     for slug in ["thor", "potter"] {
         tenancy
-            .create_tenant(NewTenant {
-                slug: Slug::parse(slug).unwrap(),
-                name: None,
-                domains: vec![],
-                server: None,
-                isolation,
-            })
+            .create_tenant(NewTenant::new(Slug::parse(slug).unwrap(), isolation))
             .await
             .unwrap();
     }
@@ -107,21 +121,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{path}: response is not JSON ({e}): {text}"))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(request.send().await.unwrap(), path).await
     }
 
     /// Registers a user in the tenant at `host` and returns its `Token ...` header value.
@@ -192,21 +192,7 @@ impl TestApp {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{path}: response is not JSON ({e}): {text}"))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(request.send().await.unwrap(), path).await
     }
 
     /// `GET path` written by hand over TCP, so that any `Host` bytes can be sent (reqwest

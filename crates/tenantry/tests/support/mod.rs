@@ -49,13 +49,7 @@ pub async fn setup(size: u32) -> Setup {
 impl Setup {
     pub async fn create(&self, s: &str) {
         self.tenancy
-            .create_tenant(NewTenant {
-                slug: slug(s),
-                name: None,
-                domains: vec![],
-                server: None,
-                isolation: tenantry::IsolationMode::Schema,
-            })
+            .create_tenant(NewTenant::new(slug(s), tenantry::IsolationMode::Schema))
             .await
             .unwrap();
     }
@@ -157,4 +151,18 @@ pub async fn fail_catalog_records(pool: &PgPool) {
     .execute(pool)
     .await
     .unwrap();
+}
+
+/// Renames a tenant's slug.
+pub async fn rename_slug(tenancy: &Tenancy, from: &str, to: &str) {
+    tenancy
+        .update_tenant(
+            &slug(from),
+            tenantry::TenantUpdate {
+                slug: Some(slug(to)),
+                ..tenantry::TenantUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
 }
