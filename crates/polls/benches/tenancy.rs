@@ -352,7 +352,7 @@ async fn seed(tenancy: &Tenancy, slug: &Slug) -> String {
     let key = polls::auth::new_token_key();
     tenancy
         .in_tenant(slug, async |db| -> Result<(), Error> {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            db.execute_script(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO users (username, password_hash) VALUES ('bench', 'x');
                  INSERT INTO tokens (key, user_id) VALUES ('{key}', 1);
                  INSERT INTO polls (question, created_by, pub_date)
@@ -360,7 +360,6 @@ async fn seed(tenancy: &Tenancy, slug: &Slug) -> String {
                  INSERT INTO choices (poll_id, choice_text)
                      SELECT p, 'Choice ' || c FROM generate_series(1, 10) p, generate_series(1, 4) c;"
             )))
-            .execute(db)
             .await?;
             Ok(())
         })

@@ -5,7 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use tenantry::TenantDb;
+use tenantry::{Db, TenantDb};
 
 use crate::error::ApiError;
 
@@ -55,14 +55,14 @@ pub fn new_token_key() -> String {
 }
 
 /// The user's API token, created on first use and the same ever after.
-pub async fn token_for(db: &mut sqlx::PgConnection, user_id: i64) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn token_for(db: &mut Db, user_id: i64) -> Result<String, sqlx::Error> {
+    db.query(
         "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
          ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
     )
     .bind(new_token_key())
     .bind(user_id)
-    .fetch_one(db)
+    .fetch_scalar()
     .await
 }
 
@@ -84,14 +84,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let key = token_key(&parts.headers)?;
         let mut db = TenantDb::from_request_parts(parts, state).await?;
-        // `$1::bpchar` (not char(40), which would truncate) keeps the primary key index usable.
-        let user: Option<(i64, String)> = sqlx::query_as(
-            "SELECT users.id, users.username FROM tokens JOIN users ON users.id = tokens.user_id \
-             WHERE tokens.key = $1::bpchar",
-        )
-        .bind(key)
-        .fetch_optional(&mut *db)
-        .await?;
+        let user: Option<(i64, String)> = db
+            .query(
+                "SELECT users.id, users.username FROM tokens \
+                 JOIN users ON users.id = tokens.user_id WHERE tokens.key = $1",
+            )
+            .bind(key)
+            .fetch_optional()
+            .await?;
         drop(db);
         let (id, username) = user.ok_or(ApiError::Unauthorized("Invalid token."))?;
         Ok(Self { id, username })

@@ -145,16 +145,17 @@ async fn create_superuser(
     let hash = hash_password(password);
     tenancy
         .in_tenant(slug, async |db| -> Result<(), CliError> {
-            let inserted = sqlx::query(
-                "INSERT INTO users (username, email, password_hash, is_superuser) \
-                 VALUES ($1, $2, $3, true) ON CONFLICT (username) DO NOTHING",
-            )
-            .bind(username)
-            .bind(email)
-            .bind(&hash)
-            .execute(db)
-            .await?;
-            if inserted.rows_affected() == 0 {
+            let inserted = db
+                .query(
+                    "INSERT INTO users (username, email, password_hash, is_superuser) \
+                     VALUES ($1, $2, $3, true) ON CONFLICT (username) DO NOTHING",
+                )
+                .bind(username)
+                .bind(email)
+                .bind(&hash)
+                .execute()
+                .await?;
+            if inserted == 0 {
                 return Err(CliError {
                     code: 4,
                     message: format!("user '{username}' already exists in '{slug}'"),

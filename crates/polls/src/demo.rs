@@ -9,6 +9,7 @@ use tenantry::{Identification, NewTenant, Slug, Tenancy};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
+use crate::routes::now;
 use crate::startup;
 
 /// A demo poll: its question and choices.
@@ -127,33 +128,38 @@ async fn seed(
     let hash = hash_password(PASSWORD);
     tenancy
         .in_tenant(slug, async |db| -> Result<String, CliError> {
-            let user: i64 = sqlx::query_scalar(
-                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
-                 ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username RETURNING id",
-            )
-            .bind(username)
-            .bind(format!("{username}@example.com"))
-            .bind(&hash)
-            .fetch_one(&mut *db)
-            .await?;
-            let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM polls")
-                .fetch_one(&mut *db)
+            let user: i64 = db
+                .query(
+                    "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (username) DO UPDATE SET username = excluded.username \
+                     RETURNING id",
+                )
+                .bind(username)
+                .bind(format!("{username}@example.com"))
+                .bind(&hash)
+                .fetch_scalar()
+                .await?;
+            let existing: i64 = db
+                .query("SELECT count(*) FROM polls")
+                .fetch_scalar()
                 .await?;
             if existing == 0 {
                 for (question, choices) in polls {
-                    let poll: i64 = sqlx::query_scalar(
-                        "INSERT INTO polls (question, created_by, pub_date) \
-                         VALUES ($1, $2, now()) RETURNING id",
-                    )
-                    .bind(question)
-                    .bind(user)
-                    .fetch_one(&mut *db)
-                    .await?;
+                    let poll: i64 = db
+                        .query(
+                            "INSERT INTO polls (question, created_by, pub_date) \
+                             VALUES ($1, $2, $3) RETURNING id",
+                        )
+                        .bind(question)
+                        .bind(user)
+                        .bind(now())
+                        .fetch_scalar()
+                        .await?;
                     for choice in *choices {
-                        sqlx::query("INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2)")
+                        db.query("INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2)")
                             .bind(poll)
                             .bind(choice)
-                            .execute(&mut *db)
+                            .execute()
                             .await?;
                     }
                 }

@@ -17,8 +17,11 @@ use crate::routes::tenant_router;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant.
 pub fn migrations() -> Migrations {
-    Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./migrations/tenant"))
-        .expect("the polls tenant migrations all run in transactions")
+    Migrations::new(
+        Migrator::DEFAULT,
+        sqlx::migrate!("./migrations/tenant/postgres"),
+    )
+    .expect("the polls tenant migrations all run in transactions")
 }
 
 /// Pool settings of the app. A request that cannot get a connection within 5 s gets 503.

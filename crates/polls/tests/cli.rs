@@ -15,6 +15,11 @@ use tower::ServiceExt;
 
 use polls::startup;
 
+/// The newest tenant migration, as `tenants list` and `show` print it.
+fn latest() -> String {
+    support::latest_version().to_string()
+}
+
 /// What a run of the binary did.
 struct Run {
     code: i32,
@@ -230,7 +235,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     let run = expect(&db, &["migrate"], 0);
     assert!(
         run.stdout
-            .contains("thor: applied 1 migration(s) (none -> 1)\n"),
+            .contains("thor: applied 2 migration(s) (none -> 2)\n"),
         "{run}"
     );
     assert!(!run.stdout.contains("potter:"), "{run}");
@@ -246,7 +251,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     );
     assert_eq!(run.stdout, "== thor ==\nn\n0\n(1 rows)\n\n");
     let show = expect(&db, &["tenants", "show", "thor"], 0);
-    assert_eq!(field(&show.stdout, "version"), ["1"], "{show}");
+    assert_eq!(field(&show.stdout, "version"), [latest()], "{show}");
 }
 
 #[tokio::test]
@@ -280,7 +285,7 @@ async fn tenants_create_list_and_show() {
     assert_eq!(field(&run.stdout, "name"), ["Thor"], "{run}");
     assert_eq!(field(&run.stdout, "status"), ["active"], "{run}");
     assert_eq!(field(&run.stdout, "schema"), ["thor"], "{run}");
-    assert_eq!(field(&run.stdout, "version"), ["1"], "{run}");
+    assert_eq!(field(&run.stdout, "version"), [latest()], "{run}");
     assert_eq!(
         field(&run.stdout, "domain"),
         ["thor.polls.test (primary)", "thor.example.com"],
@@ -356,7 +361,7 @@ async fn tenants_create_list_and_show() {
                 "schema",
                 "-",
                 "potter_2",
-                "1",
+                &latest(),
                 "potter-2.polls.test"
             ],
             vec![
@@ -366,7 +371,7 @@ async fn tenants_create_list_and_show() {
                 "schema",
                 "-",
                 "thor",
-                "1",
+                &latest(),
                 "thor.polls.test",
                 "thor.example.com"
             ],
@@ -833,7 +838,7 @@ async fn the_tenant_lifecycle_from_the_command_line() {
             "schema",
             "-",
             "potter",
-            "1",
+            &latest(),
             "potter.polls.test"
         ]],
         "{list}"

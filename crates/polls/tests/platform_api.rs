@@ -43,7 +43,11 @@ fn check_tenant(tenant: &Value, slug: &str, name: &str, status: &str, domains: V
         json!({ "server": null, "database": null, "schema": slug.replace('-', "_") }),
         "{tenant}"
     );
-    assert_eq!(tenant["migration_version"], 1, "{tenant}");
+    assert_eq!(
+        tenant["migration_version"],
+        support::latest_version(),
+        "{tenant}"
+    );
     assert_eq!(tenant["domains"], domains, "{tenant}");
     assert!(
         tenant["id"].as_str().is_some_and(|id| id.len() == 36),

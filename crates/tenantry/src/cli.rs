@@ -459,12 +459,27 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
         // comes from a request.
         let statement = AssertSqlSafe(statement.to_owned());
         let result = tenancy
-            .in_tenant(slug, async |conn| -> Result<_, Error> {
-                Ok(sqlx::raw_sql(statement).fetch_all(conn).await?)
+            .in_tenant(slug, async |db| -> Result<_, Error> {
+                if let Some(conn) = db.postgres() {
+                    let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
+                    // Simple-protocol results arrive as text.
+                    return Ok(cells(&rows, |row, i| {
+                        row.try_get_raw(i).ok().and_then(|v| match v.is_null() {
+                            true => Some("NULL".to_owned()),
+                            false => v.as_str().ok().map(str::to_owned),
+                        })
+                    }));
+                }
+                let conn = db.sqlite().ok_or(Error::Invalid {
+                    field: "tenant",
+                    message: "its database engine is not supported by this command".into(),
+                })?;
+                let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
+                Ok(cells(&rows, sqlite_cell))
             })
             .await;
         match result {
-            Ok(rows) => print_rows(&rows),
+            Ok((header, rows)) => print_rows(&header, &rows),
             Err(error) => {
                 failed += 1;
                 println!("ERROR: {error}");
@@ -480,25 +495,52 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
     }
 }
 
-fn print_rows(rows: &[sqlx::postgres::PgRow]) {
+/// The column names and each row's cells as text, `?` where `cell` cannot show one.
+fn cells<R: Row>(
+    rows: &[R],
+    cell: impl Fn(&R, usize) -> Option<String>,
+) -> (Vec<String>, Vec<Vec<String>>) {
     let Some(first) = rows.first() else {
-        println!("(0 rows)");
-        return;
+        return (Vec::new(), Vec::new());
     };
-    let header: Vec<&str> = first.columns().iter().map(Column::name).collect();
-    let cells: Vec<Vec<String>> = rows
+    let header: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let cells = rows
         .iter()
         .map(|row| {
             (0..header.len())
-                .map(|i| match row.try_get_raw(i) {
-                    Ok(value) if value.is_null() => "NULL".to_owned(),
-                    // Simple-protocol results arrive as text.
-                    Ok(value) => value.as_str().unwrap_or("?").to_owned(),
-                    Err(_) => "?".to_owned(),
-                })
+                .map(|i| cell(row, i).unwrap_or_else(|| "?".to_owned()))
                 .collect()
         })
         .collect();
-    print_table(&header, &cells);
+    (header, cells)
+}
+
+/// A SQLite value as text: SQLite values carry their own type, whatever the column says.
+fn sqlite_cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
+    if row.try_get_raw(i).ok()?.is_null() {
+        return Some("NULL".to_owned());
+    }
+    row.try_get::<i64, _>(i)
+        .map(|v| v.to_string())
+        .or_else(|_| row.try_get::<f64, _>(i).map(|v| v.to_string()))
+        .or_else(|_| row.try_get::<String, _>(i))
+        .or_else(|_| {
+            row.try_get::<Vec<u8>, _>(i)
+                .map(|v| format!("\\x{}", hex::encode(v)))
+        })
+        .ok()
+}
+
+fn print_rows(header: &[String], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        println!("(0 rows)");
+        return;
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    print_table(&header, rows);
     println!("({} rows)", rows.len());
 }

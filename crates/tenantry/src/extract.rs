@@ -4,9 +4,9 @@ use std::ops::{Deref, DerefMut};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sqlx::PgConnection;
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
+use crate::db::Db;
 use crate::rejection::TenancyRejection;
 use crate::scope::RequestScope;
 use crate::tenant::Tenant;
@@ -38,7 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MountPath {
 /// The transaction opens when a handler (or another extractor) first asks for a `TenantDb`,
 /// and every `TenantDb` of the request shares it. When the handler returns, the layer commits
 /// it if the response status is below 400 and rolls it back otherwise; a panic or a dropped
-/// request rolls it back too. Use it as an executor: `.fetch_all(&mut *db)`.
+/// request rolls it back too. It derefs to [`Db`]: `db.query("SELECT ...").fetch_all()`.
 pub struct TenantDb(OwnedMappedMutexGuard<Option<TenantTransaction>, TenantTransaction>);
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
@@ -67,15 +67,15 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
 }
 
 impl Deref for TenantDb {
-    type Target = PgConnection;
+    type Target = Db;
 
-    fn deref(&self) -> &PgConnection {
+    fn deref(&self) -> &Db {
         &self.0
     }
 }
 
 impl DerefMut for TenantDb {
-    fn deref_mut(&mut self) -> &mut PgConnection {
+    fn deref_mut(&mut self) -> &mut Db {
         &mut self.0
     }
 }

@@ -35,6 +35,7 @@
 
 mod catalog;
 pub mod cli;
+mod db;
 mod error;
 mod extract;
 mod host;
@@ -57,6 +58,7 @@ pub mod testing;
 mod transaction;
 
 pub use catalog::{Domain, TenantCatalog, TenantDetails};
+pub use db::{Backend, Db, Query, Record, Value};
 pub use error::Error;
 pub use extract::{MountPath, TenantDb};
 pub use host::{HostError, HostName};

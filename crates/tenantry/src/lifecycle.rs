@@ -259,7 +259,10 @@ impl Tenancy {
                         .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
                 }
                 Some(_) => {
-                    let remote = self.pools().for_placement(&tenant.placement).await?;
+                    let remote = self
+                        .pools()
+                        .for_server(tenant.placement.server.as_ref())
+                        .await?;
                     remote
                         .execute(rename(old_schema, &new_schema))
                         .await
@@ -322,7 +325,10 @@ impl Tenancy {
                     .map_err(|e| leftover(slug, &format!("database \"{database}\""), e))?;
             }
             (None, Some(_)) => {
-                let remote = self.pools().for_placement(&tenant.placement).await?;
+                let remote = self
+                    .pools()
+                    .for_server(tenant.placement.server.as_ref())
+                    .await?;
                 tx.commit().await?;
                 self.catalog().invalidate();
                 drop_schema(&remote, &tenant).await.map_err(|e| {

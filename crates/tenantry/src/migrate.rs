@@ -408,14 +408,17 @@ async fn migrate_tenant(
 ) -> Result<Applied, Error> {
     let pool = pools.for_placement(&tenant.placement).await?;
     let mut tx = TenantTransaction::begin(&pool, Arc::new(tenant.clone())).await?;
+    let Some(conn) = tx.postgres() else {
+        return Err(Error::Migration("not a PostgreSQL tenant".into()));
+    };
     let applied = apply_pending(
-        &mut tx,
+        conn,
         &Ledger::tenant(&tenant.placement.schema),
         &migrations.tenant,
     )
     .await?;
     if tenant.placement.in_catalog_database() {
-        record(&mut tx, &tenant, migrations, &applied).await?;
+        record(conn, &tenant, migrations, &applied).await?;
         tx.commit().await?;
     } else {
         tx.commit().await?;

@@ -7,13 +7,13 @@
 //! [`Error::Busy`] (503 with `Retry-After` over HTTP).
 
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
+use crate::db::{Db, Open};
 use crate::error::Error;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
@@ -48,31 +48,71 @@ impl DatabaseBudget {
     }
 }
 
-/// A pool, with a claim on it while a database-mode tenant's pool is in use: a pool with a
-/// live claim is never closed to make room.
+/// A PostgreSQL or SQLite pool.
+#[derive(Clone)]
+enum BackendPool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl BackendPool {
+    async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A pool that reaches a tenant, with a claim on it while a database-mode tenant's pool is in
+/// use: a pool with a live claim is never closed to make room.
 #[derive(Clone)]
 pub struct PoolLease {
-    pool: PgPool,
+    pool: BackendPool,
     _claim: Option<Arc<()>>,
 }
 
 impl PoolLease {
-    /// A pool with nothing to claim: it is never closed to make room.
-    pub(crate) fn unclaimed(pool: PgPool) -> Self {
-        Self { pool, _claim: None }
+    /// Opens a transaction with `begin`, a statement tenantry built (never request input).
+    pub(crate) async fn begin(&self, begin: Arc<str>) -> Result<Db, sqlx::Error> {
+        let begin = AssertSqlSafe(begin);
+        Ok(Db(match &self.pool {
+            BackendPool::Postgres(pool) => Open::Postgres(pool.begin_with(begin).await?),
+            BackendPool::Sqlite(pool) => Open::Sqlite(pool.begin_with(begin).await?),
+        }))
+    }
+
+    /// The PostgreSQL pool; `None` for a SQLite tenant.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.pool {
+            BackendPool::Postgres(pool) => Some(pool),
+            BackendPool::Sqlite(_) => None,
+        }
     }
 }
 
-impl Deref for PoolLease {
-    type Target = PgPool;
+/// A pool with nothing to claim: it is never closed to make room.
+impl From<PgPool> for PoolLease {
+    fn from(pool: PgPool) -> Self {
+        Self {
+            pool: BackendPool::Postgres(pool),
+            _claim: None,
+        }
+    }
+}
 
-    fn deref(&self) -> &PgPool {
-        &self.pool
+/// A pool with nothing to claim: it is never closed to make room.
+impl From<SqlitePool> for PoolLease {
+    fn from(pool: SqlitePool) -> Self {
+        Self {
+            pool: BackendPool::Sqlite(pool),
+            _claim: None,
+        }
     }
 }
 
 struct TenantPool {
-    pool: PgPool,
+    pool: BackendPool,
     claim: Arc<()>,
     last_used: Instant,
 }
@@ -145,7 +185,7 @@ impl Pools {
     pub async fn for_placement(&self, placement: &Placement) -> Result<PoolLease, Error> {
         let url = self.server_url(placement).await?;
         match &placement.database {
-            None => Ok(PoolLease::unclaimed(self.server_pool(url.as_ref())?)),
+            None => Ok(PoolLease::from(self.server_pool(url.as_ref())?)),
             Some(database) => self.database_pool(url.as_ref(), database).await,
         }
     }
@@ -204,11 +244,13 @@ impl Pools {
                     return Ok(open.lease());
                 }
                 if pools.open.len() + pools.closing < self.budget.pools() {
-                    let pool = PgPoolOptions::new()
-                        .max_connections(self.budget.per_tenant)
-                        .acquire_timeout(self.budget.wait)
-                        .test_before_acquire(false)
-                        .connect_lazy_with(self.database_options(url, database)?);
+                    let pool = BackendPool::Postgres(
+                        PgPoolOptions::new()
+                            .max_connections(self.budget.per_tenant)
+                            .acquire_timeout(self.budget.wait)
+                            .test_before_acquire(false)
+                            .connect_lazy_with(self.database_options(url, database)?),
+                    );
                     let open = pools.open.entry(key).or_insert(TenantPool {
                         pool,
                         claim: Arc::new(()),

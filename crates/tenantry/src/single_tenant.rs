@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
-use sqlx::PgPool;
 use tower::{Layer, Service};
 
 use crate::layer::{serve_in_scope, take_ready};
@@ -26,15 +25,16 @@ use crate::tenant::Tenant;
 /// Serves every request as `tenant`, on `pool`.
 #[derive(Clone)]
 pub struct SingleTenantLayer {
-    pool: PgPool,
+    pool: PoolLease,
     tenant: Arc<Tenant>,
 }
 
 impl SingleTenantLayer {
-    /// Every request is `tenant`'s; `pool` must already be in its schema.
-    pub fn new(pool: PgPool, tenant: Tenant) -> Self {
+    /// Every request is `tenant`'s; `pool` (PostgreSQL or SQLite) must already be in its
+    /// schema.
+    pub fn new(pool: impl Into<PoolLease>, tenant: Tenant) -> Self {
         Self {
-            pool,
+            pool: pool.into(),
             tenant: Arc::new(tenant),
         }
     }
@@ -74,7 +74,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let inner = take_ready(&mut self.inner);
         let scope = RequestScope::new(
-            PoolLease::unclaimed(self.layer.pool.clone()),
+            self.layer.pool.clone(),
             self.layer.tenant.clone(),
             Arc::from("BEGIN"),
             String::new(),

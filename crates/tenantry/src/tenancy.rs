@@ -3,11 +3,11 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::PgConnection;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::catalog::TenantCatalog;
+use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
@@ -147,7 +147,7 @@ impl Tenancy {
     pub async fn in_tenant<T, E>(
         &self,
         slug: &Slug,
-        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+        work: impl AsyncFnOnce(&mut Db) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<Error>,

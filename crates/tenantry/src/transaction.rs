@@ -3,22 +3,22 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
-
+use crate::db::Db;
 use crate::pools::PoolLease;
 
 use crate::tenant::Tenant;
 
-/// A transaction whose `search_path` and `app.tenant_id` are the tenant's.
+/// A transaction in the tenant's context: on PostgreSQL its `search_path` and
+/// `app.tenant_id` are the tenant's; on SQLite it is in the tenant's own file.
 ///
 /// It is a guard like [`sqlx::Transaction`]: dropped without [`commit`](Self::commit), it rolls
 /// back, and because the tenant settings are `SET LOCAL`, they end with it. The connection
 /// goes back to the pool with no tenant state: outside a tenant transaction the pool's
 /// `search_path` is empty, so unqualified SQL fails instead of reaching some tenant.
 ///
-/// Use it as an executor with `&mut *tx`.
+/// It derefs to [`Db`]: run queries with `tx.query(...)`.
 pub struct TenantTransaction {
-    tx: Transaction<'static, Postgres>,
+    db: Db,
     tenant: Arc<Tenant>,
     _pool: PoolLease,
 }
@@ -35,9 +35,8 @@ impl TenantTransaction {
         tenant: Arc<Tenant>,
         begin: Arc<str>,
     ) -> Result<Self, sqlx::Error> {
-        let tx = pool.begin_with(AssertSqlSafe(begin)).await?;
         Ok(Self {
-            tx,
+            db: pool.begin(begin).await?,
             tenant,
             _pool: pool.clone(),
         })
@@ -50,25 +49,25 @@ impl TenantTransaction {
 
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.db.commit().await
     }
 
     /// Rolls the transaction back.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+        self.db.rollback().await
     }
 }
 
 impl Deref for TenantTransaction {
-    type Target = PgConnection;
+    type Target = Db;
 
-    fn deref(&self) -> &PgConnection {
-        &self.tx
+    fn deref(&self) -> &Db {
+        &self.db
     }
 }
 
 impl DerefMut for TenantTransaction {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    fn deref_mut(&mut self) -> &mut Db {
+        &mut self.db
     }
 }

@@ -217,7 +217,7 @@ async fn migrate_reaches_database_tenants_and_the_next_create_uses_a_new_templat
     tenancy_v2
         .in_tenant(&slug("loki"), async |db| -> Result<(), Error> {
             sqlx::query("INSERT INTO notes (body, tag) VALUES ('x', 'y')")
-                .execute(db)
+                .execute(db.postgres().unwrap())
                 .await?;
             Ok(())
         })

@@ -19,7 +19,7 @@ use tower::{Layer, ServiceExt};
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
     sqlx::query("INSERT INTO notes (body) VALUES ('from a panic')")
-        .execute(&mut *db)
+        .execute(db.postgres().unwrap())
         .await
         .unwrap();
     panic!("handler bug");
@@ -27,7 +27,7 @@ async fn write_then_panic(mut db: TenantDb) -> &'static str {
 
 async fn write_then_hang(mut db: TenantDb) -> &'static str {
     sqlx::query("INSERT INTO notes (body) VALUES ('from a cancelled request')")
-        .execute(&mut *db)
+        .execute(db.postgres().unwrap())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -36,7 +36,7 @@ async fn write_then_hang(mut db: TenantDb) -> &'static str {
 
 async fn write_then_fail(mut db: TenantDb) -> impl IntoResponse {
     sqlx::query("INSERT INTO notes (body) VALUES ('from a failed request')")
-        .execute(&mut *db)
+        .execute(db.postgres().unwrap())
         .await
         .unwrap();
     (StatusCode::BAD_REQUEST, "no")
@@ -45,11 +45,11 @@ async fn write_then_fail(mut db: TenantDb) -> impl IntoResponse {
 /// Switches schema inside a savepoint, rolls the savepoint back, and reports where it is.
 async fn savepoint_escape(mut db: TenantDb) -> Json<Value> {
     sqlx::raw_sql("SAVEPOINT s; SET LOCAL search_path TO potter; SET LOCAL app.tenant_id = 'x'; ROLLBACK TO SAVEPOINT s")
-        .execute(&mut *db)
+        .execute(db.postgres().unwrap())
         .await
         .unwrap();
     let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
-        .fetch_one(&mut *db)
+        .fetch_one(db.postgres().unwrap())
         .await
         .unwrap();
     Json(json!({ "schema": schema }))

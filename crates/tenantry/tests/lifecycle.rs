@@ -38,7 +38,7 @@ async fn create_makes_schema_tables_primary_domain_and_records_the_version() {
     assert_eq!(s.schemas().await, ["thor"]);
     let mut tx = s.tenancy.begin(&slug("thor")).await.unwrap();
     let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(notes, 0);
@@ -192,7 +192,7 @@ async fn renaming_the_slug_moves_schema_and_primary_domain_with_the_data() {
     s.tenancy
         .in_tenant(&slug("thor"), async |db| -> Result<(), Error> {
             sqlx::query("INSERT INTO notes (body) VALUES ('kept')")
-                .execute(db)
+                .execute(db.postgres().unwrap())
                 .await?;
             Ok(())
         })
@@ -224,7 +224,7 @@ async fn renaming_the_slug_moves_schema_and_primary_domain_with_the_data() {
     );
     let mut tx = s.tenancy.begin(&slug("odinson")).await.unwrap();
     let body: String = sqlx::query_scalar("SELECT body FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(body, "kept");

@@ -302,7 +302,7 @@ async fn a_database_tenant_on_another_server_gets_its_database_there() {
     t.s.tenancy
         .in_tenant(&slug("loki"), async |db| -> Result<(), Error> {
             sqlx::query("INSERT INTO notes (body) VALUES ('remote')")
-                .execute(db)
+                .execute(db.postgres().unwrap())
                 .await?;
             Ok(())
         })

@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection};
-use tenantry::TenantDb;
+use sqlx::FromRow;
+use tenantry::{Db, TenantDb};
 
 use super::votes::{self, Vote};
 use super::{ApiPath, group_by, polls, required_text};
@@ -37,7 +37,7 @@ pub(super) async fn list(
     mut db: TenantDb,
 ) -> Result<ApiJson<Vec<Choice>>, ApiError> {
     polls::creator(&mut db, poll_id).await?; // 404 if the poll does not exist
-    Ok(ApiJson(of_polls(&mut db, &[poll_id]).await?))
+    Ok(ApiJson(of_polls(&mut db, Some(poll_id)).await?))
 }
 
 /// `POST /polls/{id}/choices`: 201 with a new choice; only the poll's creator may.
@@ -54,31 +54,38 @@ pub(super) async fn create(
     }
     let choice_text = required_text(body.choice_text, CHOICE_TEXT_MAX)
         .map_err(|message| ApiError::field("choice_text", message))?;
-    let choice = sqlx::query_as(
-        "INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2) \
-         RETURNING id, choice_text, poll_id AS poll",
-    )
-    .bind(poll_id)
-    .bind(choice_text)
-    .fetch_one(&mut *db)
-    .await?;
+    let choice = db
+        .query(
+            "INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2) \
+             RETURNING id, choice_text, poll_id AS poll",
+        )
+        .bind(poll_id)
+        .bind(choice_text)
+        .fetch_one()
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(choice)))
 }
 
-/// The choices of these polls by id, each with its votes, in two queries.
-pub(super) async fn of_polls(
-    db: &mut PgConnection,
-    poll_ids: &[i64],
-) -> Result<Vec<Choice>, sqlx::Error> {
-    let mut choices: Vec<Choice> = sqlx::query_as(
-        "SELECT id, choice_text, poll_id AS poll FROM choices \
-         WHERE poll_id = ANY($1) ORDER BY id",
-    )
-    .bind(poll_ids)
-    .fetch_all(&mut *db)
-    .await?;
-    let ids: Vec<i64> = choices.iter().map(|choice| choice.id).collect();
-    let mut votes = group_by(votes::of_choices(db, &ids).await?, |vote| vote.choice);
+/// The choices of poll `poll` or (`None`) of every poll by id, each with its votes, in two
+/// queries.
+pub(super) async fn of_polls(db: &mut Db, poll: Option<i64>) -> Result<Vec<Choice>, sqlx::Error> {
+    let mut choices: Vec<Choice> = match poll {
+        Some(id) => {
+            db.query(
+                "SELECT id, choice_text, poll_id AS poll FROM choices \
+                 WHERE poll_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all()
+            .await?
+        }
+        None => {
+            db.query("SELECT id, choice_text, poll_id AS poll FROM choices ORDER BY id")
+                .fetch_all()
+                .await?
+        }
+    };
+    let mut votes = group_by(votes::of_polls(db, poll).await?, |vote| vote.choice);
     for choice in &mut choices {
         choice.votes = votes.remove(&choice.id).unwrap_or_default();
     }

@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, method_not_allowed, not_found_fallback};
 
+pub(crate) use polls::now;
+
 /// Every route of a tenant, without trailing slashes; unknown paths and methods get JSON errors.
 pub fn tenant_router() -> Router {
     Router::new()

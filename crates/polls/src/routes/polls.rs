@@ -3,10 +3,10 @@
 use std::slice;
 
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use sqlx::{FromRow, PgConnection};
-use tenantry::TenantDb;
+use sqlx::FromRow;
+use tenantry::{Db, TenantDb};
 
 use super::choices::{self, Choice};
 use super::{ApiPath, group_by, required_text};
@@ -39,11 +39,11 @@ pub(super) async fn list(
     _user: AuthUser,
     mut db: TenantDb,
 ) -> Result<ApiJson<Vec<Poll>>, ApiError> {
-    let mut polls =
-        sqlx::query_as("SELECT id, question, pub_date, created_by FROM polls ORDER BY id")
-            .fetch_all(&mut *db)
-            .await?;
-    load_choices(&mut db, &mut polls).await?;
+    let mut polls = db
+        .query("SELECT id, question, pub_date, created_by FROM polls ORDER BY id")
+        .fetch_all()
+        .await?;
+    load_choices(&mut db, &mut polls, None).await?;
     Ok(ApiJson(polls))
 }
 
@@ -54,14 +54,16 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<(StatusCode, ApiJson<Poll>), ApiError> {
     let question = validate_question(body.question)?;
-    let poll = sqlx::query_as(
-        "INSERT INTO polls (question, created_by, pub_date) VALUES ($1, $2, now()) \
-         RETURNING id, question, pub_date, created_by",
-    )
-    .bind(question)
-    .bind(user.id)
-    .fetch_one(&mut *db)
-    .await?;
+    let poll = db
+        .query(
+            "INSERT INTO polls (question, created_by, pub_date) VALUES ($1, $2, $3) \
+             RETURNING id, question, pub_date, created_by",
+        )
+        .bind(question)
+        .bind(user.id)
+        .bind(now())
+        .fetch_one()
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(poll)))
 }
 
@@ -71,13 +73,13 @@ pub(super) async fn detail(
     ApiPath(id): ApiPath<i64>,
     mut db: TenantDb,
 ) -> Result<ApiJson<Poll>, ApiError> {
-    let mut poll =
-        sqlx::query_as("SELECT id, question, pub_date, created_by FROM polls WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *db)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-    load_choices(&mut db, slice::from_mut(&mut poll)).await?;
+    let mut poll = db
+        .query("SELECT id, question, pub_date, created_by FROM polls WHERE id = $1")
+        .bind(id)
+        .fetch_optional()
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    load_choices(&mut db, slice::from_mut(&mut poll), Some(id)).await?;
     Ok(ApiJson(poll))
 }
 
@@ -115,45 +117,56 @@ pub(super) async fn delete(
     if creator(&mut db, id).await? != user.id {
         return Err(ApiError::Forbidden("You can not delete this poll."));
     }
-    sqlx::query("DELETE FROM polls WHERE id = $1")
+    db.query("DELETE FROM polls WHERE id = $1")
         .bind(id)
-        .execute(&mut *db)
+        .execute()
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The id of the user who created poll `id`; [`ApiError::NotFound`] if there is no such poll.
-pub(super) async fn creator(db: &mut PgConnection, id: i64) -> Result<i64, ApiError> {
-    sqlx::query_scalar("SELECT created_by FROM polls WHERE id = $1")
+pub(super) async fn creator(db: &mut Db, id: i64) -> Result<i64, ApiError> {
+    db.query("SELECT created_by FROM polls WHERE id = $1")
         .bind(id)
-        .fetch_optional(db)
+        .fetch_optional_scalar()
         .await?
         .ok_or(ApiError::NotFound)
 }
 
 /// Sets the question (unless `None`) and stamps `pub_date`, as every save does.
-async fn save(db: &mut PgConnection, id: i64, question: Option<String>) -> Result<Poll, ApiError> {
-    let mut poll = sqlx::query_as(
-        "UPDATE polls SET question = coalesce($2, question), pub_date = now() WHERE id = $1 \
-         RETURNING id, question, pub_date, created_by",
-    )
-    .bind(id)
-    .bind(question)
-    .fetch_optional(&mut *db)
-    .await?
-    .ok_or(ApiError::NotFound)?;
-    load_choices(db, slice::from_mut(&mut poll)).await?;
+async fn save(db: &mut Db, id: i64, question: Option<String>) -> Result<Poll, ApiError> {
+    let mut poll = db
+        .query(
+            "UPDATE polls SET question = coalesce($2, question), pub_date = $3 WHERE id = $1 \
+             RETURNING id, question, pub_date, created_by",
+        )
+        .bind(id)
+        .bind(question)
+        .bind(now())
+        .fetch_optional()
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    load_choices(db, slice::from_mut(&mut poll), Some(id)).await?;
     Ok(poll)
 }
 
-/// Fills in the polls' choices and their votes, in two queries however many polls there are.
-async fn load_choices(db: &mut PgConnection, polls: &mut [Poll]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = polls.iter().map(|poll| poll.id).collect();
-    let mut choices = group_by(choices::of_polls(db, &ids).await?, |choice| choice.poll);
+/// Fills in the choices and their votes of `polls`, which are poll `poll` or (`None`) all
+/// polls, in two queries however many polls there are.
+async fn load_choices(
+    db: &mut Db,
+    polls: &mut [Poll],
+    poll: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let mut choices = group_by(choices::of_polls(db, poll).await?, |choice| choice.poll);
     for poll in polls {
         poll.choices = choices.remove(&poll.id).unwrap_or_default();
     }
     Ok(())
+}
+
+/// The time a poll is saved, to the microsecond both backends keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 fn validate_question(question: Option<String>) -> Result<String, ApiError> {

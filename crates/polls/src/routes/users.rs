@@ -44,22 +44,23 @@ pub(super) async fn create(
         return Err(ApiError::Fields(errors));
     };
     let password_hash = hash_password_async(password).await;
-    let user = sqlx::query_as(
-        "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
-         RETURNING id, username, email",
-    )
-    .bind(username)
-    .bind(email)
-    .bind(password_hash)
-    .fetch_one(&mut *db)
-    .await
-    .map_err(|error| {
-        if is_unique_violation(&error) {
-            ApiError::field("username", "A user with that username already exists.")
-        } else {
-            error.into()
-        }
-    })?;
+    let user = db
+        .query(
+            "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
+             RETURNING id, username, email",
+        )
+        .bind(username)
+        .bind(email)
+        .bind(password_hash)
+        .fetch_one()
+        .await
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                ApiError::field("username", "A user with that username already exists.")
+            } else {
+                error.into()
+            }
+        })?;
     Ok((StatusCode::CREATED, ApiJson(user)))
 }
 
@@ -79,11 +80,11 @@ pub(super) async fn login(
     let (Some(username), Some(password)) = (body.username, body.password) else {
         return Err(wrong());
     };
-    let user: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&mut *db)
-            .await?;
+    let user: Option<(i64, String)> = db
+        .query("SELECT id, password_hash FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional()
+        .await?;
     let Some((user_id, password_hash)) = user else {
         return Err(wrong());
     };

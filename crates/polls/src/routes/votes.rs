@@ -3,8 +3,8 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::{FromRow, PgConnection};
-use tenantry::TenantDb;
+use sqlx::FromRow;
+use tenantry::{Db, TenantDb};
 
 use super::ApiPath;
 use crate::auth::AuthUser;
@@ -28,37 +28,46 @@ pub(super) async fn create(
     ApiPath((poll_id, choice_id)): ApiPath<(i64, i64)>,
     mut db: TenantDb,
 ) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
-    let vote = sqlx::query_as(
-        "INSERT INTO votes (choice_id, poll_id, voted_by) \
-         SELECT id, poll_id, $3 FROM choices WHERE id = $1 AND poll_id = $2 \
-         RETURNING id, choice_id AS choice, poll_id AS poll, voted_by",
-    )
-    .bind(choice_id)
-    .bind(poll_id)
-    .bind(user.id)
-    .fetch_optional(&mut *db)
-    .await
-    .map_err(|error| {
-        if is_unique_violation(&error) {
-            ApiError::BadRequest(json!({ "detail": "You have already voted in this poll." }))
-        } else {
-            error.into()
-        }
-    })?
-    .ok_or(ApiError::NotFound)?;
+    let vote = db
+        .query(
+            "INSERT INTO votes (choice_id, poll_id, voted_by) \
+             SELECT id, poll_id, $3 FROM choices WHERE id = $1 AND poll_id = $2 \
+             RETURNING id, choice_id AS choice, poll_id AS poll, voted_by",
+        )
+        .bind(choice_id)
+        .bind(poll_id)
+        .bind(user.id)
+        .fetch_optional()
+        .await
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                ApiError::BadRequest(json!({ "detail": "You have already voted in this poll." }))
+            } else {
+                error.into()
+            }
+        })?
+        .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, ApiJson(vote)))
 }
 
-/// The votes for these choices, by id.
-pub(super) async fn of_choices(
-    db: &mut PgConnection,
-    choice_ids: &[i64],
-) -> Result<Vec<Vote>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes \
-         WHERE choice_id = ANY($1) ORDER BY id",
-    )
-    .bind(choice_ids)
-    .fetch_all(db)
-    .await
+/// The votes in poll `poll` or (`None`) in every poll, by id.
+pub(super) async fn of_polls(db: &mut Db, poll: Option<i64>) -> Result<Vec<Vote>, sqlx::Error> {
+    match poll {
+        Some(id) => {
+            db.query(
+                "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes \
+                 WHERE poll_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all()
+            .await
+        }
+        None => {
+            db.query(
+                "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes ORDER BY id",
+            )
+            .fetch_all()
+            .await
+        }
+    }
 }

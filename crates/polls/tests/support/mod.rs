@@ -281,3 +281,10 @@ pub fn assert_reply(reply: &Reply, status: StatusCode, body: Value) {
         assert_eq!(content_type, Some("application/json"));
     }
 }
+
+/// The newest tenant migration of the polls app, as the CLI and the API show it.
+pub fn latest_version() -> i64 {
+    polls::startup::migrations()
+        .tenant_version()
+        .expect("polls has tenant migrations")
+}

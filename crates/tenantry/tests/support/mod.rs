@@ -70,11 +70,11 @@ impl Setup {
 pub async fn whoami(tenant: Tenant, mut db: TenantDb) -> Json<Value> {
     let (schema, setting): (String, String) =
         sqlx::query_as("SELECT current_schema()::text, current_setting('app.tenant_id')")
-            .fetch_one(&mut *db)
+            .fetch_one(db.postgres().unwrap())
             .await
             .unwrap();
     let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
-        .fetch_all(&mut *db)
+        .fetch_all(db.postgres().unwrap())
         .await
         .unwrap();
     Json(json!({
@@ -104,7 +104,7 @@ pub async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
     s.tenancy
         .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
             Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
-                .fetch_all(db)
+                .fetch_all(db.postgres().unwrap())
                 .await?)
         })
         .await
@@ -117,7 +117,7 @@ pub async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
         .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
             sqlx::query("INSERT INTO notes (body) VALUES ($1)")
                 .bind(body)
-                .execute(db)
+                .execute(db.postgres().unwrap())
                 .await?;
             Ok(())
         })

@@ -1,0 +1,203 @@
+//! [`Db`]: a tenant transaction on PostgreSQL or SQLite behind one query API, so handler
+//! code is written once and runs on either backend.
+//!
+//! SQL uses `$1`, `$2`, ... placeholders, which both backends read, and the subset of SQL
+//! both understand. Values bound and read must have a mapping on both backends ([`Value`],
+//! [`Record`]); what has none (arrays, PostgreSQL-only types) goes through
+//! [`Db::postgres`] or [`Db::sqlite`].
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Decode, Encode, FromRow, PgConnection, Postgres, Row, Sqlite, SqliteConnection};
+use sqlx::{SqlSafeStr, Transaction, Type};
+
+/// The database engine behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A row type both backends can build with `sqlx::FromRow` (derive it).
+pub trait Record:
+    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
+{
+}
+
+/// A column type both backends can decode.
+pub trait Value:
+    for<'r> Decode<'r, Postgres>
+    + Type<Postgres>
+    + for<'r> Decode<'r, Sqlite>
+    + Type<Sqlite>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> Value for T where
+    T: for<'r> Decode<'r, Postgres>
+        + Type<Postgres>
+        + for<'r> Decode<'r, Sqlite>
+        + Type<Sqlite>
+        + Send
+        + Unpin
+{
+}
+
+pub(crate) enum Open {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// An open transaction in a tenant's database. Run queries with [`Db::query`].
+pub struct Db(pub(crate) Open);
+
+impl Db {
+    /// Starts a query; `sql` is a constant with `$N` placeholders for its bound values.
+    pub fn query(&mut self, sql: &'static str) -> Query<'_> {
+        Query(match &mut self.0 {
+            Open::Postgres(tx) => Bound::Postgres(tx, sqlx::query(sql)),
+            Open::Sqlite(tx) => Bound::Sqlite(tx, sqlx::query(sql)),
+        })
+    }
+
+    /// Runs `sql`, which may hold several statements and binds no values; returns how many
+    /// rows it changed.
+    pub async fn execute_script(&mut self, sql: impl SqlSafeStr) -> Result<u64, sqlx::Error> {
+        let script = sqlx::raw_sql(sql);
+        Ok(match &mut self.0 {
+            Open::Postgres(tx) => script.execute(&mut **tx).await?.rows_affected(),
+            Open::Sqlite(tx) => script.execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+
+    /// The engine this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self.0 {
+            Open::Postgres(_) => Backend::Postgres,
+            Open::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The PostgreSQL connection, for SQL only PostgreSQL runs; `None` on SQLite.
+    pub fn postgres(&mut self) -> Option<&mut PgConnection> {
+        match &mut self.0 {
+            Open::Postgres(tx) => Some(tx),
+            Open::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite connection, for SQL only SQLite runs; `None` on PostgreSQL.
+    pub fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        match &mut self.0 {
+            Open::Sqlite(tx) => Some(tx),
+            Open::Postgres(_) => None,
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            Open::Postgres(tx) => tx.commit().await,
+            Open::Sqlite(tx) => tx.commit().await,
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            Open::Postgres(tx) => tx.rollback().await,
+            Open::Sqlite(tx) => tx.rollback().await,
+        }
+    }
+}
+
+enum Bound<'c> {
+    Postgres(
+        &'c mut PgConnection,
+        sqlx::query::Query<'static, Postgres, PgArguments>,
+    ),
+    Sqlite(
+        &'c mut SqliteConnection,
+        sqlx::query::Query<'static, Sqlite, SqliteArguments>,
+    ),
+}
+
+/// Runs `$body` with `$conn` and `$query` bound to whichever backend the query is for.
+macro_rules! on_backend {
+    ($bound:expr, |$conn:ident, $query:ident| $body:expr) => {
+        match $bound {
+            Bound::Postgres($conn, $query) => $body,
+            Bound::Sqlite($conn, $query) => $body,
+        }
+    };
+}
+
+/// A query on a [`Db`], with its values bound in order.
+#[must_use = "a query does nothing until it is executed or fetched"]
+pub struct Query<'c>(Bound<'c>);
+
+impl Query<'_> {
+    /// Binds the next `$N` placeholder.
+    pub fn bind<'t, T>(self, value: T) -> Self
+    where
+        T: Encode<'t, Postgres> + Type<Postgres> + Encode<'t, Sqlite> + Type<Sqlite>,
+    {
+        Query(match self.0 {
+            Bound::Postgres(conn, query) => Bound::Postgres(conn, query.bind(value)),
+            Bound::Sqlite(conn, query) => Bound::Sqlite(conn, query.bind(value)),
+        })
+    }
+
+    /// Runs the statement; returns how many rows it changed.
+    pub async fn execute(self) -> Result<u64, sqlx::Error> {
+        on_backend!(self.0, |conn, query| Ok(query
+            .execute(conn)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Every row, as `T`.
+    pub async fn fetch_all<T: Record>(self) -> Result<Vec<T>, sqlx::Error> {
+        on_backend!(self.0, |conn, query| query
+            .try_map(|row| T::from_row(&row))
+            .fetch_all(conn)
+            .await)
+    }
+
+    /// The one row there must be, as `T`.
+    pub async fn fetch_one<T: Record>(self) -> Result<T, sqlx::Error> {
+        on_backend!(self.0, |conn, query| query
+            .try_map(|row| T::from_row(&row))
+            .fetch_one(conn)
+            .await)
+    }
+
+    /// The first row, if any, as `T`.
+    pub async fn fetch_optional<T: Record>(self) -> Result<Option<T>, sqlx::Error> {
+        on_backend!(self.0, |conn, query| query
+            .try_map(|row| T::from_row(&row))
+            .fetch_optional(conn)
+            .await)
+    }
+
+    /// The first column of the one row there must be.
+    pub async fn fetch_scalar<T: Value>(self) -> Result<T, sqlx::Error> {
+        on_backend!(self.0, |conn, query| query
+            .try_map(|row| row.try_get(0))
+            .fetch_one(conn)
+            .await)
+    }
+
+    /// The first column of the first row, if any.
+    pub async fn fetch_optional_scalar<T: Value>(self) -> Result<Option<T>, sqlx::Error> {
+        on_backend!(self.0, |conn, query| query
+            .try_map(|row| row.try_get(0))
+            .fetch_optional(conn)
+            .await)
+    }
+}
