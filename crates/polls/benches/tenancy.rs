@@ -283,12 +283,12 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
     let databases: Vec<String> = sqlx::query_scalar(
         "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL",
     )
-    .fetch_all(tenancy.pool())
+    .fetch_all(tenancy.postgres().unwrap())
     .await
     .unwrap();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
-        let (pool, done) = (tenancy.pool().clone(), done.clone());
+        let (pool, done) = (tenancy.postgres().unwrap().clone(), done.clone());
         tokio::spawn(async move {
             let mut peak = 0;
             while !done.load(Ordering::Acquire) {

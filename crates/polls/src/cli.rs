@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 use tenantry::cli::{CliError, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand};
-use tenantry::{Slug, Tenancy};
+use tenantry::{Pools, Slug, Tenancy};
 
 use crate::auth::hash_password;
 use crate::configuration::Settings;
@@ -60,29 +60,24 @@ pub enum Command {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = cli.settings;
-    let identification = settings.identification().map_err(CliError::usage)?;
-    let pool = || startup::connect(&settings.database_url, settings.pool_size);
-    let tenancy = async || -> Result<Tenancy, CliError> {
-        let migrations = startup::migrations();
-        let options = settings.options();
-        Ok(
-            Tenancy::connect_with(pool().await?, identification.clone(), migrations, options)
-                .await?,
-        )
-    };
+    let tenancy = async || startup::open(&settings).await;
     match cli.command {
-        Command::Demo => demo::run(&settings, identification.clone()).await,
+        Command::Demo => demo::run(&settings).await,
         Command::Migrate(args) => {
             let migrations = startup::migrations();
-            let budget = settings.options().budget;
-            tenantry::cli::migrate(
-                &pool().await?,
-                &migrations,
-                &args,
-                cli.targets.tenant,
-                budget,
-            )
-            .await
+            let tenant = cli.targets.tenant;
+            match &settings.database_url {
+                Some(url) => {
+                    let budget = settings.options().map_err(CliError::usage)?.budget;
+                    let pool = startup::connect(url, settings.pool_size).await?;
+                    let pools = Pools::new(pool, budget);
+                    tenantry::cli::migrate(&pools, &migrations, &args, tenant).await
+                }
+                None => {
+                    let tenancy = tenancy().await?;
+                    tenantry::cli::migrate(tenancy.pools(), &migrations, &args, tenant).await
+                }
+            }
         }
         Command::Serve => {
             let tenancy = tenancy().await?;

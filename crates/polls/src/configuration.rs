@@ -1,20 +1,20 @@
 //! Settings, from command-line flags or the environment.
 
+use std::path::PathBuf;
+
 use clap::Args;
 use tenantry::{DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions};
 
 /// Where the app finds its database and how it recognises tenants.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// PostgreSQL URL of the database holding the catalog and the tenant schemas.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/polls",
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// PostgreSQL URL of the database holding the catalog and the tenant schemas. Without
+    /// it, everything is in SQLite files under DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the SQLite catalog and tenant files live when there is no DATABASE_URL.
+    #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
     /// The public site's host; tenants are served at `<slug>.<base domain>`.
     #[arg(
         long,
@@ -42,14 +42,10 @@ pub struct Settings {
     /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
     #[arg(long, env = "POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: u32,
-    /// Isolation of tenants created without `--isolation`: schema or database.
-    #[arg(
-        long,
-        env = "DEFAULT_ISOLATION",
-        default_value = "schema",
-        global = true
-    )]
-    pub default_isolation: IsolationMode,
+    /// Isolation of tenants created without `--isolation`: schema or database. The default
+    /// is schema on PostgreSQL and database (the only one) on SQLite.
+    #[arg(long, env = "DEFAULT_ISOLATION", global = true)]
+    pub default_isolation: Option<IsolationMode>,
     /// Connections all database-mode tenants may hold together.
     #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40, global = true)]
     pub database_budget: u32,
@@ -59,16 +55,28 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The tenancy options these settings describe.
-    pub fn options(&self) -> TenancyOptions {
-        TenancyOptions {
-            default_isolation: self.default_isolation,
+    /// The tenancy options these settings describe, checked against the backend: on SQLite
+    /// only database isolation exists.
+    pub fn options(&self) -> Result<TenancyOptions, String> {
+        let default_isolation = match (&self.database_url, self.default_isolation) {
+            (Some(_), isolation) => isolation.unwrap_or_default(),
+            (None, None | Some(IsolationMode::Database)) => IsolationMode::Database,
+            (None, Some(other)) => {
+                return Err(format!(
+                    "DEFAULT_ISOLATION={} needs PostgreSQL: set DATABASE_URL to a PostgreSQL \
+                     database, or DEFAULT_ISOLATION=database to stay on SQLite",
+                    other.as_str()
+                ));
+            }
+        };
+        Ok(TenancyOptions {
+            default_isolation,
             budget: DatabaseBudget {
                 connections: self.database_budget,
                 per_tenant: self.tenant_pool_size,
                 ..DatabaseBudget::default()
             },
-        }
+        })
     }
 
     /// The identification configuration these settings describe.

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tenantry::cli::{CliError, MigrateArgs};
-use tenantry::{Identification, NewTenant, Slug, Tenancy};
+use tenantry::{NewTenant, Pools, Slug, Tenancy};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
@@ -45,18 +45,34 @@ const TENANTS: [(&str, &str, &str, &[DemoPoll]); 2] = [
 
 const PASSWORD: &str = "demo-password";
 
-/// Creates the database if needed, migrates, seeds the demo tenants, prints how to use them
-/// and serves.
-pub async fn run(settings: &Settings, identification: Identification) -> Result<(), CliError> {
-    ensure_database(&settings.database_url).await?;
-    let pool = startup::connect(&settings.database_url, settings.pool_size).await?;
+/// Creates the database (PostgreSQL) or data directory (SQLite) if needed, migrates, seeds
+/// the demo tenants, prints how to use them and serves.
+pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let migrations = startup::migrations();
     let args = MigrateArgs {
         jobs: 4,
         verify: false,
     };
-    tenantry::cli::migrate(&pool, &migrations, &args, None, settings.options().budget).await?;
-    let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    let tenancy = match &settings.database_url {
+        Some(url) => {
+            ensure_database(url).await?;
+            let pool = startup::connect(url, settings.pool_size).await?;
+            let budget = settings.options().map_err(CliError::usage)?.budget;
+            let pools = Pools::new(pool, budget);
+            tenantry::cli::migrate(&pools, &migrations, &args, None).await?;
+            println!("PostgreSQL: {}", redacted(url));
+            startup::open(settings).await?
+        }
+        None => {
+            let tenancy = startup::open(settings).await?;
+            tenantry::cli::migrate(tenancy.pools(), &migrations, &args, None).await?;
+            println!(
+                "SQLite: {} (set DATABASE_URL to use PostgreSQL)",
+                settings.data_dir.display()
+            );
+            tenancy
+        }
+    };
     let port = settings.bind.rsplit_once(':').map_or("80", |(_, p)| p);
     let base = &settings.base_domain;
     println!("\nDemo tenants (user / password / token):");
@@ -66,7 +82,7 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
             tenancy
                 .create_tenant(NewTenant {
                     name: Some(name.into()),
-                    ..NewTenant::new(slug.clone(), tenantry::IsolationMode::Schema)
+                    ..NewTenant::new(slug.clone(), tenancy.default_isolation())
                 })
                 .await?;
         }
@@ -94,6 +110,11 @@ pub async fn run(settings: &Settings, identification: Identification) -> Result<
     startup::serve(listener, startup::app(tenancy, Some(token)))
         .await
         .map_err(|e| CliError::failed(e.to_string()))
+}
+
+/// `url` without its password, to print.
+fn redacted(url: &str) -> String {
+    tenantry::ServerUrl::parse(url).map_or_else(|_| "(invalid URL)".to_owned(), |u| u.to_string())
 }
 
 /// Creates the database named in `url` if the server does not have it yet.

@@ -8,19 +8,23 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+use tenantry::cli::CliError;
 use tenantry::{Migrations, Tenancy, TenancyLayer};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::configuration::Settings;
 use crate::error::{method_not_allowed, not_found_fallback};
 use crate::routes::tenant_router;
 
-/// The app's migration sets: no shared tables, the polls tables per tenant.
+/// The app's migration sets: no shared tables, the polls tables per tenant (PostgreSQL and
+/// SQLite dialects).
 pub fn migrations() -> Migrations {
     Migrations::new(
         Migrator::DEFAULT,
         sqlx::migrate!("./migrations/tenant/postgres"),
     )
+    .and_then(|m| m.with_sqlite(sqlx::migrate!("./migrations/tenant/sqlite")))
     .expect("the polls tenant migrations all run in transactions")
 }
 
@@ -40,6 +44,29 @@ pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
     pool_options(size)
         .connect_with(tenantry::connect_options(url)?)
         .await
+}
+
+/// Tenancy as `settings` describe it: on PostgreSQL with a DATABASE_URL (whose catalog must
+/// have been migrated), otherwise on SQLite files under DATA_DIR.
+pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
+    let identification = settings.identification().map_err(CliError::usage)?;
+    let options = settings.options().map_err(CliError::usage)?;
+    let migrations = migrations();
+    Ok(match &settings.database_url {
+        Some(url) => {
+            let pool = connect(url, settings.pool_size).await?;
+            Tenancy::connect_with(pool, identification, migrations, options).await?
+        }
+        None => {
+            Tenancy::open_sqlite(
+                &settings.data_dir,
+                identification,
+                migrations,
+                options.budget,
+            )
+            .await?
+        }
+    })
 }
 
 /// The public site on the base domain: health check and, with a token, the platform API.

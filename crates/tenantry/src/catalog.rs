@@ -1,9 +1,11 @@
-//! The tenant catalog: tenants and their domains in schema `tenantry`, with cached lookups.
+//! The tenant catalog: tenants and their domains in schema `tenantry` (or, in a SQLite
+//! deployment, in the catalog file), with cached lookups.
 //!
 //! Lookups by domain and by slug are cached in process. Every catalog change is announced with
 //! `NOTIFY tenantry_catalog`; a listener task bumps an epoch that makes every cached entry
 //! stale, so another process's change is seen as soon as its notification arrives. While the
 //! listener is not connected, lookups bypass the cache rather than risk serving stale state.
+//! SQLite has no notifications: a task polls the file's `PRAGMA data_version` instead.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,14 +14,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use serde::Serialize;
-use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Connection, PgPool, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::host::HostName;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{DatabaseName, SchemaName, Slug};
+use crate::sqlite::{SqliteHome, needs_postgres};
 use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
 /// The channel catalog triggers notify on.
@@ -70,6 +73,17 @@ impl TryFrom<TenantRow> for Tenant {
     type Error = Error;
 
     fn try_from(row: TenantRow) -> Result<Self, Error> {
+        row.into_tenant(DatabaseName::from_catalog)
+    }
+}
+
+impl TenantRow {
+    /// The tenant, with its database name checked by `database`.
+    pub(crate) fn into_tenant(
+        self,
+        database: fn(&str) -> Option<DatabaseName>,
+    ) -> Result<Tenant, Error> {
+        let row = self;
         let corrupt = |what: &str| Error::CorruptCatalog(format!("tenant {}: {what}", row.id));
         let slug = Slug::parse(&row.slug).map_err(|e| corrupt(&e.to_string()))?;
         let schema = SchemaName::from_catalog(&row.schema_name)
@@ -85,9 +99,9 @@ impl TryFrom<TenantRow> for Tenant {
             .transpose()
             .map_err(|_| corrupt("invalid server name"))?;
         let database = match (isolation, row.database_name.as_deref()) {
-            (IsolationMode::Database, Some(name)) => Some(
-                DatabaseName::from_catalog(name).ok_or_else(|| corrupt("invalid database name"))?,
-            ),
+            (IsolationMode::Database, Some(name)) => {
+                Some(database(name).ok_or_else(|| corrupt("invalid database name"))?)
+            }
             (IsolationMode::Schema, None) => None,
             _ => return Err(corrupt("database name does not match the isolation mode")),
         };
@@ -160,8 +174,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Where the catalog is kept.
+enum Store {
+    Postgres(PgPool),
+    Sqlite(SqliteHome),
+}
+
 struct Inner {
-    pool: PgPool,
+    store: Store,
     cache: Cache<LookupKey, Cached>,
     freshness: Arc<Freshness>,
     _listener: AbortOnDrop,
@@ -188,7 +208,7 @@ impl TenantCatalog {
         ));
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
+                store: Store::Postgres(pool),
                 cache,
                 freshness,
                 _listener: AbortOnDrop(task),
@@ -196,9 +216,38 @@ impl TenantCatalog {
         })
     }
 
-    /// The pool the catalog reads from.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+    /// Opens a SQLite deployment's catalog and starts following changes made by other
+    /// processes.
+    pub(crate) async fn open_sqlite(home: SqliteHome) -> Result<Self, Error> {
+        let cache = Cache::builder().max_capacity(100_000).build();
+        let freshness = Arc::new(Freshness::default());
+        let conn = SqliteConnection::connect_with(&home.catalog.connect_options()).await?;
+        freshness.listening.store(true, Ordering::Release);
+        let task = tokio::spawn(poll_changes(conn, cache.clone(), freshness.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store: Store::Sqlite(home),
+                cache,
+                freshness,
+                _listener: AbortOnDrop(task),
+            }),
+        })
+    }
+
+    /// The PostgreSQL pool the catalog reads from; an error in a SQLite deployment.
+    pub fn postgres(&self) -> Result<&PgPool, Error> {
+        match &self.inner.store {
+            Store::Postgres(pool) => Ok(pool),
+            Store::Sqlite(_) => Err(needs_postgres("catalog", "this operation")),
+        }
+    }
+
+    /// The SQLite deployment, if this is one.
+    pub(crate) fn sqlite(&self) -> Option<&SqliteHome> {
+        match &self.inner.store {
+            Store::Sqlite(home) => Some(home),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// The tenant that owns `host` in the domains table.
@@ -245,19 +294,29 @@ impl TenantCatalog {
     }
 
     async fn fetch(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
+        let pool = match &self.inner.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(home) => {
+                let tenant = match key {
+                    LookupKey::Domain(domain) => home.by_domain(domain).await?,
+                    LookupKey::Slug(slug) => home.by_slug(slug).await?,
+                };
+                return Ok(tenant.map(Arc::new));
+            }
+        };
         let row: Option<TenantRow> = match key {
             LookupKey::Domain(domain) => {
                 sqlx::query_as(select_tenants!(
                     "JOIN tenantry.domains d ON d.tenant_id = t.id WHERE d.domain = $1"
                 ))
                 .bind(domain)
-                .fetch_optional(self.pool())
+                .fetch_optional(pool)
                 .await?
             }
             LookupKey::Slug(slug) => {
                 sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
                     .bind(slug)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(pool)
                     .await?
             }
         };
@@ -266,46 +325,95 @@ impl TenantCatalog {
 
     /// Every tenant with its domains, ordered by slug (uncached).
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
+        let pool = match &self.inner.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(home) => return home.list().await,
+        };
         let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!("ORDER BY t.slug"))
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await?;
-        let domains: Vec<(Uuid, String, bool)> = sqlx::query_as(
+        let domains = sqlx::query_as(
             "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
              ORDER BY is_primary DESC, domain",
         )
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let tenant = Tenant::try_from(row)?;
-                let domains = domains
-                    .iter()
-                    .filter(|(id, _, _)| *id == tenant.id)
-                    .map(|(_, domain, is_primary)| Domain {
-                        domain: domain.clone(),
-                        is_primary: *is_primary,
-                    })
-                    .collect();
-                Ok(TenantDetails { tenant, domains })
-            })
-            .collect()
+        assemble(rows.into_iter().map(Tenant::try_from), domains)
     }
 
     /// One tenant with its domains (uncached).
     pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
+        let not_found = || Error::TenantNotFound(slug.to_string());
+        let pool = match &self.inner.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(home) => {
+                let tenant = home.by_slug(slug.as_str()).await?.ok_or_else(not_found)?;
+                let domains = home.domains(tenant.id).await?;
+                return Ok(TenantDetails { tenant, domains });
+            }
+        };
         let row: Option<TenantRow> = sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
             .bind(slug.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await?;
-        let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
+        let tenant = Tenant::try_from(row.ok_or_else(not_found)?)?;
         let domains = sqlx::query_as(
             "SELECT domain, is_primary FROM tenantry.domains WHERE tenant_id = $1 \
              ORDER BY is_primary DESC, domain",
         )
         .bind(tenant.id)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?;
         Ok(TenantDetails { tenant, domains })
+    }
+}
+
+/// Pairs tenants with their domains, given as (tenant id, domain, is primary) in display
+/// order.
+pub(crate) fn assemble(
+    tenants: impl Iterator<Item = Result<Tenant, Error>>,
+    domains: Vec<(Uuid, String, bool)>,
+) -> Result<Vec<TenantDetails>, Error> {
+    tenants
+        .map(|tenant| {
+            let tenant = tenant?;
+            let domains = domains
+                .iter()
+                .filter(|(id, _, _)| *id == tenant.id)
+                .map(|(_, domain, is_primary)| Domain {
+                    domain: domain.clone(),
+                    is_primary: *is_primary,
+                })
+                .collect();
+            Ok(TenantDetails { tenant, domains })
+        })
+        .collect()
+}
+
+/// Follows a SQLite catalog: its `data_version` changes whenever another connection commits.
+async fn poll_changes(
+    mut conn: SqliteConnection,
+    cache: Cache<LookupKey, Cached>,
+    freshness: Arc<Freshness>,
+) {
+    let mut seen: Option<i64> = None;
+    loop {
+        match sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(version) if seen != Some(version) => {
+                seen = Some(version);
+                freshness.invalidate(&cache);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                freshness.listening.store(false, Ordering::Release);
+                tracing::warn!(%error, "cannot poll the SQLite catalog; bypassing the cache");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::{AssertSqlSafe, Column, PgPool, Row, ValueRef};
+use sqlx::{AssertSqlSafe, Column, Row, ValueRef};
 
 use crate::catalog::TenantDetails;
 use crate::error::Error;
@@ -15,7 +15,7 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
-use crate::pools::{DatabaseBudget, Pools};
+use crate::pools::Pools;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
@@ -72,17 +72,21 @@ pub struct MigrateArgs {
     pub verify: bool,
 }
 
-/// Runs `migrate`, printing progress and a summary. Fails (exit 1) if any tenant failed.
+/// Runs `migrate` on the tenants `pools` reach (after the shared set, on PostgreSQL), printing
+/// progress and a summary. Fails (exit 1) if any tenant failed.
 pub async fn migrate(
-    pool: &PgPool,
+    pools: &Pools,
     migrations: &Migrations,
     args: &MigrateArgs,
     tenant: Option<Slug>,
-    budget: DatabaseBudget,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    let shared = migrate_shared(pool, migrations).await?;
-    println!("shared: {} migration(s) applied", shared.count);
+    if pools.sqlite_home().is_some() {
+        println!("shared: the SQLite catalog is migrated as it opens");
+    } else {
+        let shared = migrate_shared(pools.catalog()?, migrations).await?;
+        println!("shared: {} migration(s) applied", shared.count);
+    }
     let options = MigrateOptions {
         jobs: usize::from(args.jobs),
         tenant,
@@ -91,7 +95,7 @@ pub async fn migrate(
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
     let report = migrate_tenants(
-        &Pools::new(pool.clone(), budget),
+        pools,
         migrations,
         &options,
         |total| {
@@ -397,11 +401,11 @@ pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), C
     match command {
         ServersCommand::Add { name, url } => {
             let url = ServerUrl::parse(&url)?;
-            tenancy.servers().add(&name, &url).await?;
+            tenancy.servers()?.add(&name, &url).await?;
             println!("added server '{name}' at {url}");
         }
         ServersCommand::List => {
-            let servers = tenancy.servers().list().await?;
+            let servers = tenancy.servers()?.list().await?;
             let rows: Vec<Vec<String>> = servers
                 .iter()
                 .map(|s| vec![s.name.to_string(), s.url.to_string(), s.tenants.to_string()])
@@ -409,7 +413,7 @@ pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), C
             print_table(&["NAME", "URL", "TENANTS"], &rows);
         }
         ServersCommand::Remove { name } => {
-            tenancy.servers().remove(&name).await?;
+            tenancy.servers()?.remove(&name).await?;
             println!("removed server '{name}'");
         }
     }

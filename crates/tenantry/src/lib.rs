@@ -50,6 +50,7 @@ mod scope;
 mod servers;
 mod single_tenant;
 mod slug;
+mod sqlite;
 mod template;
 mod tenancy;
 mod tenant;

@@ -15,6 +15,7 @@ use crate::host::HostName;
 use crate::migrate::{Applied, Migrations, migrate_new_schema, record};
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
+use crate::sqlite::needs_postgres;
 use crate::template::{self, drop_database, ensure_template};
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
@@ -110,6 +111,28 @@ impl Tenancy {
         for domain in &new.domains {
             self.check_domain(domain)?;
         }
+        if let Some(home) = self.catalog().sqlite() {
+            if new.isolation != IsolationMode::Database {
+                let what = format!("{} isolation", new.isolation.as_str());
+                return Err(needs_postgres("isolation", &what));
+            }
+            if new.server.is_some() {
+                return Err(needs_postgres("server", "placing a tenant on a server"));
+            }
+            let primary = self.primary_domain(&new.slug);
+            let domains: Vec<(String, bool)> = std::iter::once((primary.clone(), true))
+                .chain(
+                    new.domains
+                        .iter()
+                        .filter(|d| d.as_str() != primary)
+                        .map(|d| (d.to_string(), false)),
+                )
+                .collect();
+            let migrations = self.migrations().sqlite_tenant()?;
+            home.create(&new.slug, &name, &domains, migrations).await?;
+            self.catalog().invalidate();
+            return self.catalog().details(&new.slug).await;
+        }
         let slug = new.slug;
         let server = new.server;
         let id = Uuid::new_v4();
@@ -122,7 +145,7 @@ impl Tenancy {
         };
         // Fails early, before any change, if the server is unknown.
         let tenant_pool = self.pools().for_server(server.as_ref()).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.postgres()?.begin().await?;
         let row: TenantRow = sqlx::query_as(concat!(
             "INSERT INTO tenantry.tenants AS t \
              (id, slug, name, schema_name, server, isolation, database_name) \
@@ -149,7 +172,7 @@ impl Tenancy {
         }
         if let Some(database) = &database {
             // Its own database, copied from the template; compensated like a remote schema.
-            let catalog = self.pool().connect_options();
+            let catalog = self.postgres()?.connect_options();
             let template =
                 ensure_template(&tenant_pool, &catalog, &tenant, self.migrations()).await?;
             tenant_pool
@@ -212,7 +235,30 @@ impl Tenancy {
                 message: "settings are a JSON object".into(),
             });
         }
-        let mut tx = self.pool().begin().await?;
+        if let Some(home) = self.catalog().sqlite() {
+            let tenant = self.catalog().details(slug).await?.tenant;
+            let new_slug = update.slug.filter(|new| new != slug);
+            let primary = new_slug.as_ref().map(|new| self.primary_domain(new));
+            let fields = (
+                name,
+                update.status.map(TenantStatus::as_str),
+                update.settings,
+            );
+            let close = async || self.pools().close_database(&tenant.placement).await;
+            home.update(
+                &tenant,
+                new_slug.as_ref().zip(primary.as_deref()),
+                fields,
+                close,
+            )
+            .await?;
+            self.catalog().invalidate();
+            return self
+                .catalog()
+                .details(new_slug.as_ref().unwrap_or(slug))
+                .await;
+        }
+        let mut tx = self.postgres()?.begin().await?;
         let row: Option<TenantRow> =
             sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
                 .bind(slug.as_str())
@@ -296,7 +342,16 @@ impl Tenancy {
 
     /// Drops the tenant's schema with all its data and removes it from the catalog.
     pub async fn delete_tenant(&self, slug: &Slug) -> Result<(), Error> {
-        let mut tx = self.pool().begin().await?;
+        if let Some(home) = self.catalog().sqlite() {
+            home.delete(slug, async |tenant| {
+                self.catalog().invalidate();
+                self.pools().close_database(&tenant.placement).await
+            })
+            .await?;
+            self.catalog().invalidate();
+            return Ok(());
+        }
+        let mut tx = self.postgres()?.begin().await?;
         let row: Option<TenantRow> = sqlx::query_as(concat!(
             "DELETE FROM tenantry.tenants AS t WHERE t.slug = $1 RETURNING ",
             tenant_columns!()
@@ -343,9 +398,14 @@ impl Tenancy {
     /// Adds a (custom) domain to the tenant.
     pub async fn add_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
         self.check_domain(domain)?;
-        let mut conn = self.pool().acquire().await?;
         let tenant = self.catalog().details(slug).await?.tenant;
-        insert_domain(&mut conn, &tenant, domain.as_str(), false).await?;
+        match self.catalog().sqlite() {
+            Some(home) => home.add_domain(&tenant, domain.as_str()).await?,
+            None => {
+                let mut conn = self.postgres()?.acquire().await?;
+                insert_domain(&mut conn, &tenant, domain.as_str(), false).await?;
+            }
+        }
         self.catalog().invalidate();
         Ok(())
     }
@@ -358,13 +418,18 @@ impl Tenancy {
             Some(d) if d.is_primary => return Err(Error::PrimaryDomain(domain.to_string())),
             Some(_) => {}
         }
-        sqlx::query(
-            "DELETE FROM tenantry.domains WHERE domain = $1 AND tenant_id = $2 AND NOT is_primary",
-        )
-        .bind(domain.as_str())
-        .bind(details.tenant.id)
-        .execute(self.pool())
-        .await?;
+        if let Some(home) = self.catalog().sqlite() {
+            home.remove_domain(&details.tenant, domain.as_str()).await?;
+        } else {
+            sqlx::query(
+                "DELETE FROM tenantry.domains \
+                 WHERE domain = $1 AND tenant_id = $2 AND NOT is_primary",
+            )
+            .bind(domain.as_str())
+            .bind(details.tenant.id)
+            .execute(self.postgres()?)
+            .await?;
+        }
         self.catalog().invalidate();
         Ok(())
     }

@@ -19,6 +19,7 @@ use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
 use crate::pools::Pools;
 use crate::slug::{SchemaName, Slug};
+use crate::sqlite;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
 
@@ -34,6 +35,8 @@ pub struct Migrations {
     shared: Migrator,
     tenant: Migrator,
     tenant_fingerprint: String,
+    /// The tenant set for SQLite tenant files, with its fingerprint.
+    sqlite_tenant: Option<(Migrator, String)>,
 }
 
 impl Migrations {
@@ -43,18 +46,35 @@ impl Migrations {
     /// Tenant migrations must run inside a transaction (no `-- no-transaction`), since a
     /// tenant is migrated all or nothing.
     pub fn new(shared: Migrator, tenant: Migrator) -> Result<Self, Error> {
-        if let Some(m) = tenant.iter().find(|m| m.no_tx) {
-            return Err(Error::Migration(format!(
-                "tenant migration {} ({}) opts out of transactions, which tenant migrations cannot do",
-                m.version, m.description
-            )));
-        }
+        all_transactional(&tenant)?;
         let tenant_fingerprint = fingerprint(&tenant);
         Ok(Self {
             shared,
             tenant,
             tenant_fingerprint,
+            sqlite_tenant: None,
         })
+    }
+
+    /// Adds the tenant set for SQLite tenants: the same tables in SQLite's dialect. A
+    /// deployment whose catalog is SQLite needs it.
+    pub fn with_sqlite(mut self, tenant: Migrator) -> Result<Self, Error> {
+        all_transactional(&tenant)?;
+        let fingerprint = fingerprint(&tenant);
+        self.sqlite_tenant = Some((tenant, fingerprint));
+        Ok(self)
+    }
+
+    /// The SQLite tenant set and its fingerprint.
+    pub(crate) fn sqlite_tenant(&self) -> Result<(&Migrator, &str), Error> {
+        self.sqlite_tenant
+            .as_ref()
+            .map(|(m, f)| (m, f.as_str()))
+            .ok_or_else(|| {
+                Error::Migration(
+                    "the app has no SQLite tenant migrations (Migrations::with_sqlite)".into(),
+                )
+            })
     }
 
     /// The tenant set.
@@ -74,7 +94,17 @@ impl Migrations {
     }
 }
 
-fn up(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
+fn all_transactional(tenant: &Migrator) -> Result<(), Error> {
+    match tenant.iter().find(|m| m.no_tx) {
+        Some(m) => Err(Error::Migration(format!(
+            "tenant migration {} ({}) opts out of transactions, which tenant migrations cannot do",
+            m.version, m.description
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn up(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
     migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration())
@@ -167,7 +197,49 @@ async fn apply_pending(
     )))
     .fetch_all(&mut *conn)
     .await?;
-    for (version, checksum) in &applied {
+    let from = applied.last().map(|(v, _)| *v);
+    let mut count = 0;
+    for m in pending(migrator, &applied)? {
+        let started = Instant::now();
+        conn.execute(m.sql.clone())
+            .await
+            .map_err(|e| failed(m, e))?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+            ledger.table
+        )))
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(millis(started))
+        .execute(&mut *conn)
+        .await?;
+        count += 1;
+    }
+    let to = up(migrator).map(|m| m.version).max().or(from);
+    Ok(Applied { from, to, count })
+}
+
+/// The error of migration `m` failing with `error`.
+pub(crate) fn failed(m: &Migration, error: sqlx::Error) -> Error {
+    Error::Migration(format!(
+        "migration {} ({}): {error}",
+        m.version, m.description
+    ))
+}
+
+/// Milliseconds since `started`, for a ledger.
+pub(crate) fn millis(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The migrations of `migrator` a ledger holding `applied` (version, checksum) lacks, after
+/// checking that every applied one is still in the source, unchanged.
+pub(crate) fn pending<'m>(
+    migrator: &'m Migrator,
+    applied: &[(i64, Vec<u8>)],
+) -> Result<Vec<&'m Migration>, Error> {
+    for (version, checksum) in applied {
         match up(migrator).find(|m| m.version == *version) {
             None => {
                 return Err(Error::Migration(format!(
@@ -183,27 +255,9 @@ async fn apply_pending(
             Some(_) => {}
         }
     }
-    let from = applied.last().map(|(v, _)| *v);
-    let mut count = 0;
-    for m in up(migrator).filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
-        let started = Instant::now();
-        conn.execute(m.sql.clone()).await.map_err(|e| {
-            Error::Migration(format!("migration {} ({}): {e}", m.version, m.description))
-        })?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
-            ledger.table
-        )))
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await?;
-        count += 1;
-    }
-    let to = up(migrator).map(|m| m.version).max().or(from);
-    Ok(Applied { from, to, count })
+    Ok(up(migrator)
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+        .collect())
 }
 
 use sqlx::Executor as _;
@@ -343,36 +397,20 @@ pub async fn migrate_tenants(
     started: impl FnOnce(usize),
     progress: impl Fn(&TenantMigration),
 ) -> Result<MigrationReport, Error> {
-    let pool = pools.catalog();
     let slug = options.tenant.as_ref().map(Slug::as_str);
-    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
-        "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
-         AND ($3::text IS NULL OR t.slug = $3) ORDER BY t.slug"
-    ))
-    .bind(options.verify)
-    .bind(&migrations.tenant_fingerprint)
-    .bind(slug)
-    .fetch_all(pool)
-    .await?;
-    let skipped_current: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tenantry.tenants \
-         WHERE migration_fingerprint = $1 AND NOT $2 AND ($3::text IS NULL OR slug = $3)",
-    )
-    .bind(&migrations.tenant_fingerprint)
-    .bind(options.verify)
-    .bind(slug)
-    .fetch_one(pool)
-    .await?;
+    let (tenants, skipped_current) = match pools.sqlite_home() {
+        Some(home) => {
+            let fingerprint = migrations.sqlite_tenant()?.1;
+            home.to_migrate(fingerprint, options.verify, slug).await?
+        }
+        None => stale_tenants(pools.catalog()?, migrations, options.verify, slug).await?,
+    };
     if let Some(slug) = &options.tenant
-        && rows.is_empty()
+        && tenants.is_empty()
         && skipped_current == 0
     {
         return Err(Error::TenantNotFound(slug.to_string()));
     }
-    let tenants = rows
-        .into_iter()
-        .map(Tenant::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
     started(tenants.len());
     let mut visited = Vec::with_capacity(tenants.len());
     let mut runs = futures::stream::iter(tenants)
@@ -398,6 +436,39 @@ pub async fn migrate_tenants(
     })
 }
 
+/// Tenants of a PostgreSQL catalog whose migrations may be pending (all with `verify`), and
+/// how many are current.
+async fn stale_tenants(
+    pool: &PgPool,
+    migrations: &Migrations,
+    verify: bool,
+    slug: Option<&str>,
+) -> Result<(Vec<Tenant>, i64), Error> {
+    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
+        "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
+         AND ($3::text IS NULL OR t.slug = $3) ORDER BY t.slug"
+    ))
+    .bind(verify)
+    .bind(&migrations.tenant_fingerprint)
+    .bind(slug)
+    .fetch_all(pool)
+    .await?;
+    let skipped_current: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenantry.tenants \
+         WHERE migration_fingerprint = $1 AND NOT $2 AND ($3::text IS NULL OR slug = $3)",
+    )
+    .bind(&migrations.tenant_fingerprint)
+    .bind(verify)
+    .bind(slug)
+    .fetch_one(pool)
+    .await?;
+    let tenants = rows
+        .into_iter()
+        .map(Tenant::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((tenants, skipped_current))
+}
+
 /// Migrates one tenant in one transaction. In the catalog's own database the catalog record
 /// is part of it; elsewhere it follows the commit (a lost record only means the next
 /// run visits the tenant again and finds nothing pending).
@@ -408,6 +479,13 @@ async fn migrate_tenant(
 ) -> Result<Applied, Error> {
     let pool = pools.for_placement(&tenant.placement).await?;
     let mut tx = TenantTransaction::begin(&pool, Arc::new(tenant.clone())).await?;
+    if let (Some(home), Some(conn)) = (pools.sqlite_home(), tx.sqlite()) {
+        let (migrator, fingerprint) = migrations.sqlite_tenant()?;
+        let applied = sqlite::apply_pending(conn, migrator).await?;
+        tx.commit().await?;
+        home.record(&tenant, fingerprint, &applied).await?;
+        return Ok(applied);
+    }
     let Some(conn) = tx.postgres() else {
         return Err(Error::Migration("not a PostgreSQL tenant".into()));
     };
@@ -423,7 +501,7 @@ async fn migrate_tenant(
     } else {
         tx.commit().await?;
         record(
-            &mut *pools.catalog().acquire().await?,
+            &mut *pools.catalog()?.acquire().await?,
             &tenant,
             migrations,
             &applied,

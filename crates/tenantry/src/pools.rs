@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
 use crate::db::{Db, Open};
 use crate::error::Error;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
+use crate::sqlite::{SqliteHome, needs_postgres};
 use crate::tenancy::connect_options;
 use crate::tenant::Placement;
 
@@ -138,12 +140,21 @@ struct DatabasePools {
     closing: usize,
 }
 
+/// Where the catalog is, which decides where tenant databases are.
+#[derive(Clone)]
+enum Home {
+    Postgres { catalog: PgPool, servers: Servers },
+    Sqlite(SqliteHome),
+}
+
+/// The key of a SQLite tenant's pool, whose files are all under one data directory.
+const SQLITE_KEY: &str = "sqlite:";
+
 /// A pool per server and per tenant database. Every pool copies the catalog pool's
 /// settings. Cheap to clone.
 #[derive(Clone)]
 pub struct Pools {
-    catalog: PgPool,
-    servers: Servers,
+    home: Home,
     budget: DatabaseBudget,
     by_url: Arc<RwLock<HashMap<String, PgPool>>>,
     databases: Arc<Mutex<DatabasePools>>,
@@ -152,23 +163,52 @@ pub struct Pools {
 impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog`.
     pub fn new(catalog: PgPool, budget: DatabaseBudget) -> Self {
+        Self::at(
+            Home::Postgres {
+                servers: Servers::new(catalog.clone()),
+                catalog,
+            },
+            budget,
+        )
+    }
+
+    /// Pools for the tenant files of a SQLite deployment.
+    pub(crate) fn sqlite(home: SqliteHome, budget: DatabaseBudget) -> Self {
+        Self::at(Home::Sqlite(home), budget)
+    }
+
+    fn at(home: Home, budget: DatabaseBudget) -> Self {
         Self {
-            servers: Servers::new(catalog.clone()),
-            catalog,
+            home,
             budget,
             by_url: Arc::default(),
             databases: Arc::default(),
         }
     }
 
-    /// The catalog's pool, which also serves tenants placed on no server.
-    pub fn catalog(&self) -> &PgPool {
-        &self.catalog
+    /// The catalog's pool, which also serves tenants placed on no server; an error in a
+    /// SQLite deployment.
+    pub fn catalog(&self) -> Result<&PgPool, Error> {
+        match &self.home {
+            Home::Postgres { catalog, .. } => Ok(catalog),
+            Home::Sqlite(_) => Err(needs_postgres("catalog", "this operation")),
+        }
     }
 
-    /// The server registry.
-    pub fn servers(&self) -> &Servers {
-        &self.servers
+    /// The server registry; an error in a SQLite deployment.
+    pub fn servers(&self) -> Result<&Servers, Error> {
+        match &self.home {
+            Home::Postgres { servers, .. } => Ok(servers),
+            Home::Sqlite(_) => Err(needs_postgres("server", "a registry of servers")),
+        }
+    }
+
+    /// The SQLite deployment, if this is one.
+    pub(crate) fn sqlite_home(&self) -> Option<&SqliteHome> {
+        match &self.home {
+            Home::Sqlite(home) => Some(home),
+            Home::Postgres { .. } => None,
+        }
     }
 
     /// The budget database-mode tenants share.
@@ -183,30 +223,58 @@ impl Pools {
 
     /// The pool that reaches a tenant with this placement.
     pub async fn for_placement(&self, placement: &Placement) -> Result<PoolLease, Error> {
+        if let Home::Sqlite(home) = &self.home {
+            let database = placement.database.as_ref().ok_or_else(|| {
+                Error::CorruptCatalog("a tenant of a SQLite deployment without a file".into())
+            })?;
+            let key = (SQLITE_KEY.to_owned(), database.clone());
+            return self
+                .database_pool(key, || {
+                    BackendPool::Sqlite(
+                        SqlitePoolOptions::new()
+                            .max_connections(self.budget.per_tenant)
+                            .acquire_timeout(self.budget.wait)
+                            .connect_lazy_with(home.tenant_options(database)),
+                    )
+                })
+                .await;
+        }
         let url = self.server_url(placement).await?;
         match &placement.database {
             None => Ok(PoolLease::from(self.server_pool(url.as_ref())?)),
-            Some(database) => self.database_pool(url.as_ref(), database).await,
+            Some(database) => {
+                let options = self.database_options(url.as_ref(), database)?;
+                self.database_pool(key(url.as_ref(), database), || {
+                    BackendPool::Postgres(
+                        PgPoolOptions::new()
+                            .max_connections(self.budget.per_tenant)
+                            .acquire_timeout(self.budget.wait)
+                            .test_before_acquire(false)
+                            .connect_lazy_with(options.clone()),
+                    )
+                })
+                .await
+            }
         }
     }
 
     /// The pool of a registered server; the catalog's own for `None`.
     pub async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
         match server {
-            None => Ok(self.catalog.clone()),
-            Some(name) => self.server_pool(Some(&self.servers.url(name).await?)),
+            None => Ok(self.catalog()?.clone()),
+            Some(name) => self.server_pool(Some(&self.servers()?.url(name).await?)),
         }
     }
 
     fn server_pool(&self, url: Option<&ServerUrl>) -> Result<PgPool, Error> {
+        let catalog = self.catalog()?;
         let Some(url) = url else {
-            return Ok(self.catalog.clone());
+            return Ok(catalog.clone());
         };
         if let Some(pool) = self.by_url.read().expect("pool map").get(url.expose()) {
             return Ok(pool.clone());
         }
-        let pool = self
-            .catalog
+        let pool = catalog
             .options()
             .clone()
             .connect_lazy_with(connect_options(url.expose())?);
@@ -222,20 +290,17 @@ impl Pools {
     ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
         let server = match url {
             Some(url) => connect_options(url.expose())?,
-            None => self.catalog.connect_options().as_ref().clone(),
+            None => self.catalog()?.connect_options().as_ref().clone(),
         };
         Ok(server.database(database.as_str()))
     }
 
+    /// The open pool under `key`, or a new one from `open` once the budget has room.
     async fn database_pool(
         &self,
-        url: Option<&ServerUrl>,
-        database: &DatabaseName,
+        key: (String, DatabaseName),
+        open: impl Fn() -> BackendPool,
     ) -> Result<PoolLease, Error> {
-        let key = (
-            url.map_or_else(String::new, |u| u.expose().to_owned()),
-            database.clone(),
-        );
         let deadline = Instant::now() + self.budget.wait;
         loop {
             let victim = {
@@ -244,15 +309,8 @@ impl Pools {
                     return Ok(open.lease());
                 }
                 if pools.open.len() + pools.closing < self.budget.pools() {
-                    let pool = BackendPool::Postgres(
-                        PgPoolOptions::new()
-                            .max_connections(self.budget.per_tenant)
-                            .acquire_timeout(self.budget.wait)
-                            .test_before_acquire(false)
-                            .connect_lazy_with(self.database_options(url, database)?),
-                    );
                     let open = pools.open.entry(key).or_insert(TenantPool {
-                        pool,
+                        pool: open(),
                         claim: Arc::new(()),
                         last_used: Instant::now(),
                     });
@@ -283,11 +341,10 @@ impl Pools {
         let Some(database) = &placement.database else {
             return Ok(());
         };
-        let url = self.server_url(placement).await?;
-        let key = (
-            url.map_or_else(String::new, |u| u.expose().to_owned()),
-            database.clone(),
-        );
+        let key = match &self.home {
+            Home::Sqlite(_) => (SQLITE_KEY.to_owned(), database.clone()),
+            Home::Postgres { .. } => key(self.server_url(placement).await?.as_ref(), database),
+        };
         let open = self
             .databases
             .lock()
@@ -304,7 +361,15 @@ impl Pools {
         Ok(match (&placement.server, &placement.server_url) {
             (None, _) => None,
             (Some(_), Some(url)) => Some(url.clone()),
-            (Some(name), None) => Some(self.servers.url(name).await?),
+            (Some(name), None) => Some(self.servers()?.url(name).await?),
         })
     }
+}
+
+/// The key of a PostgreSQL tenant database's pool: its server's URL and its name.
+fn key(url: Option<&ServerUrl>, database: &DatabaseName) -> (String, DatabaseName) {
+    (
+        url.map_or_else(String::new, |u| u.expose().to_owned()),
+        database.clone(),
+    )
 }

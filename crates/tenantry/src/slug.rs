@@ -156,6 +156,17 @@ impl DatabaseName {
         Self(format!("tenant_{}_{}", slug.schema_name(), &id[..12]))
     }
 
+    /// The stem of a SQLite tenant's file name: its slug, which allows no path separators
+    /// and no dots.
+    pub(crate) fn sqlite_file(slug: &Slug) -> Self {
+        Self(slug.as_str().to_owned())
+    }
+
+    /// Checks a SQLite tenant's file stem read back from the catalog.
+    pub(crate) fn sqlite_file_from_catalog(value: &str) -> Option<Self> {
+        Slug::parse(value).ok().map(|slug| Self::sqlite_file(&slug))
+    }
+
     /// Checks a database name read back from the catalog.
     pub fn from_catalog(value: &str) -> Option<Self> {
         let rest = value.strip_prefix("tenant_")?;

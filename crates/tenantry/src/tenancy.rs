@@ -1,5 +1,6 @@
 //! [`Tenancy`]: the handle that ties the catalog, identification and migrations together.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::migrate::Migrations;
 use crate::pools::{DatabaseBudget, Pools};
 use crate::servers::Servers;
 use crate::slug::Slug;
+use crate::sqlite::SqliteHome;
 use crate::tenant::IsolationMode;
 use crate::transaction::TenantTransaction;
 
@@ -95,18 +97,42 @@ impl Tenancy {
         })
     }
 
+    /// Starts tenancy with no database server: the catalog in `<data>/catalog.sqlite3`
+    /// (created and migrated if needed) and every tenant in its own SQLite file under
+    /// `<data>/tenants`. Only database isolation exists there, so that is the default, and
+    /// `migrations` needs its SQLite set ([`Migrations::with_sqlite`]).
+    pub async fn open_sqlite(
+        data: &Path,
+        identification: Identification,
+        migrations: Migrations,
+        budget: DatabaseBudget,
+    ) -> Result<Self, Error> {
+        migrations.sqlite_tenant()?;
+        let home = SqliteHome::open(data).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                catalog: TenantCatalog::open_sqlite(home.clone()).await?,
+                pools: Pools::sqlite(home, budget),
+                default_isolation: IsolationMode::Database,
+                identification,
+                migrations,
+            }),
+        })
+    }
+
     /// The tenant catalog.
     pub fn catalog(&self) -> &TenantCatalog {
         &self.inner.catalog
     }
 
-    /// The catalog's pool, which also serves tenants placed on no server.
-    pub fn pool(&self) -> &PgPool {
-        self.inner.catalog.pool()
+    /// The catalog's PostgreSQL pool, which also serves tenants placed on no server; an
+    /// error in a SQLite deployment.
+    pub fn postgres(&self) -> Result<&PgPool, Error> {
+        self.inner.catalog.postgres()
     }
 
-    /// The registered servers.
-    pub fn servers(&self) -> &Servers {
+    /// The registered servers; an error in a SQLite deployment.
+    pub fn servers(&self) -> Result<&Servers, Error> {
         self.inner.pools.servers()
     }
 

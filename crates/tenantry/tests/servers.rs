@@ -41,6 +41,7 @@ async fn two_servers() -> TwoServers {
         .replace("postgres@", &format!("postgres:{PASSWORD}@"));
     s.tenancy
         .servers()
+        .unwrap()
         .add(&east(), &ServerUrl::parse(&url).unwrap())
         .await
         .unwrap();
@@ -124,7 +125,7 @@ async fn a_tenant_on_another_server_lives_and_is_served_there() {
 async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
     let t = two_servers().await;
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
-    let listed = t.s.tenancy.servers().list().await.unwrap();
+    let listed = t.s.tenancy.servers().unwrap().list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].tenants, 1);
     let shown = format!(
@@ -136,12 +137,19 @@ async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(shown.contains(":***@"), "{shown}");
 
-    let in_use = t.s.tenancy.servers().remove(&east()).await.unwrap_err();
+    let in_use =
+        t.s.tenancy
+            .servers()
+            .unwrap()
+            .remove(&east())
+            .await
+            .unwrap_err();
     assert!(matches!(in_use, Error::ServerInUse(_)), "{in_use}");
     assert_eq!(in_use.exit_code(), 4);
     let again =
         t.s.tenancy
             .servers()
+            .unwrap()
             .add(
                 &east(),
                 &ServerUrl::parse(&t.cluster.url("tenants")).unwrap(),
@@ -155,8 +163,21 @@ async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
         schemas(&t.remote).await.is_empty(),
         "the remote schema is dropped"
     );
-    t.s.tenancy.servers().remove(&east()).await.unwrap();
-    assert!(t.s.tenancy.servers().list().await.unwrap().is_empty());
+    t.s.tenancy
+        .servers()
+        .unwrap()
+        .remove(&east())
+        .await
+        .unwrap();
+    assert!(
+        t.s.tenancy
+            .servers()
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let gone = create_on(&t.s.tenancy, "loki", Some(east()))
         .await
         .unwrap_err();
@@ -176,12 +197,21 @@ async fn an_unreachable_server_is_not_registered_and_its_password_is_not_echoed(
     let error = s
         .tenancy
         .servers()
+        .unwrap()
         .add(&east(), &ServerUrl::parse(&url).unwrap())
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Unreachable(..)), "{error}");
     assert!(!error.to_string().contains(PASSWORD), "{error}");
-    assert!(s.tenancy.servers().list().await.unwrap().is_empty());
+    assert!(
+        s.tenancy
+            .servers()
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
