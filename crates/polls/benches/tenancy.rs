@@ -60,13 +60,14 @@ async fn run() {
     let migrations = startup::migrations();
     tenantry::migrate_shared(&pool, &migrations).await.unwrap();
     let settings = Settings {
-        database_url: url.clone(),
+        database_url: Some(url.clone()),
+        data_dir: "unused-with-postgres".into(),
         base_domain: BASE.into(),
         strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
         platform_token: None,
         bind: String::new(),
         pool_size: 16,
-        default_isolation: IsolationMode::Schema,
+        default_isolation: Some(IsolationMode::Schema),
         database_budget: BUDGET,
         tenant_pool_size: PER_TENANT,
     };
@@ -75,7 +76,7 @@ async fn run() {
         pool.clone(),
         identification.clone(),
         migrations,
-        settings.options(),
+        settings.options().unwrap(),
     )
     .await
     .unwrap();
@@ -189,24 +190,30 @@ async fn run() {
     }
 
     eprintln!("provisioning 100 tenants in each mode ...");
+    let data = tempfile::tempdir().unwrap();
+    let sqlite = Tenancy::open_sqlite(
+        data.path(),
+        settings.identification().unwrap(),
+        startup::migrations(),
+        tenantry::DatabaseBudget::default(),
+    )
+    .await
+    .unwrap();
     let mut provisioning = Vec::new();
-    for (prefix, mode) in [
-        ("new", IsolationMode::Schema),
-        ("newdb", IsolationMode::Database),
+    for (label, tenancy, mode) in [
+        ("schema", &tenancy, IsolationMode::Schema),
+        ("PostgreSQL database", &tenancy, IsolationMode::Database),
+        ("SQLite database", &sqlite, IsolationMode::Database),
     ] {
         let mut times = Vec::new();
         for i in 0..100 {
             let started = Instant::now();
-            create(
-                &tenancy,
-                &Slug::parse(&format!("{prefix}-{i}")).unwrap(),
-                mode,
-            )
-            .await;
+            let slug = Slug::parse(&format!("new-{}-{i}", provisioning.len())).unwrap();
+            create(tenancy, &slug, mode).await;
             times.push(started.elapsed());
         }
         times.sort();
-        provisioning.push((mode, times));
+        provisioning.push((label, times));
     }
 
     eprintln!("creating schema tenants up to 1,000 for migrate ...");
@@ -241,10 +248,9 @@ async fn run() {
     }
     println!("| PostgreSQL round trips per request, baseline | {rt_baseline:.2} |");
     println!("| PostgreSQL round trips per request, schema mode | {rt_tenancy:.2} |");
-    for (mode, times) in &provisioning {
+    for (label, times) in &provisioning {
         println!(
-            "| provisioning, {} mode, p50 / p90 / max (100 tenants) | {:.1} / {:.1} / {:.1} ms |",
-            mode.as_str(),
+            "| provisioning, {label} tenant, p50 / p90 / max (100 tenants) | {:.1} / {:.1} / {:.1} ms |",
             ms(times[49]),
             ms(times[89]),
             ms(times[99])

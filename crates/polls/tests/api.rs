@@ -7,8 +7,7 @@ mod support;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, TestApp, assert_reply, spawn_app_in};
-use tenantry::IsolationMode;
+use support::{Mode, Reply, TestApp, assert_reply, spawn_app_in};
 
 const THOR: &str = "thor.polls.test";
 const POTTER: &str = "potter.polls.test";
@@ -419,8 +418,8 @@ async fn book_flow(app: &TestApp, host: &str, label: &str) {
     );
 }
 
-async fn the_book_flow_works_in_each_tenant(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn the_book_flow_works_in_each_tenant(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     book_flow(&app, THOR, "thor").await;
     book_flow(&app, POTTER, "potter").await;
 
@@ -434,9 +433,9 @@ async fn the_book_flow_works_in_each_tenant(isolation: IsolationMode) {
     );
 }
 
-async fn non_creators_may_update_a_poll_as_in_the_book(isolation: IsolationMode) {
+async fn non_creators_may_update_a_poll_as_in_the_book(mode: Mode) {
     // The book's PollDetail guards only destroy: any signed-in user may PUT or PATCH.
-    let app = spawn_app_in(isolation).await;
+    let app = spawn_app_in(mode).await;
     let alice = app.user(THOR, "alice").await;
     let bob = app.user(THOR, "bob").await;
     create_poll(&app, THOR, &alice, "Alice's?").await;
@@ -454,8 +453,8 @@ async fn non_creators_may_update_a_poll_as_in_the_book(isolation: IsolationMode)
     assert_eq!(put.body["created_by"], 1);
 }
 
-async fn the_same_ids_hold_different_data_in_each_tenant(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     // The same username in both tenants, with different passwords: separate users.
     assert_reply(
         &register(&app, THOR, "alice", "thor-pass").await,
@@ -653,8 +652,8 @@ async fn the_same_ids_hold_different_data_in_each_tenant(isolation: IsolationMod
     );
 }
 
-async fn trailing_slashes_are_optional(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn trailing_slashes_are_optional(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let created = app
         .request(
             Method::POST,
@@ -729,8 +728,8 @@ async fn trailing_slashes_are_optional(isolation: IsolationMode) {
     assert_reply(&deleted, StatusCode::NO_CONTENT, Value::Null);
 }
 
-async fn the_root_links_to_polls_with_the_host_as_sent(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn the_root_links_to_polls_with_the_host_as_sent(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
     assert_reply(
         &get(&app, THOR, "/", &token).await,
@@ -763,8 +762,8 @@ async fn the_root_links_to_polls_with_the_host_as_sent(isolation: IsolationMode)
     );
 }
 
-async fn the_whole_flow_works_through_the_path_prefix(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn the_whole_flow_works_through_the_path_prefix(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let base = "polls.test";
     let created = app
         .request(
@@ -863,8 +862,8 @@ async fn the_whole_flow_works_through_the_path_prefix(isolation: IsolationMode) 
     );
 }
 
-async fn authentication_errors(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn authentication_errors(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
     create_poll(&app, THOR, &token, "Auth?").await;
     let not_provided = json!({ "detail": "Authentication credentials were not provided." });
@@ -941,8 +940,8 @@ async fn authentication_errors(isolation: IsolationMode) {
     }
 }
 
-async fn every_error_is_json(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn every_error_is_json(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
     let not_found = json!({ "detail": "Not found." });
     for path in [
@@ -1164,8 +1163,8 @@ async fn every_error_is_json(isolation: IsolationMode) {
     assert_eq!(polls[0]["question"], longest.as_str());
 }
 
-async fn hostile_hosts_get_clean_json_errors(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn hostile_hosts_get_clean_json_errors(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
     create_poll(&app, THOR, &token, "Still here?").await;
 
@@ -1302,8 +1301,8 @@ async fn hostile_hosts_get_clean_json_errors(isolation: IsolationMode) {
     assert_eq!(questions(&app, POTTER, &potter).await, Vec::<String>::new());
 }
 
-async fn a_suspended_tenant_is_refused_with_403(isolation: IsolationMode) {
-    let app = spawn_app_in(isolation).await;
+async fn a_suspended_tenant_is_refused_with_403(mode: Mode) {
+    let app = spawn_app_in(mode).await;
     let thor = app.user(THOR, "ann").await;
     let potter = app.user(POTTER, "ann").await;
     create_poll(&app, THOR, &thor, "Suspended?").await;
@@ -1371,19 +1370,26 @@ async fn a_suspended_tenant_is_refused_with_403(isolation: IsolationMode) {
     );
 }
 
-/// Runs each test above once per isolation mode: the same API, the same assertions.
+/// Runs each test above once per kind of tenant: the same API, the same assertions.
 macro_rules! in_every_mode {
     ($($test:ident),* $(,)?) => {
         mod schema_tenants {
             $(#[tokio::test]
             async fn $test() {
-                super::$test(tenantry::IsolationMode::Schema).await
+                super::$test(super::Mode::Schema).await
             })*
         }
         mod database_tenants {
             $(#[tokio::test]
             async fn $test() {
-                super::$test(tenantry::IsolationMode::Database).await
+                super::$test(super::Mode::Database).await
+            })*
+        }
+        /// These need no PostgreSQL at all.
+        mod sqlite_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::Sqlite).await
             })*
         }
     };

@@ -126,7 +126,8 @@ async fn http(
     body: Value,
 ) -> (StatusCode, Value) {
     let settings = support::settings(db);
-    let pool = startup::connect(&settings.database_url, 2).await.unwrap();
+    let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
+    let pool = startup::connect(url, 2).await.unwrap();
     let tenancy = Tenancy::connect(
         pool,
         settings.identification().unwrap(),

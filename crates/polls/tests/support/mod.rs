@@ -16,9 +16,26 @@ pub const PLATFORM_TOKEN: &str = "platform-secret";
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub db: TestDatabase,
     pub tenancy: Tenancy,
     client: reqwest::Client,
+    /// The PostgreSQL database or SQLite directory, dropped with the app.
+    _store: Store,
+}
+
+enum Store {
+    Postgres(Box<TestDatabase>),
+    Sqlite(tempfile::TempDir),
+}
+
+/// The kinds of tenant the API suite runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Schema tenants in a PostgreSQL catalog.
+    Schema,
+    /// PostgreSQL database tenants.
+    Database,
+    /// SQLite file tenants of a SQLite deployment, with no PostgreSQL anywhere.
+    Sqlite,
 }
 
 pub struct Reply {
@@ -50,7 +67,16 @@ impl Reply {
 /// Settings as the binary would read them, for this test database.
 pub fn settings(db: &TestDatabase) -> Settings {
     Settings {
-        database_url: db.url(),
+        database_url: Some(db.url()),
+        ..settings_without_database()
+    }
+}
+
+/// Settings with no database: SQLite in `./data`, unless a test points elsewhere.
+fn settings_without_database() -> Settings {
+    Settings {
+        database_url: None,
+        data_dir: "data".into(),
         base_domain: BASE.into(),
         strategies: vec![
             tenantry::Strategy::Domain,
@@ -60,7 +86,7 @@ pub fn settings(db: &TestDatabase) -> Settings {
         platform_token: Some(PLATFORM_TOKEN.into()),
         bind: "127.0.0.1:0".into(),
         pool_size: 8,
-        default_isolation: tenantry::IsolationMode::Schema,
+        default_isolation: None,
         database_budget: 20,
         tenant_pool_size: 2,
     }
@@ -68,21 +94,41 @@ pub fn settings(db: &TestDatabase) -> Settings {
 
 /// The app with schema-mode tenants `thor` and `potter`, serving on a random port.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_in(tenantry::IsolationMode::Schema).await
+    spawn_app_in(Mode::Schema).await
 }
 
-/// The app with tenants `thor` and `potter` in `isolation` mode, serving on a random port.
-pub async fn spawn_app_in(isolation: tenantry::IsolationMode) -> TestApp {
-    let db = TestDatabase::create().await;
-    let settings = settings(&db);
-    let pool = startup::connect(&settings.database_url, settings.pool_size)
-        .await
-        .unwrap();
-    let migrations = startup::migrations();
-    tenantry::migrate_shared(&pool, &migrations).await.unwrap();
-    let tenancy = Tenancy::connect(pool, settings.identification().unwrap(), migrations)
-        .await
-        .unwrap();
+/// The app with tenants `thor` and `potter` of this kind, serving on a random port.
+pub async fn spawn_app_in(mode: Mode) -> TestApp {
+    let (isolation, settings, store) = match mode {
+        Mode::Schema | Mode::Database => {
+            let db = TestDatabase::create().await;
+            let settings = settings(&db);
+            let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
+            let pool = startup::connect(url, settings.pool_size).await.unwrap();
+            tenantry::migrate_shared(&pool, &startup::migrations())
+                .await
+                .unwrap();
+            let isolation = match mode {
+                Mode::Schema => tenantry::IsolationMode::Schema,
+                _ => tenantry::IsolationMode::Database,
+            };
+            (isolation, settings, Store::Postgres(Box::new(db)))
+        }
+        Mode::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let settings = Settings {
+                database_url: None,
+                data_dir: dir.path().join("data"),
+                ..settings_without_database()
+            };
+            (
+                tenantry::IsolationMode::Database,
+                settings,
+                Store::Sqlite(dir),
+            )
+        }
+    };
+    let tenancy = startup::open(&settings).await.unwrap();
     for slug in ["thor", "potter"] {
         tenancy
             .create_tenant(NewTenant::new(Slug::parse(slug).unwrap(), isolation))
@@ -95,9 +141,9 @@ pub async fn spawn_app_in(isolation: tenantry::IsolationMode) -> TestApp {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestApp {
         addr,
-        db,
         tenancy,
         client: reqwest::Client::new(),
+        _store: store,
     }
 }
 
