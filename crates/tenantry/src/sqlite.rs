@@ -318,14 +318,15 @@ impl SqliteHome {
         slug: &Slug,
         close: impl AsyncFnOnce(&Tenant) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let row: Option<TenantRow> = sqlx::query_as(concat!(
-            "DELETE FROM tenants AS t WHERE t.slug = $1 RETURNING ",
-            tenant_columns!()
-        ))
-        .bind(slug.as_str())
-        .fetch_optional(&self.catalog)
-        .await?;
-        let tenant = tenant(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
+        let not_found = || Error::TenantNotFound(slug.to_string());
+        let tenant = self.by_slug(slug.as_str()).await?.ok_or_else(not_found)?;
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(tenant.id)
+            .execute(&self.catalog)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(not_found());
+        }
         close(&tenant).await?;
         if let Some(database) = &tenant.placement.database {
             let file = self.tenant_file(database);

@@ -1,0 +1,299 @@
+//! SQLite deployments, with no PostgreSQL anywhere: tenants as files under a data directory,
+//! their lifecycle and migrations, and attempts to break isolation through the HTTP layer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use tempfile::TempDir;
+use tenantry::{
+    DatabaseBudget, Error, HostName, Identification, IsolationMode, MigrateOptions, Migrations,
+    NewTenant, Slug, Tenancy, TenancyLayer, TenantDb, TenantStatus, TenantUpdate, migrate_tenants,
+};
+use tower::{Layer, ServiceExt};
+
+fn slug(s: &str) -> Slug {
+    Slug::parse(s).unwrap()
+}
+
+/// The SQLite notes set, then `more` as migration 2 when given.
+fn notes(more: Option<&'static str>) -> Migrations {
+    let mut all: Vec<Migration> = sqlx::migrate!("./tests/migrations/tenant-sqlite")
+        .iter()
+        .cloned()
+        .collect();
+    if let Some(sql) = more {
+        all.push(Migration::new(
+            2,
+            "v2".into(),
+            MigrationType::Simple,
+            AssertSqlSafe(sql).into_sql_str(),
+            false,
+        ));
+    }
+    let sqlite = Migrator::with_migrations(all);
+    Migrations::new(Migrator::DEFAULT, Migrator::DEFAULT)
+        .and_then(|m| m.with_sqlite(sqlite))
+        .unwrap()
+}
+
+async fn open(data: &Path, migrations: Migrations) -> Tenancy {
+    let identification = Identification::new(HostName::parse("app.test").unwrap());
+    Tenancy::open_sqlite(data, identification, migrations, DatabaseBudget::default())
+        .await
+        .unwrap()
+}
+
+async fn create(tenancy: &Tenancy, name: &str) {
+    tenancy
+        .create_tenant(NewTenant::new(slug(name), IsolationMode::Database))
+        .await
+        .unwrap();
+}
+
+async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
+    tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<u64, Error> {
+            Ok(db
+                .query("INSERT INTO notes (body) VALUES ($1)")
+                .bind(body)
+                .execute()
+                .await?)
+        })
+        .await
+        .unwrap();
+}
+
+async fn note_bodies(tenancy: &Tenancy, tenant: &str) -> Vec<String> {
+    tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
+            Ok(db
+                .query("SELECT body FROM notes ORDER BY id")
+                .fetch_all::<(String,)>()
+                .await?
+                .into_iter()
+                .map(|(body,)| body)
+                .collect())
+        })
+        .await
+        .unwrap()
+}
+
+fn file(dir: &TempDir, stem: &str) -> std::path::PathBuf {
+    dir.path().join(format!("tenants/{stem}.sqlite3"))
+}
+
+#[tokio::test]
+async fn tenants_are_files_created_renamed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenancy = open(dir.path(), notes(None)).await;
+    assert_eq!(tenancy.default_isolation(), IsolationMode::Database);
+    create(&tenancy, "thor").await;
+    assert!(file(&dir, "thor").exists());
+    assert!(dir.path().join("catalog.sqlite3").exists());
+
+    let refused = |result: Result<(), Error>, field: &str| match result {
+        Err(Error::Invalid { field: f, message }) => {
+            assert_eq!(f, field);
+            assert!(message.contains("needs PostgreSQL"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    refused(
+        tenancy
+            .create_tenant(NewTenant::new(slug("loki"), IsolationMode::Schema))
+            .await
+            .map(|_| ()),
+        "isolation",
+    );
+    refused(tenancy.servers().map(|_| ()), "server");
+    assert!(!file(&dir, "loki").exists());
+    assert!(matches!(
+        tenancy
+            .create_tenant(NewTenant::new(slug("thor"), IsolationMode::Database))
+            .await,
+        Err(Error::SlugTaken(_))
+    ));
+    assert!(Slug::parse("../thor").is_err() && Slug::parse("thor.sqlite3").is_err());
+
+    add_note(&tenancy, "thor", "kept").await;
+    let renamed = tenancy
+        .update_tenant(
+            &slug("thor"),
+            TenantUpdate {
+                slug: Some(slug("odin")),
+                ..TenantUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.domains[0].domain, "odin.app.test");
+    assert!(!file(&dir, "thor").exists() && file(&dir, "odin").exists());
+    assert_eq!(note_bodies(&tenancy, "odin").await, ["kept"]);
+
+    tenancy.delete_tenant(&slug("odin")).await.unwrap();
+    assert!(!file(&dir, "odin").exists());
+    assert!(!file(&dir, "odin").with_extension("sqlite3-wal").exists());
+    assert!(tenancy.catalog().list().await.unwrap().is_empty());
+    assert!(matches!(
+        tenancy.delete_tenant(&slug("odin")).await,
+        Err(Error::TenantNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn migrate_covers_sqlite_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = open(dir.path(), notes(None)).await;
+    for name in ["thor", "potter"] {
+        create(&v1, name).await;
+    }
+    drop(v1);
+    let v2 = open(
+        dir.path(),
+        notes(Some("ALTER TABLE notes ADD COLUMN tag TEXT")),
+    )
+    .await;
+    let options = MigrateOptions {
+        jobs: 2,
+        tenant: None,
+        verify: false,
+    };
+    let run = migrate_tenants(v2.pools(), v2.migrations(), &options, |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((run.applied(), run.up_to_date()), (2, 0));
+    assert_eq!(run.failures().count(), 0);
+    let again = migrate_tenants(v2.pools(), v2.migrations(), &options, |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.visited.len(), again.up_to_date()), (0, 2));
+    let thor = v2.catalog().details(&slug("thor")).await.unwrap().tenant;
+    assert_eq!(thor.migration_version, Some(2));
+    v2.in_tenant(&slug("thor"), async |db| -> Result<u64, Error> {
+        Ok(db
+            .query("INSERT INTO notes (body, tag) VALUES ('x', 'y')")
+            .execute()
+            .await?)
+    })
+    .await
+    .unwrap();
+    // A tenant created now starts from the new template, already at version 2.
+    create(&v2, "loki").await;
+    let loki = v2.catalog().details(&slug("loki")).await.unwrap().tenant;
+    assert_eq!(loki.migration_version, Some(2));
+}
+
+#[tokio::test]
+async fn another_process_sees_a_suspension_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = open(dir.path(), notes(None)).await;
+    let two = open(dir.path(), notes(None)).await;
+    create(&one, "thor").await;
+    let host = HostName::parse("thor.app.test").unwrap();
+    let seen = two.catalog().by_domain(&host).await.unwrap().unwrap();
+    assert_eq!(seen.status, TenantStatus::Active);
+    one.update_tenant(
+        &slug("thor"),
+        TenantUpdate {
+            status: Some(TenantStatus::Suspended),
+            ..TenantUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = two.catalog().by_domain(&host).await.unwrap().unwrap();
+    assert_eq!(seen.status, TenantStatus::Suspended);
+}
+
+async fn write_then_panic(mut db: TenantDb) -> &'static str {
+    db.query("INSERT INTO notes (body) VALUES ('from a panic')")
+        .execute()
+        .await
+        .unwrap();
+    panic!("handler bug");
+}
+
+async fn write_then_hang(mut db: TenantDb) -> &'static str {
+    db.query("INSERT INTO notes (body) VALUES ('from a cancelled request')")
+        .execute()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    "never"
+}
+
+async fn write(mut db: TenantDb) -> &'static str {
+    db.query("INSERT INTO notes (body) VALUES ('written')")
+        .execute()
+        .await
+        .unwrap();
+    "ok"
+}
+
+async fn first_note(mut db: TenantDb) -> String {
+    db.query("SELECT body FROM notes WHERE id = 1")
+        .fetch_optional_scalar::<String>()
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode, String) {
+    let request = axum::extract::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn panics_and_cancelled_requests_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenancy = open(dir.path(), notes(None)).await;
+    for name in ["thor", "potter"] {
+        create(&tenancy, name).await;
+    }
+    add_note(&tenancy, "potter", "potter's first").await;
+    let routes = Router::new()
+        .route("/panic", post(write_then_panic))
+        .route("/hang", post(write_then_hang))
+        .route("/write", post(write))
+        .route("/first", get(first_note));
+    let app = Router::new().fallback_service(TenancyLayer::new(tenancy.clone()).layer(routes));
+
+    let (status, _) = call(&app, "POST", "thor.app.test", "/panic").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let hung = tokio::time::timeout(
+        Duration::from_millis(300),
+        call(&app, "POST", "thor.app.test", "/hang"),
+    )
+    .await;
+    assert!(hung.is_err(), "the request should still be hanging");
+    assert!(note_bodies(&tenancy, "thor").await.is_empty());
+
+    // The same id holds each tenant's own row.
+    let (status, _) = call(&app, "POST", "thor.app.test", "/write").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", "thor.app.test", "/first").await.1,
+        "written"
+    );
+    assert_eq!(
+        call(&app, "GET", "potter.app.test", "/first").await.1,
+        "potter's first"
+    );
+    assert_eq!(note_bodies(&tenancy, "potter").await, ["potter's first"]);
+}
