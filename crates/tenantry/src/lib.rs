@@ -3,7 +3,8 @@
 //! A [`Tenancy`] keeps a catalog of tenants, tells from each request which tenant it is for
 //! ([`Strategy`]: domain, subdomain, path prefix or header), and serves it inside a
 //! transaction in that tenant's context. Handlers stay single-tenant code: they take a
-//! [`TenantDb`] and run their queries on it.
+//! [`TenantDb`] and run their queries on it, the same SQL on PostgreSQL and SQLite
+//! ([`Tenancy::open_sqlite`] runs with no database server at all).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -12,9 +13,7 @@
 //! use tower::Layer;
 //!
 //! async fn count_notes(mut db: TenantDb) -> Result<String, tenantry::TenancyRejection> {
-//!     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-//!         .fetch_one(&mut *db)
-//!         .await?;
+//!     let n: i64 = db.query("SELECT count(*) FROM notes").fetch_scalar().await?;
 //!     Ok(n.to_string())
 //! }
 //!
