@@ -367,28 +367,21 @@ impl Tenancy {
             }
             // Elsewhere, the catalog goes first: a failure after it leaves an orphaned schema
             // or database, never a tenant without its data.
-            (Some(database), _) => {
-                let server = self
-                    .pools()
-                    .for_server(tenant.placement.server.as_ref())
-                    .await?;
+            (database, server) => {
+                let server = self.pools().for_server(server.as_ref()).await?;
                 tx.commit().await?;
                 self.catalog().invalidate();
-                self.pools().close_database(&tenant.placement).await?;
-                drop_database(&server, database.as_str())
-                    .await
-                    .map_err(|e| leftover(slug, &format!("database \"{database}\""), e))?;
-            }
-            (None, Some(_)) => {
-                let remote = self
-                    .pools()
-                    .for_server(tenant.placement.server.as_ref())
-                    .await?;
-                tx.commit().await?;
-                self.catalog().invalidate();
-                drop_schema(&remote, &tenant).await.map_err(|e| {
-                    leftover(slug, &format!("schema \"{}\"", tenant.placement.schema), e)
-                })?;
+                match database {
+                    Some(database) => {
+                        self.pools().close_database(&tenant.placement).await?;
+                        drop_database(&server, database.as_str())
+                            .await
+                            .map_err(|e| leftover(slug, &format!("database \"{database}\""), e))?;
+                    }
+                    None => drop_schema(&server, &tenant).await.map_err(|e| {
+                        leftover(slug, &format!("schema \"{}\"", tenant.placement.schema), e)
+                    })?,
+                }
             }
         }
         self.catalog().invalidate();

@@ -230,12 +230,12 @@ impl Pools {
             let key = (SQLITE_KEY.to_owned(), database.clone());
             return self
                 .database_pool(key, || {
-                    BackendPool::Sqlite(
+                    Ok(BackendPool::Sqlite(
                         SqlitePoolOptions::new()
                             .max_connections(self.budget.per_tenant)
                             .acquire_timeout(self.budget.wait)
                             .connect_lazy_with(home.tenant_options(database)),
-                    )
+                    ))
                 })
                 .await;
         }
@@ -243,15 +243,14 @@ impl Pools {
         match &placement.database {
             None => Ok(PoolLease::from(self.server_pool(url.as_ref())?)),
             Some(database) => {
-                let options = self.database_options(url.as_ref(), database)?;
                 self.database_pool(key(url.as_ref(), database), || {
-                    BackendPool::Postgres(
+                    Ok(BackendPool::Postgres(
                         PgPoolOptions::new()
                             .max_connections(self.budget.per_tenant)
                             .acquire_timeout(self.budget.wait)
                             .test_before_acquire(false)
-                            .connect_lazy_with(options.clone()),
-                    )
+                            .connect_lazy_with(self.database_options(url.as_ref(), database)?),
+                    ))
                 })
                 .await
             }
@@ -295,11 +294,12 @@ impl Pools {
         Ok(server.database(database.as_str()))
     }
 
-    /// The open pool under `key`, or a new one from `open` once the budget has room.
+    /// The open pool under `key`, or a new one from `open` once the budget has room; `open`
+    /// runs only then, so a request to an open pool does no setup work.
     async fn database_pool(
         &self,
         key: (String, DatabaseName),
-        open: impl Fn() -> BackendPool,
+        open: impl Fn() -> Result<BackendPool, Error>,
     ) -> Result<PoolLease, Error> {
         let deadline = Instant::now() + self.budget.wait;
         loop {
@@ -310,7 +310,7 @@ impl Pools {
                 }
                 if pools.open.len() + pools.closing < self.budget.pools() {
                     let open = pools.open.entry(key).or_insert(TenantPool {
-                        pool: open(),
+                        pool: open()?,
                         claim: Arc::new(()),
                         last_used: Instant::now(),
                     });

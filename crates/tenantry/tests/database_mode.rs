@@ -124,7 +124,7 @@ async fn renaming_keeps_the_database_and_deleting_drops_it() {
         .unwrap();
     add_note(&s.tenancy, "thor", "kept").await;
     support::rename_slug(&s.tenancy, "thor", "odin").await;
-    assert_eq!(note_bodies(&s, "odin").await, ["kept"]);
+    assert_eq!(note_bodies(&s.tenancy, "odin").await, ["kept"]);
     let database = database_of(&s, "odin").await;
     assert!(
         database.starts_with("tenant_thor_"),

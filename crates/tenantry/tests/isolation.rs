@@ -231,7 +231,7 @@ async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean() {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["detail"], "Internal server error.");
     }
-    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
     let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
     assert_eq!(potter["notes"], json!(["potter's note"]));
@@ -255,7 +255,7 @@ async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean() {
     let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
     assert_eq!(potter["schema"], "potter");
     assert_eq!(potter["notes"], json!(["potter's note"]));
-    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
@@ -264,7 +264,7 @@ async fn an_error_response_rolls_back_and_a_success_commits() {
     let (s, app) = two_tenants(1).await;
     let (status, _) = call(&app, "POST", "thor.app.test", "/fail").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(note_bodies(&s, "thor").await, ["thor's note"]);
+    assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
@@ -332,7 +332,7 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
     }
     assert_eq!(checked, 240);
     for name in names {
-        assert_eq!(note_bodies(&s, name).await, [name]);
+        assert_eq!(note_bodies(&s.tenancy, name).await, [name]);
     }
     assert_pool_clean(&s).await;
 }

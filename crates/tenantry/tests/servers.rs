@@ -261,7 +261,7 @@ async fn renaming_a_remote_tenant_renames_its_remote_schema() {
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
     support::rename_slug(&t.s.tenancy, "thor", "odin").await;
     assert_eq!(schemas(&t.remote).await, ["odin"]);
-    assert!(note_bodies(&t.s, "odin").await.is_empty());
+    assert!(note_bodies(&t.s.tenancy, "odin").await.is_empty());
 }
 
 #[tokio::test]
@@ -338,7 +338,7 @@ async fn a_database_tenant_on_another_server_gets_its_database_there() {
         })
         .await
         .unwrap();
-    assert_eq!(note_bodies(&t.s, "loki").await, ["remote"]);
+    assert_eq!(note_bodies(&t.s.tenancy, "loki").await, ["remote"]);
     t.s.tenancy.delete_tenant(&slug("loki")).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
         .bind(&database)

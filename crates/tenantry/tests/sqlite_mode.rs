@@ -1,51 +1,44 @@
 //! SQLite deployments, with no PostgreSQL anywhere: tenants as files under a data directory,
 //! their lifecycle and migrations, and attempts to break isolation through the HTTP layer.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AssertSqlSafe, SqlSafeStr};
+use sqlx::migrate::Migrator;
+use support::{add_note, call, identification, note_bodies, slug};
 use tempfile::TempDir;
 use tenantry::{
-    DatabaseBudget, Error, HostName, Identification, IsolationMode, MigrateOptions, Migrations,
-    NewTenant, Slug, Tenancy, TenancyLayer, TenantDb, TenantStatus, TenantUpdate, migrate_tenants,
+    DatabaseBudget, Error, HostName, IsolationMode, MigrateOptions, Migrations, NewTenant, Slug,
+    Tenancy, TenancyLayer, TenantDb, TenantStatus, TenantUpdate, migrate_tenants,
 };
-use tower::{Layer, ServiceExt};
-
-fn slug(s: &str) -> Slug {
-    Slug::parse(s).unwrap()
-}
+use tower::Layer;
 
 /// The SQLite notes set, then `more` as migration 2 when given.
 fn notes(more: Option<&'static str>) -> Migrations {
-    let mut all: Vec<Migration> = sqlx::migrate!("./tests/migrations/tenant-sqlite")
-        .iter()
-        .cloned()
-        .collect();
-    if let Some(sql) = more {
-        all.push(Migration::new(
-            2,
-            "v2".into(),
-            MigrationType::Simple,
-            AssertSqlSafe(sql).into_sql_str(),
-            false,
-        ));
-    }
-    let sqlite = Migrator::with_migrations(all);
+    let set = sqlx::migrate!("./tests/migrations/tenant-sqlite");
+    let sqlite = match more {
+        Some(sql) => support::then(set, sql),
+        None => set,
+    };
     Migrations::new(Migrator::DEFAULT, Migrator::DEFAULT)
         .and_then(|m| m.with_sqlite(sqlite))
         .unwrap()
 }
 
 async fn open(data: &Path, migrations: Migrations) -> Tenancy {
-    let identification = Identification::new(HostName::parse("app.test").unwrap());
-    Tenancy::open_sqlite(data, identification, migrations, DatabaseBudget::default())
-        .await
-        .unwrap()
+    Tenancy::open_sqlite(
+        data,
+        identification(),
+        migrations,
+        DatabaseBudget::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn create(tenancy: &Tenancy, name: &str) {
@@ -53,34 +46,6 @@ async fn create(tenancy: &Tenancy, name: &str) {
         .create_tenant(NewTenant::new(slug(name), IsolationMode::Database))
         .await
         .unwrap();
-}
-
-async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
-    tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<u64, Error> {
-            Ok(db
-                .query("INSERT INTO notes (body) VALUES ($1)")
-                .bind(body)
-                .execute()
-                .await?)
-        })
-        .await
-        .unwrap();
-}
-
-async fn note_bodies(tenancy: &Tenancy, tenant: &str) -> Vec<String> {
-    tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
-            Ok(db
-                .query("SELECT body FROM notes ORDER BY id")
-                .fetch_all::<(String,)>()
-                .await?
-                .into_iter()
-                .map(|(body,)| body)
-                .collect())
-        })
-        .await
-        .unwrap()
 }
 
 fn file(dir: &TempDir, stem: &str) -> std::path::PathBuf {
@@ -242,21 +207,6 @@ async fn first_note(mut db: TenantDb) -> String {
         .await
         .unwrap()
         .unwrap_or_default()
-}
-
-async fn call(app: &Router, method: &str, host: &str, path: &str) -> (StatusCode, String) {
-    let request = axum::extract::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test]

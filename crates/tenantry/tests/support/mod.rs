@@ -100,35 +100,40 @@ pub async fn call(app: &Router, method: &str, host: &str, path: &str) -> (Status
     (status, body)
 }
 
-pub async fn note_bodies(s: &Setup, tenant: &str) -> Vec<String> {
-    s.tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<Vec<String>, Error> {
-            Ok(sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
-                .fetch_all(db.postgres().unwrap())
+/// The tenant's notes, read in its context (on any engine).
+pub async fn note_bodies(tenancy: &Tenancy, tenant: &str) -> Vec<String> {
+    tenancy
+        .in_tenant(&slug(tenant), async |db| -> Result<Vec<(String,)>, Error> {
+            Ok(db
+                .query("SELECT body FROM notes ORDER BY id")
+                .fetch_all()
                 .await?)
         })
         .await
         .unwrap()
+        .into_iter()
+        .map(|(body,)| body)
+        .collect()
 }
 
-/// Adds a note in the tenant's context.
+/// Adds a note in the tenant's context (on any engine).
 pub async fn add_note(tenancy: &Tenancy, tenant: &str, body: &str) {
     tenancy
-        .in_tenant(&slug(tenant), async |db| -> Result<(), Error> {
-            sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .in_tenant(&slug(tenant), async |db| -> Result<u64, Error> {
+            Ok(db
+                .query("INSERT INTO notes (body) VALUES ($1)")
                 .bind(body)
-                .execute(db.postgres().unwrap())
-                .await?;
-            Ok(())
+                .execute()
+                .await?)
         })
         .await
         .unwrap();
 }
 
-/// The notes set with a second migration, version 2, running `sql`.
-pub fn notes_then(sql: &'static str) -> Migrations {
+/// `set` with a second migration, version 2, running `sql`.
+pub fn then(set: Migrator, sql: &'static str) -> Migrator {
     use sqlx::SqlSafeStr;
-    let mut all: Vec<sqlx::migrate::Migration> = notes().iter().cloned().collect();
+    let mut all: Vec<sqlx::migrate::Migration> = set.iter().cloned().collect();
     all.push(sqlx::migrate::Migration::new(
         2,
         "v2".into(),
@@ -136,7 +141,12 @@ pub fn notes_then(sql: &'static str) -> Migrations {
         sqlx::AssertSqlSafe(sql).into_sql_str(),
         false,
     ));
-    Migrations::new(Migrator::DEFAULT, Migrator::with_migrations(all)).unwrap()
+    Migrator::with_migrations(all)
+}
+
+/// The notes set with a second migration, version 2, running `sql`.
+pub fn notes_then(sql: &'static str) -> Migrations {
+    Migrations::new(Migrator::DEFAULT, then(notes(), sql)).unwrap()
 }
 
 /// Makes every later attempt to record a tenant's migration version in the catalog fail: a
