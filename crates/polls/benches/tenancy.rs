@@ -58,7 +58,9 @@ async fn run() {
     let direct = tenantry::connect_options(&url).unwrap();
     let pool = open_pool(direct.clone()).await;
     let migrations = startup::migrations();
-    tenantry::migrate_shared(&pool, &migrations).await.unwrap();
+    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+        .await
+        .unwrap();
     let settings = Settings {
         database_url: Some(url.clone()),
         data_dir: "unused-with-postgres".into(),
@@ -70,6 +72,8 @@ async fn run() {
         default_isolation: Some(IsolationMode::Schema),
         database_budget: BUDGET,
         tenant_pool_size: PER_TENANT,
+        app_role: tenantry::AppRole::default().name().into(),
+        app_role_password: None,
     };
     let identification = settings.identification().unwrap();
     let tenancy = Tenancy::connect_with(

@@ -54,16 +54,18 @@ pub fn new_token_key() -> String {
     hex::encode(rand::random::<[u8; 20]>())
 }
 
-/// The user's API token, created on first use and the same ever after.
+/// The user's API token, created on first use and the same ever after. The conflict names
+/// no columns: the unique keys differ by layout (shared-mode keys lead with the tenant).
 pub async fn token_for(db: &mut Db, user_id: i64) -> Result<String, sqlx::Error> {
-    db.query(
-        "INSERT INTO tokens (key, user_id) VALUES ($1, $2) \
-         ON CONFLICT (user_id) DO UPDATE SET key = tokens.key RETURNING key",
-    )
-    .bind(new_token_key())
-    .bind(user_id)
-    .fetch_scalar()
-    .await
+    db.query("INSERT INTO tokens (key, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(new_token_key())
+        .bind(user_id)
+        .execute()
+        .await?;
+    db.query("SELECT key FROM tokens WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_scalar()
+        .await
 }
 
 /// The user a request authenticates as, from its `Authorization: Token <key>` header.

@@ -68,9 +68,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenant = cli.targets.tenant;
             match &settings.database_url {
                 Some(url) => {
-                    let budget = settings.options().map_err(CliError::usage)?.budget;
+                    let options = settings.options().map_err(CliError::usage)?;
                     let pool = startup::connect(url, settings.pool_size).await?;
-                    let pools = Pools::new(pool, budget);
+                    let pools = Pools::new(pool, options.budget, options.role);
                     tenantry::cli::migrate(&pools, &migrations, &args, tenant).await
                 }
                 None => {
@@ -143,7 +143,7 @@ async fn create_superuser(
             let inserted = db
                 .query(
                     "INSERT INTO users (username, email, password_hash, is_superuser) \
-                     VALUES ($1, $2, $3, true) ON CONFLICT (username) DO NOTHING",
+                     VALUES ($1, $2, $3, true) ON CONFLICT DO NOTHING",
                 )
                 .bind(username)
                 .bind(email)

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tenantry::{DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions};
+use tenantry::{
+    AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions,
+};
 
 /// Where the app finds its database and how it recognises tenants.
 #[derive(Debug, Clone, Args)]
@@ -42,8 +44,8 @@ pub struct Settings {
     /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
     #[arg(long, env = "POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: u32,
-    /// Isolation of tenants created without `--isolation`: schema or database. The default
-    /// is schema on PostgreSQL and database (the only one) on SQLite.
+    /// Isolation of tenants created without `--isolation`: shared, schema or database. The
+    /// default is schema on PostgreSQL and database (the only one) on SQLite.
     #[arg(long, env = "DEFAULT_ISOLATION", global = true)]
     pub default_isolation: Option<IsolationMode>,
     /// Connections all database-mode tenants may hold together.
@@ -52,6 +54,14 @@ pub struct Settings {
     /// Connections one database-mode tenant may hold.
     #[arg(long, env = "TENANT_POOL_SIZE", default_value_t = 2, global = true)]
     pub tenant_pool_size: u32,
+    /// The PostgreSQL role request transactions run as: not a superuser, without BYPASSRLS,
+    /// owning no tables, so Row-Level Security holds it. `migrate` creates it if missing.
+    /// DATABASE_URL's role owns the tables and runs migrations.
+    #[arg(long, env = "APP_ROLE", default_value = "tenantry_app", global = true)]
+    pub app_role: String,
+    /// The app role's password, if the server asks for one; `migrate` sets it.
+    #[arg(long, env = "APP_ROLE_PASSWORD", global = true, hide_env_values = true)]
+    pub app_role_password: Option<String>,
 }
 
 impl Settings {
@@ -69,7 +79,10 @@ impl Settings {
                 ));
             }
         };
+        let role = AppRole::new(&self.app_role, self.app_role_password.clone())
+            .map_err(|e| format!("APP_ROLE: {e}"))?;
         Ok(TenancyOptions {
+            role,
             default_isolation,
             budget: DatabaseBudget {
                 connections: self.database_budget,

@@ -57,8 +57,8 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         Some(url) => {
             ensure_database(url).await?;
             let pool = startup::connect(url, settings.pool_size).await?;
-            let budget = settings.options().map_err(CliError::usage)?.budget;
-            let pools = Pools::new(pool, budget);
+            let options = settings.options().map_err(CliError::usage)?;
+            let pools = Pools::new(pool, options.budget, options.role);
             tenantry::cli::migrate(&pools, &migrations, &args, None).await?;
             println!("PostgreSQL: {}", redacted(url));
             startup::open(settings).await?
@@ -149,15 +149,18 @@ async fn seed(
     let hash = hash_password(PASSWORD);
     tenancy
         .in_tenant(slug, async |db| -> Result<String, CliError> {
+            db.query(
+                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(username)
+            .bind(format!("{username}@example.com"))
+            .bind(&hash)
+            .execute()
+            .await?;
             let user: i64 = db
-                .query(
-                    "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
-                     ON CONFLICT (username) DO UPDATE SET username = excluded.username \
-                     RETURNING id",
-                )
+                .query("SELECT id FROM users WHERE username = $1")
                 .bind(username)
-                .bind(format!("{username}@example.com"))
-                .bind(&hash)
                 .fetch_scalar()
                 .await?;
             let existing: i64 = db

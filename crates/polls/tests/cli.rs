@@ -236,7 +236,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     let run = expect(&db, &["migrate"], 0);
     assert!(
         run.stdout
-            .contains("thor: applied 2 migration(s) (none -> 2)\n"),
+            .contains("thor: applied 3 migration(s) (none -> 3)\n"),
         "{run}"
     );
     assert!(!run.stdout.contains("potter:"), "{run}");

@@ -32,7 +32,7 @@ const CHANNEL: &str = "tenantry_catalog";
 macro_rules! tenant_columns {
     () => {
         "t.id, t.slug, t.name, t.schema_name, t.isolation, t.status, t.settings, \
-         t.created_at, t.migration_version, t.server, t.database_name"
+         t.created_at, t.migration_version, t.server, t.database_name, t.moving"
     };
 }
 pub(crate) use tenant_columns;
@@ -64,6 +64,7 @@ pub(crate) struct TenantRow {
     migration_version: Option<i64>,
     server: Option<String>,
     database_name: Option<String>,
+    moving: bool,
     /// Present when the row was selected with [`select_tenants`].
     #[sqlx(default)]
     server_url: Option<String>,
@@ -102,12 +103,12 @@ impl TenantRow {
             (IsolationMode::Database, Some(name)) => {
                 Some(database(name).ok_or_else(|| corrupt("invalid database name"))?)
             }
-            (IsolationMode::Schema, None) => None,
+            (IsolationMode::Schema | IsolationMode::Shared, None) => None,
             _ => return Err(corrupt("database name does not match the isolation mode")),
         };
         Ok(Tenant {
             id: row.id,
-            begin_sql: tenant::begin_statement(row.id, &schema),
+            begin_sql: tenant::begin_statement(row.id, &schema, row.moving),
             slug,
             name: row.name,
             isolation,
@@ -121,6 +122,7 @@ impl TenantRow {
             settings: row.settings,
             created_at: row.created_at,
             migration_version: row.migration_version,
+            moving: row.moving,
         })
     }
 }

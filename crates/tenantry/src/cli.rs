@@ -84,7 +84,7 @@ pub async fn migrate(
     if pools.sqlite_home().is_some() {
         println!("shared: the SQLite catalog is migrated as it opens");
     } else {
-        let shared = migrate_shared(pools.catalog()?, migrations).await?;
+        let shared = migrate_shared(pools.catalog()?, migrations, pools.role()).await?;
         println!("shared: {} migration(s) applied", shared.count);
     }
     let options = MigrateOptions {

@@ -36,6 +36,10 @@ pub enum Error {
     Busy,
     #[error("the tenant catalog holds an invalid row: {0}")]
     CorruptCatalog(String),
+    #[error("tenant '{0}' is being moved; retry when the move has finished")]
+    Moving(String),
+    #[error("{0}")]
+    UnsafeRole(String),
     #[error("migration failed: {0}")]
     Migration(String),
     #[error("database error: {0}")]
@@ -54,11 +58,13 @@ impl Error {
             | Self::ExistsOutsideCatalog(_)
             | Self::PrimaryDomain(_)
             | Self::ServerExists(_)
-            | Self::ServerInUse(_) => 4,
+            | Self::ServerInUse(_)
+            | Self::Moving(_) => 4,
             Self::Unreachable(..)
             | Self::Incomplete(_)
             | Self::Busy
             | Self::CorruptCatalog(_)
+            | Self::UnsafeRole(_)
             | Self::Migration(_)
             | Self::Database(_) => 1,
         }
@@ -85,3 +91,4 @@ pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
 pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";
 pub(crate) const DUPLICATE_DATABASE: &str = "42P04";
+pub(crate) const DUPLICATE_OBJECT: &str = "42710";

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::identify::{Identified, request_host};
+use crate::pools::Access;
 use crate::rejection::TenancyRejection;
 use crate::scope::RequestScope;
 use crate::tenancy::Tenancy;
@@ -117,10 +118,17 @@ where
             if tenant.status == TenantStatus::Suspended {
                 return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
             }
+            if tenant.moving && !request.method().is_safe() {
+                return TenancyRejection::Moving(tenant.slug.to_string()).into_response();
+            }
             if let Some(uri) = uri {
                 *request.uri_mut() = uri;
             }
-            let pool = match tenancy.pools().for_placement(&tenant.placement).await {
+            let pool = match tenancy
+                .pools()
+                .for_placement(&tenant.placement, Access::Tenant)
+                .await
+            {
                 Ok(pool) => pool,
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };

@@ -21,7 +21,7 @@
 //! let options = tenantry::connect_options("postgres://localhost/app")?;
 //! let pool = sqlx::PgPool::connect_with(options).await?;
 //! let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
-//! tenantry::migrate_shared(&pool, &migrations).await?;
+//! tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default()).await?;
 //! let identification = Identification::new(HostName::parse("app.localhost")?);
 //! let tenancy = Tenancy::connect(pool, identification, migrations).await?;
 //!
@@ -45,6 +45,8 @@ mod migrate;
 pub mod platform_api;
 mod pools;
 mod rejection;
+mod role;
+mod rows;
 mod scope;
 mod servers;
 mod single_tenant;
@@ -69,8 +71,9 @@ pub use migrate::{
     Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
     migrate_shared, migrate_tenants,
 };
-pub use pools::{DatabaseBudget, PoolLease, Pools};
+pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
+pub use role::AppRole;
 pub use servers::{Server, ServerName, ServerUrl, Servers};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use slug::{DatabaseName, SchemaName, Slug, SlugError};

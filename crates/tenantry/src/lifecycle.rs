@@ -13,6 +13,7 @@ use crate::error::{
 };
 use crate::host::HostName;
 use crate::migrate::{Applied, Migrations, migrate_new_schema, record};
+use crate::rows;
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
@@ -137,6 +138,15 @@ impl Tenancy {
         let server = new.server;
         let id = Uuid::new_v4();
         let (database, schema) = match new.isolation {
+            IsolationMode::Shared if server.is_some() => {
+                return Err(Error::Invalid {
+                    field: "server",
+                    message: "shared-mode tenants live in the catalog's database; servers hold \
+                              schema and database tenants"
+                        .into(),
+                });
+            }
+            IsolationMode::Shared => (None, SchemaName::shared()),
             IsolationMode::Schema => (None, slug.schema_name()),
             IsolationMode::Database => (
                 Some(DatabaseName::for_tenant(&slug, id)),
@@ -145,6 +155,9 @@ impl Tenancy {
         };
         // Fails early, before any change, if the server is unknown.
         let tenant_pool = self.pools().for_server(server.as_ref()).await?;
+        if server.is_some() {
+            self.pools().role().ensure(&tenant_pool).await?;
+        }
         let mut tx = self.postgres()?.begin().await?;
         let row: TenantRow = sqlx::query_as(concat!(
             "INSERT INTO tenantry.tenants AS t \
@@ -170,11 +183,22 @@ impl Tenancy {
                 insert_domain(&mut tx, &tenant, domain.as_str(), false).await?;
             }
         }
-        if let Some(database) = &database {
+        if new.isolation == IsolationMode::Shared {
+            // Nothing to build: the tables exist, and Row-Level Security keeps the rows apart.
+            let applied = shared_schema_state(&mut tx, self.migrations()).await?;
+            record(&mut tx, &tenant, self.migrations(), &applied).await?;
+            tx.commit().await?;
+        } else if let Some(database) = &database {
             // Its own database, copied from the template; compensated like a remote schema.
             let catalog = self.postgres()?.connect_options();
-            let template =
-                ensure_template(&tenant_pool, &catalog, &tenant, self.migrations()).await?;
+            let template = ensure_template(
+                &tenant_pool,
+                &catalog,
+                &tenant,
+                self.migrations(),
+                self.pools().role(),
+            )
+            .await?;
             tenant_pool
                 .execute(AssertSqlSafe(format!(
                     "CREATE DATABASE {} TEMPLATE \"{template}\"",
@@ -200,14 +224,14 @@ impl Tenancy {
                 return Err(error);
             }
         } else if server.is_none() {
-            let applied = create_schema(&mut tx, &tenant, self.migrations()).await?;
+            let applied = self.create_schema(&mut tx, &tenant).await?;
             record(&mut tx, &tenant, self.migrations(), &applied).await?;
             tx.commit().await?;
         } else {
             // Two databases: the schema commits first; if the catalog then fails, the schema
             // is dropped again, so either both exist or neither does.
             let mut remote = tenant_pool.begin().await?;
-            let applied = create_schema(&mut remote, &tenant, self.migrations()).await?;
+            let applied = self.create_schema(&mut remote, &tenant).await?;
             remote.commit().await?;
             let recorded = async {
                 record(&mut tx, &tenant, self.migrations(), &applied).await?;
@@ -271,7 +295,7 @@ impl Tenancy {
             let new_primary = self.primary_domain(new);
             // A database-mode tenant's names inside its database do not follow the slug.
             let new_schema = match tenant.isolation {
-                IsolationMode::Database => tenant.placement.schema.clone(),
+                IsolationMode::Database | IsolationMode::Shared => tenant.placement.schema.clone(),
                 _ => new.schema_name(),
             };
             sqlx::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
@@ -361,6 +385,10 @@ impl Tenancy {
         .await?;
         let tenant = Tenant::try_from(row.ok_or_else(|| Error::TenantNotFound(slug.to_string()))?)?;
         match (&tenant.placement.database, &tenant.placement.server) {
+            _ if tenant.isolation == IsolationMode::Shared => {
+                rows::delete(&mut tx, &tenant.placement.schema, tenant.id).await?;
+                tx.commit().await?;
+            }
             (None, None) => {
                 tx.execute(drop_schema_sql(&tenant)).await?;
                 tx.commit().await?;
@@ -444,20 +472,57 @@ async fn insert_domain(
     Ok(())
 }
 
-/// Creates the tenant's schema on `conn` (in an open transaction) and applies the tenant
-/// migrations in it.
-async fn create_schema(
+impl Tenancy {
+    /// Creates the tenant's schema on `conn` (in an open transaction) and applies the tenant
+    /// migrations in it.
+    pub(crate) async fn create_schema(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &Tenant,
+    ) -> Result<Applied, Error> {
+        let schema = tenant.placement.schema.quoted();
+        conn.execute(AssertSqlSafe(format!(
+            "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+        )))
+        .await
+        .map_err(|e| conflict(e, &tenant.slug, |_| String::new()))?;
+        migrate_new_schema(conn, tenant, self.migrations(), self.pools().role()).await
+    }
+}
+
+/// What the shared-mode schema has applied; an error unless that is the whole tenant set
+/// (`migrate` brings it there).
+pub(crate) async fn shared_schema_state(
     conn: &mut PgConnection,
-    tenant: &Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    let schema = tenant.placement.schema.quoted();
-    conn.execute(AssertSqlSafe(format!(
-        "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
-    )))
-    .await
-    .map_err(|e| conflict(e, &tenant.slug, |_| String::new()))?;
-    migrate_new_schema(conn, tenant, migrations).await
+    // Checked first: a query on a missing table would abort the transaction.
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('tenantry_shared.tenantry_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    let ledger: Option<(i64, Option<i64>)> = match exists {
+        true => Some(
+            sqlx::query_as(
+                "SELECT count(*), max(version) FROM tenantry_shared.tenantry_migrations",
+            )
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        false => None,
+    };
+    let applied = template::applied(migrations);
+    match ledger {
+        Some((count, to))
+            if usize::try_from(count).ok() == Some(applied.count) && to == applied.to =>
+        {
+            Ok(applied)
+        }
+        _ => Err(Error::Migration(
+            "the shared-mode schema is not at the newest tenant migration; run migrate first"
+                .into(),
+        )),
+    }
 }
 
 fn drop_schema_sql(tenant: &Tenant) -> AssertSqlSafe<String> {

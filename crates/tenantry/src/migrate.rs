@@ -1,5 +1,11 @@
 //! Migrations: the *shared* set (the catalog, then the app's shared tables) and the *tenant*
-//! set (applied to every tenant schema).
+//! set (applied to every tenant schema, and once to the shared-mode schema).
+//!
+//! One definition of the tenant tables serves every layout: each table carries `tenant_id`
+//! and Row-Level Security, which a schema or database of one tenant does not need but does no
+//! harm to, and which the shared-mode schema cannot do without. After applying the set to a
+//! schema the runner checks that every table there is so protected, and grants the
+//! [`AppRole`] its use.
 //!
 //! Each target keeps its own ledger table and takes its own advisory lock, so tenants migrate
 //! concurrently. A tenant's pending migrations are applied in one transaction: it ends fully
@@ -17,7 +23,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
-use crate::pools::Pools;
+use crate::pools::{Access, Pools};
+use crate::role::AppRole;
 use crate::slug::{SchemaName, Slug};
 use crate::sqlite;
 use crate::tenant::Tenant;
@@ -262,8 +269,15 @@ pub(crate) fn pending<'m>(
 
 use sqlx::Executor as _;
 
-/// Applies the catalog's migrations, then the app's shared set.
-pub async fn migrate_shared(pool: &PgPool, migrations: &Migrations) -> Result<Applied, Error> {
+/// Applies the catalog's migrations, the app's shared set, then the tenant set to the
+/// shared-mode schema, recording every shared-mode tenant as migrated. Creates `role` first if
+/// it does not exist.
+pub async fn migrate_shared(
+    pool: &PgPool,
+    migrations: &Migrations,
+    role: &AppRole,
+) -> Result<Applied, Error> {
+    role.ensure(pool).await?;
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     // Serialize concurrent first runs before the schema exists.
@@ -280,11 +294,84 @@ pub async fn migrate_shared(pool: &PgPool, migrations: &Migrations) -> Result<Ap
     tx.execute("SET LOCAL search_path TO public").await?;
     let shared = apply_pending(&mut tx, &Ledger::shared(), &migrations.shared).await?;
     tx.commit().await?;
+
+    let mut tx = conn.begin().await?;
+    let schema = SchemaName::shared();
+    tx.execute(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}",
+        schema.quoted()
+    )))
+    .await?;
+    let tenants = migrate_schema(&mut tx, &schema, migrations, role).await?;
+    sqlx::query(
+        "UPDATE tenantry.tenants SET migration_version = $1, migration_fingerprint = $2, \
+         migrated_at = now() WHERE isolation = 'shared' \
+         AND migration_fingerprint IS DISTINCT FROM $2",
+    )
+    .bind(tenants.to)
+    .bind(&migrations.tenant_fingerprint)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(Applied {
         from: shared.from,
         to: shared.to,
-        count: catalog.count + shared.count,
+        count: catalog.count + shared.count + tenants.count,
     })
+}
+
+/// Applies the tenant set in the open transaction `conn`, whose `search_path` is `schema`,
+/// then checks that Row-Level Security guards every table and grants `role` their use.
+async fn migrate_schema(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    migrations: &Migrations,
+    role: &AppRole,
+) -> Result<Applied, Error> {
+    let applied = apply_pending(conn, &Ledger::tenant(schema), &migrations.tenant).await?;
+    check_guarded(conn, schema).await?;
+    role.grant(conn, schema).await?;
+    Ok(applied)
+}
+
+/// Fails unless every table in `schema` but the ledger has a `tenant_id uuid NOT NULL`
+/// column and Row-Level Security enabled, forced and with a policy.
+async fn check_guarded(conn: &mut PgConnection, schema: &SchemaName) -> Result<(), Error> {
+    let tables: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, \
+             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                 AND a.attname = 'tenant_id' AND a.atttypid = 'uuid'::regtype \
+                 AND a.attnotnull AND NOT a.attisdropped), \
+             c.relrowsecurity AND c.relforcerowsecurity, \
+             EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> 'tenantry_migrations' \
+         ORDER BY 1",
+    )
+    .bind(schema.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut faults = Vec::new();
+    for (table, tenant_id, forced, policy) in tables {
+        let missing: Vec<&str> = [
+            (!tenant_id).then_some("a tenant_id uuid NOT NULL column"),
+            (!forced).then_some("row-level security enabled and forced"),
+            (!policy).then_some("a policy"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !missing.is_empty() {
+            faults.push(format!("{table} lacks {}", missing.join(", ")));
+        }
+    }
+    if faults.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Migration(format!(
+        "every tenant table must keep tenants apart by itself: {}",
+        faults.join("; ")
+    )))
 }
 
 /// Applies the tenant set to a freshly created schema inside the creating transaction, whose
@@ -293,13 +380,9 @@ pub(crate) async fn migrate_new_schema(
     conn: &mut PgConnection,
     tenant: &Tenant,
     migrations: &Migrations,
+    role: &AppRole,
 ) -> Result<Applied, Error> {
-    apply_pending(
-        conn,
-        &Ledger::tenant(&tenant.placement.schema),
-        &migrations.tenant,
-    )
-    .await
+    migrate_schema(conn, &tenant.placement.schema, migrations, role).await
 }
 
 /// Records in the catalog that `tenant` is at the newest tenant migration.
@@ -446,7 +529,7 @@ async fn stale_tenants(
 ) -> Result<(Vec<Tenant>, i64), Error> {
     let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
         "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
-         AND ($3::text IS NULL OR t.slug = $3) ORDER BY t.slug"
+         AND ($3::text IS NULL OR t.slug = $3) AND t.isolation <> 'shared' ORDER BY t.slug"
     ))
     .bind(verify)
     .bind(&migrations.tenant_fingerprint)
@@ -454,8 +537,8 @@ async fn stale_tenants(
     .fetch_all(pool)
     .await?;
     let skipped_current: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tenantry.tenants \
-         WHERE migration_fingerprint = $1 AND NOT $2 AND ($3::text IS NULL OR slug = $3)",
+        "SELECT count(*) FROM tenantry.tenants WHERE ($3::text IS NULL OR slug = $3) \
+         AND (isolation = 'shared' OR (migration_fingerprint = $1 AND NOT $2))",
     )
     .bind(&migrations.tenant_fingerprint)
     .bind(verify)
@@ -477,7 +560,9 @@ async fn migrate_tenant(
     tenant: Tenant,
     migrations: &Migrations,
 ) -> Result<Applied, Error> {
-    let pool = pools.for_placement(&tenant.placement).await?;
+    let pool = pools
+        .for_placement(&tenant.placement, Access::Owner)
+        .await?;
     let mut tx = TenantTransaction::begin(&pool, Arc::new(tenant.clone())).await?;
     if let (Some(home), Some(conn)) = (pools.sqlite_home(), tx.sqlite()) {
         let (migrator, fingerprint) = migrations.sqlite_tenant()?;
@@ -489,12 +574,7 @@ async fn migrate_tenant(
     let Some(conn) = tx.postgres() else {
         return Err(Error::Migration("not a PostgreSQL tenant".into()));
     };
-    let applied = apply_pending(
-        conn,
-        &Ledger::tenant(&tenant.placement.schema),
-        &migrations.tenant,
-    )
-    .await?;
+    let applied = migrate_schema(conn, &tenant.placement.schema, migrations, pools.role()).await?;
     if tenant.placement.in_catalog_database() {
         record(conn, &tenant, migrations, &applied).await?;
         tx.commit().await?;

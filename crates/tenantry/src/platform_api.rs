@@ -61,11 +61,13 @@ impl From<Error> for ApiError {
             | Error::ExistsOutsideCatalog(_)
             | Error::PrimaryDomain(_)
             | Error::ServerExists(_)
-            | Error::ServerInUse(_) => detail(StatusCode::CONFLICT),
+            | Error::ServerInUse(_)
+            | Error::Moving(_) => detail(StatusCode::CONFLICT),
             Error::Unreachable(..) | Error::Busy => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Database(sqlx::Error::PoolTimedOut) => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Incomplete(_)
             | Error::CorruptCatalog(_)
+            | Error::UnsafeRole(_)
             | Error::Migration(_)
             | Error::Database(_) => {
                 tracing::error!(%error, "platform API failure");

@@ -5,6 +5,9 @@
 //! needs a pool and the budget is spent, the least recently used idle pool is closed first.
 //! When every pool is busy, the caller waits at most [`DatabaseBudget::wait`] and then gets
 //! [`Error::Busy`] (503 with `Retry-After` over HTTP).
+//!
+//! Every PostgreSQL pool exists per [`Access`]: tenant transactions connect as the
+//! [`AppRole`], which Row-Level Security holds; migrations and moves as the owning role.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +19,7 @@ use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
 use crate::db::{Db, Open};
 use crate::error::Error;
+use crate::role::AppRole;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
 use crate::sqlite::{SqliteHome, needs_postgres};
@@ -48,6 +52,15 @@ impl DatabaseBudget {
     fn pools(&self) -> usize {
         (self.connections / self.per_tenant.max(1)).max(1) as usize
     }
+}
+
+/// Which role a pool connects as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// The [`AppRole`]: tenant transactions, to which Row-Level Security applies.
+    Tenant,
+    /// The role of the configured URL, which owns the tables: migrations and moves.
+    Owner,
 }
 
 /// A PostgreSQL or SQLite pool.
@@ -133,9 +146,12 @@ impl TenantPool {
     }
 }
 
+/// A tenant database's pool: who it connects as, its server's URL, and its name.
+type DatabaseKey = (Access, String, DatabaseName);
+
 #[derive(Default)]
 struct DatabasePools {
-    open: HashMap<(String, DatabaseName), TenantPool>,
+    open: HashMap<DatabaseKey, TenantPool>,
     /// Pools being closed to make room; their connections still count.
     closing: usize,
 }
@@ -155,31 +171,35 @@ const SQLITE_KEY: &str = "sqlite:";
 #[derive(Clone)]
 pub struct Pools {
     home: Home,
+    role: AppRole,
     budget: DatabaseBudget,
-    by_url: Arc<RwLock<HashMap<String, PgPool>>>,
+    by_url: Arc<RwLock<HashMap<(Access, String), PgPool>>>,
     databases: Arc<Mutex<DatabasePools>>,
 }
 
 impl Pools {
-    /// Pools for the tenants registered in the catalog behind `catalog`.
-    pub fn new(catalog: PgPool, budget: DatabaseBudget) -> Self {
+    /// Pools for the tenants registered in the catalog behind `catalog` (a pool of the
+    /// owning role), whose transactions run as `role`.
+    pub fn new(catalog: PgPool, budget: DatabaseBudget, role: AppRole) -> Self {
         Self::at(
             Home::Postgres {
                 servers: Servers::new(catalog.clone()),
                 catalog,
             },
             budget,
+            role,
         )
     }
 
     /// Pools for the tenant files of a SQLite deployment.
     pub(crate) fn sqlite(home: SqliteHome, budget: DatabaseBudget) -> Self {
-        Self::at(Home::Sqlite(home), budget)
+        Self::at(Home::Sqlite(home), budget, AppRole::default())
     }
 
-    fn at(home: Home, budget: DatabaseBudget) -> Self {
+    fn at(home: Home, budget: DatabaseBudget, role: AppRole) -> Self {
         Self {
             home,
+            role,
             budget,
             by_url: Arc::default(),
             databases: Arc::default(),
@@ -211,6 +231,11 @@ impl Pools {
         }
     }
 
+    /// The role tenant transactions run as.
+    pub fn role(&self) -> &AppRole {
+        &self.role
+    }
+
     /// The budget database-mode tenants share.
     pub fn budget(&self) -> DatabaseBudget {
         self.budget
@@ -221,13 +246,17 @@ impl Pools {
         self.databases.lock().expect("database pools").open.len()
     }
 
-    /// The pool that reaches a tenant with this placement.
-    pub async fn for_placement(&self, placement: &Placement) -> Result<PoolLease, Error> {
+    /// The pool that reaches a tenant with this placement as `access` says.
+    pub async fn for_placement(
+        &self,
+        placement: &Placement,
+        access: Access,
+    ) -> Result<PoolLease, Error> {
         if let Home::Sqlite(home) = &self.home {
             let database = placement.database.as_ref().ok_or_else(|| {
                 Error::CorruptCatalog("a tenant of a SQLite deployment without a file".into())
             })?;
-            let key = (SQLITE_KEY.to_owned(), database.clone());
+            let key = (Access::Owner, SQLITE_KEY.to_owned(), database.clone());
             return self
                 .database_pool(key, || {
                     Ok(BackendPool::Sqlite(
@@ -241,15 +270,18 @@ impl Pools {
         }
         let url = self.server_url(placement).await?;
         match &placement.database {
-            None => Ok(PoolLease::from(self.server_pool(url.as_ref())?)),
+            None => Ok(PoolLease::from(self.server_pool(url.as_ref(), access)?)),
             Some(database) => {
-                self.database_pool(key(url.as_ref(), database), || {
+                self.database_pool(key(access, url.as_ref(), database), || {
                     Ok(BackendPool::Postgres(
                         PgPoolOptions::new()
                             .max_connections(self.budget.per_tenant)
                             .acquire_timeout(self.budget.wait)
                             .test_before_acquire(false)
-                            .connect_lazy_with(self.database_options(url.as_ref(), database)?),
+                            .connect_lazy_with(
+                                self.server_options(url.as_ref(), access)?
+                                    .database(database.as_str()),
+                            ),
                     ))
                 })
                 .await
@@ -257,48 +289,55 @@ impl Pools {
         }
     }
 
-    /// The pool of a registered server; the catalog's own for `None`.
+    /// The owning role's pool on a registered server; the catalog's own for `None`.
     pub async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
         match server {
             None => Ok(self.catalog()?.clone()),
-            Some(name) => self.server_pool(Some(&self.servers()?.url(name).await?)),
+            Some(name) => self.server_pool(Some(&self.servers()?.url(name).await?), Access::Owner),
         }
     }
 
-    fn server_pool(&self, url: Option<&ServerUrl>) -> Result<PgPool, Error> {
+    fn server_pool(&self, url: Option<&ServerUrl>, access: Access) -> Result<PgPool, Error> {
         let catalog = self.catalog()?;
-        let Some(url) = url else {
+        if url.is_none() && access == Access::Owner {
             return Ok(catalog.clone());
-        };
-        if let Some(pool) = self.by_url.read().expect("pool map").get(url.expose()) {
+        }
+        let key = (
+            access,
+            url.map_or_else(String::new, |u| u.expose().to_owned()),
+        );
+        if let Some(pool) = self.by_url.read().expect("pool map").get(&key) {
             return Ok(pool.clone());
         }
         let pool = catalog
             .options()
             .clone()
-            .connect_lazy_with(connect_options(url.expose())?);
+            .connect_lazy_with(self.server_options(url, access)?);
         let mut pools = self.by_url.write().expect("pool map");
-        Ok(pools.entry(url.expose().to_owned()).or_insert(pool).clone())
+        Ok(pools.entry(key).or_insert(pool).clone())
     }
 
-    /// The connect options of a database on a server (the catalog's server for `None`).
-    fn database_options(
+    /// The connect options of a server (the catalog's for `None`) as `access` says.
+    fn server_options(
         &self,
         url: Option<&ServerUrl>,
-        database: &DatabaseName,
+        access: Access,
     ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
-        let server = match url {
+        let owner = match url {
             Some(url) => connect_options(url.expose())?,
             None => self.catalog()?.connect_options().as_ref().clone(),
         };
-        Ok(server.database(database.as_str()))
+        Ok(match access {
+            Access::Owner => owner,
+            Access::Tenant => self.role.options(&owner),
+        })
     }
 
     /// The open pool under `key`, or a new one from `open` once the budget has room; `open`
     /// runs only then, so a request to an open pool does no setup work.
     async fn database_pool(
         &self,
-        key: (String, DatabaseName),
+        key: DatabaseKey,
         open: impl Fn() -> Result<BackendPool, Error>,
     ) -> Result<PoolLease, Error> {
         let deadline = Instant::now() + self.budget.wait;
@@ -336,22 +375,25 @@ impl Pools {
         }
     }
 
-    /// Closes a tenant database's pool, if open, so the database can be dropped.
+    /// Closes a tenant database's pools, if open, so the database can be dropped.
     pub(crate) async fn close_database(&self, placement: &Placement) -> Result<(), Error> {
         let Some(database) = &placement.database else {
             return Ok(());
         };
-        let key = match &self.home {
-            Home::Sqlite(_) => (SQLITE_KEY.to_owned(), database.clone()),
-            Home::Postgres { .. } => key(self.server_url(placement).await?.as_ref(), database),
+        let keys = match &self.home {
+            Home::Sqlite(_) => vec![(Access::Owner, SQLITE_KEY.to_owned(), database.clone())],
+            Home::Postgres { .. } => {
+                let url = self.server_url(placement).await?;
+                [Access::Tenant, Access::Owner]
+                    .map(|access| key(access, url.as_ref(), database))
+                    .into()
+            }
         };
-        let open = self
-            .databases
-            .lock()
-            .expect("database pools")
-            .open
-            .remove(&key);
-        if let Some(open) = open {
+        let open: Vec<TenantPool> = {
+            let mut pools = self.databases.lock().expect("database pools");
+            keys.iter().filter_map(|k| pools.open.remove(k)).collect()
+        };
+        for open in open {
             open.pool.close().await;
         }
         Ok(())
@@ -366,9 +408,10 @@ impl Pools {
     }
 }
 
-/// The key of a PostgreSQL tenant database's pool: its server's URL and its name.
-fn key(url: Option<&ServerUrl>, database: &DatabaseName) -> (String, DatabaseName) {
+/// The key of a PostgreSQL tenant database's pool.
+fn key(access: Access, url: Option<&ServerUrl>, database: &DatabaseName) -> DatabaseKey {
     (
+        access,
         url.map_or_else(String::new, |u| u.expose().to_owned()),
         database.clone(),
     )

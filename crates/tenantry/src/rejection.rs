@@ -25,6 +25,9 @@ pub enum TenancyRejection {
     /// 503: the database could not be reached in time; the client may retry.
     #[error("The database is busy; retry shortly.")]
     Unavailable,
+    /// 503: the tenant is being moved; reads are served, writes wait for the move.
+    #[error("Tenant '{0}' is being moved; writes resume when the move is done, retry shortly.")]
+    Moving(String),
     /// 500: a server-side failure, logged where it happened.
     #[error("{0}")]
     Internal(&'static str),
@@ -68,7 +71,7 @@ impl TenancyRejection {
             Self::InvalidHost(_) => StatusCode::BAD_REQUEST,
             Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Moving(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +81,7 @@ impl IntoResponse for TenancyRejection {
     fn into_response(self) -> Response {
         let mut response =
             (self.status(), Json(json!({ "detail": self.to_string() }))).into_response();
-        if matches!(self, Self::Unavailable) {
+        if matches!(self, Self::Unavailable | Self::Moving(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

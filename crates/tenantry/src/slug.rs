@@ -22,6 +22,9 @@ const RESERVED: &[&str] = &[
     "localhost",
 ];
 
+/// The shared-mode schema's name.
+const SHARED_SCHEMA: &str = "tenantry_shared";
+
 /// Why a slug was refused; the message is shown to users as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlugError {
@@ -62,7 +65,7 @@ impl Slug {
         if value.ends_with('-') {
             return Err(SlugError::TrailingHyphen);
         }
-        if RESERVED.contains(&value) || value.starts_with("pg-") {
+        if RESERVED.contains(&value) || value.starts_with("pg-") || value.starts_with("tenantry-") {
             return Err(SlugError::Reserved(value.to_owned()));
         }
         Ok(Self(value.to_owned()))
@@ -114,9 +117,18 @@ impl SchemaName {
 
     /// Checks a schema name read back from the catalog: it must be what some slug derives to.
     pub fn from_catalog(value: &str) -> Option<Self> {
+        if value == SHARED_SCHEMA {
+            return Some(Self::shared());
+        }
         let slug = Slug::parse(&value.replace('_', "-")).ok()?;
         let schema = slug.schema_name();
         (schema.0 == value).then_some(schema)
+    }
+
+    /// The schema of the catalog's database holding every shared-mode tenant's rows. No slug
+    /// derives to it: slugs starting `tenantry-` are reserved.
+    pub(crate) fn shared() -> Self {
+        Self(SHARED_SCHEMA.into())
     }
 
     /// The schema holding a database-mode tenant's tables inside its own database.
@@ -222,6 +234,10 @@ mod tests {
             ("public", SlugError::Reserved("public".into())),
             ("tenantry", SlugError::Reserved("tenantry".into())),
             ("pg-catalog", SlugError::Reserved("pg-catalog".into())),
+            (
+                "tenantry-shared",
+                SlugError::Reserved("tenantry-shared".into()),
+            ),
             ("www", SlugError::Reserved("www".into())),
         ];
         for (input, expected) in cases {
@@ -237,6 +253,10 @@ mod tests {
         assert_eq!(schema.as_str(), "potter_2");
         assert_eq!(schema.quoted(), "\"potter_2\"");
         assert_eq!(SchemaName::from_catalog("potter_2"), Some(schema));
+        assert_eq!(
+            SchemaName::from_catalog("tenantry_shared"),
+            Some(SchemaName::shared())
+        );
         for bad in ["public", "pg_catalog", "x\"y", "Potter", "a-b", ""] {
             assert_eq!(SchemaName::from_catalog(bad), None, "{bad:?}");
         }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::{Applied, Migrations, migrate_new_schema};
+use crate::role::AppRole;
 use crate::slug::SchemaName;
 use crate::tenant::Tenant;
 
@@ -36,6 +37,7 @@ pub(crate) async fn ensure_template(
     catalog: &PgConnectOptions,
     tenant: &Tenant,
     migrations: &Migrations,
+    role: &AppRole,
 ) -> Result<String, Error> {
     let family = family(catalog);
     let name = format!("{family}{}", &migrations.tenant_fingerprint()[..16]);
@@ -53,7 +55,13 @@ pub(crate) async fn ensure_template(
         .as_ref()
         .clone()
         .database(&building);
-    match build_and_publish(server, options, tenant, migrations, &building, &name).await {
+    role.ensure(server).await?;
+    let build = Build {
+        tenant,
+        migrations,
+        role,
+    };
+    match build_and_publish(server, options, build, &building, &name).await {
         Ok(()) => {}
         Err(error) => {
             drop_database(server, &building).await?;
@@ -73,11 +81,17 @@ async fn exists(server: &PgPool, name: &str) -> Result<bool, Error> {
     )
 }
 
+/// What a template is built with.
+struct Build<'a> {
+    tenant: &'a Tenant,
+    migrations: &'a Migrations,
+    role: &'a AppRole,
+}
+
 async fn build_and_publish(
     server: &PgPool,
     options: PgConnectOptions,
-    tenant: &Tenant,
-    migrations: &Migrations,
+    build: Build<'_>,
     building: &str,
     name: &str,
 ) -> Result<(), Error> {
@@ -88,7 +102,7 @@ async fn build_and_publish(
         "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
     )))
     .await?;
-    migrate_new_schema(&mut tx, tenant, migrations).await?;
+    migrate_new_schema(&mut tx, build.tenant, build.migrations, build.role).await?;
     tx.commit().await?;
     conn.close().await?;
     server

@@ -4,15 +4,16 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::catalog::TenantCatalog;
 use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
-use crate::pools::{DatabaseBudget, Pools};
+use crate::pools::{Access, DatabaseBudget, Pools};
+use crate::role::AppRole;
 use crate::servers::Servers;
 use crate::slug::Slug;
 use crate::sqlite::SqliteHome;
@@ -34,12 +35,14 @@ struct Inner {
 }
 
 /// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TenancyOptions {
     /// The isolation of tenants created without naming one.
     pub default_isolation: IsolationMode,
     /// The connections database-mode tenants share.
     pub budget: DatabaseBudget,
+    /// The role tenant transactions run as.
+    pub role: AppRole,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -50,7 +53,10 @@ pub struct Tenancy {
 
 impl Tenancy {
     /// Starts tenancy on `pool`, which must have been built with [`connect_options`] and whose
-    /// catalog must have been migrated ([`Tenancy::migrate`] or `migrate` on the CLI).
+    /// catalog must have been migrated ([`crate::migrate_shared`] or `migrate` on the CLI).
+    /// The pool's role owns the tables; tenant transactions run as the options' [`AppRole`],
+    /// and this refuses to start ([`Error::UnsafeRole`]) if Row-Level Security would not
+    /// hold that role.
     pub async fn connect(
         pool: PgPool,
         identification: Identification,
@@ -85,10 +91,11 @@ impl Tenancy {
                 "the tenant catalog does not exist yet; run the migrate command first".into(),
             ));
         }
+        check_role(&pool, &options.role).await?;
         let budget = within_server_limit(&pool, options.budget).await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pools: Pools::new(pool.clone(), budget),
+                pools: Pools::new(pool.clone(), budget, options.role),
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool).await?,
                 identification,
@@ -164,7 +171,10 @@ impl Tenancy {
             .by_slug(slug)
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
-        let pool = self.pools().for_placement(&tenant.placement).await?;
+        let pool = self
+            .pools()
+            .for_placement(&tenant.placement, Access::Tenant)
+            .await?;
         Ok(TenantTransaction::begin(&pool, tenant).await?)
     }
 
@@ -185,8 +195,24 @@ impl Tenancy {
     }
 }
 
-/// The budget, lowered if the server could not hold it next to the catalog pool: connections
-/// the server allows, less those reserved for superusers and those the catalog pool may open.
+/// Connects as `role` and refuses it if Row-Level Security would not hold it.
+async fn check_role(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
+    let options = role.options(&pool.connect_options());
+    let mut conn = PgConnection::connect_with(&options).await.map_err(|e| {
+        Error::UnsafeRole(format!(
+            "cannot connect as role '{}', which tenant transactions run as ({e}); the migrate \
+             command creates it",
+            role.name()
+        ))
+    })?;
+    let checked = role.check(&mut conn).await;
+    conn.close().await?;
+    checked
+}
+
+/// The budget, lowered if the server could not hold it next to the catalog pools: connections
+/// the server allows, less those reserved for superusers and those the catalog's owner and
+/// app pools may open.
 async fn within_server_limit(
     pool: &PgPool,
     budget: DatabaseBudget,
@@ -199,7 +225,7 @@ async fn within_server_limit(
     let parse = |v: &str| v.parse::<u32>().unwrap_or(0);
     let room = parse(&max)
         .saturating_sub(parse(&reserved))
-        .saturating_sub(pool.options().get_max_connections());
+        .saturating_sub(2 * pool.options().get_max_connections());
     if budget.connections <= room {
         return Ok(budget);
     }

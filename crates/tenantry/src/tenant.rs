@@ -21,6 +21,8 @@ pub enum IsolationMode {
     Schema,
     /// A PostgreSQL database of the tenant's own.
     Database,
+    /// Rows in tables shared with other tenants, kept apart by Row-Level Security.
+    Shared,
 }
 
 impl IsolationMode {
@@ -29,6 +31,7 @@ impl IsolationMode {
         match self {
             Self::Schema => "schema",
             Self::Database => "database",
+            Self::Shared => "shared",
         }
     }
 
@@ -36,6 +39,7 @@ impl IsolationMode {
         match value {
             "schema" => Some(Self::Schema),
             "database" => Some(Self::Database),
+            "shared" => Some(Self::Shared),
             _ => None,
         }
     }
@@ -46,7 +50,7 @@ impl std::str::FromStr for IsolationMode {
 
     fn from_str(value: &str) -> Result<Self, String> {
         Self::from_catalog(value).ok_or_else(|| {
-            format!("unknown isolation mode '{value}' (expected schema or database)")
+            format!("unknown isolation mode '{value}' (expected shared, schema or database)")
         })
     }
 }
@@ -115,6 +119,8 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     /// Highest tenant migration applied, as recorded by the last migration run.
     pub migration_version: Option<i64>,
+    /// Being moved to another placement: reads are served, writes refused.
+    pub moving: bool,
     #[serde(skip)]
     pub(crate) begin_sql: Arc<str>,
 }
@@ -128,10 +134,16 @@ impl Tenant {
 }
 
 /// Builds [`Tenant::begin_statement`]; the schema name is validated and the id is a UUID, so
-/// nothing in it comes from a request.
-pub(crate) fn begin_statement(id: Uuid, schema: &SchemaName) -> Arc<str> {
+/// nothing in it comes from a request. A tenant being moved gets read-only transactions: a
+/// write then would be left behind on the old placement.
+pub(crate) fn begin_statement(id: Uuid, schema: &SchemaName, moving: bool) -> Arc<str> {
+    let read_only = if moving {
+        "; SET LOCAL transaction_read_only = on"
+    } else {
+        ""
+    };
     format!(
-        "BEGIN; SET LOCAL search_path TO {}; SET LOCAL app.tenant_id = '{id}'",
+        "BEGIN; SET LOCAL search_path TO {}; SET LOCAL app.tenant_id = '{id}'{read_only}",
         schema.quoted()
     )
     .into()

@@ -42,6 +42,7 @@ async fn five_hundred_database_tenants_stay_within_the_connection_budget() {
         TenancyOptions {
             default_isolation: IsolationMode::Database,
             budget,
+            ..TenancyOptions::default()
         },
     )
     .await

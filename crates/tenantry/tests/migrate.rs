@@ -45,7 +45,10 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
     for name in ["alpha", "bravo", "charlie", "delta", "echo"] {
         s.create(name).await;
     }
-    sqlx::raw_sql("INSERT INTO charlie.notes (body) VALUES ('')")
+    sqlx::raw_sql(
+        "INSERT INTO charlie.notes (tenant_id, body) \
+         SELECT id, '' FROM tenantry.tenants WHERE slug = 'charlie'",
+    )
         .execute(&s.pool)
         .await
         .unwrap();
@@ -184,11 +187,11 @@ async fn shared_migrations_run_once_in_public_and_rerun_as_nothing() {
         "CREATE TABLE plans (id int PRIMARY KEY)",
     )]);
     let migrations = Migrations::new(shared, notes()).unwrap();
-    let first = tenantry::migrate_shared(&s.pool, &migrations)
+    let first = tenantry::migrate_shared(&s.pool, &migrations, &tenantry::AppRole::default())
         .await
         .unwrap();
     assert_eq!(first.count, 1);
-    let again = tenantry::migrate_shared(&s.pool, &migrations)
+    let again = tenantry::migrate_shared(&s.pool, &migrations, &tenantry::AppRole::default())
         .await
         .unwrap();
     assert_eq!(again.count, 0);

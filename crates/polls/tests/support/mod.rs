@@ -89,6 +89,8 @@ fn settings_without_database() -> Settings {
         default_isolation: None,
         database_budget: 20,
         tenant_pool_size: 2,
+        app_role: tenantry::AppRole::default().name().into(),
+        app_role_password: None,
     }
 }
 
@@ -105,7 +107,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
             let settings = settings(&db);
             let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
             let pool = startup::connect(url, settings.pool_size).await.unwrap();
-            tenantry::migrate_shared(&pool, &startup::migrations())
+            tenantry::migrate_shared(&pool, &startup::migrations(), &tenantry::AppRole::default())
                 .await
                 .unwrap();
             let isolation = match mode {

@@ -39,7 +39,9 @@ pub async fn setup(size: u32) -> Setup {
     let db = TestDatabase::create().await;
     let pool = db.pool(size).await;
     let migrations = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
-    tenantry::migrate_shared(&pool, &migrations).await.unwrap();
+    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+        .await
+        .unwrap();
     let tenancy = Tenancy::connect(pool.clone(), identification(), migrations)
         .await
         .unwrap();
@@ -58,7 +60,8 @@ impl Setup {
     pub async fn schemas(&self) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
-             AND nspname NOT IN ('public', 'information_schema', 'tenantry') ORDER BY 1",
+             AND nspname NOT IN ('public', 'information_schema', 'tenantry', 'tenantry_shared') \
+             ORDER BY 1",
         )
         .fetch_all(&self.pool)
         .await

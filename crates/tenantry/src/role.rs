@@ -1,0 +1,179 @@
+//! [`AppRole`]: the PostgreSQL role tenant transactions run as.
+//!
+//! Row-Level Security keeps shared-mode tenants apart only for a role it applies to: not a
+//! superuser, not one with `BYPASSRLS`, and not the tables' owner (who could switch it off).
+//! So tenant transactions run as a role of their own, and migrations and the tenant lifecycle
+//! run as the role of the configured URL, which owns the tables. [`AppRole::ensure`] creates
+//! the role and [`AppRole::grant`] lets it read and write a tenant schema's tables, never the
+//! migration ledger.
+
+use std::fmt;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
+
+use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
+use crate::slug::SchemaName;
+
+/// The role tenant transactions run as, with its password if the server asks for one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppRole {
+    name: String,
+    password: Option<String>,
+}
+
+impl fmt::Debug for AppRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppRole")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Default for AppRole {
+    /// `tenantry_app`, without a password (for servers that trust local connections).
+    fn default() -> Self {
+        Self {
+            name: "tenantry_app".into(),
+            password: None,
+        }
+    }
+}
+
+impl AppRole {
+    /// A role named `name` (`^[a-z_][a-z0-9_]{0,62}$`), with `password` if given.
+    pub fn new(name: &str, password: Option<String>) -> Result<Self, Error> {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && name.len() <= 63
+            && !name.starts_with("pg_");
+        if !valid {
+            return Err(Error::Invalid {
+                field: "role",
+                message: format!(
+                    "'{name}' is not a role name tenantry uses (lower-case letters, digits and \
+                     '_', at most 63, not starting with pg_)"
+                ),
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            password,
+        })
+    }
+
+    /// The role's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `options` (the owner's) with this role's credentials instead.
+    pub(crate) fn options(&self, options: &PgConnectOptions) -> PgConnectOptions {
+        let options = options.clone().username(&self.name);
+        match &self.password {
+            Some(password) => options.password(password),
+            None => options,
+        }
+    }
+
+    fn quoted(&self) -> String {
+        format!("\"{}\"", self.name)
+    }
+
+    /// Creates the role on `server` if it does not exist (and sets its password if one is
+    /// configured): it may log in and nothing more.
+    pub async fn ensure(&self, server: &PgPool) -> Result<(), Error> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&self.name)
+                .fetch_one(server)
+                .await?;
+        if !exists {
+            let created = server
+                .execute(AssertSqlSafe(format!(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+                    self.quoted()
+                )))
+                .await;
+            match created {
+                Ok(_) => {}
+                // Another process created it at the same moment.
+                Err(e)
+                    if matches!(
+                        sqlstate(&e).as_deref(),
+                        Some(DUPLICATE_OBJECT | UNIQUE_VIOLATION)
+                    ) => {}
+                Err(e) => {
+                    return Err(Error::Migration(format!(
+                        "could not create role {} for tenant transactions ({e}); create it \
+                         yourself: CREATE ROLE {} LOGIN",
+                        self.name,
+                        self.quoted()
+                    )));
+                }
+            }
+        }
+        if let Some(password) = &self.password {
+            // The server quotes the literal itself.
+            let statement: String = sqlx::query_scalar(
+                "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+            )
+            .bind(&self.name)
+            .bind(password)
+            .fetch_one(server)
+            .await?;
+            server.execute(AssertSqlSafe(statement)).await?;
+        }
+        Ok(())
+    }
+
+    /// Lets the role use the tables and sequences of `schema`, except the migration ledger.
+    pub(crate) async fn grant(
+        &self,
+        conn: &mut PgConnection,
+        schema: &SchemaName,
+    ) -> Result<(), Error> {
+        let (schema, role) = (schema.quoted(), self.quoted());
+        conn.execute(AssertSqlSafe(format!(
+            "GRANT USAGE ON SCHEMA {schema} TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}; \
+             REVOKE ALL ON {schema}.tenantry_migrations FROM {role}"
+        )))
+        .await?;
+        Ok(())
+    }
+
+    /// Refuses a role Row-Level Security would not hold: run on a connection of this role.
+    pub(crate) async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
+            "SELECT r.rolsuper, r.rolbypassrls, EXISTS ( \
+                 SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND pg_has_role(current_user, c.relowner, 'MEMBER')) \
+             FROM pg_roles r WHERE r.rolname = current_user",
+        )
+        .bind(SchemaName::shared().as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let why = if superuser {
+            "is a superuser"
+        } else if bypass {
+            "has BYPASSRLS"
+        } else if owns {
+            "owns the shared tenant tables"
+        } else {
+            return Ok(());
+        };
+        Err(Error::UnsafeRole(format!(
+            "tenant transactions would run as role '{}', which {why}, so Row-Level Security \
+             could not keep shared tenants apart; configure a role without SUPERUSER or \
+             BYPASSRLS that owns no tables (the migrate command creates '{}' when it can)",
+            self.name,
+            AppRole::default().name
+        )))
+    }
+}
