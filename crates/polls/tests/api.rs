@@ -421,16 +421,31 @@ async fn book_flow(app: &TestApp, host: &str, label: &str) {
 async fn the_book_flow_works_in_each_tenant(mode: Mode) {
     let app = spawn_app_in(mode).await;
     book_flow(&app, THOR, "thor").await;
-    book_flow(&app, POTTER, "potter").await;
+    // The flow expects each tenant's ids to start at 1. Shared-mode tenants draw from one
+    // sequence per table, so their second tenant starts elsewhere; it gets its own app, and
+    // `the_same_ids_hold_different_data_in_each_tenant` checks two shared tenants side by side.
+    let second;
+    let potter_app = match mode {
+        Mode::Shared => {
+            second = spawn_app_in(mode).await;
+            &second
+        }
+        _ => &app,
+    };
+    book_flow(potter_app, POTTER, "potter").await;
 
     // Each tenant ends with its own poll 2 and nothing of the other's.
     let thor = app.user(THOR, "carol").await;
-    let potter = app.user(POTTER, "carol").await;
+    let potter = potter_app.user(POTTER, "carol").await;
     assert_eq!(questions(&app, THOR, &thor).await, ["thor: tea or coffee?"]);
     assert_eq!(
-        questions(&app, POTTER, &potter).await,
+        questions(potter_app, POTTER, &potter).await,
         ["potter: tea or coffee?"]
     );
+    if matches!(mode, Mode::Shared) {
+        let potter = app.user(POTTER, "dan").await;
+        assert!(questions(&app, POTTER, &potter).await.is_empty());
+    }
 }
 
 async fn non_creators_may_update_a_poll_as_in_the_book(mode: Mode) {
@@ -455,16 +470,30 @@ async fn non_creators_may_update_a_poll_as_in_the_book(mode: Mode) {
 
 async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
     let app = spawn_app_in(mode).await;
+    // Shared-mode tenants draw ids from one sequence per table; every other layout has its
+    // own, so there both tenants start at 1. Either way each tenant sees only its own rows.
+    let same_ids = !matches!(mode, Mode::Shared);
+    let ids = |thor: &Value, potter: &Value| {
+        if same_ids {
+            assert_eq!(thor, potter, "each tenant numbers its own rows");
+        } else {
+            assert_ne!(thor, potter, "shared-mode tenants share the sequences");
+        }
+    };
     // The same username in both tenants, with different passwords: separate users.
-    assert_reply(
-        &register(&app, THOR, "alice", "thor-pass").await,
-        StatusCode::CREATED,
-        json!({ "id": 1, "username": "alice", "email": "alice@example.com" }),
-    );
-    assert_reply(
-        &register(&app, POTTER, "alice", "potter-pass").await,
-        StatusCode::CREATED,
-        json!({ "id": 1, "username": "alice", "email": "alice@example.com" }),
+    let thor_alice = register(&app, THOR, "alice", "thor-pass").await;
+    let potter_alice = register(&app, POTTER, "alice", "potter-pass").await;
+    for (alice, reply) in [(&thor_alice, &thor_alice), (&potter_alice, &potter_alice)] {
+        assert_reply(
+            reply,
+            StatusCode::CREATED,
+            json!({ "id": alice.body["id"], "username": "alice", "email": "alice@example.com" }),
+        );
+    }
+    ids(&thor_alice.body["id"], &potter_alice.body["id"]);
+    let (thor_user, potter_user) = (
+        thor_alice.body["id"].clone(),
+        potter_alice.body["id"].clone(),
     );
     assert_reply(
         &login(&app, POTTER, "alice", "thor-pass").await,
@@ -514,15 +543,15 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
         invalid.clone(),
     );
 
-    // Poll 1 and choice 1 exist in both, each with its own data.
+    // A poll, a choice and a vote in each, each with its own data.
     let thor_poll = create_poll(&app, THOR, &thor, "Thor's hammer?").await;
     let potter_poll = create_poll(&app, POTTER, &potter, "Potter's wand?").await;
-    assert_eq!(thor_poll["id"], 1);
-    assert_eq!(potter_poll["id"], 1);
+    ids(&thor_poll["id"], &potter_poll["id"]);
+    let (tp, pp) = (&thor_poll["id"], &potter_poll["id"]);
     let thor_choice = post(
         &app,
         THOR,
-        "/polls/1/choices/",
+        &format!("/polls/{tp}/choices/"),
         &thor,
         json!({ "choice_text": "Mjolnir" }),
     )
@@ -530,54 +559,87 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
     let potter_choice = post(
         &app,
         POTTER,
-        "/polls/1/choices/",
+        &format!("/polls/{pp}/choices/"),
         &potter,
         json!({ "choice_text": "Holly" }),
     )
     .await;
+    let (tc, pc) = (&thor_choice.body["id"], &potter_choice.body["id"]);
+    ids(tc, pc);
     assert_reply(
         &thor_choice,
         StatusCode::CREATED,
-        json!({ "id": 1, "votes": [], "choice_text": "Mjolnir", "poll": 1 }),
+        json!({ "id": tc, "votes": [], "choice_text": "Mjolnir", "poll": tp }),
     );
     assert_reply(
         &potter_choice,
         StatusCode::CREATED,
-        json!({ "id": 1, "votes": [], "choice_text": "Holly", "poll": 1 }),
+        json!({ "id": pc, "votes": [], "choice_text": "Holly", "poll": pp }),
     );
-    let thor_vote = post(&app, THOR, "/polls/1/choices/1/vote/", &thor, json!({})).await;
+    let thor_vote = post(
+        &app,
+        THOR,
+        &format!("/polls/{tp}/choices/{tc}/vote/"),
+        &thor,
+        json!({}),
+    )
+    .await;
+    let tv = &thor_vote.body["id"];
     assert_reply(
         &thor_vote,
         StatusCode::CREATED,
-        json!({ "id": 1, "choice": 1, "poll": 1, "voted_by": 1 }),
+        json!({ "id": tv, "choice": tc, "poll": tp, "voted_by": thor_user }),
     );
-    // A vote in thor does not count as a vote in potter's poll 1.
-    let potter_vote = post(&app, POTTER, "/polls/1/choices/1/vote/", &potter, json!({})).await;
+    // A vote in thor does not count as a vote in potter's poll.
+    let potter_vote = post(
+        &app,
+        POTTER,
+        &format!("/polls/{pp}/choices/{pc}/vote/"),
+        &potter,
+        json!({}),
+    )
+    .await;
+    let pv = &potter_vote.body["id"];
+    ids(tv, pv);
     assert_reply(
         &potter_vote,
         StatusCode::CREATED,
-        json!({ "id": 1, "choice": 1, "poll": 1, "voted_by": 1 }),
+        json!({ "id": pv, "choice": pc, "poll": pp, "voted_by": potter_user }),
     );
-    let thor_detail = get(&app, THOR, "/polls/1/", &thor).await;
+    let thor_detail = get(&app, THOR, &format!("/polls/{tp}/"), &thor).await;
     assert_reply(
         &thor_detail,
         StatusCode::OK,
         json!({
-            "id": 1, "question": "Thor's hammer?", "pub_date": thor_poll["pub_date"],
-            "created_by": 1, "choices": [{ "id": 1, "choice_text": "Mjolnir", "poll": 1,
-            "votes": [{ "id": 1, "choice": 1, "poll": 1, "voted_by": 1 }] }],
+            "id": tp, "question": "Thor's hammer?", "pub_date": thor_poll["pub_date"],
+            "created_by": thor_user, "choices": [{ "id": tc, "choice_text": "Mjolnir",
+            "poll": tp, "votes": [{ "id": tv, "choice": tc, "poll": tp, "voted_by": thor_user }] }],
         }),
     );
-    let potter_detail = get(&app, POTTER, "/polls/1/", &potter).await;
+    let potter_detail = get(&app, POTTER, &format!("/polls/{pp}/"), &potter).await;
     assert_reply(
         &potter_detail,
         StatusCode::OK,
         json!({
-            "id": 1, "question": "Potter's wand?", "pub_date": potter_poll["pub_date"],
-            "created_by": 1, "choices": [{ "id": 1, "choice_text": "Holly", "poll": 1,
-            "votes": [{ "id": 1, "choice": 1, "poll": 1, "voted_by": 1 }] }],
+            "id": pp, "question": "Potter's wand?", "pub_date": potter_poll["pub_date"],
+            "created_by": potter_user, "choices": [{ "id": pc, "choice_text": "Holly",
+            "poll": pp, "votes": [{ "id": pv, "choice": pc, "poll": pp,
+            "voted_by": potter_user }] }],
         }),
     );
+    if !same_ids {
+        // Each tenant's ids are unknown in the other, whatever the route.
+        for (host, token, poll, choice) in [(POTTER, &potter, tp, tc), (THOR, &thor, pp, pc)] {
+            assert_reply(
+                &get(&app, host, &format!("/polls/{poll}/"), token).await,
+                StatusCode::NOT_FOUND,
+                json!({ "detail": "Not found." }),
+            );
+            let vote = format!("/polls/{poll}/choices/{choice}/vote/");
+            let reply = post(&app, host, &vote, token, json!({})).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+        }
+    }
 
     // Writes in one tenant never show in the other: thor writes 4 more polls, potter 1.
     for n in 2..=5 {
@@ -592,16 +654,23 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
         questions(&app, POTTER, &potter).await,
         ["Potter's wand?", "Potter 2?"]
     );
-    // Thor's poll 5 does not exist in potter, whatever the verb.
+    // Thor's newest poll does not exist in potter, whatever the verb.
+    let thor_last = create_poll(&app, THOR, &thor, "Thor 6?").await["id"].clone();
     let not_found = json!({ "detail": "Not found." });
     assert_reply(
-        &get(&app, POTTER, "/polls/5/", &potter).await,
+        &get(&app, POTTER, &format!("/polls/{thor_last}/"), &potter).await,
         StatusCode::NOT_FOUND,
         not_found.clone(),
     );
     assert_reply(
-        &app.request(Method::DELETE, POTTER, "/polls/5/", Some(&potter), None)
-            .await,
+        &app.request(
+            Method::DELETE,
+            POTTER,
+            &format!("/polls/{thor_last}/"),
+            Some(&potter),
+            None,
+        )
+        .await,
         StatusCode::NOT_FOUND,
         not_found.clone(),
     );
@@ -609,7 +678,7 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
         &app.request(
             Method::PUT,
             POTTER,
-            "/polls/5/",
+            &format!("/polls/{thor_last}/"),
             Some(&potter),
             Some(json!({ "question": "Mine?" })),
         )
@@ -621,7 +690,7 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
         &post(
             &app,
             POTTER,
-            "/polls/5/choices/",
+            &format!("/polls/{thor_last}/choices/"),
             &potter,
             json!({ "choice_text": "x" }),
         )
@@ -635,7 +704,7 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
         StatusCode::NOT_FOUND,
         not_found.clone(),
     );
-    assert_eq!(questions(&app, THOR, &thor).await.len(), 5);
+    assert_eq!(questions(&app, THOR, &thor).await.len(), 6);
     assert_eq!(questions(&app, POTTER, &potter).await.len(), 2);
 
     // A user registered in only one tenant does not exist in the other.
@@ -1377,6 +1446,12 @@ macro_rules! in_every_mode {
             $(#[tokio::test]
             async fn $test() {
                 super::$test(super::Mode::Schema).await
+            })*
+        }
+        mod shared_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::Shared).await
             })*
         }
         mod database_tenants {

@@ -49,9 +49,9 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
         "INSERT INTO charlie.notes (tenant_id, body) \
          SELECT id, '' FROM tenantry.tenants WHERE slug = 'charlie'",
     )
-        .execute(&s.pool)
-        .await
-        .unwrap();
+    .execute(&s.pool)
+    .await
+    .unwrap();
     let v2 = with_v2();
 
     let started = std::sync::Mutex::new(0);

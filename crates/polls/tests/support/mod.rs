@@ -32,6 +32,8 @@ enum Store {
 pub enum Mode {
     /// Schema tenants in a PostgreSQL catalog.
     Schema,
+    /// Shared-mode tenants: rows side by side, kept apart by Row-Level Security.
+    Shared,
     /// PostgreSQL database tenants.
     Database,
     /// SQLite file tenants of a SQLite deployment, with no PostgreSQL anywhere.
@@ -102,7 +104,7 @@ pub async fn spawn_app() -> TestApp {
 /// The app with tenants `thor` and `potter` of this kind, serving on a random port.
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let (isolation, settings, store) = match mode {
-        Mode::Schema | Mode::Database => {
+        Mode::Schema | Mode::Shared | Mode::Database => {
             let db = TestDatabase::create().await;
             let settings = settings(&db);
             let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
@@ -112,6 +114,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
                 .unwrap();
             let isolation = match mode {
                 Mode::Schema => tenantry::IsolationMode::Schema,
+                Mode::Shared => tenantry::IsolationMode::Shared,
                 _ => tenantry::IsolationMode::Database,
             };
             (isolation, settings, Store::Postgres(Box::new(db)))
