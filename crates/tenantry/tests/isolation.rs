@@ -1,12 +1,14 @@
-//! Attempts to break schema isolation through the HTTP layer: panics, cancelled requests,
+//! Attempts to break isolation through the HTTP layer: panics, cancelled requests,
 //! rolled-back savepoints, hostile hosts, and many concurrent requests for different tenants
-//! on a pool smaller than the number of tenants.
+//! on a pool smaller than the number of tenants. The attacks on transactions run against
+//! schema tenants and against shared-mode tenants, whose rows share tables.
 
 mod support;
 
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -14,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{Setup, call, note_bodies, setup, slug, whoami};
-use tenantry::{MountPath, Tenancy, TenancyLayer, TenantDb};
+use tenantry::{Access, IsolationMode, MountPath, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
@@ -42,17 +44,31 @@ async fn write_then_fail(mut db: TenantDb) -> impl IntoResponse {
     (StatusCode::BAD_REQUEST, "no")
 }
 
-/// Switches schema inside a savepoint, rolls the savepoint back, and reports where it is.
-async fn savepoint_escape(mut db: TenantDb) -> Json<Value> {
-    sqlx::raw_sql("SAVEPOINT s; SET LOCAL search_path TO potter; SET LOCAL app.tenant_id = 'x'; ROLLBACK TO SAVEPOINT s")
-        .execute(db.postgres().unwrap())
+/// Switches schema and tenant (to `other`'s id) inside a savepoint, rolls the savepoint
+/// back, and reports where it is.
+async fn savepoint_escape(
+    tenant: tenantry::Tenant,
+    Path(other): Path<uuid::Uuid>,
+    mut db: TenantDb,
+) -> Json<Value> {
+    let conn = db.postgres().unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SAVEPOINT s; SET LOCAL search_path TO potter; \
+         SET LOCAL app.tenant_id = '{other}'; ROLLBACK TO SAVEPOINT s"
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let (schema, setting): (String, String) =
+        sqlx::query_as("SELECT current_schema()::text, current_setting('app.tenant_id')")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+        .fetch_all(&mut *conn)
         .await
         .unwrap();
-    let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
-        .fetch_one(db.postgres().unwrap())
-        .await
-        .unwrap();
-    Json(json!({ "schema": schema }))
+    Json(json!({ "schema": schema, "setting": setting, "id": tenant.id, "notes": notes }))
 }
 
 async fn mount(MountPath(mount): MountPath) -> String {
@@ -65,20 +81,37 @@ fn app(tenancy: Tenancy) -> Router {
         .route("/panic", post(write_then_panic))
         .route("/hang", post(write_then_hang))
         .route("/fail", post(write_then_fail))
-        .route("/savepoint", get(savepoint_escape))
+        .route("/savepoint/{other}", get(savepoint_escape))
         .route("/mount", get(mount));
     let public = Router::new().route("/health", get(|| async { "ok" }));
     Router::new().fallback_service(TenancyLayer::new(tenancy).public(public).layer(routes))
 }
 
-/// Every connection the pool hands out afterwards is clean: idle, no tenant settings.
+/// Every connection the app role's pool (which requests use) hands out afterwards is clean:
+/// idle, no tenant settings.
 async fn assert_pool_clean(s: &Setup) {
-    for _ in 0..s.pool.size() {
+    let thor = s.tenancy.catalog().by_slug(&slug("thor")).await.unwrap();
+    let placement = match thor {
+        Some(thor) => thor.placement.clone(),
+        None => {
+            let any = s.tenancy.catalog().list().await.unwrap();
+            any.into_iter().next().expect("a tenant").tenant.placement
+        }
+    };
+    let lease = s
+        .tenancy
+        .pools()
+        .for_placement(&placement, Access::Tenant)
+        .await
+        .unwrap();
+    let pool = lease.postgres().unwrap();
+    assert!(pool.size() > 0, "requests used the app role's pool");
+    for _ in 0..pool.size() {
         let (path, setting, schemas): (String, Option<String>, i32) = sqlx::query_as(
             "SELECT current_setting('search_path'), current_setting('app.tenant_id', true), \
              cardinality(current_schemas(false))",
         )
-        .fetch_one(&s.pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         assert_eq!(schemas, 0, "search_path {path:?} leaked");
@@ -89,10 +122,10 @@ async fn assert_pool_clean(s: &Setup) {
     }
 }
 
-async fn two_tenants(size: u32) -> (Setup, Router) {
+async fn two_tenants(size: u32, isolation: IsolationMode) -> (Setup, Router) {
     let s = setup(size).await;
-    s.create("thor").await;
-    s.create("potter").await;
+    s.create_in("thor", isolation).await;
+    s.create_in("potter", isolation).await;
     for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
         support::add_note(&s.tenancy, tenant, body).await;
     }
@@ -102,7 +135,7 @@ async fn two_tenants(size: u32) -> (Setup, Router) {
 
 #[tokio::test]
 async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
-    let (s, _) = two_tenants(2).await;
+    let (s, _) = two_tenants(2, IsolationMode::Schema).await;
     let error = sqlx::query("SELECT * FROM notes")
         .fetch_all(&s.pool)
         .await
@@ -120,7 +153,7 @@ async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
 
 #[tokio::test]
 async fn each_host_reaches_only_its_own_tenant() {
-    let (s, app) = two_tenants(2).await;
+    let (s, app) = two_tenants(2, IsolationMode::Schema).await;
     let (status, thor) = call(&app, "GET", "thor.app.test", "/whoami").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(thor["schema"], "thor");
@@ -146,7 +179,7 @@ async fn each_host_reaches_only_its_own_tenant() {
 
 #[tokio::test]
 async fn hostile_and_unknown_hosts_get_clean_json_errors() {
-    let (_s, app) = two_tenants(2).await;
+    let (_s, app) = two_tenants(2, IsolationMode::Schema).await;
     let long_label = format!("{}.app.test", "a".repeat(300));
     let cases: Vec<(&str, &str, StatusCode)> = vec![
         ("nobody.app.test", "/whoami", StatusCode::NOT_FOUND),
@@ -201,7 +234,7 @@ async fn hostile_and_unknown_hosts_get_clean_json_errors() {
 
 #[tokio::test]
 async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
-    let (s, app) = two_tenants(2).await;
+    let (s, app) = two_tenants(2, IsolationMode::Schema).await;
     s.tenancy
         .update_tenant(
             &slug("thor"),
@@ -223,9 +256,8 @@ async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean() {
-    let (s, app) = two_tenants(1).await;
+async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean(isolation: IsolationMode) {
+    let (s, app) = two_tenants(1, isolation).await;
     for _ in 0..3 {
         let (status, body) = call(&app, "POST", "thor.app.test", "/panic").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -237,9 +269,8 @@ async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean() {
     assert_eq!(potter["notes"], json!(["potter's note"]));
 }
 
-#[tokio::test]
-async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean() {
-    let (s, app) = two_tenants(1).await;
+async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean(isolation: IsolationMode) {
+    let (s, app) = two_tenants(1, isolation).await;
     for _ in 0..3 {
         let request = Request::builder()
             .method("POST")
@@ -253,36 +284,47 @@ async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean() {
     }
     // With a pool of one, potter's request needs the very connection thor's request held.
     let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
-    assert_eq!(potter["schema"], "potter");
+    assert_eq!(potter["schema"], schema_of("potter", isolation));
     assert_eq!(potter["notes"], json!(["potter's note"]));
     assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
-#[tokio::test]
-async fn an_error_response_rolls_back_and_a_success_commits() {
-    let (s, app) = two_tenants(1).await;
+async fn an_error_response_rolls_back_and_a_success_commits(isolation: IsolationMode) {
+    let (s, app) = two_tenants(1, isolation).await;
     let (status, _) = call(&app, "POST", "thor.app.test", "/fail").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
-#[tokio::test]
-async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant() {
-    let (s, app) = two_tenants(1).await;
-    let (status, body) = call(&app, "GET", "thor.app.test", "/savepoint").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["schema"], "thor");
+async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant(
+    isolation: IsolationMode,
+) {
+    let (s, app) = two_tenants(1, isolation).await;
+    let potter = s
+        .tenancy
+        .catalog()
+        .by_slug(&slug("potter"))
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/savepoint/{}", potter.id);
+    let (status, body) = call(&app, "GET", "thor.app.test", &path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["schema"], schema_of("thor", isolation));
+    assert_eq!(body["setting"], body["id"]);
+    assert_eq!(body["notes"], json!(["thor's note"]));
     assert_pool_clean(&s).await;
 }
 
-#[tokio::test]
-async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix() {
+async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix(
+    isolation: IsolationMode,
+) {
     let s = setup(3).await;
     let names = ["t-one", "t-two", "t-three", "t-four", "t-five", "t-six"];
     for name in names {
-        s.create(name).await;
+        s.create_in(name, isolation).await;
         support::add_note(&s.tenancy, name, name).await;
     }
     let app = app(s.tenancy.clone());
@@ -320,7 +362,7 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
         if let Some((name, (status, body))) = result.unwrap() {
             assert_eq!(status, StatusCode::OK, "{name}: {body}");
             assert_eq!(body["slug"], name);
-            assert_eq!(body["schema"], name.replace('-', "_"));
+            assert_eq!(body["schema"], schema_of(name, isolation));
             assert_eq!(body["setting"], body["id"]);
             assert_eq!(
                 body["notes"],
@@ -336,3 +378,37 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
     }
     assert_pool_clean(&s).await;
 }
+
+/// The schema a request of tenant `slug` runs in.
+fn schema_of(slug: &str, isolation: IsolationMode) -> String {
+    match isolation {
+        IsolationMode::Shared => "tenantry_shared".into(),
+        _ => slug.replace('-', "_"),
+    }
+}
+
+/// Runs each attack above on schema tenants and on shared-mode tenants.
+macro_rules! in_both_layouts {
+    ($($test:ident),* $(,)?) => {
+        mod schema_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(tenantry::IsolationMode::Schema).await
+            })*
+        }
+        mod shared_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(tenantry::IsolationMode::Shared).await
+            })*
+        }
+    };
+}
+
+in_both_layouts!(
+    a_panicking_handler_writes_nothing_and_leaves_the_pool_clean,
+    a_cancelled_request_writes_nothing_and_leaves_the_pool_clean,
+    an_error_response_rolls_back_and_a_success_commits,
+    a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant,
+    many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix,
+);

@@ -50,8 +50,12 @@ pub async fn setup(size: u32) -> Setup {
 
 impl Setup {
     pub async fn create(&self, s: &str) {
+        self.create_in(s, tenantry::IsolationMode::Schema).await;
+    }
+
+    pub async fn create_in(&self, s: &str, isolation: tenantry::IsolationMode) {
         self.tenancy
-            .create_tenant(NewTenant::new(slug(s), tenantry::IsolationMode::Schema))
+            .create_tenant(NewTenant::new(slug(s), isolation))
             .await
             .unwrap();
     }
