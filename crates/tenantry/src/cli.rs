@@ -15,6 +15,7 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
+use crate::moving::{MoveTarget, TenantExport};
 use crate::pools::Pools;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
@@ -196,6 +197,33 @@ pub enum TenantsCommand {
     Suspend { slug: Slug },
     /// Serve a suspended tenant again.
     Resume { slug: Slug },
+    /// Move the tenant to another isolation mode or server, copying its rows. Reads go on
+    /// during the move; writes get 503 until it is done.
+    Move {
+        slug: Slug,
+        /// `shared`, `schema` or `database`.
+        #[arg(long)]
+        to: IsolationMode,
+        /// A registered server for schema or database isolation.
+        #[arg(long)]
+        server: Option<ServerName>,
+    },
+    /// Write the tenant (catalog entry and rows) to a JSON file.
+    Export {
+        slug: Slug,
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Create a tenant from an export file.
+    Import {
+        file: std::path::PathBuf,
+        /// Import under this slug instead of the exported one (custom domains are left out).
+        #[arg(long = "slug")]
+        new_slug: Option<Slug>,
+        /// The isolation of the new tenant; the exported tenant's when absent.
+        #[arg(long)]
+        isolation: Option<IsolationMode>,
+    },
     /// Drop the tenant's schema and all its data.
     Delete {
         slug: Slug,
@@ -277,6 +305,42 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             set_status(tenancy, &slug, TenantStatus::Suspended).await?
         }
         TenantsCommand::Resume { slug } => set_status(tenancy, &slug, TenantStatus::Active).await?,
+        TenantsCommand::Move { slug, to, server } => {
+            let started = Instant::now();
+            let target = MoveTarget {
+                isolation: to,
+                server,
+            };
+            let moved = tenancy.move_tenant(&slug, target).await?;
+            println!("moved tenant '{slug}' in {:.1?}", started.elapsed());
+            print_details(&moved);
+        }
+        TenantsCommand::Export { slug, output } => {
+            let export = tenancy.export_tenant(&slug).await?;
+            let rows: usize = export.tables.iter().map(|t| t.rows.len()).sum();
+            let json = serde_json::to_vec_pretty(&export)
+                .map_err(|e| CliError::failed(format!("cannot encode the export: {e}")))?;
+            std::fs::write(&output, json)
+                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+            println!(
+                "exported tenant '{slug}' ({rows} rows) to {}",
+                output.display()
+            );
+        }
+        TenantsCommand::Import {
+            file,
+            new_slug,
+            isolation,
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+            let export: TenantExport = serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::usage(format!("{} is not a tenant export: {e}", file.display()))
+            })?;
+            let imported = tenancy.import_tenant(export, new_slug, isolation).await?;
+            println!("imported tenant '{}'", imported.tenant.slug);
+            print_details(&imported);
+        }
         TenantsCommand::Delete { slug, yes } => {
             if !yes {
                 return Err(CliError::usage(format!(

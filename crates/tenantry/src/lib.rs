@@ -42,6 +42,7 @@ mod identify;
 mod layer;
 mod lifecycle;
 mod migrate;
+mod moving;
 pub mod platform_api;
 mod pools;
 mod rejection;
@@ -71,9 +72,11 @@ pub use migrate::{
     Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
     migrate_shared, migrate_tenants,
 };
+pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveFault, MoveTarget, TenantExport};
 pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
 pub use role::AppRole;
+pub use rows::TableRows;
 pub use servers::{Server, ServerName, ServerUrl, Servers};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use slug::{DatabaseName, SchemaName, Slug, SlugError};

@@ -17,7 +17,9 @@ use crate::slug::SchemaName;
 /// The rows of one table, without their `tenant_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableRows {
+    /// The table's name.
     pub table: String,
+    /// One JSON object per row, keyed by column.
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
