@@ -947,3 +947,90 @@ async fn output_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "== thor ==\n");
 }
+
+#[tokio::test]
+async fn tenants_move_export_and_import_from_the_command_line() {
+    let db = migrated().await;
+    expect(
+        &db,
+        &["tenants", "create", "loki", "--isolation", "shared"],
+        0,
+    );
+    let run = polls(
+        &db,
+        &[
+            "--tenant",
+            "loki",
+            "createsuperuser",
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("pw-123\n"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let users = |slug: &str| {
+        let sql = expect(
+            &db,
+            &[
+                "--tenant",
+                slug,
+                "sql",
+                "SELECT username, current_schema() FROM users",
+            ],
+            0,
+        );
+        table_rows(&sql.stdout)[1..]
+            .iter()
+            .map(|row| row.iter().map(|cell| cell.to_string()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(users("loki"), [vec!["admin", "tenantry_shared"]]);
+    let moved = expect(&db, &["tenants", "move", "loki", "--to", "database"], 0);
+    assert!(moved.stdout.contains("isolation: database"), "{moved}");
+    assert_eq!(users("loki"), [vec!["admin", "tenant"]]);
+    expect(&db, &["tenants", "move", "loki", "--to", "cluster"], 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("loki.json");
+    let file = file.to_str().unwrap();
+    let exported = expect(&db, &["tenants", "export", "loki", "--output", file], 0);
+    assert!(exported.stdout.contains("(1 rows)"), "{exported}");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.contains("\"format\": \"tenantry-tenant-export\""),
+        "{text}"
+    );
+    expect(
+        &db,
+        &[
+            "tenants",
+            "import",
+            file,
+            "--slug",
+            "thor",
+            "--isolation",
+            "schema",
+        ],
+        0,
+    );
+    assert_eq!(users("thor"), [vec!["admin", "thor"]]);
+    expect(&db, &["tenants", "import", file, "--slug", "thor"], 4);
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"format\": 1}").unwrap();
+    let refused = expect(
+        &db,
+        &[
+            "tenants",
+            "import",
+            broken.to_str().unwrap(),
+            "--slug",
+            "odin",
+        ],
+        2,
+    );
+    assert!(
+        refused.stderr.contains("is not a tenant export"),
+        "{refused}"
+    );
+}
