@@ -2,11 +2,13 @@
 //!
 //! On a fresh database it measures, in one run so the figures compare as ratios:
 //! - GET /polls/ (10 polls x 4 choices) requests/s with tenancy off (one fixed schema, plain
-//!   BEGIN), and for schema-mode and database-mode tenants, one and in rotation;
+//!   BEGIN), and for shared-, schema- and database-mode tenants, one and in rotation;
 //! - PostgreSQL round trips per request, counted by a proxy between app and server;
 //! - tenant provisioning p50/p90 over 100 tenants, in each mode;
 //! - `polls migrate` with nothing pending over the schema tenants, with and without `--verify`;
-//! - the connections open while 1,000 tenants of each mode are served.
+//! - the connections open while 1,000 tenants of each mode are served;
+//! - the memory (resident set) of a `polls serve` process before and after it has served
+//!   one request to each of 1,000 tenants of one mode, per mode.
 //!
 //! It prints a Markdown report for BENCHMARKS.md.
 
@@ -86,12 +88,14 @@ async fn run() {
     .unwrap();
 
     eprintln!(
-        "seeding {ROTATION} schema and {ROTATION} database tenants, 10 polls x 4 choices ..."
+        "seeding {ROTATION} shared, schema and database tenants each, 10 polls x 4 choices ..."
     );
+    let mut shared_tenants = Vec::new();
     let mut schema_tenants = Vec::new();
     let mut database_tenants = Vec::new();
     for i in 0..ROTATION {
         for (prefix, mode, list) in [
+            ("shtenant", IsolationMode::Shared, &mut shared_tenants),
             ("tenant", IsolationMode::Schema, &mut schema_tenants),
             ("dbtenant", IsolationMode::Database, &mut database_tenants),
         ] {
@@ -121,11 +125,17 @@ async fn run() {
     let baseline_pool = open_pool(fixed.clone()).await;
     let baseline_addr = serve(baseline(baseline_pool.clone())).await;
     let fitting = (BUDGET / PER_TENANT) as usize;
-    let scenarios: [(&str, SocketAddr, &[TenantToken]); 6] = [
+    let scenarios: [(&str, SocketAddr, &[TenantToken]); 8] = [
         (
             "tenancy off (baseline)",
             baseline_addr,
             &schema_tenants[..1],
+        ),
+        ("shared mode, 1 tenant", tenancy_addr, &shared_tenants[..1]),
+        (
+            "shared mode, 50 tenants in rotation",
+            tenancy_addr,
+            &shared_tenants[..],
         ),
         ("schema mode, 1 tenant", tenancy_addr, &schema_tenants[..1]),
         (
@@ -205,6 +215,7 @@ async fn run() {
     .unwrap();
     let mut provisioning = Vec::new();
     for (label, tenancy, mode) in [
+        ("shared", &tenancy, IsolationMode::Shared),
         ("schema", &tenancy, IsolationMode::Schema),
         ("PostgreSQL database", &tenancy, IsolationMode::Database),
         ("SQLite database", &sqlite, IsolationMode::Database),
@@ -229,8 +240,8 @@ async fn run() {
         )
         .await;
     }
-    let migrate = migrate_run(&url, &[], 1000 + ROTATION + 100);
-    let verify = migrate_run(&url, &["--verify"], 1000 + ROTATION + 100);
+    let migrate = migrate_run(&url, &[], 1000 + 2 * (ROTATION + 100));
+    let verify = migrate_run(&url, &["--verify"], 1000 + 2 * (ROTATION + 100));
 
     eprintln!("creating database tenants up to 1,000, then one request to each of 2,000 ...");
     for i in 0..(1000 - ROTATION - 100) {
@@ -239,6 +250,20 @@ async fn run() {
     }
     let schema_peak = active(&tenancy, tenancy_addr, IsolationMode::Schema).await;
     let database_peak = active(&tenancy, tenancy_addr, IsolationMode::Database).await;
+
+    eprintln!("creating shared tenants up to 1,000, then a server per mode serving 1,000 ...");
+    for i in 0..(1000 - ROTATION - 100) {
+        let slug = Slug::parse(&format!("moresh-{i}")).unwrap();
+        create(&tenancy, &slug, IsolationMode::Shared).await;
+    }
+    let mut memory = Vec::new();
+    for mode in [
+        IsolationMode::Shared,
+        IsolationMode::Schema,
+        IsolationMode::Database,
+    ] {
+        memory.push((mode, server_memory(&tenancy, &url, mode).await));
+    }
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let base = medians[0];
@@ -261,11 +286,11 @@ async fn run() {
         );
     }
     println!(
-        "| `polls migrate`, nothing pending, 1,150 tenants (1,000 schema, 150 database) | {:.0} ms |",
+        "| `polls migrate`, nothing pending, 1,300 tenants (1,000 schema, 150 database, 150 shared) | {:.0} ms |",
         ms(migrate)
     );
     println!(
-        "| `polls migrate --verify`, 1,150 tenants (1,000 schema, 150 database) | {:.0} ms |",
+        "| `polls migrate --verify`, 1,300 tenants (1,000 schema, 150 database, 150 shared) | {:.0} ms |",
         ms(verify)
     );
     println!(
@@ -274,22 +299,84 @@ async fn run() {
     println!(
         "| connections open (peak), 1,000 database tenants served | {database_peak} (budget {BUDGET}) |"
     );
+    for (mode, (idle, served)) in &memory {
+        println!(
+            "| `polls serve` resident memory, {} mode: started / after serving 1,000 tenants | {:.1} / {:.1} MiB |",
+            mode.as_str(),
+            *idle as f64 / 1024.0,
+            *served as f64 / 1024.0
+        );
+    }
+}
+
+/// Starts `polls serve` on the benchmark's database, reads its resident memory (KiB), sends
+/// one request to each tenant of `mode` and reads it again.
+async fn server_memory(tenancy: &Tenancy, url: &str, mode: IsolationMode) -> (u64, u64) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("BASE_DOMAIN", BASE)
+        .env("POOL_SIZE", "16")
+        .env("DATABASE_BUDGET", BUDGET.to_string())
+        .env("TENANT_POOL_SIZE", PER_TENANT.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        let health = client
+            .get(format!("http://{addr}/health"))
+            .header("host", BASE)
+            .send()
+            .await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "polls serve did not come up");
+    let idle = resident_kib(server.id());
+    let served = active_on(tenancy, addr, mode).await;
+    let after = resident_kib(server.id());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(served >= 1000, "{served} {mode:?} tenants served");
+    (idle, after)
+}
+
+/// A process's resident set size in KiB, from `/proc/<pid>/status`.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
 }
 
 /// One request to each tenant of a mode, 32 at a time, while sampling the connections that
 /// serve them; returns the peak. Database tenants: the server's count of connections to
 /// their databases. Schema tenants share the catalog database with the benchmark's other
-/// pools, so there the shared pool's own size is sampled.
+/// pools, so there the size of the pool their requests use (the app role's) is sampled.
 async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64 {
-    let tenants: Vec<Slug> = tenancy
-        .catalog()
-        .list()
+    let some = tenancy.catalog().list().await.unwrap();
+    let some = some.iter().find(|d| d.tenant.isolation == mode).unwrap();
+    let lease = tenancy
+        .pools()
+        .for_placement(&some.tenant.placement, tenantry::Access::Tenant)
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.tenant.isolation == mode)
-        .map(|d| d.tenant.slug)
-        .collect();
+        .unwrap();
+    let requests_pool = lease.postgres().unwrap().clone();
     let databases: Vec<String> = sqlx::query_scalar(
         "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL",
     )
@@ -299,6 +386,7 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let (pool, done) = (tenancy.postgres().unwrap().clone(), done.clone());
+        let requests_pool = requests_pool.clone();
         tokio::spawn(async move {
             let mut peak = 0;
             while !done.load(Ordering::Acquire) {
@@ -310,7 +398,7 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
                     .fetch_one(&pool)
                     .await
                     .unwrap(),
-                    _ => i64::from(pool.size()),
+                    _ => i64::from(requests_pool.size()),
                 };
                 peak = peak.max(open);
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -318,6 +406,24 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
             peak
         })
     };
+    active_on(tenancy, addr, mode).await;
+    done.store(true, Ordering::Release);
+    sampler.await.unwrap()
+}
+
+/// One request to each tenant of `mode` at the server on `addr`, 32 at a time; returns how
+/// many tenants were served.
+async fn active_on(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> usize {
+    let tenants: Vec<Slug> = tenancy
+        .catalog()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.tenant.isolation == mode)
+        .map(|d| d.tenant.slug)
+        .collect();
+    let served = tenants.len();
     let client = reqwest::Client::new();
     futures::stream::iter(tenants)
         .map(|slug| {
@@ -339,8 +445,7 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
         .buffer_unordered(CLIENTS)
         .collect::<Vec<()>>()
         .await;
-    done.store(true, Ordering::Release);
-    sampler.await.unwrap()
+    served
 }
 
 async fn open_pool(options: PgConnectOptions) -> PgPool {
