@@ -55,7 +55,14 @@ pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
     Ok(match &settings.database_url {
         Some(url) => {
             let pool = connect(url, settings.pool_size).await?;
-            Tenancy::connect_with(pool, identification, migrations, options).await?
+            Tenancy::connect_with(pool, identification, migrations, options)
+                .await
+                .map_err(|e| match e {
+                    tenantry::Error::UnsafeRole(message) => CliError::failed(format!(
+                        "{message} (APP_ROLE and APP_ROLE_PASSWORD name it)"
+                    )),
+                    other => other.into(),
+                })?
         }
         None => {
             Tenancy::open_sqlite(
