@@ -462,18 +462,19 @@ async fn create(tenancy: &Tenancy, slug: &Slug, isolation: IsolationMode) {
         .unwrap();
 }
 
-/// One user with a token, and 10 polls of 4 choices; returns the token.
+/// One user with a token, and 10 polls of 4 choices; returns the token. Ids are read back,
+/// since shared-mode tenants draw them from sequences they share.
 async fn seed(tenancy: &Tenancy, slug: &Slug) -> String {
     let key = polls::auth::new_token_key();
     tenancy
         .in_tenant(slug, async |db| -> Result<(), Error> {
             db.execute_script(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO users (username, password_hash) VALUES ('bench', 'x');
-                 INSERT INTO tokens (key, user_id) VALUES ('{key}', 1);
+                 INSERT INTO tokens (key, user_id) SELECT '{key}', id FROM users;
                  INSERT INTO polls (question, created_by, pub_date)
-                     SELECT 'Question ' || i, 1, now() FROM generate_series(1, 10) i;
+                     SELECT 'Question ' || i, u.id, now() FROM generate_series(1, 10) i, users u;
                  INSERT INTO choices (poll_id, choice_text)
-                     SELECT p, 'Choice ' || c FROM generate_series(1, 10) p, generate_series(1, 4) c;"
+                     SELECT p.id, 'Choice ' || c FROM polls p, generate_series(1, 4) c;"
             )))
             .await?;
             Ok(())
