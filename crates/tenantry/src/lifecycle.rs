@@ -399,17 +399,13 @@ impl Tenancy {
                 let server = self.pools().for_server(server.as_ref()).await?;
                 tx.commit().await?;
                 self.catalog().invalidate();
-                match database {
-                    Some(database) => {
-                        self.pools().close_database(&tenant.placement).await?;
-                        drop_database(&server, database.as_str())
-                            .await
-                            .map_err(|e| leftover(slug, &format!("database \"{database}\""), e))?;
-                    }
-                    None => drop_schema(&server, &tenant).await.map_err(|e| {
-                        leftover(slug, &format!("schema \"{}\"", tenant.placement.schema), e)
-                    })?,
-                }
+                let what = match database {
+                    Some(database) => format!("database \"{database}\""),
+                    None => format!("schema \"{}\"", tenant.placement.schema),
+                };
+                self.drop_placement(&server, &tenant)
+                    .await
+                    .map_err(|e| leftover(slug, &what, e))?;
             }
         }
         self.catalog().invalidate();
@@ -473,6 +469,22 @@ async fn insert_domain(
 }
 
 impl Tenancy {
+    /// Drops a placement's own database (closing its pools) or its schema on `server`; a
+    /// shared-mode tenant's rows are deleted with `rows::delete` instead.
+    pub(crate) async fn drop_placement(
+        &self,
+        server: &PgPool,
+        tenant: &Tenant,
+    ) -> Result<(), Error> {
+        match &tenant.placement.database {
+            Some(database) => {
+                self.pools().close_database(&tenant.placement).await?;
+                drop_database(server, database.as_str()).await
+            }
+            None => drop_schema(server, tenant).await,
+        }
+    }
+
     /// Creates the tenant's schema on `conn` (in an open transaction) and applies the tenant
     /// migrations in it.
     pub(crate) async fn create_schema(

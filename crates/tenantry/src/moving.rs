@@ -22,12 +22,12 @@ use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::lifecycle::{NewTenant, TenantUpdate, shared_schema_state};
 use crate::migrate::Migrations;
-use crate::pools::Access;
+use crate::pools::{Access, PoolLease};
 use crate::rows::{self, TableRows};
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
-use crate::template::{drop_database, ensure_template};
+use crate::template::ensure_template;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
@@ -168,14 +168,8 @@ impl Tenancy {
         to: &MoveTarget,
         fault: Option<MoveFault>,
     ) -> Result<Placement, Error> {
-        let source_pool = self
-            .pools()
-            .for_placement(&tenant.placement, Access::Owner)
-            .await?;
-        let source_pool = source_pool.postgres().ok_or_else(|| {
-            Error::CorruptCatalog("a PostgreSQL catalog with a SQLite tenant".into())
-        })?;
-        let mut source = begin_in(source_pool, &tenant.placement.schema).await?;
+        let source_lease = self.owner_lease(&tenant.placement).await?;
+        let mut source = begin_in(source_lease.pg()?, &tenant.placement.schema).await?;
         rows::hold_writes(&mut source, &tenant.placement.schema).await?;
         let data = rows::read(&mut source, &tenant.placement.schema, tenant.id).await?;
         let target = Placement {
@@ -252,7 +246,7 @@ impl Tenancy {
         fault: Option<MoveFault>,
     ) -> Result<(), Error> {
         let schema = &moved.placement.schema;
-        let pool = match &moved.placement.database {
+        let lease = match &moved.placement.database {
             Some(database) => {
                 let catalog = self.postgres()?.connect_options();
                 let template = ensure_template(
@@ -269,24 +263,20 @@ impl Tenancy {
                         database.quoted()
                     )))
                     .await?;
-                let lease = self
-                    .pools()
-                    .for_placement(&moved.placement, Access::Owner)
-                    .await;
-                match lease.map(|l| l.postgres().cloned()) {
-                    Ok(Some(pool)) => pool,
-                    Ok(None) => return Err(Error::CorruptCatalog("not a PostgreSQL pool".into())),
+                match self.owner_lease(&moved.placement).await {
+                    Ok(lease) => lease,
                     Err(error) => {
                         self.drop_placement(server, moved).await?;
                         return Err(error);
                     }
                 }
             }
-            None => server.clone(),
+            None => PoolLease::from(server.clone()),
         };
         let written = async {
+            let pool = lease.pg()?;
             let mut tx = match &moved.placement.database {
-                Some(_) => begin_in(&pool, schema).await?,
+                Some(_) => begin_in(pool, schema).await?,
                 None => {
                     let mut tx = pool.begin().await?;
                     self.create_schema(&mut tx, moved).await?;
@@ -305,23 +295,10 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Drops a placement's database or schema on `server` (not the shared schema's rows).
-    async fn drop_placement(&self, server: &PgPool, tenant: &Tenant) -> Result<(), Error> {
-        match &tenant.placement.database {
-            Some(database) => {
-                self.pools().close_database(&tenant.placement).await?;
-                drop_database(server, database.as_str()).await
-            }
-            None => {
-                server
-                    .execute(AssertSqlSafe(format!(
-                        "DROP SCHEMA IF EXISTS {} CASCADE",
-                        tenant.placement.schema.quoted()
-                    )))
-                    .await?;
-                Ok(())
-            }
-        }
+    /// The owning role's pool for a placement; the lease keeps a database tenant's pool from
+    /// being closed to make room while it is in use.
+    async fn owner_lease(&self, placement: &Placement) -> Result<PoolLease, Error> {
+        self.pools().for_placement(placement, Access::Owner).await
     }
 
     /// Step 5: removes the data at the old placement, now that the catalog points elsewhere.
@@ -354,14 +331,8 @@ impl Tenancy {
         }
         let details = self.catalog().details(slug).await?;
         let tenant = &details.tenant;
-        let lease = self
-            .pools()
-            .for_placement(&tenant.placement, Access::Owner)
-            .await?;
-        let pool = lease
-            .postgres()
-            .ok_or_else(|| Error::CorruptCatalog("not a PostgreSQL pool".into()))?;
-        let mut tx = pool.begin().await?;
+        let lease = self.owner_lease(&tenant.placement).await?;
+        let mut tx = lease.pg()?.begin().await?;
         tx.execute(AssertSqlSafe(format!(
             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
              SET LOCAL search_path TO {}",
@@ -425,14 +396,8 @@ impl Tenancy {
             .await?;
         let filled = async {
             let tenant = &created.tenant;
-            let lease = self
-                .pools()
-                .for_placement(&tenant.placement, Access::Owner)
-                .await?;
-            let pool = lease
-                .postgres()
-                .ok_or_else(|| Error::CorruptCatalog("not a PostgreSQL pool".into()))?;
-            let mut tx = begin_in(pool, &tenant.placement.schema).await?;
+            let lease = self.owner_lease(&tenant.placement).await?;
+            let mut tx = begin_in(lease.pg()?, &tenant.placement.schema).await?;
             rows::write(&mut tx, &tenant.placement.schema, tenant.id, &export.tables).await?;
             tx.commit().await?;
             let update = TenantUpdate {

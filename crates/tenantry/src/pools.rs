@@ -104,6 +104,12 @@ impl PoolLease {
             BackendPool::Sqlite(_) => None,
         }
     }
+
+    /// The PostgreSQL pool, for work only PostgreSQL tenants have.
+    pub(crate) fn pg(&self) -> Result<&PgPool, Error> {
+        self.postgres()
+            .ok_or_else(|| needs_postgres("tenant", "this operation"))
+    }
 }
 
 /// A pool with nothing to claim: it is never closed to make room.
@@ -159,7 +165,12 @@ struct DatabasePools {
 /// Where the catalog is, which decides where tenant databases are.
 #[derive(Clone)]
 enum Home {
-    Postgres { catalog: PgPool, servers: Servers },
+    Postgres {
+        catalog: PgPool,
+        /// The catalog database as the app role: what most requests use, so made once.
+        app_catalog: PgPool,
+        servers: Servers,
+    },
     Sqlite(SqliteHome),
 }
 
@@ -181,9 +192,14 @@ impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog` (a pool of the
     /// owning role), whose transactions run as `role`.
     pub fn new(catalog: PgPool, budget: DatabaseBudget, role: AppRole) -> Self {
+        let app_catalog = catalog
+            .options()
+            .clone()
+            .connect_lazy_with(role.options(&catalog.connect_options()));
         Self::at(
             Home::Postgres {
                 servers: Servers::new(catalog.clone()),
+                app_catalog,
                 catalog,
             },
             budget,
@@ -298,21 +314,28 @@ impl Pools {
     }
 
     fn server_pool(&self, url: Option<&ServerUrl>, access: Access) -> Result<PgPool, Error> {
-        let catalog = self.catalog()?;
-        if url.is_none() && access == Access::Owner {
-            return Ok(catalog.clone());
-        }
-        let key = (
-            access,
-            url.map_or_else(String::new, |u| u.expose().to_owned()),
-        );
+        let Home::Postgres {
+            catalog,
+            app_catalog,
+            ..
+        } = &self.home
+        else {
+            return Err(needs_postgres("server", "a PostgreSQL server"));
+        };
+        let Some(url) = url else {
+            return Ok(match access {
+                Access::Owner => catalog.clone(),
+                Access::Tenant => app_catalog.clone(),
+            });
+        };
+        let key = (access, url.expose().to_owned());
         if let Some(pool) = self.by_url.read().expect("pool map").get(&key) {
             return Ok(pool.clone());
         }
         let pool = catalog
             .options()
             .clone()
-            .connect_lazy_with(self.server_options(url, access)?);
+            .connect_lazy_with(self.server_options(Some(url), access)?);
         let mut pools = self.by_url.write().expect("pool map");
         Ok(pools.entry(key).or_insert(pool).clone())
     }
