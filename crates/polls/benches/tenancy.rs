@@ -294,10 +294,12 @@ async fn run() {
         ms(verify)
     );
     println!(
-        "| connections open (peak), 1,000 schema tenants served | {schema_peak} (the shared pool, max 16) |"
+        "| connections open (peak), 1,000 schema tenants served | {} (the app role's pool, max 16; {} busy replies retried) |",
+        schema_peak.0, schema_peak.1
     );
     println!(
-        "| connections open (peak), 1,000 database tenants served | {database_peak} (budget {BUDGET}) |"
+        "| connections open (peak), 1,000 database tenants served | {} (budget {BUDGET}; {} busy replies retried) |",
+        database_peak.0, database_peak.1
     );
     for (mode, (idle, served)) in &memory {
         println!(
@@ -346,7 +348,7 @@ async fn server_memory(tenancy: &Tenancy, url: &str, mode: IsolationMode) -> (u6
     }
     assert!(up, "polls serve did not come up");
     let idle = resident_kib(server.id());
-    let served = active_on(tenancy, addr, mode).await;
+    let (served, _) = active_on(tenancy, addr, mode).await;
     let after = resident_kib(server.id());
     server.kill().unwrap();
     server.wait().unwrap();
@@ -365,10 +367,11 @@ fn resident_kib(pid: u32) -> u64 {
 }
 
 /// One request to each tenant of a mode, 32 at a time, while sampling the connections that
-/// serve them; returns the peak. Database tenants: the server's count of connections to
-/// their databases. Schema tenants share the catalog database with the benchmark's other
-/// pools, so there the size of the pool their requests use (the app role's) is sampled.
-async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64 {
+/// serve them; returns the peak and the 503s retried. Database tenants: the server's count
+/// of connections to their databases. Schema tenants share the catalog database with the
+/// benchmark's other pools, so there the size of the pool their requests use (the app
+/// role's) is sampled.
+async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i64, u64) {
     let some = tenancy.catalog().list().await.unwrap();
     let some = some.iter().find(|d| d.tenant.isolation == mode).unwrap();
     let lease = tenancy
@@ -406,14 +409,15 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> i64
             peak
         })
     };
-    active_on(tenancy, addr, mode).await;
+    let (_, busy) = active_on(tenancy, addr, mode).await;
     done.store(true, Ordering::Release);
-    sampler.await.unwrap()
+    (sampler.await.unwrap(), busy)
 }
 
-/// One request to each tenant of `mode` at the server on `addr`, 32 at a time; returns how
-/// many tenants were served.
-async fn active_on(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> usize {
+/// One request to each tenant of `mode` at the server on `addr`, 32 at a time, retried like a
+/// client honouring `Retry-After` when it is refused as busy (503); returns how many tenants
+/// were served and how many 503s were retried.
+async fn active_on(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (usize, u64) {
     let tenants: Vec<Slug> = tenancy
         .catalog()
         .list()
@@ -424,28 +428,37 @@ async fn active_on(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> 
         .map(|d| d.tenant.slug)
         .collect();
     let served = tenants.len();
+    let busy = Arc::new(AtomicU64::new(0));
     let client = reqwest::Client::new();
     futures::stream::iter(tenants)
         .map(|slug| {
-            let client = client.clone();
+            let (client, busy) = (client.clone(), busy.clone());
             async move {
                 // Login looks the user up in the tenant's database; with no such user it is a
                 // quick 400.
-                let login = client
-                    .post(format!("http://{addr}/login/"))
-                    .header("host", format!("{slug}.{BASE}"))
-                    .json(&serde_json::json!({ "username": "nobody", "password": "x" }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(login, 400, "{slug}");
+                loop {
+                    let login = client
+                        .post(format!("http://{addr}/login/"))
+                        .header("host", format!("{slug}.{BASE}"))
+                        .json(&serde_json::json!({ "username": "nobody", "password": "x" }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    if login == 503 {
+                        busy.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    assert_eq!(login, 400, "{slug}");
+                    break;
+                }
             }
         })
         .buffer_unordered(CLIENTS)
         .collect::<Vec<()>>()
         .await;
-    served
+    (served, busy.load(Ordering::Relaxed))
 }
 
 async fn open_pool(options: PgConnectOptions) -> PgPool {
