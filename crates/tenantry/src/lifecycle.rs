@@ -12,7 +12,7 @@ use crate::error::{
     DUPLICATE_DATABASE, DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate,
 };
 use crate::host::HostName;
-use crate::migrate::{Applied, Migrations, migrate_new_schema, record};
+use crate::migrate::{Applied, migrate_new_schema, record, shared_schema_state};
 use crate::rows;
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
@@ -499,41 +499,6 @@ impl Tenancy {
         .await
         .map_err(|e| conflict(e, &tenant.slug, |_| String::new()))?;
         migrate_new_schema(conn, tenant, self.migrations(), self.pools().role()).await
-    }
-}
-
-/// What the shared-mode schema has applied; an error unless that is the whole tenant set
-/// (`migrate` brings it there).
-pub(crate) async fn shared_schema_state(
-    conn: &mut PgConnection,
-    migrations: &Migrations,
-) -> Result<Applied, Error> {
-    // Checked first: a query on a missing table would abort the transaction.
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('tenantry_shared.tenantry_migrations') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
-    let ledger: Option<(i64, Option<i64>)> = match exists {
-        true => Some(
-            sqlx::query_as(
-                "SELECT count(*), max(version) FROM tenantry_shared.tenantry_migrations",
-            )
-            .fetch_one(&mut *conn)
-            .await?,
-        ),
-        false => None,
-    };
-    let applied = template::applied(migrations);
-    match ledger {
-        Some((count, to))
-            if usize::try_from(count).ok() == Some(applied.count) && to == applied.to =>
-        {
-            Ok(applied)
-        }
-        _ => Err(Error::Migration(
-            "the shared-mode schema is not at the newest tenant migration; run migrate first"
-                .into(),
-        )),
     }
 }
 

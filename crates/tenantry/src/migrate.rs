@@ -385,6 +385,42 @@ pub(crate) async fn migrate_new_schema(
     migrate_schema(conn, &tenant.placement.schema, migrations, role).await
 }
 
+/// What the shared-mode schema has applied; an error unless that is the whole tenant set
+/// (`migrate` brings it there).
+pub(crate) async fn shared_schema_state(
+    conn: &mut PgConnection,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
+    let table = format!("{}.tenantry_migrations", SchemaName::shared().quoted());
+    // Checked first: a query on a missing table would abort the transaction.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await?;
+    let ledger: Option<(i64, Option<i64>)> = match exists {
+        true => Some(
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT count(*), max(version) FROM {table}"
+            )))
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        false => None,
+    };
+    let applied = crate::template::applied(migrations);
+    match ledger {
+        Some((count, to))
+            if usize::try_from(count).ok() == Some(applied.count) && to == applied.to =>
+        {
+            Ok(applied)
+        }
+        _ => Err(Error::Migration(
+            "the shared-mode schema is not at the newest tenant migration; run migrate first"
+                .into(),
+        )),
+    }
+}
+
 /// Records in the catalog that `tenant` is at the newest tenant migration.
 pub(crate) async fn record(
     conn: &mut PgConnection,

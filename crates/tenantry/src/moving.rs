@@ -20,8 +20,8 @@ use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
 use crate::catalog::TenantDetails;
 use crate::error::Error;
-use crate::lifecycle::{NewTenant, TenantUpdate, shared_schema_state};
-use crate::migrate::Migrations;
+use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::migrate::{Migrations, shared_schema_state};
 use crate::pools::{Access, PoolLease};
 use crate::rows::{self, TableRows};
 use crate::servers::ServerName;
