@@ -9,7 +9,9 @@
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Decode, Encode, FromRow, PgConnection, Postgres, Row, Sqlite, SqliteConnection};
-use sqlx::{SqlSafeStr, Transaction, Type};
+use sqlx::{SqlSafeStr, Type};
+
+use crate::safe_transaction::SafeTransaction;
 
 /// The database engine behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +53,8 @@ impl<T> Value for T where
 }
 
 pub(crate) enum Open {
-    Postgres(Transaction<'static, Postgres>),
-    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(SafeTransaction<Postgres>),
+    Sqlite(SafeTransaction<Sqlite>),
 }
 
 /// An open transaction in a tenant's database. Run queries with [`Db::query`].

@@ -48,6 +48,7 @@ mod pools;
 mod rejection;
 mod role;
 mod rows;
+mod safe_transaction;
 mod scope;
 mod servers;
 mod single_tenant;

@@ -14,6 +14,7 @@ use crate::error::{
 use crate::host::HostName;
 use crate::migrate::{Applied, migrate_new_schema, record, shared_schema_state};
 use crate::rows;
+use crate::safe_transaction;
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
@@ -134,8 +135,8 @@ impl Tenancy {
             self.catalog().invalidate();
             return self.catalog().details(&new.slug).await;
         }
-        let slug = new.slug;
-        let server = new.server;
+        let slug = &new.slug;
+        let server = &new.server;
         let id = Uuid::new_v4();
         let (database, schema) = match new.isolation {
             IsolationMode::Shared if server.is_some() => {
@@ -149,7 +150,7 @@ impl Tenancy {
             IsolationMode::Shared => (None, SchemaName::shared()),
             IsolationMode::Schema => (None, slug.schema_name()),
             IsolationMode::Database => (
-                Some(DatabaseName::for_tenant(&slug, id)),
+                Some(DatabaseName::for_tenant(slug, id)),
                 SchemaName::own_database(),
             ),
         };
@@ -158,7 +159,54 @@ impl Tenancy {
         if server.is_some() {
             self.pools().role().ensure(&tenant_pool).await?;
         }
-        let mut tx = self.postgres()?.begin().await?;
+        // A database of its own is made before the catalog's transaction opens: on the
+        // catalog's server both need a connection of the same pool, and an operation that
+        // holds one connection while it waits for another of its own pool can wait forever.
+        if let Some(database) = &database {
+            self.create_database(&tenant_pool, database).await?;
+        }
+        let created = self
+            .record_new_tenant(&new, id, &name, (&database, &schema), &tenant_pool)
+            .await;
+        if let (Err(_), Some(database)) = (&created, &database) {
+            drop_database(&tenant_pool, database.as_str()).await?;
+        }
+        created?;
+        self.catalog().invalidate();
+        self.catalog().details(slug).await
+    }
+
+    /// A tenant database copied from the template, which is built first if needed.
+    async fn create_database(&self, server: &PgPool, database: &DatabaseName) -> Result<(), Error> {
+        let catalog = self.postgres()?.connect_options();
+        let template =
+            ensure_template(server, &catalog, self.migrations(), self.pools().role()).await?;
+        server
+            .execute(AssertSqlSafe(format!(
+                "CREATE DATABASE {} TEMPLATE \"{template}\"",
+                database.quoted()
+            )))
+            .await
+            .map_err(|e| match sqlstate(&e).as_deref() {
+                Some(DUPLICATE_DATABASE) => Error::ExistsOutsideCatalog(database.to_string()),
+                _ => Error::Database(e),
+            })?;
+        Ok(())
+    }
+
+    /// The catalog row and domains of a new tenant, and its tables unless they exist already
+    /// (shared mode) or were copied from the template (database mode).
+    async fn record_new_tenant(
+        &self,
+        new: &NewTenant,
+        id: Uuid,
+        name: &str,
+        (database, schema): (&Option<DatabaseName>, &SchemaName),
+        tenant_pool: &PgPool,
+    ) -> Result<(), Error> {
+        let slug = &new.slug;
+        let server = &new.server;
+        let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
         let row: TenantRow = sqlx::query_as(concat!(
             "INSERT INTO tenantry.tenants AS t \
              (id, slug, name, schema_name, server, isolation, database_name) \
@@ -167,16 +215,16 @@ impl Tenancy {
         ))
         .bind(id)
         .bind(slug.as_str())
-        .bind(&name)
+        .bind(name)
         .bind(schema.as_str())
         .bind(server.as_ref().map(ServerName::as_str))
         .bind(new.isolation.as_str())
         .bind(database.as_ref().map(DatabaseName::as_str))
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| conflict(e, &slug, |_| String::new()))?;
+        .map_err(|e| conflict(e, slug, |_| String::new()))?;
         let tenant = Tenant::try_from(row)?;
-        let primary = self.primary_domain(&slug);
+        let primary = self.primary_domain(slug);
         insert_domain(&mut tx, &tenant, &primary, true).await?;
         for domain in &new.domains {
             if domain.as_str() != primary {
@@ -188,41 +236,12 @@ impl Tenancy {
             let applied = shared_schema_state(&mut tx, self.migrations()).await?;
             record(&mut tx, &tenant, self.migrations(), &applied).await?;
             tx.commit().await?;
-        } else if let Some(database) = &database {
-            // Its own database, copied from the template; compensated like a remote schema.
-            let catalog = self.postgres()?.connect_options();
-            let template = ensure_template(
-                &tenant_pool,
-                &catalog,
-                &tenant,
-                self.migrations(),
-                self.pools().role(),
-            )
-            .await?;
-            tenant_pool
-                .execute(AssertSqlSafe(format!(
-                    "CREATE DATABASE {} TEMPLATE \"{template}\"",
-                    database.quoted()
-                )))
-                .await
-                .map_err(|e| match sqlstate(&e).as_deref() {
-                    Some(DUPLICATE_DATABASE) => Error::ExistsOutsideCatalog(database.to_string()),
-                    _ => Error::Database(e),
-                })?;
-            let recorded = async {
-                record(
-                    &mut tx,
-                    &tenant,
-                    self.migrations(),
-                    &template::applied(self.migrations()),
-                )
-                .await?;
-                Ok::<_, Error>(tx.commit().await?)
-            };
-            if let Err(error) = recorded.await {
-                drop_database(&tenant_pool, database.as_str()).await?;
-                return Err(error);
-            }
+        } else if database.is_some() {
+            // The database was copied from the template before; if this fails, the caller
+            // drops it again.
+            let applied = template::applied(self.migrations());
+            record(&mut tx, &tenant, self.migrations(), &applied).await?;
+            tx.commit().await?;
         } else if server.is_none() {
             let applied = self.create_schema(&mut tx, &tenant).await?;
             record(&mut tx, &tenant, self.migrations(), &applied).await?;
@@ -230,7 +249,7 @@ impl Tenancy {
         } else {
             // Two databases: the schema commits first; if the catalog then fails, the schema
             // is dropped again, so either both exist or neither does.
-            let mut remote = tenant_pool.begin().await?;
+            let mut remote = safe_transaction::begin(tenant_pool, None).await?;
             let applied = self.create_schema(&mut remote, &tenant).await?;
             remote.commit().await?;
             let recorded = async {
@@ -238,12 +257,11 @@ impl Tenancy {
                 Ok::<_, Error>(tx.commit().await?)
             };
             if let Err(error) = recorded.await {
-                drop_schema(&tenant_pool, &tenant).await?;
+                drop_schema(tenant_pool, &tenant).await?;
                 return Err(error);
             }
         }
-        self.catalog().invalidate();
-        self.catalog().details(&slug).await
+        Ok(())
     }
 
     /// Applies `update` to the tenant with this slug.
@@ -282,7 +300,7 @@ impl Tenancy {
                 .details(new_slug.as_ref().unwrap_or(slug))
                 .await;
         }
-        let mut tx = self.postgres()?.begin().await?;
+        let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
         let row: Option<TenantRow> =
             sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
                 .bind(slug.as_str())
@@ -375,7 +393,7 @@ impl Tenancy {
             self.catalog().invalidate();
             return Ok(());
         }
-        let mut tx = self.postgres()?.begin().await?;
+        let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
         let row: Option<TenantRow> = sqlx::query_as(concat!(
             "DELETE FROM tenantry.tenants AS t WHERE t.slug = $1 RETURNING ",
             tenant_columns!()
@@ -498,7 +516,13 @@ impl Tenancy {
         )))
         .await
         .map_err(|e| conflict(e, &tenant.slug, |_| String::new()))?;
-        migrate_new_schema(conn, tenant, self.migrations(), self.pools().role()).await
+        migrate_new_schema(
+            conn,
+            &tenant.placement.schema,
+            self.migrations(),
+            self.pools().role(),
+        )
+        .await
     }
 }
 

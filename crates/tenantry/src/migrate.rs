@@ -19,12 +19,13 @@ use std::time::Instant;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, Migrator};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
 use crate::pools::{Access, Pools};
 use crate::role::AppRole;
+use crate::safe_transaction;
 use crate::slug::{SchemaName, Slug};
 use crate::sqlite;
 use crate::tenant::Tenant;
@@ -278,8 +279,7 @@ pub async fn migrate_shared(
     role: &AppRole,
 ) -> Result<Applied, Error> {
     role.ensure(pool).await?;
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = safe_transaction::begin(pool, None).await?;
     // Serialize concurrent first runs before the schema exists.
     sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
         .bind(LOCK_NAMESPACE)
@@ -290,12 +290,12 @@ pub async fn migrate_shared(
     let catalog = apply_pending(&mut tx, &Ledger::catalog(), &CATALOG).await?;
     tx.commit().await?;
 
-    let mut tx = conn.begin().await?;
+    let mut tx = safe_transaction::begin(pool, None).await?;
     tx.execute("SET LOCAL search_path TO public").await?;
     let shared = apply_pending(&mut tx, &Ledger::shared(), &migrations.shared).await?;
     tx.commit().await?;
 
-    let mut tx = conn.begin().await?;
+    let mut tx = safe_transaction::begin(pool, None).await?;
     let schema = SchemaName::shared();
     tx.execute(AssertSqlSafe(format!(
         "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}",
@@ -382,11 +382,11 @@ async fn check_guarded(conn: &mut PgConnection, schema: &SchemaName) -> Result<(
 /// `search_path` is already that schema.
 pub(crate) async fn migrate_new_schema(
     conn: &mut PgConnection,
-    tenant: &Tenant,
+    schema: &SchemaName,
     migrations: &Migrations,
     role: &AppRole,
 ) -> Result<Applied, Error> {
-    migrate_schema(conn, &tenant.placement.schema, migrations, role).await
+    migrate_schema(conn, schema, migrations, role).await
 }
 
 /// What the shared-mode schema has applied; an error unless that is the whole tenant set

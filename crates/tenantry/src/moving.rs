@@ -24,6 +24,7 @@ use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{Migrations, shared_schema_state};
 use crate::pools::{Access, PoolLease};
 use crate::rows::{self, TableRows};
+use crate::safe_transaction::{self, SafeTransaction};
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
@@ -86,8 +87,8 @@ fn inject(fault: Option<MoveFault>, at: MoveFault) -> Result<(), Error> {
 async fn begin_in(
     pool: &PgPool,
     schema: &SchemaName,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Error> {
-    let mut tx = pool.begin().await?;
+) -> Result<SafeTransaction<sqlx::Postgres>, Error> {
+    let mut tx = safe_transaction::begin(pool, None).await?;
     tx.execute(AssertSqlSafe(format!(
         "SET LOCAL search_path TO {}",
         schema.quoted()
@@ -207,7 +208,7 @@ impl Tenancy {
             let switched = match written {
                 Ok(()) => {
                     async {
-                        let mut tx = catalog.begin().await?;
+                        let mut tx = safe_transaction::begin(catalog, None).await?;
                         switch(&mut tx, &moved, self.migrations()).await?;
                         inject(fault, MoveFault::AtSwitch)?;
                         Ok::<_, Error>(tx.commit().await?)
@@ -249,14 +250,9 @@ impl Tenancy {
         let lease = match &moved.placement.database {
             Some(database) => {
                 let catalog = self.postgres()?.connect_options();
-                let template = ensure_template(
-                    server,
-                    &catalog,
-                    moved,
-                    self.migrations(),
-                    self.pools().role(),
-                )
-                .await?;
+                let template =
+                    ensure_template(server, &catalog, self.migrations(), self.pools().role())
+                        .await?;
                 server
                     .execute(AssertSqlSafe(format!(
                         "CREATE DATABASE {} TEMPLATE \"{template}\"",
@@ -278,7 +274,7 @@ impl Tenancy {
             let mut tx = match &moved.placement.database {
                 Some(_) => begin_in(pool, schema).await?,
                 None => {
-                    let mut tx = pool.begin().await?;
+                    let mut tx = safe_transaction::begin(pool, None).await?;
                     self.create_schema(&mut tx, moved).await?;
                     tx
                 }
@@ -332,7 +328,7 @@ impl Tenancy {
         let details = self.catalog().details(slug).await?;
         let tenant = &details.tenant;
         let lease = self.owner_lease(&tenant.placement).await?;
-        let mut tx = lease.pg()?.begin().await?;
+        let mut tx = safe_transaction::begin(lease.pg()?, None).await?;
         tx.execute(AssertSqlSafe(format!(
             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
              SET LOCAL search_path TO {}",

@@ -169,15 +169,14 @@ async fn create(
             .parse::<IsolationMode>()
             .map_err(|e| field_error("isolation", e))?,
     };
-    let created = tenancy
-        .create_tenant(NewTenant {
-            slug,
-            name: body.name,
-            domains,
-            server,
-            isolation,
-        })
-        .await?;
+    let new = NewTenant {
+        slug,
+        name: body.name,
+        domains,
+        server,
+        isolation,
+    };
+    let created = detached(async move { tenancy.create_tenant(new).await }).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -209,17 +208,13 @@ async fn update(
         .slug
         .map(|s| Slug::parse(&s).map_err(|e| field_error("slug", e)))
         .transpose()?;
-    let updated = tenancy
-        .update_tenant(
-            &slug,
-            TenantUpdate {
-                name: body.name,
-                slug: new_slug,
-                status: body.status,
-                settings: body.settings,
-            },
-        )
-        .await?;
+    let update = TenantUpdate {
+        name: body.name,
+        slug: new_slug,
+        status: body.status,
+        settings: body.settings,
+    };
+    let updated = detached(async move { tenancy.update_tenant(&slug, update).await }).await?;
     Ok(Json(updated).into_response())
 }
 
@@ -228,6 +223,16 @@ async fn delete(
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     let slug = path_slug(&slug)?;
-    tenancy.delete_tenant(&slug).await?;
+    detached(async move { tenancy.delete_tenant(&slug).await }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Runs a change to the catalog as a task of its own, so that a client hanging up does not
+/// stop it halfway (between the tenant's database and the catalog, say).
+async fn detached<T: Send + 'static>(
+    change: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(change)
+        .await
+        .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
 }

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::db::{Db, Open};
 use crate::error::Error;
 use crate::role::AppRole;
+use crate::safe_transaction;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
 use crate::sqlite::{SqliteHome, needs_postgres};
@@ -90,10 +91,12 @@ pub struct PoolLease {
 impl PoolLease {
     /// Opens a transaction with `begin`, a statement tenantry built (never request input).
     pub(crate) async fn begin(&self, begin: Arc<str>) -> Result<Db, sqlx::Error> {
-        let begin = AssertSqlSafe(begin);
+        let begin = Some(AssertSqlSafe(begin).into_sql_str());
         Ok(Db(match &self.pool {
-            BackendPool::Postgres(pool) => Open::Postgres(pool.begin_with(begin).await?),
-            BackendPool::Sqlite(pool) => Open::Sqlite(pool.begin_with(begin).await?),
+            BackendPool::Postgres(pool) => {
+                Open::Postgres(safe_transaction::begin(pool, begin).await?)
+            }
+            BackendPool::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, begin).await?),
         }))
     }
 

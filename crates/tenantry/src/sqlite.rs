@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::catalog::{Domain, TenantDetails, TenantRow, assemble, tenant_columns};
 use crate::error::Error;
 use crate::migrate::{Applied, failed, millis, pending, up};
+use crate::safe_transaction;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{IsolationMode, Tenant};
 
@@ -220,7 +221,7 @@ impl SqliteHome {
             })?;
         let id = Uuid::new_v4();
         let inserted = async {
-            let mut tx = self.catalog.begin().await?;
+            let mut tx = safe_transaction::begin(&self.catalog, None).await?;
             sqlx::query(
                 "INSERT INTO tenants (id, slug, name, schema_name, isolation, database_name, \
                  created_at, migration_version, migration_fingerprint) \
@@ -260,7 +261,7 @@ impl SqliteHome {
         fields: (Option<String>, Option<&str>, Option<serde_json::Value>),
         close: impl AsyncFnOnce() -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut tx = self.catalog.begin().await?;
+        let mut tx = safe_transaction::begin(&self.catalog, None).await?;
         let (name, status, settings) = fields;
         sqlx::query(
             "UPDATE tenants SET name = COALESCE($2, name), status = COALESCE($3, status), \

@@ -17,7 +17,6 @@ use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::{Applied, Migrations, migrate_new_schema};
 use crate::role::AppRole;
 use crate::slug::SchemaName;
-use crate::tenant::Tenant;
 
 /// The start of the names of one catalog's templates: only hex digits follow `tenantry_`.
 pub(crate) fn family(catalog: &PgConnectOptions) -> String {
@@ -35,7 +34,6 @@ pub(crate) fn family(catalog: &PgConnectOptions) -> String {
 pub(crate) async fn ensure_template(
     server: &PgPool,
     catalog: &PgConnectOptions,
-    tenant: &Tenant,
     migrations: &Migrations,
     role: &AppRole,
 ) -> Result<String, Error> {
@@ -56,11 +54,7 @@ pub(crate) async fn ensure_template(
         .clone()
         .database(&building);
     role.ensure(server).await?;
-    let build = Build {
-        tenant,
-        migrations,
-        role,
-    };
+    let build = Build { migrations, role };
     match build_and_publish(server, options, build, &building, &name).await {
         Ok(()) => {}
         Err(error) => {
@@ -83,7 +77,6 @@ async fn exists(server: &PgPool, name: &str) -> Result<bool, Error> {
 
 /// What a template is built with.
 struct Build<'a> {
-    tenant: &'a Tenant,
     migrations: &'a Migrations,
     role: &'a AppRole,
 }
@@ -102,7 +95,13 @@ async fn build_and_publish(
         "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
     )))
     .await?;
-    migrate_new_schema(&mut tx, build.tenant, build.migrations, build.role).await?;
+    migrate_new_schema(
+        &mut tx,
+        &SchemaName::own_database(),
+        build.migrations,
+        build.role,
+    )
+    .await?;
     tx.commit().await?;
     conn.close().await?;
     server

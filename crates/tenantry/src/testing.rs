@@ -69,10 +69,12 @@ impl TestDatabase {
         format!("{url}/{}", self.name)
     }
 
-    /// A pool of at most `size` connections on this database, ready for tenantry.
+    /// A pool of at most `size` connections on this database, ready for tenantry; like a
+    /// server's, it does not ping connections as it hands them out.
     pub async fn pool(&self, size: u32) -> PgPool {
         PgPoolOptions::new()
             .max_connections(size)
+            .test_before_acquire(false)
             .connect_with(self.options())
             .await
             .expect("connecting to the test database failed")

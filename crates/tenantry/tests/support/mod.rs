@@ -38,6 +38,25 @@ pub struct Setup {
 pub async fn setup(size: u32) -> Setup {
     let db = TestDatabase::create().await;
     let pool = db.pool(size).await;
+    setup_on(db, pool).await
+}
+
+/// [`setup`] with every connection going through a [`slow_link`] that holds each reply for
+/// `delay`.
+pub async fn setup_slow(size: u32, delay: std::time::Duration) -> Setup {
+    let db = TestDatabase::create().await;
+    let server = db.options();
+    let port = slow_link((server.get_host().to_owned(), server.get_port()), delay).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .test_before_acquire(false)
+        .connect_with(server.host("127.0.0.1").port(port))
+        .await
+        .unwrap();
+    setup_on(db, pool).await
+}
+
+async fn setup_on(db: TestDatabase, pool: PgPool) -> Setup {
     let migrations = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
     tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
         .await
@@ -182,4 +201,39 @@ pub async fn rename_slug(tenancy: &Tenancy, from: &str, to: &str) {
         )
         .await
         .unwrap();
+}
+
+/// A TCP relay on a free port to `target` that holds every chunk the server sends for
+/// `delay`: a slow network, which keeps replies in flight long enough for a request to be
+/// cancelled while it waits for one. Returns the relay's port; it runs until the test ends.
+pub async fn slow_link(target: (String, u16), delay: std::time::Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let up = async move { tokio::io::copy(&mut from_client, &mut to_server).await };
+                let down = async move {
+                    let mut buffer = vec![0; 1 << 16];
+                    loop {
+                        let n = from_server.read(&mut buffer).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        tokio::time::sleep(delay).await;
+                        to_client.write_all(&buffer[..n]).await?;
+                    }
+                };
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    port
 }
