@@ -91,6 +91,13 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|error| error.is_unique_violation())
 }
 
+/// Whether a query failed on a foreign key (SQLSTATE 23503): a row it refers to is gone.
+pub fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.is_foreign_key_violation())
+}
+
 /// A response with body `{"detail": detail}`.
 pub fn detail_response(status: StatusCode, detail: &str) -> Response {
     (status, Json(json!({ "detail": detail }))).into_response()

@@ -7,11 +7,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tenantry::input::{NUL_MESSAGE, nul_character_at};
 
 use crate::error::detail_response;
 
 /// A JSON request body or response. A body that cannot be read is refused with
-/// 400 `{"detail":"JSON parse error - ..."}`, or 415 when it is not sent as JSON.
+/// 400 `{"detail":"JSON parse error - ..."}`, or 415 when it is not sent as JSON; text
+/// holding a NUL character with 400 `{"<field>":["Null characters are not allowed."]}`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -24,8 +27,14 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        match Json::<Value>::from_request(req, state).await {
+            Ok(Json(value)) => {
+                if let Some(field) = nul_character_at(&value) {
+                    let errors = json!({ field: [NUL_MESSAGE] });
+                    return Err((StatusCode::BAD_REQUEST, Json(errors)).into_response());
+                }
+                T::deserialize(value).map(Self).map_err(|e| parse_error(&e))
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 let media_type = content_type
                     .as_ref()

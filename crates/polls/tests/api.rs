@@ -1009,6 +1009,104 @@ async fn authentication_errors(mode: Mode) {
     }
 }
 
+async fn nul_characters_and_ambiguous_hosts_are_refused(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let token = app.user(THOR, "ann").await;
+    let poll = create_poll(&app, THOR, &token, "Tea?").await;
+    let nul = "a\u{0}b";
+    let refused = |field: &str| json!({ field: ["Null characters are not allowed."] });
+    for (method, path, auth, body, field) in [
+        (
+            Method::POST,
+            "/users/".to_owned(),
+            None,
+            json!({"username": nul, "email": "a@b.c", "password": "s3cret-pass"}),
+            "username",
+        ),
+        (
+            Method::POST,
+            "/users/".to_owned(),
+            None,
+            json!({"username": "bob", "email": "a@b.c", "password": nul}),
+            "password",
+        ),
+        (
+            Method::POST,
+            "/login/".to_owned(),
+            None,
+            json!({"username": "ann", "password": nul}),
+            "password",
+        ),
+        (
+            Method::POST,
+            "/polls/".to_owned(),
+            Some(&token),
+            json!({"question": nul}),
+            "question",
+        ),
+        (
+            Method::PUT,
+            format!("/polls/{}/", poll["id"]),
+            Some(&token),
+            json!({"question": nul}),
+            "question",
+        ),
+        (
+            Method::PATCH,
+            format!("/polls/{}/", poll["id"]),
+            Some(&token),
+            json!({"question": nul}),
+            "question",
+        ),
+        (
+            Method::POST,
+            format!("/polls/{}/choices/", poll["id"]),
+            Some(&token),
+            json!({"choice_text": nul}),
+            "choice_text",
+        ),
+    ] {
+        let reply = app
+            .request(method, THOR, &path, auth.map(String::as_str), Some(body))
+            .await;
+        assert_reply(&reply, StatusCode::BAD_REQUEST, refused(field));
+    }
+    let platform = format!("Bearer {}", support::PLATFORM_TOKEN);
+    let reply = app
+        .request(
+            Method::POST,
+            support::BASE,
+            "/api/tenants/",
+            Some(&platform),
+            Some(json!({"slug": "loki", "name": nul})),
+        )
+        .await;
+    assert_reply(&reply, StatusCode::BAD_REQUEST, refused("name"));
+    // Nothing refused was stored.
+    let polls = get(&app, THOR, "/polls/", &token).await.body;
+    assert_eq!(polls[0]["question"], "Tea?");
+    assert_eq!(polls[0]["choices"], json!([]));
+
+    let two_hosts = format!(
+        "GET /polls/ HTTP/1.1\r\nHost: {THOR}\r\nHost: potter.polls.test\r\n\
+         Authorization: {token}\r\nConnection: close\r\n\r\n"
+    );
+    let reply = app.raw(two_hosts.as_bytes()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.body,
+        json!({ "detail": "Invalid Host header: more than one Host header." })
+    );
+    for host in ["thor.polls.test:65536", "thor.polls.test:4294967297"] {
+        let reply = app.raw_get(Some(host.as_bytes()), "/polls/").await;
+        assert_eq!(reply.status, 400, "{host}");
+        assert_eq!(
+            reply.body,
+            json!({ "detail": "Invalid Host header: the port is not a number from 0 to 65535." })
+        );
+    }
+}
+
 async fn every_error_is_json(mode: Mode) {
     let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
@@ -1479,6 +1577,7 @@ in_every_mode!(
     the_whole_flow_works_through_the_path_prefix,
     authentication_errors,
     every_error_is_json,
+    nul_characters_and_ambiguous_hosts_are_refused,
     hostile_hosts_get_clean_json_errors,
     a_suspended_tenant_is_refused_with_403,
 );

@@ -263,6 +263,27 @@ impl TenantCatalog {
         self.cached(LookupKey::Slug(slug.as_str().to_owned())).await
     }
 
+    /// Whether `seen` is no longer what the catalog holds: deleted, or its slug, status,
+    /// placement or move mark changed since it was read. Read past the cache, after any
+    /// change of the row under way has committed or rolled back.
+    pub(crate) async fn changed_since(&self, seen: &Tenant) -> Result<bool, Error> {
+        let now = match &self.inner.store {
+            Store::Postgres(pool) => {
+                let row: Option<TenantRow> =
+                    sqlx::query_as(select_tenants!("WHERE t.id = $1 FOR SHARE OF t"))
+                        .bind(seen.id)
+                        .fetch_optional(pool)
+                        .await?;
+                row.map(Tenant::try_from).transpose()?
+            }
+            Store::Sqlite(home) => home.by_id(seen.id).await?,
+        };
+        Ok(now.is_none_or(|now| {
+            (&now.slug, now.status, &now.placement, now.moving)
+                != (&seen.slug, seen.status, &seen.placement, seen.moving)
+        }))
+    }
+
     /// Forgets every cached lookup; called after this process changes the catalog.
     pub fn invalidate(&self) {
         self.inner.freshness.invalidate(&self.inner.cache);

@@ -13,6 +13,10 @@ pub enum HostError {
     Missing,
     #[error("not a valid host name")]
     Invalid,
+    #[error("the port is not a number from 0 to 65535")]
+    Port,
+    #[error("more than one Host header")]
+    Duplicate,
 }
 
 impl HostName {
@@ -24,6 +28,7 @@ impl HostName {
     pub fn parse(raw: &str) -> Result<Self, HostError> {
         let host = match raw.rsplit_once(':') {
             Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                port.parse::<u16>().map_err(|_| HostError::Port)?;
                 host
             }
             Some(_) => return Err(HostError::Invalid),
@@ -87,6 +92,14 @@ mod tests {
             HostName::parse("127.0.0.1:80").unwrap().as_str(),
             "127.0.0.1"
         );
+        assert!(HostName::parse("thor.polls.localhost:65535").is_ok());
+    }
+
+    #[test]
+    fn refuses_ports_out_of_range() {
+        for raw in ["thor.polls.localhost:65536", "a.b:99999999999999999999"] {
+            assert_eq!(HostName::parse(raw), Err(HostError::Port), "{raw:?}");
+        }
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub(crate) enum Identified {
 
 /// The host of a request: the `Host` header, or the URI's authority (HTTP/2).
 pub(crate) fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<HostName, HostError> {
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(HostError::Duplicate);
+    }
     match headers.get(header::HOST) {
         Some(value) => HostName::parse(value.to_str().map_err(|_| HostError::Invalid)?),
         None => HostName::parse(uri.authority().ok_or(HostError::Missing)?.as_str()),

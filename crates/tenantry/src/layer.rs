@@ -133,8 +133,18 @@ where
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
             let begin = tenant.begin_sql.clone();
-            let scope = RequestScope::new(pool, tenant, begin, mount);
-            serve_in_scope(inner, request, scope).await
+            let scope = RequestScope::new(pool, tenant.clone(), begin, mount);
+            let response = serve_in_scope(inner, request, scope).await;
+            if response.status().is_server_error()
+                && tenancy
+                    .catalog()
+                    .changed_since(&tenant)
+                    .await
+                    .unwrap_or(false)
+            {
+                return TenancyRejection::Changed(tenant.slug.to_string()).into_response();
+            }
+            response
         }
     }
 }

@@ -39,6 +39,7 @@ mod error;
 mod extract;
 mod host;
 mod identify;
+pub mod input;
 mod layer;
 mod lifecycle;
 mod migrate;

@@ -6,6 +6,9 @@
 //! slashes, as the polls app does, to accept `/api/tenants/` too.
 
 use axum::extract::rejection::JsonRejection;
+use serde::de::DeserializeOwned;
+
+use crate::input::{NUL_MESSAGE, nul_character_at};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -122,6 +125,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A JSON body as `T`; a NUL character in any of its text is refused naming the field.
+fn parse<T: DeserializeOwned>(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let Json(body) = body?;
+    if let Some(field) = nul_character_at(&body) {
+        return Err(field_error(&field, NUL_MESSAGE));
+    }
+    serde_json::from_value(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            json!({ "detail": format!("JSON parse error - {e}") }),
+        )
+    })
+}
+
 /// A slug from the URL; one that cannot be valid names no tenant.
 fn path_slug(raw: &str) -> Result<Slug, ApiError> {
     Slug::parse(raw).map_err(|_| Error::TenantNotFound(raw.to_owned()).into())
@@ -150,9 +169,9 @@ struct CreateBody {
 
 async fn create(
     State(tenancy): State<Tenancy>,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
+    let body: CreateBody = parse(body)?;
     let slug = body
         .slug
         .ok_or_else(|| field_error("slug", "This field is required."))?;
@@ -200,10 +219,10 @@ struct UpdateBody {
 async fn update(
     State(tenancy): State<Tenancy>,
     Path(slug): Path<String>,
-    body: Result<Json<UpdateBody>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let slug = path_slug(&slug)?;
-    let Json(body) = body?;
+    let body: UpdateBody = parse(body)?;
     let new_slug = body
         .slug
         .map(|s| Slug::parse(&s).map_err(|e| field_error("slug", e)))

@@ -28,6 +28,10 @@ pub enum TenancyRejection {
     /// 503: the tenant is being moved; reads are served, writes wait for the move.
     #[error("Tenant '{0}' is being moved; writes resume when the move is done, retry shortly.")]
     Moving(String),
+    /// 503: the tenant was deleted, moved or renamed while the request ran, which is why it
+    /// failed; a retry finds it where it is now, or not at all.
+    #[error("Tenant '{0}' changed while this request ran; retry.")]
+    Changed(String),
     /// 500: a server-side failure, logged where it happened.
     #[error("{0}")]
     Internal(&'static str),
@@ -71,7 +75,9 @@ impl TenancyRejection {
             Self::InvalidHost(_) => StatusCode::BAD_REQUEST,
             Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable | Self::Moving(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Moving(_) | Self::Changed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,7 +87,7 @@ impl IntoResponse for TenancyRejection {
     fn into_response(self) -> Response {
         let mut response =
             (self.status(), Json(json!({ "detail": self.to_string() }))).into_response();
-        if matches!(self, Self::Unavailable | Self::Moving(_)) {
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -114,6 +114,14 @@ impl SqliteHome {
         row.map(tenant).transpose()
     }
 
+    pub(crate) async fn by_id(&self, id: Uuid) -> Result<Option<Tenant>, Error> {
+        let row: Option<TenantRow> = sqlx::query_as(select_tenants!("WHERE t.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.catalog)
+            .await?;
+        row.map(tenant).transpose()
+    }
+
     pub(crate) async fn by_slug(&self, slug: &str) -> Result<Option<Tenant>, Error> {
         let row: Option<TenantRow> = sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
             .bind(slug)

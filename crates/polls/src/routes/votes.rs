@@ -8,7 +8,7 @@ use tenantry::{Db, TenantDb};
 
 use super::ApiPath;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, is_unique_violation};
+use crate::error::{ApiError, is_foreign_key_violation, is_unique_violation};
 use crate::json::ApiJson;
 
 /// A vote as the API shows it.
@@ -42,6 +42,9 @@ pub(super) async fn create(
         .map_err(|error| {
             if is_unique_violation(&error) {
                 ApiError::BadRequest(json!({ "detail": "You have already voted in this poll." }))
+            } else if is_foreign_key_violation(&error) {
+                // The choice was deleted between the SELECT and the check of the new row.
+                ApiError::NotFound
             } else {
                 error.into()
             }

@@ -249,8 +249,6 @@ impl TestApp {
     /// `GET path` written by hand over TCP, so that any `Host` bytes can be sent (reqwest
     /// refuses some). `host: None` sends no `Host` header at all. The body must be JSON.
     pub async fn raw_get(&self, host: Option<&[u8]>, path: &str) -> RawReply {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
         let mut request = format!("GET {path} HTTP/1.1\r\n").into_bytes();
         if let Some(host) = host {
             request.extend_from_slice(b"Host: ");
@@ -258,8 +256,16 @@ impl TestApp {
             request.extend_from_slice(b"\r\n");
         }
         request.extend_from_slice(b"Connection: close\r\n\r\n");
+        self.raw(&request).await
+    }
+
+    /// Sends `request`, a whole HTTP/1.1 request written by hand, on a connection of its own
+    /// and reads the reply to the end. The body must be JSON or empty.
+    pub async fn raw(&self, request: &[u8]) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
         let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(&request).await.unwrap();
+        stream.write_all(request).await.unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
         parse_raw_response(&response)
