@@ -76,6 +76,7 @@ async fn run() {
         tenant_pool_size: PER_TENANT,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
+        limits: polls::configuration::Limits::default(),
     };
     let identification = settings.identification().unwrap();
     let tenancy = Tenancy::connect_with(

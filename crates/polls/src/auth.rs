@@ -1,7 +1,7 @@
 //! Passwords, API tokens and the [`AuthUser`] extractor.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, Salt, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -9,44 +9,85 @@ use tenantry::{Db, TenantDb};
 
 use crate::error::ApiError;
 
+/// Argon2's working memory (19 MiB with the default parameters). A hashing thread keeps one
+/// and reuses it: allocated afresh for every hash, the allocator keeps much of it resident.
+pub type HashMemory = Vec<argon2::Block>;
+
 /// Hashes a password with argon2's default parameters and a random salt, as a PHC string.
 ///
-/// CPU heavy: from async code, use [`hash_password_async`].
+/// CPU and memory heavy: from async code, use [`PasswordHasher`](crate::limits::PasswordHasher).
 pub fn hash_password(password: &str) -> String {
+    hash_password_with(password, &mut HashMemory::new())
+}
+
+/// [`hash_password`] in `memory`.
+pub fn hash_password_with(password: &str, memory: &mut HashMemory) -> String {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .expect("16 bytes is a valid salt length");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters hashes any password shorter than 4 GiB")
-        .to_string()
+    let argon2 = Argon2::default();
+    let output = raw_hash(&argon2, password, salt.as_salt(), memory)
+        .expect("argon2 with default parameters hashes any password shorter than 4 GiB");
+    PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(argon2::Version::default().into()),
+        params: argon2
+            .params()
+            .try_into()
+            .expect("the default parameters encode"),
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
 }
 
 /// Whether `password` matches a PHC string made by [`hash_password`]; `false` for a malformed hash.
 ///
-/// CPU heavy: from async code, use [`verify_password_async`].
+/// CPU and memory heavy: from async code, use [`PasswordHasher`](crate::limits::PasswordHasher).
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
+    verify_password_with(password, hash, &mut HashMemory::new())
+}
+
+/// [`verify_password`] in `memory`.
+pub fn verify_password_with(password: &str, hash: &str, memory: &mut HashMemory) -> bool {
+    let Ok(hash) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let argon2 = match (
+        argon2::Algorithm::try_from(hash.algorithm),
+        argon2::Params::try_from(&hash),
+    ) {
+        (Ok(algorithm), Ok(params)) => Argon2::new(algorithm, argon2::Version::default(), params),
+        _ => return false,
+    };
+    // `Output`'s equality is constant-time.
+    raw_hash(&argon2, password, salt, memory).is_ok_and(|output| output == expected)
+}
+
+/// The raw argon2 output of `password` with `salt`, computed in `memory` (grown as needed).
+fn raw_hash(
+    argon2: &Argon2<'_>,
+    password: &str,
+    salt: Salt<'_>,
+    memory: &mut HashMemory,
+) -> Result<Output, argon2::password_hash::Error> {
+    let blocks = argon2.params().block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let length = argon2
+        .params()
+        .output_len()
+        .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+    Output::init_with(length, |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..blocks])
+            .map_err(Into::into)
     })
-}
-
-/// [`hash_password`] on tokio's blocking pool.
-pub async fn hash_password_async(password: String) -> String {
-    off_thread(move || hash_password(&password)).await
-}
-
-/// [`verify_password`] on tokio's blocking pool.
-pub async fn verify_password_async(password: String, hash: String) -> bool {
-    off_thread(move || verify_password(&password, &hash)).await
-}
-
-/// Runs CPU-heavy work on the blocking pool; a panic in it resumes in the caller.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// A new API token key: 40 lowercase hex characters from 20 random bytes.
@@ -179,6 +220,17 @@ mod tests {
         assert!(verify_password("s3cret", &hash));
         assert!(!verify_password("S3cret", &hash));
         assert!(!verify_password("s3cret", "not a hash"));
+        // Hashes made by the argon2 crate's own hasher (as before this module reused memory)
+        // still verify, and ours verify there.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"s3cret", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("s3cret", &theirs));
+        let ours = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"s3cret", &ours).is_ok());
         let key = new_token_key();
         assert_eq!(key.len(), 40);
         assert!(

@@ -87,12 +87,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     CliError::failed(format!("cannot listen on {}: {e}", settings.bind))
                 })?;
             tracing::info!("serving on http://{}", settings.bind);
-            startup::serve(
-                listener,
-                startup::app(tenancy, settings.platform_token.clone()),
-            )
-            .await
-            .map_err(|e| CliError::failed(e.to_string()))
+            let app = startup::app_with(
+                tenancy,
+                settings.platform_token.clone(),
+                settings.limits.auth(),
+            );
+            startup::serve(listener, app, settings.limits.server()).await;
+            Ok(())
         }
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
         Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,

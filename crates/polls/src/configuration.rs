@@ -1,8 +1,12 @@
 //! Settings, from command-line flags or the environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
+use tenantry::ServerLimits;
+
+use crate::limits::AuthSettings;
 use tenantry::{
     AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions,
 };
@@ -62,6 +66,82 @@ pub struct Settings {
     /// The app role's password, if the server asks for one; `migrate` sets it.
     #[arg(long, env = "APP_ROLE_PASSWORD", global = true, hide_env_values = true)]
     pub app_role_password: Option<String>,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// What slow, idle and numerous clients may hold of the server, and how much sign-up and login
+/// work it takes on. Times are in seconds.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Seconds a client has to send a request's headers once the server waits for them.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", global = true, default_value_t = ServerLimits::default().header_read_timeout.as_secs())]
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a request's body once its headers arrived.
+    #[arg(long, env = "BODY_READ_TIMEOUT", global = true, default_value_t = ServerLimits::default().body_read_timeout.as_secs())]
+    pub body_read_timeout: u64,
+    /// Seconds a connection with no request in progress stays open.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT", global = true, default_value_t = ServerLimits::default().keep_alive_timeout.as_secs())]
+    pub keep_alive_timeout: u64,
+    /// Open connections at most; beyond them new ones get 503 at once.
+    #[arg(long, env = "MAX_CONNECTIONS", global = true, default_value_t = ServerLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds requests in progress have to finish after SIGINT or SIGTERM (a second signal
+    /// stops at once).
+    #[arg(long, env = "SHUTDOWN_GRACE", global = true, default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
+    pub shutdown_grace: u64,
+    /// Passwords hashed at once (19 MiB each); the default is one per CPU.
+    #[arg(long, env = "HASH_WORKERS", global = true, default_value_t = AuthSettings::default().hash_workers)]
+    pub hash_workers: usize,
+    /// Password hashes waiting for a worker; beyond them sign-up and login get 503.
+    #[arg(long, env = "HASH_QUEUE", global = true, default_value_t = AuthSettings::default().hash_queue)]
+    pub hash_queue: usize,
+    /// Sign-ups and logins a minute from one client address; beyond it 429.
+    #[arg(long, env = "AUTH_RATE_PER_ADDRESS", global = true, default_value_t = AuthSettings::default().per_address)]
+    pub auth_rate_per_address: u32,
+    /// Sign-ups and logins a minute in one tenant; beyond it 429.
+    #[arg(long, env = "AUTH_RATE_PER_TENANT", global = true, default_value_t = AuthSettings::default().per_tenant)]
+    pub auth_rate_per_tenant: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let (server, auth) = (ServerLimits::default(), AuthSettings::default());
+        Self {
+            header_read_timeout: server.header_read_timeout.as_secs(),
+            body_read_timeout: server.body_read_timeout.as_secs(),
+            keep_alive_timeout: server.keep_alive_timeout.as_secs(),
+            max_connections: server.max_connections,
+            shutdown_grace: server.shutdown_grace.as_secs(),
+            hash_workers: auth.hash_workers,
+            hash_queue: auth.hash_queue,
+            auth_rate_per_address: auth.per_address,
+            auth_rate_per_tenant: auth.per_tenant,
+        }
+    }
+}
+
+impl Limits {
+    /// The server's limits.
+    pub fn server(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout),
+            keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout.max(1)),
+            max_connections: self.max_connections,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        }
+    }
+
+    /// The limits on sign-up and login.
+    pub fn auth(&self) -> AuthSettings {
+        AuthSettings {
+            hash_workers: self.hash_workers,
+            hash_queue: self.hash_queue,
+            per_address: self.auth_rate_per_address,
+            per_tenant: self.auth_rate_per_tenant,
+        }
+    }
 }
 
 impl Settings {

@@ -107,9 +107,9 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::failed(format!("cannot listen on {}: {e}", settings.bind)))?;
     println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
-    startup::serve(listener, startup::app(tenancy, Some(token)))
-        .await
-        .map_err(|e| CliError::failed(e.to_string()))
+    let app = startup::app_with(tenancy, Some(token), settings.limits.auth());
+    startup::serve(listener, app, settings.limits.server()).await;
+    Ok(())
 }
 
 /// `url` without its password, to print.

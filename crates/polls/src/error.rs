@@ -40,7 +40,14 @@ pub enum ApiError {
     /// 401 `{"detail": message}` with `WWW-Authenticate: Token`.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// 503 when the pool timed out, otherwise 500; the details are logged, not sent.
+    /// 429 with `Retry-After` (seconds): too many sign-ups or logins.
+    #[error("throttled for {0} s")]
+    Throttled(u64),
+    /// 503 with `Retry-After`: too much password hashing queued.
+    #[error("busy")]
+    Busy,
+    /// 503 when the database is busy or its connection was lost, otherwise 500; the details
+    /// are logged, not sent.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// Whatever the tenancy layer's extractors refused with.
@@ -67,18 +74,23 @@ impl IntoResponse for ApiError {
                 detail_response(StatusCode::UNAUTHORIZED, message),
             )
                 .into_response(),
-            Self::Database(sqlx::Error::PoolTimedOut) => (
-                [(header::RETRY_AFTER, "1")],
+            Self::Throttled(seconds) => (
+                [(header::RETRY_AFTER, seconds.to_string())],
                 detail_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is busy; retry shortly.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Request was throttled. Expected available in {seconds} seconds."),
                 ),
             )
                 .into_response(),
-            Self::Database(error) => {
-                tracing::error!(%error, "database error in a handler");
-                detail_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
-            }
+            Self::Busy => (
+                [(header::RETRY_AFTER, "1")],
+                detail_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many password checks in progress; retry shortly.",
+                ),
+            )
+                .into_response(),
+            Self::Database(error) => TenancyRejection::from(error).into_response(),
             Self::Tenancy(rejection) => rejection.into_response(),
         }
     }

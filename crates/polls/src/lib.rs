@@ -6,5 +6,7 @@ pub mod configuration;
 pub mod demo;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod routes;
 pub mod startup;
+pub mod telemetry;

@@ -3,18 +3,20 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use futures::Stream;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use tenantry::cli::CliError;
-use tenantry::{Migrations, Tenancy, TenancyLayer};
+use tenantry::{Migrations, ServerLimits, Tenancy, TenancyLayer};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::configuration::Settings;
 use crate::error::{method_not_allowed, not_found_fallback};
+use crate::limits::{AuthLimits, AuthSettings};
 use crate::routes::tenant_router;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant (PostgreSQL and
@@ -88,21 +90,33 @@ fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
+/// The whole app as one router, with the default limits on sign-up and login.
 pub fn app(tenancy: Tenancy, platform_token: Option<String>) -> Router {
+    app_with(tenancy, platform_token, AuthSettings::default())
+}
+
+/// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
+pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSettings) -> Router {
     let public = public_router(&tenancy, platform_token);
     let tenants = TenancyLayer::new(tenancy)
         .public(public)
-        .layer(tenant_router());
+        .layer(tenant_router().layer(Extension(AuthLimits::new(auth))));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }
 
-/// Serves `app` on `listener` until Ctrl-C.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+/// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ServerLimits) {
+    tenantry::serve(listener, app, limits, shutdown_signals()).await
+}
+
+/// Every SIGINT and SIGTERM the process receives.
+fn shutdown_signals() -> impl Stream<Item = ()> + Unpin {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
+    let terminate = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    let stream = |mut s: tokio::signal::unix::Signal| {
+        Box::pin(futures::stream::poll_fn(move |cx| s.poll_recv(cx)))
+    };
+    futures::stream::select(stream(interrupt), stream(terminate))
 }

@@ -71,6 +71,23 @@ impl Error {
     }
 }
 
+/// Whether `error` says the database could not be reached or its connection was lost (a
+/// restart, a pooler going away, a full pool): worth a retry, not a bug.
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(_) => sqlstate(error).is_some_and(|code| {
+            // Connection exceptions, shutdowns and crash recovery, too many connections.
+            code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// The PostgreSQL error code of a database error, if it has one.
 pub(crate) fn sqlstate(error: &sqlx::Error) -> Option<String> {
     error

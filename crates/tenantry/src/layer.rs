@@ -3,13 +3,16 @@
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
 
 use crate::identify::{Identified, request_host};
 use crate::pools::Access;
@@ -82,7 +85,27 @@ where
         let inner = take_ready(&mut self.inner);
         let tenancy = self.tenancy.clone();
         let public = self.public.clone();
-        Box::pin(async move { Ok(serve(tenancy, public, inner, request).await) })
+        let id = request_id(request.headers());
+        let span = tracing::info_span!(
+            "request",
+            id = %id.to_str().unwrap_or_default(),
+            method = %request.method(),
+            path = %request.uri().path(),
+            tenant = tracing::field::Empty,
+            mode = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let served = async move {
+            let mut response = serve(tenancy, public, inner, request).await;
+            tracing::info!(
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                "request"
+            );
+            response.headers_mut().insert(REQUEST_ID, id);
+            Ok(response)
+        };
+        Box::pin(served.instrument(span))
     }
 }
 
@@ -115,6 +138,9 @@ where
             None => TenancyRejection::NoTenantForHost(host.to_string()).into_response(),
         },
         Identified::Tenant { tenant, mount, uri } => {
+            tracing::Span::current()
+                .record("tenant", tracing::field::display(&tenant.slug))
+                .record("mode", tenant.isolation.as_str());
             if tenant.status == TenantStatus::Suspended {
                 return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
             }
@@ -146,6 +172,25 @@ where
             }
             response
         }
+    }
+}
+
+/// The header a request's id is taken from and returned in.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's own `X-Request-Id` when it is a plausible id (1 to 64 letters, digits, `-`,
+/// `_` or `.`), otherwise a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let plausible = |v: &&HeaderValue| {
+        (1..=64).contains(&v.len())
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match headers.get(&REQUEST_ID).filter(plausible) {
+        Some(given) => given.clone(),
+        None => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .expect("a UUID is a valid header value"),
     }
 }
 

@@ -8,6 +8,7 @@
 use axum::extract::rejection::JsonRejection;
 use serde::de::DeserializeOwned;
 
+use crate::error::is_unavailable;
 use crate::input::{NUL_MESSAGE, nul_character_at};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -43,7 +44,13 @@ struct ApiError(StatusCode, serde_json::Value);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        let mut response = (self.0, Json(self.1)).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -67,7 +74,7 @@ impl From<Error> for ApiError {
             | Error::ServerInUse(_)
             | Error::Moving(_) => detail(StatusCode::CONFLICT),
             Error::Unreachable(..) | Error::Busy => detail(StatusCode::SERVICE_UNAVAILABLE),
-            Error::Database(sqlx::Error::PoolTimedOut) => detail(StatusCode::SERVICE_UNAVAILABLE),
+            Error::Database(e) if is_unavailable(e) => detail(StatusCode::SERVICE_UNAVAILABLE),
             Error::Incomplete(_)
             | Error::CorruptCatalog(_)
             | Error::UnsafeRole(_)

@@ -46,7 +46,10 @@ impl From<HostError> for TenancyRejection {
 impl From<sqlx::Error> for TenancyRejection {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut => Self::Unavailable,
+            e if crate::error::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "the database is unavailable");
+                Self::Unavailable
+            }
             other => {
                 tracing::error!(error = %other, "database error in tenant context");
                 Self::Internal("Database error.")

@@ -213,6 +213,16 @@ impl TestCluster {
         cluster
     }
 
+    /// Restarts the server, closing every connection to it, as a crash or an upgrade would.
+    pub fn restart(&self) {
+        let data = self.dir.display().to_string();
+        let log = format!("{data}/server.log");
+        self.as_postgres(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-m", "immediate", "-w", "restart"],
+        );
+    }
+
     /// The URL of database `database` on this server.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)

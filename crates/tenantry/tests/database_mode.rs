@@ -255,3 +255,31 @@ async fn the_budget_never_exceeds_what_the_server_allows() {
     assert_eq!(tenancy.pools().budget().connections, room);
     assert_eq!(tenancy.default_isolation(), IsolationMode::Database);
 }
+
+#[tokio::test]
+async fn concurrent_creates_never_wait_on_their_own_pool() {
+    // Four catalog connections for 32 creates: an operation that held one connection while
+    // it waited for another of the same pool would time out here.
+    let s = setup(4).await;
+    create(&s.tenancy, "first", IsolationMode::Database)
+        .await
+        .unwrap();
+    let creates = (0..32).map(|i| {
+        let tenancy = s.tenancy.clone();
+        tokio::spawn(
+            async move { create(&tenancy, &format!("db-{i}"), IsolationMode::Database).await },
+        )
+    });
+    let lookups = (0..200).map(|_| {
+        let tenancy = s.tenancy.clone();
+        tokio::spawn(async move { tenancy.catalog().details(&slug("first")).await.map(drop) })
+    });
+    let (creates, lookups) = futures::join!(
+        futures::future::join_all(creates),
+        futures::future::join_all(lookups)
+    );
+    for result in creates.into_iter().chain(lookups) {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(s.tenancy.catalog().list().await.unwrap().len(), 33);
+}

@@ -1,5 +1,6 @@
 //! `POST /users` (sign up) and `POST /login` (get an API token).
 
+use axum::Extension;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -7,9 +8,10 @@ use sqlx::FromRow;
 use tenantry::TenantDb;
 
 use super::{REQUIRED, check_text, required_text};
-use crate::auth::{hash_password_async, token_for, verify_password_async};
+use crate::auth::token_for;
 use crate::error::{ApiError, FieldErrors, is_unique_violation};
 use crate::json::ApiJson;
+use crate::limits::{AuthGate, AuthLimits};
 
 const USERNAME_MAX: usize = 150;
 const EMAIL_MAX: usize = 254;
@@ -33,6 +35,8 @@ pub(super) struct User {
 
 /// `POST /users`: 201 with the new user, or 400 with per-field messages.
 pub(super) async fn create(
+    _: AuthGate,
+    Extension(limits): Extension<AuthLimits>,
     mut db: TenantDb,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<(StatusCode, ApiJson<User>), ApiError> {
@@ -43,7 +47,7 @@ pub(super) async fn create(
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(ApiError::Fields(errors));
     };
-    let password_hash = hash_password_async(password).await;
+    let password_hash = limits.hasher.hash(password).await?;
     let user = db
         .query(
             "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
@@ -73,6 +77,8 @@ pub(super) struct Login {
 
 /// `POST /login`: 200 `{"token": key}`, creating the user's token on first login.
 pub(super) async fn login(
+    _: AuthGate,
+    Extension(limits): Extension<AuthLimits>,
     mut db: TenantDb,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
@@ -88,7 +94,7 @@ pub(super) async fn login(
     let Some((user_id, password_hash)) = user else {
         return Err(wrong());
     };
-    if !verify_password_async(password, password_hash).await {
+    if !limits.hasher.verify(password, password_hash).await? {
         return Err(wrong());
     }
     let token = token_for(&mut db, user_id).await?;

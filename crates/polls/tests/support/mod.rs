@@ -93,6 +93,7 @@ fn settings_without_database() -> Settings {
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
+        limits: polls::configuration::Limits::default(),
     }
 }
 

@@ -1,0 +1,533 @@
+//! `polls serve` as an operator runs it, a real process: slow and idle clients are cut off,
+//! a flood of connections is refused fast, shutdown ends on time, sign-up and login are
+//! bounded in memory and rate, and the log says what happened without leaking secrets.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tenantry::testing::TestDatabase;
+
+/// A password in DATABASE_URL that must never reach the log (trust auth ignores it).
+const SECRET: &str = "hunter2-in-the-url";
+
+/// The database's URL with [`SECRET`] as its password.
+fn url_with_password(db: &TestDatabase) -> String {
+    db.url()
+        .replacen("://postgres@", &format!("://postgres:{SECRET}@"), 1)
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: tempfile::NamedTempFile,
+    _db: TestDatabase,
+}
+
+/// Runs `polls <args>` to completion against `db`.
+fn polls(db: &TestDatabase, args: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(args)
+        .env("DATABASE_URL", url_with_password(db))
+        .env("BASE_DOMAIN", support::BASE)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "polls {args:?}");
+}
+
+/// `polls serve` on a free port with tenant `thor`, the environment plus `env`, its log
+/// in a file; returns once it answers.
+async fn serve(env: &[(&str, &str)]) -> Server {
+    let db = TestDatabase::create().await;
+    polls(&db, &["migrate"]);
+    polls(&db, &["tenants", "create", "thor"]);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve")
+        .env("DATABASE_URL", url_with_password(&db))
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", addr.to_string())
+        .env("PLATFORM_TOKEN", support::PLATFORM_TOKEN)
+        .env_remove("RUST_LOG")
+        .env_remove("LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        addr,
+        log,
+        _db: db,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() || server.get("polls.test", "/health", &[]).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not come up: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    /// Sends `raw` on a new connection and reads the reply to the end.
+    fn send(&self, raw: &[u8]) -> (u16, Vec<(String, String)>, Value) {
+        let mut stream = self.connect();
+        stream.write_all(raw).unwrap();
+        read_reply(&mut stream)
+    }
+
+    fn get(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Value) {
+        self.request("GET", host, path, headers, None)
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        if !body.is_empty() {
+            raw.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(&body);
+        self.send(raw.as_bytes())
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Waits up to `limit` for the process to exit; how long it took, or `None`.
+    async fn exited_within(&mut self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The server's resident memory in bytes.
+    fn resident(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a whole HTTP/1.1 reply (the server closes the connection after it).
+fn read_reply(stream: &mut TcpStream) -> (u16, Vec<(String, String)>, Value) {
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, Vec::new(), Value::Null);
+    };
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// How long until the server closes `stream`, reading and discarding whatever it sends.
+fn closed_after(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let _ = stream.read_to_end(&mut sink);
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_a_flood_is_refused_fast() {
+    let server = serve(&[
+        ("HEADER_READ_TIMEOUT", "2"),
+        ("BODY_READ_TIMEOUT", "2"),
+        ("KEEP_ALIVE_TIMEOUT", "3"),
+        ("MAX_CONNECTIONS", "40"),
+    ])
+    .await;
+    // A head that never ends.
+    let mut partial = server.connect();
+    partial
+        .write_all(b"GET /polls/ HTTP/1.1\r\nHost: thor.pol")
+        .unwrap();
+    let waited = closed_after(partial);
+    assert!(
+        waited < Duration::from_secs(4),
+        "a partial head stayed open {waited:?}"
+    );
+
+    // A body that never ends.
+    let mut slow_body = server.connect();
+    slow_body
+        .write_all(
+            b"POST /users/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"username\":",
+        )
+        .unwrap();
+    let started = Instant::now();
+    let (status, _, _) = read_reply(&mut slow_body);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a partial body stayed open"
+    );
+    assert!(
+        (400..500).contains(&status) || status == 0,
+        "a partial body got {status}"
+    );
+
+    // A connection left idle after its request.
+    let mut idle = server.connect();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: polls.test\r\n\r\n")
+        .unwrap();
+    let waited = closed_after(idle);
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(6)).contains(&waited),
+        "an idle connection was closed after {waited:?}"
+    );
+
+    // 40 connections hold every slot; the 41st is refused at once, with Retry-After.
+    let held: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (status, headers, body) = server.get("polls.test", "/health", &[]);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    assert_eq!(
+        body,
+        json!({ "detail": "Too many open connections; retry shortly." })
+    );
+    // Once the header timeout frees them, everyone is served again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.get("polls.test", "/health", &[]).0, 200);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
+    let mut server = serve(&[("SHUTDOWN_GRACE", "3"), ("BODY_READ_TIMEOUT", "60")]).await;
+    // A request in flight when SIGTERM arrives is finished.
+    let body = r#"{"username":"ann","email":"ann@example.com","password":"s3cret-pass"}"#;
+    let mut in_flight = server.connect();
+    write!(
+        in_flight,
+        "POST /users/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    // A client stuck in the middle of its body, which never finishes.
+    let mut stuck = server.connect();
+    stuck
+        .write_all(b"POST /users/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connections once shutting down.
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    in_flight.write_all(&body.as_bytes()[10..]).unwrap();
+    let (status, _, reply) = read_reply(&mut in_flight);
+    assert_eq!(status, 201, "{reply}");
+    // The stuck client does not keep the process alive past the grace.
+    assert!(server.exited_within(Duration::from_secs(6)).await.is_some());
+    let waited = signalled.elapsed();
+    assert!(
+        waited > Duration::from_millis(2_500),
+        "it did not wait for the grace: {waited:?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("connections still open after the shutdown grace")
+    );
+    drop(stuck);
+
+    // A second signal stops at once.
+    let mut server = serve(&[("SHUTDOWN_GRACE", "60"), ("BODY_READ_TIMEOUT", "60")]).await;
+    let mut stuck = server.connect();
+    stuck
+        .write_all(b"POST /users/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(libc::SIGINT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "it waits for the stuck client"
+    );
+    server.signal(libc::SIGINT);
+    let exited = server.exited_within(Duration::from_secs(2)).await;
+    assert!(exited.is_some(), "a second SIGINT did not stop it");
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_signups_stay_under_300_mb() {
+    let server = serve(&[
+        ("AUTH_RATE_PER_ADDRESS", "100000"),
+        ("AUTH_RATE_PER_TENANT", "100000"),
+    ])
+    .await;
+    let server = std::sync::Arc::new(server);
+    let idle = server.resident();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = {
+        let (server, peak) = (server.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(server.resident(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let signups: Vec<_> = (0..200)
+        .map(|i| {
+            let server = server.clone();
+            tokio::task::spawn_blocking(move || {
+                let body = json!({
+                    "username": format!("user{i}"), "email": format!("u{i}@example.com"),
+                    "password": "s3cret-pass"
+                });
+                let (status, headers, _) =
+                    server.request("POST", "thor.polls.test", "/users/", &[], Some(body));
+                (status, header(&headers, "retry-after").is_some())
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for signup in signups {
+        match signup.await.unwrap() {
+            (201, _) => created += 1,
+            (503, true) => {}
+            other => panic!("a sign-up got {other:?}"),
+        }
+    }
+    sampling.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "resident memory: {} MiB idle, {} MiB at the peak; {created} of 200 created",
+        idle >> 20,
+        peak >> 20
+    );
+    assert!(created > 0);
+    assert!(peak < 300 << 20, "peak resident memory {} MiB", peak >> 20);
+}
+
+#[tokio::test]
+async fn signup_and_login_are_rate_limited_per_address_and_per_tenant() {
+    let server = serve(&[
+        ("AUTH_RATE_PER_ADDRESS", "5"),
+        ("AUTH_RATE_PER_TENANT", "8"),
+    ])
+    .await;
+    let login = |from: &str| {
+        let local: SocketAddr = format!("{from}:0").parse().unwrap();
+        let socket = connect_from(local, server.addr);
+        let mut stream = socket;
+        let body = r#"{"username":"nobody","password":"wrong"}"#;
+        write!(
+            stream,
+            "POST /login/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let (status, headers, body) = read_reply(&mut stream);
+        (
+            status,
+            header(&headers, "retry-after").map(str::to_owned),
+            body,
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(login("127.0.0.1").0, 400);
+    }
+    let (status, retry, body) = login("127.0.0.1");
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Request was throttled.")
+    );
+    // Another address has its own allowance, until the tenant's is spent (8 in all).
+    for _ in 0..3 {
+        assert_eq!(login("127.0.0.2").0, 400);
+    }
+    assert_eq!(login("127.0.0.2").0, 429);
+}
+
+/// A connection to `to` from the local address `from`.
+fn connect_from(from: SocketAddr, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(from).unwrap();
+    let std: std::net::TcpStream = {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: the descriptor is a fresh socket we own and hand over whole.
+        unsafe { std::net::TcpStream::from_raw_fd(socket.into_raw_fd()) }
+    };
+    std.set_nonblocking(false).unwrap();
+    let address = ipv4_address(to);
+    // SAFETY: connect(2) on our own socket with a valid sockaddr_in.
+    let connected = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::connect(
+            std.as_raw_fd(),
+            std::ptr::addr_of!(address).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(connected, 0, "connect from {from} failed");
+    std.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std
+}
+
+fn ipv4_address(to: SocketAddr) -> libc::sockaddr_in {
+    let SocketAddr::V4(to) = to else {
+        panic!("the server listens on IPv4")
+    };
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+#[tokio::test]
+async fn each_request_is_logged_with_its_tenant_and_id_and_no_secrets() {
+    let server = serve(&[("LOG_FORMAT", "json")]).await;
+    let (status, headers, _) =
+        server.get("thor.polls.test", "/polls/", &[("X-Request-Id", "req-42")]);
+    assert_eq!(status, 401);
+    assert_eq!(header(&headers, "x-request-id"), Some("req-42"));
+    let (_, headers, _) = server.get("thor.polls.test", "/", &[("X-Request-Id", "bad id!")]);
+    let made = header(&headers, "x-request-id").unwrap();
+    assert!(made.len() == 32 && made != "bad id!", "{made}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    assert!(
+        !log.contains(SECRET),
+        "the log shows the database password:\n{log}"
+    );
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["span"]["id"] == "req-42")
+        .unwrap_or_else(|| panic!("no request line in\n{log}"));
+    assert_eq!(line["status"], 401);
+    assert!(line["latency_ms"].as_f64().is_some());
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["path"], "/polls");
+    assert_eq!(line["span"]["tenant"], "thor");
+    assert_eq!(line["span"]["mode"], "schema");
+    assert!(lines.iter().any(|l| l["span"]["id"] == made));
+
+    // Plain text, with no colours when the log is not a terminal.
+    let server = serve(&[]).await;
+    server.get("thor.polls.test", "/", &[]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    assert!(
+        log.contains("tenant=thor") && log.contains("status=200"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file:\n{log}"
+    );
+    assert!(!log.contains(SECRET));
+}

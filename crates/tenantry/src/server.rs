@@ -1,0 +1,250 @@
+//! [`serve`]: serves an app with bounds on what slow, idle and numerous clients can hold, and
+//! a shutdown that ends on time.
+//!
+//! - A request's head must arrive within [`ServerLimits::header_read_timeout`] of the server
+//!   starting to wait for it, and its body within [`ServerLimits::body_read_timeout`] of the
+//!   head.
+//! - A connection with no request in progress is closed after
+//!   [`ServerLimits::keep_alive_timeout`].
+//! - Beyond [`ServerLimits::max_connections`] open connections, a new one is answered at once
+//!   with 503 and `Retry-After` and closed.
+//! - On the first shutdown signal the listener closes and open connections finish their
+//!   requests; after [`ServerLimits::shutdown_grace`], or at a second signal, `serve` returns
+//!   whatever is still open.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+/// How long clients may take and how many may be connected; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(15),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` yields (first graceful, then at
+/// once). Each request carries its client's [`ConnectInfo<SocketAddr>`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    mut shutdown: impl Stream<Item = ()> + Unpin,
+) {
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopped) = watch::channel(false);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => match open.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let connection = Connection { app: app.clone(), limits, client };
+                        let stopped = stopped.clone();
+                        tokio::spawn(async move {
+                            connection.run(stream, stopped).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tokio::spawn(refuse(stream));
+                    }
+                },
+                // Out of file descriptors, most likely: wait for some to be given back.
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.next() => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let everyone = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    tokio::select! {
+        _ = open.acquire_many(everyone) => tracing::info!("every connection finished; stopped"),
+        _ = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!("connections still open after the shutdown grace; stopping anyway");
+        }
+        _ = shutdown.next() => tracing::warn!("stopping at once"),
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it, without waiting on the client
+/// for more than a second.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = r#"{"detail":"Too many open connections; retry shortly."}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
+}
+
+struct Connection {
+    app: Router,
+    limits: ServerLimits,
+    client: SocketAddr,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, mut stopped: watch::Receiver<bool>) {
+        let Self {
+            app,
+            limits,
+            client,
+        } = self;
+        let activity = Arc::new(Activity::default());
+        let requests = activity.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(|body| Body::new(Deadline::new(body, limits)));
+            request.extensions_mut().insert(ConnectInfo(client));
+            let busy = requests.start();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await;
+                drop(busy);
+                response
+            }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let mut watchdog = tokio::time::interval(limits.keep_alive_timeout / 4);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopped.changed(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = watchdog.tick(), if !closing => {
+                    if activity.idle_for() >= limits.keep_alive_timeout {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Requests in progress on a connection, and when the last one ended.
+struct Activity {
+    busy: AtomicUsize,
+    since: std::sync::Mutex<Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            busy: AtomicUsize::new(0),
+            since: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    fn start(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// How long the connection has had no request in progress.
+    fn idle_for(&self) -> Duration {
+        if self.busy.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        self.since.lock().expect("activity").elapsed()
+    }
+}
+
+/// A request in progress; its end starts the idle clock again.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.since.lock().expect("activity") = Instant::now();
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request body that fails once its time to arrive is up.
+struct Deadline {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(body: Incoming, limits: ServerLimits) -> Self {
+        Self {
+            body,
+            deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+        }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("the request body did not arrive in time".into())));
+        }
+        Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(axum::BoxError::from)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
