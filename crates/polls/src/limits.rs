@@ -207,9 +207,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthGate {
         if let Some(ConnectInfo(client)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             keys.push((Key::Address(client.ip()), throttle.per_address));
         }
-        throttle
-            .take(&keys)
-            .map(|()| Self)
-            .map_err(|wait| ApiError::Throttled(wait.as_secs().max(1)))
+        throttle.take(&keys).map(|()| Self).map_err(|wait| {
+            tracing::warn!("sign-up or login throttled");
+            ApiError::Throttled(wait.as_secs().max(1))
+        })
     }
 }
