@@ -22,6 +22,8 @@ pub fn server_url() -> String {
 pub struct TestDatabase {
     name: String,
     server: PgConnectOptions,
+    /// Other ports the catalog was reached on (a relay), whose templates are dropped too.
+    relays: Vec<u16>,
 }
 
 impl TestDatabase {
@@ -42,7 +44,17 @@ impl TestDatabase {
         conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .await
             .expect("CREATE DATABASE failed");
-        Self { name, server }
+        Self {
+            name,
+            server,
+            relays: Vec::new(),
+        }
+    }
+
+    /// Notes that the catalog is reached through a relay on `port`: the templates it makes
+    /// are named after that address, and are dropped with the database too.
+    pub fn reached_through(&mut self, port: u16) {
+        self.relays.push(port);
     }
 
     /// The database's name.
@@ -85,6 +97,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let server = self.server.clone();
         let name = std::mem::take(&mut self.name);
+        let relays = std::mem::take(&mut self.relays);
         // Drop runs outside async context; a runtime of its own does the dropping.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -93,7 +106,7 @@ impl Drop for TestDatabase {
                 .expect("a runtime for dropping the test database");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&server).await?;
-                let mut dropping = made_by_catalog(&server, &name).await?;
+                let mut dropping = made_by_catalog(&server, &name, &relays).await?;
                 dropping.push(name);
                 for database in dropping {
                     conn.execute(AssertSqlSafe(format!(
@@ -119,15 +132,25 @@ impl Drop for TestDatabase {
 async fn made_by_catalog(
     server: &PgConnectOptions,
     name: &str,
+    relays: &[u16],
 ) -> Result<Vec<String>, sqlx::Error> {
     let catalog = server.clone().database(name);
     let mut conn = PgConnection::connect_with(&catalog).await?;
-    let family = crate::template::family(&catalog);
-    let mut made: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
-            .bind(family)
-            .fetch_all(&mut conn)
-            .await?;
+    let families: Vec<String> = std::iter::once(catalog.clone())
+        .chain(
+            relays
+                .iter()
+                .map(|&port| catalog.clone().host("127.0.0.1").port(port)),
+        )
+        .map(|address| crate::template::family(&address))
+        .collect();
+    let mut made: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE EXISTS (SELECT FROM unnest($1::text[]) f WHERE starts_with(datname, f))",
+    )
+    .bind(families)
+    .fetch_all(&mut conn)
+    .await?;
     let has_catalog: bool =
         sqlx::query_scalar("SELECT to_regclass('tenantry.tenants') IS NOT NULL")
             .fetch_one(&mut conn)

@@ -44,9 +44,10 @@ pub async fn setup(size: u32) -> Setup {
 /// [`setup`] with every connection going through a [`slow_link`] that holds each reply for
 /// `delay`.
 pub async fn setup_slow(size: u32, delay: std::time::Duration) -> Setup {
-    let db = TestDatabase::create().await;
+    let mut db = TestDatabase::create().await;
     let server = db.options();
     let port = slow_link((server.get_host().to_owned(), server.get_port()), delay).await;
+    db.reached_through(port);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(size)
         .test_before_acquire(false)
