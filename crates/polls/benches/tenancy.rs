@@ -117,8 +117,11 @@ async fn run() {
         .unwrap()
         .options([("search_path", thor.placement.schema.as_str())]);
     let baseline = |pool: PgPool| -> Router {
-        let service = NormalizePathLayer::trim_trailing_slash()
-            .layer(SingleTenantLayer::new(pool, (*thor).clone()).layer(tenant_router()));
+        let service = NormalizePathLayer::trim_trailing_slash().layer(
+            SingleTenantLayer::new(pool, (*thor).clone()).layer(tenant_router(
+                polls::limits::AuthLimits::new(Default::default()),
+            )),
+        );
         Router::new().fallback_service(service)
     };
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,9 +106,8 @@ impl PasswordHasher {
         let job: Job = Box::new(move |memory| {
             let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(|| work(memory))));
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) | TrySendError::Disconnected(_) => ApiError::Busy,
-        })?;
+        // A full queue (or hashing threads gone): no room for this hash.
+        self.jobs.try_send(job).map_err(|_| ApiError::Busy)?;
         match result.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
@@ -167,8 +166,9 @@ impl Throttle {
                 tokens: f64::from(rate),
                 at: now,
             });
-            if refilled(bucket, rate, now) < 1.0 {
-                let missing = 1.0 - refilled(bucket, rate, now);
+            let tokens = refilled(bucket, rate, now);
+            if tokens < 1.0 {
+                let missing = 1.0 - tokens;
                 return Err(Duration::from_secs_f64(
                     missing * 60.0 / f64::from(rate.max(1)),
                 ));
@@ -201,7 +201,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthGate {
         let limits = parts
             .extensions
             .get::<AuthLimits>()
-            .expect("startup::app adds the AuthLimits");
+            .expect("tenant_router gives sign-up and login the AuthLimits");
         let throttle = &limits.throttle;
         let mut keys = vec![(Key::Tenant(tenant.id), throttle.per_tenant)];
         if let Some(ConnectInfo(client)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use futures::Stream;
 use serde_json::json;
 use sqlx::PgPool;
@@ -100,7 +100,7 @@ pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSett
     let public = public_router(&tenancy, platform_token);
     let tenants = TenancyLayer::new(tenancy)
         .public(public)
-        .layer(tenant_router().layer(Extension(AuthLimits::new(auth))));
+        .layer(tenant_router(AuthLimits::new(auth)));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }

@@ -8,22 +8,27 @@ mod votes;
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, method_not_allowed, not_found_fallback};
+use crate::limits::AuthLimits;
 
 pub(crate) use polls::now;
 
 /// Every route of a tenant, without trailing slashes; unknown paths and methods get JSON errors.
-pub fn tenant_router() -> Router {
-    Router::new()
-        .route("/", get(root::index))
+/// Sign-up and login (only they) get `auth`'s hasher and rates.
+pub fn tenant_router(auth: AuthLimits) -> Router {
+    let accounts = Router::new()
         .route("/users", post(users::create))
         .route("/login", post(users::login))
+        .layer(Extension(auth));
+    Router::new()
+        .route("/", get(root::index))
+        .merge(accounts)
         .route("/polls", get(polls::list).post(polls::create))
         .route(
             "/polls/{id}",
