@@ -70,6 +70,7 @@ async fn run() {
         strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
         platform_token: None,
         bind: String::new(),
+        database_pooler: tenantry::Pooler::None,
         pool_size: 16,
         default_isolation: Some(IsolationMode::Schema),
         database_budget: BUDGET,

@@ -8,7 +8,8 @@ use tenantry::ServerLimits;
 
 use crate::limits::AuthSettings;
 use tenantry::{
-    AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Strategy, TenancyOptions,
+    AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, Strategy,
+    TenancyOptions,
 };
 
 /// Where the app finds its database and how it recognises tenants.
@@ -45,6 +46,10 @@ pub struct Settings {
     /// Address the server listens on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8000", global = true)]
     pub bind: String,
+    /// What DATABASE_URL reaches: `none` (PostgreSQL itself, or a session-mode pooler) or
+    /// `transaction` (a transaction-mode pooler such as PgBouncer; see the README).
+    #[arg(long, env = "DATABASE_POOLER", default_value = "none", global = true)]
+    pub database_pooler: Pooler,
     /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
     #[arg(long, env = "POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: u32,
@@ -164,6 +169,7 @@ impl Settings {
         Ok(TenancyOptions {
             role,
             default_isolation,
+            pooler: self.database_pooler,
             budget: DatabaseBudget {
                 connections: self.database_budget,
                 per_tenant: self.tenant_pool_size,

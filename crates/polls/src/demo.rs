@@ -56,9 +56,9 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let tenancy = match &settings.database_url {
         Some(url) => {
             ensure_database(url).await?;
-            let pool = startup::connect(url, settings.pool_size).await?;
+            let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
             let options = settings.options().map_err(CliError::usage)?;
-            let pools = Pools::new(pool, options.budget, options.role);
+            let pools = Pools::new(pool, options.budget, options.role, options.pooler);
             tenantry::cli::migrate(&pools, &migrations, &args, None).await?;
             println!("PostgreSQL: {}", redacted(url));
             startup::open(settings).await?

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use tenantry::cli::CliError;
-use tenantry::{Migrations, ServerLimits, Tenancy, TenancyLayer};
+use tenantry::{Migrations, Pooler, ServerLimits, Tenancy, TenancyLayer};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
@@ -41,10 +41,11 @@ pub fn pool_options(size: u32) -> PgPoolOptions {
         .test_before_acquire(false)
 }
 
-/// A pool on `url`, set up so that SQL outside a tenant transaction fails closed.
-pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+/// A pool on `url`, reached through `pooler`, set up so that SQL outside a tenant
+/// transaction fails closed.
+pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, sqlx::Error> {
     pool_options(size)
-        .connect_with(tenantry::connect_options(url)?)
+        .connect_with(pooler.connect_options(url)?)
         .await
 }
 
@@ -56,7 +57,7 @@ pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
     let migrations = migrations();
     Ok(match &settings.database_url {
         Some(url) => {
-            let pool = connect(url, settings.pool_size).await?;
+            let pool = connect(url, settings.pool_size, settings.database_pooler).await?;
             Tenancy::connect_with(pool, identification, migrations, options)
                 .await
                 .map_err(|e| match e {

@@ -425,12 +425,11 @@ async fn the_book_flow_works_in_each_tenant(mode: Mode) {
     // sequence per table, so their second tenant starts elsewhere; it gets its own app, and
     // `the_same_ids_hold_different_data_in_each_tenant` checks two shared tenants side by side.
     let second;
-    let potter_app = match mode {
-        Mode::Shared => {
-            second = spawn_app_in(mode).await;
-            &second
-        }
-        _ => &app,
+    let potter_app = if mode.shares_tables() {
+        second = spawn_app_in(mode).await;
+        &second
+    } else {
+        &app
     };
     book_flow(potter_app, POTTER, "potter").await;
 
@@ -442,7 +441,7 @@ async fn the_book_flow_works_in_each_tenant(mode: Mode) {
         questions(potter_app, POTTER, &potter).await,
         ["potter: tea or coffee?"]
     );
-    if matches!(mode, Mode::Shared) {
+    if mode.shares_tables() {
         let potter = app.user(POTTER, "dan").await;
         assert!(questions(&app, POTTER, &potter).await.is_empty());
     }
@@ -472,7 +471,7 @@ async fn the_same_ids_hold_different_data_in_each_tenant(mode: Mode) {
     let app = spawn_app_in(mode).await;
     // Shared-mode tenants draw ids from one sequence per table; every other layout has its
     // own, so there both tenants start at 1. Either way each tenant sees only its own rows.
-    let same_ids = !matches!(mode, Mode::Shared);
+    let same_ids = !mode.shares_tables();
     let ids = |thor: &Value, potter: &Value| {
         if same_ids {
             assert_eq!(thor, potter, "each tenant numbers its own rows");
@@ -1556,6 +1555,26 @@ macro_rules! in_every_mode {
             $(#[tokio::test]
             async fn $test() {
                 super::$test(super::Mode::Database).await
+            })*
+        }
+        /// Every connection through a PgBouncer in transaction mode, two server
+        /// connections per database and role.
+        mod schema_tenants_through_pgbouncer {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::SchemaThroughPgBouncer).await
+            })*
+        }
+        mod shared_tenants_through_pgbouncer {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::SharedThroughPgBouncer).await
+            })*
+        }
+        mod database_tenants_through_pgbouncer {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::DatabaseThroughPgBouncer).await
             })*
         }
         /// These need no PostgreSQL at all.

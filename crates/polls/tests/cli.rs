@@ -131,7 +131,9 @@ async fn http(
 ) -> (StatusCode, Value) {
     let settings = support::settings(db);
     let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
-    let pool = startup::connect(url, 2).await.unwrap();
+    let pool = startup::connect(url, 2, tenantry::Pooler::None)
+        .await
+        .unwrap();
     let tenancy = Tenancy::connect(
         pool,
         settings.identification().unwrap(),

@@ -5,7 +5,9 @@
 //! `NOTIFY tenantry_catalog`; a listener task bumps an epoch that makes every cached entry
 //! stale, so another process's change is seen as soon as its notification arrives. While the
 //! listener is not connected, lookups bypass the cache rather than risk serving stale state.
-//! SQLite has no notifications: a task polls the file's `PRAGMA data_version` instead.
+//! Through a transaction pooler, which cannot carry `LISTEN`, a task polls the version row
+//! every committed change raises (`tenantry.catalog_version`) instead. SQLite has no
+//! notifications: a task polls the file's `PRAGMA data_version`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,11 +17,13 @@ use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use serde::Serialize;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{Connection, PgPool, SqliteConnection};
+use sqlx::{Connection, PgPool, Row, SqliteConnection};
 use uuid::Uuid;
 
+use crate::pooler;
 use crate::error::Error;
 use crate::host::HostName;
+use crate::pooler::Pooler;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::{SqliteHome, needs_postgres};
@@ -27,6 +31,13 @@ use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
 /// The channel catalog triggers notify on.
 const CHANNEL: &str = "tenantry_catalog";
+
+/// How often a poller reads the catalog's version: a change is seen within this, plus the
+/// time the read takes.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long one poll of the version may take before the cache is bypassed.
+const POLL_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// The columns of [`TenantRow`], from `tenantry.tenants` aliased as `t`.
 macro_rules! tenant_columns {
@@ -196,18 +207,31 @@ pub struct TenantCatalog {
 }
 
 impl TenantCatalog {
-    /// Opens the catalog on `pool` and starts following changes made by other processes.
-    pub async fn connect(pool: PgPool) -> Result<Self, Error> {
+    /// Opens the catalog on `pool`, reached through `pooler`, and starts following changes
+    /// made by other processes.
+    pub async fn connect(pool: PgPool, pooler: Pooler) -> Result<Self, Error> {
         let cache = Cache::builder().max_capacity(100_000).build();
         let freshness = Arc::new(Freshness::default());
-        let listener = listen(&pool).await?;
-        freshness.listening.store(true, Ordering::Release);
-        let task = tokio::spawn(follow_changes(
-            pool.clone(),
-            listener,
-            cache.clone(),
-            freshness.clone(),
-        ));
+        let task = match pooler {
+            Pooler::None => {
+                let listener = listen(&pool).await?;
+                freshness.listening.store(true, Ordering::Release);
+                tokio::spawn(follow_changes(
+                    pool.clone(),
+                    listener,
+                    cache.clone(),
+                    freshness.clone(),
+                ))
+            }
+            Pooler::Transaction => {
+                poll_version(&pool, &mut None, &cache, &freshness).await?;
+                tokio::spawn(follow_version(
+                    pool.clone(),
+                    cache.clone(),
+                    freshness.clone(),
+                ))
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 store: Store::Postgres(pool),
@@ -270,9 +294,9 @@ impl TenantCatalog {
         let now = match &self.inner.store {
             Store::Postgres(pool) => {
                 let row: Option<TenantRow> =
-                    sqlx::query_as(select_tenants!("WHERE t.id = $1 FOR SHARE OF t"))
+                    pooler::query_as(select_tenants!("WHERE t.id = $1 FOR SHARE OF t"))
                         .bind(seen.id)
-                        .fetch_optional(pool)
+                        .fetch_optional(pooler::Pinned(pool))
                         .await?;
                 row.map(Tenant::try_from).transpose()?
             }
@@ -329,17 +353,17 @@ impl TenantCatalog {
         };
         let row: Option<TenantRow> = match key {
             LookupKey::Domain(domain) => {
-                sqlx::query_as(select_tenants!(
+                pooler::query_as(select_tenants!(
                     "JOIN tenantry.domains d ON d.tenant_id = t.id WHERE d.domain = $1"
                 ))
                 .bind(domain)
-                .fetch_optional(pool)
+                .fetch_optional(pooler::Pinned(pool))
                 .await?
             }
             LookupKey::Slug(slug) => {
-                sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
+                pooler::query_as(select_tenants!("WHERE t.slug = $1"))
                     .bind(slug)
-                    .fetch_optional(pool)
+                    .fetch_optional(pooler::Pinned(pool))
                     .await?
             }
         };
@@ -352,14 +376,14 @@ impl TenantCatalog {
             Store::Postgres(pool) => pool,
             Store::Sqlite(home) => return home.list().await,
         };
-        let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!("ORDER BY t.slug"))
-            .fetch_all(pool)
+        let rows: Vec<TenantRow> = pooler::query_as(select_tenants!("ORDER BY t.slug"))
+            .fetch_all(pooler::Pinned(pool))
             .await?;
-        let domains = sqlx::query_as(
+        let domains = pooler::query_as(
             "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
              ORDER BY is_primary DESC, domain",
         )
-        .fetch_all(pool)
+        .fetch_all(pooler::Pinned(pool))
         .await?;
         assemble(rows.into_iter().map(Tenant::try_from), domains)
     }
@@ -375,17 +399,17 @@ impl TenantCatalog {
                 return Ok(TenantDetails { tenant, domains });
             }
         };
-        let row: Option<TenantRow> = sqlx::query_as(select_tenants!("WHERE t.slug = $1"))
+        let row: Option<TenantRow> = pooler::query_as(select_tenants!("WHERE t.slug = $1"))
             .bind(slug.as_str())
-            .fetch_optional(pool)
+            .fetch_optional(pooler::Pinned(pool))
             .await?;
         let tenant = Tenant::try_from(row.ok_or_else(not_found)?)?;
-        let domains = sqlx::query_as(
+        let domains = pooler::query_as(
             "SELECT domain, is_primary FROM tenantry.domains WHERE tenant_id = $1 \
              ORDER BY is_primary DESC, domain",
         )
         .bind(tenant.id)
-        .fetch_all(pool)
+        .fetch_all(pooler::Pinned(pool))
         .await?;
         Ok(TenantDetails { tenant, domains })
     }
@@ -437,6 +461,42 @@ async fn poll_changes(
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads the catalog's version (one simple query, which a transaction pooler carries whole)
+/// and makes cached entries stale if it moved since `seen`.
+async fn poll_version(
+    pool: &PgPool,
+    seen: &mut Option<i64>,
+    cache: &Cache<LookupKey, Cached>,
+    freshness: &Freshness,
+) -> Result<(), Error> {
+    let read = sqlx::raw_sql("SELECT version FROM tenantry.catalog_version").fetch_one(pool);
+    let row = tokio::time::timeout(POLL_TIMEOUT, read)
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    let version: i64 = row.try_get(0)?;
+    if *seen != Some(version) {
+        *seen = Some(version);
+        freshness.invalidate(cache);
+    }
+    freshness.listening.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Follows a catalog reached through a transaction pooler by polling its version. While polls
+/// fail, lookups bypass the cache.
+async fn follow_version(pool: PgPool, cache: Cache<LookupKey, Cached>, freshness: Arc<Freshness>) {
+    let mut seen = None;
+    loop {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        if let Err(error) = poll_version(&pool, &mut seen, &cache, &freshness).await
+            && freshness.listening.swap(false, Ordering::AcqRel)
+        {
+            seen = None;
+            tracing::warn!(%error, "cannot poll the catalog's version; bypassing the cache");
+        }
     }
 }
 

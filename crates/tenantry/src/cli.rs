@@ -12,6 +12,7 @@ use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::pooler::{Pooler, prepare_roles};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
@@ -86,6 +87,9 @@ pub async fn migrate(
         println!("shared: the SQLite catalog is migrated as it opens");
     } else {
         let shared = migrate_shared(pools.catalog()?, migrations, pools.role()).await?;
+        if pools.pooler() == Pooler::Transaction {
+            prepare_roles(pools.catalog()?, pools.role()).await?;
+        }
         println!("shared: {} migration(s) applied", shared.count);
     }
     let options = MigrateOptions {

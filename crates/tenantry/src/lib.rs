@@ -45,6 +45,7 @@ mod lifecycle;
 mod migrate;
 mod moving;
 pub mod platform_api;
+mod pooler;
 mod pools;
 mod rejection;
 mod role;
@@ -76,6 +77,7 @@ pub use migrate::{
     migrate_shared, migrate_tenants,
 };
 pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveFault, MoveTarget, TenantExport};
+pub use pooler::{Pooler, prepare_roles};
 pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
 pub use role::AppRole;

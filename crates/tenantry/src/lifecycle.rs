@@ -7,6 +7,7 @@
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::pooler;
 use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
 use crate::error::{
     DUPLICATE_DATABASE, DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate,
@@ -207,7 +208,7 @@ impl Tenancy {
         let slug = &new.slug;
         let server = &new.server;
         let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
-        let row: TenantRow = sqlx::query_as(concat!(
+        let row: TenantRow = pooler::query_as(concat!(
             "INSERT INTO tenantry.tenants AS t \
              (id, slug, name, schema_name, server, isolation, database_name) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -302,7 +303,7 @@ impl Tenancy {
         }
         let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
         let row: Option<TenantRow> =
-            sqlx::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
+            pooler::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
                 .bind(slug.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -316,14 +317,14 @@ impl Tenancy {
                 IsolationMode::Database | IsolationMode::Shared => tenant.placement.schema.clone(),
                 _ => new.schema_name(),
             };
-            sqlx::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
+            pooler::query("UPDATE tenantry.tenants SET slug = $2, schema_name = $3 WHERE id = $1")
                 .bind(tenant.id)
                 .bind(new.as_str())
                 .bind(new_schema.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, new, |_| new_primary.clone()))?;
-            sqlx::query(
+            pooler::query(
                 "UPDATE tenantry.domains SET domain = $2 WHERE tenant_id = $1 AND is_primary",
             )
             .bind(tenant.id)
@@ -359,7 +360,7 @@ impl Tenancy {
                 }
             }
         }
-        sqlx::query(
+        pooler::query(
             "UPDATE tenantry.tenants SET name = COALESCE($2, name), \
              status = COALESCE($3, status), settings = COALESCE($4, settings) WHERE id = $1",
         )
@@ -394,7 +395,7 @@ impl Tenancy {
             return Ok(());
         }
         let mut tx = safe_transaction::begin(self.postgres()?, None).await?;
-        let row: Option<TenantRow> = sqlx::query_as(concat!(
+        let row: Option<TenantRow> = pooler::query_as(concat!(
             "DELETE FROM tenantry.tenants AS t WHERE t.slug = $1 RETURNING ",
             tenant_columns!()
         ))
@@ -456,13 +457,13 @@ impl Tenancy {
         if let Some(home) = self.catalog().sqlite() {
             home.remove_domain(&details.tenant, domain.as_str()).await?;
         } else {
-            sqlx::query(
+            pooler::query(
                 "DELETE FROM tenantry.domains \
                  WHERE domain = $1 AND tenant_id = $2 AND NOT is_primary",
             )
             .bind(domain.as_str())
             .bind(details.tenant.id)
-            .execute(self.postgres()?)
+            .execute(pooler::Pinned(self.postgres()?))
             .await?;
         }
         self.catalog().invalidate();
@@ -476,7 +477,7 @@ async fn insert_domain(
     domain: &str,
     is_primary: bool,
 ) -> Result<(), Error> {
-    sqlx::query("INSERT INTO tenantry.domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)")
+    pooler::query("INSERT INTO tenantry.domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)")
         .bind(domain)
         .bind(tenant.id)
         .bind(is_primary)

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
+use crate::pooler;
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
 use crate::pools::{Access, Pools};
@@ -182,7 +183,7 @@ async fn apply_pending(
     ledger: &Ledger,
     migrator: &Migrator,
 ) -> Result<Applied, Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+    pooler::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(LOCK_NAMESPACE)
         .bind(&ledger.lock)
         .execute(&mut *conn)
@@ -199,7 +200,7 @@ async fn apply_pending(
     )))
     .execute(&mut *conn)
     .await?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
+    let applied: Vec<(i64, Vec<u8>)> = pooler::query_as(AssertSqlSafe(format!(
         "SELECT version, checksum FROM {} ORDER BY version",
         ledger.table
     )))
@@ -212,7 +213,7 @@ async fn apply_pending(
         conn.execute(m.sql.clone())
             .await
             .map_err(|e| failed(m, e))?;
-        sqlx::query(AssertSqlSafe(format!(
+        pooler::query(AssertSqlSafe(format!(
             "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
             ledger.table
         )))
@@ -281,7 +282,7 @@ pub async fn migrate_shared(
     role.ensure(pool).await?;
     let mut tx = safe_transaction::begin(pool, None).await?;
     // Serialize concurrent first runs before the schema exists.
-    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+    pooler::query("SELECT pg_advisory_xact_lock($1, 0)")
         .bind(LOCK_NAMESPACE)
         .execute(&mut *tx)
         .await?;
@@ -303,7 +304,7 @@ pub async fn migrate_shared(
     )))
     .await?;
     let tenants = migrate_schema(&mut tx, &schema, migrations, role).await?;
-    sqlx::query(
+    pooler::query(
         "UPDATE tenantry.tenants SET migration_version = $1, migration_fingerprint = $2, \
          migrated_at = now() WHERE isolation = 'shared' \
          AND migration_fingerprint IS DISTINCT FROM $2",
@@ -341,7 +342,7 @@ async fn migrate_schema(
 /// Fails unless every table in `schema` but the ledger has a `tenant_id uuid NOT NULL`
 /// column and Row-Level Security enabled, forced and with a policy.
 async fn check_guarded(conn: &mut PgConnection, schema: &SchemaName) -> Result<(), Error> {
-    let tables: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+    let tables: Vec<(String, bool, bool, bool)> = pooler::query_as(
         "SELECT c.relname::text, \
              EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
                  AND a.attname = 'tenant_id' AND a.atttypid = 'uuid'::regtype \
@@ -397,13 +398,13 @@ pub(crate) async fn shared_schema_state(
 ) -> Result<Applied, Error> {
     let table = format!("{}.tenantry_migrations", SchemaName::shared().quoted());
     // Checked first: a query on a missing table would abort the transaction.
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+    let exists: bool = pooler::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(&table)
         .fetch_one(&mut *conn)
         .await?;
     let ledger: Option<(i64, Option<i64>)> = match exists {
         true => Some(
-            sqlx::query_as(AssertSqlSafe(format!(
+            pooler::query_as(AssertSqlSafe(format!(
                 "SELECT count(*), max(version) FROM {table}"
             )))
             .fetch_one(&mut *conn)
@@ -432,7 +433,7 @@ pub(crate) async fn record(
     migrations: &Migrations,
     applied: &Applied,
 ) -> Result<(), Error> {
-    sqlx::query(
+    pooler::query(
         "UPDATE tenantry.tenants SET migration_version = $1, migration_fingerprint = $2, \
          migrated_at = now() WHERE id = $3",
     )
@@ -567,23 +568,23 @@ async fn stale_tenants(
     verify: bool,
     slug: Option<&str>,
 ) -> Result<(Vec<Tenant>, i64), Error> {
-    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
+    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
         "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
          AND ($3::text IS NULL OR t.slug = $3) AND t.isolation <> 'shared' ORDER BY t.slug"
     ))
     .bind(verify)
     .bind(&migrations.tenant_fingerprint)
     .bind(slug)
-    .fetch_all(pool)
+    .fetch_all(pooler::Pinned(pool))
     .await?;
-    let skipped_current: i64 = sqlx::query_scalar(
+    let skipped_current: i64 = pooler::query_scalar(
         "SELECT count(*) FROM tenantry.tenants WHERE ($3::text IS NULL OR slug = $3) \
          AND (isolation = 'shared' OR (migration_fingerprint = $1 AND NOT $2))",
     )
     .bind(&migrations.tenant_fingerprint)
     .bind(verify)
     .bind(slug)
-    .fetch_one(pool)
+    .fetch_one(pooler::Pinned(pool))
     .await?;
     let tenants = rows
         .into_iter()

@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
+use crate::pooler;
 use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::lifecycle::{NewTenant, TenantUpdate};
@@ -126,12 +127,15 @@ impl Tenancy {
         let catalog = self.postgres()?.clone();
         let tenant = self.catalog().details(slug).await?.tenant;
         check_target(&tenant, &to, self.migrations())?;
-        let mut lock = catalog.acquire().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(MOVE_LOCK)
-            .bind(tenant.id.to_string())
-            .fetch_one(&mut *lock)
-            .await?;
+        // A transaction held open for the whole move owns the lock: it ends with it, through
+        // a transaction pooler too, and with the connection if this process dies.
+        let mut lock = safe_transaction::begin(&catalog, None).await?;
+        let locked: bool =
+            pooler::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
+                .bind(MOVE_LOCK)
+                .bind(tenant.id.to_string())
+                .fetch_one(&mut *lock)
+                .await?;
         if !locked {
             return Err(Error::Moving(slug.to_string()));
         }
@@ -144,8 +148,7 @@ impl Tenancy {
             switched
         }
         .await;
-        // Closing the connection releases the lock whatever happened.
-        lock.close().await?;
+        lock.rollback().await?;
         let old = moved?;
         self.catalog().invalidate();
         self.remove_old(&tenant, &old).await?;
@@ -153,10 +156,10 @@ impl Tenancy {
     }
 
     async fn mark_moving(&self, tenant: &Tenant, moving: bool) -> Result<(), Error> {
-        sqlx::query("UPDATE tenantry.tenants SET moving = $2 WHERE id = $1")
+        pooler::query("UPDATE tenantry.tenants SET moving = $2 WHERE id = $1")
             .bind(tenant.id)
             .bind(moving)
-            .execute(self.postgres()?)
+            .execute(pooler::Pinned(self.postgres()?))
             .await?;
         self.catalog().invalidate();
         Ok(())
@@ -267,7 +270,7 @@ impl Tenancy {
                     }
                 }
             }
-            None => PoolLease::from(server.clone()),
+            None => PoolLease::unclaimed(server.clone(), self.pools().pooler()),
         };
         let written = async {
             let pool = lease.pg()?;
@@ -478,7 +481,7 @@ async fn switch(
     moved: &Tenant,
     migrations: &Migrations,
 ) -> Result<(), Error> {
-    sqlx::query(
+    pooler::query(
         "UPDATE tenantry.tenants SET isolation = $2, schema_name = $3, server = $4, \
          database_name = $5, moving = false, migration_version = $6, \
          migration_fingerprint = $7, migrated_at = now() WHERE id = $1",

@@ -19,12 +19,12 @@ use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
 use crate::db::{Db, Open};
 use crate::error::Error;
+use crate::pooler::Pooler;
 use crate::role::AppRole;
 use crate::safe_transaction;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
 use crate::sqlite::{SqliteHome, needs_postgres};
-use crate::tenancy::connect_options;
 use crate::tenant::Placement;
 
 /// How many connections all database-mode tenants may hold together.
@@ -85,19 +85,30 @@ impl BackendPool {
 #[derive(Clone)]
 pub struct PoolLease {
     pool: BackendPool,
+    pooler: Pooler,
     _claim: Option<Arc<()>>,
 }
 
 impl PoolLease {
     /// Opens a transaction with `begin`, a statement tenantry built (never request input).
     pub(crate) async fn begin(&self, begin: Arc<str>) -> Result<Db, sqlx::Error> {
-        let begin = Some(AssertSqlSafe(begin).into_sql_str());
+        let sql = |begin| Some(AssertSqlSafe(begin).into_sql_str());
         Ok(Db(match &self.pool {
             BackendPool::Postgres(pool) => {
-                Open::Postgres(safe_transaction::begin(pool, begin).await?)
+                let begin = self.pooler.begin_statement(begin);
+                Open::Postgres(safe_transaction::begin(pool, sql(begin)).await?)
             }
-            BackendPool::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, begin).await?),
+            BackendPool::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?),
         }))
+    }
+
+    /// A lease on a pool nothing claims (it is never closed to make room).
+    pub(crate) fn unclaimed(pool: PgPool, pooler: Pooler) -> Self {
+        Self {
+            pool: BackendPool::Postgres(pool),
+            pooler,
+            _claim: None,
+        }
     }
 
     /// The PostgreSQL pool; `None` for a SQLite tenant.
@@ -115,13 +126,11 @@ impl PoolLease {
     }
 }
 
-/// A pool with nothing to claim: it is never closed to make room.
+
+/// A pool reached directly, with nothing to claim: it is never closed to make room.
 impl From<PgPool> for PoolLease {
     fn from(pool: PgPool) -> Self {
-        Self {
-            pool: BackendPool::Postgres(pool),
-            _claim: None,
-        }
+        Self::unclaimed(pool, Pooler::None)
     }
 }
 
@@ -130,6 +139,7 @@ impl From<SqlitePool> for PoolLease {
     fn from(pool: SqlitePool) -> Self {
         Self {
             pool: BackendPool::Sqlite(pool),
+            pooler: Pooler::None,
             _claim: None,
         }
     }
@@ -146,10 +156,11 @@ impl TenantPool {
         Arc::strong_count(&self.claim) == 1
     }
 
-    fn lease(&mut self) -> PoolLease {
+    fn lease(&mut self, pooler: Pooler) -> PoolLease {
         self.last_used = Instant::now();
         PoolLease {
             pool: self.pool.clone(),
+            pooler,
             _claim: Some(self.claim.clone()),
         }
     }
@@ -186,6 +197,7 @@ const SQLITE_KEY: &str = "sqlite:";
 pub struct Pools {
     home: Home,
     role: AppRole,
+    pooler: Pooler,
     budget: DatabaseBudget,
     by_url: Arc<RwLock<HashMap<(Access, String), PgPool>>>,
     databases: Arc<Mutex<DatabasePools>>,
@@ -193,32 +205,34 @@ pub struct Pools {
 
 impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog` (a pool of the
-    /// owning role), whose transactions run as `role`.
-    pub fn new(catalog: PgPool, budget: DatabaseBudget, role: AppRole) -> Self {
+    /// owning role, reached through `pooler`), whose transactions run as `role`.
+    pub fn new(catalog: PgPool, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
         let app_catalog = catalog
             .options()
             .clone()
             .connect_lazy_with(role.options(&catalog.connect_options()));
         Self::at(
             Home::Postgres {
-                servers: Servers::new(catalog.clone()),
+                servers: Servers::new(catalog.clone(), pooler),
                 app_catalog,
                 catalog,
             },
             budget,
             role,
+            pooler,
         )
     }
 
     /// Pools for the tenant files of a SQLite deployment.
     pub(crate) fn sqlite(home: SqliteHome, budget: DatabaseBudget) -> Self {
-        Self::at(Home::Sqlite(home), budget, AppRole::default())
+        Self::at(Home::Sqlite(home), budget, AppRole::default(), Pooler::None)
     }
 
-    fn at(home: Home, budget: DatabaseBudget, role: AppRole) -> Self {
+    fn at(home: Home, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
         Self {
             home,
             role,
+            pooler,
             budget,
             by_url: Arc::default(),
             databases: Arc::default(),
@@ -255,6 +269,11 @@ impl Pools {
         &self.role
     }
 
+    /// What stands between these pools and PostgreSQL.
+    pub fn pooler(&self) -> Pooler {
+        self.pooler
+    }
+
     /// The budget database-mode tenants share.
     pub fn budget(&self) -> DatabaseBudget {
         self.budget
@@ -289,7 +308,10 @@ impl Pools {
         }
         let url = self.server_url(placement).await?;
         match &placement.database {
-            None => Ok(PoolLease::from(self.server_pool(url.as_ref(), access)?)),
+            None => Ok(PoolLease::unclaimed(
+                self.server_pool(url.as_ref(), access)?,
+                self.pooler,
+            )),
             Some(database) => {
                 self.database_pool(key(access, url.as_ref(), database), || {
                     Ok(BackendPool::Postgres(
@@ -350,7 +372,7 @@ impl Pools {
         access: Access,
     ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
         let owner = match url {
-            Some(url) => connect_options(url.expose())?,
+            Some(url) => self.pooler.connect_options(url.expose())?,
             None => self.catalog()?.connect_options().as_ref().clone(),
         };
         Ok(match access {
@@ -371,7 +393,7 @@ impl Pools {
             let victim = {
                 let mut pools = self.databases.lock().expect("database pools");
                 if let Some(open) = pools.open.get_mut(&key) {
-                    return Ok(open.lease());
+                    return Ok(open.lease(self.pooler));
                 }
                 if pools.open.len() + pools.closing < self.budget.pools() {
                     let open = pools.open.entry(key).or_insert(TenantPool {
@@ -379,7 +401,7 @@ impl Pools {
                         claim: Arc::new(()),
                         last_used: Instant::now(),
                     });
-                    return Ok(open.lease());
+                    return Ok(open.lease(self.pooler));
                 }
                 let lru = pools
                     .open

@@ -12,6 +12,7 @@ use std::fmt;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
+use crate::pooler;
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
 use crate::slug::SchemaName;
 
@@ -88,9 +89,9 @@ impl AppRole {
     /// configured): it may log in and nothing more.
     pub async fn ensure(&self, server: &PgPool) -> Result<(), Error> {
         let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            pooler::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
                 .bind(&self.name)
-                .fetch_one(server)
+                .fetch_one(pooler::Pinned(server))
                 .await?;
         if !exists {
             let created = server
@@ -119,12 +120,12 @@ impl AppRole {
         }
         if let Some(password) = &self.password {
             // The server quotes the literal itself.
-            let statement: String = sqlx::query_scalar(
+            let statement: String = pooler::query_scalar(
                 "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
             )
             .bind(&self.name)
             .bind(password)
-            .fetch_one(server)
+            .fetch_one(pooler::Pinned(server))
             .await?;
             server.execute(AssertSqlSafe(statement)).await?;
         }
@@ -150,7 +151,7 @@ impl AppRole {
 
     /// Refuses a role Row-Level Security would not hold: run on a connection of this role.
     pub(crate) async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
+        let (superuser, bypass, owns): (bool, bool, bool) = pooler::query_as(
             "SELECT r.rolsuper, r.rolbypassrls, EXISTS ( \
                  SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1 AND pg_has_role(current_user, c.relowner, 'MEMBER')) \

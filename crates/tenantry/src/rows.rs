@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
+use crate::pooler;
 use crate::error::Error;
 use crate::slug::SchemaName;
 
@@ -30,7 +31,7 @@ fn quote(name: &str) -> String {
 
 /// Sets the transaction's tenant, as a tenant transaction's begin statement does.
 pub(crate) async fn enter(conn: &mut PgConnection, tenant: Uuid) -> Result<(), Error> {
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+    pooler::query("SELECT set_config('app.tenant_id', $1, true)")
         .bind(tenant.to_string())
         .execute(&mut *conn)
         .await?;
@@ -42,7 +43,7 @@ pub(crate) async fn tables(
     conn: &mut PgConnection,
     schema: &SchemaName,
 ) -> Result<Vec<String>, Error> {
-    let names: Vec<String> = sqlx::query_scalar(
+    let names: Vec<String> = pooler::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> 'tenantry_migrations' \
          ORDER BY 1",
@@ -50,7 +51,7 @@ pub(crate) async fn tables(
     .bind(schema.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    let edges: Vec<(String, String)> = sqlx::query_as(
+    let edges: Vec<(String, String)> = pooler::query_as(
         "SELECT c.relname::text, p.relname::text FROM pg_constraint k \
          JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -92,7 +93,7 @@ pub(crate) async fn read(
     let mut out = Vec::new();
     for table in tables(conn, schema).await? {
         let rows: sqlx::types::Json<Vec<serde_json::Map<String, serde_json::Value>>> =
-            sqlx::query_scalar(AssertSqlSafe(format!(
+            pooler::query_scalar(AssertSqlSafe(format!(
                 "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'tenant_id'), '[]') \
                  FROM {}.{} t WHERE t.tenant_id = $1",
                 schema.quoted(),
@@ -159,7 +160,7 @@ pub(crate) async fn write(
             })
             .collect();
         let target = format!("{}.{}", schema.quoted(), quote(table));
-        sqlx::query(AssertSqlSafe(format!(
+        pooler::query(AssertSqlSafe(format!(
             "INSERT INTO {target} SELECT * FROM jsonb_populate_recordset(NULL::{target}, $1)"
         )))
         .bind(sqlx::types::Json(rows))
@@ -186,7 +187,7 @@ async fn advance_sequences(
     schema: &SchemaName,
     table: &str,
 ) -> Result<(), Error> {
-    let serials: Vec<(String, String)> = sqlx::query_as(
+    let serials: Vec<(String, String)> = pooler::query_as(
         "SELECT a.attname::text, pg_get_serial_sequence(format('%I.%I', $1, $2), a.attname) \
          FROM pg_attribute a WHERE a.attrelid = format('%I.%I', $1, $2)::regclass \
          AND a.attnum > 0 AND NOT a.attisdropped \
@@ -197,7 +198,7 @@ async fn advance_sequences(
     .fetch_all(&mut *conn)
     .await?;
     for (column, sequence) in serials {
-        sqlx::query(AssertSqlSafe(format!(
+        pooler::query(AssertSqlSafe(format!(
             "SELECT setval($1::regclass, greatest( \
                  (SELECT max({column}) FROM {schema}.{table}), \
                  (SELECT last_value FROM {sequence}))) ",
@@ -220,7 +221,7 @@ pub(crate) async fn verify(
     expected: &[(String, usize)],
 ) -> Result<(), Error> {
     for (table, want) in expected {
-        let have: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        let have: i64 = pooler::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM {}.{} WHERE tenant_id = $1",
             schema.quoted(),
             quote(table)
@@ -245,7 +246,7 @@ pub(crate) async fn delete(
 ) -> Result<(), Error> {
     enter(conn, tenant).await?;
     for table in tables(conn, schema).await?.iter().rev() {
-        sqlx::query(AssertSqlSafe(format!(
+        pooler::query(AssertSqlSafe(format!(
             "DELETE FROM {}.{} WHERE tenant_id = $1",
             schema.quoted(),
             quote(table)

@@ -8,11 +8,11 @@ use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 
+use crate::pooler::{self, Pooler};
 use crate::error::{Error, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate};
 use crate::slug::Slug;
-use crate::tenancy::connect_options;
 
 /// A server's name: the same rules as a tenant slug.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -126,20 +126,21 @@ pub struct Server {
 #[derive(Clone)]
 pub struct Servers {
     catalog: PgPool,
+    pooler: Pooler,
 }
 
 impl Servers {
     /// The registry in the catalog reached through `catalog`.
-    pub fn new(catalog: PgPool) -> Self {
-        Self { catalog }
+    pub fn new(catalog: PgPool, pooler: Pooler) -> Self {
+        Self { catalog, pooler }
     }
 
     /// The URL of a registered server.
     pub(crate) async fn url(&self, name: &ServerName) -> Result<ServerUrl, Error> {
         let url: Option<String> =
-            sqlx::query_scalar("SELECT url FROM tenantry.servers WHERE name = $1")
+            pooler::query_scalar("SELECT url FROM tenantry.servers WHERE name = $1")
                 .bind(name.as_str())
-                .fetch_optional(&self.catalog)
+                .fetch_optional(pooler::Pinned(&self.catalog))
                 .await?;
         url.map(ServerUrl)
             .ok_or_else(|| Error::ServerNotFound(name.to_string()))
@@ -147,14 +148,14 @@ impl Servers {
 
     /// Registers a server after checking that it answers.
     pub async fn add(&self, name: &ServerName, url: &ServerUrl) -> Result<(), Error> {
-        let mut conn = PgConnection::connect_with(&connect_options(url.expose())?)
+        let mut conn = PgConnection::connect_with(&self.pooler.connect_options(url.expose())?)
             .await
             .map_err(|e| Error::Unreachable(name.to_string(), e.to_string()))?;
-        sqlx::query("SELECT 1").execute(&mut conn).await?;
-        sqlx::query("INSERT INTO tenantry.servers (name, url) VALUES ($1, $2)")
+        conn.execute("SELECT 1").await?;
+        pooler::query("INSERT INTO tenantry.servers (name, url) VALUES ($1, $2)")
             .bind(name.as_str())
             .bind(url.expose())
-            .execute(&self.catalog)
+            .execute(pooler::Pinned(&self.catalog))
             .await
             .map_err(|e| match sqlstate(&e).as_deref() {
                 Some(UNIQUE_VIOLATION) => Error::ServerExists(name.to_string()),
@@ -165,11 +166,11 @@ impl Servers {
 
     /// Every server, with how many tenants it holds.
     pub async fn list(&self) -> Result<Vec<Server>, Error> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64)> = pooler::query_as(
             "SELECT s.name, s.url, count(t.id) FROM tenantry.servers s \
              LEFT JOIN tenantry.tenants t ON t.server = s.name GROUP BY s.name, s.url ORDER BY s.name",
         )
-        .fetch_all(&self.catalog)
+        .fetch_all(pooler::Pinned(&self.catalog))
         .await?;
         Ok(rows
             .into_iter()
@@ -183,9 +184,9 @@ impl Servers {
 
     /// Removes a server; refused while tenants live there.
     pub async fn remove(&self, name: &ServerName) -> Result<(), Error> {
-        let removed = sqlx::query("DELETE FROM tenantry.servers WHERE name = $1")
+        let removed = pooler::query("DELETE FROM tenantry.servers WHERE name = $1")
             .bind(name.as_str())
-            .execute(&self.catalog)
+            .execute(pooler::Pinned(&self.catalog))
             .await
             .map_err(|e| match sqlstate(&e).as_deref() {
                 Some(FOREIGN_KEY_VIOLATION) => Error::ServerInUse(name.to_string()),

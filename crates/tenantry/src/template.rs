@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 
 use sha2::{Digest, Sha256};
 
+use crate::pooler;
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::{Applied, Migrations, migrate_new_schema};
 use crate::role::AppRole;
@@ -68,9 +69,9 @@ pub(crate) async fn ensure_template(
 
 async fn exists(server: &PgPool, name: &str) -> Result<bool, Error> {
     Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        pooler::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(name)
-            .fetch_one(server)
+            .fetch_one(pooler::Pinned(server))
             .await?,
     )
 }
@@ -109,9 +110,17 @@ async fn build_and_publish(
             "ALTER DATABASE \"{building}\" WITH ALLOW_CONNECTIONS false"
         )))
         .await?;
-    // The server may take a moment to let go of the connection just closed.
+    // The server may take a moment to let go of the connection just closed, and a pooler
+    // keeps its own session to the database open: nobody else uses it, so it is ended.
     let mut attempts = 0;
     loop {
+        pooler::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(building)
+        .execute(pooler::Pinned(server))
+        .await?;
         let renamed = server
             .execute(AssertSqlSafe(format!(
                 "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
@@ -140,12 +149,12 @@ async fn build_and_publish(
 }
 
 async fn drop_older_templates(server: &PgPool, family: &str, current: &str) -> Result<(), Error> {
-    let older: Vec<String> = sqlx::query_scalar(
+    let older: Vec<String> = pooler::query_scalar(
         "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
     )
     .bind(family)
     .bind(current)
-    .fetch_all(server)
+    .fetch_all(pooler::Pinned(server))
     .await?;
     for name in older {
         // The name was read from pg_database and matched our prefix; it is quoted anyway.

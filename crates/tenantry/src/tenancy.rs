@@ -1,7 +1,6 @@
 //! [`Tenancy`]: the handle that ties the catalog, identification and migrations together.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::postgres::PgConnectOptions;
@@ -12,6 +11,7 @@ use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::migrate::Migrations;
+use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
 use crate::role::AppRole;
 use crate::servers::Servers;
@@ -20,10 +20,11 @@ use crate::sqlite::SqliteHome;
 use crate::tenant::IsolationMode;
 use crate::transaction::TenantTransaction;
 
-/// Connection options for a pool tenantry can use: `url` with an empty `search_path`, so that
-/// SQL run outside a tenant transaction finds no tables at all (fail closed).
+/// Connection options for a pool tenantry can use, straight to PostgreSQL: `url` with an
+/// empty `search_path`, so that SQL run outside a tenant transaction finds no tables at all
+/// (fail closed). Through a transaction pooler, use [`Pooler::connect_options`].
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
-    Ok(PgConnectOptions::from_str(url)?.options([("search_path", "")]))
+    Pooler::None.connect_options(url)
 }
 
 struct Inner {
@@ -43,6 +44,9 @@ pub struct TenancyOptions {
     pub budget: DatabaseBudget,
     /// The role tenant transactions run as.
     pub role: AppRole,
+    /// What stands between tenantry and PostgreSQL; the pool must have been built with its
+    /// [`Pooler::connect_options`].
+    pub pooler: Pooler,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -72,32 +76,36 @@ impl Tenancy {
         migrations: Migrations,
         options: TenancyOptions,
     ) -> Result<Self, Error> {
-        let (schemas, catalog): (i32, bool) = sqlx::query_as(
+        let (schemas, catalog): (i32, bool) = pooler::query_as(
             "SELECT cardinality(current_schemas(false)), \
              to_regclass('tenantry.tenants') IS NOT NULL",
         )
-        .fetch_one(&pool)
+        .fetch_one(pooler::Pinned(&pool))
         .await?;
-        if schemas != 0 {
-            return Err(Error::Invalid {
-                field: "pool",
-                message: "its connections have a search_path; build it with \
-                          tenantry::connect_options so untenanted SQL fails closed"
-                    .into(),
-            });
-        }
         if !catalog {
             return Err(Error::Migration(
                 "the tenant catalog does not exist yet; run the migrate command first".into(),
             ));
         }
+        match options.pooler {
+            Pooler::None if schemas != 0 => {
+                return Err(Error::Invalid {
+                    field: "pool",
+                    message: "its connections have a search_path; build it with \
+                              tenantry::connect_options so untenanted SQL fails closed"
+                        .into(),
+                });
+            }
+            Pooler::None => {}
+            Pooler::Transaction => pooler::check_roles(&pool, &options.role).await?,
+        }
         check_role(&pool, &options.role).await?;
         let budget = within_server_limit(&pool, options.budget).await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pools: Pools::new(pool.clone(), budget, options.role),
+                pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 default_isolation: options.default_isolation,
-                catalog: TenantCatalog::connect(pool).await?,
+                catalog: TenantCatalog::connect(pool, options.pooler).await?,
                 identification,
                 migrations,
             }),
@@ -205,7 +213,9 @@ async fn check_role(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
             role.name()
         ))
     })?;
-    let checked = role.check(&mut conn).await;
+    let mut tx = conn.begin().await?;
+    let checked = role.check(&mut tx).await;
+    tx.rollback().await?;
     conn.close().await?;
     checked
 }
@@ -217,10 +227,10 @@ async fn within_server_limit(
     pool: &PgPool,
     budget: DatabaseBudget,
 ) -> Result<DatabaseBudget, Error> {
-    let (max, reserved): (String, String) = sqlx::query_as(
+    let (max, reserved): (String, String) = pooler::query_as(
         "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections')",
     )
-    .fetch_one(pool)
+    .fetch_one(pooler::Pinned(pool))
     .await?;
     let parse = |v: &str| v.parse::<u32>().unwrap_or(0);
     let room = parse(&max)

@@ -287,3 +287,119 @@ impl Drop for TestCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A PgBouncer in transaction mode in front of the test server, on a free port, keeping at
+/// most `pool_size` server connections per database and user, so that clients really share
+/// server sessions.
+///
+/// It runs the installed `pgbouncer` (Debian's package puts it in `/usr/sbin`; set
+/// `TENANTRY_PGBOUNCER` to use another), as the `postgres` user when the tests run as root
+/// (PgBouncer refuses root), and is killed when this is dropped. Without PgBouncer the test
+/// fails and says so.
+pub struct TestPgBouncer {
+    dir: PathBuf,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TestPgBouncer {
+    /// Starts PgBouncer and waits until it accepts connections.
+    pub fn start(pool_size: u32) -> Self {
+        let program = std::env::var_os("TENANTRY_PGBOUNCER")
+            .map(PathBuf::from)
+            .or_else(|| {
+                ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.exists())
+            })
+            .expect(
+                "these tests need PgBouncer (apt-get install pgbouncer, or set \
+                 TENANTRY_PGBOUNCER to its path)",
+            );
+        let server = PgConnectOptions::from_str(&server_url()).expect("the test server's URL");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "tenantry-pgbouncer-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&dir).expect("a directory for PgBouncer");
+        let users = ["postgres", "root", crate::AppRole::default().name()]
+            .map(|user| format!("\"{user}\" \"\"\n"))
+            .concat();
+        std::fs::write(dir.join("users.txt"), users).expect("PgBouncer's auth file");
+        let config = format!(
+            "[databases]\n\
+             * = host={host} port={server_port}\n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir =\n\
+             auth_type = trust\n\
+             auth_file = {dir}/users.txt\n\
+             pool_mode = transaction\n\
+             default_pool_size = {pool_size}\n\
+             reserve_pool_size = 0\n\
+             max_client_conn = 2000\n\
+             logfile = {dir}/pgbouncer.log\n\
+             pidfile = {dir}/pgbouncer.pid\n",
+            host = server.get_host(),
+            server_port = server.get_port(),
+            dir = dir.display(),
+        );
+        let ini = dir.join("pgbouncer.ini");
+        std::fs::write(&ini, config).expect("PgBouncer's configuration");
+        let mut command = Command::new(&program);
+        if running_as_root() {
+            let owned = Command::new("chown").arg("-R").arg("postgres").arg(&dir).status();
+            assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
+            command.args(["-u", "postgres"]);
+        }
+        let child = command
+            .arg(&ini)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let mut bouncer = Self { dir, port, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = bouncer.child.try_wait() {
+                panic!("PgBouncer exited ({status}): {}", bouncer.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PgBouncer did not listen within 10 s: {}",
+                bouncer.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        bouncer
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of `database` through this PgBouncer.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// What PgBouncer logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestPgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

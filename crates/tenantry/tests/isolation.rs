@@ -1,7 +1,9 @@
 //! Attempts to break isolation through the HTTP layer: panics, cancelled requests,
 //! rolled-back savepoints, hostile hosts, and many concurrent requests for different tenants
 //! on a pool smaller than the number of tenants. The attacks on transactions run against
-//! schema tenants and against shared-mode tenants, whose rows share tables.
+//! schema tenants and against shared-mode tenants, whose rows share tables, each reached
+//! directly and through a PgBouncer in transaction mode whose one server connection all
+//! tenants share.
 
 mod support;
 
@@ -15,7 +17,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use support::{Setup, call, note_bodies, setup, slug, whoami};
+use sqlx::Row;
+use support::{Setup, call, note_bodies, setup_via, slug, whoami};
 use tenantry::{Access, IsolationMode, MountPath, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
 
@@ -107,13 +110,17 @@ async fn assert_pool_clean(s: &Setup) {
     let pool = lease.postgres().unwrap();
     assert!(pool.size() > 0, "requests used the app role's pool");
     for _ in 0..pool.size() {
-        let (path, setting, schemas): (String, Option<String>, i32) = sqlx::query_as(
+        // One simple query: through a pooler, a prepared statement's two round trips could
+        // reach two sessions.
+        let row = sqlx::raw_sql(
             "SELECT current_setting('search_path'), current_setting('app.tenant_id', true), \
              cardinality(current_schemas(false))",
         )
         .fetch_one(pool)
         .await
         .unwrap();
+        let (path, setting, schemas): (String, Option<String>, i32) =
+            (row.get(0), row.get(1), row.get(2));
         assert_eq!(schemas, 0, "search_path {path:?} leaked");
         assert!(
             setting.unwrap_or_default().is_empty(),
@@ -122,10 +129,23 @@ async fn assert_pool_clean(s: &Setup) {
     }
 }
 
-async fn two_tenants(size: u32, isolation: IsolationMode) -> (Setup, Router) {
-    let s = setup(size).await;
-    s.create_in("thor", isolation).await;
-    s.create_in("potter", isolation).await;
+/// How the tenants of an attack are laid out and reached.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    isolation: IsolationMode,
+    /// Through a PgBouncer in transaction mode with one server connection per role.
+    pgbouncer: bool,
+}
+
+const SCHEMA: Layout = Layout {
+    isolation: IsolationMode::Schema,
+    pgbouncer: false,
+};
+
+async fn two_tenants(size: u32, layout: Layout) -> (Setup, Router) {
+    let s = setup_via(size, layout.pgbouncer).await;
+    s.create_in("thor", layout.isolation).await;
+    s.create_in("potter", layout.isolation).await;
     for (tenant, body) in [("thor", "thor's note"), ("potter", "potter's note")] {
         support::add_note(&s.tenancy, tenant, body).await;
     }
@@ -135,7 +155,7 @@ async fn two_tenants(size: u32, isolation: IsolationMode) -> (Setup, Router) {
 
 #[tokio::test]
 async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
-    let (s, _) = two_tenants(2, IsolationMode::Schema).await;
+    let (s, _) = two_tenants(2, SCHEMA).await;
     let error = sqlx::query("SELECT * FROM notes")
         .fetch_all(&s.pool)
         .await
@@ -153,7 +173,7 @@ async fn unqualified_sql_outside_a_tenant_transaction_fails_closed() {
 
 #[tokio::test]
 async fn each_host_reaches_only_its_own_tenant() {
-    let (s, app) = two_tenants(2, IsolationMode::Schema).await;
+    let (s, app) = two_tenants(2, SCHEMA).await;
     let (status, thor) = call(&app, "GET", "thor.app.test", "/whoami").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(thor["schema"], "thor");
@@ -179,7 +199,7 @@ async fn each_host_reaches_only_its_own_tenant() {
 
 #[tokio::test]
 async fn hostile_and_unknown_hosts_get_clean_json_errors() {
-    let (_s, app) = two_tenants(2, IsolationMode::Schema).await;
+    let (_s, app) = two_tenants(2, SCHEMA).await;
     let long_label = format!("{}.app.test", "a".repeat(300));
     let cases: Vec<(&str, &str, StatusCode)> = vec![
         ("nobody.app.test", "/whoami", StatusCode::NOT_FOUND),
@@ -234,7 +254,7 @@ async fn hostile_and_unknown_hosts_get_clean_json_errors() {
 
 #[tokio::test]
 async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
-    let (s, app) = two_tenants(2, IsolationMode::Schema).await;
+    let (s, app) = two_tenants(2, SCHEMA).await;
     s.tenancy
         .update_tenant(
             &slug("thor"),
@@ -256,8 +276,8 @@ async fn a_suspended_tenant_gets_403_and_a_request_without_host_400() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
-async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean(isolation: IsolationMode) {
-    let (s, app) = two_tenants(1, isolation).await;
+async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean(layout: Layout) {
+    let (s, app) = two_tenants(1, layout).await;
     for _ in 0..3 {
         let (status, body) = call(&app, "POST", "thor.app.test", "/panic").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -269,8 +289,8 @@ async fn a_panicking_handler_writes_nothing_and_leaves_the_pool_clean(isolation:
     assert_eq!(potter["notes"], json!(["potter's note"]));
 }
 
-async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean(isolation: IsolationMode) {
-    let (s, app) = two_tenants(1, isolation).await;
+async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean(layout: Layout) {
+    let (s, app) = two_tenants(1, layout).await;
     for _ in 0..3 {
         let request = Request::builder()
             .method("POST")
@@ -284,24 +304,22 @@ async fn a_cancelled_request_writes_nothing_and_leaves_the_pool_clean(isolation:
     }
     // With a pool of one, potter's request needs the very connection thor's request held.
     let (_, potter) = call(&app, "GET", "potter.app.test", "/whoami").await;
-    assert_eq!(potter["schema"], schema_of("potter", isolation));
+    assert_eq!(potter["schema"], schema_of("potter", layout.isolation));
     assert_eq!(potter["notes"], json!(["potter's note"]));
     assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
-async fn an_error_response_rolls_back_and_a_success_commits(isolation: IsolationMode) {
-    let (s, app) = two_tenants(1, isolation).await;
+async fn an_error_response_rolls_back_and_a_success_commits(layout: Layout) {
+    let (s, app) = two_tenants(1, layout).await;
     let (status, _) = call(&app, "POST", "thor.app.test", "/fail").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(note_bodies(&s.tenancy, "thor").await, ["thor's note"]);
     assert_pool_clean(&s).await;
 }
 
-async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant(
-    isolation: IsolationMode,
-) {
-    let (s, app) = two_tenants(1, isolation).await;
+async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant(layout: Layout) {
+    let (s, app) = two_tenants(1, layout).await;
     let potter = s
         .tenancy
         .catalog()
@@ -312,19 +330,17 @@ async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant(
     let path = format!("/savepoint/{}", potter.id);
     let (status, body) = call(&app, "GET", "thor.app.test", &path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["schema"], schema_of("thor", isolation));
+    assert_eq!(body["schema"], schema_of("thor", layout.isolation));
     assert_eq!(body["setting"], body["id"]);
     assert_eq!(body["notes"], json!(["thor's note"]));
     assert_pool_clean(&s).await;
 }
 
-async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix(
-    isolation: IsolationMode,
-) {
-    let s = setup(3).await;
+async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix(layout: Layout) {
+    let s = setup_via(3, layout.pgbouncer).await;
     let names = ["t-one", "t-two", "t-three", "t-four", "t-five", "t-six"];
     for name in names {
-        s.create_in(name, isolation).await;
+        s.create_in(name, layout.isolation).await;
         support::add_note(&s.tenancy, name, name).await;
     }
     let app = app(s.tenancy.clone());
@@ -362,7 +378,7 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
         if let Some((name, (status, body))) = result.unwrap() {
             assert_eq!(status, StatusCode::OK, "{name}: {body}");
             assert_eq!(body["slug"], name);
-            assert_eq!(body["schema"], schema_of(name, isolation));
+            assert_eq!(body["schema"], schema_of(name, layout.isolation));
             assert_eq!(body["setting"], body["id"]);
             assert_eq!(
                 body["notes"],
@@ -387,19 +403,24 @@ fn schema_of(slug: &str, isolation: IsolationMode) -> String {
     }
 }
 
-/// Runs each attack above on schema tenants and on shared-mode tenants.
+/// Runs each attack above on schema tenants and on shared-mode tenants, reached directly and
+/// through PgBouncer.
 macro_rules! in_both_layouts {
     ($($test:ident),* $(,)?) => {
-        mod schema_tenants {
+        in_both_layouts!(@mod schema_tenants, Schema, false; $($test),*);
+        in_both_layouts!(@mod shared_tenants, Shared, false; $($test),*);
+        in_both_layouts!(@mod schema_tenants_through_pgbouncer, Schema, true; $($test),*);
+        in_both_layouts!(@mod shared_tenants_through_pgbouncer, Shared, true; $($test),*);
+    };
+    (@mod $name:ident, $isolation:ident, $pgbouncer:expr; $($test:ident),*) => {
+        mod $name {
             $(#[tokio::test]
             async fn $test() {
-                super::$test(tenantry::IsolationMode::Schema).await
-            })*
-        }
-        mod shared_tenants {
-            $(#[tokio::test]
-            async fn $test() {
-                super::$test(tenantry::IsolationMode::Shared).await
+                super::$test(super::Layout {
+                    isolation: tenantry::IsolationMode::$isolation,
+                    pgbouncer: $pgbouncer,
+                })
+                .await
             })*
         }
     };

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tenantry::testing::TestDatabase;
+use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tenantry::{NewTenant, Slug, Tenancy};
 
 use polls::configuration::Settings;
@@ -23,7 +23,8 @@ pub struct TestApp {
 }
 
 enum Store {
-    Postgres(Box<TestDatabase>),
+    /// The database, and the PgBouncer it is reached through, if any.
+    Postgres(Box<TestDatabase>, Option<TestPgBouncer>),
     Sqlite(tempfile::TempDir),
 }
 
@@ -38,6 +39,19 @@ pub enum Mode {
     Database,
     /// SQLite file tenants of a SQLite deployment, with no PostgreSQL anywhere.
     Sqlite,
+    /// Schema tenants, every connection through a PgBouncer in transaction mode.
+    SchemaThroughPgBouncer,
+    /// Shared-mode tenants through PgBouncer.
+    SharedThroughPgBouncer,
+    /// Database tenants through PgBouncer.
+    DatabaseThroughPgBouncer,
+}
+
+impl Mode {
+    /// Whether tenants' rows share tables (and so their ids).
+    pub fn shares_tables(self) -> bool {
+        matches!(self, Mode::Shared | Mode::SharedThroughPgBouncer)
+    }
 }
 
 pub struct Reply {
@@ -87,6 +101,7 @@ fn settings_without_database() -> Settings {
         ],
         platform_token: Some(PLATFORM_TOKEN.into()),
         bind: "127.0.0.1:0".into(),
+        database_pooler: tenantry::Pooler::None,
         pool_size: 8,
         default_isolation: None,
         database_budget: 20,
@@ -102,38 +117,72 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_in(Mode::Schema).await
 }
 
+/// The isolation of the tenants a mode makes.
+fn isolation_of(mode: Mode) -> tenantry::IsolationMode {
+    match mode {
+        Mode::Schema | Mode::SchemaThroughPgBouncer => tenantry::IsolationMode::Schema,
+        Mode::Shared | Mode::SharedThroughPgBouncer => tenantry::IsolationMode::Shared,
+        Mode::Database | Mode::DatabaseThroughPgBouncer | Mode::Sqlite => {
+            tenantry::IsolationMode::Database
+        }
+    }
+}
+
+/// A SQLite deployment in a temporary directory.
+fn sqlite_store() -> (tenantry::IsolationMode, Settings, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        database_url: None,
+        data_dir: dir.path().join("data"),
+        ..settings_without_database()
+    };
+    (
+        tenantry::IsolationMode::Database,
+        settings,
+        Store::Sqlite(dir),
+    )
+}
+
 /// The app with tenants `thor` and `potter` of this kind, serving on a random port.
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let (isolation, settings, store) = match mode {
+        Mode::Sqlite => sqlite_store(),
         Mode::Schema | Mode::Shared | Mode::Database => {
             let db = TestDatabase::create().await;
             let settings = settings(&db);
-            let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
-            let pool = startup::connect(url, settings.pool_size).await.unwrap();
-            tenantry::migrate_shared(&pool, &startup::migrations(), &tenantry::AppRole::default())
-                .await
-                .unwrap();
-            let isolation = match mode {
-                Mode::Schema => tenantry::IsolationMode::Schema,
-                Mode::Shared => tenantry::IsolationMode::Shared,
-                _ => tenantry::IsolationMode::Database,
-            };
-            (isolation, settings, Store::Postgres(Box::new(db)))
+            (isolation_of(mode), settings, Store::Postgres(Box::new(db), None))
         }
-        Mode::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
+        Mode::SchemaThroughPgBouncer
+        | Mode::SharedThroughPgBouncer
+        | Mode::DatabaseThroughPgBouncer => {
+            let bouncer = TestPgBouncer::start(2);
+            let mut db = TestDatabase::create().await;
+            db.reached_through(bouncer.port());
             let settings = Settings {
-                database_url: None,
-                data_dir: dir.path().join("data"),
-                ..settings_without_database()
+                database_url: Some(bouncer.url(db.name())),
+                database_pooler: tenantry::Pooler::Transaction,
+                ..settings(&db)
             };
             (
-                tenantry::IsolationMode::Database,
+                isolation_of(mode),
                 settings,
-                Store::Sqlite(dir),
+                Store::Postgres(Box::new(db), Some(bouncer)),
             )
         }
     };
+    if let Some(url) = &settings.database_url {
+        let pool = startup::connect(url, settings.pool_size, settings.database_pooler)
+            .await
+            .unwrap();
+        let role = tenantry::AppRole::default();
+        tenantry::migrate_shared(&pool, &startup::migrations(), &role)
+            .await
+            .unwrap();
+        if settings.database_pooler == tenantry::Pooler::Transaction {
+            tenantry::prepare_roles(&pool, &role).await.unwrap();
+        }
+        pool.close().await;
+    }
     let tenancy = startup::open(&settings).await.unwrap();
     for slug in ["thor", "potter"] {
         tenancy

@@ -9,9 +9,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use tenantry::testing::TestDatabase;
+use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tenantry::{
-    Error, HostName, Identification, Migrations, NewTenant, Slug, Tenancy, Tenant, TenantDb,
+    Error, HostName, Identification, Migrations, NewTenant, Pooler, Slug, Tenancy, Tenant,
+    TenantDb,
 };
 use tower::ServiceExt;
 
@@ -32,6 +33,8 @@ pub struct Setup {
     pub db: TestDatabase,
     pub pool: PgPool,
     pub tenancy: Tenancy,
+    /// The PgBouncer every connection goes through, if any.
+    pub bouncer: Option<TestPgBouncer>,
 }
 
 /// A migrated catalog on a new database, with a pool of `size` connections.
@@ -57,15 +60,61 @@ pub async fn setup_slow(size: u32, delay: std::time::Duration) -> Setup {
     setup_on(db, pool).await
 }
 
+/// [`setup`] with every connection going through a PgBouncer in transaction mode that keeps
+/// `backends` server connections per database and role.
+pub async fn setup_pooled(size: u32, backends: u32) -> Setup {
+    let bouncer = TestPgBouncer::start(backends);
+    let mut db = TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let options = Pooler::Transaction
+        .connect_options(&bouncer.url(db.name()))
+        .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let mut s = setup_with(db, pool, Pooler::Transaction).await;
+    s.bouncer = Some(bouncer);
+    s
+}
+
+/// [`setup`], through PgBouncer if `pooled`.
+pub async fn setup_via(size: u32, pooled: bool) -> Setup {
+    if pooled {
+        setup_pooled(size, 1).await
+    } else {
+        setup(size).await
+    }
+}
+
 async fn setup_on(db: TestDatabase, pool: PgPool) -> Setup {
+    setup_with(db, pool, Pooler::None).await
+}
+
+async fn setup_with(db: TestDatabase, pool: PgPool, pooler: Pooler) -> Setup {
     let migrations = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
-    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+    let role = tenantry::AppRole::default();
+    tenantry::migrate_shared(&pool, &migrations, &role)
         .await
         .unwrap();
-    let tenancy = Tenancy::connect(pool.clone(), identification(), migrations)
+    if pooler == Pooler::Transaction {
+        tenantry::prepare_roles(&pool, &role).await.unwrap();
+    }
+    let options = tenantry::TenancyOptions {
+        pooler,
+        ..tenantry::TenancyOptions::default()
+    };
+    let tenancy = Tenancy::connect_with(pool.clone(), identification(), migrations, options)
         .await
         .unwrap();
-    Setup { db, pool, tenancy }
+    Setup {
+        db,
+        pool,
+        tenancy,
+        bouncer: None,
+    }
 }
 
 impl Setup {

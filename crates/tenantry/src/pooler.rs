@@ -1,0 +1,246 @@
+//! Reaching PostgreSQL through a transaction-mode pooler such as PgBouncer, which hands each
+//! transaction whatever server connection is free.
+//!
+//! Such a pooler breaks what a session holds: startup parameters (it refuses `options`),
+//! named prepared statements (two clients on one backend both create `sqlx_s_1`), `LISTEN`
+//! and session advisory locks. And a parameterized statement outside a transaction is two
+//! round trips (parse, then bind and execute), which may reach two different backends. So:
+//!
+//! - the empty `search_path` is set on the roles ([`prepare_roles`]) instead of at connect;
+//! - tenantry's own statements are unnamed ([`query`], [`query_as`], [`query_scalar`]), and
+//!   one that runs on its own runs in a transaction of its own ([`Pinned`]);
+//! - tenant transactions start by dropping the backend's prepared statements, and sqlx keeps
+//!   none across transactions, so an app's named statements live only in their transaction;
+//! - the catalog is followed by polling a version row instead of `LISTEN`, and every lock
+//!   tenantry takes ends with its transaction.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow, PgStatement};
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{
+    AssertSqlSafe, Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr,
+    SqlStr,
+};
+
+use crate::error::Error;
+use crate::role::AppRole;
+use crate::safe_transaction;
+
+/// What stands between tenantry and PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pooler {
+    /// Nothing, or a pooler in session mode: a connection is one server session.
+    #[default]
+    None,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`): consecutive
+    /// transactions of one connection may run on different server sessions.
+    Transaction,
+}
+
+impl FromStr for Pooler {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "transaction" => Ok(Self::Transaction),
+            other => Err(format!(
+                "unknown pooler '{other}' (expected none or transaction)"
+            )),
+        }
+    }
+}
+
+impl Pooler {
+    /// Connection options for `url` that leave SQL outside a tenant transaction with no
+    /// tables to find: directly, an empty `search_path` in the startup packet; through a
+    /// transaction pooler, nothing it would refuse or that sessions could clash on (the
+    /// roles carry the empty `search_path`, see [`prepare_roles`]).
+    pub fn connect_options(self, url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+        let options = PgConnectOptions::from_str(url)?;
+        Ok(match self {
+            Self::None => options.options([("search_path", "")]),
+            Self::Transaction => options
+                .statement_cache_capacity(0)
+                .extra_float_digits(None),
+        })
+    }
+
+    /// `begin`, a statement tenantry built that opens a tenant transaction, followed by
+    /// what this pooler needs at the start of every transaction.
+    pub(crate) fn begin_statement(self, begin: Arc<str>) -> Arc<str> {
+        match self {
+            Self::None => begin,
+            // The backend may hold named statements another client prepared and sqlx would
+            // create again under the same names.
+            Self::Transaction => Arc::from(format!("{begin}; DEALLOCATE ALL")),
+        }
+    }
+}
+
+/// Sets an empty `search_path` on the catalog's owning role in its database and on `role`,
+/// so that sessions a transaction pooler opens fail closed without a startup parameter.
+/// Sessions the pooler opened before keep the old setting until it reconnects them.
+pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
+    let statements: Vec<String> = query_scalar(
+        "SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = ''''', \
+                       current_user, current_database()) \
+         UNION ALL SELECT format('ALTER ROLE %I SET search_path = ''''', $1::text)",
+    )
+    .bind(role.name())
+    .fetch_all(Pinned(pool))
+    .await?;
+    for statement in statements {
+        pool.execute(AssertSqlSafe(statement))
+            .await
+            .map_err(|e| {
+                Error::Migration(format!(
+                    "could not give the roles an empty search_path for a transaction pooler \
+                     ({e})"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// Refuses to start through a transaction pooler unless both roles' settings give new
+/// sessions an empty `search_path` ([`prepare_roles`]).
+pub(crate) async fn check_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
+    let missing: Vec<String> = query_scalar(
+        "SELECT r.name FROM (VALUES (current_user::text, true), ($1::text, false)) r(name, here) \
+         WHERE NOT EXISTS ( \
+             SELECT 1 FROM pg_db_role_setting s JOIN pg_roles o ON o.oid = s.setrole \
+             WHERE o.rolname = r.name \
+               AND s.setdatabase IN (0, CASE WHEN r.here THEN \
+                   (SELECT oid FROM pg_database WHERE datname = current_database()) ELSE 0 END) \
+               AND 'search_path=\"\"' = ANY (s.setconfig))",
+    )
+    .bind(role.name())
+    .fetch_all(Pinned(pool))
+    .await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        field: "pool",
+        message: format!(
+            "through a transaction pooler the roles must carry an empty search_path, and {} \
+             do not; the migrate command sets it",
+            missing.join(" and ")
+        ),
+    })
+}
+
+/// A statement that is never named on the server, so it cannot clash with another client's
+/// on a shared backend.
+pub(crate) fn query(sql: impl SqlSafeStr) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(false)
+}
+
+/// [`query`], mapped to `O`.
+pub(crate) fn query_as<O>(sql: impl SqlSafeStr) -> QueryAs<'static, Postgres, O, PgArguments>
+where
+    O: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).persistent(false)
+}
+
+/// [`query`], its first column.
+pub(crate) fn query_scalar<O>(
+    sql: impl SqlSafeStr,
+) -> QueryScalar<'static, Postgres, O, PgArguments>
+where
+    (O,): for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(false)
+}
+
+/// Runs each statement in a transaction of its own on the pool, so that its parse and its
+/// execution reach the same server session through a transaction pooler. Statements are
+/// never named.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pinned<'p>(pub &'p PgPool);
+
+/// A statement sent unnamed whatever it asked for.
+struct Unnamed<E>(E);
+
+impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
+    fn sql(self) -> SqlStr {
+        self.0.sql()
+    }
+
+    fn statement(&self) -> Option<&PgStatement> {
+        self.0.statement()
+    }
+
+    fn take_arguments(&mut self) -> Result<Option<PgArguments>, sqlx::error::BoxDynError> {
+        self.0.take_arguments()
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+impl<'p> Executor<'p> for Pinned<'p> {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let pool = self.0.clone();
+        futures::stream::once(async move {
+            let mut tx = safe_transaction::begin(&pool, None).await?;
+            let results: Vec<_> = tx.fetch_many(Unnamed(query)).try_collect().await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(futures::stream::iter(results.into_iter().map(Ok)))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'p: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let pool = self.0.clone();
+        Box::pin(async move {
+            let mut tx = safe_transaction::begin(&pool, None).await?;
+            let row = tx.fetch_optional(Unnamed(query)).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [sqlx::postgres::PgTypeInfo],
+    ) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        self.0.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        self.0.describe(sql)
+    }
+}
