@@ -69,7 +69,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             match &settings.database_url {
                 Some(url) => {
                     let options = settings.options().map_err(CliError::usage)?;
-                    let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
+                    let pool =
+                        startup::connect(url, settings.pool_size, settings.database_pooler).await?;
                     let pools = Pools::new(pool, options.budget, options.role, options.pooler);
                     tenantry::cli::migrate(&pools, &migrations, &args, tenant).await
                 }

@@ -20,9 +20,9 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row, SqliteConnection};
 use uuid::Uuid;
 
-use crate::pooler;
 use crate::error::Error;
 use crate::host::HostName;
+use crate::pooler;
 use crate::pooler::Pooler;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{DatabaseName, SchemaName, Slug};

@@ -12,11 +12,11 @@ use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::lifecycle::{NewTenant, TenantUpdate};
-use crate::pooler::{Pooler, prepare_roles};
 use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
 use crate::moving::{MoveTarget, TenantExport};
+use crate::pooler::{Pooler, prepare_roles};
 use crate::pools::Pools;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;

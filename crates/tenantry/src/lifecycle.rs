@@ -7,13 +7,13 @@
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::pooler;
 use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
 use crate::error::{
     DUPLICATE_DATABASE, DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate,
 };
 use crate::host::HostName;
 use crate::migrate::{Applied, migrate_new_schema, record, shared_schema_state};
+use crate::pooler;
 use crate::rows;
 use crate::safe_transaction;
 use crate::servers::ServerName;
@@ -477,13 +477,15 @@ async fn insert_domain(
     domain: &str,
     is_primary: bool,
 ) -> Result<(), Error> {
-    pooler::query("INSERT INTO tenantry.domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)")
-        .bind(domain)
-        .bind(tenant.id)
-        .bind(is_primary)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| conflict(e, &tenant.slug, |_| domain.to_owned()))?;
+    pooler::query(
+        "INSERT INTO tenantry.domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)",
+    )
+    .bind(domain)
+    .bind(tenant.id)
+    .bind(is_primary)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| conflict(e, &tenant.slug, |_| domain.to_owned()))?;
     Ok(())
 }
 

@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-use crate::pooler;
 use crate::catalog::{TenantRow, select_tenants};
 use crate::error::Error;
+use crate::pooler;
 use crate::pools::{Access, Pools};
 use crate::role::AppRole;
 use crate::safe_transaction;

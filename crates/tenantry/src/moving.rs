@@ -2,8 +2,10 @@
 //! and exporting and importing a tenant as a file.
 //!
 //! A move, in order:
-//! 1. takes a per-tenant advisory lock, so only one move of a tenant runs, and marks the
-//!    tenant `moving`: its requests are read-only and writes get 503 with `Retry-After`;
+//! 1. opens a transaction on the source and takes a per-tenant advisory lock in it, so only
+//!    one move of a tenant runs (the lock ends with the transaction, so it holds through a
+//!    transaction pooler), and marks the tenant `moving`: its requests are read-only and
+//!    writes get 503 with `Retry-After`;
 //! 2. locks the source tables against writes (waiting for writes already under way) and reads
 //!    the tenant's rows;
 //! 3. builds the target and writes the rows there with their ids, then checks each table's
@@ -18,11 +20,11 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
-use crate::pooler;
 use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{Migrations, shared_schema_state};
+use crate::pooler;
 use crate::pools::{Access, PoolLease};
 use crate::rows::{self, TableRows};
 use crate::safe_transaction::{self, SafeTransaction};
@@ -124,31 +126,32 @@ impl Tenancy {
         if self.catalog().sqlite().is_some() {
             return Err(needs_postgres("isolation", "moving a tenant"));
         }
-        let catalog = self.postgres()?.clone();
         let tenant = self.catalog().details(slug).await?.tenant;
         check_target(&tenant, &to, self.migrations())?;
-        // A transaction held open for the whole move owns the lock: it ends with it, through
-        // a transaction pooler too, and with the connection if this process dies.
-        let mut lock = safe_transaction::begin(&catalog, None).await?;
+        // The move reads the source in one transaction held open until it ends; the lock is
+        // taken in it, so it ends with it (through a transaction pooler too, and with the
+        // connection if this process dies) and needs no server session of its own.
+        let source_lease = self.owner_lease(&tenant.placement).await?;
+        let mut source = begin_in(source_lease.pg()?, &tenant.placement.schema).await?;
         let locked: bool =
             pooler::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
                 .bind(MOVE_LOCK)
                 .bind(tenant.id.to_string())
-                .fetch_one(&mut *lock)
+                .fetch_one(&mut *source)
                 .await?;
         if !locked {
             return Err(Error::Moving(slug.to_string()));
         }
         let moved = async {
             self.mark_moving(&tenant, true).await?;
-            let switched = self.copy_and_switch(&tenant, &to, fault).await;
+            let switched = self.copy_and_switch(&tenant, &to, fault, &mut source).await;
             if switched.is_err() {
                 self.mark_moving(&tenant, false).await?;
             }
             switched
         }
         .await;
-        lock.rollback().await?;
+        source.rollback().await?;
         let old = moved?;
         self.catalog().invalidate();
         self.remove_old(&tenant, &old).await?;
@@ -166,16 +169,16 @@ impl Tenancy {
     }
 
     /// Steps 2 to 4: returns the old placement once the catalog points at the new one.
+    /// `source` is a transaction in the tenant's current schema.
     async fn copy_and_switch(
         &self,
         tenant: &Tenant,
         to: &MoveTarget,
         fault: Option<MoveFault>,
+        source: &mut PgConnection,
     ) -> Result<Placement, Error> {
-        let source_lease = self.owner_lease(&tenant.placement).await?;
-        let mut source = begin_in(source_lease.pg()?, &tenant.placement.schema).await?;
-        rows::hold_writes(&mut source, &tenant.placement.schema).await?;
-        let data = rows::read(&mut source, &tenant.placement.schema, tenant.id).await?;
+        rows::hold_writes(source, &tenant.placement.schema).await?;
+        let data = rows::read(source, &tenant.placement.schema, tenant.id).await?;
         let target = Placement {
             server: to.server.clone(),
             server_url: None,
@@ -225,7 +228,6 @@ impl Tenancy {
                 return Err(error);
             }
         }
-        source.rollback().await?;
         Ok(tenant.placement.clone())
     }
 

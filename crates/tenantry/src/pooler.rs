@@ -23,8 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow, PgStatement};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{
-    AssertSqlSafe, Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr,
-    SqlStr,
+    AssertSqlSafe, Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr,
 };
 
 use crate::error::Error;
@@ -65,9 +64,7 @@ impl Pooler {
         let options = PgConnectOptions::from_str(url)?;
         Ok(match self {
             Self::None => options.options([("search_path", "")]),
-            Self::Transaction => options
-                .statement_cache_capacity(0)
-                .extra_float_digits(None),
+            Self::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
         })
     }
 
@@ -96,14 +93,12 @@ pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
     .fetch_all(Pinned(pool))
     .await?;
     for statement in statements {
-        pool.execute(AssertSqlSafe(statement))
-            .await
-            .map_err(|e| {
-                Error::Migration(format!(
-                    "could not give the roles an empty search_path for a transaction pooler \
+        pool.execute(AssertSqlSafe(statement)).await.map_err(|e| {
+            Error::Migration(format!(
+                "could not give the roles an empty search_path for a transaction pooler \
                      ({e})"
-                ))
-            })?;
+            ))
+        })?;
     }
     Ok(())
 }
@@ -237,7 +232,10 @@ impl<'p> Executor<'p> for Pinned<'p> {
         self.0.prepare_with(sql, parameters)
     }
 
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
+    fn describe<'e>(
+        self,
+        sql: SqlStr,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
     where
         'p: 'e,
     {

@@ -98,7 +98,9 @@ impl PoolLease {
                 let begin = self.pooler.begin_statement(begin);
                 Open::Postgres(safe_transaction::begin(pool, sql(begin)).await?)
             }
-            BackendPool::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?),
+            BackendPool::Sqlite(pool) => {
+                Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?)
+            }
         }))
     }
 
@@ -125,7 +127,6 @@ impl PoolLease {
             .ok_or_else(|| needs_postgres("tenant", "this operation"))
     }
 }
-
 
 /// A pool reached directly, with nothing to claim: it is never closed to make room.
 impl From<PgPool> for PoolLease {

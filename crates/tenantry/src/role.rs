@@ -12,8 +12,8 @@ use std::fmt;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
-use crate::pooler;
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
+use crate::pooler;
 use crate::slug::SchemaName;
 
 /// The role tenant transactions run as, with its password if the server asks for one.

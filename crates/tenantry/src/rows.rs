@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
-use crate::pooler;
 use crate::error::Error;
+use crate::pooler;
 use crate::slug::SchemaName;
 
 /// The rows of one table, without their `tenant_id`.

@@ -10,8 +10,8 @@ use serde::{Serialize, Serializer};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
-use crate::pooler::{self, Pooler};
 use crate::error::{Error, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate};
+use crate::pooler::{self, Pooler};
 use crate::slug::Slug;
 
 /// A server's name: the same rules as a tenant slug.

@@ -13,9 +13,9 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 
 use sha2::{Digest, Sha256};
 
-use crate::pooler;
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::{Applied, Migrations, migrate_new_schema};
+use crate::pooler;
 use crate::role::AppRole;
 use crate::slug::SchemaName;
 

@@ -308,10 +308,14 @@ impl TestPgBouncer {
         let program = std::env::var_os("TENANTRY_PGBOUNCER")
             .map(PathBuf::from)
             .or_else(|| {
-                ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-                    .into_iter()
-                    .map(PathBuf::from)
-                    .find(|p| p.exists())
+                [
+                    "/usr/sbin/pgbouncer",
+                    "/usr/bin/pgbouncer",
+                    "/usr/local/bin/pgbouncer",
+                ]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
             })
             .expect(
                 "these tests need PgBouncer (apt-get install pgbouncer, or set \
@@ -354,7 +358,11 @@ impl TestPgBouncer {
         std::fs::write(&ini, config).expect("PgBouncer's configuration");
         let mut command = Command::new(&program);
         if running_as_root() {
-            let owned = Command::new("chown").arg("-R").arg("postgres").arg(&dir).status();
+            let owned = Command::new("chown")
+                .arg("-R")
+                .arg("postgres")
+                .arg(&dir)
+                .status();
             assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
             command.args(["-u", "postgres"]);
         }

@@ -150,7 +150,11 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         Mode::Schema | Mode::Shared | Mode::Database => {
             let db = TestDatabase::create().await;
             let settings = settings(&db);
-            (isolation_of(mode), settings, Store::Postgres(Box::new(db), None))
+            (
+                isolation_of(mode),
+                settings,
+                Store::Postgres(Box::new(db), None),
+            )
         }
         Mode::SchemaThroughPgBouncer
         | Mode::SharedThroughPgBouncer

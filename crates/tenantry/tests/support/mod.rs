@@ -11,8 +11,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tenantry::{
-    Error, HostName, Identification, Migrations, NewTenant, Pooler, Slug, Tenancy, Tenant,
-    TenantDb,
+    Error, HostName, Identification, Migrations, NewTenant, Pooler, Slug, Tenancy, Tenant, TenantDb,
 };
 use tower::ServiceExt;
 
