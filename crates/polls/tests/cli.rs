@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tenantry::Tenancy;
-use tenantry::testing::TestDatabase;
+use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tower::ServiceExt;
 
 use polls::startup;
@@ -39,10 +39,16 @@ impl std::fmt::Display for Run {
 
 /// Runs `polls args...` on `db`, with `stdin` as standard input (closed if `None`).
 fn polls(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> Run {
+    polls_on(&db.url(), "none", args, stdin)
+}
+
+/// Runs `polls args...` on the database at `url`, reached through `pooler`.
+fn polls_on(url: &str, pooler: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
     command
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .env("DATABASE_URL", url)
+        .env("DATABASE_POOLER", pooler)
         .env("BASE_DOMAIN", support::BASE)
         .env("RUST_LOG", "error")
         .env("NO_COLOR", "1")
@@ -1039,4 +1045,69 @@ async fn tenants_move_export_and_import_from_the_command_line() {
         refused.stderr.contains("is not a tenant export"),
         "{refused}"
     );
+}
+
+/// Runs `polls args...` through `bouncer` and asserts it exits with `code`.
+#[track_caller]
+fn expect_through(
+    bouncer: &TestPgBouncer,
+    db: &TestDatabase,
+    args: &[&str],
+    stdin: Option<&str>,
+    code: i32,
+) -> Run {
+    let run = polls_on(&bouncer.url(db.name()), "transaction", args, stdin);
+    assert_eq!(run.code, code, "polls {}\n{run}", args.join(" "));
+    run
+}
+
+#[tokio::test]
+async fn every_command_works_through_pgbouncer_in_transaction_mode() {
+    let bouncer = TestPgBouncer::start(2);
+    let mut db = TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let via = |args: &[&str], code| expect_through(&bouncer, &db, args, None, code);
+    via(&["migrate"], 0);
+    for (slug, isolation) in [("thor", "schema"), ("ann", "shared"), ("loki", "database")] {
+        via(&["tenants", "create", slug, "--isolation", isolation], 0);
+        let run = expect_through(
+            &bouncer,
+            &db,
+            &[
+                "--tenant",
+                slug,
+                "createsuperuser",
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("pw-123\n"),
+            0,
+        );
+        assert!(run.stdout.contains("created superuser"), "{run}");
+    }
+    let again = via(&["migrate", "--verify"], 0);
+    assert!(again.stdout.contains("0 failed"), "{again}");
+    let list = via(&["tenants", "list"], 0);
+    assert_eq!(table_rows(&list.stdout).len(), 3, "{list}");
+    via(&["tenants", "suspend", "thor"], 0);
+    via(&["tenants", "resume", "thor"], 0);
+    via(&["tenants", "rename", "thor", "--slug", "odin"], 0);
+    via(&["tenants", "move", "odin", "--to", "database"], 0);
+    via(&["tenants", "move", "loki", "--to", "shared"], 0);
+    let sql = via(
+        &["--all-tenants", "sql", "SELECT count(*) AS users FROM users"],
+        0,
+    );
+    assert_eq!(sql.stdout.matches("== ").count(), 3, "{sql}");
+    assert_eq!(
+        table_rows(&sql.stdout)
+            .iter()
+            .filter(|row| row == &&vec!["1"])
+            .count(),
+        3,
+        "{sql}"
+    );
+    via(&["tenants", "delete", "ann", "--yes"], 0);
+    via(&["tenants", "show", "ann"], 3);
 }
