@@ -2,7 +2,8 @@
 //!
 //! On a fresh database it measures, in one run so the figures compare as ratios:
 //! - GET /polls/ (10 polls x 4 choices) requests/s with tenancy off (one fixed schema, plain
-//!   BEGIN), and for shared-, schema- and database-mode tenants, one and in rotation;
+//!   BEGIN), and for shared-, schema- and database-mode tenants, one and in rotation; and
+//!   for shared and schema tenants through a PgBouncer in transaction mode;
 //! - PostgreSQL round trips per request, counted by a proxy between app and server;
 //! - tenant provisioning p50/p90 over 100 tenants, in each mode;
 //! - `polls migrate` with nothing pending over the schema tenants, with and without `--verify`;
@@ -22,7 +23,7 @@ use axum::Router;
 use futures::StreamExt;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use tenantry::testing::TestDatabase;
+use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tenantry::{Error, IsolationMode, NewTenant, SingleTenantLayer, Slug, Tenancy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,7 +56,7 @@ fn main() {
 }
 
 async fn run() {
-    let db = TestDatabase::create().await;
+    let mut db = TestDatabase::create().await;
     let url = db.url();
     let direct = tenantry::connect_options(&url).unwrap();
     let pool = open_pool(direct.clone()).await;
@@ -126,11 +127,36 @@ async fn run() {
         Router::new().fallback_service(service)
     };
 
+    // The same catalog through a PgBouncer in transaction mode with as many server
+    // connections per database and role as the direct pool has.
+    let bouncer = TestPgBouncer::start(16);
+    db.reached_through(bouncer.port());
+    tenantry::prepare_roles(&pool, &tenantry::AppRole::default())
+        .await
+        .unwrap();
+    let pooled = Tenancy::connect_with(
+        open_pool(
+            tenantry::Pooler::Transaction
+                .connect_options(&bouncer.url(db.name()))
+                .unwrap(),
+        )
+        .await,
+        identification.clone(),
+        startup::migrations(),
+        tenantry::TenancyOptions {
+            pooler: tenantry::Pooler::Transaction,
+            ..settings.options().unwrap()
+        },
+    )
+    .await
+    .unwrap();
+    let pooled_addr = serve(startup::app(pooled, None)).await;
+
     let tenancy_addr = serve(startup::app(tenancy.clone(), None)).await;
     let baseline_pool = open_pool(fixed.clone()).await;
     let baseline_addr = serve(baseline(baseline_pool.clone())).await;
     let fitting = (BUDGET / PER_TENANT) as usize;
-    let scenarios: [(&str, SocketAddr, &[TenantToken]); 8] = [
+    let scenarios: [(&str, SocketAddr, &[TenantToken]); 10] = [
         (
             "tenancy off (baseline)",
             baseline_addr,
@@ -162,6 +188,16 @@ async fn run() {
             "database mode, 50 tenants in rotation (pools close and open)",
             tenancy_addr,
             &database_tenants[..],
+        ),
+        (
+            "shared mode, 50 tenants in rotation, through PgBouncer",
+            pooled_addr,
+            &shared_tenants[..],
+        ),
+        (
+            "schema mode, 50 tenants in rotation, through PgBouncer",
+            pooled_addr,
+            &schema_tenants[..],
         ),
     ];
     eprintln!(

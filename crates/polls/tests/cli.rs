@@ -1096,7 +1096,11 @@ async fn every_command_works_through_pgbouncer_in_transaction_mode() {
     via(&["tenants", "move", "odin", "--to", "database"], 0);
     via(&["tenants", "move", "loki", "--to", "shared"], 0);
     let sql = via(
-        &["--all-tenants", "sql", "SELECT count(*) AS users FROM users"],
+        &[
+            "--all-tenants",
+            "sql",
+            "SELECT count(*) AS users FROM users",
+        ],
         0,
     );
     assert_eq!(sql.stdout.matches("== ").count(), 3, "{sql}");
