@@ -127,9 +127,9 @@ async fn run() {
         Router::new().fallback_service(service)
     };
 
-    // The same catalog through a PgBouncer in transaction mode with as many server
-    // connections per database and role as the direct pool has.
-    let bouncer = TestPgBouncer::start(16);
+    // The same catalog through a PgBouncer in transaction mode, with 6 server connections
+    // per database and role (the server's 100 connections also hold the direct pools).
+    let bouncer = TestPgBouncer::start(6);
     db.reached_through(bouncer.port());
     tenantry::prepare_roles(&pool, &tenantry::AppRole::default())
         .await
@@ -576,8 +576,9 @@ async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
                         .send()
                         .await
                         .unwrap();
-                    assert_eq!(response.status(), 200);
+                    let status = response.status();
                     let body = response.bytes().await.unwrap();
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
                     // Ten polls of four choices each (ids differ between shared tenants).
                     assert!(
                         body.starts_with(b"[{\"id\":") && body.len() > 2000,

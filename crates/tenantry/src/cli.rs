@@ -16,8 +16,9 @@ use crate::migrate::{
     MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
 };
 use crate::moving::{MoveTarget, TenantExport};
-use crate::pooler::{Pooler, prepare_roles};
+use crate::pooler::Pooler;
 use crate::pools::Pools;
+use crate::role::prepare_roles;
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;

@@ -77,10 +77,10 @@ pub use migrate::{
     migrate_shared, migrate_tenants,
 };
 pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveFault, MoveTarget, TenantExport};
-pub use pooler::{Pooler, prepare_roles};
+pub use pooler::Pooler;
 pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
-pub use role::AppRole;
+pub use role::{AppRole, prepare_roles};
 pub use rows::TableRows;
 pub use server::{ServerLimits, serve};
 pub use servers::{Server, ServerName, ServerUrl, Servers};

@@ -6,7 +6,8 @@
 //! and session advisory locks. And a parameterized statement outside a transaction is two
 //! round trips (parse, then bind and execute), which may reach two different backends. So:
 //!
-//! - the empty `search_path` is set on the roles ([`prepare_roles`]) instead of at connect;
+//! - the empty `search_path` is set on the roles ([`crate::prepare_roles`]) instead of at
+//!   connect;
 //! - tenantry's own statements are unnamed ([`query`], [`query_as`], [`query_scalar`]), and
 //!   one that runs on its own runs in a transaction of its own ([`Pinned`]);
 //! - tenant transactions start by dropping the backend's prepared statements, and sqlx keeps
@@ -22,12 +23,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow, PgStatement};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{
-    AssertSqlSafe, Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr,
-};
+use sqlx::{Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr};
 
-use crate::error::Error;
-use crate::role::AppRole;
 use crate::safe_transaction;
 
 /// What stands between tenantry and PostgreSQL.
@@ -59,7 +56,7 @@ impl Pooler {
     /// Connection options for `url` that leave SQL outside a tenant transaction with no
     /// tables to find: directly, an empty `search_path` in the startup packet; through a
     /// transaction pooler, nothing it would refuse or that sessions could clash on (the
-    /// roles carry the empty `search_path`, see [`prepare_roles`]).
+    /// roles carry the empty `search_path`, see [`crate::prepare_roles`]).
     pub fn connect_options(self, url: &str) -> Result<PgConnectOptions, sqlx::Error> {
         let options = PgConnectOptions::from_str(url)?;
         Ok(match self {
@@ -78,57 +75,6 @@ impl Pooler {
             Self::Transaction => Arc::from(format!("{begin}; DEALLOCATE ALL")),
         }
     }
-}
-
-/// Sets an empty `search_path` on the catalog's owning role in its database and on `role`,
-/// so that sessions a transaction pooler opens fail closed without a startup parameter.
-/// Sessions the pooler opened before keep the old setting until it reconnects them.
-pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
-    let statements: Vec<String> = query_scalar(
-        "SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = ''''', \
-                       current_user, current_database()) \
-         UNION ALL SELECT format('ALTER ROLE %I SET search_path = ''''', $1::text)",
-    )
-    .bind(role.name())
-    .fetch_all(Pinned(pool))
-    .await?;
-    for statement in statements {
-        pool.execute(AssertSqlSafe(statement)).await.map_err(|e| {
-            Error::Migration(format!(
-                "could not give the roles an empty search_path for a transaction pooler \
-                     ({e})"
-            ))
-        })?;
-    }
-    Ok(())
-}
-
-/// Refuses to start through a transaction pooler unless both roles' settings give new
-/// sessions an empty `search_path` ([`prepare_roles`]).
-pub(crate) async fn check_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
-    let missing: Vec<String> = query_scalar(
-        "SELECT r.name FROM (VALUES (current_user::text, true), ($1::text, false)) r(name, here) \
-         WHERE NOT EXISTS ( \
-             SELECT 1 FROM pg_db_role_setting s JOIN pg_roles o ON o.oid = s.setrole \
-             WHERE o.rolname = r.name \
-               AND s.setdatabase IN (0, CASE WHEN r.here THEN \
-                   (SELECT oid FROM pg_database WHERE datname = current_database()) ELSE 0 END) \
-               AND 'search_path=\"\"' = ANY (s.setconfig))",
-    )
-    .bind(role.name())
-    .fetch_all(Pinned(pool))
-    .await?;
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Invalid {
-        field: "pool",
-        message: format!(
-            "through a transaction pooler the roles must carry an empty search_path, and {} \
-             do not; the migrate command sets it",
-            missing.join(" and ")
-        ),
-    })
 }
 
 /// A statement that is never named on the server, so it cannot clash with another client's

@@ -178,3 +178,54 @@ impl AppRole {
         )))
     }
 }
+
+/// Sets an empty `search_path` on the catalog's owning role in its database and on `role`,
+/// so that sessions a transaction pooler opens fail closed without a startup parameter.
+/// Sessions the pooler opened before keep the old setting until it reconnects them.
+pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
+    let statements: Vec<String> = pooler::query_scalar(
+        "SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = ''''', \
+                       current_user, current_database()) \
+         UNION ALL SELECT format('ALTER ROLE %I SET search_path = ''''', $1::text)",
+    )
+    .bind(role.name())
+    .fetch_all(pooler::Pinned(pool))
+    .await?;
+    for statement in statements {
+        pool.execute(AssertSqlSafe(statement)).await.map_err(|e| {
+            Error::Migration(format!(
+                "could not give the roles an empty search_path for a transaction pooler \
+                     ({e})"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Refuses to start through a transaction pooler unless both roles' settings give new
+/// sessions an empty `search_path` ([`prepare_roles`]).
+pub(crate) async fn check_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
+    let missing: Vec<String> = pooler::query_scalar(
+        "SELECT r.name FROM (VALUES (current_user::text, true), ($1::text, false)) r(name, here) \
+         WHERE NOT EXISTS ( \
+             SELECT 1 FROM pg_db_role_setting s JOIN pg_roles o ON o.oid = s.setrole \
+             WHERE o.rolname = r.name \
+               AND s.setdatabase IN (0, CASE WHEN r.here THEN \
+                   (SELECT oid FROM pg_database WHERE datname = current_database()) ELSE 0 END) \
+               AND 'search_path=\"\"' = ANY (s.setconfig))",
+    )
+    .bind(role.name())
+    .fetch_all(pooler::Pinned(pool))
+    .await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        field: "pool",
+        message: format!(
+            "through a transaction pooler the roles must carry an empty search_path, and {} \
+             do not; the migrate command sets it",
+            missing.join(" and ")
+        ),
+    })
+}

@@ -13,7 +13,7 @@ use crate::identify::Identification;
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
-use crate::role::AppRole;
+use crate::role::{self, AppRole};
 use crate::servers::Servers;
 use crate::slug::Slug;
 use crate::sqlite::SqliteHome;
@@ -97,7 +97,7 @@ impl Tenancy {
                 });
             }
             Pooler::None => {}
-            Pooler::Transaction => pooler::check_roles(&pool, &options.role).await?,
+            Pooler::Transaction => role::check_roles(&pool, &options.role).await?,
         }
         check_role(&pool, &options.role).await?;
         let budget = within_server_limit(&pool, options.budget).await?;

@@ -1,7 +1,7 @@
 //! Attempts to break isolation through the HTTP layer: panics, cancelled requests,
 //! rolled-back savepoints, hostile hosts, and many concurrent requests for different tenants
 //! on a pool smaller than the number of tenants. The attacks on transactions run against
-//! schema tenants and against shared-mode tenants, whose rows share tables, each reached
+//! schema tenants, shared-mode tenants (whose rows share tables) and database tenants, each reached
 //! directly and through a PgBouncer in transaction mode whose one server connection all
 //! tenants share.
 
@@ -399,11 +399,12 @@ async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mi
 fn schema_of(slug: &str, isolation: IsolationMode) -> String {
     match isolation {
         IsolationMode::Shared => "tenantry_shared".into(),
+        IsolationMode::Database => "tenant".into(),
         _ => slug.replace('-', "_"),
     }
 }
 
-/// Runs each attack above on schema tenants and on shared-mode tenants, reached directly and
+/// Runs each attack above on schema, shared-mode and database tenants, reached directly and
 /// through PgBouncer.
 macro_rules! in_both_layouts {
     ($($test:ident),* $(,)?) => {
@@ -411,6 +412,8 @@ macro_rules! in_both_layouts {
         in_both_layouts!(@mod shared_tenants, Shared, false; $($test),*);
         in_both_layouts!(@mod schema_tenants_through_pgbouncer, Schema, true; $($test),*);
         in_both_layouts!(@mod shared_tenants_through_pgbouncer, Shared, true; $($test),*);
+        in_both_layouts!(@mod database_tenants, Database, false; $($test),*);
+        in_both_layouts!(@mod database_tenants_through_pgbouncer, Database, true; $($test),*);
     };
     (@mod $name:ident, $isolation:ident, $pgbouncer:expr; $($test:ident),*) => {
         mod $name {

@@ -92,6 +92,41 @@ async fn untenanted_sql_through_pgbouncer_still_fails_closed() {
 }
 
 #[tokio::test]
+async fn a_pooled_tenancy_refuses_to_start_without_the_roles_empty_search_path() {
+    let bouncer = tenantry::testing::TestPgBouncer::start(1);
+    let mut db = tenantry::testing::TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let pool = sqlx::PgPool::connect_with(
+        Pooler::Transaction
+            .connect_options(&bouncer.url(db.name()))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let migrations = Migrations::new(Migrator::DEFAULT, support::notes()).unwrap();
+    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+        .await
+        .unwrap();
+    let refused = Tenancy::connect_with(
+        pool,
+        support::identification(),
+        migrations,
+        TenancyOptions {
+            pooler: Pooler::Transaction,
+            ..TenancyOptions::default()
+        },
+    )
+    .await;
+    match refused {
+        Err(Error::Invalid { field, message }) => {
+            assert_eq!(field, "pool");
+            assert!(message.contains("search_path"), "{message}");
+        }
+        other => panic!("started without the roles' search_path: {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
 async fn a_catalog_change_reaches_another_server_within_a_second() {
     let s = setup_pooled(4, 2).await;
     s.create("thor").await;
