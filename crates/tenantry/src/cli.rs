@@ -8,17 +8,16 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::{AssertSqlSafe, Column, Row, ValueRef};
 
-use crate::catalog::TenantDetails;
+use crate::catalog_row::TenantDetails;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::lifecycle::{NewTenant, TenantUpdate};
-use crate::migrate::{
-    MigrateOptions, Migrations, TenantMigration, TenantOutcome, migrate_shared, migrate_tenants,
-};
+use crate::migrate::{Migrations, migrate_shared};
 use crate::moving::{MoveTarget, TenantExport};
 use crate::pooler::Pooler;
 use crate::pools::Pools;
 use crate::role::prepare_roles;
+use crate::rollout::{MigrateOptions, TenantMigration, TenantOutcome, migrate_tenants};
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;

@@ -9,7 +9,6 @@ use crate::catalog::TenantCatalog;
 use crate::host::{HostError, HostName};
 use crate::rejection::TenancyRejection;
 use crate::slug::Slug;
-use crate::tenancy::Tenancy;
 use crate::tenant::Tenant;
 
 /// The URL path prefix of the [`Strategy::PathPrefix`] strategy: `/t/<slug>/...`.
@@ -114,22 +113,22 @@ async fn by_label(
     }
 }
 
-impl Tenancy {
+impl Identification {
+    /// The tenant (or the public site) a request is for, looked up in `catalog`.
     pub(crate) async fn identify(
         &self,
+        catalog: &TenantCatalog,
         host: &HostName,
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<Identified, TenancyRejection> {
-        let identification = self.identification();
-        let catalog = self.catalog();
         let tenant = |tenant| Identified::Tenant {
             tenant,
             mount: String::new(),
             uri: None,
         };
-        let on_base = *host == identification.base_domain;
-        for strategy in &identification.strategies {
+        let on_base = *host == self.base_domain;
+        for strategy in &self.strategies {
             match strategy {
                 Strategy::Domain => {
                     if let Some(found) = catalog.by_domain(host).await? {
@@ -137,7 +136,7 @@ impl Tenancy {
                     }
                 }
                 Strategy::Subdomain => {
-                    if let Some(label) = host.subdomain_of(identification.base_domain.as_str()) {
+                    if let Some(label) = host.subdomain_of(self.base_domain.as_str()) {
                         let found = by_label(catalog, label).await?;
                         return found
                             .map(tenant)

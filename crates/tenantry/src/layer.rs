@@ -123,7 +123,8 @@ where
         Err(error) => return TenancyRejection::from(error).into_response(),
     };
     let identified = match tenancy
-        .identify(&host, request.headers(), request.uri())
+        .identification()
+        .identify(tenancy.catalog(), &host, request.headers(), request.uri())
         .await
     {
         Ok(identified) => identified,

@@ -33,6 +33,7 @@
 //! ```
 
 mod catalog;
+mod catalog_row;
 pub mod cli;
 mod db;
 mod error;
@@ -49,6 +50,7 @@ mod pooler;
 mod pools;
 mod rejection;
 mod role;
+mod rollout;
 mod rows;
 mod safe_transaction;
 mod scope;
@@ -64,7 +66,8 @@ mod tenant;
 pub mod testing;
 mod transaction;
 
-pub use catalog::{Domain, TenantCatalog, TenantDetails};
+pub use catalog::TenantCatalog;
+pub use catalog_row::{Domain, TenantDetails};
 pub use db::{Backend, Db, Query, Record, Value};
 pub use error::Error;
 pub use extract::{MountPath, TenantDb};
@@ -72,15 +75,15 @@ pub use host::{HostError, HostName};
 pub use identify::{Identification, PATH_PREFIX, Strategy};
 pub use layer::{TenancyLayer, TenancyService};
 pub use lifecycle::{NewTenant, TenantUpdate};
-pub use migrate::{
-    Applied, MigrateOptions, MigrationReport, Migrations, TenantMigration, TenantOutcome,
-    migrate_shared, migrate_tenants,
-};
+pub use migrate::{Applied, Migrations, migrate_shared};
 pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveFault, MoveTarget, TenantExport};
 pub use pooler::Pooler;
 pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;
 pub use role::{AppRole, prepare_roles};
+pub use rollout::{
+    MigrateOptions, MigrationReport, TenantMigration, TenantOutcome, migrate_tenants,
+};
 pub use rows::TableRows;
 pub use server::{ServerLimits, serve};
 pub use servers::{Server, ServerName, ServerUrl, Servers};

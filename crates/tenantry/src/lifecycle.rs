@@ -7,19 +7,19 @@
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::catalog::{TenantDetails, TenantRow, select_tenants, tenant_columns};
+use crate::catalog_row::{TenantDetails, TenantRow, select_tenants, tenant_columns};
 use crate::error::{
     DUPLICATE_DATABASE, DUPLICATE_SCHEMA, Error, UNIQUE_VIOLATION, constraint, sqlstate,
 };
 use crate::host::HostName;
-use crate::migrate::{Applied, migrate_new_schema, record, shared_schema_state};
+use crate::migrate::{Applied, applied, migrate_new_schema, record, shared_schema_state};
 use crate::pooler;
 use crate::rows;
 use crate::safe_transaction;
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
-use crate::template::{self, drop_database, ensure_template};
+use crate::template::{drop_database, ensure_template};
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
 
@@ -240,7 +240,7 @@ impl Tenancy {
         } else if database.is_some() {
             // The database was copied from the template before; if this fails, the caller
             // drops it again.
-            let applied = template::applied(self.migrations());
+            let applied = applied(self.migrations());
             record(&mut tx, &tenant, self.migrations(), &applied).await?;
             tx.commit().await?;
         } else if server.is_none() {

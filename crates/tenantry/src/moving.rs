@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
-use crate::catalog::TenantDetails;
+use crate::catalog_row::TenantDetails;
 use crate::error::Error;
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::{Migrations, shared_schema_state};

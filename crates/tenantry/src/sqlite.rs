@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use uuid::Uuid;
 
-use crate::catalog::{Domain, TenantDetails, TenantRow, assemble, tenant_columns};
+use crate::catalog_row::{Domain, TenantDetails, TenantRow, assemble, tenant_columns};
 use crate::error::Error;
 use crate::migrate::{Applied, failed, millis, pending, up};
 use crate::safe_transaction;

@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
-use crate::migrate::{Applied, Migrations, migrate_new_schema};
+use crate::migrate::{Migrations, migrate_new_schema};
 use crate::pooler;
 use crate::role::AppRole;
 use crate::slug::SchemaName;
@@ -178,17 +178,4 @@ pub(crate) async fn drop_database(server: &PgPool, name: &str) -> Result<(), Err
         )))
         .await?;
     Ok(())
-}
-
-/// What a tenant created from the template has applied.
-pub(crate) fn applied(migrations: &Migrations) -> Applied {
-    Applied {
-        from: None,
-        to: migrations.tenant_version(),
-        count: migrations
-            .tenant()
-            .iter()
-            .filter(|m| m.migration_type.is_up_migration())
-            .count(),
-    }
 }
