@@ -6,8 +6,8 @@
 //! stale, so another process's change is seen as soon as its notification arrives. While the
 //! listener is not connected, lookups bypass the cache rather than risk serving stale state.
 //! Through a transaction pooler, which cannot carry `LISTEN`, a task polls the version row
-//! every committed change raises (`tenantry.catalog_version`) instead. SQLite has no
-//! notifications: a task polls the file's `PRAGMA data_version`.
+//! every committed change raises (`tenantry.catalog_version`) instead; on SQLite, which has
+//! no notifications, it polls the file's `PRAGMA data_version`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,12 +106,15 @@ impl TenantCatalog {
                 ))
             }
             Pooler::Transaction => {
-                poll_version(&pool, &mut None, &cache, &freshness).await?;
-                tokio::spawn(follow_version(
-                    pool.clone(),
-                    cache.clone(),
-                    freshness.clone(),
-                ))
+                // One simple query, which a transaction pooler carries whole.
+                let pool = pool.clone();
+                let read = async move || {
+                    let row = sqlx::raw_sql("SELECT version FROM tenantry.catalog_version")
+                        .fetch_one(&pool)
+                        .await?;
+                    Ok(row.try_get(0)?)
+                };
+                tokio::spawn(follow_version(read, cache.clone(), freshness.clone()))
             }
         };
         Ok(Self {
@@ -129,9 +132,14 @@ impl TenantCatalog {
     pub(crate) async fn open_sqlite(home: SqliteHome) -> Result<Self, Error> {
         let cache = Cache::builder().max_capacity(100_000).build();
         let freshness = Arc::new(Freshness::default());
-        let conn = SqliteConnection::connect_with(&home.catalog.connect_options()).await?;
-        freshness.listening.store(true, Ordering::Release);
-        let task = tokio::spawn(poll_changes(conn, cache.clone(), freshness.clone()));
+        // `data_version` changes whenever another connection commits.
+        let mut conn = SqliteConnection::connect_with(&home.catalog.connect_options()).await?;
+        let read = async move || {
+            Ok(sqlx::query_scalar("PRAGMA data_version")
+                .fetch_one(&mut conn)
+                .await?)
+        };
+        let task = tokio::spawn(follow_version(read, cache.clone(), freshness.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 store: Store::Sqlite(home),
@@ -297,66 +305,36 @@ impl TenantCatalog {
     }
 }
 
-/// Follows a SQLite catalog: its `data_version` changes whenever another connection commits.
-async fn poll_changes(
-    mut conn: SqliteConnection,
+/// Follows a catalog by polling a version that every committed change moves (`read` reads
+/// it): a move makes cached entries stale. Until the first read, and while reads fail, lookups
+/// bypass the cache.
+async fn follow_version(
+    mut read: impl AsyncFnMut() -> Result<i64, Error>,
     cache: Cache<LookupKey, Cached>,
     freshness: Arc<Freshness>,
 ) {
-    let mut seen: Option<i64> = None;
-    loop {
-        match sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut conn)
-            .await
-        {
-            Ok(version) if seen != Some(version) => {
-                seen = Some(version);
-                freshness.invalidate(&cache);
-            }
-            Ok(_) => {}
-            Err(error) => {
-                freshness.listening.store(false, Ordering::Release);
-                tracing::warn!(%error, "cannot poll the SQLite catalog; bypassing the cache");
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Reads the catalog's version (one simple query, which a transaction pooler carries whole)
-/// and makes cached entries stale if it moved since `seen`.
-async fn poll_version(
-    pool: &PgPool,
-    seen: &mut Option<i64>,
-    cache: &Cache<LookupKey, Cached>,
-    freshness: &Freshness,
-) -> Result<(), Error> {
-    let read = sqlx::raw_sql("SELECT version FROM tenantry.catalog_version").fetch_one(pool);
-    let row = tokio::time::timeout(POLL_TIMEOUT, read)
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
-    let version: i64 = row.try_get(0)?;
-    if *seen != Some(version) {
-        *seen = Some(version);
-        freshness.invalidate(cache);
-    }
-    freshness.listening.store(true, Ordering::Release);
-    Ok(())
-}
-
-/// Follows a catalog reached through a transaction pooler by polling its version. While polls
-/// fail, lookups bypass the cache.
-async fn follow_version(pool: PgPool, cache: Cache<LookupKey, Cached>, freshness: Arc<Freshness>) {
     let mut seen = None;
     loop {
-        tokio::time::sleep(POLL_INTERVAL).await;
-        if let Err(error) = poll_version(&pool, &mut seen, &cache, &freshness).await
-            && freshness.listening.swap(false, Ordering::AcqRel)
-        {
-            seen = None;
-            tracing::warn!(%error, "cannot poll the catalog's version; bypassing the cache");
+        match tokio::time::timeout(POLL_TIMEOUT, read()).await {
+            Ok(Ok(version)) => {
+                if seen != Some(version) {
+                    seen = Some(version);
+                    freshness.invalidate(&cache);
+                }
+                freshness.listening.store(true, Ordering::Release);
+            }
+            failed => {
+                if freshness.listening.swap(false, Ordering::AcqRel) {
+                    seen = None;
+                    let error = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => format!("no answer within {POLL_TIMEOUT:?}"),
+                    };
+                    tracing::warn!(%error, "cannot poll the catalog's version; bypassing the cache");
+                }
+            }
         }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

@@ -178,7 +178,11 @@ impl Tenancy {
     }
 
     /// A tenant database copied from the template, which is built first if needed.
-    async fn create_database(&self, server: &PgPool, database: &DatabaseName) -> Result<(), Error> {
+    pub(crate) async fn create_database(
+        &self,
+        server: &PgPool,
+        database: &DatabaseName,
+    ) -> Result<(), Error> {
         let catalog = self.postgres()?.connect_options();
         let template =
             ensure_template(server, &catalog, self.migrations(), self.pools().role()).await?;

@@ -31,7 +31,6 @@ use crate::safe_transaction::{self, SafeTransaction};
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
-use crate::template::ensure_template;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
@@ -254,16 +253,7 @@ impl Tenancy {
         let schema = &moved.placement.schema;
         let lease = match &moved.placement.database {
             Some(database) => {
-                let catalog = self.postgres()?.connect_options();
-                let template =
-                    ensure_template(server, &catalog, self.migrations(), self.pools().role())
-                        .await?;
-                server
-                    .execute(AssertSqlSafe(format!(
-                        "CREATE DATABASE {} TEMPLATE \"{template}\"",
-                        database.quoted()
-                    )))
-                    .await?;
+                self.create_database(server, database).await?;
                 match self.owner_lease(&moved.placement).await {
                     Ok(lease) => lease,
                     Err(error) => {

@@ -6,10 +6,6 @@
 //! slashes, as the polls app does, to accept `/api/tenants/` too.
 
 use axum::extract::rejection::JsonRejection;
-use serde::de::DeserializeOwned;
-
-use crate::error::is_unavailable;
-use crate::input::{NUL_MESSAGE, nul_character_at};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -17,10 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, is_unavailable};
 use crate::host::HostName;
+use crate::input::{NUL_MESSAGE, nul_character_at};
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;

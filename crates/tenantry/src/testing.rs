@@ -178,6 +178,26 @@ pub struct TestCluster {
     port: u16,
 }
 
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A new temporary directory named `<prefix>-<random>`, owned by `postgres` when we are root
+/// (the server programs run as that user then).
+fn postgres_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir).expect("a temporary directory");
+    if running_as_root() {
+        let owned = Command::new("chown").arg("postgres").arg(&dir).status();
+        assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
+    }
+    dir
+}
+
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -197,19 +217,8 @@ impl TestCluster {
                 PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
             }
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "tenantry-cluster-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir(&dir).expect("a directory for the test cluster");
-        if running_as_root() {
-            let owned = Command::new("chown").arg("postgres").arg(&dir).status();
-            assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
-        }
+        let port = free_port();
+        let dir = postgres_dir("tenantry-cluster");
         let cluster = Self { dir, bindir, port };
         let data = cluster.dir.display().to_string();
         cluster.as_postgres(
@@ -322,15 +331,8 @@ impl TestPgBouncer {
                  TENANTRY_PGBOUNCER to its path)",
             );
         let server = PgConnectOptions::from_str(&server_url()).expect("the test server's URL");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "tenantry-pgbouncer-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir(&dir).expect("a directory for PgBouncer");
+        let port = free_port();
+        let dir = postgres_dir("tenantry-pgbouncer");
         let users = ["postgres", "root", crate::AppRole::default().name()]
             .map(|user| format!("\"{user}\" \"\"\n"))
             .concat();
@@ -358,12 +360,6 @@ impl TestPgBouncer {
         std::fs::write(&ini, config).expect("PgBouncer's configuration");
         let mut command = Command::new(&program);
         if running_as_root() {
-            let owned = Command::new("chown")
-                .arg("-R")
-                .arg("postgres")
-                .arg(&dir)
-                .status();
-            assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
             command.args(["-u", "postgres"]);
         }
         let child = command

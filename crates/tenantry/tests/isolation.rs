@@ -339,10 +339,8 @@ async fn a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant(layou
 async fn many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix(layout: Layout) {
     let s = setup_via(3, layout.pgbouncer).await;
     let names = ["t-one", "t-two", "t-three", "t-four", "t-five", "t-six"];
-    for name in names {
-        s.create_in(name, layout.isolation).await;
-        support::add_note(&s.tenancy, name, name).await;
-    }
+    s.create_each_with_its_name(names.map(|name| (name, layout.isolation)))
+        .await;
     let app = app(s.tenancy.clone());
     let requests = (0..300).map(|i| {
         let app = app.clone();

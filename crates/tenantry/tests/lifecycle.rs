@@ -265,16 +265,7 @@ async fn another_process_sees_a_suspension_within_one_second() {
     assert!(other.catalog().by_domain(&host).await.unwrap().is_some());
 
     let changed = Instant::now();
-    s.tenancy
-        .update_tenant(
-            &slug("thor"),
-            TenantUpdate {
-                status: Some(TenantStatus::Suspended),
-                ..TenantUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    support::set_status(&s.tenancy, "thor", TenantStatus::Suspended).await;
     loop {
         let seen = other.catalog().by_domain(&host).await.unwrap().unwrap();
         if seen.status == TenantStatus::Suspended {

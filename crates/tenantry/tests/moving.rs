@@ -47,14 +47,12 @@ async fn populated(from: IsolationMode) -> Setup {
         })
         .await
         .unwrap();
-    for (name, isolation) in [
+    s.create_each_with_its_name([
         ("sharer", IsolationMode::Shared),
         ("schemer", IsolationMode::Schema),
         ("owner", IsolationMode::Database),
-    ] {
-        s.create_in(name, isolation).await;
-        add_note(&s.tenancy, name, name).await;
-    }
+    ])
+    .await;
     s
 }
 

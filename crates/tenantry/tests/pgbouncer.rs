@@ -13,7 +13,7 @@ use sqlx::migrate::Migrator;
 use support::{add_note, note_bodies, setup_pooled, slug};
 use tenantry::{
     Error, IsolationMode, MigrateOptions, Migrations, MoveTarget, Pooler, Tenancy, TenancyOptions,
-    TenantStatus, TenantUpdate, migrate_tenants,
+    TenantStatus, migrate_tenants,
 };
 
 /// The server session a tenant transaction of `tenant` runs on, and the notes it sees, read
@@ -42,10 +42,7 @@ async fn one_server_session_serves_many_tenants_and_none_sees_another() {
         ("ann", IsolationMode::Shared),
         ("bob", IsolationMode::Shared),
     ];
-    for (name, isolation) in tenants {
-        s.create_in(name, isolation).await;
-        add_note(&s.tenancy, name, name).await;
-    }
+    s.create_each_with_its_name(tenants).await;
     let rounds = (0..200).map(|i| {
         let tenancy = s.tenancy.clone();
         let (name, _) = tenants[i % tenants.len()];
@@ -155,16 +152,7 @@ async fn a_catalog_change_reaches_another_server_within_a_second() {
     }
 
     let changed = Instant::now();
-    s.tenancy
-        .update_tenant(
-            &slug("thor"),
-            TenantUpdate {
-                status: Some(TenantStatus::Suspended),
-                ..TenantUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    support::set_status(&s.tenancy, "thor", TenantStatus::Suspended).await;
     let seen = loop {
         let thor = other
             .catalog()
@@ -235,16 +223,7 @@ async fn moves_migrations_and_renames_work_through_pgbouncer() {
         assert_eq!(moved.tenant.isolation, isolation);
         assert_eq!(note_bodies(&s.tenancy, "thor").await, before);
     }
-    s.tenancy
-        .update_tenant(
-            &slug("thor"),
-            TenantUpdate {
-                slug: Some(slug("odin")),
-                ..TenantUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    support::rename_slug(&s.tenancy, "thor", "odin").await;
     assert_eq!(note_bodies(&s.tenancy, "odin").await, before);
 
     let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");

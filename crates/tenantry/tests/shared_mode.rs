@@ -255,10 +255,7 @@ async fn shared_schema_and_database_tenants_side_by_side_under_concurrent_load()
         ("schemer", IsolationMode::Schema),
         ("owner", IsolationMode::Database),
     ];
-    for (name, isolation) in tenants {
-        s.create_in(name, isolation).await;
-        add_note(&s.tenancy, name, name).await;
-    }
+    s.create_each_with_its_name(tenants).await;
     let routes = Router::new().route("/whoami", get(whoami));
     let app = Router::new().fallback_service(TenancyLayer::new(s.tenancy.clone()).layer(routes));
     let requests = (0..400).map(|i| {

@@ -128,6 +128,17 @@ impl Setup {
             .unwrap();
     }
 
+    /// Creates each tenant with one note, its own name.
+    pub async fn create_each_with_its_name(
+        &self,
+        tenants: impl IntoIterator<Item = (&str, tenantry::IsolationMode)>,
+    ) {
+        for (name, isolation) in tenants {
+            self.create_in(name, isolation).await;
+            add_note(&self.tenancy, name, name).await;
+        }
+    }
+
     /// Schemas in the database that look like tenant schemas.
     pub async fn schemas(&self) -> Vec<String> {
         sqlx::query_scalar(
@@ -236,6 +247,20 @@ pub async fn fail_catalog_records(pool: &PgPool) {
     .execute(pool)
     .await
     .unwrap();
+}
+
+/// Sets a tenant's status.
+pub async fn set_status(tenancy: &Tenancy, tenant: &str, status: tenantry::TenantStatus) {
+    tenancy
+        .update_tenant(
+            &slug(tenant),
+            tenantry::TenantUpdate {
+                status: Some(status),
+                ..tenantry::TenantUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
 }
 
 /// Renames a tenant's slug.
