@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use tenantry::ServerLimits;
+use tenantry::{
+    AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, ServerLimits,
+    Strategy, TenancyOptions,
+};
 
 use crate::limits::AuthSettings;
-use tenantry::{
-    AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, Strategy,
-    TenancyOptions,
-};
 
 /// Where the app finds its database and how it recognises tenants.
 #[derive(Debug, Clone, Args)]

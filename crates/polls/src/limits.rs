@@ -56,7 +56,10 @@ impl AuthLimits {
             throttle: Arc::new(Throttle {
                 per_address: settings.per_address,
                 per_tenant: settings.per_tenant,
-                buckets: Mutex::default(),
+                buckets: Mutex::new(Buckets {
+                    by_key: HashMap::new(),
+                    swept: Instant::now(),
+                }),
             }),
         }
     }
@@ -140,20 +143,32 @@ struct Bucket {
     at: Instant,
 }
 
+/// The buckets, and when those that were full again were last forgotten.
+struct Buckets {
+    by_key: HashMap<Key, Bucket>,
+    swept: Instant,
+}
+
 /// Rates of sign-ups and logins per client address and per tenant.
 struct Throttle {
     per_address: u32,
     per_tenant: u32,
-    buckets: Mutex<HashMap<Key, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl Throttle {
     /// Takes one request from each key's bucket; when one is empty, how long until it is not.
     fn take(&self, keys: &[(Key, u32)]) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("throttle");
-        if buckets.len() > 100_000 {
-            // Forget the keys that would be full again anyway.
+        let mut guard = self.buckets.lock().expect("throttle");
+        let Buckets {
+            by_key: buckets,
+            swept,
+        } = &mut *guard;
+        // Forget the keys that would be full again anyway, at most once a second: a flood of
+        // new addresses must not make every request walk the whole map.
+        if buckets.len() > 100_000 && now.duration_since(*swept) >= Duration::from_secs(1) {
+            *swept = now;
             let full = |b: &Bucket, rate: u32| refilled(b, rate, now) >= f64::from(rate);
             let (address, tenant) = (self.per_address, self.per_tenant);
             buckets.retain(|key, b| match key {

@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -131,7 +131,11 @@ impl Connection {
         let activity = Arc::new(Activity::default());
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(|body| Body::new(Deadline::new(body, limits)));
+            // Most requests have no body, and then no deadline to keep.
+            let mut request = request.map(|body| match body.is_end_stream() {
+                true => Body::empty(),
+                false => Body::new(Deadline::new(body, limits)),
+            });
             request.extensions_mut().insert(ConnectInfo(client));
             let busy = requests.start();
             let app = app.clone();
