@@ -1,6 +1,7 @@
 //! `polls serve` as an operator runs it, a real process: slow and idle clients are cut off,
 //! a flood of connections is refused fast, shutdown ends on time, sign-up and login are
-//! bounded in memory and rate, and the log says what happened without leaking secrets.
+//! bounded in memory and rate, the log says what happened without leaking secrets, and it
+//! works through PgBouncer in transaction mode.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tenantry::testing::TestDatabase;
+use tenantry::testing::{TestDatabase, TestPgBouncer};
 
 /// A password in DATABASE_URL that must never reach the log (trust auth ignores it).
 const SECRET: &str = "hunter2-in-the-url";
@@ -26,13 +27,21 @@ struct Server {
     addr: SocketAddr,
     log: tempfile::NamedTempFile,
     _db: TestDatabase,
+    _bouncer: Option<TestPgBouncer>,
 }
 
-/// Runs `polls <args>` to completion against `db`.
-fn polls(db: &TestDatabase, args: &[&str]) {
+/// Where the server and the commands reach the database: its URL and `DATABASE_POOLER`.
+struct Reach {
+    url: String,
+    pooler: &'static str,
+}
+
+/// Runs `polls <args>` to completion against the database at `reach`.
+fn polls(reach: &Reach, args: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_polls"))
         .args(args)
-        .env("DATABASE_URL", url_with_password(db))
+        .env("DATABASE_URL", &reach.url)
+        .env("DATABASE_POOLER", reach.pooler)
         .env("BASE_DOMAIN", support::BASE)
         .stdout(Stdio::null())
         .status()
@@ -44,8 +53,22 @@ fn polls(db: &TestDatabase, args: &[&str]) {
 /// in a file; returns once it answers.
 async fn serve(env: &[(&str, &str)]) -> Server {
     let db = TestDatabase::create().await;
-    polls(&db, &["migrate"]);
-    polls(&db, &["tenants", "create", "thor"]);
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    serve_on(db, None, &reach, env).await
+}
+
+/// [`serve`] on `db`, reached as `reach` (through `bouncer`, if any).
+async fn serve_on(
+    db: TestDatabase,
+    bouncer: Option<TestPgBouncer>,
+    reach: &Reach,
+    env: &[(&str, &str)],
+) -> Server {
+    polls(reach, &["migrate"]);
+    polls(reach, &["tenants", "create", "thor"]);
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -53,7 +76,8 @@ async fn serve(env: &[(&str, &str)]) -> Server {
     let log = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_polls"))
         .arg("serve")
-        .env("DATABASE_URL", url_with_password(&db))
+        .env("DATABASE_URL", &reach.url)
+        .env("DATABASE_POOLER", reach.pooler)
         .env("BASE_DOMAIN", support::BASE)
         .env("BIND", addr.to_string())
         .env("PLATFORM_TOKEN", support::PLATFORM_TOKEN)
@@ -70,6 +94,7 @@ async fn serve(env: &[(&str, &str)]) -> Server {
         addr,
         log,
         _db: db,
+        _bouncer: bouncer,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() || server.get("polls.test", "/health", &[]).0 != 200 {
@@ -556,4 +581,42 @@ async fn each_request_is_logged_with_its_tenant_and_id_and_no_secrets() {
         "colour codes in a log file:\n{log}"
     );
     assert!(!log.contains(SECRET));
+}
+
+#[tokio::test]
+async fn serve_works_through_pgbouncer_and_sees_another_process_suspend_a_tenant() {
+    let bouncer = TestPgBouncer::start(2);
+    let mut db = TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let reach = Reach {
+        url: bouncer.url(db.name()),
+        pooler: "transaction",
+    };
+    let server = serve_on(db, Some(bouncer), &reach, &[]).await;
+    let account = json!({"username": "ann", "email": "ann@example.com", "password": "s3cret-pass"});
+    let (status, _, body) =
+        server.request("POST", "thor.polls.test", "/users/", &[], Some(account));
+    assert_eq!(status, 201, "{body}");
+    let login = json!({"username": "ann", "password": "s3cret-pass"});
+    let (status, _, body) = server.request("POST", "thor.polls.test", "/login/", &[], Some(login));
+    assert_eq!(status, 200, "{body}");
+    let token = format!("Token {}", body["token"].as_str().unwrap());
+    let auth = [("Authorization", token.as_str())];
+    let poll = json!({"question": "Through the pooler?"});
+    let (status, _, body) = server.request("POST", "thor.polls.test", "/polls/", &auth, Some(poll));
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = server.get("thor.polls.test", "/polls/", &auth);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["question"], "Through the pooler?");
+
+    // Another process suspends the tenant; the server refuses it within a second.
+    polls(&reach, &["tenants", "suspend", "thor"]);
+    let suspended = Instant::now();
+    while server.get("thor.polls.test", "/polls/", &auth).0 != 403 {
+        assert!(
+            suspended.elapsed() < Duration::from_secs(1),
+            "the suspension was not seen within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
