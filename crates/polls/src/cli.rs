@@ -59,7 +59,7 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = cli.settings;
+    let settings = cli.settings.checked().map_err(CliError::usage)?;
     let tenancy = async || startup::open(&settings).await;
     match cli.command {
         Command::Demo => demo::run(&settings).await,

@@ -149,6 +149,22 @@ impl Limits {
 }
 
 impl Settings {
+    /// The settings as given, with an empty DATABASE_URL taken as none (SQLite); a URL that
+    /// is not PostgreSQL's is refused (without repeating it, since it may hold a password).
+    pub fn checked(mut self) -> Result<Self, String> {
+        self.database_url = self.database_url.filter(|url| !url.trim().is_empty());
+        match &self.database_url {
+            Some(url) if !url.starts_with("postgres://") && !url.starts_with("postgresql://") => {
+                Err(
+                    "DATABASE_URL must be a postgres:// or postgresql:// URL; leave it empty or \
+                     unset to keep everything in SQLite files"
+                        .into(),
+                )
+            }
+            _ => Ok(self),
+        }
+    }
+
     /// The tenancy options these settings describe, checked against the backend: on SQLite
     /// only database isolation exists.
     pub fn options(&self) -> Result<TenancyOptions, String> {

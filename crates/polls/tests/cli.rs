@@ -1115,3 +1115,58 @@ async fn every_command_works_through_pgbouncer_in_transaction_mode() {
     via(&["tenants", "delete", "ann", "--yes"], 0);
     via(&["tenants", "show", "ann"], 3);
 }
+
+/// Runs `polls args...` in a SQLite deployment under `data` with `DATABASE_URL` set to `url`.
+fn polls_with_url(url: &str, data: &std::path::Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("DATA_DIR", data)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().expect("the binary exited, not killed"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn an_empty_database_url_means_sqlite_and_another_engine_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = polls_with_url("", &data, &["tenants", "create", "thor"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(data.join("tenants/thor.sqlite3").exists(), "{run}");
+    let run = polls_with_url(
+        "mysql://root:hidden-pw@db/polls",
+        &data,
+        &["tenants", "list"],
+    );
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("postgres://"), "{run}");
+    assert!(!run.stderr.contains("hidden-pw"), "{run}");
+}
+
+#[tokio::test]
+async fn export_to_a_dash_writes_standard_output() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "export", "thor", "--output", "-"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let export: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(export["slug"], "thor", "{export}");
+    assert!(!dir.path().join("-").exists());
+    let message = String::from_utf8(output.stderr).unwrap();
+    assert!(message.contains("exported tenant 'thor'"), "{message}");
+}

@@ -1,7 +1,7 @@
 //! Command-line building blocks any tenantry app can mount in its own clap CLI: `migrate`,
 //! `tenants ...`, the `--tenant`/`--all-tenants` targets, and `sql` in each tenant.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
@@ -175,8 +175,9 @@ pub enum TenantsCommand {
         /// Place the tenant on this registered server (see `servers add`).
         #[arg(long)]
         server: Option<ServerName>,
-        /// `schema` (a schema in a shared database) or `database` (a database of its own);
-        /// the configured default when absent.
+        /// `shared` (rows beside other tenants' in shared tables, kept apart by Row-Level
+        /// Security), `schema` (a schema of its own in a shared database) or `database` (a
+        /// database of its own); the configured default when absent.
         #[arg(long)]
         isolation: Option<IsolationMode>,
     },
@@ -215,6 +216,7 @@ pub enum TenantsCommand {
     /// Write the tenant (catalog entry and rows) to a JSON file.
     Export {
         slug: Slug,
+        /// The file to write; `-` for standard output.
         #[arg(long)]
         output: std::path::PathBuf,
     },
@@ -324,12 +326,20 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             let rows: usize = export.tables.iter().map(|t| t.rows.len()).sum();
             let json = serde_json::to_vec_pretty(&export)
                 .map_err(|e| CliError::failed(format!("cannot encode the export: {e}")))?;
-            std::fs::write(&output, json)
-                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
-            println!(
-                "exported tenant '{slug}' ({rows} rows) to {}",
-                output.display()
-            );
+            if output.as_os_str() == "-" {
+                std::io::stdout()
+                    .write_all(&json)
+                    .map_err(|e| CliError::failed(format!("cannot write the export: {e}")))?;
+                eprintln!("exported tenant '{slug}' ({rows} rows)");
+            } else {
+                std::fs::write(&output, json).map_err(|e| {
+                    CliError::failed(format!("cannot write {}: {e}", output.display()))
+                })?;
+                println!(
+                    "exported tenant '{slug}' ({rows} rows) to {}",
+                    output.display()
+                );
+            }
         }
         TenantsCommand::Import {
             file,
