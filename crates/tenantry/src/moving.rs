@@ -181,8 +181,10 @@ impl Tenancy {
         let target = Placement {
             server: to.server.clone(),
             server_url: None,
+            // A name of this move's own: another registered server may be this very cluster,
+            // where the tenant's current name is its live database.
             database: match to.isolation {
-                IsolationMode::Database => Some(DatabaseName::for_tenant(&tenant.slug, tenant.id)),
+                IsolationMode::Database => Some(DatabaseName::for_move(&tenant.slug, tenant.id)),
                 _ => None,
             },
             schema: match to.isolation {
@@ -209,19 +211,15 @@ impl Tenancy {
         } else {
             let server = self.pools().for_server(target.server.as_ref()).await?;
             self.pools().role().ensure(&server).await?;
-            let written = self.build_remote(&server, &moved, &data, fault).await;
-            let switched = match written {
-                Ok(()) => {
-                    async {
-                        let mut tx = safe_transaction::begin(catalog, None).await?;
-                        switch(&mut tx, &moved, self.migrations()).await?;
-                        inject(fault, MoveFault::AtSwitch)?;
-                        Ok::<_, Error>(tx.commit().await?)
-                    }
-                    .await
-                }
-                Err(error) => Err(error),
-            };
+            // On failure it removes what it made itself, and nothing else.
+            self.build_remote(&server, &moved, &data, fault).await?;
+            let switched = async {
+                let mut tx = safe_transaction::begin(catalog, None).await?;
+                switch(&mut tx, &moved, self.migrations()).await?;
+                inject(fault, MoveFault::AtSwitch)?;
+                Ok::<_, Error>(tx.commit().await?)
+            }
+            .await;
             if let Err(error) = switched {
                 self.drop_placement(&server, &moved).await?;
                 return Err(error);
@@ -242,7 +240,10 @@ impl Tenancy {
         }
     }
 
-    /// Builds a target outside the catalog's database and writes the rows there.
+    /// Builds a target outside the catalog's database and writes the rows there. On failure
+    /// it drops only what it created: a database it made; a schema is created in the very
+    /// transaction that writes the rows, so a failure leaves none (and an existing schema of
+    /// that name, which made `CREATE SCHEMA` fail, is not touched).
     async fn build_remote(
         &self,
         server: &PgPool,
@@ -279,11 +280,10 @@ impl Tenancy {
             Ok::<_, Error>(tx.commit().await?)
         }
         .await;
-        if let Err(error) = written {
+        if let (Err(_), Some(_)) = (&written, &moved.placement.database) {
             self.drop_placement(server, moved).await?;
-            return Err(error);
         }
-        Ok(())
+        written
     }
 
     /// The owning role's pool for a placement; the lease keeps a database tenant's pool from

@@ -168,6 +168,22 @@ impl DatabaseName {
         Self(format!("tenant_{}_{}", slug.schema_name(), &id[..12]))
     }
 
+    /// A fresh name for the tenant's database built by a move: like [`Self::for_tenant`]'s,
+    /// but its last 6 hex digits are random, so it is never the database the tenant lives in
+    /// now, wherever that is.
+    pub(crate) fn for_move(slug: &Slug, id: uuid::Uuid) -> Self {
+        let (id, fresh) = (
+            id.simple().to_string(),
+            uuid::Uuid::new_v4().simple().to_string(),
+        );
+        Self(format!(
+            "tenant_{}_{}{}",
+            slug.schema_name(),
+            &id[..6],
+            &fresh[..6]
+        ))
+    }
+
     /// The stem of a SQLite tenant's file name: its slug, which allows no path separators
     /// and no dots.
     pub(crate) fn sqlite_file(slug: &Slug) -> Self {

@@ -56,8 +56,8 @@ async fn populated(from: IsolationMode) -> Setup {
     s
 }
 
-/// Where thor's data physically is: (schemas named thor, thor's databases, thor's rows in
-/// the shared schema).
+/// Where thor's data physically is: (schemas named thor, thor's databases (named after its
+/// id, whichever move made them), thor's rows in the shared schema).
 async fn footprint(s: &Setup) -> (i64, i64, i64) {
     let id = s
         .tenancy
@@ -70,7 +70,7 @@ async fn footprint(s: &Setup) -> (i64, i64, i64) {
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'thor'), \
          (SELECT count(*) FROM pg_database \
-          WHERE datname = 'tenant_thor_' || left(replace($1::text, '-', ''), 12)), \
+          WHERE datname LIKE 'tenant\\_thor\\_' || left(replace($1::text, '-', ''), 6) || '%'), \
          (SELECT count(*) FROM tenantry_shared.notes WHERE tenant_id = $1)",
     )
     .bind(id)
@@ -312,4 +312,66 @@ async fn export_then_import_under_a_new_slug_in_another_mode() {
             .iter()
             .all(|t| t.tenant.slug.as_str() != "thor-unfit")
     );
+}
+
+/// A registered server that is the catalog's own database under another name: what a user
+/// with one PostgreSQL sets up.
+async fn twin_server(s: &Setup) -> tenantry::ServerName {
+    let twin = tenantry::ServerName::parse("twin").unwrap();
+    s.tenancy
+        .servers()
+        .unwrap()
+        .add(&twin, &tenantry::ServerUrl::parse(&s.db.url()).unwrap())
+        .await
+        .unwrap();
+    twin
+}
+
+#[tokio::test]
+async fn a_move_to_a_twin_server_never_drops_the_tenants_data() {
+    let s = populated(IsolationMode::Database).await;
+    let before = notes_with_ids(&s, "thor").await;
+    let twin = twin_server(&s).await;
+    // The same database name on the same cluster would be the live database: a move makes
+    // a name of its own.
+    let moved = s
+        .tenancy
+        .move_tenant(
+            &slug("thor"),
+            MoveTarget {
+                isolation: IsolationMode::Database,
+                server: Some(twin.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.tenant.placement.server.as_ref(), Some(&twin));
+    assert_eq!(notes_with_ids(&s, "thor").await, before);
+
+    // A schema of the same name already exists in the twin's database: the move fails and
+    // leaves the tenant where it was, with its data.
+    let before = notes_with_ids(&s, "schemer").await;
+    let refused = s
+        .tenancy
+        .move_tenant(
+            &slug("schemer"),
+            MoveTarget {
+                isolation: IsolationMode::Schema,
+                server: Some(twin),
+            },
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(notes_with_ids(&s, "schemer").await, before);
+    let schemer = s
+        .tenancy
+        .catalog()
+        .details(&slug("schemer"))
+        .await
+        .unwrap()
+        .tenant;
+    assert_eq!(schemer.placement.server, None);
+    assert!(!schemer.moving);
+    // Thor's database now belongs to the twin, which the test database does not clean up.
+    s.tenancy.delete_tenant(&slug("thor")).await.unwrap();
 }
