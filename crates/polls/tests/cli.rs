@@ -1170,3 +1170,40 @@ async fn export_to_a_dash_writes_standard_output() {
     let message = String::from_utf8(output.stderr).unwrap();
     assert!(message.contains("exported tenant 'thor'"), "{message}");
 }
+
+#[tokio::test]
+async fn delete_without_yes_says_what_it_would_drop_in_every_mode() {
+    let db = migrated().await;
+    for (slug, isolation) in [("thor", "schema"), ("ann", "shared"), ("loki", "database")] {
+        expect(
+            &db,
+            &["tenants", "create", slug, "--isolation", isolation],
+            0,
+        );
+    }
+    let refused = |slug: &str| expect(&db, &["tenants", "delete", slug], 2).stderr;
+    assert!(
+        refused("thor").contains("drops schema \"thor\" and all its data"),
+        "{}",
+        refused("thor")
+    );
+    assert!(
+        refused("ann").contains("drops its rows in the shared tables (schema \"tenantry_shared\")"),
+        "{}",
+        refused("ann")
+    );
+    assert!(
+        refused("loki").contains("drops database \"tenant_loki_"),
+        "{}",
+        refused("loki")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = polls_with_url("", &data, &["tenants", "create", "odin"]);
+    assert_eq!(run.code, 0, "{run}");
+    let run = polls_with_url("", &data, &["tenants", "delete", "odin"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("drops file "), "{run}");
+    assert!(run.stderr.contains("tenants/odin.sqlite3"), "{run}");
+}

@@ -230,7 +230,8 @@ pub enum TenantsCommand {
         #[arg(long)]
         isolation: Option<IsolationMode>,
     },
-    /// Drop the tenant's schema and all its data.
+    /// Drop the tenant's schema, database or file and all its data (a shared-mode tenant's
+    /// rows).
     Delete {
         slug: Slug,
         /// Confirm the deletion.
@@ -357,9 +358,10 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
         }
         TenantsCommand::Delete { slug, yes } => {
             if !yes {
+                let tenant = tenancy.catalog().details(&slug).await?.tenant;
                 return Err(CliError::usage(format!(
-                    "deleting '{slug}' drops schema \"{}\" and all its data; repeat with --yes",
-                    slug.schema_name()
+                    "deleting '{slug}' drops {} and all its data; repeat with --yes",
+                    tenancy.what_deleting_drops(&tenant)
                 )));
             }
             tenancy.delete_tenant(&slug).await?;

@@ -387,7 +387,29 @@ impl Tenancy {
             .await
     }
 
-    /// Drops the tenant's schema with all its data and removes it from the catalog.
+    /// What deleting `tenant` removes, for a person to confirm: its file, database or schema
+    /// (and where), or its rows in the shared tables.
+    pub fn what_deleting_drops(&self, tenant: &Tenant) -> String {
+        let placement = &tenant.placement;
+        let on = placement
+            .server
+            .as_ref()
+            .map_or_else(String::new, |server| format!(" on server '{server}'"));
+        match (self.catalog().sqlite(), &placement.database) {
+            (Some(home), Some(database)) => {
+                format!("file {}", home.tenant_file(database).display())
+            }
+            (None, Some(database)) => format!("database \"{database}\"{on}"),
+            _ if tenant.isolation == IsolationMode::Shared => format!(
+                "its rows in the shared tables (schema \"{}\")",
+                placement.schema
+            ),
+            _ => format!("schema \"{}\"{on}", placement.schema),
+        }
+    }
+
+    /// Drops the tenant's schema, database or file with all its data (a shared-mode tenant's
+    /// rows) and removes it from the catalog.
     pub async fn delete_tenant(&self, slug: &Slug) -> Result<(), Error> {
         if let Some(home) = self.catalog().sqlite() {
             home.delete(slug, async |tenant| {
