@@ -60,6 +60,16 @@ pub enum Command {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = cli.settings.checked().map_err(CliError::usage)?;
+    let targeted = cli.targets.tenant.is_some() || cli.targets.all_tenants;
+    let takes_targets = matches!(
+        cli.command,
+        Command::Migrate(_) | Command::Createsuperuser { .. } | Command::Sql { .. }
+    );
+    if targeted && !takes_targets {
+        return Err(CliError::usage(
+            "--tenant and --all-tenants apply to migrate, createsuperuser and sql only",
+        ));
+    }
     let tenancy = async || startup::open(&settings).await;
     match cli.command {
         Command::Demo => demo::run(&settings).await,

@@ -6,9 +6,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::Stream;
 use serde_json::json;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
 use tenantry::{Migrations, Pooler, ServerLimits, Tenancy, TenancyLayer};
 use tower::Layer;
@@ -42,11 +42,29 @@ pub fn pool_options(size: u32) -> PgPoolOptions {
 }
 
 /// A pool on `url`, reached through `pooler`, set up so that SQL outside a tenant
-/// transaction fails closed.
-pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, sqlx::Error> {
-    pool_options(size)
-        .connect_with(pooler.connect_options(url)?)
-        .await
+/// transaction fails closed. When PostgreSQL cannot be reached, the error names its host,
+/// port and database, and why (never the password).
+pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, CliError> {
+    let options = pooler.connect_options(url)?;
+    match pool_options(size).connect_with(options.clone()).await {
+        Ok(pool) => Ok(pool),
+        Err(error) => {
+            // The pool only says it timed out; one connection of our own says why.
+            let cause = match error {
+                sqlx::Error::PoolTimedOut => PgConnection::connect_with(&options)
+                    .await
+                    .err()
+                    .unwrap_or(error),
+                other => other,
+            };
+            Err(CliError::failed(format!(
+                "cannot reach PostgreSQL at {}:{} (database {}): {cause}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("-"),
+            )))
+        }
+    }
 }
 
 /// Tenancy as `settings` describe it: on PostgreSQL with a DATABASE_URL (whose catalog must

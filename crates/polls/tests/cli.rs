@@ -1207,3 +1207,42 @@ async fn delete_without_yes_says_what_it_would_drop_in_every_mode() {
     assert!(run.stderr.contains("drops file "), "{run}");
     assert!(run.stderr.contains("tenants/odin.sqlite3"), "{run}");
 }
+
+#[tokio::test]
+async fn tenant_targets_are_refused_where_they_mean_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        &["--tenant", "thor", "serve"][..],
+        &["--all-tenants", "tenants", "list"],
+        &["tenants", "list", "--tenant", "thor"],
+    ] {
+        let run = polls_with_url("", &data, args);
+        assert_eq!(run.code, 2, "{args:?}\n{run}");
+        assert!(
+            run.stderr
+                .contains("--tenant and --all-tenants apply to migrate, createsuperuser and sql"),
+            "{run}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgresql_is_named_with_its_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres:hidden-pw@127.0.0.1:{port}/nowhere");
+    let run = polls_on(&url, "none", &["tenants", "list"], None);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot reach PostgreSQL at 127.0.0.1:{port} (database nowhere)"
+        )),
+        "{run}"
+    );
+    assert!(run.stderr.to_lowercase().contains("refused"), "{run}");
+    assert!(!run.stderr.contains("hidden-pw"), "{run}");
+}
