@@ -1,8 +1,10 @@
 //! The library's error type.
 
+use axum::http::StatusCode;
+
 use crate::slug::Slug;
 
-/// What can go wrong managing tenants; each variant maps to one HTTP status and exit code.
+/// What can go wrong managing tenants; [`Error::kind`] says how it is reported.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {field}: {message}")]
@@ -46,28 +48,74 @@ pub enum Error {
     Database(#[from] sqlx::Error),
 }
 
-impl Error {
-    /// The process exit code for this error: 2 invalid input, 3 not found, 4 conflict,
-    /// 1 anything else.
-    pub fn exit_code(&self) -> u8 {
+/// What kind of failure an [`Error`] is. Exit codes, HTTP statuses and the platform API's
+/// replies are all chosen from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: exit 2, 400.
+    Invalid,
+    /// Something it names does not exist: exit 3, 404.
+    NotFound,
+    /// It clashes with what exists or is under way: exit 4, 409.
+    Conflict,
+    /// A database or server cannot take the work now, and a retry may succeed: exit 1, 503
+    /// with `Retry-After`.
+    Unavailable,
+    /// A failure on the server's side: exit 1, 500.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The process exit code: 2 invalid input, 3 not found, 4 conflict, 1 anything else.
+    pub fn exit_code(self) -> u8 {
         match self {
-            Self::Invalid { .. } => 2,
-            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => 3,
+            Self::Invalid => 2,
+            Self::NotFound => 3,
+            Self::Conflict => 4,
+            Self::Unavailable | Self::Internal => 1,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Invalid => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid { .. } => ErrorKind::Invalid,
+            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => {
+                ErrorKind::NotFound
+            }
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
             | Self::ExistsOutsideCatalog(_)
             | Self::PrimaryDomain(_)
             | Self::ServerExists(_)
             | Self::ServerInUse(_)
-            | Self::Moving(_) => 4,
-            Self::Unreachable(..)
-            | Self::Incomplete(_)
-            | Self::Busy
+            | Self::Moving(_) => ErrorKind::Conflict,
+            Self::Unreachable(..) | Self::Busy => ErrorKind::Unavailable,
+            Self::Database(e) if is_unavailable(e) => ErrorKind::Unavailable,
+            Self::Incomplete(_)
             | Self::CorruptCatalog(_)
             | Self::UnsafeRole(_)
             | Self::Migration(_)
-            | Self::Database(_) => 1,
+            | Self::Database(_) => ErrorKind::Internal,
         }
+    }
+
+    /// The process exit code of [`Self::kind`].
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
     }
 }
 
@@ -109,3 +157,48 @@ pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
 pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";
 pub(crate) const DUPLICATE_DATABASE: &str = "42P04";
 pub(crate) const DUPLICATE_OBJECT: &str = "42710";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_and_statuses_follow_the_kind() {
+        let cases = [
+            (
+                Error::Invalid {
+                    field: "slug",
+                    message: "bad".into(),
+                },
+                ErrorKind::Invalid,
+                2,
+                400,
+            ),
+            (
+                Error::ServerNotFound("x".into()),
+                ErrorKind::NotFound,
+                3,
+                404,
+            ),
+            (Error::Moving("thor".into()), ErrorKind::Conflict, 4, 409),
+            (Error::Busy, ErrorKind::Unavailable, 1, 503),
+            (
+                Error::Database(sqlx::Error::PoolTimedOut),
+                ErrorKind::Unavailable,
+                1,
+                503,
+            ),
+            (
+                Error::Database(sqlx::Error::RowNotFound),
+                ErrorKind::Internal,
+                1,
+                500,
+            ),
+        ];
+        for (error, kind, code, status) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(error.exit_code(), code, "{error}");
+            assert_eq!(error.kind().status().as_u16(), status, "{error}");
+        }
+    }
+}

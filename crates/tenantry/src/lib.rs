@@ -69,7 +69,7 @@ mod transaction;
 pub use catalog::TenantCatalog;
 pub use catalog_row::{Domain, TenantDetails};
 pub use db::{Backend, Db, Query, Record, Value};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use extract::{MountPath, TenantDb};
 pub use host::{HostError, HostName};
 pub use identify::{Identification, PATH_PREFIX, Strategy};

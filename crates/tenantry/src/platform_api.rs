@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::{Error, is_unavailable};
+use crate::error::{Error, ErrorKind};
 use crate::host::HostName;
 use crate::input::{NUL_MESSAGE, nul_character_at};
 use crate::lifecycle::{NewTenant, TenantUpdate};
@@ -54,36 +54,21 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let detail = |status| ApiError(status, json!({ "detail": error.to_string() }));
+        let kind = error.kind();
         match &error {
             Error::Invalid { field, message } => {
-                ApiError(StatusCode::BAD_REQUEST, json!({ *field: [message] }))
+                ApiError(kind.status(), json!({ *field: [message] }))
             }
-            Error::TenantNotFound(_) | Error::DomainNotFound(_) => detail(StatusCode::NOT_FOUND),
+            // A server named in a request body: that field is wrong.
             Error::ServerNotFound(_) => ApiError(
                 StatusCode::BAD_REQUEST,
                 json!({ "server": [error.to_string()] }),
             ),
-            Error::SlugTaken(_)
-            | Error::DomainTaken(_)
-            | Error::ExistsOutsideCatalog(_)
-            | Error::PrimaryDomain(_)
-            | Error::ServerExists(_)
-            | Error::ServerInUse(_)
-            | Error::Moving(_) => detail(StatusCode::CONFLICT),
-            Error::Unreachable(..) | Error::Busy => detail(StatusCode::SERVICE_UNAVAILABLE),
-            Error::Database(e) if is_unavailable(e) => detail(StatusCode::SERVICE_UNAVAILABLE),
-            Error::Incomplete(_)
-            | Error::CorruptCatalog(_)
-            | Error::UnsafeRole(_)
-            | Error::Migration(_)
-            | Error::Database(_) => {
+            _ if kind == ErrorKind::Internal => {
                 tracing::error!(%error, "platform API failure");
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "detail": "Internal server error." }),
-                )
+                ApiError(kind.status(), json!({ "detail": "Internal server error." }))
             }
+            _ => ApiError(kind.status(), json!({ "detail": error.to_string() })),
         }
     }
 }

@@ -62,7 +62,7 @@ impl From<crate::Error> for TenancyRejection {
     fn from(error: crate::Error) -> Self {
         match error {
             crate::Error::Database(e) => e.into(),
-            crate::Error::Busy => Self::Unavailable,
+            other if other.kind() == crate::ErrorKind::Unavailable => Self::Unavailable,
             other => {
                 tracing::error!(error = %other, "tenant catalog error");
                 Self::Internal("Tenant catalog error.")
