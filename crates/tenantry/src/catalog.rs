@@ -376,3 +376,20 @@ async fn follow_changes(
         }
     }
 }
+
+impl std::fmt::Debug for TenantCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = match &self.inner.store {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        };
+        f.debug_struct("TenantCatalog")
+            .field("store", &store)
+            .field("cached", &self.inner.cache.entry_count())
+            .field(
+                "following",
+                &self.inner.freshness.listening.load(Ordering::Acquire),
+            )
+            .finish()
+    }
+}

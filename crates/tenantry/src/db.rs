@@ -203,3 +203,23 @@ impl Query<'_> {
             .await)
     }
 }
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Query<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.0 {
+            Bound::Postgres(..) => Backend::Postgres,
+            Bound::Sqlite(..) => Backend::Sqlite,
+        };
+        f.debug_struct("Query")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
+}

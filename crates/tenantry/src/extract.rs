@@ -79,3 +79,9 @@ impl DerefMut for TenantDb {
         &mut self.0
     }
 }
+
+impl std::fmt::Debug for TenantDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TenantDb").field(&*self.0).finish()
+    }
+}

@@ -226,3 +226,21 @@ where
     };
     scope.finish(response).await
 }
+
+impl std::fmt::Debug for TenancyLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenancyLayer")
+            .field("tenancy", &self.tenancy)
+            .field("public", &self.public.is_some())
+            .finish()
+    }
+}
+
+impl<S> std::fmt::Debug for TenancyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenancyService")
+            .field("tenancy", &self.tenancy)
+            .field("public", &self.public.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -76,7 +76,9 @@ pub use identify::{Identification, PATH_PREFIX, Strategy};
 pub use layer::{TenancyLayer, TenancyService};
 pub use lifecycle::{NewTenant, TenantUpdate};
 pub use migrate::{Applied, Migrations, migrate_shared};
-pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveFault, MoveTarget, TenantExport};
+#[cfg(feature = "testing")]
+pub use moving::MoveFault;
+pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveTarget, TenantExport};
 pub use pooler::Pooler;
 pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
 pub use rejection::TenancyRejection;

@@ -465,3 +465,27 @@ fn key(access: Access, url: Option<&ServerUrl>, database: &DatabaseName) -> Data
         database.clone(),
     )
 }
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("role", &self.role)
+            .field("pooler", &self.pooler)
+            .field("budget", &self.budget)
+            .field("open_databases", &self.open_databases())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PoolLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.pool {
+            BackendPool::Postgres(_) => "postgres",
+            BackendPool::Sqlite(_) => "sqlite",
+        };
+        f.debug_struct("PoolLease")
+            .field("backend", &backend)
+            .field("pooler", &self.pooler)
+            .finish_non_exhaustive()
+    }
+}

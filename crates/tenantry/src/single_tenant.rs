@@ -82,3 +82,20 @@ where
         Box::pin(async move { Ok(serve_in_scope(inner, request, scope).await) })
     }
 }
+
+impl std::fmt::Debug for SingleTenantLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleTenantLayer")
+            .field("tenant", &self.tenant.slug)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl<S> std::fmt::Debug for SingleTenantService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleTenantService")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}

@@ -249,3 +249,14 @@ async fn within_server_limit(
         ..budget
     })
 }
+
+impl std::fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenancy")
+            .field("catalog", &self.inner.catalog)
+            .field("pools", &self.inner.pools)
+            .field("default_isolation", &self.inner.default_isolation)
+            .field("identification", &self.inner.identification)
+            .finish_non_exhaustive()
+    }
+}

@@ -71,3 +71,12 @@ impl DerefMut for TenantTransaction {
         &mut self.db
     }
 }
+
+impl std::fmt::Debug for TenantTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTransaction")
+            .field("tenant", &self.tenant.slug)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}

@@ -287,3 +287,22 @@ async fn another_process_sees_a_suspension_within_one_second() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn the_public_handles_show_themselves_without_secrets() {
+    let s = setup(2).await;
+    s.create("thor").await;
+    let tx = s.tenancy.begin(&slug("thor")).await.unwrap();
+    let shown = format!("{:?} {tx:?}", s.tenancy);
+    for part in [
+        "Tenancy",
+        "TenantCatalog",
+        "Pools",
+        "tenantry_app",
+        "TenantTransaction",
+        "thor",
+    ] {
+        assert!(shown.contains(part), "{part} not in {shown}");
+    }
+    assert!(!shown.contains("password: Some(\""), "{shown}");
+}
