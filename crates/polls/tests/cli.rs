@@ -1246,3 +1246,43 @@ async fn an_unreachable_postgresql_is_named_with_its_address() {
     assert!(run.stderr.to_lowercase().contains("refused"), "{run}");
     assert!(!run.stderr.contains("hidden-pw"), "{run}");
 }
+
+#[tokio::test]
+async fn template_databases_can_be_listed_and_dropped() {
+    let db = migrated().await;
+    expect(
+        &db,
+        &["tenants", "create", "loki", "--isolation", "database"],
+        0,
+    );
+    let listed = expect(&db, &["servers", "templates"], 0);
+    let rows = table_rows(&listed.stdout);
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert!(rows[0][1].starts_with("tenantry_template_"), "{listed}");
+    let refused = expect(&db, &["servers", "drop-templates"], 2);
+    assert!(refused.stderr.contains("repeat with --yes"), "{refused}");
+    let dropped = expect(&db, &["servers", "drop-templates", "--yes"], 0);
+    assert!(
+        dropped.stdout.contains("dropped 1 template database(s)"),
+        "{dropped}"
+    );
+    let pool = db.pool(1).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(rows[0][1])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(left, 0);
+    assert!(table_rows(&expect(&db, &["servers", "templates"], 0).stdout).is_empty());
+    // The next database tenant builds the template again.
+    expect(
+        &db,
+        &["tenants", "create", "odin", "--isolation", "database"],
+        0,
+    );
+    assert_eq!(
+        table_rows(&expect(&db, &["servers", "templates"], 0).stdout).len(),
+        1
+    );
+}

@@ -474,6 +474,16 @@ pub enum ServersCommand {
     List,
     /// Remove a server that holds no tenants.
     Remove { name: ServerName },
+    /// List the template databases this catalog made (database-mode tenants are copied from
+    /// them), on its own server and every registered one.
+    Templates,
+    /// Drop those template databases, when the deployment is taken down; the next
+    /// database-mode tenant builds its template again.
+    DropTemplates {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Runs a `servers` subcommand.
@@ -496,8 +506,31 @@ pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), C
             tenancy.servers()?.remove(&name).await?;
             println!("removed server '{name}'");
         }
+        ServersCommand::Templates => {
+            print_table(
+                &["SERVER", "TEMPLATE"],
+                &template_rows(tenancy.templates().await?),
+            );
+        }
+        ServersCommand::DropTemplates { yes: false } => {
+            return Err(CliError::usage(
+                "this drops every template database of this catalog; repeat with --yes",
+            ));
+        }
+        ServersCommand::DropTemplates { yes: true } => {
+            let dropped = tenancy.drop_templates().await?;
+            println!("dropped {} template database(s)", dropped.len());
+            print_table(&["SERVER", "TEMPLATE"], &template_rows(dropped));
+        }
     }
     Ok(())
+}
+
+fn template_rows(templates: Vec<(Option<ServerName>, String)>) -> Vec<Vec<String>> {
+    templates
+        .into_iter()
+        .map(|(server, name)| vec![server.map_or_else(|| "-".into(), |s| s.to_string()), name])
+        .collect()
 }
 
 /// The global `--tenant SLUG` / `--all-tenants` flags of commands that act inside tenants.

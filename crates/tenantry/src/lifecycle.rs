@@ -19,7 +19,7 @@ use crate::safe_transaction;
 use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::sqlite::needs_postgres;
-use crate::template::{drop_database, ensure_template};
+use crate::template::{drop_database, drop_template, ensure_template, templates_of};
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
 
@@ -385,6 +385,38 @@ impl Tenancy {
         self.catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
             .await
+    }
+
+    /// The template databases this catalog made, by server (`None`: the catalog's own).
+    pub async fn templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+        let catalog = self.postgres()?.connect_options();
+        let mut servers = vec![None];
+        servers.extend(
+            self.servers()?
+                .list()
+                .await?
+                .into_iter()
+                .map(|s| Some(s.name)),
+        );
+        let mut found = Vec::new();
+        for server in servers {
+            let pool = self.pools().for_server(server.as_ref()).await?;
+            for name in templates_of(&pool, &catalog).await? {
+                found.push((server.clone(), name));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Drops every template database this catalog made (when a deployment is taken down, for
+    /// instance); the next database-mode tenant builds its template again. Returns them.
+    pub async fn drop_templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+        let templates = self.templates().await?;
+        for (server, name) in &templates {
+            let pool = self.pools().for_server(server.as_ref()).await?;
+            drop_template(&pool, name).await?;
+        }
+        Ok(templates)
     }
 
     /// What deleting `tenant` removes, for a person to confirm: its file, database or schema

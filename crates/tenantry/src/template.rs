@@ -149,24 +149,42 @@ async fn build_and_publish(
 }
 
 async fn drop_older_templates(server: &PgPool, family: &str, current: &str) -> Result<(), Error> {
-    let older: Vec<String> = pooler::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
-    )
-    .bind(family)
-    .bind(current)
-    .fetch_all(pooler::Pinned(server))
-    .await?;
-    for name in older {
-        // The name was read from pg_database and matched our prefix; it is quoted anyway.
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        server
-            .execute(AssertSqlSafe(format!(
-                "ALTER DATABASE {quoted} WITH IS_TEMPLATE false"
-            )))
-            .await?;
-        drop_database(server, &name).await?;
+    for name in in_family(server, family).await? {
+        if name != current {
+            drop_template(server, &name).await?;
+        }
     }
     Ok(())
+}
+
+/// The template databases `catalog` made on `server` (not one still being built, which has
+/// a temporary name).
+pub(crate) async fn templates_of(
+    server: &PgPool,
+    catalog: &PgConnectOptions,
+) -> Result<Vec<String>, Error> {
+    in_family(server, &family(catalog)).await
+}
+
+async fn in_family(server: &PgPool, family: &str) -> Result<Vec<String>, Error> {
+    Ok(pooler::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
+    )
+    .bind(family)
+    .fetch_all(pooler::Pinned(server))
+    .await?)
+}
+
+/// Drops a template database; the next database-mode tenant builds one again.
+pub(crate) async fn drop_template(server: &PgPool, name: &str) -> Result<(), Error> {
+    // The name was read from pg_database and matched our prefix; it is quoted anyway.
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    server
+        .execute(AssertSqlSafe(format!(
+            "ALTER DATABASE {quoted} WITH IS_TEMPLATE false"
+        )))
+        .await?;
+    drop_database(server, name).await
 }
 
 /// Drops a database, closing whatever connections it still has.
