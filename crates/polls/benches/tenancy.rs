@@ -23,8 +23,9 @@ use axum::Router;
 use futures::StreamExt;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use tenantry::http::SingleTenantLayer;
 use tenantry::testing::{TestDatabase, TestPgBouncer};
-use tenantry::{Error, IsolationMode, NewTenant, SingleTenantLayer, Slug, Tenancy};
+use tenantry::{Error, IsolationMode, NewTenant, Slug, Tenancy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
@@ -131,7 +132,7 @@ async fn run() {
     // per database and role (the server's 100 connections also hold the direct pools).
     let bouncer = TestPgBouncer::start(6);
     db.reached_through(bouncer.port());
-    tenantry::prepare_roles(&pool, &tenantry::AppRole::default())
+    tenantry::role::prepare_roles(&pool, &tenantry::AppRole::default())
         .await
         .unwrap();
     let pooled = Tenancy::connect_with(
@@ -414,17 +415,9 @@ fn resident_kib(pid: u32) -> u64 {
 /// One request to each tenant of a mode, 32 at a time, while sampling the connections that
 /// serve them; returns the peak and the 503s retried. Database tenants: the server's count
 /// of connections to their databases. Schema tenants share the catalog database with the
-/// benchmark's other pools, so there the size of the pool their requests use (the app
-/// role's) is sampled.
+/// benchmark's other pools, so there the connections of the role their requests use (the
+/// app role's) to it are sampled.
 async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i64, u64) {
-    let some = tenancy.catalog().list().await.unwrap();
-    let some = some.iter().find(|d| d.tenant.isolation == mode).unwrap();
-    let lease = tenancy
-        .pools()
-        .for_placement(&some.tenant.placement, tenantry::Access::Tenant)
-        .await
-        .unwrap();
-    let requests_pool = lease.postgres().unwrap().clone();
     let databases: Vec<String> = sqlx::query_scalar(
         "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL",
     )
@@ -434,7 +427,6 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i6
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let (pool, done) = (tenancy.postgres().unwrap().clone(), done.clone());
-        let requests_pool = requests_pool.clone();
         tokio::spawn(async move {
             let mut peak = 0;
             while !done.load(Ordering::Acquire) {
@@ -446,7 +438,13 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i6
                     .fetch_one(&pool)
                     .await
                     .unwrap(),
-                    _ => i64::from(requests_pool.size()),
+                    _ => sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE usename = 'tenantry_app' AND datname = current_database()",
+                    )
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap(),
                 };
                 peak = peak.max(open);
                 tokio::time::sleep(Duration::from_millis(5)).await;

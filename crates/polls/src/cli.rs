@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 use tenantry::cli::{CliError, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand};
-use tenantry::{Pools, Slug, Tenancy};
+use tenantry::{Slug, Tenancy};
 
 use crate::auth::hash_password;
 use crate::configuration::Settings;
@@ -12,7 +12,13 @@ use crate::{demo, startup};
 
 /// The polls app, one install serving many tenants.
 #[derive(Debug, Parser)]
-#[command(name = "polls", version)]
+#[command(
+    name = "polls",
+    version,
+    after_help = "Settings come from the options above or the environment. migrate, \
+                  createsuperuser and sql act inside tenants named by --tenant SLUG or \
+                  --all-tenants, given before or after the command."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -30,7 +36,8 @@ pub enum Command {
     /// Set up tenants `thor` and `potter` with sample polls, print their URLs and tokens, and
     /// serve.
     Demo,
-    /// Apply shared migrations, then tenant migrations to every tenant (or `--tenant`).
+    /// Apply shared migrations, then tenant migrations to every tenant (or the one named by
+    /// --tenant SLUG).
     Migrate(MigrateArgs),
     /// Manage tenants.
     Tenants {
@@ -81,14 +88,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     let options = settings.options().map_err(CliError::usage)?;
                     let pool =
                         startup::connect(url, settings.pool_size, settings.database_pooler).await?;
-                    let pools = Pools::new(pool, options.budget, options.role, options.pooler);
-                    tenantry::cli::migrate(&pools, &migrations, &args, tenant).await
+                    tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
                 }
-                None => {
-                    let tenancy = tenancy().await?;
-                    tenantry::cli::migrate(tenancy.pools(), &migrations, &args, tenant).await
-                }
+                None => println!("shared: the SQLite catalog is migrated as it opens"),
             }
+            let tenancy = tenancy().await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, tenant).await
         }
         Command::Serve => {
             let tenancy = tenancy().await?;

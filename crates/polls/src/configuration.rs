@@ -16,18 +16,13 @@ use crate::limits::AuthSettings;
 pub struct Settings {
     /// PostgreSQL URL of the database holding the catalog and the tenant schemas. Without
     /// it, everything is in SQLite files under DATA_DIR.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where the SQLite catalog and tenant files live when there is no DATABASE_URL.
-    #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// The public site's host; tenants are served at `<slug>.<base domain>`.
-    #[arg(
-        long,
-        env = "BASE_DOMAIN",
-        default_value = "polls.localhost",
-        global = true
-    )]
+    #[arg(long, env = "BASE_DOMAIN", default_value = "polls.localhost")]
     pub base_domain: String,
     /// Identification strategies in the order they are tried: domain, subdomain, path,
     /// header (X-Tenant) or header:<name>.
@@ -35,40 +30,39 @@ pub struct Settings {
         long,
         env = "TENANT_STRATEGIES",
         default_value = "domain,subdomain,path",
-        value_delimiter = ',',
-        global = true
+        value_delimiter = ','
     )]
     pub strategies: Vec<Strategy>,
     /// Token for the platform API (`Authorization: Bearer ...`); the API is off without it.
-    #[arg(long, env = "PLATFORM_TOKEN", global = true, hide_env_values = true)]
+    #[arg(long, env = "PLATFORM_TOKEN", hide_env_values = true)]
     pub platform_token: Option<String>,
     /// Address the server listens on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
     pub bind: String,
     /// What DATABASE_URL reaches: `none` (PostgreSQL itself, or a session-mode pooler) or
     /// `transaction` (a transaction-mode pooler such as PgBouncer; see the README).
-    #[arg(long, env = "DATABASE_POOLER", default_value = "none", global = true)]
+    #[arg(long, env = "DATABASE_POOLER", default_value = "none")]
     pub database_pooler: Pooler,
     /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
-    #[arg(long, env = "POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(long, env = "POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
     /// Isolation of tenants created without `--isolation`: shared, schema or database. The
     /// default is schema on PostgreSQL and database (the only one) on SQLite.
-    #[arg(long, env = "DEFAULT_ISOLATION", global = true)]
+    #[arg(long, env = "DEFAULT_ISOLATION")]
     pub default_isolation: Option<IsolationMode>,
     /// Connections all database-mode tenants may hold together.
-    #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40, global = true)]
+    #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
     pub database_budget: u32,
     /// Connections one database-mode tenant may hold.
-    #[arg(long, env = "TENANT_POOL_SIZE", default_value_t = 2, global = true)]
+    #[arg(long, env = "TENANT_POOL_SIZE", default_value_t = 2)]
     pub tenant_pool_size: u32,
     /// The PostgreSQL role request transactions run as: not a superuser, without BYPASSRLS,
     /// owning no tables, so Row-Level Security holds it. `migrate` creates it if missing.
     /// DATABASE_URL's role owns the tables and runs migrations.
-    #[arg(long, env = "APP_ROLE", default_value = "tenantry_app", global = true)]
+    #[arg(long, env = "APP_ROLE", default_value = "tenantry_app")]
     pub app_role: String,
     /// The app role's password, if the server asks for one; `migrate` sets it.
-    #[arg(long, env = "APP_ROLE_PASSWORD", global = true, hide_env_values = true)]
+    #[arg(long, env = "APP_ROLE_PASSWORD", hide_env_values = true)]
     pub app_role_password: Option<String>,
     #[command(flatten)]
     pub limits: Limits,
@@ -79,32 +73,32 @@ pub struct Settings {
 #[derive(Debug, Clone, Args)]
 pub struct Limits {
     /// Seconds a client has to send a request's headers once the server waits for them.
-    #[arg(long, env = "HEADER_READ_TIMEOUT", global = true, default_value_t = ServerLimits::default().header_read_timeout.as_secs())]
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value_t = ServerLimits::default().header_read_timeout.as_secs())]
     pub header_read_timeout: u64,
     /// Seconds a client has to send a request's body once its headers arrived.
-    #[arg(long, env = "BODY_READ_TIMEOUT", global = true, default_value_t = ServerLimits::default().body_read_timeout.as_secs())]
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value_t = ServerLimits::default().body_read_timeout.as_secs())]
     pub body_read_timeout: u64,
     /// Seconds a connection with no request in progress stays open.
-    #[arg(long, env = "KEEP_ALIVE_TIMEOUT", global = true, default_value_t = ServerLimits::default().keep_alive_timeout.as_secs())]
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT", default_value_t = ServerLimits::default().keep_alive_timeout.as_secs())]
     pub keep_alive_timeout: u64,
     /// Open connections at most; beyond them new ones get 503 at once.
-    #[arg(long, env = "MAX_CONNECTIONS", global = true, default_value_t = ServerLimits::default().max_connections)]
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = ServerLimits::default().max_connections)]
     pub max_connections: usize,
     /// Seconds requests in progress have to finish after SIGINT or SIGTERM (a second signal
     /// stops at once).
-    #[arg(long, env = "SHUTDOWN_GRACE", global = true, default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     pub shutdown_grace: u64,
     /// Passwords hashed at once (19 MiB each); the default is one per CPU.
-    #[arg(long, env = "HASH_WORKERS", global = true, default_value_t = AuthSettings::default().hash_workers)]
+    #[arg(long, env = "HASH_WORKERS", default_value_t = AuthSettings::default().hash_workers)]
     pub hash_workers: usize,
     /// Password hashes waiting for a worker; beyond them sign-up and login get 503.
-    #[arg(long, env = "HASH_QUEUE", global = true, default_value_t = AuthSettings::default().hash_queue)]
+    #[arg(long, env = "HASH_QUEUE", default_value_t = AuthSettings::default().hash_queue)]
     pub hash_queue: usize,
     /// Sign-ups and logins a minute from one client address; beyond it 429.
-    #[arg(long, env = "AUTH_RATE_PER_ADDRESS", global = true, default_value_t = AuthSettings::default().per_address)]
+    #[arg(long, env = "AUTH_RATE_PER_ADDRESS", default_value_t = AuthSettings::default().per_address)]
     pub auth_rate_per_address: u32,
     /// Sign-ups and logins a minute in one tenant; beyond it 429.
-    #[arg(long, env = "AUTH_RATE_PER_TENANT", global = true, default_value_t = AuthSettings::default().per_tenant)]
+    #[arg(long, env = "AUTH_RATE_PER_TENANT", default_value_t = AuthSettings::default().per_tenant)]
     pub auth_rate_per_tenant: u32,
 }
 

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tenantry::cli::{CliError, MigrateArgs};
-use tenantry::{NewTenant, Pools, Slug, Tenancy};
+use tenantry::{NewTenant, Slug, Tenancy};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
@@ -52,20 +52,22 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let args = MigrateArgs {
         jobs: 4,
         verify: false,
+        check: false,
     };
     let tenancy = match &settings.database_url {
         Some(url) => {
             ensure_database(url).await?;
             let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
             let options = settings.options().map_err(CliError::usage)?;
-            let pools = Pools::new(pool, options.budget, options.role, options.pooler);
-            tenantry::cli::migrate(&pools, &migrations, &args, None).await?;
+            tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
+            let tenancy = startup::open(settings).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None).await?;
             println!("PostgreSQL: {}", redacted(url));
-            startup::open(settings).await?
+            tenancy
         }
         None => {
             let tenancy = startup::open(settings).await?;
-            tenantry::cli::migrate(tenancy.pools(), &migrations, &args, None).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None).await?;
             println!(
                 "SQLite: {} (set DATABASE_URL to use PostgreSQL)",
                 settings.data_dir.display()
@@ -114,7 +116,8 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
 
 /// `url` without its password, to print.
 fn redacted(url: &str) -> String {
-    tenantry::ServerUrl::parse(url).map_or_else(|_| "(invalid URL)".to_owned(), |u| u.to_string())
+    tenantry::servers::ServerUrl::parse(url)
+        .map_or_else(|_| "(invalid URL)".to_owned(), |u| u.to_string())
 }
 
 /// Creates the database named in `url` if the server does not have it yet.

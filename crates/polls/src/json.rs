@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tenantry::input::{NUL_MESSAGE, nul_character_at};
+use tenantry::http::input::{NUL_MESSAGE, nul_character_at};
 
 use crate::error::detail_response;
 

@@ -101,7 +101,7 @@ pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
 fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
     let router = Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
     let router = match platform_token {
-        Some(token) => router.merge(tenantry::platform_api::router(tenancy.clone(), token)),
+        Some(token) => router.merge(tenantry::http::platform_api::router(tenancy.clone(), token)),
         None => router,
     };
     router

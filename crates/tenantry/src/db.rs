@@ -8,10 +8,11 @@
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool, Type};
 use sqlx::{Decode, Encode, FromRow, PgConnection, Postgres, Row, Sqlite, SqliteConnection};
-use sqlx::{SqlSafeStr, Type};
 
-use crate::safe_transaction::SafeTransaction;
+use crate::pooler::Pooler;
+use crate::safe_transaction::{self, SafeTransaction};
 
 /// The database engine behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,54 @@ impl<T> Value for T where
         + Send
         + Unpin
 {
+}
+
+/// A pool of either engine, which opens [`Db`] transactions.
+#[derive(Clone)]
+pub(crate) enum DbPool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl DbPool {
+    /// Opens a transaction with `begin`, a statement tenantry built (never request input);
+    /// on PostgreSQL, as `pooler` needs it.
+    pub(crate) async fn begin(
+        &self,
+        begin: std::sync::Arc<str>,
+        pooler: Pooler,
+    ) -> Result<Db, sqlx::Error> {
+        let sql = |begin| Some(AssertSqlSafe(begin).into_sql_str());
+        Ok(Db(match self {
+            Self::Postgres(pool) => {
+                let begin = pooler.begin_statement(begin);
+                Open::Postgres(safe_transaction::begin(pool, sql(begin)).await?)
+            }
+            Self::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?),
+        }))
+    }
+
+    /// The PostgreSQL pool, if it is one.
+    pub(crate) fn postgres(&self) -> Option<&PgPool> {
+        match self {
+            Self::Postgres(pool) => Some(pool),
+            Self::Sqlite(_) => None,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
 }
 
 pub(crate) enum Open {

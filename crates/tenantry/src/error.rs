@@ -152,6 +152,17 @@ pub(crate) fn constraint(error: &sqlx::Error) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The error for asking a SQLite deployment for what only PostgreSQL offers.
+pub(crate) fn needs_postgres(field: &'static str, what: &str) -> Error {
+    Error::Invalid {
+        field,
+        message: format!(
+            "{what} needs PostgreSQL, and this deployment keeps its catalog in SQLite; \
+             configure a PostgreSQL database URL to use it"
+        ),
+    }
+}
+
 pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
 pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";

@@ -32,65 +32,40 @@
 //! # Ok(()) }
 //! ```
 
-mod catalog;
-mod catalog_row;
+pub mod catalog;
 pub mod cli;
-mod db;
+pub mod db;
 mod error;
-mod extract;
-mod host;
-mod identify;
-pub mod input;
-mod layer;
-mod lifecycle;
-mod migrate;
-mod moving;
-pub mod platform_api;
+pub mod host;
+pub mod http;
+pub mod identify;
+mod layout;
+pub mod lifecycle;
+pub mod migrate;
 mod pooler;
 mod pools;
-mod rejection;
-mod role;
-mod rollout;
+pub mod role;
 mod rows;
 mod safe_transaction;
-mod scope;
-mod server;
-mod servers;
-mod single_tenant;
-mod slug;
-mod sqlite;
-mod template;
+pub mod servers;
+pub mod slug;
 mod tenancy;
-mod tenant;
+pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transaction;
 
-pub use catalog::TenantCatalog;
-pub use catalog_row::{Domain, TenantDetails};
-pub use db::{Backend, Db, Query, Record, Value};
+pub use db::Db;
 pub use error::{Error, ErrorKind};
-pub use extract::{MountPath, TenantDb};
-pub use host::{HostError, HostName};
-pub use identify::{Identification, PATH_PREFIX, Strategy};
-pub use layer::{TenancyLayer, TenancyService};
+pub use host::HostName;
+pub use http::{ServerLimits, TenancyLayer, TenancyRejection, TenantDb, serve};
+pub use identify::{Identification, Strategy};
 pub use lifecycle::{NewTenant, TenantUpdate};
-pub use migrate::{Applied, Migrations, migrate_shared};
-#[cfg(feature = "testing")]
-pub use moving::MoveFault;
-pub use moving::{EXPORT_FORMAT, EXPORT_VERSION, MoveTarget, TenantExport};
+pub use migrate::{Migrations, migrate_shared};
 pub use pooler::Pooler;
-pub use pools::{Access, DatabaseBudget, PoolLease, Pools};
-pub use rejection::TenancyRejection;
-pub use role::{AppRole, prepare_roles};
-pub use rollout::{
-    MigrateOptions, MigrationReport, TenantMigration, TenantOutcome, migrate_tenants,
-};
-pub use rows::TableRows;
-pub use server::{ServerLimits, serve};
-pub use servers::{Server, ServerName, ServerUrl, Servers};
-pub use single_tenant::{SingleTenantLayer, SingleTenantService};
-pub use slug::{DatabaseName, SchemaName, Slug, SlugError};
+pub use pools::DatabaseBudget;
+pub use role::AppRole;
+pub use slug::Slug;
 pub use tenancy::{Tenancy, TenancyOptions, connect_options};
-pub use tenant::{IsolationMode, Placement, Tenant, TenantStatus};
+pub use tenant::{IsolationMode, Tenant, TenantStatus};
 pub use transaction::TenantTransaction;

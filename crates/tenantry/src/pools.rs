@@ -13,18 +13,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool};
 
-use crate::db::{Db, Open};
-use crate::error::Error;
+use crate::db::{Db, DbPool};
+use crate::error::{Error, needs_postgres};
 use crate::pooler::Pooler;
 use crate::role::AppRole;
-use crate::safe_transaction;
 use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
-use crate::sqlite::{SqliteHome, needs_postgres};
 use crate::tenant::Placement;
 
 /// How many connections all database-mode tenants may hold together.
@@ -57,34 +54,18 @@ impl DatabaseBudget {
 
 /// Which role a pool connects as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Access {
+pub(crate) enum Access {
     /// The [`AppRole`]: tenant transactions, to which Row-Level Security applies.
     Tenant,
     /// The role of the configured URL, which owns the tables: migrations and moves.
     Owner,
 }
 
-/// A PostgreSQL or SQLite pool.
-#[derive(Clone)]
-enum BackendPool {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
-}
-
-impl BackendPool {
-    async fn close(&self) {
-        match self {
-            Self::Postgres(pool) => pool.close().await,
-            Self::Sqlite(pool) => pool.close().await,
-        }
-    }
-}
-
 /// A pool that reaches a tenant, with a claim on it while a database-mode tenant's pool is in
 /// use: a pool with a live claim is never closed to make room.
 #[derive(Clone)]
-pub struct PoolLease {
-    pool: BackendPool,
+pub(crate) struct PoolLease {
+    pool: DbPool,
     pooler: Pooler,
     _claim: Option<Arc<()>>,
 }
@@ -92,62 +73,28 @@ pub struct PoolLease {
 impl PoolLease {
     /// Opens a transaction with `begin`, a statement tenantry built (never request input).
     pub(crate) async fn begin(&self, begin: Arc<str>) -> Result<Db, sqlx::Error> {
-        let sql = |begin| Some(AssertSqlSafe(begin).into_sql_str());
-        Ok(Db(match &self.pool {
-            BackendPool::Postgres(pool) => {
-                let begin = self.pooler.begin_statement(begin);
-                Open::Postgres(safe_transaction::begin(pool, sql(begin)).await?)
-            }
-            BackendPool::Sqlite(pool) => {
-                Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?)
-            }
-        }))
+        self.pool.begin(begin, self.pooler).await
     }
 
     /// A lease on a pool nothing claims (it is never closed to make room).
-    pub(crate) fn unclaimed(pool: PgPool, pooler: Pooler) -> Self {
+    pub(crate) fn unclaimed(pool: DbPool, pooler: Pooler) -> Self {
         Self {
-            pool: BackendPool::Postgres(pool),
+            pool,
             pooler,
             _claim: None,
         }
     }
 
-    /// The PostgreSQL pool; `None` for a SQLite tenant.
-    pub fn postgres(&self) -> Option<&PgPool> {
-        match &self.pool {
-            BackendPool::Postgres(pool) => Some(pool),
-            BackendPool::Sqlite(_) => None,
-        }
-    }
-
     /// The PostgreSQL pool, for work only PostgreSQL tenants have.
     pub(crate) fn pg(&self) -> Result<&PgPool, Error> {
-        self.postgres()
+        self.pool
+            .postgres()
             .ok_or_else(|| needs_postgres("tenant", "this operation"))
     }
 }
 
-/// A pool reached directly, with nothing to claim: it is never closed to make room.
-impl From<PgPool> for PoolLease {
-    fn from(pool: PgPool) -> Self {
-        Self::unclaimed(pool, Pooler::None)
-    }
-}
-
-/// A pool with nothing to claim: it is never closed to make room.
-impl From<SqlitePool> for PoolLease {
-    fn from(pool: SqlitePool) -> Self {
-        Self {
-            pool: BackendPool::Sqlite(pool),
-            pooler: Pooler::None,
-            _claim: None,
-        }
-    }
-}
-
 struct TenantPool {
-    pool: BackendPool,
+    pool: DbPool,
     claim: Arc<()>,
     last_used: Instant,
 }
@@ -177,26 +124,21 @@ struct DatabasePools {
     closing: usize,
 }
 
-/// Where the catalog is, which decides where tenant databases are.
+/// The catalog's PostgreSQL pools and the servers it registers.
 #[derive(Clone)]
-enum Home {
-    Postgres {
-        catalog: PgPool,
-        /// The catalog database as the app role: what most requests use, so made once.
-        app_catalog: PgPool,
-        servers: Servers,
-    },
-    Sqlite(SqliteHome),
+struct Catalog {
+    owner: PgPool,
+    /// The catalog database as the app role: what most requests use, so made once.
+    app: PgPool,
+    servers: Servers,
 }
-
-/// The key of a SQLite tenant's pool, whose files are all under one data directory.
-const SQLITE_KEY: &str = "sqlite:";
 
 /// A pool per server and per tenant database. Every pool copies the catalog pool's
 /// settings. Cheap to clone.
 #[derive(Clone)]
-pub struct Pools {
-    home: Home,
+pub(crate) struct Pools {
+    /// `None` in a SQLite deployment.
+    catalog: Option<Catalog>,
     role: AppRole,
     pooler: Pooler,
     budget: DatabaseBudget,
@@ -207,31 +149,36 @@ pub struct Pools {
 impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog` (a pool of the
     /// owning role, reached through `pooler`), whose transactions run as `role`.
-    pub fn new(catalog: PgPool, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
-        let app_catalog = catalog
+    pub(crate) fn new(
+        catalog: PgPool,
+        budget: DatabaseBudget,
+        role: AppRole,
+        pooler: Pooler,
+    ) -> Self {
+        let app = catalog
             .options()
             .clone()
             .connect_lazy_with(role.options(&catalog.connect_options()));
         Self::at(
-            Home::Postgres {
+            Some(Catalog {
                 servers: Servers::new(catalog.clone(), pooler),
-                app_catalog,
-                catalog,
-            },
+                app,
+                owner: catalog,
+            }),
             budget,
             role,
             pooler,
         )
     }
 
-    /// Pools for the tenant files of a SQLite deployment.
-    pub(crate) fn sqlite(home: SqliteHome, budget: DatabaseBudget) -> Self {
-        Self::at(Home::Sqlite(home), budget, AppRole::default(), Pooler::None)
+    /// Pools for the tenant files of a SQLite deployment, which has no server.
+    pub(crate) fn without_servers(budget: DatabaseBudget) -> Self {
+        Self::at(None, budget, AppRole::default(), Pooler::None)
     }
 
-    fn at(home: Home, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
+    fn at(catalog: Option<Catalog>, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
         Self {
-            home,
+            catalog,
             role,
             pooler,
             budget,
@@ -242,97 +189,68 @@ impl Pools {
 
     /// The catalog's pool, which also serves tenants placed on no server; an error in a
     /// SQLite deployment.
-    pub fn catalog(&self) -> Result<&PgPool, Error> {
-        match &self.home {
-            Home::Postgres { catalog, .. } => Ok(catalog),
-            Home::Sqlite(_) => Err(needs_postgres("catalog", "this operation")),
-        }
+    pub(crate) fn catalog(&self) -> Result<&PgPool, Error> {
+        self.postgres("catalog", "this operation").map(|c| &c.owner)
     }
 
     /// The server registry; an error in a SQLite deployment.
-    pub fn servers(&self) -> Result<&Servers, Error> {
-        match &self.home {
-            Home::Postgres { servers, .. } => Ok(servers),
-            Home::Sqlite(_) => Err(needs_postgres("server", "a registry of servers")),
-        }
+    pub(crate) fn servers(&self) -> Result<&Servers, Error> {
+        self.postgres("server", "a registry of servers")
+            .map(|c| &c.servers)
     }
 
-    /// The SQLite deployment, if this is one.
-    pub(crate) fn sqlite_home(&self) -> Option<&SqliteHome> {
-        match &self.home {
-            Home::Sqlite(home) => Some(home),
-            Home::Postgres { .. } => None,
-        }
+    fn postgres(&self, field: &'static str, what: &str) -> Result<&Catalog, Error> {
+        self.catalog
+            .as_ref()
+            .ok_or_else(|| needs_postgres(field, what))
     }
 
     /// The role tenant transactions run as.
-    pub fn role(&self) -> &AppRole {
+    pub(crate) fn role(&self) -> &AppRole {
         &self.role
     }
 
-    /// What stands between these pools and PostgreSQL.
-    pub fn pooler(&self) -> Pooler {
-        self.pooler
-    }
-
     /// The budget database-mode tenants share.
-    pub fn budget(&self) -> DatabaseBudget {
+    pub(crate) fn budget(&self) -> DatabaseBudget {
         self.budget
     }
 
     /// How many tenant database pools are open.
-    pub fn open_databases(&self) -> usize {
+    pub(crate) fn open_databases(&self) -> usize {
         self.databases.lock().expect("database pools").open.len()
     }
 
-    /// The pool that reaches a tenant with this placement as `access` says.
-    pub async fn for_placement(
+    /// The PostgreSQL pool that reaches a tenant with this placement as `access` says.
+    pub(crate) async fn for_placement(
         &self,
         placement: &Placement,
         access: Access,
     ) -> Result<PoolLease, Error> {
-        if let Home::Sqlite(home) = &self.home {
-            let database = placement.database.as_ref().ok_or_else(|| {
-                Error::CorruptCatalog("a tenant of a SQLite deployment without a file".into())
-            })?;
-            let key = (Access::Owner, SQLITE_KEY.to_owned(), database.clone());
-            return self
-                .database_pool(key, || {
-                    Ok(BackendPool::Sqlite(
-                        SqlitePoolOptions::new()
-                            .max_connections(self.budget.per_tenant)
-                            .acquire_timeout(self.budget.wait)
-                            .connect_lazy_with(home.tenant_options(database)),
-                    ))
-                })
-                .await;
-        }
         let url = self.server_url(placement).await?;
-        match &placement.database {
-            None => Ok(PoolLease::unclaimed(
-                self.server_pool(url.as_ref(), access)?,
+        if placement.database.is_none() {
+            return Ok(PoolLease::unclaimed(
+                DbPool::Postgres(self.server_pool(url.as_ref(), access)?),
                 self.pooler,
-            )),
-            Some(database) => {
-                self.database_pool(key(access, url.as_ref(), database), || {
-                    Ok(BackendPool::Postgres(
-                        PgPoolOptions::new()
-                            .max_connections(self.budget.per_tenant)
-                            .acquire_timeout(self.budget.wait)
-                            .test_before_acquire(false)
-                            .connect_lazy_with(
-                                self.server_options(url.as_ref(), access)?
-                                    .database(database.as_str()),
-                            ),
-                    ))
-                })
-                .await
-            }
+            ));
         }
+        self.database_pool(placement, access, || {
+            let database = placement.database.as_ref().map_or("", |d| d.as_str());
+            Ok(DbPool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(self.budget.per_tenant)
+                    .acquire_timeout(self.budget.wait)
+                    .test_before_acquire(false)
+                    .connect_lazy_with(
+                        self.server_options(url.as_ref(), access)?
+                            .database(database),
+                    ),
+            ))
+        })
+        .await
     }
 
     /// The owning role's pool on a registered server; the catalog's own for `None`.
-    pub async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
+    pub(crate) async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
         match server {
             None => Ok(self.catalog()?.clone()),
             Some(name) => self.server_pool(Some(&self.servers()?.url(name).await?), Access::Owner),
@@ -340,18 +258,11 @@ impl Pools {
     }
 
     fn server_pool(&self, url: Option<&ServerUrl>, access: Access) -> Result<PgPool, Error> {
-        let Home::Postgres {
-            catalog,
-            app_catalog,
-            ..
-        } = &self.home
-        else {
-            return Err(needs_postgres("server", "a PostgreSQL server"));
-        };
+        let catalog = self.postgres("server", "a PostgreSQL server")?;
         let Some(url) = url else {
             return Ok(match access {
-                Access::Owner => catalog.clone(),
-                Access::Tenant => app_catalog.clone(),
+                Access::Owner => catalog.owner.clone(),
+                Access::Tenant => catalog.app.clone(),
             });
         };
         let key = (access, url.expose().to_owned());
@@ -359,6 +270,7 @@ impl Pools {
             return Ok(pool.clone());
         }
         let pool = catalog
+            .owner
             .options()
             .clone()
             .connect_lazy_with(self.server_options(Some(url), access)?);
@@ -382,13 +294,15 @@ impl Pools {
         })
     }
 
-    /// The open pool under `key`, or a new one from `open` once the budget has room; `open`
-    /// runs only then, so a request to an open pool does no setup work.
-    async fn database_pool(
+    /// The open pool of a tenant's own database, or a new one from `open` once the budget has
+    /// room; `open` runs only then, so a request to an open pool does no setup work.
+    pub(crate) async fn database_pool(
         &self,
-        key: DatabaseKey,
-        open: impl Fn() -> Result<BackendPool, Error>,
+        placement: &Placement,
+        access: Access,
+        open: impl Fn() -> Result<DbPool, Error>,
     ) -> Result<PoolLease, Error> {
+        let key = self.key(placement, access).await?;
         let deadline = Instant::now() + self.budget.wait;
         loop {
             let victim = {
@@ -426,18 +340,13 @@ impl Pools {
 
     /// Closes a tenant database's pools, if open, so the database can be dropped.
     pub(crate) async fn close_database(&self, placement: &Placement) -> Result<(), Error> {
-        let Some(database) = &placement.database else {
+        if placement.database.is_none() {
             return Ok(());
-        };
-        let keys = match &self.home {
-            Home::Sqlite(_) => vec![(Access::Owner, SQLITE_KEY.to_owned(), database.clone())],
-            Home::Postgres { .. } => {
-                let url = self.server_url(placement).await?;
-                [Access::Tenant, Access::Owner]
-                    .map(|access| key(access, url.as_ref(), database))
-                    .into()
-            }
-        };
+        }
+        let mut keys = Vec::new();
+        for access in [Access::Tenant, Access::Owner] {
+            keys.push(self.key(placement, access).await?);
+        }
         let open: Vec<TenantPool> = {
             let mut pools = self.databases.lock().expect("database pools");
             keys.iter().filter_map(|k| pools.open.remove(k)).collect()
@@ -448,6 +357,20 @@ impl Pools {
         Ok(())
     }
 
+    /// The key of a tenant database's pool: who it connects as, its server's URL (empty for
+    /// the catalog's server, or a deployment with none) and the database.
+    async fn key(&self, placement: &Placement, access: Access) -> Result<DatabaseKey, Error> {
+        let url = self.server_url(placement).await?;
+        let database = placement.database.clone().ok_or_else(|| {
+            Error::CorruptCatalog("a tenant database's placement without a database".into())
+        })?;
+        Ok((
+            access,
+            url.map_or_else(String::new, |u| u.expose().to_owned()),
+            database,
+        ))
+    }
+
     async fn server_url(&self, placement: &Placement) -> Result<Option<ServerUrl>, Error> {
         Ok(match (&placement.server, &placement.server_url) {
             (None, _) => None,
@@ -455,15 +378,6 @@ impl Pools {
             (Some(name), None) => Some(self.servers()?.url(name).await?),
         })
     }
-}
-
-/// The key of a PostgreSQL tenant database's pool.
-fn key(access: Access, url: Option<&ServerUrl>, database: &DatabaseName) -> DatabaseKey {
-    (
-        access,
-        url.map_or_else(String::new, |u| u.expose().to_owned()),
-        database.clone(),
-    )
 }
 
 impl std::fmt::Debug for Pools {
@@ -479,12 +393,8 @@ impl std::fmt::Debug for Pools {
 
 impl std::fmt::Debug for PoolLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match &self.pool {
-            BackendPool::Postgres(_) => "postgres",
-            BackendPool::Sqlite(_) => "sqlite",
-        };
         f.debug_struct("PoolLease")
-            .field("backend", &backend)
+            .field("backend", &self.pool.backend())
             .field("pooler", &self.pooler)
             .finish_non_exhaustive()
     }

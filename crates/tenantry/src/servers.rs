@@ -19,6 +19,13 @@ use crate::slug::Slug;
 #[serde(transparent)]
 pub struct ServerName(String);
 
+impl<'de> serde::Deserialize<'de> for ServerName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <String as serde::Deserialize>::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 impl ServerName {
     /// Validates `value` as a server name.
     pub fn parse(value: &str) -> Result<Self, Error> {

@@ -222,6 +222,20 @@ impl fmt::Display for DatabaseName {
     }
 }
 
+impl<'de> Deserialize<'de> for SchemaName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::from_catalog(&raw).ok_or_else(|| serde::de::Error::custom("invalid schema name"))
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::from_catalog(&raw).ok_or_else(|| serde::de::Error::custom("invalid database name"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,14 +10,14 @@ use crate::catalog::TenantCatalog;
 use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
+use crate::layout::{Cx, Layout, Layouts, Route};
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
 use crate::role::{self, AppRole};
 use crate::servers::Servers;
 use crate::slug::Slug;
-use crate::sqlite::SqliteHome;
-use crate::tenant::IsolationMode;
+use crate::tenant::{IsolationMode, Tenant};
 use crate::transaction::TenantTransaction;
 
 /// Connection options for a pool tenantry can use, straight to PostgreSQL: `url` with an
@@ -30,6 +30,7 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 struct Inner {
     catalog: TenantCatalog,
     pools: Pools,
+    layouts: Layouts,
     default_isolation: IsolationMode,
     identification: Identification,
     migrations: Migrations,
@@ -104,6 +105,7 @@ impl Tenancy {
         Ok(Self {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
+                layouts: Layouts::Postgres,
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool, options.pooler).await?,
                 identification,
@@ -123,12 +125,13 @@ impl Tenancy {
         budget: DatabaseBudget,
     ) -> Result<Self, Error> {
         migrations.sqlite_tenant()?;
-        let home = SqliteHome::open(data).await?;
+        let layouts = Layouts::sqlite(data)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                catalog: TenantCatalog::open_sqlite(home.clone()).await?,
-                pools: Pools::sqlite(home, budget),
-                default_isolation: IsolationMode::Database,
+                catalog: TenantCatalog::open_sqlite(data).await?,
+                pools: Pools::without_servers(budget),
+                default_isolation: layouts.default_mode(),
+                layouts,
                 identification,
                 migrations,
             }),
@@ -140,10 +143,11 @@ impl Tenancy {
         &self.inner.catalog
     }
 
-    /// The catalog's PostgreSQL pool, which also serves tenants placed on no server; an
-    /// error in a SQLite deployment.
+    /// The catalog's PostgreSQL pool (owning role), which also serves tenants placed on no
+    /// server: for app work across tenants, such as reports. An error in a SQLite
+    /// deployment.
     pub fn postgres(&self) -> Result<&PgPool, Error> {
-        self.inner.catalog.postgres()
+        self.inner.catalog.postgres("this operation")
     }
 
     /// The registered servers; an error in a SQLite deployment.
@@ -157,8 +161,57 @@ impl Tenancy {
     }
 
     /// The pools reaching every tenant.
-    pub fn pools(&self) -> &Pools {
+    pub(crate) fn pools(&self) -> &Pools {
         &self.inner.pools
+    }
+
+    /// The connections database-mode tenants share (the configured budget, lowered if the
+    /// server could not hold it).
+    pub fn database_budget(&self) -> DatabaseBudget {
+        self.inner.pools.budget()
+    }
+
+    /// The PostgreSQL pool requests of a tenant with this placement use (the app role's).
+    #[cfg(feature = "testing")]
+    pub async fn request_pool(
+        &self,
+        placement: &crate::tenant::Placement,
+    ) -> Result<PgPool, Error> {
+        let lease = self
+            .inner
+            .pools
+            .for_placement(placement, Access::Tenant)
+            .await?;
+        Ok(lease.pg()?.clone())
+    }
+
+    /// How many tenant database pools are open (they share [`TenancyOptions::budget`]).
+    pub fn open_database_pools(&self) -> usize {
+        self.inner.pools.open_databases()
+    }
+
+    /// What layouts work with.
+    pub(crate) fn cx(&self) -> Cx<'_> {
+        Cx {
+            catalog: &self.inner.catalog,
+            pools: &self.inner.pools,
+            migrations: &self.inner.migrations,
+        }
+    }
+
+    /// The layout keeping `tenant`.
+    pub(crate) fn layout(&self, tenant: &Tenant) -> Result<&dyn Layout, Error> {
+        self.inner.layouts.of(tenant.isolation)
+    }
+
+    /// The layout keeping tenants of `mode`.
+    pub(crate) fn layout_of(&self, mode: IsolationMode) -> Result<&dyn Layout, Error> {
+        self.inner.layouts.of(mode)
+    }
+
+    /// How a request or job reaches `tenant`.
+    pub(crate) async fn route(&self, tenant: &Tenant, access: Access) -> Result<Route, Error> {
+        self.layout(tenant)?.route(self.cx(), tenant, access).await
     }
 
     /// How requests are matched to tenants.
@@ -179,11 +232,8 @@ impl Tenancy {
             .by_slug(slug)
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
-        let pool = self
-            .pools()
-            .for_placement(&tenant.placement, Access::Tenant)
-            .await?;
-        Ok(TenantTransaction::begin(&pool, tenant).await?)
+        let Route::Transaction { pool, begin } = self.route(&tenant, Access::Tenant).await?;
+        Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
     }
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and

@@ -104,6 +104,46 @@ impl Placement {
     }
 }
 
+/// Where a move takes a tenant, as the catalog records it while the move runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveStep {
+    /// The isolation the tenant had (`from`) or will have (`to`).
+    pub isolation: IsolationMode,
+    pub server: Option<ServerName>,
+    pub database: Option<DatabaseName>,
+    pub schema: SchemaName,
+}
+
+impl MoveStep {
+    pub(crate) fn of(isolation: IsolationMode, placement: &Placement) -> Self {
+        Self {
+            isolation,
+            server: placement.server.clone(),
+            database: placement.database.clone(),
+            schema: placement.schema.clone(),
+        }
+    }
+
+    pub(crate) fn placement(&self) -> Placement {
+        Placement {
+            server: self.server.clone(),
+            server_url: None,
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+        }
+    }
+}
+
+/// A move that has not finished. A move that runs holds a lock; one whose process died
+/// leaves this behind for `tenants move --resume` or `--abort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveState {
+    pub from: MoveStep,
+    pub to: MoveStep,
+    /// The catalog points at `to` already; only removing the old data remains.
+    pub switched: bool,
+}
+
 /// A tenant as the catalog knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -121,11 +161,37 @@ pub struct Tenant {
     pub migration_version: Option<i64>,
     /// Being moved to another placement: reads are served, writes refused.
     pub moving: bool,
+    /// The move under way or interrupted, if any.
+    pub move_state: Option<MoveState>,
     #[serde(skip)]
     pub(crate) begin_sql: Arc<str>,
 }
 
 impl Tenant {
+    /// A tenant as created: active, no settings, no migration recorded yet.
+    pub(crate) fn new(
+        id: Uuid,
+        slug: Slug,
+        name: String,
+        isolation: IsolationMode,
+        placement: Placement,
+    ) -> Self {
+        Self {
+            id,
+            begin_sql: begin_statement(id, &placement.schema, false),
+            slug,
+            name,
+            isolation,
+            placement,
+            status: TenantStatus::Active,
+            settings: serde_json::json!({}),
+            created_at: Utc::now(),
+            migration_version: None,
+            moving: false,
+            move_state: None,
+        }
+    }
+
     /// The single statement that opens a transaction in this tenant's context: one round trip,
     /// and only transaction-local settings, so it is safe behind a transaction-mode pooler.
     pub fn begin_statement(&self) -> &str {

@@ -142,7 +142,7 @@ async fn made_by_catalog(
                 .iter()
                 .map(|&port| catalog.clone().host("127.0.0.1").port(port)),
         )
-        .map(|address| crate::template::family(&address))
+        .map(|address| crate::migrate::template::family(&address))
         .collect();
     let mut made: Vec<String> = sqlx::query_scalar(
         "SELECT datname::text FROM pg_database \

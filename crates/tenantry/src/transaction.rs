@@ -24,11 +24,6 @@ pub struct TenantTransaction {
 }
 
 impl TenantTransaction {
-    pub(crate) async fn begin(pool: &PoolLease, tenant: Arc<Tenant>) -> Result<Self, sqlx::Error> {
-        let begin = tenant.begin_sql.clone();
-        Self::begin_with(pool, tenant, begin).await
-    }
-
     /// Opens the transaction with `begin`, a statement tenantry built (never request input).
     pub(crate) async fn begin_with(
         pool: &PoolLease,

@@ -47,7 +47,7 @@ async fn write(mut db: TenantDb) -> StatusCode {
 
 fn app(tenancy: Tenancy) -> Router {
     let routes = Router::new().route("/notes", get(read).post(write));
-    let public = tenantry::platform_api::router(tenancy.clone(), TOKEN.into());
+    let public = tenantry::http::platform_api::router(tenancy.clone(), TOKEN.into());
     Router::new().fallback_service(TenancyLayer::new(tenancy).public(public).layer(routes))
 }
 

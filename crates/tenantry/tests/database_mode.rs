@@ -11,10 +11,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
-use tenantry::{
-    Error, IsolationMode, MigrateOptions, Migrations, NewTenant, Tenancy, TenancyLayer,
-    migrate_tenants,
-};
+use tenantry::lifecycle::MigrateOptions;
+use tenantry::{Error, IsolationMode, Migrations, NewTenant, Tenancy, TenancyLayer};
 use tower::Layer;
 
 async fn create(tenancy: &Tenancy, name: &str, isolation: IsolationMode) -> Result<(), Error> {
@@ -187,20 +185,19 @@ async fn migrate_reaches_database_tenants_and_the_next_create_uses_a_new_templat
         .await
         .unwrap();
     let old_template = templates(&s).await;
-    let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");
+    let v2 = s
+        .upgraded(support::notes_then("ALTER TABLE notes ADD COLUMN tag text"))
+        .await;
     let options = MigrateOptions {
         jobs: 2,
         tenant: None,
         verify: false,
+        check: false,
     };
-    let report = migrate_tenants(s.tenancy.pools(), &v2, &options, |_| {}, |_| {})
-        .await
-        .unwrap();
+    let report = v2.migrate_tenants(&options, |_| {}, |_| {}).await.unwrap();
     assert_eq!(report.applied(), 2, "{report:?}");
 
-    let tenancy_v2 = Tenancy::connect(s.pool.clone(), support::identification(), v2)
-        .await
-        .unwrap();
+    let tenancy_v2 = v2;
     create(&tenancy_v2, "loki", IsolationMode::Database)
         .await
         .unwrap();
@@ -252,7 +249,7 @@ async fn the_budget_never_exceeds_what_the_server_allows() {
     .unwrap();
     // Less the catalog's two pools of 4: the owner's and the app role's.
     let room = max.parse::<u32>().unwrap() - reserved.parse::<u32>().unwrap() - 2 * 4;
-    assert_eq!(tenancy.pools().budget().connections, room);
+    assert_eq!(tenancy.database_budget().connections, room);
     assert_eq!(tenancy.default_isolation(), IsolationMode::Database);
 }
 

@@ -19,7 +19,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlx::Row;
 use support::{Setup, call, note_bodies, setup_via, slug, whoami};
-use tenantry::{Access, IsolationMode, MountPath, Tenancy, TenancyLayer, TenantDb};
+use tenantry::http::MountPath;
+use tenantry::{IsolationMode, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
@@ -101,13 +102,7 @@ async fn assert_pool_clean(s: &Setup) {
             any.into_iter().next().expect("a tenant").tenant.placement
         }
     };
-    let lease = s
-        .tenancy
-        .pools()
-        .for_placement(&placement, Access::Tenant)
-        .await
-        .unwrap();
-    let pool = lease.postgres().unwrap();
+    let pool = &s.tenancy.request_pool(&placement).await.unwrap();
     assert!(pool.size() > 0, "requests used the app role's pool");
     for _ in 0..pool.size() {
         // One simple query: through a pooler, a prepared statement's two round trips could

@@ -6,7 +6,9 @@ mod support;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 use support::{notes, setup, slug};
-use tenantry::{MigrateOptions, Migrations, TenantOutcome, migrate_tenants};
+use tenantry::Migrations;
+use tenantry::lifecycle::MigrateOptions;
+use tenantry::lifecycle::TenantOutcome;
 
 fn migration(version: i64, sql: &'static str) -> Migration {
     Migration::new(
@@ -28,6 +30,7 @@ fn options() -> MigrateOptions {
         jobs: 4,
         tenant: None,
         verify: false,
+        check: false,
     }
 }
 
@@ -52,18 +55,13 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
     .execute(&s.pool)
     .await
     .unwrap();
-    let v2 = with_v2();
+    let v2 = s.upgraded(with_v2()).await;
 
     let started = std::sync::Mutex::new(0);
-    let report = migrate_tenants(
-        s.tenancy.pools(),
-        &v2,
-        &options(),
-        |n| *started.lock().unwrap() = n,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = v2
+        .migrate_tenants(&options(), |n| *started.lock().unwrap() = n, |_| {})
+        .await
+        .unwrap();
     assert_eq!(*started.lock().unwrap(), 5);
     assert_eq!(report.applied(), 4);
     let failures: Vec<_> = report.failures().collect();
@@ -88,29 +86,19 @@ async fn one_failing_tenant_leaves_the_others_migrated_and_a_rerun_finishes_it()
         .execute(&s.pool)
         .await
         .unwrap();
-    let rerun = migrate_tenants(
-        s.tenancy.pools(),
-        &v2,
-        &options(),
-        |n| assert_eq!(n, 1),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let rerun = v2
+        .migrate_tenants(&options(), |n| assert_eq!(n, 1), |_| {})
+        .await
+        .unwrap();
     assert_eq!(rerun.visited.len(), 1, "only the pending tenant is visited");
     assert_eq!(rerun.skipped_current, 4);
     assert!(matches!(&rerun.visited[0].outcome, TenantOutcome::Applied(a) if a.count == 1));
     assert_eq!(version(&s.pool, "charlie").await, Some(2));
 
-    let idle = migrate_tenants(
-        s.tenancy.pools(),
-        &v2,
-        &options(),
-        |n| assert_eq!(n, 0),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let idle = v2
+        .migrate_tenants(&options(), |n| assert_eq!(n, 0), |_| {})
+        .await
+        .unwrap();
     assert!(idle.visited.is_empty());
     assert_eq!(idle.up_to_date(), 5);
 }
@@ -122,18 +110,16 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
     s.create("bravo").await;
     let verify = MigrateOptions {
         verify: true,
+        check: false,
         ..options()
     };
-    let current = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
-    let report = migrate_tenants(
-        s.tenancy.pools(),
-        &current,
-        &verify,
-        |n| assert_eq!(n, 2),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let current = s
+        .upgraded(Migrations::new(Migrator::DEFAULT, notes()).unwrap())
+        .await;
+    let report = current
+        .migrate_tenants(&verify, |n| assert_eq!(n, 2), |_| {})
+        .await
+        .unwrap();
     assert_eq!(report.up_to_date(), 2);
     assert_eq!(report.failures().count(), 0);
 
@@ -142,7 +128,10 @@ async fn verify_visits_every_schema_and_catches_an_edited_migration() {
         Migrator::with_migrations(vec![migration(1, "CREATE TABLE notes (id int)")]),
     )
     .unwrap();
-    let report = migrate_tenants(s.tenancy.pools(), &edited, &verify, |_| {}, |_| {})
+    let report = s
+        .upgraded(edited)
+        .await
+        .migrate_tenants(&verify, |_| {}, |_| {})
         .await
         .unwrap();
     let failures: Vec<_> = report.failures().collect();
@@ -163,7 +152,10 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("bravo")),
         ..options()
     };
-    let report = migrate_tenants(s.tenancy.pools(), &with_v2(), &only, |_| {}, |_| {})
+    let report = s
+        .upgraded(with_v2())
+        .await
+        .migrate_tenants(&only, |_| {}, |_| {})
         .await
         .unwrap();
     assert_eq!(report.visited.len(), 1);
@@ -173,7 +165,10 @@ async fn a_run_can_be_limited_to_one_tenant() {
         tenant: Some(slug("nobody")),
         ..options()
     };
-    let error = migrate_tenants(s.tenancy.pools(), &with_v2(), &missing, |_| {}, |_| {})
+    let error = s
+        .upgraded(with_v2())
+        .await
+        .migrate_tenants(&missing, |_| {}, |_| {})
         .await
         .unwrap_err();
     assert_eq!(error.exit_code(), 3);

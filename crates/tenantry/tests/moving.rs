@@ -9,9 +9,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::json;
 use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
-use tenantry::{
-    EXPORT_VERSION, Error, IsolationMode, MoveFault, MoveTarget, TenancyLayer, TenantDb,
-};
+use tenantry::lifecycle::EXPORT_VERSION;
+use tenantry::lifecycle::MoveFault;
+use tenantry::lifecycle::MoveStage;
+use tenantry::lifecycle::MoveTarget;
+use tenantry::{Error, IsolationMode, TenancyLayer, TenantDb};
 use tower::Layer;
 
 /// The tenant's notes with their ids, read in its context.
@@ -112,22 +114,54 @@ async fn move_between(from: IsolationMode, to: IsolationMode) {
         isolation: to,
         server: None,
     };
-    for fault in [MoveFault::AfterCopy, MoveFault::AtSwitch] {
+    let unchanged = async |what: &str| {
+        assert_eq!(isolation_of(&s).await, (from, false), "{what}");
+        assert_eq!(notes_with_ids(&s, "thor").await, before, "{what}");
+        assert_eq!(footprint(&s).await, expected_footprint(from), "{what}");
+    };
+    let before_switch = [
+        MoveStage::Marked,
+        MoveStage::Built,
+        MoveStage::Copied,
+        MoveStage::Switching,
+    ];
+    for stage in before_switch {
         let failed = s
             .tenancy
-            .move_tenant_failing(&slug("thor"), target(), fault)
+            .move_tenant_failing(&slug("thor"), target(), MoveFault::Fail(stage))
             .await
             .unwrap_err();
         assert!(failed.to_string().contains("injected"), "{failed}");
-        assert_eq!(isolation_of(&s).await, (from, false), "{fault:?}");
-        assert_eq!(notes_with_ids(&s, "thor").await, before, "{fault:?}");
-        assert_eq!(footprint(&s).await, expected_footprint(from), "{fault:?}");
+        unchanged(&format!("failed at {stage:?}")).await;
     }
-    let moved = s
-        .tenancy
-        .move_tenant(&slug("thor"), target())
+    // A process that dies mid-move leaves the tenant marked; --abort undoes the move.
+    for stage in before_switch {
+        let what = format!("crashed at {stage:?}");
+        s.tenancy
+            .move_tenant_failing(&slug("thor"), target(), MoveFault::Crash(stage))
+            .await
+            .unwrap_err();
+        assert_eq!(isolation_of(&s).await, (from, true), "{what}");
+        let state = s.tenancy.interrupted_move(&slug("thor")).await.unwrap();
+        assert!(state.is_some_and(|st| !st.switched), "{what}");
+        let again = s.tenancy.move_tenant(&slug("thor"), target()).await;
+        assert!(
+            again.unwrap_err().to_string().contains("--resume"),
+            "{what}"
+        );
+        s.tenancy.abort_move(&slug("thor")).await.unwrap();
+        unchanged(&what).await;
+        assert_eq!(
+            s.tenancy.interrupted_move(&slug("thor")).await.unwrap(),
+            None
+        );
+    }
+    // Crashed before the switch, then resumed: the move is made again from the start.
+    s.tenancy
+        .move_tenant_failing(&slug("thor"), target(), MoveFault::Crash(MoveStage::Copied))
         .await
-        .unwrap();
+        .unwrap_err();
+    let moved = s.tenancy.resume_move(&slug("thor")).await.unwrap();
     assert_eq!(moved.tenant.isolation, to);
     assert!(!moved.tenant.moving);
     assert_eq!(isolation_of(&s).await, (to, false));
@@ -236,7 +270,7 @@ async fn a_move_to_where_the_tenant_is_or_shared_on_a_server_is_refused() {
     assert_eq!(refused.exit_code(), 2, "{refused}");
     let shared_elsewhere = MoveTarget {
         isolation: IsolationMode::Shared,
-        server: Some(tenantry::ServerName::parse("elsewhere").unwrap()),
+        server: Some(tenantry::servers::ServerName::parse("elsewhere").unwrap()),
     };
     let refused = s
         .tenancy
@@ -278,11 +312,11 @@ async fn export_then_import_under_a_new_slug_in_another_mode() {
     assert!(matches!(again, Error::SlugTaken(_)), "{again}");
     // Exports of another version or migration set are refused before anything is made.
     for broken in [
-        tenantry::TenantExport {
+        tenantry::lifecycle::TenantExport {
             version: EXPORT_VERSION + 1,
             ..export.clone()
         },
-        tenantry::TenantExport {
+        tenantry::lifecycle::TenantExport {
             migration_fingerprint: "0".repeat(64),
             ..export.clone()
         },
@@ -316,12 +350,15 @@ async fn export_then_import_under_a_new_slug_in_another_mode() {
 
 /// A registered server that is the catalog's own database under another name: what a user
 /// with one PostgreSQL sets up.
-async fn twin_server(s: &Setup) -> tenantry::ServerName {
-    let twin = tenantry::ServerName::parse("twin").unwrap();
+async fn twin_server(s: &Setup) -> tenantry::servers::ServerName {
+    let twin = tenantry::servers::ServerName::parse("twin").unwrap();
     s.tenancy
         .servers()
         .unwrap()
-        .add(&twin, &tenantry::ServerUrl::parse(&s.db.url()).unwrap())
+        .add(
+            &twin,
+            &tenantry::servers::ServerUrl::parse(&s.db.url()).unwrap(),
+        )
         .await
         .unwrap();
     twin

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use sqlx::migrate::Migrator;
 use support::{add_note, note_bodies, setup_pooled, slug};
-use tenantry::{
-    Error, IsolationMode, MigrateOptions, Migrations, MoveTarget, Pooler, Tenancy, TenancyOptions,
-    TenantStatus, migrate_tenants,
-};
+use tenantry::lifecycle::MigrateOptions;
+use tenantry::lifecycle::MoveTarget;
+use tenantry::{Error, IsolationMode, Migrations, Pooler, Tenancy, TenancyOptions, TenantStatus};
 
 /// The server session a tenant transaction of `tenant` runs on, and the notes it sees, read
 /// with sqlx's own (named) statements as app code would.
@@ -226,20 +225,22 @@ async fn moves_migrations_and_renames_work_through_pgbouncer() {
     support::rename_slug(&s.tenancy, "thor", "odin").await;
     assert_eq!(note_bodies(&s.tenancy, "odin").await, before);
 
-    let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");
-    let report = migrate_tenants(
-        s.tenancy.pools(),
-        &v2,
-        &MigrateOptions {
-            jobs: 4,
-            tenant: None,
-            verify: true,
-        },
-        |_| {},
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let v2 = s
+        .upgraded(support::notes_then("ALTER TABLE notes ADD COLUMN tag text"))
+        .await;
+    let report = v2
+        .migrate_tenants(
+            &MigrateOptions {
+                jobs: 4,
+                tenant: None,
+                verify: true,
+                check: false,
+            },
+            |_| {},
+            |_| {},
+        )
+        .await
+        .unwrap();
     assert_eq!(report.failures().count(), 0);
     assert_eq!(report.applied(), 2);
     assert_eq!(note_bodies(&s.tenancy, "potter").await, ["potter's"]);

@@ -11,11 +11,11 @@ use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
+use tenantry::lifecycle::MigrateOptions;
+use tenantry::servers::ServerName;
+use tenantry::servers::ServerUrl;
 use tenantry::testing::TestCluster;
-use tenantry::{
-    Error, IsolationMode, MigrateOptions, Migrations, NewTenant, ServerName, ServerUrl, Tenancy,
-    TenancyLayer, migrate_tenants,
-};
+use tenantry::{Error, IsolationMode, Migrations, NewTenant, Tenancy, TenancyLayer};
 use tower::Layer;
 
 const PASSWORD: &str = "never-print-me";
@@ -219,21 +219,19 @@ async fn migrate_reaches_tenants_on_every_server() {
     let t = two_servers().await;
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
     create_on(&t.s.tenancy, "potter", None).await.unwrap();
-    let v2 = support::notes_then("ALTER TABLE notes ADD COLUMN tag text");
+    let v2 =
+        t.s.upgraded(support::notes_then("ALTER TABLE notes ADD COLUMN tag text"))
+            .await;
     let options = MigrateOptions {
         jobs: 2,
         tenant: None,
         verify: false,
+        check: false,
     };
-    let report = migrate_tenants(
-        t.s.tenancy.pools(),
-        &v2,
-        &options,
-        |n| assert_eq!(n, 2),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = v2
+        .migrate_tenants(&options, |n| assert_eq!(n, 2), |_| {})
+        .await
+        .unwrap();
     assert_eq!(report.applied(), 2);
     let tag: Option<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns \
@@ -243,15 +241,10 @@ async fn migrate_reaches_tenants_on_every_server() {
     .await
     .unwrap();
     assert_eq!(tag.as_deref(), Some("tag"));
-    let idle = migrate_tenants(
-        t.s.tenancy.pools(),
-        &v2,
-        &options,
-        |n| assert_eq!(n, 0),
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let idle = v2
+        .migrate_tenants(&options, |n| assert_eq!(n, 0), |_| {})
+        .await
+        .unwrap();
     assert_eq!(idle.up_to_date(), 2);
 }
 

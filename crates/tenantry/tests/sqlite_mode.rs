@@ -12,9 +12,10 @@ use axum::routing::{get, post};
 use sqlx::migrate::Migrator;
 use support::{add_note, call, identification, note_bodies, slug};
 use tempfile::TempDir;
+use tenantry::lifecycle::MigrateOptions;
 use tenantry::{
-    DatabaseBudget, Error, HostName, IsolationMode, MigrateOptions, Migrations, NewTenant, Slug,
-    Tenancy, TenancyLayer, TenantDb, TenantStatus, TenantUpdate, migrate_tenants,
+    DatabaseBudget, Error, HostName, IsolationMode, Migrations, NewTenant, Slug, Tenancy,
+    TenancyLayer, TenantDb, TenantStatus, TenantUpdate,
 };
 use tower::Layer;
 
@@ -127,15 +128,12 @@ async fn migrate_covers_sqlite_tenants() {
         jobs: 2,
         tenant: None,
         verify: false,
+        check: false,
     };
-    let run = migrate_tenants(v2.pools(), v2.migrations(), &options, |_| {}, |_| {})
-        .await
-        .unwrap();
+    let run = v2.migrate_tenants(&options, |_| {}, |_| {}).await.unwrap();
     assert_eq!((run.applied(), run.up_to_date()), (2, 0));
     assert_eq!(run.failures().count(), 0);
-    let again = migrate_tenants(v2.pools(), v2.migrations(), &options, |_| {}, |_| {})
-        .await
-        .unwrap();
+    let again = v2.migrate_tenants(&options, |_| {}, |_| {}).await.unwrap();
     assert_eq!((again.visited.len(), again.up_to_date()), (0, 2));
     let thor = v2.catalog().details(&slug("thor")).await.unwrap().tenant;
     assert_eq!(thor.migration_version, Some(2));

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
-use tenantry::MountPath;
+use tenantry::http::MountPath;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;

@@ -183,7 +183,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
             .await
             .unwrap();
         if settings.database_pooler == tenantry::Pooler::Transaction {
-            tenantry::prepare_roles(&pool, &role).await.unwrap();
+            tenantry::role::prepare_roles(&pool, &role).await.unwrap();
         }
         pool.close().await;
     }

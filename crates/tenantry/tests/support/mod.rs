@@ -99,7 +99,7 @@ async fn setup_with(db: TestDatabase, pool: PgPool, pooler: Pooler) -> Setup {
         .await
         .unwrap();
     if pooler == Pooler::Transaction {
-        tenantry::prepare_roles(&pool, &role).await.unwrap();
+        tenantry::role::prepare_roles(&pool, &role).await.unwrap();
     }
     let options = tenantry::TenancyOptions {
         pooler,
@@ -117,6 +117,21 @@ async fn setup_with(db: TestDatabase, pool: PgPool, pooler: Pooler) -> Setup {
 }
 
 impl Setup {
+    /// The same catalog served by a build with `migrations`, as after an upgrade.
+    pub async fn upgraded(&self, migrations: Migrations) -> Tenancy {
+        let options = tenantry::TenancyOptions {
+            pooler: if self.bouncer.is_some() {
+                Pooler::Transaction
+            } else {
+                Pooler::None
+            },
+            ..tenantry::TenancyOptions::default()
+        };
+        Tenancy::connect_with(self.pool.clone(), identification(), migrations, options)
+            .await
+            .unwrap()
+    }
+
     pub async fn create(&self, s: &str) {
         self.create_in(s, tenantry::IsolationMode::Schema).await;
     }

@@ -14,7 +14,8 @@ use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 macro_rules! tenant_columns {
     () => {
         "t.id, t.slug, t.name, t.schema_name, t.isolation, t.status, t.settings, \
-         t.created_at, t.migration_version, t.server, t.database_name, t.moving"
+         t.created_at, t.migration_version, t.server, t.database_name, t.moving, \
+         CAST(t.move_state AS TEXT) AS move_state"
     };
 }
 pub(crate) use tenant_columns;
@@ -24,7 +25,7 @@ macro_rules! select_tenants {
     ($tail:literal) => {
         concat!(
             "SELECT ",
-            $crate::catalog_row::tenant_columns!(),
+            $crate::catalog::row::tenant_columns!(),
             ", s.url AS server_url FROM tenantry.tenants t \
              LEFT JOIN tenantry.servers s ON s.name = t.server ",
             $tail
@@ -47,6 +48,7 @@ pub(crate) struct TenantRow {
     server: Option<String>,
     database_name: Option<String>,
     moving: bool,
+    move_state: Option<String>,
     /// Present when the row was selected with [`select_tenants`].
     #[sqlx(default)]
     server_url: Option<String>,
@@ -71,8 +73,10 @@ impl TenantRow {
         let slug = Slug::parse(&row.slug).map_err(|e| corrupt(&e.to_string()))?;
         let schema = SchemaName::from_catalog(&row.schema_name)
             .ok_or_else(|| corrupt("invalid schema name"))?;
-        let isolation = IsolationMode::from_catalog(&row.isolation)
-            .ok_or_else(|| corrupt("unknown isolation mode"))?;
+        let isolation: IsolationMode = row
+            .isolation
+            .parse()
+            .map_err(|_| corrupt("unknown isolation mode"))?;
         let status =
             TenantStatus::from_catalog(&row.status).ok_or_else(|| corrupt("unknown status"))?;
         let server = row
@@ -81,13 +85,11 @@ impl TenantRow {
             .map(ServerName::parse)
             .transpose()
             .map_err(|_| corrupt("invalid server name"))?;
-        let database = match (isolation, row.database_name.as_deref()) {
-            (IsolationMode::Database, Some(name)) => {
-                Some(database(name).ok_or_else(|| corrupt("invalid database name"))?)
-            }
-            (IsolationMode::Schema | IsolationMode::Shared, None) => None,
-            _ => return Err(corrupt("database name does not match the isolation mode")),
-        };
+        let database = row
+            .database_name
+            .as_deref()
+            .map(|name| database(name).ok_or_else(|| corrupt("invalid database name")))
+            .transpose()?;
         Ok(Tenant {
             id: row.id,
             begin_sql: tenant::begin_statement(row.id, &schema, row.moving),
@@ -105,6 +107,12 @@ impl TenantRow {
             created_at: row.created_at,
             migration_version: row.migration_version,
             moving: row.moving,
+            move_state: row
+                .move_state
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt(&format!("move state: {e}")))?,
         })
     }
 }

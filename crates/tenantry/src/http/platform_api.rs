@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorKind};
 use crate::host::HostName;
-use crate::input::{NUL_MESSAGE, nul_character_at};
+use crate::http::input::{NUL_MESSAGE, nul_character_at};
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;

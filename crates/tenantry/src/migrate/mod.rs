@@ -13,6 +13,8 @@
 //! fingerprint of the migration set it is at, so deciding that nothing is pending takes one
 //! query, not a visit to every schema (`verify` visits them all).
 
+pub(crate) mod template;
+
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};

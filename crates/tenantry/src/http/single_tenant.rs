@@ -15,11 +15,14 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
+use sqlx::{PgPool, SqlitePool};
 use tower::{Layer, Service};
 
-use crate::layer::{serve_in_scope, take_ready};
+use crate::db::DbPool;
+use crate::http::layer::{serve_in_scope, take_ready};
+use crate::http::scope::RequestScope;
+use crate::pooler::Pooler;
 use crate::pools::PoolLease;
-use crate::scope::RequestScope;
 use crate::tenant::Tenant;
 
 /// Serves every request as `tenant`, on `pool`.
@@ -30,11 +33,20 @@ pub struct SingleTenantLayer {
 }
 
 impl SingleTenantLayer {
-    /// Every request is `tenant`'s; `pool` (PostgreSQL or SQLite) must already be in its
+    /// Every request is `tenant`'s; the connections of `pool` must already be in its
     /// schema.
-    pub fn new(pool: impl Into<PoolLease>, tenant: Tenant) -> Self {
+    pub fn new(pool: PgPool, tenant: Tenant) -> Self {
+        Self::on(DbPool::Postgres(pool), tenant)
+    }
+
+    /// Every request is `tenant`'s, on its SQLite file.
+    pub fn sqlite(pool: SqlitePool, tenant: Tenant) -> Self {
+        Self::on(DbPool::Sqlite(pool), tenant)
+    }
+
+    fn on(pool: DbPool, tenant: Tenant) -> Self {
         Self {
-            pool: pool.into(),
+            pool: PoolLease::unclaimed(pool, Pooler::None),
             tenant: Arc::new(tenant),
         }
     }

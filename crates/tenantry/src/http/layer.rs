@@ -14,10 +14,11 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
-use crate::identify::{Identified, request_host};
+use super::identify::{Identified, request_host};
+use crate::http::rejection::TenancyRejection;
+use crate::http::scope::RequestScope;
+use crate::layout::Route;
 use crate::pools::Access;
-use crate::rejection::TenancyRejection;
-use crate::scope::RequestScope;
 use crate::tenancy::Tenancy;
 use crate::tenant::TenantStatus;
 
@@ -151,15 +152,10 @@ where
             if let Some(uri) = uri {
                 *request.uri_mut() = uri;
             }
-            let pool = match tenancy
-                .pools()
-                .for_placement(&tenant.placement, Access::Tenant)
-                .await
-            {
-                Ok(pool) => pool,
+            let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
+                Ok(Route::Transaction { pool, begin }) => (pool, begin),
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
-            let begin = tenant.begin_sql.clone();
             let scope = RequestScope::new(pool, tenant.clone(), begin, mount);
             let response = serve_in_scope(inner, request, scope).await;
             if response.status().is_server_error()

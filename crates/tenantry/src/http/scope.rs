@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use tokio::sync::Mutex;
 
+use crate::http::rejection::TenancyRejection;
 use crate::pools::PoolLease;
-use crate::rejection::TenancyRejection;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
 

@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::db::Db;
-use crate::rejection::TenancyRejection;
-use crate::scope::RequestScope;
+use crate::http::rejection::TenancyRejection;
+use crate::http::scope::RequestScope;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
 

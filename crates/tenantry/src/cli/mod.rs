@@ -8,16 +8,16 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::{AssertSqlSafe, Column, Row, ValueRef};
 
-use crate::catalog_row::TenantDetails;
+use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::host::HostName;
+use crate::lifecycle::export::TenantExport;
+use crate::lifecycle::moving::MoveTarget;
+use crate::lifecycle::rollout::{MigrateOptions, TenantMigration, TenantOutcome};
 use crate::lifecycle::{NewTenant, TenantUpdate};
-use crate::migrate::{Migrations, migrate_shared};
-use crate::moving::{MoveTarget, TenantExport};
+use crate::migrate::Migrations;
 use crate::pooler::Pooler;
-use crate::pools::Pools;
 use crate::role::prepare_roles;
-use crate::rollout::{MigrateOptions, TenantMigration, TenantOutcome, migrate_tenants};
 use crate::servers::{ServerName, ServerUrl};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
@@ -69,71 +69,94 @@ pub struct MigrateArgs {
     /// How many tenants to migrate at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-    /// Visit every tenant schema and check its ledger, instead of trusting the catalog.
+    /// Visit every tenant and apply what is pending there, instead of trusting the catalog's
+    /// record of which tenants are current.
     #[arg(long)]
     pub verify: bool,
+    /// Apply nothing: visit every tenant and report its pending tenant migrations (each
+    /// run in a transaction that is rolled back, so a failing one shows); exit 1 if any is
+    /// pending or fails. The shared set is not checked.
+    #[arg(long, conflicts_with = "verify")]
+    pub check: bool,
 }
 
-/// Runs `migrate` on the tenants `pools` reach (after the shared set, on PostgreSQL), printing
-/// progress and a summary. Fails (exit 1) if any tenant failed.
-pub async fn migrate(
-    pools: &Pools,
+/// `migrate` on PostgreSQL, first half: the catalog's migrations and the app's shared set
+/// (and, behind a transaction pooler, the roles' settings), before a [`Tenancy`] can start.
+pub async fn migrate_shared(
+    pool: &sqlx::PgPool,
     migrations: &Migrations,
+    options: &crate::TenancyOptions,
+) -> Result<(), CliError> {
+    let shared = crate::migrate_shared(pool, migrations, &options.role).await?;
+    if options.pooler == Pooler::Transaction {
+        prepare_roles(pool, &options.role).await?;
+    }
+    println!("shared: {} migration(s) applied", shared.count);
+    Ok(())
+}
+
+/// `migrate`, second half: every tenant (or `tenant`), printing progress and a summary.
+/// Fails (exit 1) if any tenant failed.
+pub async fn migrate_tenants(
+    tenancy: &Tenancy,
     args: &MigrateArgs,
     tenant: Option<Slug>,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    if pools.sqlite_home().is_some() {
-        println!("shared: the SQLite catalog is migrated as it opens");
-    } else {
-        let shared = migrate_shared(pools.catalog()?, migrations, pools.role()).await?;
-        if pools.pooler() == Pooler::Transaction {
-            prepare_roles(pools.catalog()?, pools.role()).await?;
-        }
-        println!("shared: {} migration(s) applied", shared.count);
-    }
     let options = MigrateOptions {
         jobs: usize::from(args.jobs),
         tenant,
         verify: args.verify,
+        check: args.check,
     };
+    let verb = if args.check { "pending" } else { "applied" };
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
-    let report = migrate_tenants(
-        pools,
-        migrations,
-        &options,
-        |total| {
-            if interactive {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.set_length(total as u64);
-                bar.set_style(
-                    ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
-                        .expect("the template is valid"),
-                );
-            }
-        },
-        |done| {
-            if interactive {
-                bar.inc(1);
-                bar.set_message(done.slug.to_string());
-            } else {
-                println!("{}", describe(done));
-            }
-        },
-    )
-    .await?;
+    let report = tenancy
+        .migrate_tenants(
+            &options,
+            |total| {
+                if interactive {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_length(total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
+                            .expect("the template is valid"),
+                    );
+                }
+            },
+            |done| {
+                if interactive {
+                    bar.inc(1);
+                    bar.set_message(done.slug.to_string());
+                } else {
+                    println!("{}", describe(done, verb));
+                }
+            },
+        )
+        .await?;
     bar.finish_and_clear();
     let failures: Vec<_> = report.failures().collect();
     println!(
-        "tenants: {} migrated, {} up to date, {} failed ({:.2?})",
+        "tenants: {} {}, {} up to date, {} failed ({:.2?})",
         report.applied(),
+        if args.check {
+            "with migrations pending"
+        } else {
+            "migrated"
+        },
         report.up_to_date(),
         failures.len(),
         started.elapsed()
     );
     for (slug, error) in &failures {
         println!("  {slug}: {error}");
+    }
+    if args.check && report.applied() > 0 && failures.is_empty() {
+        return Err(CliError::failed(format!(
+            "{} tenant(s) have migrations pending; run migrate to apply them",
+            report.applied()
+        )));
     }
     if failures.is_empty() {
         Ok(())
@@ -145,11 +168,12 @@ pub async fn migrate(
     }
 }
 
-fn describe(done: &TenantMigration) -> String {
+/// One tenant's line; `verb` says what happened to its migrations ("applied" or "pending").
+fn describe(done: &TenantMigration, verb: &str) -> String {
     let version = |v: Option<i64>| v.map_or("none".to_owned(), |v| v.to_string());
     match &done.outcome {
         TenantOutcome::Applied(a) => format!(
-            "{}: applied {} migration(s) ({} -> {})",
+            "{}: {verb} {} migration(s) ({} -> {})",
             done.slug,
             a.count,
             version(a.from),
@@ -203,15 +227,23 @@ pub enum TenantsCommand {
     /// Serve a suspended tenant again.
     Resume { slug: Slug },
     /// Move the tenant to another isolation mode or server, copying its rows. Reads go on
-    /// during the move; writes get 503 until it is done.
+    /// during the move; writes get 503 until it is done. A move whose process died is
+    /// finished with --resume or undone with --abort (`tenants show` reports it).
     Move {
         slug: Slug,
         /// `shared`, `schema` or `database`.
-        #[arg(long)]
-        to: IsolationMode,
+        #[arg(long, required_unless_present_any = ["resume", "abort"])]
+        to: Option<IsolationMode>,
         /// A registered server for schema or database isolation.
-        #[arg(long)]
+        #[arg(long, requires = "to")]
         server: Option<ServerName>,
+        /// Finish an interrupted move.
+        #[arg(long, conflicts_with_all = ["to", "abort"])]
+        resume: bool,
+        /// Undo an interrupted move, dropping only what it built (once the catalog has
+        /// switched, it can only be finished).
+        #[arg(long, conflicts_with = "to")]
+        abort: bool,
     },
     /// Write the tenant (catalog entry and rows) to a JSON file.
     Export {
@@ -282,7 +314,25 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             print_details(&created);
         }
         TenantsCommand::List => print_list(&tenancy.catalog().list().await?),
-        TenantsCommand::Show { slug } => print_details(&tenancy.catalog().details(&slug).await?),
+        TenantsCommand::Show { slug } => {
+            let details = tenancy.catalog().details(&slug).await?;
+            print_details(&details);
+            if let Some(state) = &details.tenant.move_state {
+                let to = &state.to;
+                let place = to
+                    .server
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(" on {s}"));
+                let what = match tenancy.interrupted_move(&slug).await? {
+                    None => "in progress",
+                    Some(_) if state.switched => {
+                        "interrupted after the switch (old data left; run `tenants move --resume`)"
+                    }
+                    Some(_) => "interrupted (run `tenants move --resume` or `--abort`)",
+                };
+                println!("move:      to {}{place}, {what}", to.isolation.as_str());
+            }
+        }
         TenantsCommand::Domains { command } => match command {
             DomainsCommand::Add { slug, domain } => {
                 tenancy.add_domain(&slug, &host(&domain)?).await?;
@@ -312,14 +362,24 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             set_status(tenancy, &slug, TenantStatus::Suspended).await?
         }
         TenantsCommand::Resume { slug } => set_status(tenancy, &slug, TenantStatus::Active).await?,
-        TenantsCommand::Move { slug, to, server } => {
+        TenantsCommand::Move {
+            slug,
+            to,
+            server,
+            resume,
+            abort,
+        } => {
             let started = Instant::now();
-            let target = MoveTarget {
-                isolation: to,
-                server,
+            let (moved, done) = match to {
+                _ if resume => (tenancy.resume_move(&slug).await?, "finished the move of"),
+                _ if abort => (tenancy.abort_move(&slug).await?, "undid the move of"),
+                Some(isolation) => {
+                    let target = MoveTarget { isolation, server };
+                    (tenancy.move_tenant(&slug, target).await?, "moved")
+                }
+                None => return Err(CliError::usage("move needs --to, --resume or --abort")),
             };
-            let moved = tenancy.move_tenant(&slug, target).await?;
-            println!("moved tenant '{slug}' in {:.1?}", started.elapsed());
+            println!("{done} tenant '{slug}' in {:.1?}", started.elapsed());
             print_details(&moved);
         }
         TenantsCommand::Export { slug, output } => {
@@ -361,7 +421,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
                 let tenant = tenancy.catalog().details(&slug).await?.tenant;
                 return Err(CliError::usage(format!(
                     "deleting '{slug}' drops {} and all its data; repeat with --yes",
-                    tenancy.what_deleting_drops(&tenant)
+                    tenancy.what_deleting_drops(&tenant)?
                 )));
             }
             tenancy.delete_tenant(&slug).await?;
@@ -533,14 +593,16 @@ fn template_rows(templates: Vec<(Option<ServerName>, String)>) -> Vec<Vec<String
         .collect()
 }
 
-/// The global `--tenant SLUG` / `--all-tenants` flags of commands that act inside tenants.
+/// The `--tenant SLUG` / `--all-tenants` flags of commands that act inside tenants. They
+/// are accepted before or after the command but hidden from every command's help, since
+/// most commands refuse them: mention them in the help of those that take them.
 #[derive(Debug, Args)]
 pub struct TenantTargets {
     /// Run the command in this tenant's context.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, hide = true)]
     pub tenant: Option<Slug>,
     /// Run the command in every tenant's context, one after another.
-    #[arg(long, global = true, conflicts_with = "tenant")]
+    #[arg(long, global = true, hide = true, conflicts_with = "tenant")]
     pub all_tenants: bool,
 }
 

@@ -15,15 +15,25 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{Connection, PgPool, Row, SqliteConnection};
+use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
 
-use crate::catalog_row::{TenantDetails, TenantRow, assemble, select_tenants};
-use crate::error::Error;
+mod row;
+mod sqlite;
+mod tx;
+
+pub use row::{Domain, TenantDetails};
+pub(crate) use row::{TenantRow, select_tenants};
+pub(crate) use sqlite::file_options;
+pub(crate) use tx::CatalogTx;
+
+use crate::error::{Error, needs_postgres};
 use crate::host::HostName;
+use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
+use crate::safe_transaction;
 use crate::slug::Slug;
-use crate::sqlite::{SqliteHome, needs_postgres};
 use crate::tenant::Tenant;
+use row::assemble;
 
 /// The channel catalog triggers notify on.
 const CHANNEL: &str = "tenantry_catalog";
@@ -72,7 +82,7 @@ impl Drop for AbortOnDrop {
 /// Where the catalog is kept.
 enum Store {
     Postgres(PgPool),
-    Sqlite(SqliteHome),
+    Sqlite(SqlitePool),
 }
 
 struct Inner {
@@ -127,13 +137,14 @@ impl TenantCatalog {
         })
     }
 
-    /// Opens a SQLite deployment's catalog and starts following changes made by other
-    /// processes.
-    pub(crate) async fn open_sqlite(home: SqliteHome) -> Result<Self, Error> {
+    /// Opens (creating and migrating if needed) a SQLite deployment's catalog,
+    /// `<data>/catalog.sqlite3`, and starts following changes made by other processes.
+    pub(crate) async fn open_sqlite(data: &std::path::Path) -> Result<Self, Error> {
+        let pool = sqlite::open(data).await?;
         let cache = Cache::builder().max_capacity(100_000).build();
         let freshness = Arc::new(Freshness::default());
         // `data_version` changes whenever another connection commits.
-        let mut conn = SqliteConnection::connect_with(&home.catalog.connect_options()).await?;
+        let mut conn = SqliteConnection::connect_with(&pool.connect_options()).await?;
         let read = async move || {
             Ok(sqlx::query_scalar("PRAGMA data_version")
                 .fetch_one(&mut conn)
@@ -142,7 +153,7 @@ impl TenantCatalog {
         let task = tokio::spawn(follow_version(read, cache.clone(), freshness.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
-                store: Store::Sqlite(home),
+                store: Store::Sqlite(pool),
                 cache,
                 freshness,
                 _listener: AbortOnDrop(task),
@@ -150,20 +161,78 @@ impl TenantCatalog {
         })
     }
 
-    /// The PostgreSQL pool the catalog reads from; an error in a SQLite deployment.
-    pub fn postgres(&self) -> Result<&PgPool, Error> {
+    /// The PostgreSQL pool the catalog reads from, for `what`, which needs PostgreSQL; an
+    /// error naming it in a SQLite deployment.
+    pub(crate) fn postgres(&self, what: &str) -> Result<&PgPool, Error> {
         match &self.inner.store {
             Store::Postgres(pool) => Ok(pool),
-            Store::Sqlite(_) => Err(needs_postgres("catalog", "this operation")),
+            Store::Sqlite(_) => Err(needs_postgres("catalog", what)),
         }
     }
 
-    /// The SQLite deployment, if this is one.
-    pub(crate) fn sqlite(&self) -> Option<&SqliteHome> {
+    /// Opens a transaction on the catalog (on SQLite, one that holds the write lock).
+    pub(crate) async fn begin(&self) -> Result<CatalogTx, Error> {
+        Ok(match &self.inner.store {
+            Store::Postgres(pool) => {
+                CatalogTx::Postgres(safe_transaction::begin(pool, None).await?)
+            }
+            Store::Sqlite(pool) => CatalogTx::Sqlite(
+                safe_transaction::begin(
+                    pool,
+                    Some(sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE")),
+                )
+                .await?,
+            ),
+        })
+    }
+
+    /// The fingerprint of the tenant migration set this catalog's tenants are built from.
+    pub(crate) fn fingerprint<'m>(&self, migrations: &'m Migrations) -> Result<&'m str, Error> {
         match &self.inner.store {
-            Store::Sqlite(home) => Some(home),
-            Store::Postgres(_) => None,
+            Store::Postgres(_) => Ok(migrations.tenant_fingerprint()),
+            Store::Sqlite(_) => Ok(migrations.sqlite_tenant()?.1),
         }
+    }
+
+    /// Tenants whose migrations may be pending (every one with `verify`; one with `slug`),
+    /// and how many are known to be current. Shared-mode tenants are migrated with the shared
+    /// tables, so they count as current.
+    pub(crate) async fn to_migrate(
+        &self,
+        migrations: &Migrations,
+        verify: bool,
+        slug: Option<&str>,
+    ) -> Result<(Vec<Tenant>, i64), Error> {
+        let fingerprint = self.fingerprint(migrations)?;
+        let pool = match &self.inner.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(pool) => {
+                return sqlite::to_migrate(pool, fingerprint, verify, slug).await;
+            }
+        };
+        let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
+            "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
+             AND ($3::text IS NULL OR t.slug = $3) AND t.isolation <> 'shared' ORDER BY t.slug"
+        ))
+        .bind(verify)
+        .bind(fingerprint)
+        .bind(slug)
+        .fetch_all(pooler::Pinned(pool))
+        .await?;
+        let current: i64 = pooler::query_scalar(
+            "SELECT count(*) FROM tenantry.tenants WHERE ($3::text IS NULL OR slug = $3) \
+             AND (isolation = 'shared' OR (migration_fingerprint = $1 AND NOT $2))",
+        )
+        .bind(fingerprint)
+        .bind(verify)
+        .bind(slug)
+        .fetch_one(pooler::Pinned(pool))
+        .await?;
+        let tenants = rows
+            .into_iter()
+            .map(Tenant::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tenants, current))
     }
 
     /// The tenant that owns `host` in the domains table.
@@ -190,7 +259,7 @@ impl TenantCatalog {
                         .await?;
                 row.map(Tenant::try_from).transpose()?
             }
-            Store::Sqlite(home) => home.by_id(seen.id).await?,
+            Store::Sqlite(pool) => sqlite::by_id(pool, seen.id).await?,
         };
         Ok(now.is_none_or(|now| {
             (&now.slug, now.status, &now.placement, now.moving)
@@ -233,10 +302,10 @@ impl TenantCatalog {
     async fn fetch(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
         let pool = match &self.inner.store {
             Store::Postgres(pool) => pool,
-            Store::Sqlite(home) => {
+            Store::Sqlite(pool) => {
                 let tenant = match key {
-                    LookupKey::Domain(domain) => home.by_domain(domain).await?,
-                    LookupKey::Slug(slug) => home.by_slug(slug).await?,
+                    LookupKey::Domain(domain) => sqlite::by_domain(pool, domain).await?,
+                    LookupKey::Slug(slug) => sqlite::by_slug(pool, slug).await?,
                 };
                 return Ok(tenant.map(Arc::new));
             }
@@ -264,7 +333,7 @@ impl TenantCatalog {
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
         let pool = match &self.inner.store {
             Store::Postgres(pool) => pool,
-            Store::Sqlite(home) => return home.list().await,
+            Store::Sqlite(pool) => return sqlite::list(pool).await,
         };
         let rows: Vec<TenantRow> = pooler::query_as(select_tenants!("ORDER BY t.slug"))
             .fetch_all(pooler::Pinned(pool))
@@ -283,9 +352,11 @@ impl TenantCatalog {
         let not_found = || Error::TenantNotFound(slug.to_string());
         let pool = match &self.inner.store {
             Store::Postgres(pool) => pool,
-            Store::Sqlite(home) => {
-                let tenant = home.by_slug(slug.as_str()).await?.ok_or_else(not_found)?;
-                let domains = home.domains(tenant.id).await?;
+            Store::Sqlite(pool) => {
+                let tenant = sqlite::by_slug(pool, slug.as_str())
+                    .await?
+                    .ok_or_else(not_found)?;
+                let domains = sqlite::domains(pool, tenant.id).await?;
                 return Ok(TenantDetails { tenant, domains });
             }
         };

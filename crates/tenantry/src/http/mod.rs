@@ -1,0 +1,18 @@
+//! Serving tenants over HTTP: the tenancy layer, its extractors and rejections, the server
+//! with its limits, the single-tenant layer and the platform API.
+
+mod extract;
+mod identify;
+pub mod input;
+mod layer;
+pub mod platform_api;
+mod rejection;
+mod scope;
+mod server;
+mod single_tenant;
+
+pub use extract::{MountPath, TenantDb};
+pub use layer::{TenancyLayer, TenancyService};
+pub use rejection::TenancyRejection;
+pub use server::{ServerLimits, serve};
+pub use single_tenant::{SingleTenantLayer, SingleTenantService};

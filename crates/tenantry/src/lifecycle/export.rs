@@ -1,0 +1,160 @@
+//! Exporting a tenant as a file and importing it, in any layout on PostgreSQL.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, Executor};
+
+use crate::catalog::TenantDetails;
+use crate::error::Error;
+use crate::layout::{Route, begin_in};
+use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::migrate::Migrations;
+use crate::pools::Access;
+use crate::rows::{self, TableRows};
+use crate::safe_transaction;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::IsolationMode;
+
+/// The `format` field of every export.
+pub const EXPORT_FORMAT: &str = "tenantry-tenant-export";
+/// The version of the export format this build writes and reads.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// A tenant as a file: its catalog entry and its rows. Rows carry their ids but not their
+/// `tenant_id`, which an import sets to the new tenant's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantExport {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// [`EXPORT_VERSION`] when written by this build.
+    pub version: u32,
+    pub slug: Slug,
+    pub name: String,
+    pub isolation: IsolationMode,
+    pub settings: serde_json::Value,
+    /// Custom domains (the primary one follows the slug).
+    pub domains: Vec<String>,
+    /// The tenant migration set the rows fit: its newest version and fingerprint.
+    pub migration_version: Option<i64>,
+    pub migration_fingerprint: String,
+    /// Each table's rows, every table after those it refers to.
+    pub tables: Vec<TableRows>,
+}
+
+impl Tenancy {
+    /// The tenant as a [`TenantExport`], read in one consistent snapshot.
+    pub async fn export_tenant(&self, slug: &Slug) -> Result<TenantExport, Error> {
+        self.catalog().postgres("exporting a tenant")?;
+        let details = self.catalog().details(slug).await?;
+        let tenant = &details.tenant;
+        let Route::Transaction { pool, .. } = self.route(tenant, Access::Owner).await?;
+        let mut tx = safe_transaction::begin(pool.pg()?, None).await?;
+        tx.execute(AssertSqlSafe(format!(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SET LOCAL search_path TO {}",
+            tenant.placement.schema.quoted()
+        )))
+        .await?;
+        let tables = rows::read(&mut tx, &tenant.placement.schema, tenant.id).await?;
+        tx.rollback().await?;
+        Ok(TenantExport {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            slug: tenant.slug.clone(),
+            name: tenant.name.clone(),
+            isolation: tenant.isolation,
+            settings: tenant.settings.clone(),
+            domains: details
+                .domains
+                .iter()
+                .filter(|d| !d.is_primary)
+                .map(|d| d.domain.clone())
+                .collect(),
+            migration_version: self.migrations().tenant_version(),
+            migration_fingerprint: self.migrations().tenant_fingerprint().into(),
+            tables,
+        })
+    }
+
+    /// Creates a tenant from an export, as `slug` if given (custom domains are then left
+    /// out: they belong to the original) and with `isolation` if given. All or nothing: if
+    /// the rows cannot be written, the new tenant is deleted again.
+    pub async fn import_tenant(
+        &self,
+        export: TenantExport,
+        slug: Option<Slug>,
+        isolation: Option<IsolationMode>,
+    ) -> Result<TenantDetails, Error> {
+        self.catalog().postgres("importing a tenant")?;
+        check_export(&export, self.migrations())?;
+        let renamed = slug.is_some();
+        let slug = slug.unwrap_or(export.slug);
+        let domains = match renamed {
+            true => Vec::new(),
+            false => export
+                .domains
+                .iter()
+                .map(|d| crate::host::HostName::parse(d))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::Invalid {
+                    field: "domains",
+                    message: e.to_string(),
+                })?,
+        };
+        let created = self
+            .create_tenant(NewTenant {
+                name: Some(export.name),
+                domains,
+                ..NewTenant::new(slug.clone(), isolation.unwrap_or(export.isolation))
+            })
+            .await?;
+        let filled = async {
+            let tenant = &created.tenant;
+            let Route::Transaction { pool, .. } = self.route(tenant, Access::Owner).await?;
+            let mut tx = begin_in(pool.pg()?, &tenant.placement.schema).await?;
+            rows::write(&mut tx, &tenant.placement.schema, tenant.id, &export.tables).await?;
+            tx.commit().await?;
+            let update = TenantUpdate {
+                settings: Some(export.settings),
+                ..TenantUpdate::default()
+            };
+            self.update_tenant(&slug, update).await
+        }
+        .await;
+        match filled {
+            Ok(details) => Ok(details),
+            Err(error) => {
+                self.delete_tenant(&slug).await?;
+                Err(error)
+            }
+        }
+    }
+}
+
+fn check_export(export: &TenantExport, migrations: &Migrations) -> Result<(), Error> {
+    let invalid = |message: String| Error::Invalid {
+        field: "export",
+        message,
+    };
+    if export.format != EXPORT_FORMAT {
+        return Err(invalid(format!(
+            "not a tenant export (format '{}', expected '{EXPORT_FORMAT}')",
+            export.format
+        )));
+    }
+    if export.version != EXPORT_VERSION {
+        return Err(invalid(format!(
+            "export format version {} is not supported (this build reads {EXPORT_VERSION})",
+            export.version
+        )));
+    }
+    if export.migration_fingerprint != migrations.tenant_fingerprint() {
+        return Err(invalid(format!(
+            "the rows fit tenant migration {:?} of another migration set; this deployment is at \
+             {:?}: export and import between deployments at the same migrations",
+            export.migration_version,
+            migrations.tenant_version()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The tenant lifecycle: create, update, delete and domains ([`tenants`]), rolling migrations
+//! out ([`rollout`]), moves between layouts ([`moving`]), export and import ([`export`]).
+//! Each operation is a short orchestration: the catalog's transaction, the layout's call,
+//! commit or undo.
+
+pub(crate) mod export;
+pub(crate) mod moving;
+pub(crate) mod rollout;
+mod tenants;
+
+pub use crate::rows::TableRows;
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
+pub use moving::MoveTarget;
+#[cfg(feature = "testing")]
+pub use moving::{MoveFault, MoveStage};
+pub use rollout::{MigrateOptions, MigrationReport, TenantMigration, TenantOutcome};
+pub use tenants::{NewTenant, TenantUpdate};

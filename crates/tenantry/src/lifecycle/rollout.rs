@@ -1,0 +1,131 @@
+//! Rolling the tenant migrations out: every tenant whose migrations may be pending, a few at a
+//! time, each in a transaction of its own, and a report of what each one did.
+
+use futures::StreamExt;
+
+use crate::error::Error;
+use crate::migrate::Applied;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+
+/// Which tenants a run covers.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// How many tenants migrate at once.
+    pub jobs: usize,
+    /// Only this tenant.
+    pub tenant: Option<Slug>,
+    /// Visit every tenant schema, checking its ledger against the source, instead of trusting
+    /// the catalog's record of which tenants are current.
+    pub verify: bool,
+    /// Apply nothing: run each tenant's pending migrations in a transaction that is rolled
+    /// back, to report what is pending and whether it would apply.
+    pub check: bool,
+}
+
+/// What a run did to one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantOutcome {
+    /// Migrations ran.
+    Applied(Applied),
+    /// Nothing was pending.
+    UpToDate,
+    /// The tenant's transaction rolled back; it is where it was before the run.
+    Failed(String),
+}
+
+/// One tenant's line in a [`MigrationReport`].
+#[derive(Debug, Clone)]
+pub struct TenantMigration {
+    pub slug: Slug,
+    pub outcome: TenantOutcome,
+}
+
+/// The result of a tenant migration run.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationReport {
+    /// Tenants that were visited, in the order they finished.
+    pub visited: Vec<TenantMigration>,
+    /// Tenants the catalog showed to be current, so not visited.
+    pub skipped_current: u64,
+}
+
+impl MigrationReport {
+    /// Tenants where migrations ran.
+    pub fn applied(&self) -> usize {
+        self.count(|o| matches!(o, TenantOutcome::Applied(a) if a.count > 0))
+    }
+
+    /// Tenants with nothing pending, visited or not.
+    pub fn up_to_date(&self) -> u64 {
+        self.skipped_current
+            + self.count(|o| {
+                matches!(o, TenantOutcome::UpToDate)
+                    || matches!(o, TenantOutcome::Applied(a) if a.count == 0)
+            }) as u64
+    }
+
+    /// Tenants whose migration failed.
+    pub fn failures(&self) -> impl Iterator<Item = (&Slug, &str)> {
+        self.visited.iter().filter_map(|t| match &t.outcome {
+            TenantOutcome::Failed(error) => Some((&t.slug, error.as_str())),
+            _ => None,
+        })
+    }
+
+    fn count(&self, pred: impl Fn(&TenantOutcome) -> bool) -> usize {
+        self.visited.iter().filter(|t| pred(&t.outcome)).count()
+    }
+}
+
+impl Tenancy {
+    /// Migrates tenants, `options.jobs` at a time, each as its layout does it. One tenant's
+    /// failure does not stop the others. `started` is told how many tenants will be visited,
+    /// `progress` each one's outcome.
+    pub async fn migrate_tenants(
+        &self,
+        options: &MigrateOptions,
+        started: impl FnOnce(usize),
+        progress: impl Fn(&TenantMigration),
+    ) -> Result<MigrationReport, Error> {
+        let slug = options.tenant.as_ref().map(Slug::as_str);
+        let (tenants, skipped_current) = self
+            .catalog()
+            .to_migrate(self.migrations(), options.verify || options.check, slug)
+            .await?;
+        if let Some(slug) = &options.tenant
+            && tenants.is_empty()
+            && skipped_current == 0
+        {
+            return Err(Error::TenantNotFound(slug.to_string()));
+        }
+        started(tenants.len());
+        let mut visited = Vec::with_capacity(tenants.len());
+        let mut runs = futures::stream::iter(tenants)
+            .map(|tenant| async move {
+                let migrated = async {
+                    self.layout(&tenant)?
+                        .migrate(self.cx(), &tenant, !options.check)
+                        .await
+                };
+                let outcome = match migrated.await {
+                    Ok(applied) if applied.count == 0 => TenantOutcome::UpToDate,
+                    Ok(applied) => TenantOutcome::Applied(applied),
+                    Err(error) => TenantOutcome::Failed(error.to_string()),
+                };
+                TenantMigration {
+                    slug: tenant.slug,
+                    outcome,
+                }
+            })
+            .buffer_unordered(options.jobs.max(1));
+        while let Some(result) = runs.next().await {
+            progress(&result);
+            visited.push(result);
+        }
+        Ok(MigrationReport {
+            visited,
+            skipped_current: u64::try_from(skipped_current).unwrap_or_default(),
+        })
+    }
+}

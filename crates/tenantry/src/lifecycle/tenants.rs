@@ -1,0 +1,291 @@
+//! The tenant lifecycle: create, update (rename, suspend, resume, settings), domains, delete.
+//!
+//! Each operation is the catalog's transaction around the layout's call: what lives in the
+//! catalog's database changes in that very transaction (PostgreSQL DDL is transactional);
+//! what lives elsewhere is committed first and undone if the catalog then fails. Either way
+//! it happens entirely or not at all.
+
+use uuid::Uuid;
+
+use crate::catalog::TenantDetails;
+use crate::error::Error;
+use crate::host::HostName;
+use crate::migrate::template::{drop_template, templates_of};
+use crate::servers::ServerName;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::{IsolationMode, Tenant, TenantStatus};
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: Slug,
+    /// Display name; the slug when absent.
+    pub name: Option<String>,
+    /// Domains besides the primary `<slug>.<base domain>`.
+    pub domains: Vec<HostName>,
+    /// The registered server to place the tenant on; the catalog's own database when absent.
+    pub server: Option<ServerName>,
+    /// Schema or database mode.
+    pub isolation: IsolationMode,
+}
+
+impl NewTenant {
+    /// A tenant with no display name, extra domains or server: set those fields as needed.
+    pub fn new(slug: Slug, isolation: IsolationMode) -> Self {
+        Self {
+            slug,
+            name: None,
+            domains: Vec::new(),
+            server: None,
+            isolation,
+        }
+    }
+}
+
+/// Changes to a tenant; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    /// A new slug renames the schema and the primary domain too.
+    pub slug: Option<Slug>,
+    pub status: Option<TenantStatus>,
+    /// Replaces the settings; must be a JSON object.
+    pub settings: Option<serde_json::Value>,
+}
+
+fn validate_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid {
+            field: "name",
+            message: "a name has 1 to 100 characters".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+impl Tenancy {
+    /// The primary domain of a slug: `<slug>.<base domain>`.
+    pub fn primary_domain(&self, slug: &Slug) -> String {
+        format!("{slug}.{}", self.identification().base_domain)
+    }
+
+    /// A custom domain may not be the public site, nor sit under it: names below the base
+    /// domain belong to the slugs they spell.
+    fn check_domain(&self, domain: &HostName) -> Result<(), Error> {
+        let base = &self.identification().base_domain;
+        let message = if domain == base {
+            "the base domain is the public site"
+        } else if domain.as_str().ends_with(&format!(".{base}")) {
+            "names under the base domain are reserved for tenant slugs"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Invalid {
+            field: "domains",
+            message: format!("'{domain}': {message}"),
+        })
+    }
+
+    /// Creates the tenant: its tables (as its isolation keeps them), catalog row and
+    /// domains, all or nothing. Of two concurrent creates of one slug, one gets
+    /// [`Error::SlugTaken`].
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantDetails, Error> {
+        let name = validate_name(new.name.as_deref().unwrap_or(new.slug.as_str()))?;
+        for domain in &new.domains {
+            self.check_domain(domain)?;
+        }
+        let layout = self.layout_of(new.isolation)?;
+        let id = Uuid::new_v4();
+        let placement = layout.place(&new.slug, id, new.server.as_ref(), false)?;
+        if let Some(server) = &new.server {
+            // Fails early, before any change, if the server is unknown.
+            self.servers()?.url(server).await?;
+        }
+        let tenant = Tenant::new(id, new.slug.clone(), name, new.isolation, placement);
+        let cx = self.cx();
+        let in_catalog = layout.in_catalog(&tenant.placement);
+        let early = !in_catalog && layout.provision_before_catalog();
+        let mut built = match early {
+            true => Some(layout.provision(cx, &tenant, None).await?),
+            false => None,
+        };
+        let recorded = async {
+            // The row first: of two creates of one slug, the second waits on it and fails
+            // before it builds anything under the slug's names.
+            let mut tx = self.catalog().begin().await?;
+            tx.insert(&tenant).await?;
+            let primary = self.primary_domain(&new.slug);
+            tx.insert_domain(&tenant, &primary, true).await?;
+            for domain in new.domains.iter().filter(|d| d.as_str() != primary) {
+                tx.insert_domain(&tenant, domain.as_str(), false).await?;
+            }
+            let applied = match built.clone() {
+                Some(applied) => applied,
+                None if in_catalog => layout.provision(cx, &tenant, Some(&mut tx)).await?,
+                None => {
+                    let applied = layout.provision(cx, &tenant, None).await?;
+                    built = Some(applied.clone());
+                    applied
+                }
+            };
+            let fingerprint = self.catalog().fingerprint(self.migrations())?;
+            tx.record(&tenant, fingerprint, &applied).await?;
+            tx.commit().await
+        };
+        if let Err(error) = recorded.await {
+            // Only what this create built outside the catalog, which rolled back the rest.
+            if !in_catalog && built.is_some() {
+                layout.deprovision(cx, &tenant, None).await?;
+            }
+            return Err(error);
+        }
+        self.catalog().invalidate();
+        self.catalog().details(&new.slug).await
+    }
+
+    /// Applies `update` to the tenant with this slug: a new slug renames what carries it
+    /// (schema, file) and the primary domain; all or nothing.
+    pub async fn update_tenant(
+        &self,
+        slug: &Slug,
+        update: TenantUpdate,
+    ) -> Result<TenantDetails, Error> {
+        let name = update.name.as_deref().map(validate_name).transpose()?;
+        if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
+            return Err(Error::Invalid {
+                field: "settings",
+                message: "settings are a JSON object".into(),
+            });
+        }
+        let new_slug = update.slug.filter(|new| new != slug);
+        let cx = self.cx();
+        let mut tx = self.catalog().begin().await?;
+        let tenant = tx.lock(slug).await?;
+        let layout = self.layout(&tenant)?;
+        let in_catalog = layout.in_catalog(&tenant.placement);
+        let mut renamed = None;
+        if let Some(new) = &new_slug {
+            let primary = self.primary_domain(new);
+            // The catalog first: a taken slug or domain fails before anything is renamed.
+            tx.rename(&tenant, new, &tenant.placement, &primary).await?;
+            let placement = match in_catalog {
+                true => layout.rename(cx, &tenant, new, Some(&mut tx)).await?,
+                false => layout.rename(cx, &tenant, new, None).await?,
+            };
+            tx.rename(&tenant, new, &placement, &primary).await?;
+            renamed = Some(Tenant {
+                slug: new.clone(),
+                placement,
+                ..tenant.clone()
+            });
+        }
+        tx.set(&tenant, name, update.status, update.settings)
+            .await?;
+        if let Err(error) = tx.commit().await {
+            if let (Some(renamed), false) = (&renamed, in_catalog) {
+                layout.rename(cx, renamed, slug, None).await?;
+            }
+            return Err(error);
+        }
+        self.catalog().invalidate();
+        self.catalog()
+            .details(new_slug.as_ref().unwrap_or(slug))
+            .await
+    }
+
+    /// The template databases this catalog made, by server (`None`: the catalog's own).
+    pub async fn templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+        let catalog = self.postgres()?.connect_options();
+        let mut servers = vec![None];
+        servers.extend(
+            self.servers()?
+                .list()
+                .await?
+                .into_iter()
+                .map(|s| Some(s.name)),
+        );
+        let mut found = Vec::new();
+        for server in servers {
+            let pool = self.pools().for_server(server.as_ref()).await?;
+            for name in templates_of(&pool, &catalog).await? {
+                found.push((server.clone(), name));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Drops every template database this catalog made (when a deployment is taken down, for
+    /// instance); the next database-mode tenant builds its template again. Returns them.
+    pub async fn drop_templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+        let templates = self.templates().await?;
+        for (server, name) in &templates {
+            let pool = self.pools().for_server(server.as_ref()).await?;
+            drop_template(&pool, name).await?;
+        }
+        Ok(templates)
+    }
+
+    /// What deleting `tenant` removes, for a person to confirm: its file, database or schema
+    /// (and where), or its rows in the shared tables.
+    pub fn what_deleting_drops(&self, tenant: &Tenant) -> Result<String, Error> {
+        Ok(self.layout(tenant)?.describe(tenant))
+    }
+
+    /// Drops the tenant's schema, database or file with all its data (a shared-mode tenant's
+    /// rows) and removes it from the catalog. Where the data is outside the catalog's
+    /// database, the catalog goes first: a failure after it leaves orphaned data, never a
+    /// tenant without its data.
+    pub async fn delete_tenant(&self, slug: &Slug) -> Result<(), Error> {
+        let cx = self.cx();
+        let mut tx = self.catalog().begin().await?;
+        let tenant = tx.delete(slug).await?;
+        let layout = self.layout(&tenant)?;
+        if layout.in_catalog(&tenant.placement) {
+            layout.deprovision(cx, &tenant, Some(&mut tx)).await?;
+            tx.commit().await?;
+        } else {
+            tx.commit().await?;
+            self.catalog().invalidate();
+            layout
+                .deprovision(cx, &tenant, None)
+                .await
+                .map_err(|e| leftover(slug, &layout.describe(&tenant), e))?;
+        }
+        self.catalog().invalidate();
+        Ok(())
+    }
+
+    /// Adds a (custom) domain to the tenant.
+    pub async fn add_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
+        self.check_domain(domain)?;
+        let mut tx = self.catalog().begin().await?;
+        let tenant = tx.lock(slug).await?;
+        tx.insert_domain(&tenant, domain.as_str(), false).await?;
+        tx.commit().await?;
+        self.catalog().invalidate();
+        Ok(())
+    }
+
+    /// Removes a domain that is not the tenant's primary one.
+    pub async fn remove_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
+        let details = self.catalog().details(slug).await?;
+        match details.domains.iter().find(|d| d.domain == domain.as_str()) {
+            None => return Err(Error::DomainNotFound(domain.to_string())),
+            Some(d) if d.is_primary => return Err(Error::PrimaryDomain(domain.to_string())),
+            Some(_) => {}
+        }
+        let mut tx = self.catalog().begin().await?;
+        tx.remove_domain(&details.tenant, domain.as_str()).await?;
+        tx.commit().await?;
+        self.catalog().invalidate();
+        Ok(())
+    }
+}
+
+fn leftover(slug: &Slug, what: &str, error: Error) -> Error {
+    Error::Incomplete(format!(
+        "tenant '{slug}' is deleted, but its {what} could not be dropped ({error}); drop it by hand"
+    ))
+}
