@@ -156,7 +156,10 @@ where
                 Ok(Route::Transaction { pool, begin }) => (pool, begin),
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
-            let scope = RequestScope::new(pool, tenant.clone(), begin, mount);
+            let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount);
+            if !request.method().is_safe() {
+                scope = scope.fenced(tenancy.catalog().clone());
+            }
             let response = serve_in_scope(inner, request, scope).await;
             if response.status().is_server_error()
                 && tenancy

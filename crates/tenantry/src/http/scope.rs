@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use tokio::sync::Mutex;
 
+use crate::catalog::TenantCatalog;
 use crate::http::rejection::TenancyRejection;
 use crate::pools::PoolLease;
 use crate::tenant::Tenant;
@@ -21,6 +22,8 @@ pub(crate) struct RequestScope {
     pub(crate) begin: Arc<str>,
     pub(crate) mount: Arc<str>,
     pub(crate) transaction: Arc<Mutex<Option<TenantTransaction>>>,
+    /// For a request that may write: the catalog, checked before the commit.
+    fence: Option<TenantCatalog>,
 }
 
 impl RequestScope {
@@ -36,6 +39,17 @@ impl RequestScope {
             begin,
             mount: mount.into(),
             transaction: Arc::default(),
+            fence: None,
+        }
+    }
+
+    /// Checks the tenant's catalog row before committing: a write that waited on a move's
+    /// lock ran on the placement the tenant just left, whose data the move then removes, so
+    /// it is rolled back (503) instead of acknowledged.
+    pub(crate) fn fenced(self, catalog: TenantCatalog) -> Self {
+        Self {
+            fence: Some(catalog),
+            ..self
         }
     }
 
@@ -60,6 +74,19 @@ impl RequestScope {
             return response;
         };
         if response.status().as_u16() < 400 {
+            if let Some(catalog) = &self.fence {
+                let refused = match catalog.changed_since(&self.tenant).await {
+                    Ok(false) => None,
+                    Ok(true) => Some(TenancyRejection::Changed(self.tenant.slug.to_string())),
+                    Err(error) => Some(TenancyRejection::from(error)),
+                };
+                if let Some(refused) = refused {
+                    if let Err(error) = transaction.rollback().await {
+                        tracing::warn!(%error, "rollback failed; the connection will be discarded");
+                    }
+                    return refused.into_response();
+                }
+            }
             match transaction.commit().await {
                 Ok(()) => response,
                 Err(error) => TenancyRejection::from(error).into_response(),

@@ -155,8 +155,13 @@ impl Tenancy {
             return Ok(None);
         };
         self.catalog().postgres("moving a tenant")?;
-        let running = self.lock_for(&tenant, &state).await?.is_none();
-        Ok((!running).then_some(state))
+        match self.lock_for(&tenant, &state).await? {
+            Some(lock) => {
+                lock.tx.rollback().await?;
+                Ok(Some(state))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Finishes an interrupted move: removes the old data if the catalog had switched,
@@ -230,11 +235,12 @@ impl Tenancy {
         };
         // Read again under the lock: another move may have finished meanwhile.
         let now = self.catalog().details(slug).await?.tenant;
-        if now.move_state.is_some() {
-            return Err(interrupted(slug));
-        }
-        if now.placement != tenant.placement {
-            return Err(Error::Moving(slug.to_string()));
+        if now.move_state.is_some() || now.placement != tenant.placement {
+            source.tx.rollback().await?;
+            return Err(match now.move_state {
+                Some(_) => interrupted(slug),
+                None => Error::Moving(slug.to_string()),
+            });
         }
         let state = MoveState {
             from: MoveStep::of(tenant.isolation, &tenant.placement),

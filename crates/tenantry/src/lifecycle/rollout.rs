@@ -8,7 +8,7 @@ use crate::migrate::Applied;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
-/// Which tenants a run covers.
+/// Which tenants a run covers, and how.
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
     /// How many tenants migrate at once.
@@ -21,6 +21,18 @@ pub struct MigrateOptions {
     /// Apply nothing: run each tenant's pending migrations in a transaction that is rolled
     /// back, to report what is pending and whether it would apply.
     pub check: bool,
+}
+
+impl Default for MigrateOptions {
+    /// Every tenant the catalog does not show as current, four at a time.
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            tenant: None,
+            verify: false,
+            check: false,
+        }
+    }
 }
 
 /// What a run did to one tenant.
