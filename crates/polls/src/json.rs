@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tenantry::http::input::{NUL_MESSAGE, nul_character_at};
+use tenantry::http::input::{NUL_MESSAGE, nul_character_at, without_position};
 
 use crate::error::detail_response;
 
@@ -47,7 +47,10 @@ where
             }
             Err(JsonRejection::JsonDataError(error)) => Err(parse_error(&error)),
             Err(JsonRejection::JsonSyntaxError(error)) => Err(parse_error(&error)),
-            Err(other) => Err(detail_response(other.status(), &other.body_text())),
+            Err(other) => Err(detail_response(
+                other.status(),
+                without_position(&other.body_text()),
+            )),
         }
     }
 }
@@ -57,7 +60,10 @@ fn parse_error(error: &dyn std::error::Error) -> Response {
     let cause = error.source().unwrap_or(error);
     detail_response(
         StatusCode::BAD_REQUEST,
-        &format!("JSON parse error - {cause}"),
+        &format!(
+            "JSON parse error - {}",
+            without_position(&cause.to_string())
+        ),
     )
 }
 

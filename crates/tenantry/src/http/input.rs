@@ -2,6 +2,15 @@
 
 use serde_json::Value;
 
+/// A JSON parser's message without the position it appends (" at line 1 column 7"): what
+/// is wrong is what a client needs, and the position only repeats the body it sent.
+pub fn without_position(message: &str) -> &str {
+    match message.rsplit_once(" at line ") {
+        Some((head, tail)) if tail.contains(" column ") => head,
+        _ => message,
+    }
+}
+
 /// The message for a field whose text holds a NUL character.
 pub const NUL_MESSAGE: &str = "Null characters are not allowed.";
 
@@ -34,6 +43,19 @@ fn join(outer: &str, inner: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn positions_are_cut_from_parser_messages() {
+        assert_eq!(
+            without_position("expected value at line 1 column 1"),
+            "expected value"
+        );
+        assert_eq!(
+            without_position("missing field `slug` at line 3 column 9"),
+            "missing field `slug`"
+        );
+        assert_eq!(without_position("at line ends here"), "at line ends here");
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -82,7 +82,12 @@ impl From<JsonRejection> for ApiError {
             ),
             other => ApiError(
                 StatusCode::BAD_REQUEST,
-                json!({ "detail": format!("JSON parse error - {}", other.body_text()) }),
+                json!({
+                    "detail": format!(
+                        "JSON parse error - {}",
+                        super::input::without_position(&other.body_text())
+                    )
+                }),
             ),
         }
     }

@@ -1,0 +1,136 @@
+//! `migrate`: the shared set, then every tenant, with progress and a summary.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::CliError;
+use crate::lifecycle::{MigrateOptions, TenantMigration, TenantOutcome};
+use crate::migrate::Migrations;
+use crate::pooler::Pooler;
+use crate::role::prepare_roles;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+
+/// `migrate`: shared migrations, then every tenant.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// How many tenants to migrate at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Visit every tenant and apply what is pending there, instead of trusting the catalog's
+    /// record of which tenants are current.
+    #[arg(long)]
+    pub verify: bool,
+    /// Apply nothing: visit every tenant and report its pending tenant migrations (each
+    /// run in a transaction that is rolled back, so a failing one shows); exit 1 if any is
+    /// pending or fails. The shared set is not checked.
+    #[arg(long, conflicts_with = "verify")]
+    pub check: bool,
+}
+
+/// `migrate` on PostgreSQL, first half: the catalog's migrations and the app's shared set
+/// (and, behind a transaction pooler, the roles' settings), before a [`Tenancy`] can start.
+pub async fn migrate_shared(
+    pool: &sqlx::PgPool,
+    migrations: &Migrations,
+    options: &crate::TenancyOptions,
+) -> Result<(), CliError> {
+    let shared = crate::migrate_shared(pool, migrations, &options.role).await?;
+    if options.pooler == Pooler::Transaction {
+        prepare_roles(pool, &options.role).await?;
+    }
+    println!("shared: {} migration(s) applied", shared.count);
+    Ok(())
+}
+
+/// `migrate`, second half: every tenant (or `tenant`), printing progress and a summary.
+/// Fails (exit 1) if any tenant failed.
+pub async fn migrate_tenants(
+    tenancy: &Tenancy,
+    args: &MigrateArgs,
+    tenant: Option<Slug>,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let options = MigrateOptions {
+        jobs: usize::from(args.jobs),
+        tenant,
+        verify: args.verify,
+        check: args.check,
+    };
+    let verb = if args.check { "pending" } else { "applied" };
+    let interactive = std::io::stderr().is_terminal();
+    let bar = ProgressBar::hidden();
+    let report = tenancy
+        .migrate_tenants(
+            &options,
+            |total| {
+                if interactive {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_length(total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
+                            .expect("the template is valid"),
+                    );
+                }
+            },
+            |done| {
+                if interactive {
+                    bar.inc(1);
+                    bar.set_message(done.slug.to_string());
+                } else {
+                    println!("{}", describe(done, verb));
+                }
+            },
+        )
+        .await?;
+    bar.finish_and_clear();
+    let failures: Vec<_> = report.failures().collect();
+    println!(
+        "tenants: {} {}, {} up to date, {} failed ({:.2?})",
+        report.applied(),
+        if args.check {
+            "with migrations pending"
+        } else {
+            "migrated"
+        },
+        report.up_to_date(),
+        failures.len(),
+        started.elapsed()
+    );
+    for (slug, error) in &failures {
+        println!("  {slug}: {error}");
+    }
+    if args.check && report.applied() > 0 && failures.is_empty() {
+        return Err(CliError::failed(format!(
+            "{} tenant(s) have migrations pending; run migrate to apply them",
+            report.applied()
+        )));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!(
+            "{} tenant(s) failed to migrate; fix the cause and run migrate again",
+            failures.len()
+        )))
+    }
+}
+
+/// One tenant's line; `verb` says what happened to its migrations ("applied" or "pending").
+fn describe(done: &TenantMigration, verb: &str) -> String {
+    let version = |v: Option<i64>| v.map_or("none".to_owned(), |v| v.to_string());
+    match &done.outcome {
+        TenantOutcome::Applied(a) => format!(
+            "{}: {verb} {} migration(s) ({} -> {})",
+            done.slug,
+            a.count,
+            version(a.from),
+            version(a.to)
+        ),
+        TenantOutcome::UpToDate => format!("{}: up to date", done.slug),
+        TenantOutcome::Failed(error) => format!("{}: FAILED: {error}", done.slug),
+    }
+}

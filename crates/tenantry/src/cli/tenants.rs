@@ -1,0 +1,361 @@
+//! `tenants ...`: the tenant lifecycle.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Subcommand;
+
+use super::{CliError, print_table};
+use crate::catalog::TenantDetails;
+use crate::host::HostName;
+use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
+use crate::servers::ServerName;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::{IsolationMode, TenantStatus};
+
+/// `tenants ...`: the tenant lifecycle.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant: its schema, its tables and its primary domain, all or nothing.
+    Create {
+        slug: Slug,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// An extra domain (custom domain); repeat for several.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// Place the tenant on this registered server (see `servers add`).
+        #[arg(long)]
+        server: Option<ServerName>,
+        /// `shared` (rows beside other tenants' in shared tables, kept apart by Row-Level
+        /// Security), `schema` (a schema of its own in a shared database) or `database` (a
+        /// database of its own); the configured default when absent.
+        #[arg(long)]
+        isolation: Option<IsolationMode>,
+    },
+    /// List tenants with status, migration version and domains.
+    List,
+    /// Show one tenant.
+    Show { slug: Slug },
+    /// Add or remove a tenant's domains.
+    Domains {
+        #[command(subcommand)]
+        command: DomainsCommand,
+    },
+    /// Change the display name, or the slug (which renames the schema and primary domain).
+    Rename {
+        slug: Slug,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "slug")]
+        new_slug: Option<Slug>,
+    },
+    /// Refuse the tenant's requests with 403, keeping its data.
+    Suspend { slug: Slug },
+    /// Serve a suspended tenant again.
+    Resume { slug: Slug },
+    /// Move the tenant to another isolation mode or server, copying its rows. Reads go on
+    /// during the move; writes get 503 until it is done. A move whose process died is
+    /// finished with --resume or undone with --abort (`tenants show` reports it).
+    Move {
+        slug: Slug,
+        /// `shared`, `schema` or `database`.
+        #[arg(long, required_unless_present_any = ["resume", "abort"])]
+        to: Option<IsolationMode>,
+        /// A registered server for schema or database isolation.
+        #[arg(long, requires = "to")]
+        server: Option<ServerName>,
+        /// Finish an interrupted move.
+        #[arg(long, conflicts_with_all = ["to", "abort"])]
+        resume: bool,
+        /// Undo an interrupted move, dropping only what it built (once the catalog has
+        /// switched, it can only be finished).
+        #[arg(long, conflicts_with = "to")]
+        abort: bool,
+    },
+    /// Write the tenant (catalog entry and rows) to a JSON file.
+    Export {
+        slug: Slug,
+        /// The file to write; `-` for standard output.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Create a tenant from an export file.
+    Import {
+        file: std::path::PathBuf,
+        /// Import under this slug instead of the exported one (custom domains are left out).
+        #[arg(long = "slug")]
+        new_slug: Option<Slug>,
+        /// The isolation of the new tenant; the exported tenant's when absent.
+        #[arg(long)]
+        isolation: Option<IsolationMode>,
+    },
+    /// Drop the tenant's schema, database or file and all its data (a shared-mode tenant's
+    /// rows).
+    Delete {
+        slug: Slug,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `tenants domains ...`.
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Add a custom domain.
+    Add { slug: Slug, domain: String },
+    /// Remove a domain (not the primary one).
+    Remove { slug: Slug, domain: String },
+}
+
+fn host(raw: &str) -> Result<HostName, CliError> {
+    HostName::parse(raw).map_err(|e| CliError::usage(format!("'{raw}': {e}")))
+}
+
+/// Runs a `tenants` subcommand, printing its result.
+pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), CliError> {
+    match command {
+        TenantsCommand::Create {
+            slug,
+            name,
+            domains,
+            server,
+            isolation,
+        } => {
+            let started = Instant::now();
+            let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
+            let created = tenancy
+                .create_tenant(NewTenant {
+                    slug,
+                    name,
+                    domains,
+                    server,
+                    isolation: isolation.unwrap_or(tenancy.default_isolation()),
+                })
+                .await?;
+            println!(
+                "created tenant '{}' in {:.1?}",
+                created.tenant.slug,
+                started.elapsed()
+            );
+            print_details(&created);
+        }
+        TenantsCommand::List => print_list(&tenancy.catalog().list().await?),
+        TenantsCommand::Show { slug } => show(tenancy, &slug).await?,
+        TenantsCommand::Domains { command } => match command {
+            DomainsCommand::Add { slug, domain } => {
+                tenancy.add_domain(&slug, &host(&domain)?).await?;
+                println!("added {domain} to '{slug}'");
+            }
+            DomainsCommand::Remove { slug, domain } => {
+                tenancy.remove_domain(&slug, &host(&domain)?).await?;
+                println!("removed {domain} from '{slug}'");
+            }
+        },
+        TenantsCommand::Rename {
+            slug,
+            name,
+            new_slug,
+        } => {
+            if name.is_none() && new_slug.is_none() {
+                return Err(CliError::usage("rename needs --name, --slug or both"));
+            }
+            let update = TenantUpdate {
+                name,
+                slug: new_slug,
+                ..TenantUpdate::default()
+            };
+            print_details(&tenancy.update_tenant(&slug, update).await?);
+        }
+        TenantsCommand::Suspend { slug } => {
+            set_status(tenancy, &slug, TenantStatus::Suspended).await?
+        }
+        TenantsCommand::Resume { slug } => set_status(tenancy, &slug, TenantStatus::Active).await?,
+        TenantsCommand::Move {
+            slug,
+            to,
+            server,
+            resume,
+            abort,
+        } => {
+            let target = to.map(|isolation| MoveTarget { isolation, server });
+            move_tenant(tenancy, &slug, target, (resume, abort)).await?
+        }
+        TenantsCommand::Export { slug, output } => export(tenancy, &slug, &output).await?,
+        TenantsCommand::Import {
+            file,
+            new_slug,
+            isolation,
+        } => import(tenancy, &file, new_slug, isolation).await?,
+        TenantsCommand::Delete { slug, yes } => {
+            if !yes {
+                let tenant = tenancy.catalog().details(&slug).await?.tenant;
+                return Err(CliError::usage(format!(
+                    "deleting '{slug}' drops {} and all its data; repeat with --yes",
+                    tenancy.what_deleting_drops(&tenant)?
+                )));
+            }
+            tenancy.delete_tenant(&slug).await?;
+            println!("deleted tenant '{slug}'");
+        }
+    }
+    Ok(())
+}
+
+/// `tenants show`: the tenant, and its move if one runs or was interrupted.
+async fn show(tenancy: &Tenancy, slug: &Slug) -> Result<(), CliError> {
+    let details = tenancy.catalog().details(slug).await?;
+    print_details(&details);
+    if let Some(state) = &details.tenant.move_state {
+        let to = &state.to;
+        let place = to
+            .server
+            .as_ref()
+            .map_or(String::new(), |s| format!(" on {s}"));
+        let what = match tenancy.interrupted_move(slug).await? {
+            None => "in progress",
+            Some(_) if state.switched => {
+                "interrupted after the switch (old data left; run `tenants move --resume`)"
+            }
+            Some(_) => "interrupted (run `tenants move --resume` or `--abort`)",
+        };
+        println!("move:      to {}{place}, {what}", to.isolation.as_str());
+    }
+    Ok(())
+}
+
+/// `tenants move`: to `target`, or finishing (`resume`) or undoing (`abort`) an interrupted
+/// move.
+async fn move_tenant(
+    tenancy: &Tenancy,
+    slug: &Slug,
+    target: Option<MoveTarget>,
+    (resume, abort): (bool, bool),
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let (moved, done) = match target {
+        _ if resume => (tenancy.resume_move(slug).await?, "finished the move of"),
+        _ if abort => (tenancy.abort_move(slug).await?, "undid the move of"),
+        Some(target) => (tenancy.move_tenant(slug, target).await?, "moved"),
+        None => return Err(CliError::usage("move needs --to, --resume or --abort")),
+    };
+    println!("{done} tenant '{slug}' in {:.1?}", started.elapsed());
+    print_details(&moved);
+    Ok(())
+}
+
+/// `tenants export`: to a file, or to standard output for `-`.
+async fn export(tenancy: &Tenancy, slug: &Slug, output: &Path) -> Result<(), CliError> {
+    let export = tenancy.export_tenant(slug).await?;
+    let rows: usize = export.tables.iter().map(|t| t.rows.len()).sum();
+    let json = serde_json::to_vec_pretty(&export)
+        .map_err(|e| CliError::failed(format!("cannot encode the export: {e}")))?;
+    if output.as_os_str() == "-" {
+        std::io::stdout()
+            .write_all(&json)
+            .map_err(|e| CliError::failed(format!("cannot write the export: {e}")))?;
+        eprintln!("exported tenant '{slug}' ({rows} rows)");
+    } else {
+        std::fs::write(output, json)
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+        println!(
+            "exported tenant '{slug}' ({rows} rows) to {}",
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+/// `tenants import`: a tenant from an export file.
+async fn import(
+    tenancy: &Tenancy,
+    file: &Path,
+    slug: Option<Slug>,
+    isolation: Option<IsolationMode>,
+) -> Result<(), CliError> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+    let export: TenantExport = serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::usage(format!("{} is not a tenant export: {e}", file.display())))?;
+    let imported = tenancy.import_tenant(export, slug, isolation).await?;
+    println!("imported tenant '{}'", imported.tenant.slug);
+    print_details(&imported);
+    Ok(())
+}
+
+async fn set_status(tenancy: &Tenancy, slug: &Slug, status: TenantStatus) -> Result<(), CliError> {
+    let update = TenantUpdate {
+        status: Some(status),
+        ..TenantUpdate::default()
+    };
+    tenancy.update_tenant(slug, update).await?;
+    println!("tenant '{slug}' is now {}", status.as_str());
+    Ok(())
+}
+
+fn print_list(tenants: &[TenantDetails]) {
+    let rows: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|d| {
+            let t = &d.tenant;
+            vec![
+                t.slug.to_string(),
+                t.name.clone(),
+                t.status.as_str().to_owned(),
+                t.isolation.as_str().to_owned(),
+                t.placement
+                    .server
+                    .as_ref()
+                    .map_or("-".into(), ServerName::to_string),
+                t.placement.schema.to_string(),
+                t.migration_version.map_or("-".into(), |v| v.to_string()),
+                d.domains
+                    .iter()
+                    .map(|d| d.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SLUG",
+            "NAME",
+            "STATUS",
+            "ISOLATION",
+            "SERVER",
+            "SCHEMA",
+            "VERSION",
+            "DOMAINS",
+        ],
+        &rows,
+    );
+    println!("({} tenants)", tenants.len());
+}
+
+fn print_details(details: &TenantDetails) {
+    let t = &details.tenant;
+    println!("slug:      {}", t.slug);
+    println!("name:      {}", t.name);
+    println!("id:        {}", t.id);
+    println!("status:    {}", t.status.as_str());
+    println!("isolation: {}", t.isolation.as_str());
+    if let Some(server) = &t.placement.server {
+        println!("server:    {server}");
+    }
+    println!("schema:    {}", t.placement.schema);
+    println!(
+        "version:   {}",
+        t.migration_version.map_or("-".into(), |v| v.to_string())
+    );
+    println!("created:   {}", t.created_at.to_rfc3339());
+    println!("settings:  {}", t.settings);
+    for d in &details.domains {
+        let primary = if d.is_primary { " (primary)" } else { "" };
+        println!("domain:    {}{primary}", d.domain);
+    }
+}
