@@ -415,9 +415,12 @@ fn resident_kib(pid: u32) -> u64 {
 /// One request to each tenant of a mode, 32 at a time, while sampling the connections that
 /// serve them; returns the peak and the 503s retried. Database tenants: the server's count
 /// of connections to their databases. Schema tenants share the catalog database with the
-/// benchmark's other pools, so there the connections of the role their requests use (the
-/// app role's) to it are sampled.
+/// benchmark's other pools, so there the size of the pool their requests use (the app
+/// role's) is sampled.
 async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i64, u64) {
+    let some = tenancy.catalog().list().await.unwrap();
+    let some = some.iter().find(|d| d.tenant.isolation == mode).unwrap();
+    let requests_pool = tenancy.request_pool(&some.tenant.placement).await.unwrap();
     let databases: Vec<String> = sqlx::query_scalar(
         "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL",
     )
@@ -427,6 +430,7 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i6
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let (pool, done) = (tenancy.postgres().unwrap().clone(), done.clone());
+        let requests_pool = requests_pool.clone();
         tokio::spawn(async move {
             let mut peak = 0;
             while !done.load(Ordering::Acquire) {
@@ -438,13 +442,7 @@ async fn active(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> (i6
                     .fetch_one(&pool)
                     .await
                     .unwrap(),
-                    _ => sqlx::query_scalar(
-                        "SELECT count(*) FROM pg_stat_activity \
-                         WHERE usename = 'tenantry_app' AND datname = current_database()",
-                    )
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap(),
+                    _ => i64::from(requests_pool.size()),
                 };
                 peak = peak.max(open);
                 tokio::time::sleep(Duration::from_millis(5)).await;

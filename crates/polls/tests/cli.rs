@@ -1286,3 +1286,103 @@ async fn template_databases_can_be_listed_and_dropped() {
         1
     );
 }
+
+/// Starts `polls tenants move thor --to schema` and kills it with SIGKILL as soon as `at`
+/// holds of thor's catalog row (read every few milliseconds).
+async fn kill_move_when(db: &TestDatabase, pool: &sqlx::PgPool, at: &str) {
+    let mut mover = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "move", "thor", "--to", "schema"])
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sql = format!("SELECT count(*) FROM tenantry.tenants WHERE slug = 'thor' AND {at}");
+    loop {
+        let reached: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if reached == 1 {
+            break;
+        }
+        assert!(
+            mover.try_wait().unwrap().is_none(),
+            "the move ended before it could be killed at {at}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    mover.kill().unwrap();
+    mover.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_move_killed_with_sigkill_is_reported_then_aborted_or_resumed_leaving_no_orphans() {
+    let db = migrated().await;
+    expect(
+        &db,
+        &["tenants", "create", "thor", "--isolation", "shared"],
+        0,
+    );
+    let in_thor = |sql: &str| expect(&db, &["--tenant", "thor", "sql", sql], 0);
+    in_thor("INSERT INTO users (username, password_hash) VALUES ('u', 'x')");
+    in_thor(
+        "INSERT INTO polls (question, created_by, pub_date) \
+         SELECT 'q' || g, (SELECT id FROM users), now() FROM generate_series(1, 100000) g",
+    );
+    let pool = db.pool(2).await;
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!(
+                "SELECT count(*) FROM {table} WHERE tenant_id = \
+                 (SELECT id FROM tenantry.tenants WHERE slug = 'thor')"
+            );
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Killed while copying: reported, then undone; the tenant is where it was.
+    kill_move_when(
+        &db,
+        &pool,
+        "moving AND NOT (move_state->>'switched')::boolean",
+    )
+    .await;
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert!(show.stdout.contains("interrupted (run"), "{show}");
+    let write = expect(&db, &["tenants", "move", "thor", "--to", "database"], 2);
+    assert!(write.stderr.contains("--resume"), "{write}");
+    expect(&db, &["tenants", "move", "thor", "--abort"], 0);
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert_eq!(field(&show.stdout, "isolation"), ["shared"]);
+    assert!(!show.stdout.contains("move:"), "{show}");
+    assert_eq!(count("tenantry_shared.polls").await, 100_000);
+    assert!(!schema_exists(&db, "thor").await);
+
+    // Killed while removing the old rows: the tenant is served from its schema already, and
+    // --resume removes what is left in the shared tables.
+    kill_move_when(
+        &db,
+        &pool,
+        "isolation = 'schema' AND move_state IS NOT NULL",
+    )
+    .await;
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert!(
+        show.stdout.contains("interrupted after the switch"),
+        "{show}"
+    );
+    assert_eq!(field(&show.stdout, "isolation"), ["schema"]);
+    expect(&db, &["tenants", "move", "thor", "--resume"], 0);
+    assert_eq!(count("thor.polls").await, 100_000);
+    assert_eq!(count("tenantry_shared.polls").await, 0, "orphan rows");
+    assert_eq!(count("tenantry_shared.users").await, 0, "orphan rows");
+    let show = expect(&db, &["tenants", "show", "thor"], 0);
+    assert!(!show.stdout.contains("move:"), "{show}");
+}

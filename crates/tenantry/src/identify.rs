@@ -48,6 +48,16 @@ impl FromStr for Strategy {
 }
 
 /// Where to find tenants: the base domain and the strategies, in the order they are tried.
+///
+/// ```
+/// use tenantry::{HostName, Identification, Strategy};
+///
+/// let base = HostName::parse("polls.localhost")?;
+/// let mut identification = Identification::new(base);
+/// identification.strategies = vec![Strategy::Subdomain, "header:X-Org".parse()?];
+/// assert_eq!(identification.strategies.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Identification {
     /// The public site's host, e.g. `polls.localhost`; tenants live one label below it.

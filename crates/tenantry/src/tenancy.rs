@@ -62,6 +62,22 @@ impl Tenancy {
     /// The pool's role owns the tables; tenant transactions run as the options' [`AppRole`],
     /// and this refuses to start ([`Error::UnsafeRole`]) if Row-Level Security would not
     /// hold that role.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let database = tenantry::testing::TestDatabase::create().await;
+    /// # let url = database.url();
+    /// use sqlx::migrate::Migrator;
+    /// use tenantry::{AppRole, HostName, Identification, Migrations, Tenancy};
+    ///
+    /// let pool = sqlx::PgPool::connect_with(tenantry::connect_options(&url)?).await?;
+    /// let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
+    /// tenantry::migrate_shared(&pool, &migrations, &AppRole::default()).await?;
+    /// let identification = Identification::new(HostName::parse("app.localhost")?);
+    /// let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    /// assert!(tenancy.catalog().list().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(
         pool: PgPool,
         identification: Identification,
@@ -118,6 +134,24 @@ impl Tenancy {
     /// (created and migrated if needed) and every tenant in its own SQLite file under
     /// `<data>/tenants`. Only database isolation exists there, so that is the default, and
     /// `migrations` needs its SQLite set ([`Migrations::with_sqlite`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sqlx::migrate::Migrator;
+    /// use tenantry::{DatabaseBudget, HostName, Identification, IsolationMode, Migrations};
+    /// use tenantry::{NewTenant, Slug, Tenancy};
+    ///
+    /// let data = tempfile::tempdir()?;
+    /// let migrations = Migrations::new(Migrator::DEFAULT, Migrator::DEFAULT)?
+    ///     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+    /// let identification = Identification::new(HostName::parse("app.localhost")?);
+    /// let budget = DatabaseBudget::default();
+    /// let tenancy = Tenancy::open_sqlite(data.path(), identification, migrations, budget).await?;
+    /// let thor = Slug::parse("thor")?;
+    /// tenancy.create_tenant(NewTenant::new(thor, IsolationMode::Database)).await?;
+    /// assert!(data.path().join("tenants/thor.sqlite3").exists());
+    /// # Ok(()) }
+    /// ```
     pub async fn open_sqlite(
         data: &Path,
         identification: Identification,
@@ -226,6 +260,22 @@ impl Tenancy {
 
     /// Opens a transaction in the context of the tenant with this slug, outside any request:
     /// for jobs, commands and scripts.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let data = tempfile::tempdir()?;
+    /// # let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, sqlx::migrate::Migrator::DEFAULT)?
+    /// #     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+    /// # let identification = tenantry::Identification::new(tenantry::HostName::parse("app.localhost")?);
+    /// # let tenancy = tenantry::Tenancy::open_sqlite(data.path(), identification, migrations, Default::default()).await?;
+    /// # use tenantry::{IsolationMode, NewTenant, Slug};
+    /// # let thor = Slug::parse("thor")?;
+    /// # tenancy.create_tenant(NewTenant::new(thor.clone(), IsolationMode::Database)).await?;
+    /// let mut tx = tenancy.begin(&thor).await?;
+    /// tx.query("INSERT INTO notes (body) VALUES ($1)").bind("kept").execute().await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn begin(&self, slug: &Slug) -> Result<TenantTransaction, Error> {
         let tenant = self
             .catalog()
@@ -238,6 +288,26 @@ impl Tenancy {
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and
     /// rolling back otherwise.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let data = tempfile::tempdir()?;
+    /// # let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, sqlx::migrate::Migrator::DEFAULT)?
+    /// #     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+    /// # let identification = tenantry::Identification::new(tenantry::HostName::parse("app.localhost")?);
+    /// # let tenancy = tenantry::Tenancy::open_sqlite(data.path(), identification, migrations, Default::default()).await?;
+    /// # use tenantry::{IsolationMode, NewTenant, Slug};
+    /// # let thor = Slug::parse("thor")?;
+    /// # tenancy.create_tenant(NewTenant::new(thor.clone(), IsolationMode::Database)).await?;
+    /// let notes: i64 = tenancy
+    ///     .in_tenant(&thor, async |db| -> Result<i64, tenantry::Error> {
+    ///         db.query("INSERT INTO notes (body) VALUES ($1)").bind("hello").execute().await?;
+    ///         Ok(db.query("SELECT count(*) FROM notes").fetch_scalar().await?)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(notes, 1);
+    /// # Ok(()) }
+    /// ```
     pub async fn in_tenant<T, E>(
         &self,
         slug: &Slug,

@@ -27,6 +27,32 @@ use crate::tenant::TenantStatus;
 ///
 /// Unknown tenants get 404, suspended ones 403, malformed hosts 400, all as JSON. A panicking
 /// handler becomes a 500 JSON response and its transaction is rolled back.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let data = tempfile::tempdir()?;
+/// # let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, sqlx::migrate::Migrator::DEFAULT)?
+/// #     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+/// # let identification = tenantry::Identification::new(tenantry::HostName::parse("app.localhost")?);
+/// # let tenancy = tenantry::Tenancy::open_sqlite(data.path(), identification, migrations, Default::default()).await?;
+/// use axum::{Router, body::Body, http::Request, routing::get};
+/// use tenantry::{IsolationMode, NewTenant, Slug, TenancyLayer, TenancyRejection, TenantDb};
+/// use tower::{Layer, ServiceExt};
+///
+/// async fn count_notes(mut db: TenantDb) -> Result<String, TenancyRejection> {
+///     let n: i64 = db.query("SELECT count(*) FROM notes").fetch_scalar().await?;
+///     Ok(n.to_string())
+/// }
+///
+/// tenancy.create_tenant(NewTenant::new(Slug::parse("thor")?, IsolationMode::Database)).await?;
+/// let routes = Router::new().route("/notes/count", get(count_notes));
+/// let public = Router::new().route("/health", get(|| async { "ok" }));
+/// let app = TenancyLayer::new(tenancy).public(public).layer(routes);
+/// let request = Request::get("/notes/count").header("host", "thor.app.localhost");
+/// let response = app.oneshot(request.body(Body::empty())?).await?;
+/// assert_eq!(response.status(), 200);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct TenancyLayer {
     tenancy: Tenancy,

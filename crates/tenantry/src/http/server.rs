@@ -58,6 +58,18 @@ impl Default for ServerLimits {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` yields (first graceful, then at
 /// once). Each request carries its client's [`ConnectInfo<SocketAddr>`].
+///
+/// ```no_run
+/// # async fn run(app: axum::Router) -> std::io::Result<()> {
+/// use tenantry::{ServerLimits, serve};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// let ctrl_c = Box::pin(async {
+///     tokio::signal::ctrl_c().await.ok();
+/// });
+/// serve(listener, app, ServerLimits::default(), futures::stream::once(ctrl_c)).await;
+/// # Ok(()) }
+/// ```
 pub async fn serve(
     listener: TcpListener,
     app: Router,

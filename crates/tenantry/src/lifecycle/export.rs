@@ -43,6 +43,29 @@ pub struct TenantExport {
 
 impl Tenancy {
     /// The tenant as a [`TenantExport`], read in one consistent snapshot.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let database = tenantry::testing::TestDatabase::create().await;
+    /// # let url = database.url();
+    /// # use sqlx::migrate::Migrator;
+    /// # use tenantry::{AppRole, HostName, Identification, Migrations, Tenancy};
+    /// #
+    /// # let pool = sqlx::PgPool::connect_with(tenantry::connect_options(&url)?).await?;
+    /// # let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
+    /// # tenantry::migrate_shared(&pool, &migrations, &AppRole::default()).await?;
+    /// # let identification = Identification::new(HostName::parse("app.localhost")?);
+    /// # let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    /// use tenantry::{IsolationMode, NewTenant, Slug};
+    ///
+    /// let thor = Slug::parse("thor")?;
+    /// tenancy.create_tenant(NewTenant::new(thor.clone(), IsolationMode::Schema)).await?;
+    /// let export = tenancy.export_tenant(&thor).await?;
+    /// let copy = Slug::parse("thor-copy")?;
+    /// let imported = tenancy.import_tenant(export, Some(copy), Some(IsolationMode::Shared)).await?;
+    /// assert_eq!(imported.tenant.isolation, IsolationMode::Shared);
+    /// # Ok(()) }
+    /// ```
     pub async fn export_tenant(&self, slug: &Slug) -> Result<TenantExport, Error> {
         self.catalog().postgres("exporting a tenant")?;
         let details = self.catalog().details(slug).await?;

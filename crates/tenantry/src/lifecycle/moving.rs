@@ -133,6 +133,29 @@ impl Tenancy {
     }
 
     /// Moves the tenant to `to`; see the module documentation for the steps and guarantees.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let database = tenantry::testing::TestDatabase::create().await;
+    /// # let url = database.url();
+    /// # use sqlx::migrate::Migrator;
+    /// # use tenantry::{AppRole, HostName, Identification, Migrations, Tenancy};
+    /// #
+    /// # let pool = sqlx::PgPool::connect_with(tenantry::connect_options(&url)?).await?;
+    /// # let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
+    /// # tenantry::migrate_shared(&pool, &migrations, &AppRole::default()).await?;
+    /// # let identification = Identification::new(HostName::parse("app.localhost")?);
+    /// # let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    /// use tenantry::lifecycle::MoveTarget;
+    /// use tenantry::{IsolationMode, NewTenant, Slug};
+    ///
+    /// let thor = Slug::parse("thor")?;
+    /// tenancy.create_tenant(NewTenant::new(thor.clone(), IsolationMode::Shared)).await?;
+    /// let to = MoveTarget { isolation: IsolationMode::Schema, server: None };
+    /// let moved = tenancy.move_tenant(&thor, to).await?;
+    /// assert_eq!(moved.tenant.isolation, IsolationMode::Schema);
+    /// # Ok(()) }
+    /// ```
     pub async fn move_tenant(&self, slug: &Slug, to: MoveTarget) -> Result<TenantDetails, Error> {
         self.move_with(slug, to, None).await
     }

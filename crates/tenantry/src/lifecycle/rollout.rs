@@ -94,6 +94,20 @@ impl Tenancy {
     /// Migrates tenants, `options.jobs` at a time, each as its layout does it. One tenant's
     /// failure does not stop the others. `started` is told how many tenants will be visited,
     /// `progress` each one's outcome.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let data = tempfile::tempdir()?;
+    /// # let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, sqlx::migrate::Migrator::DEFAULT)?
+    /// #     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+    /// # let identification = tenantry::Identification::new(tenantry::HostName::parse("app.localhost")?);
+    /// # let tenancy = tenantry::Tenancy::open_sqlite(data.path(), identification, migrations, Default::default()).await?;
+    /// use tenantry::lifecycle::MigrateOptions;
+    ///
+    /// let report = tenancy.migrate_tenants(&MigrateOptions::default(), |_| {}, |_| {}).await?;
+    /// assert_eq!(report.failures().count(), 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn migrate_tenants(
         &self,
         options: &MigrateOptions,

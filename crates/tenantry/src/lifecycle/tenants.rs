@@ -91,6 +91,29 @@ impl Tenancy {
     /// Creates the tenant: its tables (as its isolation keeps them), catalog row and
     /// domains, all or nothing. Of two concurrent creates of one slug, one gets
     /// [`Error::SlugTaken`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let database = tenantry::testing::TestDatabase::create().await;
+    /// # let url = database.url();
+    /// # use sqlx::migrate::Migrator;
+    /// # use tenantry::{AppRole, HostName, Identification, Migrations, Tenancy};
+    /// #
+    /// # let pool = sqlx::PgPool::connect_with(tenantry::connect_options(&url)?).await?;
+    /// # let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?;
+    /// # tenantry::migrate_shared(&pool, &migrations, &AppRole::default()).await?;
+    /// # let identification = Identification::new(HostName::parse("app.localhost")?);
+    /// # let tenancy = Tenancy::connect(pool, identification, migrations).await?;
+    /// use tenantry::{IsolationMode, NewTenant, Slug, TenantStatus, TenantUpdate};
+    ///
+    /// let thor = Slug::parse("thor")?;
+    /// let created = tenancy.create_tenant(NewTenant::new(thor.clone(), IsolationMode::Shared)).await?;
+    /// assert_eq!(created.domains[0].domain, "thor.app.localhost");
+    /// let suspend = TenantUpdate { status: Some(TenantStatus::Suspended), ..Default::default() };
+    /// tenancy.update_tenant(&thor, suspend).await?;
+    /// tenancy.delete_tenant(&thor).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantDetails, Error> {
         let name = validate_name(new.name.as_deref().unwrap_or(new.slug.as_str()))?;
         for domain in &new.domains {

@@ -50,6 +50,16 @@ impl Migrations {
     ///
     /// Tenant migrations must run inside a transaction (no `-- no-transaction`), since a
     /// tenant is migrated all or nothing.
+    ///
+    /// ```
+    /// use sqlx::migrate::Migrator;
+    /// use tenantry::Migrations;
+    ///
+    /// let migrations = Migrations::new(Migrator::DEFAULT, sqlx::migrate!("./tests/migrations/tenant"))?
+    ///     .with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite"))?;
+    /// assert_eq!(migrations.tenant_version(), Some(1));
+    /// # Ok::<(), tenantry::Error>(())
+    /// ```
     pub fn new(shared: Migrator, tenant: Migrator) -> Result<Self, Error> {
         all_transactional(&tenant)?;
         let tenant_fingerprint = fingerprint(&tenant);
