@@ -30,10 +30,23 @@ pub enum Error {
     ServerExists(String),
     #[error("server '{0}' still holds tenants; move or delete them first")]
     ServerInUse(String),
-    #[error("server '{0}' could not be reached: {1}")]
-    Unreachable(String, String),
+    #[error("server '{server}' could not be reached: {source}")]
+    Unreachable {
+        server: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{0}")]
     Incomplete(String),
+    /// Work that was committed, and a step after it that failed: what is left to do by hand.
+    #[error("{done}, but {left} ({source}); {remedy}")]
+    Unfinished {
+        done: String,
+        left: String,
+        remedy: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("every tenant database connection is busy; retry shortly")]
     Busy,
     #[error("the tenant catalog holds an invalid row: {0}")]
@@ -44,6 +57,13 @@ pub enum Error {
     UnsafeRole(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("migration failed: migration {version} ({description}): {source}")]
+    MigrationFailed {
+        version: i64,
+        description: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -103,12 +123,14 @@ impl Error {
             | Self::ServerExists(_)
             | Self::ServerInUse(_)
             | Self::Moving(_) => ErrorKind::Conflict,
-            Self::Unreachable(..) | Self::Busy => ErrorKind::Unavailable,
+            Self::Unreachable { .. } | Self::Busy => ErrorKind::Unavailable,
             Self::Database(e) if is_unavailable(e) => ErrorKind::Unavailable,
             Self::Incomplete(_)
+            | Self::Unfinished { .. }
             | Self::CorruptCatalog(_)
             | Self::UnsafeRole(_)
             | Self::Migration(_)
+            | Self::MigrationFailed { .. }
             | Self::Database(_) => ErrorKind::Internal,
         }
     }

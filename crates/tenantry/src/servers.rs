@@ -157,7 +157,10 @@ impl Servers {
     pub async fn add(&self, name: &ServerName, url: &ServerUrl) -> Result<(), Error> {
         let mut conn = PgConnection::connect_with(&self.pooler.connect_options(url.expose())?)
             .await
-            .map_err(|e| Error::Unreachable(name.to_string(), e.to_string()))?;
+            .map_err(|source| Error::Unreachable {
+                server: name.to_string(),
+                source,
+            })?;
         conn.execute("SELECT 1").await?;
         pooler::query("INSERT INTO tenantry.servers (name, url) VALUES ($1, $2)")
             .bind(name.as_str())

@@ -201,7 +201,7 @@ async fn an_unreachable_server_is_not_registered_and_its_password_is_not_echoed(
         .add(&east(), &ServerUrl::parse(&url).unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Unreachable(..)), "{error}");
+    assert!(matches!(error, Error::Unreachable { .. }), "{error}");
     assert!(!error.to_string().contains(PASSWORD), "{error}");
     assert!(
         s.tenancy

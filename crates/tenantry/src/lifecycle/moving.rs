@@ -374,12 +374,11 @@ impl Tenancy {
             tx.end_move(tenant).await?;
             tx.commit().await
         };
-        removed.await.map_err(|e| {
-            Error::Incomplete(format!(
-                "tenant '{}' has moved, but its old data could not be removed ({e}); run \
-                 `tenants move {} --resume` to try again",
-                tenant.slug, tenant.slug
-            ))
+        removed.await.map_err(|e| Error::Unfinished {
+            done: format!("tenant '{}' has moved", tenant.slug),
+            left: "its old data could not be removed".into(),
+            remedy: "run `tenants move SLUG --resume` to try again",
+            source: Box::new(e),
         })
     }
 }

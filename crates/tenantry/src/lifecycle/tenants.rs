@@ -308,7 +308,10 @@ impl Tenancy {
 }
 
 fn leftover(slug: &Slug, what: &str, error: Error) -> Error {
-    Error::Incomplete(format!(
-        "tenant '{slug}' is deleted, but its {what} could not be dropped ({error}); drop it by hand"
-    ))
+    Error::Unfinished {
+        done: format!("tenant '{slug}' is deleted"),
+        left: format!("its {what} could not be dropped"),
+        remedy: "drop it by hand",
+        source: Box::new(error),
+    }
 }

@@ -236,11 +236,12 @@ async fn apply_pending(
 }
 
 /// The error of migration `m` failing with `error`.
-pub(crate) fn failed(m: &Migration, error: sqlx::Error) -> Error {
-    Error::Migration(format!(
-        "migration {} ({}): {error}",
-        m.version, m.description
-    ))
+pub(crate) fn failed(m: &Migration, source: sqlx::Error) -> Error {
+    Error::MigrationFailed {
+        version: m.version,
+        description: m.description.to_string(),
+        source,
+    }
 }
 
 /// Milliseconds since `started`, for a ledger.
