@@ -75,6 +75,7 @@ async fn run() {
         database_pooler: tenantry::Pooler::None,
         pool_size: 16,
         default_isolation: Some(IsolationMode::Schema),
+        dedicated_idle: 600,
         database_budget: BUDGET,
         tenant_pool_size: PER_TENANT,
         app_role: tenantry::AppRole::default().name().into(),

@@ -31,8 +31,11 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the API for every tenant.
+    /// Serve the API for every tenant (and supervise dedicated tenants' own servers).
     Serve,
+    /// Serve one dedicated tenant, as its supervisor starts it (see `serve`).
+    #[command(hide = true)]
+    ServeTenant,
     /// Set up tenants `thor` and `potter` with sample polls, print their URLs and tokens, and
     /// serve.
     Demo,
@@ -95,8 +98,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenancy = tenancy().await?;
             tenantry::cli::migrate_tenants(&tenancy, &args, tenant).await
         }
+        Command::ServeTenant => {
+            let app = startup::tenant_app(&settings).await?;
+            let listener = tokio::net::TcpListener::bind(&settings.bind)
+                .await
+                .map_err(|e| {
+                    CliError::failed(format!("cannot listen on {}: {e}", settings.bind))
+                })?;
+            startup::serve(listener, app, settings.limits.server()).await;
+            Ok(())
+        }
         Command::Serve => {
-            let tenancy = tenancy().await?;
+            let tenancy = startup::open_serving(&settings).await?;
             let listener = tokio::net::TcpListener::bind(&settings.bind)
                 .await
                 .map_err(|e| {

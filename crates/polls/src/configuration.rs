@@ -46,10 +46,14 @@ pub struct Settings {
     /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
     #[arg(long, env = "POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
-    /// Isolation of tenants created without `--isolation`: shared, schema or database. The
+    /// Isolation of tenants created without `--isolation`: shared, schema, database or
+    /// dedicated. The
     /// default is schema on PostgreSQL and database (the only one) on SQLite.
     #[arg(long, env = "DEFAULT_ISOLATION")]
     pub default_isolation: Option<IsolationMode>,
+    /// Seconds without a request after which a dedicated tenant's server is stopped.
+    #[arg(long, env = "DEDICATED_IDLE", default_value_t = 600)]
+    pub dedicated_idle: u64,
     /// Connections all database-mode tenants may hold together.
     #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
     pub database_budget: u32,
@@ -184,6 +188,7 @@ impl Settings {
                 per_tenant: self.tenant_pool_size,
                 ..DatabaseBudget::default()
             },
+            dedicated: None,
         })
     }
 

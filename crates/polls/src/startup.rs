@@ -10,7 +10,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
-use tenantry::{Migrations, Pooler, ServerLimits, Tenancy, TenancyLayer};
+use tenantry::dedicated::DedicatedOptions;
+use tenantry::http::SingleTenantLayer;
+use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, TenancyOptions};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
@@ -70,8 +72,28 @@ pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, Cli
 /// Tenancy as `settings` describe it: on PostgreSQL with a DATABASE_URL (whose catalog must
 /// have been migrated), otherwise on SQLite files under DATA_DIR.
 pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
+    open_with(settings, None).await
+}
+
+/// Tenancy for `serve`: dedicated tenants' servers run as children, this very binary's
+/// `serve-tenant`.
+pub async fn open_serving(settings: &Settings) -> Result<Tenancy, CliError> {
+    let program = std::env::current_exe()
+        .map_err(|e| CliError::failed(format!("cannot find this program: {e}")))?;
+    let mut dedicated = DedicatedOptions::new(vec![program.into(), "serve-tenant".into()]);
+    dedicated.idle = Duration::from_secs(settings.dedicated_idle);
+    open_with(settings, Some(dedicated)).await
+}
+
+async fn open_with(
+    settings: &Settings,
+    dedicated: Option<DedicatedOptions>,
+) -> Result<Tenancy, CliError> {
     let identification = settings.identification().map_err(CliError::usage)?;
-    let options = settings.options().map_err(CliError::usage)?;
+    let options = TenancyOptions {
+        dedicated,
+        ..settings.options().map_err(CliError::usage)?
+    };
     let migrations = migrations();
     Ok(match &settings.database_url {
         Some(url) => {
@@ -107,6 +129,32 @@ fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
     router
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// One dedicated tenant's own server (`polls serve-tenant`): the tenant's database as the
+/// tenant's own role, from the environment its supervisor sets (`DATABASE_URL`,
+/// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's.
+pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
+    let var =
+        |name: &str| std::env::var(name).map_err(|_| CliError::usage(format!("{name} is not set")));
+    let id: uuid::Uuid = var("TENANT_ID")?
+        .parse()
+        .map_err(|e| CliError::usage(format!("TENANT_ID: {e}")))?;
+    let slug = Slug::parse(&var("TENANT_SLUG")?).map_err(|e| CliError::usage(e.to_string()))?;
+    let url = settings
+        .database_url
+        .as_deref()
+        .ok_or_else(|| CliError::usage("DATABASE_URL is not set"))?;
+    let pool = pool_options(settings.tenant_pool_size.max(2))
+        .connect_with(SingleTenantLayer::connect_options(url, id)?)
+        .await
+        .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))?;
+    let routes = Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
+    let tenant = SingleTenantLayer::dedicated(pool, id, slug).layer(routes);
+    let service = NormalizePathLayer::trim_trailing_slash().layer(tenant);
+    Ok(Router::new().fallback_service(service))
 }
 
 /// The whole app as one router, with the default limits on sign-up and login.

@@ -620,3 +620,90 @@ async fn serve_works_through_pgbouncer_and_sees_another_process_suspend_a_tenant
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The pid of the tenant's dedicated server, as the supervisor published it.
+async fn dedicated_pid(pool: &sqlx::PgPool, slug: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT s.pid FROM tenantry.dedicated_servers s \
+         JOIN tenantry.tenants t ON t.id = s.tenant_id WHERE t.slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .flatten()
+}
+
+/// Whether the process runs (a zombie, dead but not yet reaped, does not).
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_gets_its_own_supervised_server() {
+    let server = serve(&[("DEDICATED_IDLE", "2")]).await;
+    let reach = Reach {
+        url: url_with_password(&server._db),
+        pooler: "none",
+    };
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let pool = server._db.pool(2).await;
+    assert_eq!(
+        dedicated_pid(&pool, "loki").await,
+        None,
+        "started before a request"
+    );
+
+    // The first request starts loki's server and is forwarded to it; loki's data is its own.
+    let signup = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = server.request("POST", "loki.polls.test", "/users/", &[], Some(signup));
+    assert_eq!(status, 201, "{body}\n{}", server.log());
+    // The API root needs a token: 401 is the app answering.
+    let (status, _, _) = server.get("thor.polls.test", "/", &[]);
+    assert_eq!(status, 401);
+    let pid = dedicated_pid(&pool, "loki").await.expect("published");
+    assert!(alive(pid));
+
+    // Killed: the next request finds it dead and starts it again, within 5 s.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let started = Instant::now();
+    let login = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = server.request("POST", "loki.polls.test", "/login/", &[], Some(login));
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let restarted = dedicated_pid(&pool, "loki").await.unwrap();
+    assert_ne!(restarted, pid);
+    let (status, _, _) = server.get("thor.polls.test", "/", &[]);
+    assert_eq!(status, 401, "thor noticed");
+
+    // Idle for longer than DEDICATED_IDLE: stopped; the next request starts it again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(restarted) {
+        assert!(Instant::now() < deadline, "not stopped when idle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, _) = server.get("loki.polls.test", "/", &[]);
+    assert_eq!(status, 401);
+    let again = dedicated_pid(&pool, "loki").await.unwrap();
+    assert!(alive(again));
+
+    // The parent killed with SIGKILL leaves no child behind.
+    server.signal(libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(again) {
+        assert!(
+            Instant::now() < deadline,
+            "the tenant's server outlived its parent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

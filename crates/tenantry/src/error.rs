@@ -49,6 +49,8 @@ pub enum Error {
     },
     #[error("every tenant database connection is busy; retry shortly")]
     Busy,
+    #[error("the server of tenant '{0}' is starting or backing off after dying; retry shortly")]
+    ServerUnavailable(String),
     #[error("the tenant catalog holds an invalid row: {0}")]
     CorruptCatalog(String),
     #[error("tenant '{0}' is being moved; retry when the move has finished")]
@@ -64,7 +66,7 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    #[error("database error: {0}")]
+    #[error("database error: {}", database_message(.0))]
     Database(#[from] sqlx::Error),
 }
 
@@ -123,7 +125,9 @@ impl Error {
             | Self::ServerExists(_)
             | Self::ServerInUse(_)
             | Self::Moving(_) => ErrorKind::Conflict,
-            Self::Unreachable { .. } | Self::Busy => ErrorKind::Unavailable,
+            Self::Unreachable { .. } | Self::Busy | Self::ServerUnavailable(_) => {
+                ErrorKind::Unavailable
+            }
             Self::Database(e) if is_unavailable(e) => ErrorKind::Unavailable,
             Self::Incomplete(_)
             | Self::Unfinished { .. }
@@ -172,6 +176,15 @@ pub(crate) fn constraint(error: &sqlx::Error) -> Option<String> {
         .as_database_error()
         .and_then(|e| e.constraint())
         .map(str::to_owned)
+}
+
+/// A driver error as a person reads it: the server's message, without the driver's
+/// "at line N" (a line of the server's own source code).
+fn database_message(error: &sqlx::Error) -> String {
+    match error.as_database_error() {
+        Some(db) => db.message().to_owned(),
+        None => error.to_string(),
+    }
 }
 
 /// The error for asking a SQLite deployment for what only PostgreSQL offers.

@@ -35,6 +35,10 @@
 pub mod catalog;
 pub mod cli;
 pub mod db;
+/// Dedicated tenants' servers: how they are run and what runs.
+pub mod dedicated {
+    pub use crate::layout::supervisor::{DedicatedOptions, ServerState};
+}
 mod error;
 pub mod host;
 pub mod http;

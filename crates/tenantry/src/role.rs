@@ -14,7 +14,11 @@ use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
 use crate::pooler;
+use crate::safe_transaction;
 use crate::slug::SchemaName;
+
+/// Key of the advisory lock that serializes changes of a database's connect privileges.
+const CONNECT_LOCK: i32 = 0x636f_6e6e;
 
 /// The role tenant transactions run as, with its password if the server asks for one.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,6 +76,11 @@ impl AppRole {
         &self.name
     }
 
+    /// The role's password, if one is set.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     /// `options` (the owner's) with this role's credentials instead.
     pub(crate) fn options(&self, options: &PgConnectOptions) -> PgConnectOptions {
         let options = options.clone().username(&self.name);
@@ -86,7 +95,8 @@ impl AppRole {
     }
 
     /// Creates the role on `server` if it does not exist (and sets its password if one is
-    /// configured): it may log in and nothing more.
+    /// configured): it may log in and nothing more. The server's database is then closed to
+    /// roles not granted it (a dedicated tenant's own role), and granted to this one.
     pub async fn ensure(&self, server: &PgPool) -> Result<(), Error> {
         let exists: bool =
             pooler::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
@@ -118,6 +128,7 @@ impl AppRole {
                 }
             }
         }
+        self.restrict_connect(server).await?;
         if let Some(password) = &self.password {
             // The server quotes the literal itself.
             let statement: String = pooler::query_scalar(
@@ -129,6 +140,46 @@ impl AppRole {
             .await?;
             server.execute(AssertSqlSafe(statement)).await?;
         }
+        Ok(())
+    }
+
+    /// Closes the server's database to roles not granted it (a dedicated tenant's own role
+    /// may not connect), granting it to this role; once, under a lock, since concurrent
+    /// changes of one database's privileges fail.
+    async fn restrict_connect(&self, server: &PgPool) -> Result<(), Error> {
+        let mut tx = safe_transaction::begin(server, None).await?;
+        pooler::query("SELECT pg_advisory_xact_lock($1, hashtext(current_database()))")
+            .bind(CONNECT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let open: bool = pooler::query_scalar(
+            "SELECT has_database_privilege('public', current_database(), 'CONNECT')",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if open {
+            let restrict: String = pooler::query_scalar(
+                "SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %1$I FROM PUBLIC; \
+                 GRANT CONNECT ON DATABASE %1$I TO %2$I', current_database(), $1::text)",
+            )
+            .bind(&self.name)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.execute(AssertSqlSafe(restrict)).await?;
+        } else {
+            let grant: String = pooler::query_scalar(
+                "SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), $1::text) \
+                 WHERE NOT has_database_privilege($1::text, current_database(), 'CONNECT')",
+            )
+            .bind(&self.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_default();
+            if !grant.is_empty() {
+                tx.execute(AssertSqlSafe(grant)).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

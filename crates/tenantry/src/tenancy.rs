@@ -10,7 +10,8 @@ use crate::catalog::TenantCatalog;
 use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
-use crate::layout::{Cx, Layout, Layouts, Route};
+use crate::layout::supervisor::DedicatedOptions;
+use crate::layout::{Cx, Layout, Layouts, Route, Supervisor};
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
@@ -31,6 +32,7 @@ struct Inner {
     catalog: TenantCatalog,
     pools: Pools,
     layouts: Layouts,
+    servers: Option<Arc<Supervisor>>,
     default_isolation: IsolationMode,
     identification: Identification,
     migrations: Migrations,
@@ -48,6 +50,8 @@ pub struct TenancyOptions {
     /// What stands between tenantry and PostgreSQL; the pool must have been built with its
     /// [`Pooler::connect_options`].
     pub pooler: Pooler,
+    /// How this process runs the servers of dedicated tenants, if it serves them.
+    pub dedicated: Option<DedicatedOptions>,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -122,6 +126,7 @@ impl Tenancy {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 layouts: Layouts::Postgres,
+                servers: options.dedicated.map(Supervisor::new),
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool, options.pooler).await?,
                 identification,
@@ -166,6 +171,7 @@ impl Tenancy {
                 pools: Pools::without_servers(budget),
                 default_isolation: layouts.default_mode(),
                 layouts,
+                servers: None,
                 identification,
                 migrations,
             }),
@@ -230,6 +236,7 @@ impl Tenancy {
             catalog: &self.inner.catalog,
             pools: &self.inner.pools,
             migrations: &self.inner.migrations,
+            servers: self.inner.servers.as_ref(),
         }
     }
 
@@ -282,8 +289,21 @@ impl Tenancy {
             .by_slug(slug)
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
-        let Route::Transaction { pool, begin } = self.route(&tenant, Access::Tenant).await?;
-        Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
+        // A transaction of its own, even for a tenant whose requests go to its own server.
+        let cx = Cx {
+            servers: None,
+            ..self.cx()
+        };
+        match self
+            .layout(&tenant)?
+            .route(cx, &tenant, Access::Tenant)
+            .await?
+        {
+            Route::Transaction { pool, begin } => {
+                Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
+            }
+            Route::Forward(_) => Err(Error::Incomplete("no transaction for this tenant".into())),
+        }
     }
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and

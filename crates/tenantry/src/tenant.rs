@@ -23,6 +23,8 @@ pub enum IsolationMode {
     Database,
     /// Rows in tables shared with other tenants, kept apart by Row-Level Security.
     Shared,
+    /// An app server, a PostgreSQL database and a database role of the tenant's own.
+    Dedicated,
 }
 
 impl IsolationMode {
@@ -32,6 +34,7 @@ impl IsolationMode {
             Self::Schema => "schema",
             Self::Database => "database",
             Self::Shared => "shared",
+            Self::Dedicated => "dedicated",
         }
     }
 
@@ -40,6 +43,7 @@ impl IsolationMode {
             "schema" => Some(Self::Schema),
             "database" => Some(Self::Database),
             "shared" => Some(Self::Shared),
+            "dedicated" => Some(Self::Dedicated),
             _ => None,
         }
     }
@@ -50,7 +54,9 @@ impl std::str::FromStr for IsolationMode {
 
     fn from_str(value: &str) -> Result<Self, String> {
         Self::from_catalog(value).ok_or_else(|| {
-            format!("unknown isolation mode '{value}' (expected shared, schema or database)")
+            format!(
+                "unknown isolation mode '{value}' (expected shared, schema, database or dedicated)"
+            )
         })
     }
 }

@@ -1,5 +1,7 @@
 //! The isolation contract, run over every layout: shared (Row-Level Security), schema,
-//! database on PostgreSQL, a SQLite file, and schema and database placed on a second server.
+//! database on PostgreSQL, a SQLite file, schema and database placed on a second server, and
+//! dedicated (its requests here go through a transaction of its own, as in a process with no
+//! supervisor; `polls/tests/serve.rs` covers its own server).
 //! Each test below runs once per layout (`every_layout!` at the end). Adding a layout means
 //! implementing `Layout` in the library, adding it to `LAYOUTS` and to `Deployed::new`; the
 //! tests then say what it is missing.
@@ -45,16 +47,18 @@ enum Layout {
     SqliteFile,
     SchemaOnServer,
     DatabaseOnServer,
+    Dedicated,
 }
 
 /// Every layout the suite covers.
-const LAYOUTS: [Layout; 6] = [
+const LAYOUTS: [Layout; 7] = [
     Layout::Shared,
     Layout::Schema,
     Layout::Database,
     Layout::SqliteFile,
     Layout::SchemaOnServer,
     Layout::DatabaseOnServer,
+    Layout::Dedicated,
 ];
 
 impl Layout {
@@ -63,6 +67,7 @@ impl Layout {
             Self::Shared => IsolationMode::Shared,
             Self::Schema | Self::SchemaOnServer => IsolationMode::Schema,
             Self::Database | Self::DatabaseOnServer | Self::SqliteFile => IsolationMode::Database,
+            Self::Dedicated => IsolationMode::Dedicated,
         }
     }
 
@@ -714,6 +719,7 @@ macro_rules! every_layout {
         every_layout!(@mod sqlite_file, SqliteFile; $($test),*);
         every_layout!(@mod schema_on_a_second_server, SchemaOnServer; $($test),*);
         every_layout!(@mod database_on_a_second_server, DatabaseOnServer; $($test),*);
+        every_layout!(@mod dedicated, Dedicated; $($test),*);
     };
     (@mod $name:ident, $layout:ident; $($test:ident),*) => {
         mod $name {

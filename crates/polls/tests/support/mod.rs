@@ -104,6 +104,7 @@ fn settings_without_database() -> Settings {
         database_pooler: tenantry::Pooler::None,
         pool_size: 8,
         default_isolation: None,
+        dedicated_idle: 600,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),

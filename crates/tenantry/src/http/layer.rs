@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
+use super::forward;
 use super::identify::{Identified, request_host};
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
@@ -180,6 +181,9 @@ where
             }
             let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
                 Ok(Route::Transaction { pool, begin }) => (pool, begin),
+                Ok(Route::Forward(address)) => {
+                    return forward::forward(address, request, &tenant.slug).await;
+                }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
             let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount);

@@ -2,6 +2,7 @@
 //! with its limits, the single-tenant layer and the platform API.
 
 mod extract;
+mod forward;
 mod identify;
 pub mod input;
 mod layer;

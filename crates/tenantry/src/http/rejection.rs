@@ -32,6 +32,9 @@ pub enum TenancyRejection {
     /// failed; a retry finds it where it is now, or not at all.
     #[error("Tenant '{0}' changed while this request ran; retry.")]
     Changed(String),
+    /// 503: the tenant's own server is starting, or backing off after dying.
+    #[error("Tenant '{0}''s server is not available; retry shortly.")]
+    ServerUnavailable(String),
     /// 500: a server-side failure, logged where it happened.
     #[error("{0}")]
     Internal(&'static str),
@@ -62,6 +65,7 @@ impl From<crate::Error> for TenancyRejection {
     fn from(error: crate::Error) -> Self {
         match error {
             crate::Error::Database(e) => e.into(),
+            crate::Error::ServerUnavailable(slug) => Self::ServerUnavailable(slug),
             other if other.kind() == crate::ErrorKind::Unavailable => Self::Unavailable,
             other => {
                 tracing::error!(error = %other, "tenant catalog error");
@@ -78,7 +82,7 @@ impl TenancyRejection {
             Self::InvalidHost(_) => StatusCode::BAD_REQUEST,
             Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable | Self::Moving(_) | Self::Changed(_) => {
+            Self::Unavailable | Self::Moving(_) | Self::Changed(_) | Self::ServerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

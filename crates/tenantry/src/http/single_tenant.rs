@@ -15,15 +15,20 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{PgPool, SqlitePool};
 use tower::{Layer, Service};
+use uuid::Uuid;
 
 use crate::db::DbPool;
 use crate::http::layer::{serve_in_scope, take_ready};
 use crate::http::scope::RequestScope;
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
-use crate::tenant::Tenant;
+use crate::slug::{SchemaName, Slug};
+use crate::tenant::{IsolationMode, Placement, Tenant};
 
 /// Serves every request as `tenant`, on `pool`.
 #[derive(Clone)]
@@ -42,6 +47,33 @@ impl SingleTenantLayer {
     /// Every request is `tenant`'s, on its SQLite file.
     pub fn sqlite(pool: SqlitePool, tenant: Tenant) -> Self {
         Self::on(DbPool::Sqlite(pool), tenant)
+    }
+
+    /// A dedicated tenant's own server: `pool` reaches the tenant's database as the
+    /// tenant's own role, built with [`SingleTenantLayer::connect_options`].
+    pub fn dedicated(pool: PgPool, id: Uuid, slug: Slug) -> Self {
+        let placement = Placement {
+            server: None,
+            server_url: None,
+            database: None,
+            schema: SchemaName::own_database(),
+        };
+        let name = slug.to_string();
+        Self::new(
+            pool,
+            Tenant::new(id, slug, name, IsolationMode::Dedicated, placement),
+        )
+    }
+
+    /// Connect options for the pool of a dedicated tenant's own server: `url`, with the
+    /// tenant's schema and id set for the whole session, so that a plain `BEGIN` is in the
+    /// tenant's context (nobody else's can be reached with its credentials anyway).
+    pub fn connect_options(url: &str, id: Uuid) -> Result<PgConnectOptions, sqlx::Error> {
+        let schema = SchemaName::own_database();
+        Ok(PgConnectOptions::from_str(url)?.options([
+            ("search_path", schema.as_str().to_owned()),
+            ("app.tenant_id", id.to_string()),
+        ]))
     }
 
     fn on(pool: DbPool, tenant: Tenant) -> Self {

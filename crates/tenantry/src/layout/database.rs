@@ -78,11 +78,16 @@ impl Layout for Database {
                 Some(DUPLICATE_DATABASE) => Error::ExistsOutsideCatalog(database.to_string()),
                 _ => Error::Database(e),
             })?;
+        // Marked as this tenant's, and reachable by the app role only (and its owner): no
+        // other tenant's role may connect.
         let marked = server
             .execute(AssertSqlSafe(format!(
-                "COMMENT ON DATABASE {} IS '{}'",
-                database.quoted(),
-                owner_mark(tenant)
+                "COMMENT ON DATABASE {db} IS '{}'; \
+                 REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC; \
+                 GRANT CONNECT ON DATABASE {db} TO \"{}\"",
+                owner_mark(tenant),
+                cx.pools.role().name(),
+                db = database.quoted(),
             )))
             .await;
         if let Err(error) = marked {
@@ -152,7 +157,7 @@ impl Layout for Database {
     }
 }
 
-fn own_database(tenant: &Tenant) -> Result<&DatabaseName, Error> {
+pub(super) fn own_database(tenant: &Tenant) -> Result<&DatabaseName, Error> {
     tenant.placement.database.as_ref().ok_or_else(|| {
         Error::CorruptCatalog(format!("database tenant {} has no database", tenant.id))
     })

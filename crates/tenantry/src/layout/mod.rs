@@ -9,10 +9,12 @@
 //! call if the catalog then fails.
 
 mod database;
+mod dedicated;
 mod postgres;
 mod schema;
 mod shared;
 mod sqlite_file;
+pub(crate) mod supervisor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use crate::tenant::{IsolationMode, Placement, Tenant};
 
 pub(crate) use postgres::begin_in;
 pub(crate) use sqlite_file::SqliteFiles;
+pub(crate) use supervisor::Supervisor;
 
 /// What a layout works with.
 #[derive(Clone, Copy)]
@@ -37,12 +40,29 @@ pub(crate) struct Cx<'a> {
     pub(crate) catalog: &'a TenantCatalog,
     pub(crate) pools: &'a Pools,
     pub(crate) migrations: &'a Migrations,
+    /// The dedicated tenants' servers, in a process that serves requests.
+    pub(crate) servers: Option<&'a Arc<Supervisor>>,
 }
 
 /// How a request or job reaches a tenant.
 pub(crate) enum Route {
     /// A transaction on `pool`, opened with `begin` (a statement tenantry built).
     Transaction { pool: PoolLease, begin: Arc<str> },
+    /// Forwarded to the tenant's own server at this address.
+    Forward(std::net::SocketAddr),
+}
+
+impl Route {
+    /// The pool and begin statement of a transaction route; what needs a transaction (a
+    /// migration, a move, a job) asks for one.
+    pub(crate) fn transaction(self) -> Result<(PoolLease, Arc<str>), Error> {
+        match self {
+            Self::Transaction { pool, begin } => Ok((pool, begin)),
+            Self::Forward(_) => Err(Error::Incomplete(
+                "the tenant's requests go to its own server; ask for a transaction".into(),
+            )),
+        }
+    }
 }
 
 /// One way of keeping a tenant's tables apart from other tenants'.
@@ -148,6 +168,7 @@ impl Layouts {
             (Self::Postgres, IsolationMode::Shared) => Ok(&shared::Shared),
             (Self::Postgres, IsolationMode::Schema) => Ok(&schema::Schema),
             (Self::Postgres, IsolationMode::Database) => Ok(&database::Database),
+            (Self::Postgres, IsolationMode::Dedicated) => Ok(&dedicated::Dedicated),
             (Self::Sqlite(files), IsolationMode::Database) => Ok(files),
             (Self::Sqlite(_), mode) => Err(needs_postgres(
                 "isolation",

@@ -99,7 +99,7 @@ pub(super) async fn migrate(
     in_catalog: bool,
     keep: bool,
 ) -> Result<Applied, Error> {
-    let Route::Transaction { pool, begin } = route(cx, tenant, Access::Owner).await?;
+    let (pool, begin) = route(cx, tenant, Access::Owner).await?.transaction()?;
     let mut tx = TenantTransaction::begin_with(&pool, Arc::new(tenant.clone()), begin).await?;
     let conn = tx
         .postgres()

@@ -197,7 +197,7 @@ impl Layout for SqliteFiles {
 
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
         let (migrator, fingerprint) = cx.migrations.sqlite_tenant()?;
-        let Route::Transaction { pool, begin } = self.route(cx, tenant, Access::Owner).await?;
+        let (pool, begin) = self.route(cx, tenant, Access::Owner).await?.transaction()?;
         let mut tx = TenantTransaction::begin_with(&pool, Arc::new(tenant.clone()), begin).await?;
         let conn = tx
             .sqlite()

@@ -25,7 +25,7 @@ use sqlx::{PgConnection, Postgres};
 
 use crate::catalog::TenantDetails;
 use crate::error::Error;
-use crate::layout::{Layout, Route, begin_in};
+use crate::layout::{Layout, begin_in};
 use crate::migrate::{Migrations, applied};
 use crate::pooler;
 use crate::pools::{Access, PoolLease};
@@ -112,7 +112,7 @@ impl Tenancy {
     /// of the tenant from there takes it, and ends with the transaction (so it holds through
     /// a transaction pooler, and ends with a dead process's connection).
     async fn move_lock(&self, source: &Tenant) -> Result<Option<Source>, Error> {
-        let Route::Transaction { pool, .. } = self.route(source, Access::Owner).await?;
+        let (pool, _) = self.route(source, Access::Owner).await?.transaction()?;
         let mut tx = begin_in(pool.pg()?, &source.placement.schema).await?;
         let locked: bool =
             pooler::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
@@ -340,8 +340,10 @@ impl Tenancy {
             target.provision(cx, moved, None).await?;
             let written = async {
                 inject(fault, MoveStage::Built)?;
-                let Route::Transaction { pool, .. } =
-                    target.route(cx, moved, Access::Owner).await?;
+                let (pool, _) = target
+                    .route(cx, moved, Access::Owner)
+                    .await?
+                    .transaction()?;
                 let mut tx = begin_in(pool.pg()?, schema).await?;
                 rows::write(&mut tx, schema, tenant.id, &data).await?;
                 inject(fault, MoveStage::Copied)?;

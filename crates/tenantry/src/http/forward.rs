@@ -1,0 +1,50 @@
+//! Forwarding a request to a dedicated tenant's own server: the body streamed both ways,
+//! `Host` kept, `X-Forwarded-For` and `X-Forwarded-Proto` added. A server that cannot be
+//! reached is a 503 with `Retry-After`, like every other mode's unavailability.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+
+use super::rejection::TenancyRejection;
+use crate::slug::Slug;
+
+pub(crate) async fn forward(address: SocketAddr, mut request: Request, slug: &Slug) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(client)| client.ip().to_string());
+    let headers = request.headers_mut();
+    if let Some(client) = client {
+        let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {client}"),
+            None => client,
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let unavailable = |error: &dyn std::fmt::Display| {
+        tracing::warn!(tenant = %slug, %error, "the tenant's server did not answer");
+        TenancyRejection::ServerUnavailable(slug.to_string()).into_response()
+    };
+    let stream = match tokio::net::TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(error) => return unavailable(&error),
+    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok(handshake) => handshake,
+            Err(error) => return unavailable(&error),
+        };
+    tokio::spawn(connection);
+    match sender.send_request(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(error) => unavailable(&error),
+    }
+}

@@ -1,0 +1,200 @@
+//! Dedicated isolation: a tenant with an app server of its own (the same binary serving
+//! only it), a PostgreSQL database of its own (the database layout's) and a database role of
+//! its own, which may connect to that database and to nothing else. The role has no
+//! password at rest: whoever starts the tenant's server sets a fresh one
+//! ([`role_credentials`]) and hands it over.
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Executor, PgPool};
+use uuid::Uuid;
+
+use super::database::{Database, own_database};
+use super::{Cx, Layout, Route};
+use crate::catalog::CatalogTx;
+use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
+use crate::migrate::Applied;
+use crate::pooler;
+use crate::pools::Access;
+use crate::role::AppRole;
+use crate::servers::ServerName;
+use crate::slug::Slug;
+use crate::tenant::{Placement, Tenant};
+
+pub(super) struct Dedicated;
+
+/// The name of the tenant's own role: from its id, so it never changes.
+pub(crate) fn role_name(tenant: &Tenant) -> String {
+    format!("tenantry_t_{}", &tenant.id.simple().to_string()[..20])
+}
+
+/// Gives the tenant's role a fresh random password and returns the role with it: the old
+/// password (and a server still holding it) no longer logs in.
+pub(crate) async fn role_credentials(cx: Cx<'_>, tenant: &Tenant) -> Result<AppRole, Error> {
+    let server = cx
+        .pools
+        .for_server(tenant.placement.server.as_ref())
+        .await?;
+    let password = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let name = role_name(tenant);
+    // The server quotes the literal itself.
+    let statement: String =
+        pooler::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
+            .bind(&name)
+            .bind(&password)
+            .fetch_one(pooler::Pinned(&server))
+            .await?;
+    server.execute(AssertSqlSafe(statement)).await?;
+    AppRole::new(&name, Some(password))
+}
+
+/// Creates the tenant's role if needed: it may log in, and nothing more.
+async fn create_role(server: &PgPool, name: &str) -> Result<(), Error> {
+    let created = server
+        .execute(AssertSqlSafe(format!(
+            "CREATE ROLE \"{name}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE \
+             NOINHERIT"
+        )))
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                sqlstate(&e).as_deref(),
+                Some(DUPLICATE_OBJECT | UNIQUE_VIOLATION)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lets the tenant's role connect to its database and use its tables there.
+async fn grant(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+    let database = own_database(tenant)?;
+    let server = cx
+        .pools
+        .for_server(tenant.placement.server.as_ref())
+        .await?;
+    let role = AppRole::new(&role_name(tenant), None)?;
+    server
+        .execute(AssertSqlSafe(format!(
+            "GRANT CONNECT ON DATABASE {} TO \"{}\"",
+            database.quoted(),
+            role.name()
+        )))
+        .await?;
+    let (pool, _) = Database
+        .route(cx, tenant, Access::Owner)
+        .await?
+        .transaction()?;
+    let mut conn = pool.pg()?.acquire().await?;
+    role.grant(&mut conn, &tenant.placement.schema).await
+}
+
+#[async_trait]
+impl Layout for Dedicated {
+    fn place(
+        &self,
+        slug: &Slug,
+        id: Uuid,
+        server: Option<&ServerName>,
+        fresh: bool,
+    ) -> Result<Placement, Error> {
+        Database.place(slug, id, server, fresh)
+    }
+
+    fn in_catalog(&self, _: &Placement) -> bool {
+        false
+    }
+
+    fn provision_before_catalog(&self) -> bool {
+        true
+    }
+
+    async fn provision(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        _: Option<&mut CatalogTx>,
+    ) -> Result<Applied, Error> {
+        let applied = Database.provision(cx, tenant, None).await?;
+        let granted = async {
+            let server = cx
+                .pools
+                .for_server(tenant.placement.server.as_ref())
+                .await?;
+            create_role(&server, &role_name(tenant)).await?;
+            grant(cx, tenant).await
+        };
+        if let Err(error) = granted.await {
+            self.deprovision(cx, tenant, None).await?;
+            return Err(error);
+        }
+        Ok(applied)
+    }
+
+    async fn rename(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        to: &Slug,
+        tx: Option<&mut CatalogTx>,
+    ) -> Result<Placement, Error> {
+        Database.rename(cx, tenant, to, tx).await
+    }
+
+    async fn deprovision(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        _: Option<&mut CatalogTx>,
+    ) -> Result<(), Error> {
+        if let Some(servers) = cx.servers {
+            servers.stop(cx, tenant).await;
+        }
+        Database.deprovision(cx, tenant, None).await?;
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        server
+            .execute(AssertSqlSafe(format!(
+                "DROP ROLE IF EXISTS \"{}\"",
+                role_name(tenant)
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+        Database.discard(cx, tenant).await
+    }
+
+    fn describe(&self, tenant: &Tenant) -> String {
+        format!(
+            "{}, its role \"{}\" and its server",
+            Database.describe(tenant),
+            role_name(tenant)
+        )
+    }
+
+    async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
+        let applied = Database.migrate(cx, tenant, keep).await?;
+        if keep && applied.count > 0 {
+            // New tables are granted to the app role by the migration; the tenant's own role
+            // gets them here.
+            grant(cx, tenant).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
+        if access == Access::Tenant
+            && let Some(servers) = cx.servers
+        {
+            return Ok(Route::Forward(servers.address(cx, tenant).await?));
+        }
+        Database.route(cx, tenant, access).await
+    }
+}

@@ -1,0 +1,419 @@
+//! The app servers of dedicated tenants on this machine: a child process per tenant on a
+//! loopback port of its own, started on the tenant's first request, used once its health
+//! endpoint answers, started again after it dies (backing off while it keeps dying),
+//! stopped after an idle time, and killed with this process (its parent-death signal is
+//! SIGKILL, so a parent killed with SIGKILL leaves no child behind).
+//!
+//! Each child is the app's own command ([`DedicatedOptions::command`]) with, in its
+//! environment, `TENANT_ID`, `TENANT_SLUG`, `BIND` (`127.0.0.1:<port>`) and `DATABASE_URL`:
+//! the tenant's database, as the tenant's own role with a password set for this start.
+//! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex as SyncMutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::Cx;
+use super::dedicated::role_credentials;
+use crate::error::Error;
+use crate::pooler;
+use crate::role::AppRole;
+use crate::tenant::Tenant;
+
+/// How the dedicated tenants' servers are run.
+#[derive(Debug, Clone)]
+pub struct DedicatedOptions {
+    /// The program and its arguments that serve one tenant (see the module documentation
+    /// for its environment); it must answer `GET /health` with 200 once it is ready.
+    pub command: Vec<OsString>,
+    /// A server with no request for this long is stopped; the next request starts it again.
+    pub idle: Duration,
+    /// How long a start may take until its health endpoint answers.
+    pub start_timeout: Duration,
+    /// The wait before the second start of a server that keeps dying; it doubles with each
+    /// death, up to `max_backoff`. The first start after a death is at once.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl DedicatedOptions {
+    /// `command`, with the default times: 10 minutes idle, 10 s to start, backoff from
+    /// 500 ms to 30 s.
+    pub fn new(command: Vec<OsString>) -> Self {
+        Self {
+            command,
+            idle: Duration::from_secs(600),
+            start_timeout: Duration::from_secs(10),
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One tenant's server as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerState {
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    /// Seconds since it started; `None` when it does not run.
+    pub uptime: Option<u64>,
+    /// Starts after the first one.
+    pub restarts: u32,
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Slot {
+    running: Option<Running>,
+    /// Starts so far.
+    starts: u32,
+    /// Deaths since the last server that stayed up.
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_used: Option<Instant>,
+}
+
+/// The servers of the dedicated tenants this process has started.
+pub(crate) struct Supervisor {
+    options: DedicatedOptions,
+    slots: SyncMutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
+    reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A server that stays up this long is healthy again: its next death starts at once.
+const STABLE: Duration = Duration::from_secs(30);
+
+impl Supervisor {
+    pub(crate) fn new(options: DedicatedOptions) -> Arc<Self> {
+        Arc::new(Self {
+            options,
+            slots: SyncMutex::default(),
+            reaper: SyncMutex::default(),
+        })
+    }
+
+    fn slot(self: &Arc<Self>, tenant: &Tenant) -> Arc<Mutex<Slot>> {
+        let mut reaper = self.reaper.lock().expect("reaper");
+        if reaper.is_none() {
+            *reaper = Some(tokio::spawn(reap(Arc::downgrade(self))));
+        }
+        let mut slots = self.slots.lock().expect("slots");
+        slots.entry(tenant.id).or_default().clone()
+    }
+
+    /// Where the tenant's server listens: started (and waited for) if it does not run.
+    /// [`Error::Busy`] (503 with `Retry-After`) while it backs off after dying.
+    pub(crate) async fn address(
+        self: &Arc<Self>,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+    ) -> Result<SocketAddr, Error> {
+        let slot = self.slot(tenant);
+        let mut slot = slot.lock().await;
+        slot.last_used = Some(Instant::now());
+        if let Some(running) = &mut slot.running {
+            match running.child.try_wait() {
+                Ok(None) => return Ok(SocketAddr::from(([127, 0, 0, 1], running.port))),
+                _ => {
+                    let lived = running.started.elapsed();
+                    slot.running = None;
+                    self.died(&mut slot, lived);
+                    publish(cx, tenant, &slot).await;
+                }
+            }
+        }
+        if slot.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(Error::ServerUnavailable(tenant.slug.to_string()));
+        }
+        match self.start(cx, tenant).await {
+            Ok(running) => {
+                let port = running.port;
+                slot.starts += 1;
+                slot.retry_at = None;
+                slot.running = Some(running);
+                publish(cx, tenant, &slot).await;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+            Err(error) => {
+                slot.starts += 1;
+                self.died(&mut slot, Duration::ZERO);
+                publish(cx, tenant, &slot).await;
+                tracing::warn!(tenant = %tenant.slug, %error, "the tenant's server did not start");
+                Err(Error::ServerUnavailable(tenant.slug.to_string()))
+            }
+        }
+    }
+
+    /// Counts a death and sets when the next start may be.
+    fn died(&self, slot: &mut Slot, lived: Duration) {
+        if lived >= STABLE {
+            slot.failures = 0;
+        }
+        slot.failures += 1;
+        let wait = match slot.failures {
+            1 => Duration::ZERO,
+            n => (self.options.backoff * 2u32.saturating_pow(n - 2)).min(self.options.max_backoff),
+        };
+        slot.retry_at = Some(Instant::now() + wait);
+    }
+
+    async fn start(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Running, Error> {
+        let Some((program, args)) = self.options.command.split_first() else {
+            return Err(Error::Incomplete(
+                "no command serves dedicated tenants".into(),
+            ));
+        };
+        let role = role_credentials(cx, tenant).await?;
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        let database = tenant.placement.database.as_ref().ok_or_else(|| {
+            Error::CorruptCatalog(format!("dedicated tenant {} has no database", tenant.id))
+        })?;
+        let options = server.connect_options();
+        let url = database_url(&role, &options, database.as_str());
+        let port = free_port()?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env("TENANT_ID", tenant.id.to_string())
+            .env("TENANT_SLUG", tenant.slug.as_str())
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", url)
+            .env_remove("PLATFORM_TOKEN")
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
+        let deadline = Instant::now() + self.options.start_timeout;
+        loop {
+            if healthy(port).await {
+                return Ok(Running {
+                    child,
+                    port,
+                    started: Instant::now(),
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::Incomplete(format!("it exited at once ({status})")));
+            }
+            if Instant::now() >= deadline {
+                child.kill().await.ok();
+                return Err(Error::Incomplete(
+                    "its health endpoint did not answer".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops the tenant's server, if it runs (the tenant is deleted, suspended or moved).
+    pub(crate) async fn stop(&self, cx: Cx<'_>, tenant: &Tenant) {
+        let slot = self.slots.lock().expect("slots").remove(&tenant.id);
+        if let Some(slot) = slot {
+            let mut slot = slot.lock().await;
+            if let Some(mut running) = slot.running.take() {
+                stop(&mut running.child).await;
+            }
+        }
+        unpublish(cx, tenant).await;
+    }
+}
+
+fn state_of(slot: &Slot) -> ServerState {
+    let running = slot.running.as_ref();
+    ServerState {
+        pid: running.and_then(|r| r.child.id()),
+        port: running.map(|r| r.port),
+        uptime: running.map(|r| r.started.elapsed().as_secs()),
+        restarts: slot.starts.saturating_sub(1),
+    }
+}
+
+/// Records what runs for the tenant here, for `tenants list` and `show` in other processes.
+async fn publish(cx: Cx<'_>, tenant: &Tenant, slot: &Slot) {
+    let Ok(catalog) = cx.catalog.postgres("publishing a server") else {
+        return;
+    };
+    let state = state_of(slot);
+    let published = pooler::query(
+        "INSERT INTO tenantry.dedicated_servers (tenant_id, host, pid, port, started_at, restarts) \
+         VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), $6) \
+         ON CONFLICT (tenant_id, host) DO UPDATE SET pid = $3, port = $4, \
+         started_at = EXCLUDED.started_at, restarts = $6, updated_at = now()",
+    )
+    .bind(tenant.id)
+    .bind(host_name())
+    .bind(state.pid.map(i64::from))
+    .bind(state.port.map(i32::from))
+    .bind(state.uptime.map(|s| s as f64))
+    .bind(i32::try_from(state.restarts).unwrap_or(i32::MAX))
+    .execute(pooler::Pinned(catalog))
+    .await;
+    if let Err(error) = published {
+        tracing::warn!(%error, "cannot publish a dedicated server's state");
+    }
+}
+
+async fn unpublish(cx: Cx<'_>, tenant: &Tenant) {
+    if let Ok(catalog) = cx.catalog.postgres("publishing a server") {
+        let _ = pooler::query(
+            "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
+        )
+        .bind(tenant.id)
+        .bind(host_name())
+        .execute(pooler::Pinned(catalog))
+        .await;
+    }
+}
+
+/// This machine's name, which tells the supervisors of several machines apart.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Stops servers idle for longer than the options allow, every second, until the
+/// supervisor is gone.
+async fn reap(supervisor: Weak<Supervisor>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(supervisor) = supervisor.upgrade() else {
+            return;
+        };
+        let slots: Vec<_> = supervisor
+            .slots
+            .lock()
+            .expect("slots")
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let Ok(mut slot) = slot.try_lock() else {
+                continue;
+            };
+            let idle = slot
+                .last_used
+                .is_some_and(|used| used.elapsed() >= supervisor.options.idle);
+            if idle && let Some(mut running) = slot.running.take() {
+                stop(&mut running.child).await;
+            }
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within 2 s.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    child.kill().await.ok();
+}
+
+/// Makes the child receive SIGKILL when this process dies, however it dies.
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the signal was set up: do not outlive it.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Incomplete(format!("no free port: {e}")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| Error::Incomplete(e.to_string()))?
+        .port())
+}
+
+/// Whether `GET /health` on the port answers 200.
+async fn healthy(port: u16) -> bool {
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.ends_with(b"200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), check)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// A `postgres://` URL for `role` on `database` of the server `options` reach.
+fn database_url(
+    role: &AppRole,
+    options: &sqlx::postgres::PgConnectOptions,
+    database: &str,
+) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let password = role
+        .password()
+        .map(|p| format!(":{}", encode(p)))
+        .unwrap_or_default();
+    format!(
+        "postgres://{}{password}@{}:{}/{database}",
+        encode(role.name()),
+        options.get_host(),
+        options.get_port(),
+    )
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("options", &self.options)
+            .field("tenants", &self.slots.lock().map(|s| s.len()).unwrap_or(0))
+            .finish()
+    }
+}

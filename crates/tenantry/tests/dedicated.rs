@@ -1,0 +1,70 @@
+//! Dedicated tenants' own database roles: a role reaches its tenant's database and nothing
+//! else, whatever it is asked for.
+
+mod support;
+
+use sqlx::{Connection, PgConnection};
+use support::{add_note, setup, slug};
+use tenantry::IsolationMode;
+
+#[tokio::test]
+async fn a_dedicated_tenants_role_reaches_its_own_database_and_nothing_else() {
+    let s = setup(4).await;
+    s.create_each_with_its_name([
+        ("loki", IsolationMode::Dedicated),
+        ("owner", IsolationMode::Database),
+        ("sharer", IsolationMode::Shared),
+        ("schemer", IsolationMode::Schema),
+    ])
+    .await;
+    add_note(&s.tenancy, "loki", "loki's second").await;
+    let catalog = s.tenancy.catalog();
+    let loki = catalog.details(&slug("loki")).await.unwrap().tenant;
+    let owner = catalog.details(&slug("owner")).await.unwrap().tenant;
+    let role = format!("tenantry_t_{}", &loki.id.simple().to_string()[..20]);
+    let as_loki = s.db.options().username(&role);
+    let database = |tenant: &tenantry::Tenant| {
+        tenant
+            .placement
+            .database
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .to_owned()
+    };
+
+    let mut own =
+        PgConnection::connect_with(&as_loki.clone().database(&database(&loki)).options([
+            ("search_path", "tenant"),
+            ("app.tenant_id", &loki.id.to_string()),
+        ]))
+        .await
+        .expect("the role connects to its own database");
+    let notes: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY id")
+        .fetch_all(&mut own)
+        .await
+        .unwrap();
+    assert_eq!(notes, ["loki", "loki's second"]);
+    let ledger = sqlx::query("SELECT * FROM tenantry_migrations")
+        .fetch_all(&mut own)
+        .await;
+    assert!(ledger.is_err(), "the migration ledger is the owner's");
+
+    // The catalog's database (which holds the catalog, the shared tables and the schema
+    // tenants) and another tenant's database refuse the role at the door.
+    for (what, target) in [
+        ("the catalog's database", s.db.name().to_owned()),
+        ("another tenant's database", database(&owner)),
+    ] {
+        let refused = PgConnection::connect_with(&as_loki.clone().database(&target))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what} let the tenant's role in"));
+        assert!(
+            refused
+                .to_string()
+                .contains("permission denied for database"),
+            "{what}: {refused}"
+        );
+    }
+}
