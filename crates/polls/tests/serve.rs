@@ -672,13 +672,24 @@ async fn a_dedicated_tenant_gets_its_own_supervised_server() {
     assert_eq!(status, 401);
     let pid = dedicated_pid(&pool, "loki").await.expect("published");
     assert!(alive(pid));
+    let show = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "show", "loki"])
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains(&format!("as pid {pid}, port ")), "{show}");
 
     // Killed: the next request finds it dead and starts it again, within 5 s.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    while alive(pid) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let started = Instant::now();
     let login = json!({ "username": "odin", "password": "valhalla-123" });
     let (status, _, body) = server.request("POST", "loki.polls.test", "/login/", &[], Some(login));
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{body}\n{}", server.log());
     assert!(started.elapsed() < Duration::from_secs(5));
     let restarted = dedicated_pid(&pool, "loki").await.unwrap();
     assert_ne!(restarted, pid);
@@ -706,4 +717,51 @@ async fn a_dedicated_tenant_gets_its_own_supervised_server() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
+    let server = serve(&[]).await;
+    let reach = Reach {
+        url: url_with_password(&server._db),
+        pooler: "none",
+    };
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let pool = server._db.pool(2).await;
+    // Its role may no longer connect to its database: its server exits as it starts.
+    let (id, database): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, database_name FROM tenantry.tenants WHERE slug = 'loki'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let role = format!("tenantry_t_{}", &id.simple().to_string()[..20]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "REVOKE CONNECT ON DATABASE \"{database}\" FROM \"{role}\""
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let (status, headers, body) = server.get("loki.polls.test", "/", &[]);
+        assert_eq!(status, 503, "{body}");
+        assert!(header(&headers, "retry-after").is_some(), "{headers:?}");
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restarts: i32 =
+        sqlx::query_scalar("SELECT restarts FROM tenantry.dedicated_servers WHERE tenant_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // Started at once, again at once, then after 0.5 s, 1 s, 2 s: never in a tight loop.
+    assert!(requests > 20, "{requests} requests");
+    assert!(restarts + 1 <= 6, "{} starts in 3 s", restarts + 1);
+    let (status, _, _) = server.get("thor.polls.test", "/", &[]);
+    assert_eq!(status, 401, "thor noticed");
 }

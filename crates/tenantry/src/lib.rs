@@ -37,7 +37,7 @@ pub mod cli;
 pub mod db;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated {
-    pub use crate::layout::supervisor::{DedicatedOptions, ServerState};
+    pub use crate::layout::supervisor::{DedicatedOptions, DedicatedServer};
 }
 mod error;
 pub mod host;

@@ -10,7 +10,7 @@ use crate::catalog::TenantCatalog;
 use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
-use crate::layout::supervisor::DedicatedOptions;
+use crate::layout::supervisor::{self, DedicatedOptions, DedicatedServer};
 use crate::layout::{Cx, Layout, Layouts, Route, Supervisor};
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
@@ -126,7 +126,9 @@ impl Tenancy {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 layouts: Layouts::Postgres,
-                servers: options.dedicated.map(Supervisor::new),
+                servers: options
+                    .dedicated
+                    .map(|dedicated| Supervisor::new(dedicated, pool.clone())),
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool, options.pooler).await?,
                 identification,
@@ -223,6 +225,31 @@ impl Tenancy {
             .for_placement(placement, Access::Tenant)
             .await?;
         Ok(lease.pg()?.clone())
+    }
+
+    /// Starts `tenant`'s own server again after it failed to answer; where it listens now.
+    pub(crate) async fn restart_server(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<std::net::SocketAddr, Error> {
+        match &self.inner.servers {
+            Some(servers) => servers.restart(self.cx(), tenant).await,
+            None => Err(Error::ServerUnavailable(tenant.slug.to_string())),
+        }
+    }
+
+    /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).
+    pub fn has_own_server(&self, tenant: &Tenant) -> bool {
+        self.layout(tenant).is_ok_and(|layout| layout.own_server())
+    }
+
+    /// The dedicated tenants' servers, as the processes supervising them published them
+    /// (none in a SQLite deployment).
+    pub async fn dedicated_servers(&self) -> Result<Vec<DedicatedServer>, Error> {
+        match self.inner.catalog.postgres("dedicated servers") {
+            Ok(catalog) => supervisor::published(catalog).await,
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// How many tenant database pools are open (they share [`TenancyOptions::budget`]).

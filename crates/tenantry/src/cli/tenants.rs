@@ -9,11 +9,12 @@ use clap::Subcommand;
 use super::{CliError, print_table};
 use crate::catalog::TenantDetails;
 use crate::host::HostName;
+use crate::layout::supervisor::DedicatedServer;
 use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
-use crate::tenant::{IsolationMode, TenantStatus};
+use crate::tenant::{IsolationMode, Tenant, TenantStatus};
 
 /// `tenants ...`: the tenant lifecycle.
 #[derive(Debug, Subcommand)]
@@ -31,8 +32,9 @@ pub enum TenantsCommand {
         #[arg(long)]
         server: Option<ServerName>,
         /// `shared` (rows beside other tenants' in shared tables, kept apart by Row-Level
-        /// Security), `schema` (a schema of its own in a shared database) or `database` (a
-        /// database of its own); the configured default when absent.
+        /// Security), `schema` (a schema of its own in a shared database), `database` (a
+        /// database of its own) or `dedicated` (a database, role and app server of its own);
+        /// the configured default when absent.
         #[arg(long)]
         isolation: Option<IsolationMode>,
     },
@@ -62,7 +64,7 @@ pub enum TenantsCommand {
     /// finished with --resume or undone with --abort (`tenants show` reports it).
     Move {
         slug: Slug,
-        /// `shared`, `schema` or `database`.
+        /// `shared`, `schema`, `database` or `dedicated`.
         #[arg(long, required_unless_present_any = ["resume", "abort"])]
         to: Option<IsolationMode>,
         /// A registered server for schema or database isolation.
@@ -144,7 +146,18 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             );
             print_details(&created);
         }
-        TenantsCommand::List => print_list(&tenancy.catalog().list().await?),
+        TenantsCommand::List => {
+            let tenants = tenancy.catalog().list().await?;
+            print_list(&tenants);
+            let servers = tenancy.dedicated_servers().await?;
+            for details in tenants.iter().filter(|d| tenancy.has_own_server(&d.tenant)) {
+                println!(
+                    "{}: {}",
+                    details.tenant.slug,
+                    server_line(&servers, &details.tenant)
+                );
+            }
+        }
         TenantsCommand::Show { slug } => show(tenancy, &slug).await?,
         TenantsCommand::Domains { command } => match command {
             DomainsCommand::Add { slug, domain } => {
@@ -206,10 +219,36 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
     Ok(())
 }
 
-/// `tenants show`: the tenant, and its move if one runs or was interrupted.
+/// How a dedicated tenant's own server runs, as its supervisors published it.
+fn server_line(servers: &[DedicatedServer], tenant: &Tenant) -> String {
+    let lines: Vec<String> = servers
+        .iter()
+        .filter(|s| s.tenant_id == tenant.id)
+        .map(|s| match (s.pid, s.port) {
+            (Some(pid), Some(port)) => format!(
+                "runs on {} as pid {pid}, port {port}, up {} s, {} restart(s)",
+                s.host,
+                s.uptime_secs.unwrap_or(0),
+                s.restarts
+            ),
+            _ => format!("stopped on {}, {} restart(s)", s.host, s.restarts),
+        })
+        .collect();
+    match lines.is_empty() {
+        true => "its server has not run yet".into(),
+        false => lines.join("; "),
+    }
+}
+
+/// `tenants show`: the tenant, its own server if it is dedicated, and its move if one runs
+/// or was interrupted.
 async fn show(tenancy: &Tenancy, slug: &Slug) -> Result<(), CliError> {
     let details = tenancy.catalog().details(slug).await?;
     print_details(&details);
+    if tenancy.has_own_server(&details.tenant) {
+        let servers = tenancy.dedicated_servers().await?;
+        println!("app server: {}", server_line(&servers, &details.tenant));
+    }
     if let Some(state) = &details.tenant.move_state {
         let to = &state.to;
         let place = to

@@ -8,12 +8,29 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use super::rejection::TenancyRejection;
 use crate::slug::Slug;
 
-pub(crate) async fn forward(address: SocketAddr, mut request: Request, slug: &Slug) -> Response {
+/// A connection to the tenant's server, ready for one request; `None` if nothing answers
+/// at `address` (the server died since it was last checked).
+pub(crate) async fn connect(address: SocketAddr) -> Option<SendRequest<Body>> {
+    let stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    Some(sender)
+}
+
+/// Sends `request` on `sender`, with the forwarding headers, and streams the reply back.
+pub(crate) async fn send(
+    mut sender: SendRequest<Body>,
+    mut request: Request,
+    slug: &Slug,
+) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -29,22 +46,11 @@ pub(crate) async fn forward(address: SocketAddr, mut request: Request, slug: &Sl
         }
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let unavailable = |error: &dyn std::fmt::Display| {
-        tracing::warn!(tenant = %slug, %error, "the tenant's server did not answer");
-        TenancyRejection::ServerUnavailable(slug.to_string()).into_response()
-    };
-    let stream = match tokio::net::TcpStream::connect(address).await {
-        Ok(stream) => stream,
-        Err(error) => return unavailable(&error),
-    };
-    let (mut sender, connection) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok(handshake) => handshake,
-            Err(error) => return unavailable(&error),
-        };
-    tokio::spawn(connection);
     match sender.send_request(request).await {
         Ok(response) => response.map(Body::new),
-        Err(error) => unavailable(&error),
+        Err(error) => {
+            tracing::warn!(tenant = %slug, %error, "the tenant's server did not answer");
+            TenancyRejection::ServerUnavailable(slug.to_string()).into_response()
+        }
     }
 }

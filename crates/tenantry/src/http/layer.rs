@@ -21,7 +21,7 @@ use crate::http::scope::RequestScope;
 use crate::layout::Route;
 use crate::pools::Access;
 use crate::tenancy::Tenancy;
-use crate::tenant::TenantStatus;
+use crate::tenant::{Tenant, TenantStatus};
 
 /// Wraps the tenant application (a whole [`Router`], so that path-prefix rewriting happens
 /// before routing) and, optionally, the public site served on the bare base domain.
@@ -182,7 +182,7 @@ where
             let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
                 Ok(Route::Transaction { pool, begin }) => (pool, begin),
                 Ok(Route::Forward(address)) => {
-                    return forward::forward(address, request, &tenant.slug).await;
+                    return forward_to(&tenancy, &tenant, address, request).await;
                 }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
@@ -229,6 +229,27 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
     let clone = service.clone();
     std::mem::replace(service, clone)
+}
+
+/// Forwards `request` to the tenant's own server; if nothing answers there (it died since
+/// it was checked), the supervisor starts it again and the request goes to the new one.
+async fn forward_to(
+    tenancy: &Tenancy,
+    tenant: &Tenant,
+    address: std::net::SocketAddr,
+    request: Request,
+) -> Response {
+    let sender = match forward::connect(address).await {
+        Some(sender) => Some(sender),
+        None => match tenancy.restart_server(tenant).await {
+            Ok(address) => forward::connect(address).await,
+            Err(error) => return TenancyRejection::from(error).into_response(),
+        },
+    };
+    match sender {
+        Some(sender) => forward::send(sender, request, &tenant.slug).await,
+        None => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
+    }
 }
 
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the

@@ -151,7 +151,7 @@ impl Layout for Dedicated {
         _: Option<&mut CatalogTx>,
     ) -> Result<(), Error> {
         if let Some(servers) = cx.servers {
-            servers.stop(cx, tenant).await;
+            servers.stop(tenant).await;
         }
         Database.deprovision(cx, tenant, None).await?;
         let server = cx
@@ -169,6 +169,10 @@ impl Layout for Dedicated {
 
     async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         Database.discard(cx, tenant).await
+    }
+
+    fn own_server(&self) -> bool {
+        true
     }
 
     fn describe(&self, tenant: &Tenant) -> String {

@@ -127,6 +127,11 @@ pub(crate) trait Layout: Send + Sync {
         Ok(())
     }
 
+    /// Whether the tenant's requests are served by a server of its own.
+    fn own_server(&self) -> bool {
+        false
+    }
+
     /// What [`deprovision`](Self::deprovision) drops, for a person to confirm.
     fn describe(&self, tenant: &Tenant) -> String;
 

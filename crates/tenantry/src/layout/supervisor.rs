@@ -57,9 +57,8 @@ impl DedicatedOptions {
     }
 }
 
-/// One tenant's server as it is now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ServerState {
+/// One tenant's server as it is now, in this process.
+struct ServerState {
     pub pid: Option<u32>,
     pub port: Option<u16>,
     /// Seconds since it started; `None` when it does not run.
@@ -88,6 +87,8 @@ struct Slot {
 /// The servers of the dedicated tenants this process has started.
 pub(crate) struct Supervisor {
     options: DedicatedOptions,
+    /// Where what runs is published.
+    catalog: sqlx::PgPool,
     slots: SyncMutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
     reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -96,9 +97,10 @@ pub(crate) struct Supervisor {
 const STABLE: Duration = Duration::from_secs(30);
 
 impl Supervisor {
-    pub(crate) fn new(options: DedicatedOptions) -> Arc<Self> {
+    pub(crate) fn new(options: DedicatedOptions, catalog: sqlx::PgPool) -> Arc<Self> {
         Arc::new(Self {
             options,
+            catalog,
             slots: SyncMutex::default(),
             reaper: SyncMutex::default(),
         })
@@ -130,7 +132,7 @@ impl Supervisor {
                     let lived = running.started.elapsed();
                     slot.running = None;
                     self.died(&mut slot, lived);
-                    publish(cx, tenant, &slot).await;
+                    self.publish(tenant.id, &slot).await;
                 }
             }
         }
@@ -143,17 +145,36 @@ impl Supervisor {
                 slot.starts += 1;
                 slot.retry_at = None;
                 slot.running = Some(running);
-                publish(cx, tenant, &slot).await;
+                self.publish(tenant.id, &slot).await;
                 Ok(SocketAddr::from(([127, 0, 0, 1], port)))
             }
             Err(error) => {
                 slot.starts += 1;
                 self.died(&mut slot, Duration::ZERO);
-                publish(cx, tenant, &slot).await;
+                self.publish(tenant.id, &slot).await;
                 tracing::warn!(tenant = %tenant.slug, %error, "the tenant's server did not start");
                 Err(Error::ServerUnavailable(tenant.slug.to_string()))
             }
         }
+    }
+
+    /// The tenant's server did not answer at its address: it is taken for dead (killed if
+    /// it still runs), and started again as [`Supervisor::address`] does.
+    pub(crate) async fn restart(
+        self: &Arc<Self>,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+    ) -> Result<SocketAddr, Error> {
+        {
+            let slot = self.slot(tenant);
+            let mut slot = slot.lock().await;
+            if let Some(mut running) = slot.running.take() {
+                running.child.kill().await.ok();
+                let lived = running.started.elapsed();
+                self.died(&mut slot, lived);
+            }
+        }
+        self.address(cx, tenant).await
     }
 
     /// Counts a death and sets when the next start may be.
@@ -221,8 +242,45 @@ impl Supervisor {
         }
     }
 
+    /// Records what runs for the tenant here, for `tenants list` and `show` in other
+    /// processes; a failure to record is logged, never a failed request.
+    async fn publish(&self, tenant: Uuid, slot: &Slot) {
+        let state = state_of(slot);
+        let published = pooler::query(
+            "INSERT INTO tenantry.dedicated_servers \
+             (tenant_id, host, pid, port, started_at, restarts) \
+             VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), $6) \
+             ON CONFLICT (tenant_id, host) DO UPDATE SET pid = $3, port = $4, \
+             started_at = EXCLUDED.started_at, restarts = $6, updated_at = now()",
+        )
+        .bind(tenant)
+        .bind(host_name())
+        .bind(state.pid.map(i64::from))
+        .bind(state.port.map(i32::from))
+        .bind(state.uptime.map(|s| s as f64))
+        .bind(i32::try_from(state.restarts).unwrap_or(i32::MAX))
+        .execute(pooler::Pinned(&self.catalog))
+        .await;
+        if let Err(error) = published {
+            tracing::warn!(%error, "cannot publish a dedicated server's state");
+        }
+    }
+
+    async fn unpublish(&self, tenant: Uuid) {
+        let removed = pooler::query(
+            "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
+        )
+        .bind(tenant)
+        .bind(host_name())
+        .execute(pooler::Pinned(&self.catalog))
+        .await;
+        if let Err(error) = removed {
+            tracing::warn!(%error, "cannot publish a dedicated server's state");
+        }
+    }
+
     /// Stops the tenant's server, if it runs (the tenant is deleted, suspended or moved).
-    pub(crate) async fn stop(&self, cx: Cx<'_>, tenant: &Tenant) {
+    pub(crate) async fn stop(&self, tenant: &Tenant) {
         let slot = self.slots.lock().expect("slots").remove(&tenant.id);
         if let Some(slot) = slot {
             let mut slot = slot.lock().await;
@@ -230,7 +288,7 @@ impl Supervisor {
                 stop(&mut running.child).await;
             }
         }
-        unpublish(cx, tenant).await;
+        self.unpublish(tenant.id).await;
     }
 }
 
@@ -241,43 +299,6 @@ fn state_of(slot: &Slot) -> ServerState {
         port: running.map(|r| r.port),
         uptime: running.map(|r| r.started.elapsed().as_secs()),
         restarts: slot.starts.saturating_sub(1),
-    }
-}
-
-/// Records what runs for the tenant here, for `tenants list` and `show` in other processes.
-async fn publish(cx: Cx<'_>, tenant: &Tenant, slot: &Slot) {
-    let Ok(catalog) = cx.catalog.postgres("publishing a server") else {
-        return;
-    };
-    let state = state_of(slot);
-    let published = pooler::query(
-        "INSERT INTO tenantry.dedicated_servers (tenant_id, host, pid, port, started_at, restarts) \
-         VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), $6) \
-         ON CONFLICT (tenant_id, host) DO UPDATE SET pid = $3, port = $4, \
-         started_at = EXCLUDED.started_at, restarts = $6, updated_at = now()",
-    )
-    .bind(tenant.id)
-    .bind(host_name())
-    .bind(state.pid.map(i64::from))
-    .bind(state.port.map(i32::from))
-    .bind(state.uptime.map(|s| s as f64))
-    .bind(i32::try_from(state.restarts).unwrap_or(i32::MAX))
-    .execute(pooler::Pinned(catalog))
-    .await;
-    if let Err(error) = published {
-        tracing::warn!(%error, "cannot publish a dedicated server's state");
-    }
-}
-
-async fn unpublish(cx: Cx<'_>, tenant: &Tenant) {
-    if let Ok(catalog) = cx.catalog.postgres("publishing a server") {
-        let _ = pooler::query(
-            "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
-        )
-        .bind(tenant.id)
-        .bind(host_name())
-        .execute(pooler::Pinned(catalog))
-        .await;
     }
 }
 
@@ -407,6 +428,32 @@ fn database_url(
         options.get_host(),
         options.get_port(),
     )
+}
+
+/// A dedicated tenant's server as the process supervising it published it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct DedicatedServer {
+    pub tenant_id: Uuid,
+    /// The machine it runs on.
+    pub host: String,
+    /// `None` when it does not run (stopped when idle, or dead and not yet started again).
+    pub pid: Option<i64>,
+    pub port: Option<i32>,
+    pub uptime_secs: Option<i64>,
+    /// Starts after the first.
+    pub restarts: i32,
+}
+
+/// Every published server; stopped ones have no pid.
+pub(crate) async fn published(catalog: &sqlx::PgPool) -> Result<Vec<DedicatedServer>, Error> {
+    Ok(pooler::query_as(
+        "SELECT tenant_id, host, pid, port, \
+         CASE WHEN pid IS NULL THEN NULL \
+              ELSE extract(epoch FROM now() - started_at)::bigint END AS uptime_secs, \
+         restarts FROM tenantry.dedicated_servers ORDER BY tenant_id, host",
+    )
+    .fetch_all(pooler::Pinned(catalog))
+    .await?)
 }
 
 impl std::fmt::Debug for Supervisor {
