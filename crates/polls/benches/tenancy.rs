@@ -76,6 +76,7 @@ async fn run() {
         pool_size: 16,
         default_isolation: Some(IsolationMode::Schema),
         dedicated_idle: 600,
+        dedicated_eager: false,
         database_budget: BUDGET,
         tenant_pool_size: PER_TENANT,
         app_role: tenantry::AppRole::default().name().into(),

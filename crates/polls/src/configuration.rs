@@ -54,6 +54,9 @@ pub struct Settings {
     /// Seconds without a request after which a dedicated tenant's server is stopped.
     #[arg(long, env = "DEDICATED_IDLE", default_value_t = 600)]
     pub dedicated_idle: u64,
+    /// Start every dedicated tenant's server with `serve`, not on its first request.
+    #[arg(long, env = "DEDICATED_EAGER", default_value_t = false)]
+    pub dedicated_eager: bool,
     /// Connections all database-mode tenants may hold together.
     #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
     pub database_budget: u32,

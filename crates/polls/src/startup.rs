@@ -82,6 +82,7 @@ pub async fn open_serving(settings: &Settings) -> Result<Tenancy, CliError> {
         .map_err(|e| CliError::failed(format!("cannot find this program: {e}")))?;
     let mut dedicated = DedicatedOptions::new(vec![program.into(), "serve-tenant".into()]);
     dedicated.idle = Duration::from_secs(settings.dedicated_idle);
+    dedicated.eager = settings.dedicated_eager;
     open_with(settings, Some(dedicated)).await
 }
 

@@ -765,3 +765,35 @@ async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
     let (status, _, _) = server.get("thor.polls.test", "/", &[]);
     assert_eq!(status, 401, "thor noticed");
 }
+
+#[tokio::test]
+async fn with_dedicated_eager_the_servers_start_with_serve() {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let pool = db.pool(2).await;
+    let server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = dedicated_pid(&pool, "loki").await {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "not started: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(alive(pid));
+    let (status, _, _) = server.get("loki.polls.test", "/", &[]);
+    assert_eq!(status, 401);
+    assert_eq!(
+        dedicated_pid(&pool, "loki").await,
+        Some(pid),
+        "started again"
+    );
+}

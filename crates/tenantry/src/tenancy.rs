@@ -122,7 +122,7 @@ impl Tenancy {
         }
         check_role(&pool, &options.role).await?;
         let budget = within_server_limit(&pool, options.budget).await?;
-        Ok(Self {
+        let tenancy = Self {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 layouts: Layouts::Postgres,
@@ -134,7 +134,11 @@ impl Tenancy {
                 identification,
                 migrations,
             }),
-        })
+        };
+        if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
+            tokio::spawn(start_dedicated(tenancy.clone()));
+        }
+        Ok(tenancy)
     }
 
     /// Starts tenancy with no database server: the catalog in `<data>/catalog.sqlite3`
@@ -367,6 +371,26 @@ impl Tenancy {
         let value = work(&mut tx).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(value)
+    }
+}
+
+/// Starts the server of every active tenant that has one.
+async fn start_dedicated(tenancy: Tenancy) {
+    let tenants = match tenancy.catalog().list().await {
+        Ok(tenants) => tenants,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the dedicated tenants to start their servers");
+            return;
+        }
+    };
+    for details in tenants {
+        let tenant = details.tenant;
+        if tenant.status == crate::tenant::TenantStatus::Active
+            && tenancy.has_own_server(&tenant)
+            && let Err(error) = tenancy.route(&tenant, Access::Tenant).await
+        {
+            tracing::warn!(tenant = %tenant.slug, %error, "cannot start the tenant's server");
+        }
     }
 }
 

@@ -105,6 +105,7 @@ fn settings_without_database() -> Settings {
         pool_size: 8,
         default_isolation: None,
         dedicated_idle: 600,
+        dedicated_eager: false,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),

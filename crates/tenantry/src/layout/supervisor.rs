@@ -35,6 +35,9 @@ pub struct DedicatedOptions {
     pub command: Vec<OsString>,
     /// A server with no request for this long is stopped; the next request starts it again.
     pub idle: Duration,
+    /// Start every active dedicated tenant's server when tenancy starts, instead of on its
+    /// first request.
+    pub eager: bool,
     /// How long a start may take until its health endpoint answers.
     pub start_timeout: Duration,
     /// The wait before the second start of a server that keeps dying; it doubles with each
@@ -44,12 +47,13 @@ pub struct DedicatedOptions {
 }
 
 impl DedicatedOptions {
-    /// `command`, with the default times: 10 minutes idle, 10 s to start, backoff from
-    /// 500 ms to 30 s.
+    /// `command`, with the defaults: started on first request, stopped after 10 minutes
+    /// idle, 10 s to start, backoff from 500 ms to 30 s.
     pub fn new(command: Vec<OsString>) -> Self {
         Self {
             command,
             idle: Duration::from_secs(600),
+            eager: false,
             start_timeout: Duration::from_secs(10),
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
@@ -97,6 +101,11 @@ pub(crate) struct Supervisor {
 const STABLE: Duration = Duration::from_secs(30);
 
 impl Supervisor {
+    /// Whether servers start with tenancy rather than on their first request.
+    pub(crate) fn eager(&self) -> bool {
+        self.options.eager
+    }
+
     pub(crate) fn new(options: DedicatedOptions, catalog: sqlx::PgPool) -> Arc<Self> {
         Arc::new(Self {
             options,
