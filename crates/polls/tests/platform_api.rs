@@ -820,7 +820,7 @@ async fn tenants_can_be_created_in_database_mode() {
     assert_reply(
         &create(&app, json!({ "slug": "odin", "isolation": "cluster" })).await,
         StatusCode::BAD_REQUEST,
-        json!({ "isolation": ["unknown isolation mode 'cluster' (expected shared, schema or database)"] }),
+        json!({ "isolation": ["unknown isolation mode 'cluster' (expected shared, schema, database or dedicated)"] }),
     );
     let deleted = platform(&app, Method::DELETE, "/api/tenants/loki/", None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);

@@ -30,7 +30,7 @@ pub enum Error {
     ServerExists(String),
     #[error("server '{0}' still holds tenants; move or delete them first")]
     ServerInUse(String),
-    #[error("server '{server}' could not be reached: {source}")]
+    #[error("server '{server}' could not be reached: {}", database_message(.source))]
     Unreachable {
         server: String,
         #[source]
@@ -59,7 +59,10 @@ pub enum Error {
     UnsafeRole(String),
     #[error("migration failed: {0}")]
     Migration(String),
-    #[error("migration failed: migration {version} ({description}): {source}")]
+    #[error(
+        "migration failed: migration {version} ({description}): {}",
+        database_message(.source)
+    )]
     MigrationFailed {
         version: i64,
         description: String,

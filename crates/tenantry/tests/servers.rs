@@ -276,7 +276,7 @@ async fn a_create_that_fails_on_either_side_leaves_nothing_on_both() {
     .await
     .unwrap();
     let error = create_on(&tenancy, "thor", Some(east())).await.unwrap_err();
-    assert!(matches!(error, Error::Migration(_)), "{error}");
+    assert!(matches!(error, Error::MigrationFailed { .. }), "{error}");
     assert!(schemas(&t.remote).await.is_empty());
     assert!(t.s.tenancy.catalog().list().await.unwrap().is_empty());
 

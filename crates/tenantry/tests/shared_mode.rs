@@ -183,7 +183,9 @@ async fn the_server_refuses_to_start_with_a_role_that_bypasses_row_level_securit
     let owner = format!("owner_{}", &suffix[..12]);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE {bypass} LOGIN BYPASSRLS; CREATE ROLE {owner} LOGIN; \
-         ALTER TABLE tenantry_shared.notes OWNER TO {owner}"
+         GRANT CONNECT ON DATABASE \"{db}\" TO {bypass}, {owner}; \
+         ALTER TABLE tenantry_shared.notes OWNER TO {owner}",
+        db = s.db.name()
     )))
     .execute(&s.pool)
     .await
@@ -191,8 +193,10 @@ async fn the_server_refuses_to_start_with_a_role_that_bypasses_row_level_securit
     let by_bypass = connect_as(&s, &bypass).await.err().unwrap();
     let by_owner = connect_as(&s, &owner).await.err().unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE tenantry_shared.notes OWNER TO postgres; DROP ROLE {bypass}; \
-         DROP ROLE {owner}"
+        "ALTER TABLE tenantry_shared.notes OWNER TO postgres; \
+         REVOKE CONNECT ON DATABASE \"{db}\" FROM {bypass}, {owner}; \
+         DROP ROLE {bypass}; DROP ROLE {owner}",
+        db = s.db.name()
     )))
     .execute(&s.pool)
     .await
