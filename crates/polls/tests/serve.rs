@@ -687,6 +687,8 @@ async fn a_dedicated_tenant_gets_its_own_supervised_server() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = Instant::now();
+    let (status, _, body) = server.get("loki.polls.test", "/", &[]);
+    assert_eq!(status, 401, "{body}\n{}", server.log());
     let login = json!({ "username": "odin", "password": "valhalla-123" });
     let (status, _, body) = server.request("POST", "loki.polls.test", "/login/", &[], Some(login));
     assert_eq!(status, 200, "{body}\n{}", server.log());

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
@@ -25,12 +26,25 @@ pub(crate) async fn connect(address: SocketAddr) -> Option<SendRequest<Body>> {
     Some(sender)
 }
 
-/// Sends `request` on `sender`, with the forwarding headers, and streams the reply back.
+/// Sends `request` on `sender`, with the forwarding headers, and streams the reply back;
+/// gives the request back if the connection failed before an answer and the request has no
+/// body (so that it can be sent again elsewhere).
 pub(crate) async fn send(
     mut sender: SendRequest<Body>,
     mut request: Request,
     slug: &Slug,
-) -> Response {
+) -> Result<Response, Request> {
+    let again = (request.body().size_hint().exact() == Some(0)).then(|| {
+        let mut copy = Request::new(Body::empty());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.version_mut() = request.version();
+        if let Some(info) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+            copy.extensions_mut().insert(*info);
+        }
+        copy
+    });
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -47,10 +61,13 @@ pub(crate) async fn send(
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     match sender.send_request(request).await {
-        Ok(response) => response.map(Body::new),
+        Ok(response) => Ok(response.map(Body::new)),
         Err(error) => {
             tracing::warn!(tenant = %slug, %error, "the tenant's server did not answer");
-            TenancyRejection::ServerUnavailable(slug.to_string()).into_response()
+            match again {
+                Some(request) => Err(request),
+                None => Ok(TenancyRejection::ServerUnavailable(slug.to_string()).into_response()),
+            }
         }
     }
 }

@@ -231,8 +231,9 @@ pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
     std::mem::replace(service, clone)
 }
 
-/// Forwards `request` to the tenant's own server; if nothing answers there (it died since
-/// it was checked), the supervisor starts it again and the request goes to the new one.
+/// Forwards `request` to the tenant's own server. If nothing answers there (it died since it
+/// was checked), or it dies under a request without a body, the supervisor starts it again
+/// and the request goes to the new one.
 async fn forward_to(
     tenancy: &Tenancy,
     tenant: &Tenant,
@@ -240,16 +241,38 @@ async fn forward_to(
     request: Request,
 ) -> Response {
     let sender = match forward::connect(address).await {
-        Some(sender) => Some(sender),
-        None => match tenancy.restart_server(tenant).await {
-            Ok(address) => forward::connect(address).await,
-            Err(error) => return TenancyRejection::from(error).into_response(),
+        Some(sender) => sender,
+        None => match restart(tenancy, tenant).await {
+            Ok(sender) => sender,
+            Err(response) => return response,
         },
     };
-    match sender {
-        Some(sender) => forward::send(sender, request, &tenant.slug).await,
-        None => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
+    let again = match forward::send(sender, request, &tenant.slug).await {
+        Ok(response) => return response,
+        Err(again) => again,
+    };
+    // The server died under a request without a body: once more, on its successor.
+    match restart(tenancy, tenant).await {
+        Ok(sender) => match forward::send(sender, again, &tenant.slug).await {
+            Ok(response) => response,
+            Err(_) => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
+        },
+        Err(response) => response,
     }
+}
+
+/// The tenant's server started again, connected to.
+async fn restart(
+    tenancy: &Tenancy,
+    tenant: &Tenant,
+) -> Result<hyper::client::conn::http1::SendRequest<axum::body::Body>, Response> {
+    let address = tenancy
+        .restart_server(tenant)
+        .await
+        .map_err(|e| TenancyRejection::from(e).into_response())?;
+    forward::connect(address)
+        .await
+        .ok_or_else(|| TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response())
 }
 
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the
