@@ -80,6 +80,14 @@ pub async fn open(settings: &Settings) -> Result<Tenancy, CliError> {
 pub async fn open_serving(settings: &Settings) -> Result<Tenancy, CliError> {
     let program = std::env::current_exe()
         .map_err(|e| CliError::failed(format!("cannot find this program: {e}")))?;
+    open_supervising(settings, program).await
+}
+
+/// Tenancy whose dedicated tenants are served by `program serve-tenant`.
+pub async fn open_supervising(
+    settings: &Settings,
+    program: std::path::PathBuf,
+) -> Result<Tenancy, CliError> {
     let mut dedicated = DedicatedOptions::new(vec![program.into(), "serve-tenant".into()]);
     dedicated.idle = Duration::from_secs(settings.dedicated_idle);
     dedicated.eager = settings.dedicated_eager;

@@ -1577,6 +1577,13 @@ macro_rules! in_every_mode {
                 super::$test(super::Mode::DatabaseThroughPgBouncer).await
             })*
         }
+        /// Each tenant's requests forwarded to its own server.
+        mod dedicated_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::Dedicated).await
+            })*
+        }
         /// These need no PostgreSQL at all.
         mod sqlite_tenants {
             $(#[tokio::test]

@@ -45,6 +45,9 @@ pub enum Mode {
     SharedThroughPgBouncer,
     /// Database tenants through PgBouncer.
     DatabaseThroughPgBouncer,
+    /// Dedicated tenants: each served by its own `polls serve-tenant`, which the app starts
+    /// and forwards to.
+    Dedicated,
 }
 
 impl Mode {
@@ -127,6 +130,7 @@ fn isolation_of(mode: Mode) -> tenantry::IsolationMode {
         Mode::Database | Mode::DatabaseThroughPgBouncer | Mode::Sqlite => {
             tenantry::IsolationMode::Database
         }
+        Mode::Dedicated => tenantry::IsolationMode::Dedicated,
     }
 }
 
@@ -149,7 +153,7 @@ fn sqlite_store() -> (tenantry::IsolationMode, Settings, Store) {
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let (isolation, settings, store) = match mode {
         Mode::Sqlite => sqlite_store(),
-        Mode::Schema | Mode::Shared | Mode::Database => {
+        Mode::Schema | Mode::Shared | Mode::Database | Mode::Dedicated => {
             let db = TestDatabase::create().await;
             let settings = settings(&db);
             (
@@ -189,7 +193,13 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         }
         pool.close().await;
     }
-    let tenancy = startup::open(&settings).await.unwrap();
+    let tenancy = match mode {
+        Mode::Dedicated => {
+            let program = env!("CARGO_BIN_EXE_polls").into();
+            startup::open_supervising(&settings, program).await.unwrap()
+        }
+        _ => startup::open(&settings).await.unwrap(),
+    };
     for slug in ["thor", "potter"] {
         tenancy
             .create_tenant(NewTenant::new(Slug::parse(slug).unwrap(), isolation))

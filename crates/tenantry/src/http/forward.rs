@@ -13,6 +13,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use super::rejection::TenancyRejection;
+use super::single_tenant::MOUNT_HEADER;
 use crate::slug::Slug;
 
 /// A connection to the tenant's server, ready for one request; `None` if nothing answers
@@ -32,8 +33,16 @@ pub(crate) async fn connect(address: SocketAddr) -> Option<SendRequest<Body>> {
 pub(crate) async fn send(
     mut sender: SendRequest<Body>,
     mut request: Request,
-    slug: &Slug,
+    (slug, mount): (&Slug, &str),
 ) -> Result<Response, Request> {
+    // Set by us alone: a client's own header is replaced.
+    let headers = request.headers_mut();
+    headers.remove(MOUNT_HEADER);
+    if let Ok(value) = HeaderValue::from_str(mount)
+        && !mount.is_empty()
+    {
+        headers.insert(MOUNT_HEADER, value);
+    }
     let again = (request.body().size_hint().exact() == Some(0)).then(|| {
         let mut copy = Request::new(Body::empty());
         *copy.method_mut() = request.method().clone();

@@ -182,7 +182,7 @@ where
             let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
                 Ok(Route::Transaction { pool, begin }) => (pool, begin),
                 Ok(Route::Forward(address)) => {
-                    return forward_to(&tenancy, &tenant, address, request).await;
+                    return forward_to(&tenancy, (&tenant, &mount), address, request).await;
                 }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
@@ -236,7 +236,7 @@ pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
 /// and the request goes to the new one.
 async fn forward_to(
     tenancy: &Tenancy,
-    tenant: &Tenant,
+    (tenant, mount): (&Tenant, &str),
     address: std::net::SocketAddr,
     request: Request,
 ) -> Response {
@@ -247,13 +247,13 @@ async fn forward_to(
             Err(response) => return response,
         },
     };
-    let again = match forward::send(sender, request, &tenant.slug).await {
+    let again = match forward::send(sender, request, (&tenant.slug, mount)).await {
         Ok(response) => return response,
         Err(again) => again,
     };
     // The server died under a request without a body: once more, on its successor.
     match restart(tenancy, tenant).await {
-        Ok(sender) => match forward::send(sender, again, &tenant.slug).await {
+        Ok(sender) => match forward::send(sender, again, (&tenant.slug, mount)).await {
             Ok(response) => response,
             Err(_) => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
         },

@@ -95,6 +95,9 @@ impl<S> Layer<S> for SingleTenantLayer {
     }
 }
 
+/// The header in which the router tells a dedicated tenant's server its mount path.
+pub(crate) const MOUNT_HEADER: &str = "x-forwarded-prefix";
+
 /// The service made by [`SingleTenantLayer`].
 #[derive(Clone)]
 pub struct SingleTenantService<S> {
@@ -115,13 +118,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let inner = take_ready(&mut self.inner);
+        // The router of a dedicated tenant says where the tenant is mounted (`/t/<slug>`);
+        // only it reaches this server, and it always sets or removes the header.
+        let mount = request
+            .headers_mut()
+            .remove(MOUNT_HEADER)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .filter(|mount| {
+                mount.starts_with('/')
+                    && mount
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b))
+            })
+            .unwrap_or_default();
         let scope = RequestScope::new(
             self.layer.pool.clone(),
             self.layer.tenant.clone(),
             Arc::from("BEGIN"),
-            String::new(),
+            mount,
         );
         Box::pin(async move { Ok(serve_in_scope(inner, request, scope).await) })
     }
