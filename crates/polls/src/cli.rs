@@ -3,7 +3,9 @@
 use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
-use tenantry::cli::{CliError, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand};
+use tenantry::cli::{
+    CliError, DeployCommand, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand,
+};
 use tenantry::{Slug, Tenancy};
 
 use crate::auth::hash_password;
@@ -46,6 +48,11 @@ pub enum Command {
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+    /// Write routing files from the catalog (nginx).
+    Deploy {
+        #[command(subcommand)]
+        command: DeployCommand,
     },
     /// Manage the database servers tenants can be placed on.
     Servers {
@@ -126,6 +133,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
         Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,
+        Command::Deploy { command } => {
+            tenantry::cli::deploy(&tenancy().await?, command, &settings.bind).await
+        }
         Command::Createsuperuser {
             username,
             email,

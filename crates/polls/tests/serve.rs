@@ -121,13 +121,6 @@ impl Server {
         stream
     }
 
-    /// Sends `raw` on a new connection and reads the reply to the end.
-    fn send(&self, raw: &[u8]) -> (u16, Vec<(String, String)>, Value) {
-        let mut stream = self.connect();
-        stream.write_all(raw).unwrap();
-        read_reply(&mut stream)
-    }
-
     fn get(
         &self,
         host: &str,
@@ -145,20 +138,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Vec<(String, String)>, Value) {
-        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        if !body.is_empty() {
-            raw.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(&body);
-        self.send(raw.as_bytes())
+        request_to(self.addr, method, (host, path), headers, body)
     }
 
     fn signal(&self, signal: libc::c_int) {
@@ -195,6 +175,40 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `raw` to `addr` on a new connection and reads the reply to the end.
+fn send_to(addr: SocketAddr, raw: &[u8]) -> (u16, Vec<(String, String)>, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    read_reply(&mut stream)
+}
+
+/// A request to `addr` with `Host: host`, extra headers and an optional JSON body.
+fn request_to(
+    addr: SocketAddr,
+    method: &str,
+    (host, path): (&str, &str),
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
+        raw.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(&body);
+    send_to(addr, raw.as_bytes())
 }
 
 /// Reads a whole HTTP/1.1 reply (the server closes the connection after it).
@@ -798,4 +812,151 @@ async fn with_dedicated_eager_the_servers_start_with_serve() {
         Some(pid),
         "started again"
     );
+}
+
+/// nginx from Debian's package, started by the test with a main configuration of its own
+/// that includes `tenantry.conf` from `dir`; stopped on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let nginx = "/usr/sbin/nginx";
+        assert!(
+            std::path::Path::new(nginx).exists(),
+            "this test needs nginx (apt-get install nginx)"
+        );
+        let d = dir.display();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
+                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
+                 include {d}/tenantry.conf;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let conf = dir.join("nginx.conf");
+        let checked = Command::new(nginx)
+            .args(["-t", "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "nginx -t: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown, which stops its worker too.
+        // SAFETY: a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_app() {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let pool = db.pool(2).await;
+    let server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let loki_pid = loop {
+        if let Some(pid) = dedicated_pid(&pool, "loki").await {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "not started: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
+        .arg(dir.path().join("tenantry.conf"))
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let config = std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap();
+    assert!(config.contains("server_name loki.polls.test;"), "{config}");
+    let nginx = Nginx::start(dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(nginx.addr()).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // loki's requests go straight to loki's server: the app's log never sees them.
+    let signup = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(
+        nginx.addr(),
+        "POST",
+        ("loki.polls.test", "/users/"),
+        &[],
+        Some(signup),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = request_to(nginx.addr(), "GET", ("thor.polls.test", "/"), &[], None);
+    assert_eq!(status, 401);
+    let (status, _, _) = request_to(nginx.addr(), "GET", ("polls.test", "/health"), &[], None);
+    assert_eq!(status, 200);
+    let log = server.log();
+    assert!(!log.contains("tenant=loki"), "{log}");
+    assert!(log.contains("tenant=thor"), "{log}");
+
+    // loki's server killed: nginx falls back to the app, which starts it again.
+    unsafe { libc::kill(loki_pid as libc::pid_t, libc::SIGKILL) };
+    while alive(loki_pid) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let login = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(
+        nginx.addr(),
+        "POST",
+        ("loki.polls.test", "/login/"),
+        &[],
+        Some(login),
+    );
+    assert_eq!(status, 200, "{body}\n{}", server.log());
 }

@@ -35,6 +35,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod db;
+pub mod deploy;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated {
     pub use crate::layout::supervisor::{DedicatedOptions, DedicatedServer};

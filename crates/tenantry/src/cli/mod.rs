@@ -2,6 +2,7 @@
 //! command group: `migrate`, `tenants ...`, `servers ...` and `sql` in each tenant; here the
 //! error type, the `--tenant`/`--all-tenants` targets and table printing.
 
+mod deploy;
 mod migrate;
 mod servers;
 mod sql;
@@ -13,6 +14,7 @@ use crate::error::Error;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
+pub use deploy::{DeployCommand, deploy};
 pub use migrate::{MigrateArgs, migrate_shared, migrate_tenants};
 pub use servers::{ServersCommand, servers};
 pub use sql::sql;

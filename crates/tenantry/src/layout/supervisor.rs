@@ -80,6 +80,9 @@ struct Running {
 #[derive(Default)]
 struct Slot {
     running: Option<Running>,
+    /// The port it last listened on, taken again when free: a router's configuration
+    /// (`deploy nginx`) stays valid across restarts.
+    port: Option<u16>,
     /// Starts so far.
     starts: u32,
     /// Deaths since the last server that stayed up.
@@ -148,9 +151,10 @@ impl Supervisor {
         if slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(Error::ServerUnavailable(tenant.slug.to_string()));
         }
-        match self.start(cx, tenant).await {
+        match self.start(cx, tenant, slot.port).await {
             Ok(running) => {
                 let port = running.port;
+                slot.port = Some(port);
                 slot.starts += 1;
                 slot.retry_at = None;
                 slot.running = Some(running);
@@ -199,7 +203,12 @@ impl Supervisor {
         slot.retry_at = Some(Instant::now() + wait);
     }
 
-    async fn start(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Running, Error> {
+    async fn start(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        preferred: Option<u16>,
+    ) -> Result<Running, Error> {
         let Some((program, args)) = self.options.command.split_first() else {
             return Err(Error::Incomplete(
                 "no command serves dedicated tenants".into(),
@@ -215,7 +224,10 @@ impl Supervisor {
         })?;
         let options = server.connect_options();
         let url = database_url(&role, &options, database.as_str());
-        let port = free_port()?;
+        let port = match preferred.filter(|port| port_free(*port)) {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let mut command = Command::new(program);
         command
             .args(args)
@@ -312,7 +324,7 @@ fn state_of(slot: &Slot) -> ServerState {
 }
 
 /// This machine's name, which tells the supervisors of several machines apart.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into())
@@ -378,6 +390,11 @@ fn die_with_parent(command: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// Whether nothing listens on this loopback port now.
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// A loopback port nothing listens on now.
