@@ -68,3 +68,43 @@ async fn a_dedicated_tenants_role_reaches_its_own_database_and_nothing_else() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_dedicated_tenant_drops_its_database_and_its_role() {
+    let s = setup(4).await;
+    s.create_in("loki", IsolationMode::Dedicated).await;
+    let loki = s
+        .tenancy
+        .catalog()
+        .details(&slug("loki"))
+        .await
+        .unwrap()
+        .tenant;
+    let role = format!("tenantry_t_{}", &loki.id.simple().to_string()[..20]);
+    let database = loki
+        .placement
+        .database
+        .as_ref()
+        .unwrap()
+        .as_str()
+        .to_owned();
+    let exists = async || -> (bool, bool) {
+        sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
+             EXISTS (SELECT 1 FROM pg_database WHERE datname = $2)",
+        )
+        .bind(&role)
+        .bind(&database)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(exists().await, (true, true));
+    let drops = s.tenancy.what_deleting_drops(&loki).unwrap();
+    assert!(
+        drops.contains(&role) && drops.contains(&database),
+        "{drops}"
+    );
+    s.tenancy.delete_tenant(&slug("loki")).await.unwrap();
+    assert_eq!(exists().await, (false, false));
+}
