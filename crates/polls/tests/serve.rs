@@ -782,8 +782,9 @@ async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
     assert_eq!(status, 401, "thor noticed");
 }
 
-#[tokio::test]
-async fn with_dedicated_eager_the_servers_start_with_serve() {
+/// `polls serve` with `DEDICATED_EAGER`, thor (schema) and loki (dedicated), once loki's
+/// server runs: the server, how commands reach the database, a pool on it, loki's pid.
+async fn serve_eager_loki() -> (Server, Reach, sqlx::PgPool, i64) {
     let db = TestDatabase::create().await;
     let reach = Reach {
         url: url_with_password(&db),
@@ -804,6 +805,12 @@ async fn with_dedicated_eager_the_servers_start_with_serve() {
         assert!(Instant::now() < deadline, "not started: {}", server.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    (server, reach, pool, pid)
+}
+
+#[tokio::test]
+async fn with_dedicated_eager_the_servers_start_with_serve() {
+    let (server, _, pool, pid) = serve_eager_loki().await;
     assert!(alive(pid));
     let (status, _, _) = server.get("loki.polls.test", "/", &[]);
     assert_eq!(status, 401);
@@ -883,26 +890,7 @@ impl Drop for Nginx {
 
 #[tokio::test]
 async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_app() {
-    let db = TestDatabase::create().await;
-    let reach = Reach {
-        url: url_with_password(&db),
-        pooler: "none",
-    };
-    polls(&reach, &["migrate"]);
-    polls(
-        &reach,
-        &["tenants", "create", "loki", "--isolation", "dedicated"],
-    );
-    let pool = db.pool(2).await;
-    let server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let loki_pid = loop {
-        if let Some(pid) = dedicated_pid(&pool, "loki").await {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "not started: {}", server.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (server, reach, _, loki_pid) = serve_eager_loki().await;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -197,7 +197,9 @@ impl Tenancy {
                 true => layout.rename(cx, &tenant, new, Some(&mut tx)).await?,
                 false => layout.rename(cx, &tenant, new, None).await?,
             };
-            tx.rename(&tenant, new, &placement, &primary).await?;
+            if placement != tenant.placement {
+                tx.rename(&tenant, new, &placement, &primary).await?;
+            }
             renamed = Some(Tenant {
                 slug: new.clone(),
                 placement,
