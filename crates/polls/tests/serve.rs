@@ -933,11 +933,14 @@ async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_a
     assert!(!log.contains("tenant=loki"), "{log}");
     assert!(log.contains("tenant=thor"), "{log}");
 
-    // loki's server killed: nginx falls back to the app, which starts it again.
+    // loki's server killed: nginx falls back to the app, which starts it again. A GET, which
+    // nginx may send to the backup after an error; a POST it does not resend.
     unsafe { libc::kill(loki_pid as libc::pid_t, libc::SIGKILL) };
     while alive(loki_pid) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let (status, _, body) = request_to(nginx.addr(), "GET", ("loki.polls.test", "/"), &[], None);
+    assert_eq!(status, 401, "{body}\n{}", server.log());
     let login = json!({ "username": "odin", "password": "valhalla-123" });
     let (status, _, body) = request_to(
         nginx.addr(),
