@@ -38,6 +38,10 @@ pub enum Command {
     /// Serve one dedicated tenant, as its supervisor starts it (see `serve`).
     #[command(hide = true)]
     ServeTenant,
+    /// Apply the tenant migrations to one dedicated tenant's own database, as its one-shot
+    /// migration container does (the environment of `serve-tenant`).
+    #[command(hide = true)]
+    MigrateTenant,
     /// Set up tenants `thor` and `potter` with sample polls, print their URLs and tokens, and
     /// serve.
     Demo,
@@ -49,7 +53,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
-    /// Write routing files from the catalog (nginx).
+    /// Write deployment files from the catalog (nginx, Docker Compose, Kubernetes).
     Deploy {
         #[command(subcommand)]
         command: DeployCommand,
@@ -103,7 +107,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => println!("shared: the SQLite catalog is migrated as it opens"),
             }
             let tenancy = tenancy().await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, tenant).await
+            tenantry::cli::migrate_tenants(&tenancy, &args, tenant, &settings.bind).await
+        }
+        Command::MigrateTenant => {
+            let (pool, _, slug) = startup::tenant_database(&settings).await?;
+            let applied =
+                tenantry::migrate::migrate_own_database(&pool, &startup::migrations()).await?;
+            println!("{slug}: {} migration(s) applied", applied.count);
+            Ok(())
         }
         Command::ServeTenant => {
             let app = startup::tenant_app(&settings).await?;
@@ -134,7 +145,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
         Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,
         Command::Deploy { command } => {
-            tenantry::cli::deploy(&tenancy().await?, command, &settings.bind).await
+            let site = tenantry::cli::DeploySite {
+                bind: &settings.bind,
+                database_url: settings.database_url.as_deref(),
+            };
+            tenantry::cli::deploy(&tenancy().await?, command, site).await
         }
         Command::Createsuperuser {
             username,

@@ -53,6 +53,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         jobs: 4,
         verify: false,
         check: false,
+        wave_size: None,
     };
     let tenancy = match &settings.database_url {
         Some(url) => {
@@ -61,13 +62,13 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
             let options = settings.options().map_err(CliError::usage)?;
             tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
             let tenancy = startup::open(settings).await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, None).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.bind).await?;
             println!("PostgreSQL: {}", redacted(url));
             tenancy
         }
         None => {
             let tenancy = startup::open(settings).await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, None).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.bind).await?;
             println!(
                 "SQLite: {} (set DATABASE_URL to use PostgreSQL)",
                 settings.data_dir.display()

@@ -144,6 +144,18 @@ fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
 /// tenant's own role, from the environment its supervisor sets (`DATABASE_URL`,
 /// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's.
 pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
+    let (pool, id, slug) = tenant_database(settings).await?;
+    let routes = Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
+    let tenant = SingleTenantLayer::dedicated(pool, id, slug).layer(routes);
+    let service = NormalizePathLayer::trim_trailing_slash().layer(tenant);
+    Ok(Router::new().fallback_service(service))
+}
+
+/// A dedicated tenant's database, as its own role (`DATABASE_URL`, `TENANT_ID`,
+/// `TENANT_SLUG`), with its id and slug.
+pub async fn tenant_database(settings: &Settings) -> Result<(PgPool, uuid::Uuid, Slug), CliError> {
     let var =
         |name: &str| std::env::var(name).map_err(|_| CliError::usage(format!("{name} is not set")));
     let id: uuid::Uuid = var("TENANT_ID")?
@@ -158,12 +170,7 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         .connect_with(SingleTenantLayer::connect_options(url, id)?)
         .await
         .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))?;
-    let routes = Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
-    let tenant = SingleTenantLayer::dedicated(pool, id, slug).layer(routes);
-    let service = NormalizePathLayer::trim_trailing_slash().layer(tenant);
-    Ok(Router::new().fallback_service(service))
+    Ok((pool, id, slug))
 }
 
 /// The whole app as one router, with the default limits on sign-up and login.

@@ -648,6 +648,25 @@ async fn dedicated_pid(pool: &sqlx::PgPool, slug: &str) -> Option<i64> {
     .flatten()
 }
 
+/// Takes CONNECT on its database from a dedicated tenant's role: its server exits as it
+/// starts.
+async fn lock_out(pool: &sqlx::PgPool, slug: &str) -> uuid::Uuid {
+    let (id, database): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, database_name FROM tenantry.tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let role = format!("tenantry_t_{}", &id.simple().to_string()[..20]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "REVOKE CONNECT ON DATABASE \"{database}\" FROM \"{role}\""
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
 /// Whether the process runs (a zombie, dead but not yet reaped, does not).
 fn alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -748,18 +767,7 @@ async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
     );
     let pool = server._db.pool(2).await;
     // Its role may no longer connect to its database: its server exits as it starts.
-    let (id, database): (uuid::Uuid, String) =
-        sqlx::query_as("SELECT id, database_name FROM tenantry.tenants WHERE slug = 'loki'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let role = format!("tenantry_t_{}", &id.simple().to_string()[..20]);
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "REVOKE CONNECT ON DATABASE \"{database}\" FROM \"{role}\""
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let id = lock_out(&pool, "loki").await;
     let started = Instant::now();
     let mut requests = 0;
     while started.elapsed() < Duration::from_secs(3) {
@@ -950,4 +958,88 @@ async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_a
         Some(login),
     );
     assert_eq!(status, 200, "{body}\n{}", server.log());
+}
+
+/// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and
+/// standard output.
+fn migrate_in_waves(server: &Server, reach: &Reach, wave: &str) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["migrate", "--wave-size", wave])
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_upgrade_in_waves_restarts_each_dedicated_server_and_stops_at_the_first_that_fails() {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    for slug in ["freya", "hela", "loki"] {
+        polls(
+            &reach,
+            &["tenants", "create", slug, "--isolation", "dedicated"],
+        );
+    }
+    let pool = db.pool(2).await;
+    let server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let mut pids = Vec::new();
+    for slug in ["freya", "hela", "loki"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        pids.push(loop {
+            if let Some(pid) = dedicated_pid(&pool, slug).await {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "not started: {}", server.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+    }
+
+    // Every server stopped and started again through the router, one tenant per wave.
+    let (ok, out) = migrate_in_waves(&server, &reach, "1");
+    assert!(ok, "{out}\n{}", server.log());
+    let version = support::latest_version();
+    for (slug, old) in ["freya", "hela", "loki"].iter().zip(&pids) {
+        let new = dedicated_pid(&pool, slug).await.unwrap();
+        assert_ne!(new, *old, "{slug} was not restarted");
+        assert!(!alive(*old), "{slug}'s old server still runs");
+        assert!(
+            out.contains(&format!(
+                "{slug}: version {version}, server restarted on this binary (pid {new})"
+            )),
+            "{out}"
+        );
+        let (status, _, _) = server.get(&format!("{slug}.polls.test"), "/", &[]);
+        assert_eq!(status, 401, "{slug} answers after the upgrade");
+    }
+
+    // hela's new server cannot start (its role may no longer connect): the upgrade stops
+    // there, and loki, in the wave after, keeps the server it had.
+    lock_out(&pool, "hela").await;
+    let loki = dedicated_pid(&pool, "loki").await.unwrap();
+    let (ok, out) = migrate_in_waves(&server, &reach, "1");
+    assert!(!ok, "{out}");
+    assert!(out.contains("freya: version"), "{out}");
+    assert!(
+        out.contains("hela: version") && out.contains("FAILED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("loki: version") && out.contains("untouched (after a failure)"),
+        "{out}"
+    );
+    assert_eq!(dedicated_pid(&pool, "loki").await, Some(loki));
+    assert!(alive(loki));
+    let (status, _, _) = server.get("freya.polls.test", "/", &[]);
+    assert_eq!(status, 401);
 }

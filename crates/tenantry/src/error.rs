@@ -71,6 +71,9 @@ pub enum Error {
     },
     #[error("database error: {}", database_message(.0))]
     Database(#[from] sqlx::Error),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// What kind of failure an [`Error`] is. Exit codes, HTTP statuses and the platform API's
@@ -137,6 +140,7 @@ impl Error {
             | Self::CorruptCatalog(_)
             | Self::UnsafeRole(_)
             | Self::Migration(_)
+            | Self::Io(_)
             | Self::MigrationFailed { .. }
             | Self::Database(_) => ErrorKind::Internal,
         }

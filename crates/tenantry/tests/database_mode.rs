@@ -193,6 +193,7 @@ async fn migrate_reaches_database_tenants_and_the_next_create_uses_a_new_templat
         tenant: None,
         verify: false,
         check: false,
+        skip_dedicated: false,
     };
     let report = v2.migrate_tenants(&options, |_| {}, |_| {}).await.unwrap();
     assert_eq!(report.applied(), 2, "{report:?}");

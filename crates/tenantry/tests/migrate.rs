@@ -31,6 +31,7 @@ fn options() -> MigrateOptions {
         tenant: None,
         verify: false,
         check: false,
+        skip_dedicated: false,
     }
 }
 

@@ -235,6 +235,7 @@ async fn moves_migrations_and_renames_work_through_pgbouncer() {
                 tenant: None,
                 verify: true,
                 check: false,
+                skip_dedicated: false,
             },
             |_| {},
             |_| {},

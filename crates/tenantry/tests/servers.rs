@@ -227,6 +227,7 @@ async fn migrate_reaches_tenants_on_every_server() {
         tenant: None,
         verify: false,
         check: false,
+        skip_dedicated: false,
     };
     let report = v2
         .migrate_tenants(&options, |n| assert_eq!(n, 2), |_| {})

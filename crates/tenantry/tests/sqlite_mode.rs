@@ -129,6 +129,7 @@ async fn migrate_covers_sqlite_tenants() {
         tenant: None,
         verify: false,
         check: false,
+        skip_dedicated: false,
     };
     let run = v2.migrate_tenants(&options, |_| {}, |_| {}).await.unwrap();
     assert_eq!((run.applied(), run.up_to_date()), (2, 0));

@@ -1,12 +1,15 @@
-//! `deploy ...`: routing files written from the catalog.
+//! `deploy ...`: deployment files written from the catalog.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Subcommand;
 
 use super::CliError;
-use crate::deploy::{NginxOptions, nginx};
+use crate::deploy::{
+    ComposeOptions, Files, KUBERNETES_VERSION, KubernetesOptions, NginxOptions, compose,
+    kubernetes, nginx,
+};
 use crate::tenancy::Tenancy;
 
 /// `deploy ...`.
@@ -26,31 +29,144 @@ pub enum DeployCommand {
         #[arg(long)]
         reload: bool,
     },
+    /// Write a Docker Compose project: per dedicated tenant its app, its PostgreSQL and its
+    /// one-shot migration, with its credentials in an env file of its own; the shared
+    /// server and its database; nginx in front. Run it with `docker compose up -d` in DIR.
+    Compose {
+        /// The folder to write (passwords already there are kept).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// The source tree the image is built from.
+        #[arg(long, default_value = ".")]
+        context: PathBuf,
+        /// The host port nginx publishes.
+        #[arg(long, default_value_t = 8080)]
+        listen: u16,
+    },
+    /// Write Kubernetes manifests: per dedicated tenant a namespace with its server, Secret,
+    /// Ingress, migration Job, NetworkPolicy and ResourceQuota; the shared server for
+    /// everything else. Sets each tenant role's password to its Secret's. Apply with
+    /// `kubectl apply -R -f DIR`.
+    Kubernetes {
+        /// The folder to write (passwords already there are kept).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// The app's image.
+        #[arg(long)]
+        image: String,
+        /// The IngressClass of the ingress controller.
+        #[arg(long, default_value = "nginx")]
+        ingress_class: String,
+        /// The ingress controller's namespace, the only one let in to tenant servers.
+        #[arg(long, default_value = "ingress-nginx")]
+        ingress_namespace: String,
+        /// The database servers' `host:port` as the cluster reaches them, when it differs.
+        #[arg(long)]
+        database_address: Option<String>,
+    },
 }
 
-/// Runs a `deploy` subcommand; `shared` is the address this app's server listens on.
+/// Where the app runs, as `deploy` needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeploySite<'a> {
+    /// The address this app's server listens on.
+    pub bind: &'a str,
+    /// The catalog's database URL, written once to the shared server's Secret.
+    pub database_url: Option<&'a str>,
+}
+
+/// Runs a `deploy` subcommand.
 pub async fn deploy(
     tenancy: &Tenancy,
     command: DeployCommand,
-    shared: &str,
+    site: DeploySite<'_>,
 ) -> Result<(), CliError> {
-    let DeployCommand::Nginx {
-        output,
-        listen,
-        reload,
-    } = command;
-    let options = NginxOptions {
-        listen,
-        shared: shared.to_owned(),
+    match command {
+        DeployCommand::Nginx {
+            output,
+            listen,
+            reload,
+        } => {
+            let options = NginxOptions {
+                listen,
+                shared: site.bind.to_owned(),
+            };
+            let config = nginx(tenancy, &options).await?;
+            std::fs::write(&output, config)
+                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+            println!("wrote {}", output.display());
+            if reload {
+                run(&["-t"])?;
+                run(&["-s", "reload"])?;
+                println!("nginx checked the configuration and reloaded it");
+            }
+        }
+        DeployCommand::Compose {
+            output,
+            context,
+            listen,
+        } => {
+            let options = ComposeOptions {
+                context,
+                listen,
+                ..ComposeOptions::new(output.clone(), &binary()?)
+            };
+            write(&compose(tenancy, &options).await?, &output)?;
+        }
+        DeployCommand::Kubernetes {
+            output,
+            image,
+            ingress_class,
+            ingress_namespace,
+            database_address,
+        } => {
+            let shared_database_url = site
+                .database_url
+                .ok_or_else(|| CliError::usage("Kubernetes manifests need DATABASE_URL"))?
+                .to_owned();
+            let options = KubernetesOptions {
+                output: output.clone(),
+                image,
+                ingress_class,
+                ingress_namespace,
+                database_address,
+                shared_database_url,
+            };
+            write(&kubernetes(tenancy, &options).await?, &output)?;
+            println!("for Kubernetes {KUBERNETES_VERSION}");
+        }
+    }
+    Ok(())
+}
+
+/// This program's name: the binary the images run.
+fn binary() -> Result<String, CliError> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .ok_or_else(|| CliError::failed("cannot tell this program's name"))
+}
+
+fn write(files: &Files, dir: &Path) -> Result<(), CliError> {
+    let done = files.write(dir)?;
+    let list = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let config = nginx(tenancy, &options).await?;
-    std::fs::write(&output, config)
-        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
-    println!("wrote {}", output.display());
-    if reload {
-        run(&["-t"])?;
-        run(&["-s", "reload"])?;
-        println!("nginx checked the configuration and reloaded it");
+    println!(
+        "{}: {} written, {} unchanged, {} removed",
+        dir.display(),
+        done.written.len(),
+        done.unchanged.len(),
+        done.removed.len()
+    );
+    for (what, paths) in [("written", &done.written), ("removed", &done.removed)] {
+        if !paths.is_empty() {
+            println!("  {what}: {}", list(paths));
+        }
     }
     Ok(())
 }

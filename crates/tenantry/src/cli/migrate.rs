@@ -1,13 +1,14 @@
 //! `migrate`: the shared set, then every tenant, with progress and a summary.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
-use crate::lifecycle::{MigrateOptions, TenantMigration, TenantOutcome};
+use crate::lifecycle::{MigrateOptions, ServerUpgrade, TenantMigration, TenantOutcome};
 use crate::migrate::Migrations;
 use crate::pooler::Pooler;
 use crate::role::prepare_roles;
@@ -29,6 +30,13 @@ pub struct MigrateArgs {
     /// pending or fails. The shared set is not checked.
     #[arg(long, conflicts_with = "verify")]
     pub check: bool,
+    /// Upgrade dedicated tenants in waves of N: a wave's databases are migrated, then their
+    /// servers are stopped and started again on this binary through the running `serve`
+    /// (at BIND), each of which must pass its health check; the first that fails stops the
+    /// upgrade, leaving later waves untouched. Exits 1 then.
+    #[arg(long, value_name = "N", conflicts_with = "check",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub wave_size: Option<u16>,
 }
 
 /// `migrate` on PostgreSQL, first half: the catalog's migrations and the app's shared set
@@ -46,19 +54,35 @@ pub async fn migrate_shared(
     Ok(())
 }
 
-/// `migrate`, second half: every tenant (or `tenant`), printing progress and a summary.
+/// `migrate`, second half: every tenant (or `tenant`), printing progress and a summary,
+/// then, with `--wave-size`, the dedicated tenants' upgrade through the server at `router`.
 /// Fails (exit 1) if any tenant failed.
 pub async fn migrate_tenants(
     tenancy: &Tenancy,
     args: &MigrateArgs,
     tenant: Option<Slug>,
+    router: &str,
 ) -> Result<(), CliError> {
+    let router = match args.wave_size {
+        Some(_) if tenant.is_some() => {
+            return Err(CliError::usage(
+                "--wave-size upgrades every dedicated tenant, not --tenant",
+            ));
+        }
+        Some(_) => Some(router.parse::<SocketAddr>().map_err(|e| {
+            CliError::usage(format!(
+                "BIND '{router}' is not the address of the running serve: {e}"
+            ))
+        })?),
+        None => None,
+    };
     let started = Instant::now();
     let options = MigrateOptions {
         jobs: usize::from(args.jobs),
         tenant,
         verify: args.verify,
         check: args.check,
+        skip_dedicated: router.is_some(),
     };
     let verb = if args.check { "pending" } else { "applied" };
     let interactive = std::io::stderr().is_terminal();
@@ -103,6 +127,9 @@ pub async fn migrate_tenants(
     for (slug, error) in &failures {
         println!("  {slug}: {error}");
     }
+    if let (Some(router), Some(wave)) = (router, args.wave_size) {
+        upgrade(tenancy, usize::from(wave), router).await?;
+    }
     if args.check && report.applied() > 0 && failures.is_empty() {
         return Err(CliError::failed(format!(
             "{} tenant(s) have migrations pending; run migrate to apply them",
@@ -116,6 +143,39 @@ pub async fn migrate_tenants(
             "{} tenant(s) failed to migrate; fix the cause and run migrate again",
             failures.len()
         )))
+    }
+}
+
+/// The dedicated tenants' upgrade in waves, a line per tenant: its version and its server.
+async fn upgrade(tenancy: &Tenancy, wave: usize, router: SocketAddr) -> Result<(), CliError> {
+    let lines = tenancy
+        .upgrade_dedicated(wave, router, |line| {
+            let version = line.version.map_or("none".to_owned(), |v| v.to_string());
+            let server = match &line.server {
+                ServerUpgrade::Restarted { pid } => format!("restarted on this binary (pid {pid})"),
+                ServerUpgrade::NotRunning => "not running; starts on this binary".into(),
+                ServerUpgrade::Failed(error) => format!("FAILED: {error}"),
+                ServerUpgrade::Untouched => "untouched (after a failure)".into(),
+            };
+            println!("{}: version {version}, server {server}", line.slug);
+        })
+        .await?;
+    let failed = lines
+        .iter()
+        .find(|l| matches!(l.server, ServerUpgrade::Failed(_)));
+    let untouched = lines
+        .iter()
+        .filter(|l| l.server == ServerUpgrade::Untouched)
+        .count();
+    match failed {
+        None => {
+            println!("dedicated: {} upgraded in waves of {wave}", lines.len());
+            Ok(())
+        }
+        Some(line) => Err(CliError::failed(format!(
+            "the upgrade stopped at '{}'; {untouched} tenant(s) left untouched",
+            line.slug
+        ))),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
-pub use deploy::{DeployCommand, deploy};
+pub use deploy::{DeployCommand, DeploySite, deploy};
 pub use migrate::{MigrateArgs, migrate_shared, migrate_tenants};
 pub use servers::{ServersCommand, servers};
 pub use sql::sql;

@@ -27,24 +27,57 @@ pub(crate) fn role_name(tenant: &Tenant) -> String {
     format!("tenantry_t_{}", &tenant.id.simple().to_string()[..20])
 }
 
+/// A random password for a tenant's role.
+pub(crate) fn new_password() -> String {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
 /// Gives the tenant's role a fresh random password and returns the role with it: the old
 /// password (and a server still holding it) no longer logs in.
 pub(crate) async fn role_credentials(cx: Cx<'_>, tenant: &Tenant) -> Result<AppRole, Error> {
+    let password = new_password();
+    set_password(cx, tenant, &password).await?;
+    AppRole::new(&role_name(tenant), Some(password))
+}
+
+/// Sets the password of the tenant's role.
+pub(crate) async fn set_password(cx: Cx<'_>, tenant: &Tenant, password: &str) -> Result<(), Error> {
     let server = cx
         .pools
         .for_server(tenant.placement.server.as_ref())
         .await?;
-    let password = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    let name = role_name(tenant);
     // The server quotes the literal itself.
     let statement: String =
         pooler::query_scalar("SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)")
-            .bind(&name)
-            .bind(&password)
+            .bind(role_name(tenant))
+            .bind(password)
             .fetch_one(pooler::Pinned(&server))
             .await?;
     server.execute(AssertSqlSafe(statement)).await?;
-    AppRole::new(&name, Some(password))
+    Ok(())
+}
+
+/// Where a dedicated tenant's database is, as this process reaches its server.
+pub(crate) struct OwnDatabase {
+    pub(crate) role: String,
+    pub(crate) database: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+/// The tenant's role, database and server address.
+pub(crate) async fn own_database_of(cx: Cx<'_>, tenant: &Tenant) -> Result<OwnDatabase, Error> {
+    let server = cx
+        .pools
+        .for_server(tenant.placement.server.as_ref())
+        .await?;
+    let options = server.connect_options();
+    Ok(OwnDatabase {
+        role: role_name(tenant),
+        database: own_database(tenant)?.as_str().to_owned(),
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+    })
 }
 
 /// Creates the tenant's role if needed: it may log in, and nothing more.
@@ -69,7 +102,9 @@ async fn create_role(server: &PgPool, name: &str) -> Result<(), Error> {
     }
 }
 
-/// Lets the tenant's role connect to its database and use its tables there.
+/// Lets the tenant's role connect to its database and makes it the owner of its schema and
+/// tables there (Row-Level Security is forced on them, so it binds their owner too): the
+/// tenant's own migration step (`migrate_own_database`) runs as that role.
 async fn grant(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
     let database = own_database(tenant)?;
     let server = cx
@@ -89,7 +124,22 @@ async fn grant(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         .await?
         .transaction()?;
     let mut conn = pool.pg()?.acquire().await?;
-    role.grant(&mut conn, &tenant.placement.schema).await
+    // The server quotes the names itself.
+    let statements: Vec<String> = pooler::query_scalar(
+        "SELECT format('ALTER SCHEMA %I OWNER TO %I', $1::text, $2::text) \
+         UNION ALL \
+         SELECT format('ALTER TABLE %I.%I OWNER TO %I', n.nspname, c.relname, $2::text) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+    )
+    .bind(tenant.placement.schema.as_str())
+    .bind(role.name())
+    .fetch_all(&mut *conn)
+    .await?;
+    for statement in statements {
+        conn.execute(AssertSqlSafe(statement)).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]

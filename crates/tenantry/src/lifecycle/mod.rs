@@ -1,5 +1,5 @@
 //! The tenant lifecycle: create, update, delete and domains ([`tenants`]), rolling migrations
-//! out ([`rollout`]), moves between layouts ([`moving`]), export and import ([`export`]).
+//! out ([`rollout`]) and upgrading dedicated tenants in waves ([`upgrade`]), moves between layouts ([`moving`]), export and import ([`export`]).
 //! Each operation is a short orchestration: the catalog's transaction, the layout's call,
 //! commit or undo.
 
@@ -7,6 +7,7 @@ pub(crate) mod export;
 pub(crate) mod moving;
 pub(crate) mod rollout;
 mod tenants;
+mod upgrade;
 
 pub use crate::rows::TableRows;
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
@@ -15,3 +16,4 @@ pub use moving::MoveTarget;
 pub use moving::{MoveFault, MoveStage};
 pub use rollout::{MigrateOptions, MigrationReport, TenantMigration, TenantOutcome};
 pub use tenants::{NewTenant, TenantUpdate};
+pub use upgrade::{ServerUpgrade, Upgraded};

@@ -21,6 +21,8 @@ pub struct MigrateOptions {
     /// Apply nothing: run each tenant's pending migrations in a transaction that is rolled
     /// back, to report what is pending and whether it would apply.
     pub check: bool,
+    /// Leave dedicated tenants out (an upgrade in waves takes them).
+    pub skip_dedicated: bool,
 }
 
 impl Default for MigrateOptions {
@@ -31,6 +33,7 @@ impl Default for MigrateOptions {
             tenant: None,
             verify: false,
             check: false,
+            skip_dedicated: false,
         }
     }
 }
@@ -115,10 +118,13 @@ impl Tenancy {
         progress: impl Fn(&TenantMigration),
     ) -> Result<MigrationReport, Error> {
         let slug = options.tenant.as_ref().map(Slug::as_str);
-        let (tenants, skipped_current) = self
+        let (mut tenants, skipped_current) = self
             .catalog()
             .to_migrate(self.migrations(), options.verify || options.check, slug)
             .await?;
+        if options.skip_dedicated {
+            tenants.retain(|tenant| !self.has_own_server(tenant));
+        }
         if let Some(slug) = &options.tenant
             && tenants.is_empty()
             && skipped_current == 0

@@ -352,11 +352,58 @@ pub(crate) async fn migrate_schema(
     migrations: &Migrations,
     role: &AppRole,
 ) -> Result<Applied, Error> {
+    let applied = apply_checked(conn, schema, migrations).await?;
+    if applied.count > 0 {
+        role.grant(conn, schema).await?;
+    }
+    Ok(applied)
+}
+
+/// Applies the tenant set in `conn`, whose `search_path` is `schema`, then, if anything
+/// ran, checks that Row-Level Security guards every table.
+async fn apply_checked(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
     let applied = apply_pending(conn, &Ledger::tenant(schema), &migrations.tenant).await?;
     if applied.count > 0 {
         check_guarded(conn, schema).await?;
-        role.grant(conn, schema).await?;
     }
+    Ok(applied)
+}
+
+/// Applies the tenant set to a dedicated tenant's own database through `pool`, which
+/// connects as the tenant's own role (the owner of its tables), as a deployment's one-shot
+/// migration step does where the catalog is out of reach (Compose, Kubernetes).
+pub async fn migrate_own_database(
+    pool: &PgPool,
+    migrations: &Migrations,
+) -> Result<Applied, Error> {
+    let schema = SchemaName::own_database();
+    let mut tx = safe_transaction::begin(pool, None).await?;
+    pooler::query("SELECT pg_advisory_xact_lock($1, 1)")
+        .bind(LOCK_NAMESPACE)
+        .execute(&mut *tx)
+        .await?;
+    // Creating the schema takes CREATE on the database, which a role given the database
+    // by `tenants create` does not have (it owns the schema instead).
+    let exists: bool =
+        pooler::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    if !exists {
+        tx.execute(AssertSqlSafe(format!("CREATE SCHEMA {}", schema.quoted())))
+            .await?;
+    }
+    tx.execute(AssertSqlSafe(format!(
+        "SET LOCAL search_path TO {}",
+        schema.quoted()
+    )))
+    .await?;
+    let applied = apply_checked(&mut tx, &schema, migrations).await?;
+    tx.commit().await?;
     Ok(applied)
 }
 

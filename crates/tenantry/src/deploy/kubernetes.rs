@@ -1,0 +1,364 @@
+//! Kubernetes manifests from the catalog: per dedicated tenant a namespace of its own with
+//! its server (Deployment, Service, Ingress for its domains), its migration Job, its
+//! database URL in a Secret, a NetworkPolicy that denies by default and a ResourceQuota;
+//! plus the shared server for everything else.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::{Deployed, Files, Kind, dedicated, kept_password, yaml};
+use crate::error::Error;
+use crate::layout::{own_database_of, set_password};
+use crate::tenancy::Tenancy;
+
+/// The Kubernetes version whose API the manifests are written for (and tested against).
+pub const KUBERNETES_VERSION: &str = "1.34.0";
+
+/// What the manifests are made of.
+#[derive(Debug, Clone)]
+pub struct KubernetesOptions {
+    /// The folder the files are written to; passwords already there are kept.
+    pub output: PathBuf,
+    /// The app's image, whose entry point is the app's binary.
+    pub image: String,
+    /// The IngressClass of the ingress controller.
+    pub ingress_class: String,
+    /// The namespace the ingress controller runs in: the only one allowed to reach tenant
+    /// servers.
+    pub ingress_namespace: String,
+    /// The database servers' address as the cluster reaches them (`host:port`), when it
+    /// differs from this process's.
+    pub database_address: Option<String>,
+    /// The shared server's database URL, written to its Secret the first time.
+    pub shared_database_url: String,
+}
+
+const APP_PORT: u16 = 8000;
+const MANAGED: &str = "app.kubernetes.io/managed-by";
+const TENANT: &str = "tenantry.dev/tenant";
+
+/// The manifests for the catalog as it is: `shared/app.yaml`, `shared/secret.yaml` (made
+/// once, then the operator's), and per dedicated tenant `tenants/<slug>/app.yaml` and
+/// `tenants/<slug>/secret.yaml` (mode 0600). The database password in a tenant's Secret is
+/// kept across regenerations and set on the tenant's role as the files are written, so a
+/// tenant deployed this way must not also be served by a local supervisor (which sets a
+/// fresh one at each start). A suspended tenant's server is scaled to zero and loses its
+/// Ingress; its hosts then reach the shared server, which answers 403.
+pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Result<Files, Error> {
+    let mut files = Files {
+        owned: vec![PathBuf::from("tenants")],
+        ..Files::default()
+    };
+    let version = tenancy.migrations().tenant_version().unwrap_or(0);
+    let base = tenancy.identification().base_domain.to_string();
+    files.add(
+        "shared/app.yaml",
+        shared(options, &base, version),
+        Kind::Plain,
+    );
+    files.add(
+        "shared/secret.yaml",
+        yaml::document(&secret(
+            "tenantry",
+            "database",
+            json!({ "DATABASE_URL": options.shared_database_url }),
+        )),
+        Kind::Seed,
+    );
+    for tenant in dedicated(tenancy).await? {
+        let folder = PathBuf::from("tenants").join(tenant.slug().as_str());
+        let secret_path = folder.join("secret.yaml");
+        let password = kept_password(&options.output, &secret_path, "DATABASE_URL");
+        let database = own_database_of(tenancy.cx(), &tenant.tenant).await?;
+        set_password(tenancy.cx(), &tenant.tenant, &password).await?;
+        let address = options
+            .database_address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", database.host, database.port));
+        let url = format!(
+            "postgres://{}:{password}@{address}/{}",
+            database.role, database.database
+        );
+        let namespace = namespace(&tenant);
+        files.add(
+            &secret_path,
+            yaml::document(&secret(
+                &namespace,
+                "database",
+                json!({
+                    "DATABASE_URL": url,
+                    "TENANT_ID": tenant.id().to_string(),
+                    "TENANT_SLUG": tenant.slug().as_str(),
+                }),
+            )),
+            Kind::Secret,
+        );
+        files.add(
+            folder.join("app.yaml"),
+            tenant_manifests(options, &tenant, &address, version),
+            Kind::Plain,
+        );
+    }
+    Ok(files)
+}
+
+fn namespace(tenant: &Deployed) -> String {
+    format!("tenant-{}", tenant.slug())
+}
+
+fn labels(tenant: Option<&Deployed>) -> Value {
+    let mut labels = json!({ MANAGED: "tenantry", "app.kubernetes.io/name": "tenantry" });
+    if let Some(tenant) = tenant {
+        labels[TENANT] = json!(tenant.slug().as_str());
+    }
+    labels
+}
+
+fn metadata(name: &str, namespace: &str, labels: &Value) -> Value {
+    json!({ "name": name, "namespace": namespace, "labels": labels })
+}
+
+fn secret(namespace: &str, name: &str, data: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(name, namespace, &labels(None)),
+        "type": "Opaque",
+        "stringData": data,
+    })
+}
+
+/// The app's container: `args` on the image, its settings from the `database` Secret,
+/// probed on `/health` (asked for `host`), within its resources, as an unprivileged user.
+fn container(options: &KubernetesOptions, args: &[&str], host: Option<&str>) -> Value {
+    let probe = |period: u32| {
+        let mut get = json!({ "path": "/health", "port": "http" });
+        if let Some(host) = host {
+            get["httpHeaders"] = json!([{ "name": "Host", "value": host }]);
+        }
+        json!({ "httpGet": get, "periodSeconds": period, "failureThreshold": 3 })
+    };
+    let mut container = json!({
+        "name": "app",
+        "image": options.image,
+        "args": args,
+        "env": [{ "name": "BIND", "value": format!("0.0.0.0:{APP_PORT}") }],
+        "envFrom": [{ "secretRef": { "name": "database" } }],
+        "resources": {
+            "requests": { "cpu": "50m", "memory": "64Mi" },
+            "limits": { "cpu": "1", "memory": "256Mi" },
+        },
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 10001,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        },
+    });
+    if args[0].starts_with("serve") {
+        container["ports"] = json!([{ "name": "http", "containerPort": APP_PORT }]);
+        container["readinessProbe"] = probe(5);
+        container["livenessProbe"] = probe(10);
+    }
+    container
+}
+
+fn pod(options: &KubernetesOptions, args: &[&str], host: Option<&str>, labels: &Value) -> Value {
+    json!({
+        "metadata": { "labels": labels },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [container(options, args, host)],
+            "restartPolicy": if args[0].starts_with("migrate") { "Never" } else { "Always" },
+        },
+    })
+}
+
+fn deployment(
+    options: &KubernetesOptions,
+    namespace: &str,
+    args: &[&str],
+    host: Option<&str>,
+    labels: &Value,
+    replicas: u32,
+) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata("app", namespace, labels),
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": labels },
+            "template": pod(options, args, host, labels),
+        },
+    })
+}
+
+fn service(namespace: &str, labels: &Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata("app", namespace, labels),
+        "spec": {
+            "selector": labels,
+            "ports": [{ "name": "http", "port": 80, "targetPort": "http" }],
+        },
+    })
+}
+
+/// The migration Job, named after the migration set it applies: a new set is a new Job.
+fn job(options: &KubernetesOptions, namespace: &str, args: &[&str], version: i64) -> Value {
+    let labels = json!({ MANAGED: "tenantry", "app.kubernetes.io/name": "tenantry-migrate" });
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(&format!("migrate-{version}"), namespace, &labels),
+        "spec": {
+            "backoffLimit": 3,
+            "template": pod(options, args, None, &labels),
+        },
+    })
+}
+
+fn backend() -> Value {
+    json!({ "service": { "name": "app", "port": { "name": "http" } } })
+}
+
+fn shared(options: &KubernetesOptions, base: &str, version: i64) -> String {
+    let labels = labels(None);
+    yaml::documents(&[
+        json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": "tenantry", "labels": labels },
+        }),
+        deployment(options, "tenantry", &["serve"], Some(base), &labels, 2),
+        service("tenantry", &labels),
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": metadata("app", "tenantry", &labels),
+            "spec": { "ingressClassName": options.ingress_class, "defaultBackend": backend() },
+        }),
+        job(options, "tenantry", &["migrate"], version),
+    ])
+}
+
+fn tenant_manifests(
+    options: &KubernetesOptions,
+    tenant: &Deployed,
+    database: &str,
+    version: i64,
+) -> String {
+    let namespace = namespace(tenant);
+    let labels = labels(Some(tenant));
+    let mut documents = vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": namespace, "labels": labels },
+        }),
+        deployment(
+            options,
+            &namespace,
+            &["serve-tenant"],
+            None,
+            &labels,
+            u32::from(tenant.active()),
+        ),
+        service(&namespace, &labels),
+    ];
+    if tenant.active() && !tenant.domains.is_empty() {
+        let rules: Vec<Value> = tenant
+            .domains
+            .iter()
+            .map(|host| {
+                json!({
+                    "host": host,
+                    "http": { "paths": [{ "path": "/", "pathType": "Prefix", "backend": backend() }] },
+                })
+            })
+            .collect();
+        documents.push(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": metadata("app", &namespace, &labels),
+            "spec": { "ingressClassName": options.ingress_class, "rules": rules },
+        }));
+    }
+    documents.push(job(options, &namespace, &["migrate-tenant"], version));
+    documents.extend(network_policies(options, &namespace, &labels, database));
+    documents.push(json!({
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": metadata("tenant", &namespace, &labels),
+        "spec": { "hard": {
+            "pods": "10",
+            "requests.cpu": "1",
+            "requests.memory": "1Gi",
+            "limits.cpu": "4",
+            "limits.memory": "2Gi",
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        } },
+    }));
+    yaml::documents(&documents)
+}
+
+/// Nothing in or out of the namespace but what it needs: the ingress controller to the
+/// server, and the pods to DNS and to the database (its address only, when it is an IP).
+fn network_policies(
+    options: &KubernetesOptions,
+    namespace: &str,
+    labels: &Value,
+    database: &str,
+) -> Vec<Value> {
+    let policy = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata(name, namespace, labels),
+            "spec": spec,
+        })
+    };
+    let (host, port) = database.rsplit_once(':').unwrap_or((database, "5432"));
+    let port: u16 = port.parse().unwrap_or(5432);
+    let mut to_database = json!({ "ports": [{ "protocol": "TCP", "port": port }] });
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        to_database["to"] = json!([{ "ipBlock": { "cidr": format!("{ip}/{prefix}") } }]);
+    }
+    vec![
+        policy(
+            "deny-by-default",
+            json!({ "podSelector": {}, "policyTypes": ["Ingress", "Egress"] }),
+        ),
+        policy(
+            "allow-ingress-controller",
+            json!({
+                "podSelector": { "matchLabels": labels },
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{ "namespaceSelector": { "matchLabels": {
+                        "kubernetes.io/metadata.name": options.ingress_namespace,
+                    } } }],
+                    "ports": [{ "protocol": "TCP", "port": APP_PORT }],
+                }],
+            }),
+        ),
+        policy(
+            "allow-dns-and-database",
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    { "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
+                    to_database,
+                ],
+            }),
+        ),
+    ]
+}

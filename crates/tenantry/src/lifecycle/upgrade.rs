@@ -1,0 +1,182 @@
+//! Upgrading dedicated tenants in waves: each tenant's database migrated, then its server
+//! started again on the binary now installed, a few tenants at a time, stopping at the first
+//! tenant whose new server fails its health check.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::Error;
+use crate::layout::supervisor::host_name;
+use crate::slug::Slug;
+use crate::tenancy::Tenancy;
+use crate::tenant::{Tenant, TenantStatus};
+
+/// What an upgrade did to one dedicated tenant's server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerUpgrade {
+    /// Stopped, started again through the router, and healthy.
+    Restarted { pid: i64 },
+    /// It did not run; its next request starts the binary now installed.
+    NotRunning,
+    /// The migration or the new server failed; the upgrade stopped here.
+    Failed(String),
+    /// In a wave after a failure: neither migrated nor restarted.
+    Untouched,
+}
+
+/// One dedicated tenant's line in an upgrade.
+#[derive(Debug, Clone)]
+pub struct Upgraded {
+    pub slug: Slug,
+    /// Its tenant migration version after the upgrade.
+    pub version: Option<i64>,
+    pub server: ServerUpgrade,
+}
+
+/// How long a restarted server has to answer its health check through the router.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+impl Tenancy {
+    /// Upgrades the active dedicated tenants, `wave` at a time, in slug order. In each wave,
+    /// every tenant's database is migrated; then each server running on this machine (as
+    /// its supervisor published it) is stopped with SIGTERM and started again by asking the
+    /// supervising server at `router` for the tenant's `/health`, which must answer 200.
+    /// The first failure ends the upgrade: the tenants of later waves are left untouched.
+    /// `progress` is told each tenant's line as it is known.
+    pub async fn upgrade_dedicated(
+        &self,
+        wave: usize,
+        router: SocketAddr,
+        progress: impl Fn(&Upgraded),
+    ) -> Result<Vec<Upgraded>, Error> {
+        let mut tenants: Vec<Tenant> = self
+            .catalog()
+            .list()
+            .await?
+            .into_iter()
+            .map(|details| details.tenant)
+            .filter(|t| self.has_own_server(t) && t.status == TenantStatus::Active)
+            .collect();
+        tenants.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
+        let mut lines = Vec::with_capacity(tenants.len());
+        let mut failed = false;
+        for group in tenants.chunks(wave.max(1)) {
+            if failed {
+                for tenant in group {
+                    let line = Upgraded {
+                        slug: tenant.slug.clone(),
+                        version: tenant.migration_version,
+                        server: ServerUpgrade::Untouched,
+                    };
+                    progress(&line);
+                    lines.push(line);
+                }
+                continue;
+            }
+            let mut versions = Vec::with_capacity(group.len());
+            for tenant in group {
+                let migrated = self
+                    .layout(tenant)?
+                    .migrate(self.cx(), tenant, true)
+                    .await
+                    .map(|applied| applied.to);
+                versions.push(migrated);
+            }
+            for (tenant, version) in group.iter().zip(versions) {
+                let (version, server) = match version {
+                    Ok(version) => (version, self.restart_through(tenant, router).await),
+                    Err(error) => (
+                        tenant.migration_version,
+                        ServerUpgrade::Failed(format!("migration: {error}")),
+                    ),
+                };
+                let line = Upgraded {
+                    slug: tenant.slug.clone(),
+                    version,
+                    server,
+                };
+                failed |= matches!(line.server, ServerUpgrade::Failed(_));
+                progress(&line);
+                lines.push(line);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Stops `tenant`'s server on this machine, if one runs, and has the router start it
+    /// again.
+    async fn restart_through(&self, tenant: &Tenant, router: SocketAddr) -> ServerUpgrade {
+        let Some(old) = self.running_pid(tenant).await else {
+            return ServerUpgrade::NotRunning;
+        };
+        // SAFETY: a signal to a process the supervisor published as the tenant's server.
+        unsafe { libc::kill(old as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        while alive(old) {
+            if Instant::now() > deadline {
+                return ServerUpgrade::Failed(format!("its server (pid {old}) did not stop"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let host = self.primary_domain(&tenant.slug);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match health(router, &host).await {
+                Ok(200) => match self.running_pid(tenant).await {
+                    Some(pid) if pid != old => return ServerUpgrade::Restarted { pid },
+                    _ => last = "the router answered, but no new server is published".into(),
+                },
+                Ok(status) => last = format!("its health check answered {status}"),
+                Err(error) => last = format!("the router at {router}: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ServerUpgrade::Failed(last)
+    }
+
+    /// The pid of `tenant`'s server on this machine, as published.
+    async fn running_pid(&self, tenant: &Tenant) -> Option<i64> {
+        let host = host_name();
+        self.dedicated_servers()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|s| s.tenant_id == tenant.id && s.host == host)?
+            .pid
+    }
+}
+
+/// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
+/// The status of `GET /health` for `host` at `router`.
+async fn health(router: SocketAddr, host: &str) -> std::io::Result<u16> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(router).await?;
+        stream
+            .write_all(
+                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))
+    };
+    tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .map_err(|_| std::io::Error::other("no reply within 15 s"))?
+}
