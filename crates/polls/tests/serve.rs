@@ -829,82 +829,11 @@ async fn with_dedicated_eager_the_servers_start_with_serve() {
     );
 }
 
-/// nginx from Debian's package, started by the test with a main configuration of its own
-/// that includes `tenantry.conf` from `dir`; stopped on drop.
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &std::path::Path, port: u16) -> Self {
-        let nginx = "/usr/sbin/nginx";
-        assert!(
-            std::path::Path::new(nginx).exists(),
-            "this test needs nginx (apt-get install nginx)"
-        );
-        let d = dir.display();
-        std::fs::write(
-            dir.join("nginx.conf"),
-            format!(
-                "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
-                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
-                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
-                 include {d}/tenantry.conf;\n}}\n"
-            ),
-        )
-        .unwrap();
-        let conf = dir.join("nginx.conf");
-        let checked = Command::new(nginx)
-            .args(["-t", "-p"])
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .output()
-            .unwrap();
-        assert!(
-            checked.status.success(),
-            "nginx -t: {}",
-            String::from_utf8_lossy(&checked.stderr)
-        );
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, port }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: nginx's fast shutdown, which stops its worker too.
-        // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_app() {
     let (server, reach, _, loki_pid) = serve_eager_loki().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let written = Command::new(env!("CARGO_BIN_EXE_polls"))
         .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
         .arg(dir.path().join("tenantry.conf"))
@@ -916,7 +845,7 @@ async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_a
     assert!(written.status.success(), "{written:?}");
     let config = std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap();
     assert!(config.contains("server_name loki.polls.test;"), "{config}");
-    let nginx = Nginx::start(dir.path(), port);
+    let nginx = support::Nginx::start(dir.path(), port);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(nginx.addr()).is_err() {
         assert!(Instant::now() < deadline, "nginx did not come up");
@@ -1042,4 +971,17 @@ async fn an_upgrade_in_waves_restarts_each_dedicated_server_and_stops_at_the_fir
     assert!(alive(loki));
     let (status, _, _) = server.get("freya.polls.test", "/", &[]);
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn suspending_a_dedicated_tenant_from_another_process_stops_its_server() {
+    let (server, reach, pool, pid) = serve_eager_loki().await;
+    polls(&reach, &["tenants", "suspend", "loki"]);
+    assert!(!alive(pid), "the suspended tenant's server still runs");
+    assert_eq!(dedicated_pid(&pool, "loki").await, None);
+    let (status, _, body) = server.get("loki.polls.test", "/", &[]);
+    assert_eq!(status, 403, "{body}");
+    polls(&reach, &["tenants", "resume", "loki"]);
+    let (status, _, body) = server.get("loki.polls.test", "/", &[]);
+    assert_eq!(status, 401, "{body}\n{}", server.log());
 }

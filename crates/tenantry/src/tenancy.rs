@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -240,6 +241,19 @@ impl Tenancy {
             Some(servers) => servers.restart(self.cx(), tenant).await,
             None => Err(Error::ServerUnavailable(tenant.slug.to_string())),
         }
+    }
+
+    /// Stops `tenant`'s own server on this machine, whether this process or another
+    /// supervises it (a suspended tenant's server, which routers in front of the app, such as
+    /// nginx, would otherwise still reach).
+    pub(crate) async fn stop_server(&self, tenant: &Tenant) -> Result<(), Error> {
+        if let Some(servers) = &self.inner.servers {
+            servers.stop(tenant).await;
+        }
+        if let Ok(catalog) = self.inner.catalog.postgres("dedicated servers") {
+            supervisor::terminate_published(catalog, tenant.id, Duration::from_secs(10)).await?;
+        }
+        Ok(())
     }
 
     /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).

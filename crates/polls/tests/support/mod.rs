@@ -20,6 +20,8 @@ pub struct TestApp {
     client: reqwest::Client,
     /// The PostgreSQL database or SQLite directory, dropped with the app.
     _store: Store,
+    /// nginx in front, with the folder of its configuration.
+    _nginx: Option<(Nginx, tempfile::TempDir)>,
 }
 
 enum Store {
@@ -48,6 +50,9 @@ pub enum Mode {
     /// Dedicated tenants: each served by its own `polls serve-tenant`, which the app starts
     /// and forwards to.
     Dedicated,
+    /// Dedicated tenants behind real nginx, configured by `deploy nginx`: their hosts go
+    /// straight to their servers, everything else (and a schema tenant, `odin`) to the app.
+    DedicatedBehindNginx,
 }
 
 impl Mode {
@@ -130,7 +135,7 @@ fn isolation_of(mode: Mode) -> tenantry::IsolationMode {
         Mode::Database | Mode::DatabaseThroughPgBouncer | Mode::Sqlite => {
             tenantry::IsolationMode::Database
         }
-        Mode::Dedicated => tenantry::IsolationMode::Dedicated,
+        Mode::Dedicated | Mode::DedicatedBehindNginx => tenantry::IsolationMode::Dedicated,
     }
 }
 
@@ -153,7 +158,11 @@ fn sqlite_store() -> (tenantry::IsolationMode, Settings, Store) {
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let (isolation, settings, store) = match mode {
         Mode::Sqlite => sqlite_store(),
-        Mode::Schema | Mode::Shared | Mode::Database | Mode::Dedicated => {
+        Mode::Schema
+        | Mode::Shared
+        | Mode::Database
+        | Mode::Dedicated
+        | Mode::DedicatedBehindNginx => {
             let db = TestDatabase::create().await;
             let settings = settings(&db);
             (
@@ -194,7 +203,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         pool.close().await;
     }
     let tenancy = match mode {
-        Mode::Dedicated => {
+        Mode::Dedicated | Mode::DedicatedBehindNginx => {
             let program = env!("CARGO_BIN_EXE_polls").into();
             startup::open_supervising(&settings, program).await.unwrap()
         }
@@ -210,11 +219,73 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let app = startup::app(tenancy.clone(), settings.platform_token);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    TestApp {
+    let mut app = TestApp {
         addr,
         tenancy,
         client: reqwest::Client::new(),
         _store: store,
+        _nginx: None,
+    };
+    if let Mode::DedicatedBehindNginx = mode {
+        app.behind_nginx().await;
+    }
+    app
+}
+
+impl TestApp {
+    /// Asserts that a 400's body is `expected`, or, behind nginx, the router's own JSON
+    /// refusal: nginx refuses some malformed requests itself, before the app sees them.
+    pub fn assert_refused(&self, body: &Value, expected: &Value, context: &str) {
+        let router: Value = serde_json::from_str(tenantry::deploy::ROUTER_REFUSAL).unwrap();
+        if self._nginx.is_some() && *body == router {
+            return;
+        }
+        assert_eq!(body, expected, "{context}");
+    }
+
+    /// Starts thor's and potter's servers, puts nginx (configured by `deploy nginx`) in
+    /// front of the app, and sends every later request through it.
+    async fn behind_nginx(&mut self) {
+        let odin = NewTenant::new(
+            Slug::parse("odin").unwrap(),
+            tenantry::IsolationMode::Schema,
+        );
+        self.tenancy.create_tenant(odin).await.unwrap();
+        for host in ["thor.polls.test", "potter.polls.test"] {
+            let reply = self.request(Method::GET, host, "/health", None, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{host}: {:?}", reply.body);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let options = tenantry::deploy::NginxOptions {
+            listen: port,
+            shared: self.addr.to_string(),
+        };
+        let config = tenantry::deploy::nginx(&self.tenancy, &options)
+            .await
+            .unwrap();
+        assert!(config.contains("server_name thor.polls.test;"), "{config}");
+        assert!(
+            config.contains("server_name potter.polls.test;"),
+            "{config}"
+        );
+        std::fs::write(dir.path().join("tenantry.conf"), config).unwrap();
+        let nginx = Nginx::start(dir.path(), port);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(nginx.addr()).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.addr = nginx.addr();
+        self._nginx = Some((nginx, dir));
+        // The schema tenant is served by the app, through nginx.
+        let reply = self
+            .request(Method::GET, "odin.polls.test", "/", None, None)
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
     }
 }
 
@@ -410,4 +481,80 @@ pub fn latest_version() -> i64 {
     polls::startup::migrations()
         .tenant_version()
         .expect("polls has tenant migrations")
+}
+
+/// nginx from Debian's package, started by the test with a main configuration of its own
+/// that includes `tenantry.conf` from `dir`; stopped on drop.
+pub struct Nginx {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Nginx {
+    pub fn start(dir: &std::path::Path, port: u16) -> Self {
+        let nginx = "/usr/sbin/nginx";
+        assert!(
+            std::path::Path::new(nginx).exists(),
+            "this test needs nginx (apt-get install nginx)"
+        );
+        let d = dir.display();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
+                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
+                 include {d}/tenantry.conf;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let conf = dir.join("nginx.conf");
+        let checked = std::process::Command::new(nginx)
+            .args(["-t", "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "nginx -t: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let child = std::process::Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown, which stops its worker too.
+        // SAFETY: a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

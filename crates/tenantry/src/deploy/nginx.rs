@@ -92,8 +92,28 @@ pub(super) fn resolved(
     config
 }
 
+macro_rules! refusal {
+    () => {
+        r#"{"detail":"Bad request: the router refused its request line or a header (such as Host)."}"#
+    };
+}
+
+/// What nginx answers when it refuses a request itself (a malformed request line or header,
+/// such as an invalid `Host`): JSON, as the app's errors are.
+pub const ROUTER_REFUSAL: &str = refusal!();
+
+/// nginx's own refusals as [`ROUTER_REFUSAL`].
+const REFUSED: &str = concat!(
+    "    error_page 400 @tenantry_refused;\n",
+    "    location @tenantry_refused {\n",
+    "        default_type application/json;\n",
+    "        return 400 '",
+    refusal!(),
+    "';\n    }\n",
+);
+
 /// A `server` block for `names` (the default server when empty) that proxies to `proxy`,
-/// keeping the host and saying who asked.
+/// keeping the host (with its port) as sent and saying who asked.
 fn server(listen: u16, names: &[String], proxy: &Proxy) -> String {
     let (listen, names) = match names.is_empty() {
         true => (format!("{listen} default_server"), "_".to_owned()),
@@ -106,9 +126,9 @@ fn server(listen: u16, names: &[String], proxy: &Proxy) -> String {
         ),
     };
     format!(
-        "server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        \
+        "server {{\n    listen {listen};\n    server_name {names};\n{REFUSED}    location / {{\n        \
          {pass}\n        \
-         proxy_set_header Host $host;\n        \
+         proxy_set_header Host $http_host;\n        \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        \
          proxy_set_header X-Forwarded-Proto $scheme;\n        \
          proxy_set_header X-Forwarded-Prefix \"\";\n        \

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use std::str::FromStr;
 
@@ -23,7 +24,9 @@ use tower::{Layer, Service};
 use uuid::Uuid;
 
 use crate::db::DbPool;
+use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
+use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
@@ -119,6 +122,14 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
+        // The tenant is known, but a malformed `Host` is refused as the multi-tenant router
+        // refuses it, whoever routed the request here (nginx passes some through).
+        if request.headers().contains_key(header::HOST)
+            && let Err(error) = request_host(request.headers(), request.uri())
+        {
+            let refused = TenancyRejection::from(error).into_response();
+            return Box::pin(async move { Ok(refused) });
+        }
         let inner = take_ready(&mut self.inner);
         // The router of a dedicated tenant says where the tenant is mounted (`/t/<slug>`);
         // only it reaches this server, and it always sets or removes the header.

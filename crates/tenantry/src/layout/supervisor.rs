@@ -470,6 +470,70 @@ pub struct DedicatedServer {
     pub restarts: i32,
 }
 
+/// Stops with SIGTERM the server of `tenant` that a supervisor on this machine published as
+/// running (whichever process that is) and waits up to `within` for it to exit. Only a
+/// process whose environment names the tenant is signalled: a stale row's pid may have been
+/// reused. Returns the pid stopped, if any; an error if it would not stop.
+pub(crate) async fn terminate_published(
+    catalog: &sqlx::PgPool,
+    tenant: Uuid,
+    within: Duration,
+) -> Result<Option<i64>, Error> {
+    let host = host_name();
+    let pid = published(catalog)
+        .await?
+        .into_iter()
+        .find(|s| s.tenant_id == tenant && s.host == host)
+        .and_then(|s| s.pid);
+    let Some(pid) = pid.filter(|&pid| serves(pid, tenant)) else {
+        return Ok(None);
+    };
+    // SAFETY: a signal to a process that is this tenant's server (checked above).
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return Err(Error::ServerUnavailable(format!(
+                "{tenant} (its server, pid {pid}, did not stop)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped: so says the published row, until its supervisor starts it again.
+    pooler::query(
+        "UPDATE tenantry.dedicated_servers SET pid = NULL, updated_at = now() \
+         WHERE tenant_id = $1 AND host = $2 AND pid = $3",
+    )
+    .bind(tenant)
+    .bind(&host)
+    .bind(pid)
+    .execute(pooler::Pinned(catalog))
+    .await?;
+    Ok(Some(pid))
+}
+
+/// Whether process `pid` runs and is the server of `tenant` (its environment says so).
+fn serves(pid: i64, tenant: Uuid) -> bool {
+    let wanted = format!("TENANT_ID={tenant}");
+    alive(pid)
+        && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|&b| b == 0)
+                .any(|entry| entry == wanted.as_bytes())
+        })
+}
+
+/// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
+pub(crate) fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
 /// Every published server; stopped ones have no pid.
 pub(crate) async fn published(catalog: &sqlx::PgPool) -> Result<Vec<DedicatedServer>, Error> {
     Ok(pooler::query_as(

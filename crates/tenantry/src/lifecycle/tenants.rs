@@ -215,6 +215,9 @@ impl Tenancy {
             return Err(error);
         }
         self.catalog().invalidate();
+        if update.status == Some(TenantStatus::Suspended) && layout.own_server() {
+            self.stop_server(&tenant).await?;
+        }
         self.catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
             .await

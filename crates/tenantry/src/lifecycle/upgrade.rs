@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::Error;
-use crate::layout::supervisor::host_name;
+use crate::layout::supervisor::{host_name, terminate_published};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{Tenant, TenantStatus};
@@ -108,18 +108,16 @@ impl Tenancy {
     /// Stops `tenant`'s server on this machine, if one runs, and has the router start it
     /// again.
     async fn restart_through(&self, tenant: &Tenant, router: SocketAddr) -> ServerUpgrade {
-        let Some(old) = self.running_pid(tenant).await else {
-            return ServerUpgrade::NotRunning;
+        let stopped = match self.postgres() {
+            Ok(catalog) => terminate_published(catalog, tenant.id, HEALTHY_WITHIN).await,
+            Err(error) => Err(error),
         };
-        // SAFETY: a signal to a process the supervisor published as the tenant's server.
-        unsafe { libc::kill(old as libc::pid_t, libc::SIGTERM) };
+        let old = match stopped {
+            Ok(Some(old)) => old,
+            Ok(None) => return ServerUpgrade::NotRunning,
+            Err(error) => return ServerUpgrade::Failed(error.to_string()),
+        };
         let deadline = Instant::now() + HEALTHY_WITHIN;
-        while alive(old) {
-            if Instant::now() > deadline {
-                return ServerUpgrade::Failed(format!("its server (pid {old}) did not stop"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let host = self.primary_domain(&tenant.slug);
         let mut last = String::new();
         while Instant::now() < deadline {
@@ -146,17 +144,6 @@ impl Tenancy {
             .find(|s| s.tenant_id == tenant.id && s.host == host)?
             .pid
     }
-}
-
-/// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
-fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
 }
 
 /// The status of `GET /health` for `host` at `router`.
