@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tenantry::http::SingleTenantLayer;
 use tenantry::testing::{TestDatabase, TestPgBouncer};
-use tenantry::{Error, IsolationMode, NewTenant, Slug, Tenancy};
+use tenantry::{IsolationMode, Slug, Tenancy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
@@ -35,14 +35,14 @@ use polls::configuration::Settings;
 use polls::routes::tenant_router;
 use polls::startup;
 
-const BASE: &str = "polls.bench";
-const ROTATION: usize = 50;
-const CLIENTS: usize = 32;
-const ROUND: Duration = Duration::from_secs(5);
-const ROUNDS: usize = 3;
+mod common;
 
-/// A tenant and the API token of its user.
-type TenantToken = (Slug, String);
+use common::{
+    BASE, CLIENTS, ROUND, ROUNDS, TenantToken, create, get, load, open_pool, resident_kib, seed,
+    serve,
+};
+
+const ROTATION: usize = 50;
 /// Connections of the database-mode tenants. The server allows 100 in all, and the `polls
 /// migrate` runs below need room of their own.
 const BUDGET: u32 = 32;
@@ -213,13 +213,7 @@ async fn run() {
             rate.push(load(*addr, tenants).await);
         }
     }
-    let medians: Vec<f64> = rates
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        })
-        .collect();
+    let medians: Vec<f64> = rates.into_iter().map(common::median).collect();
 
     eprintln!("round trips ...");
     let proxy = Proxy::start(direct.get_host(), direct.get_port()).await;
@@ -404,16 +398,6 @@ async fn server_memory(tenancy: &Tenancy, url: &str, mode: IsolationMode) -> (u6
     (idle, after)
 }
 
-/// A process's resident set size in KiB, from `/proc/<pid>/status`.
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 /// One request to each tenant of a mode, 32 at a time, while sampling the connections that
 /// serve them; returns the peak and the 503s retried. Database tenants: the server's count
 /// of connections to their databases. Schema tenants share the catalog database with the
@@ -502,96 +486,6 @@ async fn active_on(tenancy: &Tenancy, addr: SocketAddr, mode: IsolationMode) -> 
         .collect::<Vec<()>>()
         .await;
     (served, busy.load(Ordering::Relaxed))
-}
-
-async fn open_pool(options: PgConnectOptions) -> PgPool {
-    startup::pool_options(16)
-        .connect_with(options)
-        .await
-        .unwrap()
-}
-
-async fn create(tenancy: &Tenancy, slug: &Slug, isolation: IsolationMode) {
-    tenancy
-        .create_tenant(NewTenant::new(slug.clone(), isolation))
-        .await
-        .unwrap();
-}
-
-/// One user with a token, and 10 polls of 4 choices; returns the token. Ids are read back,
-/// since shared-mode tenants draw them from sequences they share.
-async fn seed(tenancy: &Tenancy, slug: &Slug) -> String {
-    let key = polls::auth::new_token_key();
-    tenancy
-        .in_tenant(slug, async |db| -> Result<(), Error> {
-            db.execute_script(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO users (username, password_hash) VALUES ('bench', 'x');
-                 INSERT INTO tokens (key, user_id) SELECT '{key}', id FROM users;
-                 INSERT INTO polls (question, created_by, pub_date)
-                     SELECT 'Question ' || i, u.id, now() FROM generate_series(1, 10) i, users u;
-                 INSERT INTO choices (poll_id, choice_text)
-                     SELECT p.id, 'Choice ' || c FROM polls p, generate_series(1, 4) c;"
-            )))
-            .await?;
-            Ok(())
-        })
-        .await
-        .unwrap();
-    key
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-fn get(
-    client: &reqwest::Client,
-    addr: SocketAddr,
-    (slug, token): &TenantToken,
-) -> reqwest::RequestBuilder {
-    client
-        .get(format!("http://{addr}/polls/"))
-        .header("host", format!("{slug}.{BASE}"))
-        .header("authorization", format!("Token {token}"))
-}
-
-/// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through `tenants`.
-async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
-    let client = reqwest::Client::new();
-    let tenants: Arc<[TenantToken]> = tenants.into();
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|w| {
-            let (client, tenants, done) = (client.clone(), tenants.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut i = w;
-                while started.elapsed() < ROUND {
-                    let response = get(&client, addr, &tenants[i % tenants.len()])
-                        .send()
-                        .await
-                        .unwrap();
-                    let status = response.status();
-                    let body = response.bytes().await.unwrap();
-                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-                    // Ten polls of four choices each (ids differ between shared tenants).
-                    assert!(
-                        body.starts_with(b"[{\"id\":") && body.len() > 2000,
-                        "unexpected body"
-                    );
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += CLIENTS;
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Average round trips per request over 200 sequential requests, after a warm-up.

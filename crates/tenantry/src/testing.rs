@@ -407,3 +407,88 @@ impl Drop for TestPgBouncer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// nginx from Debian's package, with a main configuration of its own that includes the
+/// `http`-level configuration it is given (`deploy nginx`'s), in a temporary directory; it
+/// listens on the ports that configuration names and is stopped when this is dropped.
+/// Without nginx the test fails and says so.
+pub struct TestNginx {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl TestNginx {
+    /// Checks the configuration with `nginx -t`, then starts nginx.
+    pub fn start(http: &str) -> Self {
+        let nginx = "/usr/sbin/nginx";
+        assert!(
+            std::path::Path::new(nginx).exists(),
+            "this test needs nginx (apt-get install nginx)"
+        );
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("tenantry.conf"), http).expect("the configuration");
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
+                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
+                 include {d}/tenantry.conf;\n}}\n"
+            ),
+        )
+        .expect("the main configuration");
+        let checked = Command::new(nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .expect("nginx -t");
+        assert!(
+            checked.status.success(),
+            "nginx -t: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        Self { dir, child }
+    }
+
+    /// Waits until nginx accepts connections on `port`.
+    pub async fn listening(&self, port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not come up: {}",
+                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestNginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown, which stops its worker too.
+        // SAFETY: a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}

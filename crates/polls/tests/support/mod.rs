@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tenantry::testing::{TestDatabase, TestPgBouncer};
+use tenantry::testing::{TestDatabase, TestNginx, TestPgBouncer};
 use tenantry::{NewTenant, Slug, Tenancy};
 
 use polls::configuration::Settings;
@@ -20,8 +20,8 @@ pub struct TestApp {
     client: reqwest::Client,
     /// The PostgreSQL database or SQLite directory, dropped with the app.
     _store: Store,
-    /// nginx in front, with the folder of its configuration.
-    _nginx: Option<(Nginx, tempfile::TempDir)>,
+    /// nginx in front.
+    _nginx: Option<TestNginx>,
 }
 
 enum Store {
@@ -255,7 +255,6 @@ impl TestApp {
             let reply = self.request(Method::GET, host, "/health", None, None).await;
             assert_eq!(reply.status, StatusCode::OK, "{host}: {:?}", reply.body);
         }
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let options = tenantry::deploy::NginxOptions {
             listen: port,
@@ -269,18 +268,10 @@ impl TestApp {
             config.contains("server_name potter.polls.test;"),
             "{config}"
         );
-        std::fs::write(dir.path().join("tenantry.conf"), config).unwrap();
-        let nginx = Nginx::start(dir.path(), port);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(nginx.addr()).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not come up"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        self.addr = nginx.addr();
-        self._nginx = Some((nginx, dir));
+        let nginx = TestNginx::start(&config);
+        nginx.listening(port).await;
+        self.addr = SocketAddr::from(([127, 0, 0, 1], port));
+        self._nginx = Some(nginx);
         // The schema tenant is served by the app, through nginx.
         let reply = self
             .request(Method::GET, "odin.polls.test", "/", None, None)
@@ -481,73 +472,6 @@ pub fn latest_version() -> i64 {
     polls::startup::migrations()
         .tenant_version()
         .expect("polls has tenant migrations")
-}
-
-/// nginx from Debian's package, started by the test with a main configuration of its own
-/// that includes `tenantry.conf` from `dir`; stopped on drop.
-pub struct Nginx {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Nginx {
-    pub fn start(dir: &std::path::Path, port: u16) -> Self {
-        let nginx = "/usr/sbin/nginx";
-        assert!(
-            std::path::Path::new(nginx).exists(),
-            "this test needs nginx (apt-get install nginx)"
-        );
-        let d = dir.display();
-        std::fs::write(
-            dir.join("nginx.conf"),
-            format!(
-                "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
-                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
-                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    \
-                 include {d}/tenantry.conf;\n}}\n"
-            ),
-        )
-        .unwrap();
-        let conf = dir.join("nginx.conf");
-        let checked = std::process::Command::new(nginx)
-            .args(["-t", "-p"])
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .output()
-            .unwrap();
-        assert!(
-            checked.status.success(),
-            "nginx -t: {}",
-            String::from_utf8_lossy(&checked.stderr)
-        );
-        let child = std::process::Command::new(nginx)
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, port }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: nginx's fast shutdown, which stops its worker too.
-        // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
 }
 
 /// A loopback port nothing listens on now.

@@ -342,10 +342,10 @@ async fn reap(supervisor: Weak<Supervisor>) {
             .slots
             .lock()
             .expect("slots")
-            .values()
-            .cloned()
+            .iter()
+            .map(|(id, slot)| (*id, slot.clone()))
             .collect();
-        for slot in slots {
+        for (tenant, slot) in slots {
             let Ok(mut slot) = slot.try_lock() else {
                 continue;
             };
@@ -354,6 +354,7 @@ async fn reap(supervisor: Weak<Supervisor>) {
                 .is_some_and(|used| used.elapsed() >= supervisor.options.idle);
             if idle && let Some(mut running) = slot.running.take() {
                 stop(&mut running.child).await;
+                supervisor.publish(tenant, &slot).await;
             }
         }
     }

@@ -1,0 +1,129 @@
+//! What the benchmarks share: the tenants they seed, and the load they put on a server.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tenantry::{Error, IsolationMode, NewTenant, Slug, Tenancy};
+use tokio::net::TcpListener;
+
+use polls::startup;
+
+pub const BASE: &str = "polls.bench";
+pub const CLIENTS: usize = 32;
+pub const ROUND: Duration = Duration::from_secs(5);
+pub const ROUNDS: usize = 3;
+
+/// A tenant and the API token of its user.
+pub type TenantToken = (Slug, String);
+
+/// A process's resident set size in KiB, from `/proc/<pid>/status`.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+pub async fn open_pool(options: PgConnectOptions) -> PgPool {
+    startup::pool_options(16)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
+pub async fn create(tenancy: &Tenancy, slug: &Slug, isolation: IsolationMode) {
+    tenancy
+        .create_tenant(NewTenant::new(slug.clone(), isolation))
+        .await
+        .unwrap();
+}
+
+/// One user with a token, and 10 polls of 4 choices; returns the token. Ids are read back,
+/// since shared-mode tenants draw them from sequences they share.
+pub async fn seed(tenancy: &Tenancy, slug: &Slug) -> String {
+    let key = polls::auth::new_token_key();
+    tenancy
+        .in_tenant(slug, async |db| -> Result<(), Error> {
+            db.execute_script(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO users (username, password_hash) VALUES ('bench', 'x');
+                 INSERT INTO tokens (key, user_id) SELECT '{key}', id FROM users;
+                 INSERT INTO polls (question, created_by, pub_date)
+                     SELECT 'Question ' || i, u.id, now() FROM generate_series(1, 10) i, users u;
+                 INSERT INTO choices (poll_id, choice_text)
+                     SELECT p.id, 'Choice ' || c FROM polls p, generate_series(1, 4) c;"
+            )))
+            .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    key
+}
+
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub fn get(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    (slug, token): &TenantToken,
+) -> reqwest::RequestBuilder {
+    client
+        .get(format!("http://{addr}/polls/"))
+        .header("host", format!("{slug}.{BASE}"))
+        .header("authorization", format!("Token {token}"))
+}
+
+/// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through `tenants`.
+pub async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
+    let client = reqwest::Client::new();
+    let tenants: Arc<[TenantToken]> = tenants.into();
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|w| {
+            let (client, tenants, done) = (client.clone(), tenants.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while started.elapsed() < ROUND {
+                    let response = get(&client, addr, &tenants[i % tenants.len()])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap();
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    // Ten polls of four choices each (ids differ between shared tenants).
+                    assert!(
+                        body.starts_with(b"[{\"id\":") && body.len() > 2000,
+                        "unexpected body"
+                    );
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += CLIENTS;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The median of a run's rounds.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
