@@ -80,7 +80,12 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = cli.settings.checked().map_err(CliError::usage)?;
+    // A dedicated tenant's server is given its tenant's database, which in a SQLite
+    // deployment is a `sqlite://` file.
+    let settings = match cli.command {
+        Command::ServeTenant => cli.settings,
+        _ => cli.settings.checked().map_err(CliError::usage)?,
+    };
     let targeted = cli.targets.tenant.is_some() || cli.targets.all_tenants;
     let takes_targets = matches!(
         cli.command,

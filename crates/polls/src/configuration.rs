@@ -172,10 +172,11 @@ impl Settings {
         let default_isolation = match (&self.database_url, self.default_isolation) {
             (Some(_), isolation) => isolation.unwrap_or_default(),
             (None, None | Some(IsolationMode::Database)) => IsolationMode::Database,
+            (None, Some(IsolationMode::Dedicated)) => IsolationMode::Dedicated,
             (None, Some(other)) => {
                 return Err(format!(
                     "DEFAULT_ISOLATION={} needs PostgreSQL: set DATABASE_URL to a PostgreSQL \
-                     database, or DEFAULT_ISOLATION=database to stay on SQLite",
+                     database, or DEFAULT_ISOLATION=database or dedicated to stay on SQLite",
                     other.as_str()
                 ));
             }

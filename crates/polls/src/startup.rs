@@ -8,6 +8,7 @@ use futures::Stream;
 use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
 use tenantry::dedicated::DedicatedOptions;
@@ -117,13 +118,8 @@ async fn open_with(
                 })?
         }
         None => {
-            Tenancy::open_sqlite(
-                &settings.data_dir,
-                identification,
-                migrations,
-                options.budget,
-            )
-            .await?
+            Tenancy::open_sqlite_with(&settings.data_dir, identification, migrations, options)
+                .await?
         }
     })
 }
@@ -144,18 +140,39 @@ fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
 /// tenant's own role, from the environment its supervisor sets (`DATABASE_URL`,
 /// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's.
 pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
-    let (pool, id, slug) = tenant_database(settings).await?;
+    let (id, slug, url) = tenant_environment(settings)?;
+    let layer = match url.starts_with("sqlite:") {
+        true => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.tenant_pool_size.max(2))
+                .connect_with(SingleTenantLayer::sqlite_options(url)?)
+                .await
+                .map_err(|e| CliError::failed(format!("cannot open the tenant's file: {e}")))?;
+            SingleTenantLayer::dedicated_sqlite(pool, id, slug)
+        }
+        false => SingleTenantLayer::dedicated(tenant_pool(settings, url, id).await?, id, slug),
+    };
     let routes = Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
-    let tenant = SingleTenantLayer::dedicated(pool, id, slug).layer(routes);
-    let service = NormalizePathLayer::trim_trailing_slash().layer(tenant);
+    let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
     Ok(Router::new().fallback_service(service))
 }
 
-/// A dedicated tenant's database, as its own role (`DATABASE_URL`, `TENANT_ID`,
-/// `TENANT_SLUG`), with its id and slug.
+/// A dedicated tenant's PostgreSQL database, as its own role (`DATABASE_URL`,
+/// `TENANT_ID`, `TENANT_SLUG`), with its id and slug.
 pub async fn tenant_database(settings: &Settings) -> Result<(PgPool, uuid::Uuid, Slug), CliError> {
+    let (id, slug, url) = tenant_environment(settings)?;
+    if url.starts_with("sqlite:") {
+        return Err(CliError::usage(
+            "a SQLite deployment's tenant files are migrated by `polls migrate`",
+        ));
+    }
+    Ok((tenant_pool(settings, url, id).await?, id, slug))
+}
+
+/// The tenant's id, slug and database URL, from the environment its supervisor sets.
+fn tenant_environment(settings: &Settings) -> Result<(uuid::Uuid, Slug, &str), CliError> {
     let var =
         |name: &str| std::env::var(name).map_err(|_| CliError::usage(format!("{name} is not set")));
     let id: uuid::Uuid = var("TENANT_ID")?
@@ -166,11 +183,14 @@ pub async fn tenant_database(settings: &Settings) -> Result<(PgPool, uuid::Uuid,
         .database_url
         .as_deref()
         .ok_or_else(|| CliError::usage("DATABASE_URL is not set"))?;
-    let pool = pool_options(settings.tenant_pool_size.max(2))
+    Ok((id, slug, url))
+}
+
+async fn tenant_pool(settings: &Settings, url: &str, id: uuid::Uuid) -> Result<PgPool, CliError> {
+    pool_options(settings.tenant_pool_size.max(2))
         .connect_with(SingleTenantLayer::connect_options(url, id)?)
         .await
-        .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))?;
-    Ok((pool, id, slug))
+        .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))
 }
 
 /// The whole app as one router, with the default limits on sign-up and login.

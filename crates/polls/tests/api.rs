@@ -1659,6 +1659,13 @@ macro_rules! in_every_mode {
                 super::$test(super::Mode::Sqlite).await
             })*
         }
+        /// Neither do these: each tenant a SQLite file served by a process of its own.
+        mod sqlite_dedicated_tenants {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::SqliteDedicated).await
+            })*
+        }
     };
 }
 

@@ -669,13 +669,7 @@ async fn lock_out(pool: &sqlx::PgPool, slug: &str) -> uuid::Uuid {
 
 /// Whether the process runs (a zombie, dead but not yet reaped, does not).
 fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
+    tenantry::testing::process_runs(pid)
 }
 
 #[tokio::test]
@@ -984,4 +978,85 @@ async fn suspending_a_dedicated_tenant_from_another_process_stops_its_server() {
     polls(&reach, &["tenants", "resume", "loki"]);
     let (status, _, body) = server.get("loki.polls.test", "/", &[]);
     assert_eq!(status, 401, "{body}\n{}", server.log());
+}
+
+/// The processes whose environment names `TENANT_SLUG=<slug>`: a dedicated tenant's servers.
+fn servers_of(slug: &str) -> Vec<i64> {
+    let wanted = format!("TENANT_SLUG={slug}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|&b| b == 0)
+                    .any(|entry| entry == wanted.as_bytes())
+            }) && alive(*pid)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
+    let data = tempfile::tempdir().unwrap();
+    let slug = format!("sq{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let host = format!("{slug}.polls.test");
+    let cli = |args: &[&str]| {
+        let status = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("DATA_DIR", data.path())
+            .env("BASE_DOMAIN", support::BASE)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "polls {args:?}");
+    };
+    cli(&["tenants", "create", &slug, "--isolation", "dedicated"]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data.path())
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its first request starts its own server, which is given its file and answers.
+    let signup = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(addr, "POST", (&host, "/users/"), &[], Some(signup));
+    let log_text = || std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(status, 201, "{body}\n{}", log_text());
+    let servers = servers_of(&slug);
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let environ = std::fs::read(format!("/proc/{}/environ", servers[0])).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("DATABASE_URL=sqlite://"), "{environ}");
+    // Killed: the next request starts it again, and the data is in the file.
+    unsafe { libc::kill(servers[0] as libc::pid_t, libc::SIGKILL) };
+    while alive(servers[0]) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let login = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(addr, "POST", (&host, "/login/"), &[], Some(login));
+    assert_eq!(status, 200, "{body}\n{}", log_text());
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !servers_of(&slug).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the tenant's server outlived serve"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

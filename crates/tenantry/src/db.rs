@@ -61,6 +61,16 @@ pub(crate) enum DbPool {
 }
 
 impl DbPool {
+    /// The statement that opens a transaction of a connection already in its tenant's
+    /// context. On SQLite it takes the write lock at once, so that concurrent writers wait
+    /// for each other instead of failing when they upgrade.
+    pub(crate) fn plain_begin(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "BEGIN",
+            Self::Sqlite(_) => "BEGIN IMMEDIATE",
+        }
+    }
+
     /// Opens a transaction with `begin`, a statement tenantry built (never request input);
     /// on PostgreSQL, as `pooler` needs it.
     pub(crate) async fn begin(

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -129,7 +128,7 @@ impl Tenancy {
                 layouts: Layouts::Postgres,
                 servers: options
                     .dedicated
-                    .map(|dedicated| Supervisor::new(dedicated, pool.clone())),
+                    .map(|dedicated| Supervisor::new(dedicated, Some(pool.clone()))),
                 default_isolation: options.default_isolation,
                 catalog: TenantCatalog::connect(pool, options.pooler).await?,
                 identification,
@@ -170,19 +169,45 @@ impl Tenancy {
         migrations: Migrations,
         budget: DatabaseBudget,
     ) -> Result<Self, Error> {
+        let options = TenancyOptions {
+            budget,
+            ..TenancyOptions::default()
+        };
+        Self::open_sqlite_with(data, identification, migrations, options).await
+    }
+
+    /// [`Tenancy::open_sqlite`] with options: the budget, the dedicated tenants' servers
+    /// (each given its tenant's file) and, when it is `dedicated`, the default isolation
+    /// (otherwise `database`). The role and pooler have no meaning there.
+    pub async fn open_sqlite_with(
+        data: &Path,
+        identification: Identification,
+        migrations: Migrations,
+        options: TenancyOptions,
+    ) -> Result<Self, Error> {
         migrations.sqlite_tenant()?;
         let layouts = Layouts::sqlite(data)?;
-        Ok(Self {
+        let default_isolation = match options.default_isolation {
+            IsolationMode::Dedicated => IsolationMode::Dedicated,
+            _ => layouts.default_mode(),
+        };
+        let tenancy = Self {
             inner: Arc::new(Inner {
                 catalog: TenantCatalog::open_sqlite(data).await?,
-                pools: Pools::without_servers(budget),
-                default_isolation: layouts.default_mode(),
+                pools: Pools::without_servers(options.budget),
+                default_isolation,
                 layouts,
-                servers: None,
+                servers: options
+                    .dedicated
+                    .map(|dedicated| Supervisor::new(dedicated, None)),
                 identification,
                 migrations,
             }),
-        })
+        };
+        if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
+            tokio::spawn(start_dedicated(tenancy.clone()));
+        }
+        Ok(tenancy)
     }
 
     /// The tenant catalog.
@@ -238,22 +263,18 @@ impl Tenancy {
         tenant: &Tenant,
     ) -> Result<std::net::SocketAddr, Error> {
         match &self.inner.servers {
-            Some(servers) => servers.restart(self.cx(), tenant).await,
+            Some(servers) => {
+                servers
+                    .restart(self.cx(), tenant, self.layout(tenant)?)
+                    .await
+            }
             None => Err(Error::ServerUnavailable(tenant.slug.to_string())),
         }
     }
 
-    /// Stops `tenant`'s own server on this machine, whether this process or another
-    /// supervises it (a suspended tenant's server, which routers in front of the app, such as
-    /// nginx, would otherwise still reach).
+    /// Stops `tenant`'s own server on this machine, whichever process supervises it.
     pub(crate) async fn stop_server(&self, tenant: &Tenant) -> Result<(), Error> {
-        if let Some(servers) = &self.inner.servers {
-            servers.stop(tenant).await;
-        }
-        if let Ok(catalog) = self.inner.catalog.postgres("dedicated servers") {
-            supervisor::terminate_published(catalog, tenant.id, Duration::from_secs(10)).await?;
-        }
-        Ok(())
+        supervisor::stop_everywhere(self.cx(), tenant).await
     }
 
     /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).

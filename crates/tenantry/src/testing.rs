@@ -492,3 +492,9 @@ impl Drop for TestNginx {
         let _ = self.child.wait();
     }
 }
+
+/// Whether process `pid` runs: not a zombie, and not a killed process whose threads are
+/// still exiting (its sockets may still accept connections then).
+pub fn process_runs(pid: i64) -> bool {
+    crate::layout::supervisor::alive(pid)
+}

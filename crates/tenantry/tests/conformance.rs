@@ -1,7 +1,8 @@
 //! The isolation contract, run over every layout: shared (Row-Level Security), schema,
 //! database on PostgreSQL, a SQLite file, schema and database placed on a second server, and
-//! dedicated (its requests here go through a transaction of its own, as in a process with no
-//! supervisor; `polls/tests/serve.rs` covers its own server).
+//! dedicated on PostgreSQL and on SQLite (its requests here go through a transaction of its
+//! own, as in a process with no supervisor; `polls/tests/serve.rs` and the polls API suite
+//! cover its own server).
 //! Each test below runs once per layout (`every_layout!` at the end). Adding a layout means
 //! implementing `Layout` in the library, adding it to `LAYOUTS` and to `Deployed::new`; the
 //! tests then say what it is missing.
@@ -48,10 +49,11 @@ enum Layout {
     SchemaOnServer,
     DatabaseOnServer,
     Dedicated,
+    SqliteDedicated,
 }
 
 /// Every layout the suite covers.
-const LAYOUTS: [Layout; 7] = [
+const LAYOUTS: [Layout; 8] = [
     Layout::Shared,
     Layout::Schema,
     Layout::Database,
@@ -59,6 +61,7 @@ const LAYOUTS: [Layout; 7] = [
     Layout::SchemaOnServer,
     Layout::DatabaseOnServer,
     Layout::Dedicated,
+    Layout::SqliteDedicated,
 ];
 
 impl Layout {
@@ -67,7 +70,7 @@ impl Layout {
             Self::Shared => IsolationMode::Shared,
             Self::Schema | Self::SchemaOnServer => IsolationMode::Schema,
             Self::Database | Self::DatabaseOnServer | Self::SqliteFile => IsolationMode::Database,
-            Self::Dedicated => IsolationMode::Dedicated,
+            Self::Dedicated | Self::SqliteDedicated => IsolationMode::Dedicated,
         }
     }
 
@@ -76,7 +79,7 @@ impl Layout {
     }
 
     fn sqlite(self) -> bool {
-        self == Self::SqliteFile
+        matches!(self, Self::SqliteFile | Self::SqliteDedicated)
     }
 }
 
@@ -720,6 +723,7 @@ macro_rules! every_layout {
         every_layout!(@mod schema_on_a_second_server, SchemaOnServer; $($test),*);
         every_layout!(@mod database_on_a_second_server, DatabaseOnServer; $($test),*);
         every_layout!(@mod dedicated, Dedicated; $($test),*);
+        every_layout!(@mod sqlite_dedicated, SqliteDedicated; $($test),*);
     };
     (@mod $name:ident, $layout:ident; $($test:ident),*) => {
         mod $name {

@@ -246,3 +246,65 @@ async fn panics_and_cancelled_requests_leave_nothing_behind() {
     );
     assert_eq!(note_bodies(&tenancy, "potter").await, ["potter's first"]);
 }
+
+#[tokio::test]
+async fn the_catalog_upgrade_for_dedicated_tenants_keeps_every_tenant_and_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    // A catalog as the release before dedicated tenants left it, with a tenant and two
+    // domains (a foreign key with ON DELETE CASCADE, which rebuilding the table must not fire).
+    let mut before = sqlx::migrate!("./migrations/catalog-sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("catalog.sqlite3"))
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    before.run(&pool).await.unwrap();
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO tenants (id, slug, name, schema_name, isolation, created_at, database_name) \
+         VALUES ($1, 'thor', 'Thor', 'tenant', 'database', '2026-11-01T00:00:00Z', 'thor')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (domain, primary) in [("thor.example.com", true), ("thor.example.org", false)] {
+        sqlx::query("INSERT INTO domains (domain, tenant_id, is_primary) VALUES ($1, $2, $3)")
+            .bind(domain)
+            .bind(id)
+            .bind(primary)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let tenancy = open(dir.path(), notes(None)).await;
+    let thor = tenancy.catalog().details(&slug("thor")).await.unwrap();
+    assert_eq!(thor.tenant.id, id);
+    let mut domains: Vec<String> = thor.domains.into_iter().map(|d| d.domain).collect();
+    domains.sort();
+    assert_eq!(domains, ["thor.example.com", "thor.example.org"]);
+    tenancy
+        .create_tenant(NewTenant::new(slug("loki"), IsolationMode::Dedicated))
+        .await
+        .unwrap();
+    assert!(file(&dir, "loki").exists());
+    assert_eq!(
+        tenancy
+            .catalog()
+            .details(&slug("loki"))
+            .await
+            .unwrap()
+            .tenant
+            .isolation,
+        IsolationMode::Dedicated
+    );
+}

@@ -53,6 +53,8 @@ pub enum Mode {
     /// Dedicated tenants behind real nginx, configured by `deploy nginx`: their hosts go
     /// straight to their servers, everything else (and a schema tenant, `odin`) to the app.
     DedicatedBehindNginx,
+    /// Dedicated tenants of a SQLite deployment: each its own file and its own server.
+    SqliteDedicated,
 }
 
 impl Mode {
@@ -135,7 +137,9 @@ fn isolation_of(mode: Mode) -> tenantry::IsolationMode {
         Mode::Database | Mode::DatabaseThroughPgBouncer | Mode::Sqlite => {
             tenantry::IsolationMode::Database
         }
-        Mode::Dedicated | Mode::DedicatedBehindNginx => tenantry::IsolationMode::Dedicated,
+        Mode::Dedicated | Mode::DedicatedBehindNginx | Mode::SqliteDedicated => {
+            tenantry::IsolationMode::Dedicated
+        }
     }
 }
 
@@ -158,6 +162,10 @@ fn sqlite_store() -> (tenantry::IsolationMode, Settings, Store) {
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
     let (isolation, settings, store) = match mode {
         Mode::Sqlite => sqlite_store(),
+        Mode::SqliteDedicated => {
+            let (_, settings, store) = sqlite_store();
+            (isolation_of(mode), settings, store)
+        }
         Mode::Schema
         | Mode::Shared
         | Mode::Database
@@ -203,7 +211,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
         pool.close().await;
     }
     let tenancy = match mode {
-        Mode::Dedicated | Mode::DedicatedBehindNginx => {
+        Mode::Dedicated | Mode::DedicatedBehindNginx | Mode::SqliteDedicated => {
             let program = env!("CARGO_BIN_EXE_polls").into();
             startup::open_supervising(&settings, program).await.unwrap()
         }

@@ -19,10 +19,12 @@ use futures::future::BoxFuture;
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{PgPool, SqlitePool};
 use tower::{Layer, Service};
 use uuid::Uuid;
 
+use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
@@ -38,6 +40,8 @@ use crate::tenant::{IsolationMode, Placement, Tenant};
 pub struct SingleTenantLayer {
     pool: PoolLease,
     tenant: Arc<Tenant>,
+    /// The statement that opens each request's transaction.
+    begin: Arc<str>,
 }
 
 impl SingleTenantLayer {
@@ -55,17 +59,21 @@ impl SingleTenantLayer {
     /// A dedicated tenant's own server: `pool` reaches the tenant's database as the
     /// tenant's own role, built with [`SingleTenantLayer::connect_options`].
     pub fn dedicated(pool: PgPool, id: Uuid, slug: Slug) -> Self {
-        let placement = Placement {
-            server: None,
-            server_url: None,
-            database: None,
-            schema: SchemaName::own_database(),
-        };
-        let name = slug.to_string();
-        Self::new(
-            pool,
-            Tenant::new(id, slug, name, IsolationMode::Dedicated, placement),
-        )
+        Self::new(pool, dedicated_tenant(id, slug))
+    }
+
+    /// A dedicated tenant's own server in a SQLite deployment: `pool` opens the tenant's
+    /// file, built with [`SingleTenantLayer::sqlite_options`].
+    pub fn dedicated_sqlite(pool: SqlitePool, id: Uuid, slug: Slug) -> Self {
+        Self::sqlite(pool, dedicated_tenant(id, slug))
+    }
+
+    /// Connect options for the file of a dedicated tenant of a SQLite deployment, from the
+    /// `sqlite://<path>` URL its supervisor gives: opened as tenantry opens tenant files
+    /// (WAL, a busy timeout, foreign keys), never created.
+    pub fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+        let given = SqliteConnectOptions::from_str(url)?;
+        Ok(file_options(given.get_filename()))
     }
 
     /// Connect options for the pool of a dedicated tenant's own server: `url`, with the
@@ -80,11 +88,25 @@ impl SingleTenantLayer {
     }
 
     fn on(pool: DbPool, tenant: Tenant) -> Self {
+        let begin = pool.plain_begin();
         Self {
             pool: PoolLease::unclaimed(pool, Pooler::None),
             tenant: Arc::new(tenant),
+            begin: Arc::from(begin),
         }
     }
+}
+
+/// A dedicated tenant as its own server knows it: its id and slug.
+fn dedicated_tenant(id: Uuid, slug: Slug) -> Tenant {
+    let placement = Placement {
+        server: None,
+        server_url: None,
+        database: None,
+        schema: SchemaName::own_database(),
+    };
+    let name = slug.to_string();
+    Tenant::new(id, slug, name, IsolationMode::Dedicated, placement)
 }
 
 impl<S> Layer<S> for SingleTenantLayer {
@@ -147,7 +169,7 @@ where
         let scope = RequestScope::new(
             self.layer.pool.clone(),
             self.layer.tenant.clone(),
-            Arc::from("BEGIN"),
+            self.layer.begin.clone(),
             mount,
         );
         Box::pin(async move { Ok(serve_in_scope(inner, request, scope).await) })

@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, Executor, PgPool};
 use uuid::Uuid;
 
 use super::database::{Database, own_database};
+use super::supervisor::stop_everywhere;
 use super::{Cx, Layout, Route};
 use crate::catalog::CatalogTx;
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
@@ -184,6 +185,7 @@ impl Layout for Dedicated {
         Ok(applied)
     }
 
+    /// The database is renamed under its server, which is stopped first.
     async fn rename(
         &self,
         cx: Cx<'_>,
@@ -191,6 +193,7 @@ impl Layout for Dedicated {
         to: &Slug,
         tx: Option<&mut CatalogTx>,
     ) -> Result<Placement, Error> {
+        stop_everywhere(cx, tenant).await?;
         Database.rename(cx, tenant, to, tx).await
     }
 
@@ -200,9 +203,7 @@ impl Layout for Dedicated {
         tenant: &Tenant,
         _: Option<&mut CatalogTx>,
     ) -> Result<(), Error> {
-        if let Some(servers) = cx.servers {
-            servers.stop(tenant).await;
-        }
+        stop_everywhere(cx, tenant).await?;
         Database.deprovision(cx, tenant, None).await?;
         let server = cx
             .pools
@@ -243,12 +244,55 @@ impl Layout for Dedicated {
         Ok(applied)
     }
 
+    /// A `postgres://` URL of the tenant's database as its own role, with a password set
+    /// for this start.
+    async fn server_url(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {
+        let role = role_credentials(cx, tenant).await?;
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        Ok(database_url(
+            &role,
+            &server.connect_options(),
+            own_database(tenant)?.as_str(),
+        ))
+    }
+
     async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
         if access == Access::Tenant
             && let Some(servers) = cx.servers
         {
-            return Ok(Route::Forward(servers.address(cx, tenant).await?));
+            return Ok(Route::Forward(servers.address(cx, tenant, self).await?));
         }
         Database.route(cx, tenant, access).await
     }
+}
+
+/// A `postgres://` URL for `role` on `database` of the server `options` reach.
+fn database_url(
+    role: &AppRole,
+    options: &sqlx::postgres::PgConnectOptions,
+    database: &str,
+) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let password = role
+        .password()
+        .map(|p| format!(":{}", encode(p)))
+        .unwrap_or_default();
+    format!(
+        "postgres://{}{password}@{}:{}/{database}",
+        encode(role.name()),
+        options.get_host(),
+        options.get_port(),
+    )
 }

@@ -13,6 +13,7 @@ mod dedicated;
 mod postgres;
 mod schema;
 mod shared;
+mod sqlite_dedicated;
 mod sqlite_file;
 pub(crate) mod supervisor;
 
@@ -32,6 +33,7 @@ use crate::tenant::{IsolationMode, Placement, Tenant};
 
 pub(crate) use dedicated::{new_password, own_database_of, role_name, set_password};
 pub(crate) use postgres::begin_in;
+use sqlite_dedicated::SqliteDedicated;
 pub(crate) use sqlite_file::SqliteFiles;
 pub(crate) use supervisor::Supervisor;
 
@@ -133,6 +135,16 @@ pub(crate) trait Layout: Send + Sync {
         false
     }
 
+    /// The database URL the tenant's own server is started with: its data and nothing
+    /// else, with credentials made for this start. Only for [`own_server`](Self::own_server)
+    /// layouts.
+    async fn server_url(&self, _: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {
+        Err(Error::Incomplete(format!(
+            "tenant '{}' has no server of its own",
+            tenant.slug
+        )))
+    }
+
     /// What [`deprovision`](Self::deprovision) drops, for a person to confirm.
     fn describe(&self, tenant: &Tenant) -> String;
 
@@ -146,16 +158,23 @@ pub(crate) trait Layout: Send + Sync {
 
 /// The layouts of one deployment.
 pub(crate) enum Layouts {
-    /// PostgreSQL: shared, schema and database isolation.
+    /// PostgreSQL: shared, schema, database and dedicated isolation.
     Postgres,
-    /// SQLite: a file per tenant.
-    Sqlite(SqliteFiles),
+    /// SQLite: a file per tenant, served in process or by a server of its own.
+    Sqlite {
+        files: SqliteFiles,
+        dedicated: SqliteDedicated,
+    },
 }
 
 impl Layouts {
     /// The layouts of a SQLite deployment under `data`.
     pub(crate) fn sqlite(data: &Path) -> Result<Self, Error> {
-        Ok(Self::Sqlite(SqliteFiles::open(data)?))
+        let files = SqliteFiles::open(data)?;
+        Ok(Self::Sqlite {
+            dedicated: SqliteDedicated(files.clone()),
+            files,
+        })
     }
 
     /// The isolation of tenants created without naming one, unless configured: the only
@@ -163,7 +182,7 @@ impl Layouts {
     pub(crate) fn default_mode(&self) -> IsolationMode {
         match self {
             Self::Postgres => IsolationMode::default(),
-            Self::Sqlite(_) => IsolationMode::Database,
+            Self::Sqlite { .. } => IsolationMode::Database,
         }
     }
 
@@ -175,8 +194,9 @@ impl Layouts {
             (Self::Postgres, IsolationMode::Schema) => Ok(&schema::Schema),
             (Self::Postgres, IsolationMode::Database) => Ok(&database::Database),
             (Self::Postgres, IsolationMode::Dedicated) => Ok(&dedicated::Dedicated),
-            (Self::Sqlite(files), IsolationMode::Database) => Ok(files),
-            (Self::Sqlite(_), mode) => Err(needs_postgres(
+            (Self::Sqlite { files, .. }, IsolationMode::Database) => Ok(files),
+            (Self::Sqlite { dedicated, .. }, IsolationMode::Dedicated) => Ok(dedicated),
+            (Self::Sqlite { .. }, mode) => Err(needs_postgres(
                 "isolation",
                 &format!("{} isolation", mode.as_str()),
             )),

@@ -31,6 +31,7 @@ fn io_error(what: &Path, error: std::io::Error) -> Error {
 }
 
 /// The tenant files of a SQLite deployment: `<data>/tenants` and `<data>/templates`.
+#[derive(Clone)]
 pub(crate) struct SqliteFiles {
     data: Arc<Path>,
     /// The statement that opens a tenant transaction: it takes the write lock at once.
@@ -47,6 +48,11 @@ impl SqliteFiles {
             data: data.into(),
             begin: Arc::from("BEGIN IMMEDIATE"),
         })
+    }
+
+    /// The file of `tenant`.
+    pub(super) fn file_of(&self, tenant: &Tenant) -> Result<PathBuf, Error> {
+        Ok(self.tenant_file(own_file(tenant)?))
     }
 
     /// Where a tenant's file is: `<data>/tenants/<stem>.sqlite3`.

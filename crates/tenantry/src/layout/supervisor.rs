@@ -20,11 +20,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::Cx;
-use super::dedicated::role_credentials;
+use super::{Cx, Layout};
 use crate::error::Error;
 use crate::pooler;
-use crate::role::AppRole;
 use crate::tenant::Tenant;
 
 /// How the dedicated tenants' servers are run.
@@ -94,8 +92,8 @@ struct Slot {
 /// The servers of the dedicated tenants this process has started.
 pub(crate) struct Supervisor {
     options: DedicatedOptions,
-    /// Where what runs is published.
-    catalog: sqlx::PgPool,
+    /// Where what runs is published (a SQLite deployment does not publish it).
+    catalog: Option<sqlx::PgPool>,
     slots: SyncMutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
     reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -109,7 +107,7 @@ impl Supervisor {
         self.options.eager
     }
 
-    pub(crate) fn new(options: DedicatedOptions, catalog: sqlx::PgPool) -> Arc<Self> {
+    pub(crate) fn new(options: DedicatedOptions, catalog: Option<sqlx::PgPool>) -> Arc<Self> {
         Arc::new(Self {
             options,
             catalog,
@@ -133,6 +131,7 @@ impl Supervisor {
         self: &Arc<Self>,
         cx: Cx<'_>,
         tenant: &Tenant,
+        layout: &dyn Layout,
     ) -> Result<SocketAddr, Error> {
         let slot = self.slot(tenant);
         let mut slot = slot.lock().await;
@@ -151,7 +150,7 @@ impl Supervisor {
         if slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(Error::ServerUnavailable(tenant.slug.to_string()));
         }
-        match self.start(cx, tenant, slot.port).await {
+        match self.start(cx, tenant, layout, slot.port).await {
             Ok(running) => {
                 let port = running.port;
                 slot.port = Some(port);
@@ -177,6 +176,7 @@ impl Supervisor {
         self: &Arc<Self>,
         cx: Cx<'_>,
         tenant: &Tenant,
+        layout: &dyn Layout,
     ) -> Result<SocketAddr, Error> {
         {
             let slot = self.slot(tenant);
@@ -187,7 +187,7 @@ impl Supervisor {
                 self.died(&mut slot, lived);
             }
         }
-        self.address(cx, tenant).await
+        self.address(cx, tenant, layout).await
     }
 
     /// Counts a death and sets when the next start may be.
@@ -207,6 +207,7 @@ impl Supervisor {
         &self,
         cx: Cx<'_>,
         tenant: &Tenant,
+        layout: &dyn Layout,
         preferred: Option<u16>,
     ) -> Result<Running, Error> {
         let Some((program, args)) = self.options.command.split_first() else {
@@ -214,16 +215,7 @@ impl Supervisor {
                 "no command serves dedicated tenants".into(),
             ));
         };
-        let role = role_credentials(cx, tenant).await?;
-        let server = cx
-            .pools
-            .for_server(tenant.placement.server.as_ref())
-            .await?;
-        let database = tenant.placement.database.as_ref().ok_or_else(|| {
-            Error::CorruptCatalog(format!("dedicated tenant {} has no database", tenant.id))
-        })?;
-        let options = server.connect_options();
-        let url = database_url(&role, &options, database.as_str());
+        let url = layout.server_url(cx, tenant).await?;
         let port = match preferred.filter(|port| port_free(*port)) {
             Some(port) => port,
             None => free_port()?,
@@ -266,6 +258,9 @@ impl Supervisor {
     /// Records what runs for the tenant here, for `tenants list` and `show` in other
     /// processes; a failure to record is logged, never a failed request.
     async fn publish(&self, tenant: Uuid, slot: &Slot) {
+        let Some(catalog) = &self.catalog else {
+            return;
+        };
         let state = state_of(slot);
         let published = pooler::query(
             "INSERT INTO tenantry.dedicated_servers \
@@ -280,7 +275,7 @@ impl Supervisor {
         .bind(state.port.map(i32::from))
         .bind(state.uptime.map(|s| s as f64))
         .bind(i32::try_from(state.restarts).unwrap_or(i32::MAX))
-        .execute(pooler::Pinned(&self.catalog))
+        .execute(pooler::Pinned(catalog))
         .await;
         if let Err(error) = published {
             tracing::warn!(%error, "cannot publish a dedicated server's state");
@@ -288,12 +283,15 @@ impl Supervisor {
     }
 
     async fn unpublish(&self, tenant: Uuid) {
+        let Some(catalog) = &self.catalog else {
+            return;
+        };
         let removed = pooler::query(
             "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
         )
         .bind(tenant)
         .bind(host_name())
-        .execute(pooler::Pinned(&self.catalog))
+        .execute(pooler::Pinned(catalog))
         .await;
         if let Err(error) = removed {
             tracing::warn!(%error, "cannot publish a dedicated server's state");
@@ -429,34 +427,6 @@ async fn healthy(port: u16) -> bool {
         .unwrap_or(false)
 }
 
-/// A `postgres://` URL for `role` on `database` of the server `options` reach.
-fn database_url(
-    role: &AppRole,
-    options: &sqlx::postgres::PgConnectOptions,
-    database: &str,
-) -> String {
-    let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let password = role
-        .password()
-        .map(|p| format!(":{}", encode(p)))
-        .unwrap_or_default();
-    format!(
-        "postgres://{}{password}@{}:{}/{database}",
-        encode(role.name()),
-        options.get_host(),
-        options.get_port(),
-    )
-}
-
 /// A dedicated tenant's server as the process supervising it published it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct DedicatedServer {
@@ -469,6 +439,19 @@ pub struct DedicatedServer {
     pub uptime_secs: Option<i64>,
     /// Starts after the first.
     pub restarts: i32,
+}
+
+/// Stops `tenant`'s own server on this machine, whether this process or another supervises
+/// it: before its data is renamed or dropped, or when it is suspended (routers in front of
+/// the app, such as nginx, would otherwise still reach it).
+pub(crate) async fn stop_everywhere(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+    if let Some(servers) = cx.servers {
+        servers.stop(tenant).await;
+    }
+    if let Ok(catalog) = cx.catalog.postgres("dedicated servers") {
+        terminate_published(catalog, tenant.id, Duration::from_secs(10)).await?;
+    }
+    Ok(())
 }
 
 /// Stops with SIGTERM the server of `tenant` that a supervisor on this machine published as
@@ -526,13 +509,20 @@ fn serves(pid: i64, tenant: Uuid) -> bool {
 
 /// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
 pub(crate) fn alive(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
+    // A killed thread group's leader is a zombie before its other threads have exited and
+    // its sockets are closed: it runs while any of its threads does.
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads.flatten().any(|thread| {
+        std::fs::read_to_string(thread.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(!matches!(state, 'Z' | 'X'))
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Every published server; stopped ones have no pid.
