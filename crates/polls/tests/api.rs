@@ -1598,6 +1598,43 @@ async fn cancelled_requests_leave_no_write_and_no_stuck_connection(mode: Mode) {
     assert_eq!(questions(&app, POTTER, &potter).await, Vec::<String>::new());
 }
 
+async fn concurrent_requests_of_two_tenants_each_see_only_their_own(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let thor = app.user(THOR, "ann").await;
+    let potter = app.user(POTTER, "ann").await;
+    create_poll(&app, THOR, &thor, "Thor's?").await;
+    create_poll(&app, POTTER, &potter, "Potter's?").await;
+    // 200 requests at once, the two tenants interleaved, on pools of two connections.
+    let requests = (0..200).map(|i| {
+        let (host, token, own) = match i % 2 {
+            0 => (THOR, &thor, "Thor's?"),
+            _ => (POTTER, &potter, "Potter's?"),
+        };
+        let app = &app;
+        async move {
+            let reply = get(app, host, "/polls/", token).await;
+            (host, own, reply)
+        }
+    });
+    let mut answered = 0;
+    for (host, own, reply) in futures::future::join_all(requests).await {
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            continue;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{host}: {}", reply.body);
+        let questions: Vec<&str> = reply
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["question"].as_str().unwrap())
+            .collect();
+        assert_eq!(questions, [own], "{host} saw another tenant's polls");
+        answered += 1;
+    }
+    assert!(answered >= 100, "only {answered} of 200 answered");
+}
+
 /// Runs each test above once per kind of tenant: the same API, the same assertions.
 macro_rules! in_every_mode {
     ($($test:ident),* $(,)?) => {
@@ -1682,4 +1719,5 @@ in_every_mode!(
     hostile_hosts_get_clean_json_errors,
     a_suspended_tenant_is_refused_with_403,
     cancelled_requests_leave_no_write_and_no_stuck_connection,
+    concurrent_requests_of_two_tenants_each_see_only_their_own,
 );

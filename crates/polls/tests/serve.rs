@@ -881,6 +881,24 @@ async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_a
         Some(login),
     );
     assert_eq!(status, 200, "{body}\n{}", server.log());
+
+    // Nothing behind nginx answers (the app killed, its tenants' servers with it): nginx's
+    // own failure is the same JSON 503 with Retry-After as the app's.
+    server.signal(libc::SIGKILL);
+    let unavailable: Value = serde_json::from_str(tenantry::deploy::ROUTER_UNAVAILABLE).unwrap();
+    for host in ["loki.polls.test", "thor.polls.test"] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (status, headers, body) = loop {
+            let reply = request_to(nginx_addr, "GET", (host, "/"), &[], None);
+            if reply.0 == 503 || Instant::now() > deadline {
+                break reply;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status, 503, "{host}: {body}");
+        assert_eq!(body, unavailable, "{host}");
+        assert!(header(&headers, "retry-after").is_some(), "{headers:?}");
+    }
 }
 
 /// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and

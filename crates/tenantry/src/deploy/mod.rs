@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 pub use compose::{ComposeOptions, compose};
 pub use kubernetes::{KUBERNETES_VERSION, KubernetesOptions, kubernetes};
-pub use nginx::{NginxOptions, ROUTER_REFUSAL, nginx};
+pub use nginx::{NginxOptions, ROUTER_REFUSAL, ROUTER_UNAVAILABLE, nginx};
 
 use crate::error::Error;
 use crate::slug::Slug;

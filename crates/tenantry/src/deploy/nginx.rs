@@ -98,17 +98,35 @@ macro_rules! refusal {
     };
 }
 
+macro_rules! unreachable_upstream {
+    () => {
+        r#"{"detail":"The server behind the router is not available; retry shortly."}"#
+    };
+}
+
 /// What nginx answers when it refuses a request itself (a malformed request line or header,
 /// such as an invalid `Host`): JSON, as the app's errors are.
 pub const ROUTER_REFUSAL: &str = refusal!();
 
-/// nginx's own refusals as [`ROUTER_REFUSAL`].
-const REFUSED: &str = concat!(
+/// What nginx answers, with status 503 and `Retry-After`, when no server behind it answers
+/// (a tenant's server that died under the request, with the app down too): JSON, as the
+/// app's own 503 is.
+pub const ROUTER_UNAVAILABLE: &str = unreachable_upstream!();
+
+/// nginx's own refusals and failures as [`ROUTER_REFUSAL`] and [`ROUTER_UNAVAILABLE`].
+const ERRORS: &str = concat!(
     "    error_page 400 @tenantry_refused;\n",
+    "    error_page 502 504 =503 @tenantry_unavailable;\n",
     "    location @tenantry_refused {\n",
     "        default_type application/json;\n",
     "        return 400 '",
     refusal!(),
+    "';\n    }\n",
+    "    location @tenantry_unavailable {\n",
+    "        default_type application/json;\n",
+    "        add_header Retry-After 1 always;\n",
+    "        return 503 '",
+    unreachable_upstream!(),
     "';\n    }\n",
 );
 
@@ -126,7 +144,7 @@ fn server(listen: u16, names: &[String], proxy: &Proxy) -> String {
         ),
     };
     format!(
-        "server {{\n    listen {listen};\n    server_name {names};\n{REFUSED}    location / {{\n        \
+        "server {{\n    listen {listen};\n    server_name {names};\n{ERRORS}    location / {{\n        \
          {pass}\n        \
          proxy_set_header Host $http_host;\n        \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        \
