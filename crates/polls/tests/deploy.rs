@@ -473,3 +473,38 @@ async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serve
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn bad_deployment_options_are_refused_with_exit_2_and_nothing_written() {
+    let db = catalog().await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("k8s");
+    for (option, value) in [
+        ("--ingress-class", "Nginx Class"),
+        ("--ingress-namespace", "-ingress"),
+        ("--database-address", "db.example.com"),
+        ("--database-address", "db/x:5432"),
+        ("--image", "polls latest"),
+    ] {
+        let given = format!("{option}={value}");
+        let mut args = vec!["deploy", "kubernetes", "--output", dir.to_str().unwrap()];
+        if option != "--image" {
+            args.extend(["--image", "polls:1"]);
+        }
+        args.push(&given);
+        let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .args(&args)
+            .env("DATABASE_URL", db.url())
+            .env("BASE_DOMAIN", support::BASE)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{option} {value}: {output:?}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(option), "{stderr}");
+        assert!(!dir.exists(), "{option} {value} wrote files");
+    }
+}

@@ -124,6 +124,18 @@ pub async fn deploy(
                 .database_url
                 .ok_or_else(|| CliError::usage("Kubernetes manifests need DATABASE_URL"))?
                 .to_owned();
+            for (option, value) in [
+                ("--ingress-class", &ingress_class),
+                ("--ingress-namespace", &ingress_namespace),
+            ] {
+                dns_label(option, value)?;
+            }
+            if let Some(address) = &database_address {
+                host_and_port(address)?;
+            }
+            if image.is_empty() || image.contains(char::is_whitespace) {
+                return Err(CliError::usage("--image: an image reference has no spaces"));
+            }
             let options = KubernetesOptions {
                 output: output.clone(),
                 image,
@@ -137,6 +149,41 @@ pub async fn deploy(
         }
     }
     Ok(())
+}
+
+/// Refuses what Kubernetes would refuse as a name: a DNS label (RFC 1123).
+fn dns_label(option: &str, value: &str) -> Result<(), CliError> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    match valid {
+        true => Ok(()),
+        false => Err(CliError::usage(format!(
+            "{option} '{value}' is not a DNS label (lower-case letters, digits and '-', at \
+             most 63)"
+        ))),
+    }
+}
+
+/// Refuses a `--database-address` that is not `host:port`.
+fn host_and_port(address: &str) -> Result<(), CliError> {
+    let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+    });
+    match valid {
+        true => Ok(()),
+        false => Err(CliError::usage(format!(
+            "--database-address '{address}' is not host:port"
+        ))),
+    }
 }
 
 /// This program's name: the binary the images run.
