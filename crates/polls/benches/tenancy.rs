@@ -77,6 +77,7 @@ async fn run() {
         default_isolation: Some(IsolationMode::Schema),
         dedicated_idle: 600,
         dedicated_eager: false,
+        dedicated_address: None,
         database_budget: BUDGET,
         tenant_pool_size: PER_TENANT,
         app_role: tenantry::AppRole::default().name().into(),

@@ -57,6 +57,10 @@ pub struct Settings {
     /// Start every dedicated tenant's server with `serve`, not on its first request.
     #[arg(long, env = "DEDICATED_EAGER", default_value_t = false)]
     pub dedicated_eager: bool,
+    /// Where dedicated tenants' servers run already (`host:port`, `{slug}` for the
+    /// tenant's slug, e.g. `app-{slug}:8000`): forwarded to, never started by `serve`.
+    #[arg(long, env = "DEDICATED_ADDRESS")]
+    pub dedicated_address: Option<String>,
     /// Connections all database-mode tenants may hold together.
     #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
     pub database_budget: u32,
@@ -154,6 +158,18 @@ impl Settings {
     /// is not PostgreSQL's is refused (without repeating it, since it may hold a password).
     pub fn checked(mut self) -> Result<Self, String> {
         self.database_url = self.database_url.filter(|url| !url.trim().is_empty());
+        self.dedicated_address = self.dedicated_address.filter(|a| !a.trim().is_empty());
+        if let Some(address) = &self.dedicated_address {
+            let port = address
+                .rsplit_once(':')
+                .map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(p)) if p > 0) {
+                return Err(format!(
+                    "DEDICATED_ADDRESS '{address}' is not host:port (with {{slug}} for the \
+                     tenant's slug)"
+                ));
+            }
+        }
         match &self.database_url {
             Some(url) if !url.starts_with("postgres://") && !url.starts_with("postgresql://") => {
                 Err(

@@ -92,6 +92,7 @@ pub async fn open_supervising(
     let mut dedicated = DedicatedOptions::new(vec![program.into(), "serve-tenant".into()]);
     dedicated.idle = Duration::from_secs(settings.dedicated_idle);
     dedicated.eager = settings.dedicated_eager;
+    dedicated.external = settings.dedicated_address.clone();
     open_with(settings, Some(dedicated)).await
 }
 

@@ -200,6 +200,10 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
         !text.contains("PASSWORD"),
         "credentials stay in the env files: {text}"
     );
+    assert!(
+        text.contains("DEDICATED_ADDRESS: \"app-{slug}:8000\""),
+        "the shared server forwards to the tenants' services: {text}"
+    );
     let loki = tenant_id(&db, "loki").await;
     let env = dir.join(format!("env/{loki}.env"));
     assert_eq!(mode(&env), 0o600);
@@ -291,6 +295,8 @@ async fn kubernetes_manifests_pass_the_api_schemas_and_their_credentials_reach_o
         );
     }
     assert!(app.contains("host: \"loki.polls.test\""), "{app}");
+    let shared = std::fs::read_to_string(dir.join("shared/app.yaml")).unwrap();
+    assert!(shared.contains("app.tenant-{slug}.svc:80"), "{shared}");
     assert!(
         !app.contains("postgres://"),
         "credentials stay in the Secret: {app}"

@@ -1015,32 +1015,43 @@ fn servers_of(slug: &str) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
+/// A SQLite deployment in a temporary directory with one dedicated tenant, of a slug of
+/// its own (the tests look for its server among every process of the machine).
+fn sqlite_with_dedicated_tenant() -> (tempfile::TempDir, String) {
     let data = tempfile::tempdir().unwrap();
     let slug = format!("sq{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let host = format!("{slug}.polls.test");
-    let cli = |args: &[&str]| {
-        let status = Command::new(env!("CARGO_BIN_EXE_polls"))
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("DATA_DIR", data.path())
-            .env("BASE_DOMAIN", support::BASE)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "polls {args:?}");
-    };
-    cli(&["tenants", "create", &slug, "--isolation", "dedicated"]);
-    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .arg("serve")
+    let status = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "create", &slug, "--isolation", "dedicated"])
         .env_remove("DATABASE_URL")
         .env("DATA_DIR", data.path())
         .env("BASE_DOMAIN", support::BASE)
-        .env("BIND", addr.to_string())
         .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (data, slug)
+}
+
+/// `polls serve` of the SQLite deployment in `data`, on `addr`.
+fn sqlite_serve(data: &std::path::Path, addr: SocketAddr) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
+    command
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", addr.to_string())
+        .stdout(Stdio::null());
+    command
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
+    let (data, slug) = sqlite_with_dedicated_tenant();
+    let host = format!("{slug}.polls.test");
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut serve = sqlite_serve(data.path(), addr)
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
@@ -1077,4 +1088,90 @@ async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn with_dedicated_address_serve_forwards_to_servers_run_elsewhere_and_starts_none() {
+    let (data, slug) = sqlite_with_dedicated_tenant();
+    let host = format!("{slug}.polls.test");
+    // The tenant's server, as Compose or Kubernetes would run it: started by the test.
+    let id = {
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(data.path().join("catalog.sqlite3"));
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .unwrap();
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+            .bind(&slug)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        id
+    };
+    let own = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let file = data.path().join(format!("tenants/{slug}.sqlite3"));
+    let mut tenant_server = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve-tenant")
+        .env("DATABASE_URL", format!("sqlite://{}", file.display()))
+        .env("TENANT_ID", id.to_string())
+        .env("TENANT_SLUG", &slug)
+        .env("BIND", own.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut serve = sqlite_serve(data.path(), addr)
+        .env("DEDICATED_ADDRESS", format!("localhost:{}", own.port()))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() || TcpStream::connect(own).is_err() {
+        assert!(Instant::now() < deadline, "the servers did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signup = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(addr, "POST", (&host, "/users/"), &[], Some(signup));
+    assert_eq!(status, 201, "{body}");
+    // By path prefix too, which reaches the shared server's router.
+    let login = json!({ "username": "odin", "password": "valhalla-123" });
+    let (status, _, body) = request_to(
+        addr,
+        "POST",
+        ("polls.test", &format!("/t/{slug}/login/")),
+        &[],
+        Some(login),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        servers_of(&slug),
+        [i64::from(tenant_server.id())],
+        "serve started one"
+    );
+    // Its server gone: 503 with Retry-After, and serve starts none in its place.
+    tenant_server.kill().unwrap();
+    tenant_server.wait().unwrap();
+    let (status, headers, _) = request_to(addr, "GET", (&host, "/"), &[], None);
+    assert_eq!(status, 503);
+    assert!(header(&headers, "retry-after").is_some());
+    assert!(servers_of(&slug).is_empty());
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
+
+#[test]
+fn a_dedicated_address_without_a_port_is_refused_with_exit_2() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data.path())
+        .env("DEDICATED_ADDRESS", "app-{slug}")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DEDICATED_ADDRESS 'app-{slug}' is not host:port"),
+        "{stderr}"
+    );
 }

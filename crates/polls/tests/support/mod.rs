@@ -116,6 +116,7 @@ fn settings_without_database() -> Settings {
         default_isolation: None,
         dedicated_idle: 600,
         dedicated_eager: false,
+        dedicated_address: None,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),

@@ -92,6 +92,9 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         "dockerfile": relative(&options.context, &options.output.join("Dockerfile")),
     });
     shared["env_file"] = json!(["env/shared.env"]);
+    // A dedicated tenant reached through the shared server (by path prefix) is forwarded
+    // to its own service, never started inside the shared one.
+    shared["environment"] = json!({ "DEDICATED_ADDRESS": format!("app-{{slug}}:{APP_PORT}") });
     shared["networks"] = json!(["edge", "shared"]);
     shared["depends_on"] = json!({ "migrate": { "condition": "service_completed_successfully" } });
     services.insert("app".into(), shared);

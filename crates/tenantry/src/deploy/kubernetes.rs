@@ -235,7 +235,7 @@ fn shared(options: &KubernetesOptions, base: &str, version: i64) -> String {
             "kind": "Namespace",
             "metadata": { "name": "tenantry", "labels": labels },
         }),
-        deployment(options, "tenantry", &["serve"], Some(base), &labels, 2),
+        shared_deployment(options, base, &labels),
         service("tenantry", &labels),
         json!({
             "apiVersion": "networking.k8s.io/v1",
@@ -245,6 +245,16 @@ fn shared(options: &KubernetesOptions, base: &str, version: i64) -> String {
         }),
         job(options, "tenantry", &["migrate"], version),
     ])
+}
+
+/// The shared server: it forwards a dedicated tenant reached through it (by path prefix) to
+/// the tenant's own Service, never starting one inside its pod.
+fn shared_deployment(options: &KubernetesOptions, base: &str, labels: &Value) -> Value {
+    let mut shared = deployment(options, "tenantry", &["serve"], Some(base), labels, 2);
+    if let Some(env) = shared["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut() {
+        env.push(json!({ "name": "DEDICATED_ADDRESS", "value": "app.tenant-{slug}.svc:80" }));
+    }
+    shared
 }
 
 fn tenant_manifests(
@@ -308,8 +318,9 @@ fn tenant_manifests(
     yaml::documents(&documents)
 }
 
-/// Nothing in or out of the namespace but what it needs: the ingress controller to the
-/// server, and the pods to DNS and to the database (its address only, when it is an IP).
+/// Nothing in or out of the namespace but what it needs: the ingress controller and the
+/// shared server to the tenant's server, and the pods to DNS and to the database (its
+/// address only, when it is an IP).
 fn network_policies(
     options: &KubernetesOptions,
     namespace: &str,
@@ -331,20 +342,26 @@ fn network_policies(
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         to_database["to"] = json!([{ "ipBlock": { "cidr": format!("{ip}/{prefix}") } }]);
     }
+    let routers: Vec<Value> = [options.ingress_namespace.as_str(), "tenantry"]
+        .into_iter()
+        .map(|from| {
+            json!({ "namespaceSelector": { "matchLabels": {
+                "kubernetes.io/metadata.name": from,
+            } } })
+        })
+        .collect();
     vec![
         policy(
             "deny-by-default",
             json!({ "podSelector": {}, "policyTypes": ["Ingress", "Egress"] }),
         ),
         policy(
-            "allow-ingress-controller",
+            "allow-routers",
             json!({
                 "podSelector": { "matchLabels": labels },
                 "policyTypes": ["Ingress"],
                 "ingress": [{
-                    "from": [{ "namespaceSelector": { "matchLabels": {
-                        "kubernetes.io/metadata.name": options.ingress_namespace,
-                    } } }],
+                    "from": routers,
                     "ports": [{ "protocol": "TCP", "port": APP_PORT }],
                 }],
             }),

@@ -42,6 +42,10 @@ pub struct DedicatedOptions {
     /// death, up to `max_backoff`. The first start after a death is at once.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Where the servers run already, started by something else (Compose, Kubernetes):
+    /// `host:port`, with `{slug}` standing for the tenant's slug. Requests are forwarded
+    /// there, resolved each time, and no server is started here.
+    pub external: Option<String>,
 }
 
 impl DedicatedOptions {
@@ -55,6 +59,7 @@ impl DedicatedOptions {
             start_timeout: Duration::from_secs(10),
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            external: None,
         }
     }
 }
@@ -104,7 +109,7 @@ const STABLE: Duration = Duration::from_secs(30);
 impl Supervisor {
     /// Whether servers start with tenancy rather than on their first request.
     pub(crate) fn eager(&self) -> bool {
-        self.options.eager
+        self.options.eager && self.options.external.is_none()
     }
 
     pub(crate) fn new(options: DedicatedOptions, catalog: Option<sqlx::PgPool>) -> Arc<Self> {
@@ -133,6 +138,9 @@ impl Supervisor {
         tenant: &Tenant,
         layout: &dyn Layout,
     ) -> Result<SocketAddr, Error> {
+        if let Some(template) = &self.options.external {
+            return external(template, tenant).await;
+        }
         let slot = self.slot(tenant);
         let mut slot = slot.lock().await;
         slot.last_used = Some(Instant::now());
@@ -318,6 +326,20 @@ fn state_of(slot: &Slot) -> ServerState {
         port: running.map(|r| r.port),
         uptime: running.map(|r| r.started.elapsed().as_secs()),
         restarts: slot.starts.saturating_sub(1),
+    }
+}
+
+/// The address of a server run by something else, from `template` (`{slug}` replaced).
+async fn external(template: &str, tenant: &Tenant) -> Result<SocketAddr, Error> {
+    let target = template.replace("{slug}", tenant.slug.as_str());
+    match tokio::net::lookup_host(&target).await {
+        Ok(mut found) => found
+            .next()
+            .ok_or_else(|| Error::ServerUnavailable(tenant.slug.to_string())),
+        Err(error) => {
+            tracing::warn!(tenant = %tenant.slug, %target, %error, "the tenant's server has no address");
+            Err(Error::ServerUnavailable(tenant.slug.to_string()))
+        }
     }
 }
 
