@@ -153,8 +153,10 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         }
         false => SingleTenantLayer::dedicated(tenant_pool(settings, url, id).await?, id, slug),
     };
+    // The version tells an upgrade (`migrate --wave-size`) what the restarted server runs.
+    let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/health", get(|| async move { Json(health) }))
         .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
     let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
     Ok(Router::new().fallback_service(service))

@@ -956,7 +956,9 @@ async fn an_upgrade_in_waves_restarts_each_dedicated_server_and_stops_at_the_fir
         assert!(!alive(*old), "{slug}'s old server still runs");
         assert!(
             out.contains(&format!(
-                "{slug}: version {version}, server restarted on this binary (pid {new})"
+                "{slug}: version {version}, server restarted on this binary (pid {new}, \
+                 version {})",
+                env!("CARGO_PKG_VERSION")
             )),
             "{out}"
         );

@@ -152,7 +152,13 @@ async fn upgrade(tenancy: &Tenancy, wave: usize, router: SocketAddr) -> Result<(
         .upgrade_dedicated(wave, router, |line| {
             let version = line.version.map_or("none".to_owned(), |v| v.to_string());
             let server = match &line.server {
-                ServerUpgrade::Restarted { pid } => format!("restarted on this binary (pid {pid})"),
+                ServerUpgrade::Restarted { pid, version } => format!(
+                    "restarted on this binary (pid {pid}{})",
+                    version
+                        .as_ref()
+                        .map(|v| format!(", version {v}"))
+                        .unwrap_or_default()
+                ),
                 ServerUpgrade::NotRunning => "not running; starts on this binary".into(),
                 ServerUpgrade::Failed(error) => format!("FAILED: {error}"),
                 ServerUpgrade::Untouched => "untouched (after a failure)".into(),

@@ -16,8 +16,9 @@ use crate::tenant::{Tenant, TenantStatus};
 /// What an upgrade did to one dedicated tenant's server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerUpgrade {
-    /// Stopped, started again through the router, and healthy.
-    Restarted { pid: i64 },
+    /// Stopped, started again through the router, and healthy; `version` is what its
+    /// health endpoint says it runs, if it says.
+    Restarted { pid: i64, version: Option<String> },
     /// It did not run; its next request starts the binary now installed.
     NotRunning,
     /// The migration or the new server failed; the upgrade stopped here.
@@ -122,11 +123,11 @@ impl Tenancy {
         let mut last = String::new();
         while Instant::now() < deadline {
             match health(router, &host).await {
-                Ok(200) => match self.running_pid(tenant).await {
-                    Some(pid) if pid != old => return ServerUpgrade::Restarted { pid },
+                Ok((200, version)) => match self.running_pid(tenant).await {
+                    Some(pid) if pid != old => return ServerUpgrade::Restarted { pid, version },
                     _ => last = "the router answered, but no new server is published".into(),
                 },
-                Ok(status) => last = format!("its health check answered {status}"),
+                Ok((status, _)) => last = format!("its health check answered {status}"),
                 Err(error) => last = format!("the router at {router}: {error}"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -146,8 +147,9 @@ impl Tenancy {
     }
 }
 
-/// The status of `GET /health` for `host` at `router`.
-async fn health(router: SocketAddr, host: &str) -> std::io::Result<u16> {
+/// The status of `GET /health` for `host` at `router`, and the `version` its JSON body
+/// names, if any.
+async fn health(router: SocketAddr, host: &str) -> std::io::Result<(u16, Option<String>)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(router).await?;
         stream
@@ -156,12 +158,20 @@ async fn health(router: SocketAddr, host: &str) -> std::io::Result<u16> {
                     .as_bytes(),
             )
             .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        std::str::from_utf8(&head[9..12])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))
+        let mut reply = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut reply).await?;
+        let status = reply
+            .get(9..12)
+            .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))?;
+        let body = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| &reply[at + 4..]);
+        let version = body
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .and_then(|json| Some(json.get("version")?.as_str()?.to_owned()));
+        Ok((status, version))
     };
     tokio::time::timeout(Duration::from_secs(15), exchange)
         .await
