@@ -1017,20 +1017,28 @@ fn servers_of(slug: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Runs `polls <args>` in the SQLite deployment in `data`; its standard output.
+fn sqlite_cli(data: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data)
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "polls {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A SQLite deployment in a temporary directory with one dedicated tenant, of a slug of
 /// its own (the tests look for its server among every process of the machine).
 fn sqlite_with_dedicated_tenant() -> (tempfile::TempDir, String) {
     let data = tempfile::tempdir().unwrap();
     let slug = format!("sq{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let status = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .args(["tenants", "create", &slug, "--isolation", "dedicated"])
-        .env_remove("DATABASE_URL")
-        .env("DATA_DIR", data.path())
-        .env("BASE_DOMAIN", support::BASE)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sqlite_cli(
+        data.path(),
+        &["tenants", "create", &slug, "--isolation", "dedicated"],
+    );
     (data, slug)
 }
 
@@ -1080,6 +1088,21 @@ async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
     let login = json!({ "username": "odin", "password": "valhalla-123" });
     let (status, _, body) = request_to(addr, "POST", (&host, "/login/"), &[], Some(login));
     assert_eq!(status, 200, "{body}\n{}", log_text());
+    // Published in the SQLite catalog: shown, and stopped by a suspension from another
+    // process.
+    let restarted = servers_of(&slug);
+    let show = sqlite_cli(data.path(), &["tenants", "show", &slug]);
+    assert!(
+        show.contains(&format!("as pid {}, port ", restarted[0])),
+        "{show}"
+    );
+    sqlite_cli(data.path(), &["tenants", "suspend", &slug]);
+    assert!(
+        servers_of(&slug).is_empty(),
+        "the suspended tenant's server runs"
+    );
+    let (status, _, body) = request_to(addr, "GET", (&host, "/"), &[], None);
+    assert_eq!(status, 403, "{body}");
     serve.kill().unwrap();
     serve.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

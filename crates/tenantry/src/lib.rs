@@ -38,7 +38,8 @@ pub mod db;
 pub mod deploy;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated {
-    pub use crate::layout::supervisor::{DedicatedOptions, DedicatedServer};
+    pub use crate::catalog::DedicatedServer;
+    pub use crate::layout::supervisor::DedicatedOptions;
 }
 mod error;
 pub mod host;

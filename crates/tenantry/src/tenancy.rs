@@ -6,11 +6,12 @@ use std::sync::Arc;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use crate::catalog::DedicatedServer;
 use crate::catalog::TenantCatalog;
 use crate::db::Db;
 use crate::error::Error;
 use crate::identify::Identification;
-use crate::layout::supervisor::{self, DedicatedOptions, DedicatedServer};
+use crate::layout::supervisor::{self, DedicatedOptions};
 use crate::layout::{Cx, Layout, Layouts, Route, Supervisor};
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
@@ -122,15 +123,16 @@ impl Tenancy {
         }
         check_role(&pool, &options.role).await?;
         let budget = within_server_limit(&pool, options.budget).await?;
+        let catalog = TenantCatalog::connect(pool.clone(), options.pooler).await?;
         let tenancy = Self {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 layouts: Layouts::Postgres,
                 servers: options
                     .dedicated
-                    .map(|dedicated| Supervisor::new(dedicated, Some(pool.clone()))),
+                    .map(|dedicated| Supervisor::new(dedicated, catalog.clone())),
                 default_isolation: options.default_isolation,
-                catalog: TenantCatalog::connect(pool, options.pooler).await?,
+                catalog,
                 identification,
                 migrations,
             }),
@@ -191,15 +193,16 @@ impl Tenancy {
             IsolationMode::Dedicated => IsolationMode::Dedicated,
             _ => layouts.default_mode(),
         };
+        let catalog = TenantCatalog::open_sqlite(data).await?;
         let tenancy = Self {
             inner: Arc::new(Inner {
-                catalog: TenantCatalog::open_sqlite(data).await?,
+                servers: options
+                    .dedicated
+                    .map(|dedicated| Supervisor::new(dedicated, catalog.clone())),
+                catalog,
                 pools: Pools::without_servers(options.budget),
                 default_isolation,
                 layouts,
-                servers: options
-                    .dedicated
-                    .map(|dedicated| Supervisor::new(dedicated, None)),
                 identification,
                 migrations,
             }),
@@ -285,10 +288,7 @@ impl Tenancy {
     /// The dedicated tenants' servers, as the processes supervising them published them
     /// (none in a SQLite deployment).
     pub async fn dedicated_servers(&self) -> Result<Vec<DedicatedServer>, Error> {
-        match self.inner.catalog.postgres("dedicated servers") {
-            Ok(catalog) => supervisor::published(catalog).await,
-            Err(_) => Ok(Vec::new()),
-        }
+        self.inner.catalog.published_servers().await
     }
 
     /// How many tenant database pools are open (they share [`TenancyOptions::budget`]).

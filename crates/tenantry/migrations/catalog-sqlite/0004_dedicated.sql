@@ -1,5 +1,6 @@
 -- no-transaction
--- Dedicated tenants (a SQLite file and a server process each) join database tenants. SQLite
+-- Dedicated tenants (a SQLite file and a server process each) join database tenants, with
+-- the table where their servers are published, as in PostgreSQL's catalog. SQLite
 -- cannot change a CHECK constraint, so the table is rebuilt, with foreign keys off so that
 -- dropping the old table does not cascade to the domains (which then refer to the new one).
 PRAGMA foreign_keys = OFF;
@@ -29,5 +30,17 @@ SELECT id, slug, name, schema_name, isolation, status, settings, created_at, ser
 FROM tenants;
 DROP TABLE tenants;
 ALTER TABLE tenants_rebuilt RENAME TO tenants;
+
+-- The dedicated tenants' servers each supervising process runs, by machine.
+CREATE TABLE dedicated_servers (
+    tenant_id BLOB NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    host TEXT NOT NULL,
+    pid INTEGER,
+    port INTEGER,
+    started_at TEXT,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, host)
+);
 COMMIT;
 PRAGMA foreign_keys = ON;

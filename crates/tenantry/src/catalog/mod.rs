@@ -18,11 +18,13 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
 
 mod row;
+mod servers;
 mod sqlite;
 mod tx;
 
 pub use row::{Domain, TenantDetails};
 pub(crate) use row::{TenantRow, select_tenants};
+pub use servers::DedicatedServer;
 pub(crate) use sqlite::file_options;
 pub(crate) use tx::CatalogTx;
 

@@ -2,9 +2,10 @@
 //! lifecycle makes to it. The SQL is written once, for PostgreSQL's schema `tenantry`; SQLite
 //! runs it with the schema name left out.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Sqlite};
+use uuid::Uuid;
 
 use super::row::{TenantRow, select_tenants};
 use super::sqlite;
@@ -278,6 +279,67 @@ impl CatalogTx {
                 moved.slug
             )));
         }
+        Ok(())
+    }
+}
+
+/// What the supervisors of dedicated tenants' servers publish: which server runs for which
+/// tenant on which machine.
+impl CatalogTx {
+    /// Records the server of `tenant` on `host` as it is now (`pid` `None`: not running).
+    pub(crate) async fn publish_server(
+        &mut self,
+        tenant: Uuid,
+        host: &str,
+        (pid, port): (Option<i64>, Option<i32>),
+        started_at: Option<DateTime<Utc>>,
+        restarts: i32,
+    ) -> Result<(), Error> {
+        execute!(
+            self,
+            "INSERT INTO tenantry.dedicated_servers \
+             (tenant_id, host, pid, port, started_at, restarts, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, host) DO UPDATE SET pid = $3, port = $4, \
+             started_at = $5, restarts = $6, updated_at = $7",
+            tenant,
+            host,
+            pid,
+            port,
+            started_at,
+            restarts,
+            Utc::now(),
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the server of `tenant` on `host`.
+    pub(crate) async fn unpublish_server(&mut self, tenant: Uuid, host: &str) -> Result<(), Error> {
+        execute!(
+            self,
+            "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
+            tenant,
+            host,
+        )?;
+        Ok(())
+    }
+
+    /// Records that the server `pid` of `tenant` on `host` was stopped by another process.
+    pub(crate) async fn server_stopped(
+        &mut self,
+        tenant: Uuid,
+        host: &str,
+        pid: i64,
+    ) -> Result<(), Error> {
+        execute!(
+            self,
+            "UPDATE tenantry.dedicated_servers SET pid = NULL, updated_at = $4 \
+             WHERE tenant_id = $1 AND host = $2 AND pid = $3",
+            tenant,
+            host,
+            pid,
+            Utc::now(),
+        )?;
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{Cx, Layout};
+use crate::catalog::TenantCatalog;
 use crate::error::Error;
-use crate::pooler;
 use crate::tenant::Tenant;
 
 /// How the dedicated tenants' servers are run.
@@ -97,8 +97,8 @@ struct Slot {
 /// The servers of the dedicated tenants this process has started.
 pub(crate) struct Supervisor {
     options: DedicatedOptions,
-    /// Where what runs is published (a SQLite deployment does not publish it).
-    catalog: Option<sqlx::PgPool>,
+    /// Where what runs is published.
+    catalog: TenantCatalog,
     slots: SyncMutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
     reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -112,7 +112,7 @@ impl Supervisor {
         self.options.eager && self.options.external.is_none()
     }
 
-    pub(crate) fn new(options: DedicatedOptions, catalog: Option<sqlx::PgPool>) -> Arc<Self> {
+    pub(crate) fn new(options: DedicatedOptions, catalog: TenantCatalog) -> Arc<Self> {
         Arc::new(Self {
             options,
             catalog,
@@ -266,42 +266,27 @@ impl Supervisor {
     /// Records what runs for the tenant here, for `tenants list` and `show` in other
     /// processes; a failure to record is logged, never a failed request.
     async fn publish(&self, tenant: Uuid, slot: &Slot) {
-        let Some(catalog) = &self.catalog else {
-            return;
-        };
         let state = state_of(slot);
-        let published = pooler::query(
-            "INSERT INTO tenantry.dedicated_servers \
-             (tenant_id, host, pid, port, started_at, restarts) \
-             VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), $6) \
-             ON CONFLICT (tenant_id, host) DO UPDATE SET pid = $3, port = $4, \
-             started_at = EXCLUDED.started_at, restarts = $6, updated_at = now()",
-        )
-        .bind(tenant)
-        .bind(host_name())
-        .bind(state.pid.map(i64::from))
-        .bind(state.port.map(i32::from))
-        .bind(state.uptime.map(|s| s as f64))
-        .bind(i32::try_from(state.restarts).unwrap_or(i32::MAX))
-        .execute(pooler::Pinned(catalog))
-        .await;
+        let started_at = state
+            .uptime
+            .map(|secs| chrono::Utc::now() - chrono::Duration::seconds(secs as i64));
+        let published = self
+            .catalog
+            .publish_server(
+                tenant,
+                &host_name(),
+                (state.pid.map(i64::from), state.port.map(i32::from)),
+                started_at,
+                i32::try_from(state.restarts).unwrap_or(i32::MAX),
+            )
+            .await;
         if let Err(error) = published {
             tracing::warn!(%error, "cannot publish a dedicated server's state");
         }
     }
 
     async fn unpublish(&self, tenant: Uuid) {
-        let Some(catalog) = &self.catalog else {
-            return;
-        };
-        let removed = pooler::query(
-            "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
-        )
-        .bind(tenant)
-        .bind(host_name())
-        .execute(pooler::Pinned(catalog))
-        .await;
-        if let Err(error) = removed {
+        if let Err(error) = self.catalog.unpublish_server(tenant, &host_name()).await {
             tracing::warn!(%error, "cannot publish a dedicated server's state");
         }
     }
@@ -449,20 +434,6 @@ async fn healthy(port: u16) -> bool {
         .unwrap_or(false)
 }
 
-/// A dedicated tenant's server as the process supervising it published it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
-pub struct DedicatedServer {
-    pub tenant_id: Uuid,
-    /// The machine it runs on.
-    pub host: String,
-    /// `None` when it does not run (stopped when idle, or dead and not yet started again).
-    pub pid: Option<i64>,
-    pub port: Option<i32>,
-    pub uptime_secs: Option<i64>,
-    /// Starts after the first.
-    pub restarts: i32,
-}
-
 /// Stops `tenant`'s own server on this machine, whether this process or another supervises
 /// it: before its data is renamed or dropped, or when it is suspended (routers in front of
 /// the app, such as nginx, would otherwise still reach it).
@@ -470,9 +441,7 @@ pub(crate) async fn stop_everywhere(cx: Cx<'_>, tenant: &Tenant) -> Result<(), E
     if let Some(servers) = cx.servers {
         servers.stop(tenant).await;
     }
-    if let Ok(catalog) = cx.catalog.postgres("dedicated servers") {
-        terminate_published(catalog, tenant.id, Duration::from_secs(10)).await?;
-    }
+    terminate_published(cx.catalog, tenant.id, Duration::from_secs(10)).await?;
     Ok(())
 }
 
@@ -481,12 +450,13 @@ pub(crate) async fn stop_everywhere(cx: Cx<'_>, tenant: &Tenant) -> Result<(), E
 /// process whose environment names the tenant is signalled: a stale row's pid may have been
 /// reused. Returns the pid stopped, if any; an error if it would not stop.
 pub(crate) async fn terminate_published(
-    catalog: &sqlx::PgPool,
+    catalog: &TenantCatalog,
     tenant: Uuid,
     within: Duration,
 ) -> Result<Option<i64>, Error> {
     let host = host_name();
-    let pid = published(catalog)
+    let pid = catalog
+        .published_servers()
         .await?
         .into_iter()
         .find(|s| s.tenant_id == tenant && s.host == host)
@@ -506,15 +476,7 @@ pub(crate) async fn terminate_published(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Stopped: so says the published row, until its supervisor starts it again.
-    pooler::query(
-        "UPDATE tenantry.dedicated_servers SET pid = NULL, updated_at = now() \
-         WHERE tenant_id = $1 AND host = $2 AND pid = $3",
-    )
-    .bind(tenant)
-    .bind(&host)
-    .bind(pid)
-    .execute(pooler::Pinned(catalog))
-    .await?;
+    catalog.server_stopped(tenant, &host, pid).await?;
     Ok(Some(pid))
 }
 
@@ -545,18 +507,6 @@ pub(crate) fn alive(pid: i64) -> bool {
             })
             .unwrap_or(false)
     })
-}
-
-/// Every published server; stopped ones have no pid.
-pub(crate) async fn published(catalog: &sqlx::PgPool) -> Result<Vec<DedicatedServer>, Error> {
-    Ok(pooler::query_as(
-        "SELECT tenant_id, host, pid, port, \
-         CASE WHEN pid IS NULL THEN NULL \
-              ELSE extract(epoch FROM now() - started_at)::bigint END AS uptime_secs, \
-         restarts FROM tenantry.dedicated_servers ORDER BY tenant_id, host",
-    )
-    .fetch_all(pooler::Pinned(catalog))
-    .await?)
 }
 
 impl std::fmt::Debug for Supervisor {

@@ -109,10 +109,7 @@ impl Tenancy {
     /// Stops `tenant`'s server on this machine, if one runs, and has the router start it
     /// again.
     async fn restart_through(&self, tenant: &Tenant, router: SocketAddr) -> ServerUpgrade {
-        let stopped = match self.postgres() {
-            Ok(catalog) => terminate_published(catalog, tenant.id, HEALTHY_WITHIN).await,
-            Err(error) => Err(error),
-        };
+        let stopped = terminate_published(self.catalog(), tenant.id, HEALTHY_WITHIN).await;
         let old = match stopped {
             Ok(Some(old)) => old,
             Ok(None) => return ServerUpgrade::NotRunning,
