@@ -413,25 +413,47 @@ fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-/// Whether `GET /health` on the port answers 200.
+/// Whether `GET /health` on the port answers 200 within a second.
 async fn healthy(port: u16) -> bool {
-    let check = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.ends_with(b"200"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), check)
+    let local = SocketAddr::from(([127, 0, 0, 1], port));
+    health(local, "localhost", Duration::from_secs(1))
         .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+        .is_ok_and(|(status, _)| status == 200)
+}
+
+/// The status of `GET /health` for `host` at `address`, and the `version` its JSON body
+/// names, if any; an error if no reply comes `within`.
+pub(crate) async fn health(
+    address: SocketAddr,
+    host: &str,
+    within: Duration,
+) -> std::io::Result<(u16, Option<String>)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(
+                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut reply = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut reply).await?;
+        let status = reply
+            .get(9..12)
+            .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))?;
+        let body = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| &reply[at + 4..]);
+        let version = body
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .and_then(|json| Some(json.get("version")?.as_str()?.to_owned()));
+        Ok((status, version))
+    };
+    tokio::time::timeout(within, exchange)
+        .await
+        .map_err(|_| std::io::Error::other(format!("no reply within {within:?}")))?
 }
 
 /// Stops `tenant`'s own server on this machine, whether this process or another supervises

@@ -5,10 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::error::Error;
-use crate::layout::supervisor::{host_name, terminate_published};
+use crate::layout::supervisor::{health, host_name, terminate_published};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{Tenant, TenantStatus};
@@ -119,7 +117,7 @@ impl Tenancy {
         let host = self.primary_domain(&tenant.slug);
         let mut last = String::new();
         while Instant::now() < deadline {
-            match health(router, &host).await {
+            match health(router, &host, Duration::from_secs(15)).await {
                 Ok((200, version)) => match self.running_pid(tenant).await {
                     Some(pid) if pid != old => return ServerUpgrade::Restarted { pid, version },
                     _ => last = "the router answered, but no new server is published".into(),
@@ -142,35 +140,4 @@ impl Tenancy {
             .find(|s| s.tenant_id == tenant.id && s.host == host)?
             .pid
     }
-}
-
-/// The status of `GET /health` for `host` at `router`, and the `version` its JSON body
-/// names, if any.
-async fn health(router: SocketAddr, host: &str) -> std::io::Result<(u16, Option<String>)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(router).await?;
-        stream
-            .write_all(
-                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await?;
-        let mut reply = Vec::new();
-        stream.take(64 * 1024).read_to_end(&mut reply).await?;
-        let status = reply
-            .get(9..12)
-            .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
-            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))?;
-        let body = reply
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|at| &reply[at + 4..]);
-        let version = body
-            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
-            .and_then(|json| Some(json.get("version")?.as_str()?.to_owned()));
-        Ok((status, version))
-    };
-    tokio::time::timeout(Duration::from_secs(15), exchange)
-        .await
-        .map_err(|_| std::io::Error::other("no reply within 15 s"))?
 }
