@@ -44,7 +44,8 @@ pub struct DedicatedOptions {
     pub max_backoff: Duration,
     /// Where the servers run already, started by something else (Compose, Kubernetes):
     /// `host:port`, with `{slug}` standing for the tenant's slug. Requests are forwarded
-    /// there, resolved each time, and no server is started here.
+    /// there (resolved again every few seconds, and after a failure), and no server is
+    /// started here.
     pub external: Option<String>,
 }
 
@@ -101,7 +102,12 @@ pub(crate) struct Supervisor {
     catalog: TenantCatalog,
     slots: SyncMutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
     reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Addresses of servers run elsewhere, as last resolved, and when.
+    resolved: SyncMutex<HashMap<Uuid, (SocketAddr, Instant)>>,
 }
+
+/// How long the address of a server run elsewhere is used before it is resolved again.
+const RESOLVED_FOR: Duration = Duration::from_secs(5);
 
 /// A server that stays up this long is healthy again: its next death starts at once.
 const STABLE: Duration = Duration::from_secs(30);
@@ -118,6 +124,7 @@ impl Supervisor {
             catalog,
             slots: SyncMutex::default(),
             reaper: SyncMutex::default(),
+            resolved: SyncMutex::default(),
         })
     }
 
@@ -139,7 +146,7 @@ impl Supervisor {
         layout: &dyn Layout,
     ) -> Result<SocketAddr, Error> {
         if let Some(template) = &self.options.external {
-            return external(template, tenant).await;
+            return self.external(template, tenant).await;
         }
         let slot = self.slot(tenant);
         let mut slot = slot.lock().await;
@@ -186,6 +193,7 @@ impl Supervisor {
         tenant: &Tenant,
         layout: &dyn Layout,
     ) -> Result<SocketAddr, Error> {
+        self.resolved.lock().expect("resolved").remove(&tenant.id);
         {
             let slot = self.slot(tenant);
             let mut slot = slot.lock().await;
@@ -196,6 +204,37 @@ impl Supervisor {
             }
         }
         self.address(cx, tenant, layout).await
+    }
+
+    /// The address of a server run by something else, from `template` (`{slug}` replaced):
+    /// resolved again after [`RESOLVED_FOR`], or after it failed to answer (a restarted
+    /// container may have a new address), not on every request.
+    async fn external(&self, template: &str, tenant: &Tenant) -> Result<SocketAddr, Error> {
+        let known = self
+            .resolved
+            .lock()
+            .expect("resolved")
+            .get(&tenant.id)
+            .copied();
+        if let Some((address, at)) = known
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(address);
+        }
+        let target = template.replace("{slug}", tenant.slug.as_str());
+        let found = match tokio::net::lookup_host(&target).await {
+            Ok(mut found) => found.next(),
+            Err(error) => {
+                tracing::warn!(tenant = %tenant.slug, %target, %error, "the tenant's server has no address");
+                None
+            }
+        };
+        let address = found.ok_or_else(|| Error::ServerUnavailable(tenant.slug.to_string()))?;
+        self.resolved
+            .lock()
+            .expect("resolved")
+            .insert(tenant.id, (address, Instant::now()));
+        Ok(address)
     }
 
     /// Counts a death and sets when the next start may be.
@@ -311,20 +350,6 @@ fn state_of(slot: &Slot) -> ServerState {
         port: running.map(|r| r.port),
         uptime: running.map(|r| r.started.elapsed().as_secs()),
         restarts: slot.starts.saturating_sub(1),
-    }
-}
-
-/// The address of a server run by something else, from `template` (`{slug}` replaced).
-async fn external(template: &str, tenant: &Tenant) -> Result<SocketAddr, Error> {
-    let target = template.replace("{slug}", tenant.slug.as_str());
-    match tokio::net::lookup_host(&target).await {
-        Ok(mut found) => found
-            .next()
-            .ok_or_else(|| Error::ServerUnavailable(tenant.slug.to_string())),
-        Err(error) => {
-            tracing::warn!(tenant = %tenant.slug, %target, %error, "the tenant's server has no address");
-            Err(Error::ServerUnavailable(tenant.slug.to_string()))
-        }
     }
 }
 
