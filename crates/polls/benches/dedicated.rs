@@ -23,7 +23,6 @@ use common::{BASE, ROUNDS, TenantToken, create, get, load, median, open_pool, re
 use tenantry::testing::{TestDatabase, TestNginx};
 use tenantry::{IsolationMode, Slug, Tenancy};
 
-use polls::configuration::Settings;
 use polls::startup;
 
 /// Dedicated tenants served at once in the rotation.
@@ -46,25 +45,7 @@ async fn run() {
     tenantry::migrate_shared(&pool, &startup::migrations(), &tenantry::AppRole::default())
         .await
         .unwrap();
-    let settings = Settings {
-        database_url: Some(url.clone()),
-        data_dir: "unused-with-postgres".into(),
-        base_domain: BASE.into(),
-        strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
-        platform_token: None,
-        bind: String::new(),
-        database_pooler: tenantry::Pooler::None,
-        pool_size: 16,
-        default_isolation: Some(IsolationMode::Schema),
-        dedicated_idle: 600,
-        dedicated_eager: false,
-        dedicated_address: None,
-        database_budget: 16,
-        tenant_pool_size: PER_TENANT,
-        app_role: tenantry::AppRole::default().name().into(),
-        app_role_password: None,
-        limits: polls::configuration::Limits::default(),
-    };
+    let settings = common::settings(&url, 16, PER_TENANT);
     let tenancy = Tenancy::connect_with(
         pool.clone(),
         settings.identification().unwrap(),

@@ -31,7 +31,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use polls::configuration::Settings;
 use polls::routes::tenant_router;
 use polls::startup;
 
@@ -65,25 +64,7 @@ async fn run() {
     tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
         .await
         .unwrap();
-    let settings = Settings {
-        database_url: Some(url.clone()),
-        data_dir: "unused-with-postgres".into(),
-        base_domain: BASE.into(),
-        strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
-        platform_token: None,
-        bind: String::new(),
-        database_pooler: tenantry::Pooler::None,
-        pool_size: 16,
-        default_isolation: Some(IsolationMode::Schema),
-        dedicated_idle: 600,
-        dedicated_eager: false,
-        dedicated_address: None,
-        database_budget: BUDGET,
-        tenant_pool_size: PER_TENANT,
-        app_role: tenantry::AppRole::default().name().into(),
-        app_role_password: None,
-        limits: polls::configuration::Limits::default(),
-    };
+    let settings = common::settings(&url, BUDGET, PER_TENANT);
     let identification = settings.identification().unwrap();
     let tenancy = Tenancy::connect_with(
         pool.clone(),

@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnectOptions;
 use tenantry::{Error, IsolationMode, NewTenant, Slug, Tenancy};
 use tokio::net::TcpListener;
 
+use polls::configuration::Settings;
 use polls::startup;
 
 pub const BASE: &str = "polls.bench";
@@ -126,4 +127,28 @@ pub async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// The app's settings for the benchmark's database at `url`: schema tenants by default,
+/// database tenants within `budget` connections, `per_tenant` each.
+pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
+    Settings {
+        database_url: Some(url.to_owned()),
+        data_dir: "unused-with-postgres".into(),
+        base_domain: BASE.into(),
+        strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
+        platform_token: None,
+        bind: String::new(),
+        database_pooler: tenantry::Pooler::None,
+        pool_size: 16,
+        default_isolation: Some(IsolationMode::Schema),
+        dedicated_idle: 600,
+        dedicated_eager: false,
+        dedicated_address: None,
+        database_budget: budget,
+        tenant_pool_size: per_tenant,
+        app_role: tenantry::AppRole::default().name().into(),
+        app_role_password: None,
+        limits: polls::configuration::Limits::default(),
+    }
 }
