@@ -78,15 +78,10 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         Kind::Seed,
     );
     let image = format!("{}:latest", options.binary);
-    let app = |command: &str| {
-        json!({
-            "image": image,
-            "command": [command],
-            "restart": if command.starts_with("migrate") { "no" } else { "unless-stopped" },
-        })
-    };
+    // A server is restarted unless stopped; a migration runs once.
+    let app = |command: &str, restart: &str| json!({ "image": image, "command": [command], "restart": restart });
     let mut services = Map::new();
-    let mut shared = app("serve");
+    let mut shared = app("serve", "unless-stopped");
     shared["build"] = json!({
         "context": relative(&options.output, &options.context),
         "dockerfile": relative(&options.context, &options.output.join("Dockerfile")),
@@ -98,7 +93,7 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
     shared["networks"] = json!(["edge", "shared"]);
     shared["depends_on"] = json!({ "migrate": { "condition": "service_completed_successfully" } });
     services.insert("app".into(), shared);
-    let mut migrate = app("migrate");
+    let mut migrate = app("migrate", "no");
     migrate["env_file"] = json!(["env/shared.env"]);
     migrate["networks"] = json!(["shared"]);
     migrate["depends_on"] = json!({ "db": { "condition": "service_healthy" } });
@@ -129,12 +124,12 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         if !tenant.active() {
             continue;
         }
-        let mut migrate = app("migrate-tenant");
+        let mut migrate = app("migrate-tenant", "no");
         migrate["env_file"] = json!([env_path]);
         migrate["networks"] = json!([network]);
         migrate["depends_on"] = json!({ format!("db-{slug}"): { "condition": "service_healthy" } });
         services.insert(format!("migrate-{slug}"), migrate);
-        let mut server = app("serve-tenant");
+        let mut server = app("serve-tenant", "unless-stopped");
         server["env_file"] = json!([env_path]);
         server["networks"] = json!(["edge", network]);
         server["depends_on"] =

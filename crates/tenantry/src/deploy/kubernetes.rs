@@ -131,16 +131,9 @@ fn secret(namespace: &str, name: &str, data: Value) -> Value {
 }
 
 /// The app's container: `args` on the image, its settings from the `database` Secret,
-/// probed on `/health` (asked for `host`), within its resources, as an unprivileged user.
-fn container(options: &KubernetesOptions, args: &[&str], host: Option<&str>) -> Value {
-    let probe = |period: u32| {
-        let mut get = json!({ "path": "/health", "port": "http" });
-        if let Some(host) = host {
-            get["httpHeaders"] = json!([{ "name": "Host", "value": host }]);
-        }
-        json!({ "httpGet": get, "periodSeconds": period, "failureThreshold": 3 })
-    };
-    let mut container = json!({
+/// within its resources, as an unprivileged user.
+fn container(options: &KubernetesOptions, args: &[&str]) -> Value {
+    json!({
         "name": "app",
         "image": options.image,
         "args": args,
@@ -157,26 +150,21 @@ fn container(options: &KubernetesOptions, args: &[&str], host: Option<&str>) -> 
             "readOnlyRootFilesystem": true,
             "capabilities": { "drop": ["ALL"] },
         },
-    });
-    if args[0].starts_with("serve") {
-        container["ports"] = json!([{ "name": "http", "containerPort": APP_PORT }]);
-        container["readinessProbe"] = probe(5);
-        container["livenessProbe"] = probe(10);
-    }
-    container
+    })
 }
 
-fn pod(options: &KubernetesOptions, args: &[&str], host: Option<&str>, labels: &Value) -> Value {
+fn pod(container: Value, labels: &Value, restart: &str) -> Value {
     json!({
         "metadata": { "labels": labels },
         "spec": {
             "automountServiceAccountToken": false,
-            "containers": [container(options, args, host)],
-            "restartPolicy": if args[0].starts_with("migrate") { "Never" } else { "Always" },
+            "containers": [container],
+            "restartPolicy": restart,
         },
     })
 }
 
+/// A server: the container serving `args`, probed on `/health` (asked for `host`).
 fn deployment(
     options: &KubernetesOptions,
     namespace: &str,
@@ -185,6 +173,17 @@ fn deployment(
     labels: &Value,
     replicas: u32,
 ) -> Value {
+    let probe = |period: u32| {
+        let mut get = json!({ "path": "/health", "port": "http" });
+        if let Some(host) = host {
+            get["httpHeaders"] = json!([{ "name": "Host", "value": host }]);
+        }
+        json!({ "httpGet": get, "periodSeconds": period, "failureThreshold": 3 })
+    };
+    let mut server = container(options, args);
+    server["ports"] = json!([{ "name": "http", "containerPort": APP_PORT }]);
+    server["readinessProbe"] = probe(5);
+    server["livenessProbe"] = probe(10);
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -192,7 +191,7 @@ fn deployment(
         "spec": {
             "replicas": replicas,
             "selector": { "matchLabels": labels },
-            "template": pod(options, args, host, labels),
+            "template": pod(server, labels, "Always"),
         },
     })
 }
@@ -218,7 +217,7 @@ fn job(options: &KubernetesOptions, namespace: &str, args: &[&str], version: i64
         "metadata": metadata(&format!("migrate-{version}"), namespace, &labels),
         "spec": {
             "backoffLimit": 3,
-            "template": pod(options, args, None, &labels),
+            "template": pod(container(options, args), &labels, "Never"),
         },
     })
 }
