@@ -1,7 +1,9 @@
 //! Settings, from command-line flags or the environment.
 
+use crate::rules::PollsRules;
 use std::path::PathBuf;
 use std::time::Duration;
+use tenantry::settings::SettingsSchema;
 
 use clap::Args;
 use tenantry::{
@@ -209,6 +211,7 @@ impl Settings {
                 ..DatabaseBudget::default()
             },
             dedicated: None,
+            settings: SettingsSchema::of::<PollsRules>(),
         })
     }
 

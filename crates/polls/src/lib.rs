@@ -8,5 +8,6 @@ pub mod error;
 pub mod json;
 pub mod limits;
 pub mod routes;
+pub mod rules;
 pub mod startup;
 pub mod telemetry;

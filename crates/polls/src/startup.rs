@@ -153,6 +153,8 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         }
         false => SingleTenantLayer::dedicated(tenant_pool(settings, url, id).await?, id, slug),
     };
+    let (name, tenant_settings) = tenant_profile()?;
+    let layer = layer.with_profile(name, tenant_settings);
     // The version tells an upgrade (`migrate --wave-size`) what the restarted server runs.
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
@@ -187,6 +189,20 @@ fn tenant_environment(settings: &Settings) -> Result<(uuid::Uuid, Slug, &str), C
         .as_deref()
         .ok_or_else(|| CliError::usage("DATABASE_URL is not set"))?;
     Ok((id, slug, url))
+}
+
+/// The tenant's display name and settings, from the environment its supervisor sets
+/// (`TENANT_NAME`, `TENANT_SETTINGS`); its slug and no settings when they are absent.
+fn tenant_profile() -> Result<(String, serde_json::Value), CliError> {
+    let name = std::env::var("TENANT_NAME")
+        .or_else(|_| std::env::var("TENANT_SLUG"))
+        .unwrap_or_default();
+    let settings = match std::env::var("TENANT_SETTINGS") {
+        Ok(json) => serde_json::from_str(&json)
+            .map_err(|e| CliError::usage(format!("TENANT_SETTINGS: {e}")))?,
+        Err(_) => json!({}),
+    };
+    Ok((name, settings))
 }
 
 async fn tenant_pool(settings: &Settings, url: &str, id: uuid::Uuid) -> Result<PgPool, CliError> {

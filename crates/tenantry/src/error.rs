@@ -12,6 +12,8 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    #[error("invalid settings: {}", settings_errors(.0))]
+    InvalidSettings(std::collections::BTreeMap<String, String>),
     #[error("no tenant '{0}'")]
     TenantNotFound(String),
     #[error("a tenant with slug '{0}' already exists")]
@@ -120,7 +122,7 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Invalid { .. } => ErrorKind::Invalid,
+            Self::Invalid { .. } | Self::InvalidSettings(_) => ErrorKind::Invalid,
             Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => {
                 ErrorKind::NotFound
             }
@@ -192,6 +194,12 @@ fn database_message(error: &sqlx::Error) -> String {
         Some(db) => db.message().to_owned(),
         None => error.to_string(),
     }
+}
+
+/// Each setting's error, as one line.
+fn settings_errors(errors: &std::collections::BTreeMap<String, String>) -> String {
+    let each: Vec<String> = errors.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+    each.join("; ")
 }
 
 /// The error for asking a SQLite deployment for what only PostgreSQL offers.

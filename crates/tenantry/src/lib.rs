@@ -54,6 +54,7 @@ pub mod role;
 mod rows;
 mod safe_transaction;
 pub mod servers;
+pub mod settings;
 pub mod slug;
 mod tenancy;
 pub mod tenant;

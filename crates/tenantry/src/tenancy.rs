@@ -18,6 +18,7 @@ use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
 use crate::role::{self, AppRole};
 use crate::servers::Servers;
+use crate::settings::SettingsSchema;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Tenant};
 use crate::transaction::TenantTransaction;
@@ -37,6 +38,7 @@ struct Inner {
     default_isolation: IsolationMode,
     identification: Identification,
     migrations: Migrations,
+    settings: SettingsSchema,
 }
 
 /// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
@@ -53,6 +55,8 @@ pub struct TenancyOptions {
     pub pooler: Pooler,
     /// How this process runs the servers of dedicated tenants, if it serves them.
     pub dedicated: Option<DedicatedOptions>,
+    /// The settings tenants have: branding and the app's own ([`SettingsSchema::of`]).
+    pub settings: SettingsSchema,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -135,6 +139,7 @@ impl Tenancy {
                 catalog,
                 identification,
                 migrations,
+                settings: options.settings,
             }),
         };
         if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
@@ -205,6 +210,7 @@ impl Tenancy {
                 layouts,
                 identification,
                 migrations,
+                settings: options.settings,
             }),
         };
         if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
@@ -329,6 +335,11 @@ impl Tenancy {
     /// The shared and tenant migration sets.
     pub fn migrations(&self) -> &Migrations {
         &self.inner.migrations
+    }
+
+    /// The settings tenants have, which every change is checked against.
+    pub fn settings(&self) -> &SettingsSchema {
+        &self.inner.settings
     }
 
     /// Opens a transaction in the context of the tenant with this slug, outside any request:

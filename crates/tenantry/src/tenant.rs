@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::servers::{ServerName, ServerUrl};
+use crate::settings::ParsedSettings;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 
 /// How a tenant's data is kept apart from other tenants'.
@@ -171,6 +172,9 @@ pub struct Tenant {
     pub move_state: Option<MoveState>,
     #[serde(skip)]
     pub(crate) begin_sql: Arc<str>,
+    /// `settings` as the app's type, parsed once per catalog read.
+    #[serde(skip)]
+    pub(crate) parsed_settings: ParsedSettings,
 }
 
 impl Tenant {
@@ -185,6 +189,7 @@ impl Tenant {
         Self {
             id,
             begin_sql: begin_statement(id, &placement.schema, false),
+            parsed_settings: ParsedSettings::default(),
             slug,
             name,
             isolation,

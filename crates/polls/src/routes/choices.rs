@@ -10,16 +10,17 @@ use super::{ApiPath, group_by, polls, required_text};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::rules::{PollsRules, Settings};
 
 const CHOICE_TEXT_MAX: usize = 100;
 
 /// A choice as the API shows it.
 #[derive(Serialize, FromRow)]
-pub(super) struct Choice {
-    id: i64,
+pub(crate) struct Choice {
+    pub(crate) id: i64,
     #[sqlx(skip)]
-    votes: Vec<Vote>,
-    choice_text: String,
+    pub(crate) votes: Vec<Vote>,
+    pub(crate) choice_text: String,
     /// The poll's id.
     pub(super) poll: i64,
 }
@@ -44,6 +45,7 @@ pub(super) async fn list(
 pub(super) async fn create(
     user: AuthUser,
     ApiPath(poll_id): ApiPath<i64>,
+    settings: Settings,
     mut db: TenantDb,
     ApiJson(body): ApiJson<ChoiceBody>,
 ) -> Result<(StatusCode, ApiJson<Choice>), ApiError> {
@@ -52,9 +54,38 @@ pub(super) async fn create(
             "You can not create choice for this poll.",
         ));
     }
-    let choice_text = required_text(body.choice_text, CHOICE_TEXT_MAX)
+    let choice = add(&mut db, poll_id, body.choice_text, &settings.app).await?;
+    Ok((StatusCode::CREATED, ApiJson(choice)))
+}
+
+/// Adds a choice to poll `poll_id` (which must exist), within the tenant's limit on choices.
+pub(crate) async fn add(
+    db: &mut Db,
+    poll_id: i64,
+    text: Option<String>,
+    rules: &PollsRules,
+) -> Result<Choice, ApiError> {
+    let choice_text = required_text(text, CHOICE_TEXT_MAX)
         .map_err(|message| ApiError::field("choice_text", message))?;
-    let choice = db
+    if let Some(max) = rules.max_choices_per_poll {
+        // Locks the poll, so that concurrent additions are counted one after the other.
+        db.query("UPDATE polls SET question = question WHERE id = $1")
+            .bind(poll_id)
+            .execute()
+            .await?;
+        let count: i64 = db
+            .query("SELECT count(*) FROM choices WHERE poll_id = $1")
+            .bind(poll_id)
+            .fetch_scalar()
+            .await?;
+        if count >= i64::from(max) {
+            return Err(ApiError::field(
+                "choice_text",
+                format!("This poll already has the most choices this site allows ({max})."),
+            ));
+        }
+    }
+    Ok(db
         .query(
             "INSERT INTO choices (poll_id, choice_text) VALUES ($1, $2) \
              RETURNING id, choice_text, poll_id AS poll",
@@ -62,8 +93,7 @@ pub(super) async fn create(
         .bind(poll_id)
         .bind(choice_text)
         .fetch_one()
-        .await?;
-    Ok((StatusCode::CREATED, ApiJson(choice)))
+        .await?)
 }
 
 /// The choices of poll `poll` or (`None`) of every poll by id, each with its votes, in two

@@ -12,6 +12,7 @@ use crate::auth::token_for;
 use crate::error::{ApiError, FieldErrors, is_unique_violation};
 use crate::json::ApiJson;
 use crate::limits::{AuthGate, AuthLimits};
+use crate::rules::Settings;
 
 const USERNAME_MAX: usize = 150;
 const EMAIL_MAX: usize = 254;
@@ -37,9 +38,13 @@ pub(super) struct User {
 pub(super) async fn create(
     _: AuthGate,
     Extension(limits): Extension<AuthLimits>,
+    settings: Settings,
     mut db: TenantDb,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<(StatusCode, ApiJson<User>), ApiError> {
+    if !settings.app.signup_open {
+        return Err(ApiError::Forbidden("Sign-up is closed on this site."));
+    }
     let mut errors = FieldErrors::default();
     let username = errors.check("username", validate_username(body.username));
     let email = errors.check("email", validate_email(body.email));

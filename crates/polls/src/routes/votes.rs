@@ -10,6 +10,7 @@ use super::ApiPath;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, is_foreign_key_violation, is_unique_violation};
 use crate::json::ApiJson;
+use crate::rules::Settings;
 
 /// A vote as the API shows it.
 #[derive(Serialize, FromRow)]
@@ -22,12 +23,19 @@ pub(super) struct Vote {
 }
 
 /// `POST /polls/{id}/choices/{choice_id}/vote`: 201 with the caller's vote; 404 unless the
-/// choice belongs to the poll; 400 if the caller already voted in this poll. Any body is ignored.
+/// choice belongs to the poll. A second vote in the poll is refused (400), or, where the
+/// tenant allows changing one's vote, replaces the first (200). Any body is ignored.
 pub(super) async fn create(
     user: AuthUser,
     ApiPath((poll_id, choice_id)): ApiPath<(i64, i64)>,
+    settings: Settings,
     mut db: TenantDb,
 ) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
+    if settings.app.allow_vote_change
+        && let Some(vote) = change(&mut db, poll_id, choice_id, user.id).await?
+    {
+        return Ok((StatusCode::OK, ApiJson(vote)));
+    }
     let vote = db
         .query(
             "INSERT INTO votes (choice_id, poll_id, voted_by) \
@@ -51,6 +59,35 @@ pub(super) async fn create(
         })?
         .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, ApiJson(vote)))
+}
+
+/// Moves the user's vote in the poll to `choice_id`, if they have one; 404 unless the choice
+/// belongs to the poll.
+async fn change(
+    db: &mut Db,
+    poll_id: i64,
+    choice_id: i64,
+    user_id: i64,
+) -> Result<Option<Vote>, ApiError> {
+    let choice: Option<i64> = db
+        .query("SELECT id FROM choices WHERE id = $1 AND poll_id = $2")
+        .bind(choice_id)
+        .bind(poll_id)
+        .fetch_optional_scalar()
+        .await?;
+    if choice.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(db
+        .query(
+            "UPDATE votes SET choice_id = $1 WHERE poll_id = $2 AND voted_by = $3 \
+             RETURNING id, choice_id AS choice, poll_id AS poll, voted_by",
+        )
+        .bind(choice_id)
+        .bind(poll_id)
+        .bind(user_id)
+        .fetch_optional()
+        .await?)
 }
 
 /// The votes in poll `poll` or (`None`) in every poll, by id.

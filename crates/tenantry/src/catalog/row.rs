@@ -93,6 +93,7 @@ impl TenantRow {
         Ok(Tenant {
             id: row.id,
             begin_sql: tenant::begin_statement(row.id, &schema, row.moving),
+            parsed_settings: Default::default(),
             slug,
             name: row.name,
             isolation,

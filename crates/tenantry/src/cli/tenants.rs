@@ -55,6 +55,17 @@ pub enum TenantsCommand {
         #[arg(long = "slug")]
         new_slug: Option<Slug>,
     },
+    /// Show the tenant's settings (branding and the app's), or change them.
+    Settings {
+        slug: Slug,
+        /// Set a setting: KEY=VALUE, the value as JSON (`true`, `3`) or else as text
+        /// (`#336699`); repeat for several.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Reset a setting to its default; repeat for several.
+        #[arg(long = "reset", value_name = "KEY")]
+        reset: Vec<String>,
+    },
     /// Refuse the tenant's requests with 403, keeping its data.
     Suspend { slug: Slug },
     /// Serve a suspended tenant again.
@@ -112,6 +123,53 @@ pub enum DomainsCommand {
     Add { slug: Slug, domain: String },
     /// Remove a domain (not the primary one).
     Remove { slug: Slug, domain: String },
+}
+
+/// Applies `set` and `reset` (if any), then prints every setting: `KEY  VALUE  (default)`
+/// for those not set.
+async fn settings(
+    tenancy: &Tenancy,
+    slug: &Slug,
+    set: &[String],
+    reset: &[String],
+) -> Result<(), CliError> {
+    let mut patch = serde_json::Map::new();
+    for pair in set {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--set '{pair}': expected KEY=VALUE")))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        patch.insert(key.to_owned(), value);
+    }
+    for key in reset {
+        patch.insert(key.clone(), serde_json::Value::Null);
+    }
+    let tenant = match patch.is_empty() {
+        true => tenancy.catalog().details(slug).await?.tenant,
+        false => {
+            let update = TenantUpdate {
+                settings: Some(serde_json::Value::Object(patch)),
+                ..TenantUpdate::default()
+            };
+            tenancy.update_tenant(slug, update).await?.tenant
+        }
+    };
+    let stored = tenant.settings.as_object().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = tenancy
+        .settings()
+        .effective(&tenant.settings)
+        .into_iter()
+        .map(|(key, value)| {
+            let origin = match stored.contains_key(&key) {
+                true => "set",
+                false => "default",
+            };
+            vec![key, value.to_string(), origin.to_owned()]
+        })
+        .collect();
+    print_table(&["SETTING", "VALUE", ""], &rows);
+    Ok(())
 }
 
 fn host(raw: &str) -> Result<HostName, CliError> {
@@ -183,6 +241,9 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
                 ..TenantUpdate::default()
             };
             print_details(&tenancy.update_tenant(&slug, update).await?);
+        }
+        TenantsCommand::Settings { slug, set, reset } => {
+            settings(tenancy, &slug, &set, &reset).await?
         }
         TenantsCommand::Suspend { slug } => {
             set_status(tenancy, &slug, TenantStatus::Suspended).await?

@@ -9,6 +9,7 @@ use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 use crate::db::Db;
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
+use crate::settings::{AppSettings, TenantSettings};
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
 
@@ -17,6 +18,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Tenant::clone(&RequestScope::of(parts)?.tenant))
+    }
+}
+
+/// The tenant's settings, from the cached catalog row: no query. A change made anywhere
+/// reaches every server within the catalog cache's delay.
+impl<S: Send + Sync, A: AppSettings> FromRequestParts<S> for TenantSettings<A> {
+    type Rejection = TenancyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let tenant = &RequestScope::of(parts)?.tenant;
+        Ok(tenant.parsed_settings.get(&tenant.settings))
     }
 }
 

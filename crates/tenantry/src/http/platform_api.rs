@@ -59,6 +59,9 @@ impl From<Error> for ApiError {
             Error::Invalid { field, message } => {
                 ApiError(kind.status(), json!({ *field: [message] }))
             }
+            Error::InvalidSettings(errors) => {
+                ApiError(kind.status(), json!({ "settings": errors }))
+            }
             // A server named in a request body: that field is wrong.
             Error::ServerNotFound(_) => ApiError(
                 StatusCode::BAD_REQUEST,

@@ -68,6 +68,21 @@ impl SingleTenantLayer {
         Self::sqlite(pool, dedicated_tenant(id, slug))
     }
 
+    /// The tenant's display name and settings, as its supervisor gives them
+    /// (`TENANT_NAME`, `TENANT_SETTINGS`); a change to them restarts the server.
+    pub fn with_profile(self, name: String, settings: serde_json::Value) -> Self {
+        let tenant = Tenant {
+            name,
+            settings,
+            parsed_settings: Default::default(),
+            ..Tenant::clone(&self.tenant)
+        };
+        Self {
+            tenant: Arc::new(tenant),
+            ..self
+        }
+    }
+
     /// Connect options for the file of a dedicated tenant of a SQLite deployment, from the
     /// `sqlite://<path>` URL its supervisor gives: opened as tenantry opens tenant files
     /// (WAL, a busy timeout, foreign keys), never created.

@@ -79,6 +79,9 @@ struct Running {
     child: Child,
     port: u16,
     started: Instant,
+    /// The name and settings it was started with: a server cannot read the catalog, so a
+    /// change to them starts it again.
+    profile: (String, serde_json::Value),
 }
 
 #[derive(Default)]
@@ -108,6 +111,11 @@ pub(crate) struct Supervisor {
 
 /// How long the address of a server run elsewhere is used before it is resolved again.
 const RESOLVED_FOR: Duration = Duration::from_secs(5);
+
+/// What a tenant's server is given of its catalog row besides its id and slug.
+fn profile(tenant: &Tenant) -> (String, serde_json::Value) {
+    (tenant.name.clone(), tenant.settings.clone())
+}
 
 /// A server that stays up this long is healthy again: its next death starts at once.
 const STABLE: Duration = Duration::from_secs(30);
@@ -153,7 +161,14 @@ impl Supervisor {
         slot.last_used = Some(Instant::now());
         if let Some(running) = &mut slot.running {
             match running.child.try_wait() {
-                Ok(None) => return Ok(SocketAddr::from(([127, 0, 0, 1], running.port))),
+                Ok(None) if running.profile == profile(tenant) => {
+                    return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
+                }
+                Ok(None) => {
+                    tracing::info!(tenant = %tenant.slug, "its settings changed: restarting its server");
+                    running.child.kill().await.ok();
+                    slot.running = None;
+                }
                 _ => {
                     let lived = running.started.elapsed();
                     slot.running = None;
@@ -274,6 +289,8 @@ impl Supervisor {
             .env("TENANT_SLUG", tenant.slug.as_str())
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", url)
+            .env("TENANT_NAME", &tenant.name)
+            .env("TENANT_SETTINGS", tenant.settings.to_string())
             .env_remove("PLATFORM_TOKEN")
             .kill_on_drop(true);
         die_with_parent(&mut command);
@@ -287,6 +304,7 @@ impl Supervisor {
                     child,
                     port,
                     started: Instant::now(),
+                    profile: profile(tenant),
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {

@@ -50,7 +50,8 @@ pub struct TenantUpdate {
     /// A new slug renames the schema and the primary domain too.
     pub slug: Option<Slug>,
     pub status: Option<TenantStatus>,
-    /// Replaces the settings; must be a JSON object.
+    /// Changes to the settings, a JSON object: the keys given replace the stored ones,
+    /// `null` resets a key; checked against [`Tenancy::settings`].
     pub settings: Option<serde_json::Value>,
 }
 
@@ -176,16 +177,14 @@ impl Tenancy {
         update: TenantUpdate,
     ) -> Result<TenantDetails, Error> {
         let name = update.name.as_deref().map(validate_name).transpose()?;
-        if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
-            return Err(Error::Invalid {
-                field: "settings",
-                message: "settings are a JSON object".into(),
-            });
-        }
         let new_slug = update.slug.filter(|new| new != slug);
         let cx = self.cx();
         let mut tx = self.catalog().begin().await?;
         let tenant = tx.lock(slug).await?;
+        let settings = update
+            .settings
+            .map(|patch| self.settings().apply(&tenant.settings, &patch))
+            .transpose()?;
         let layout = self.layout(&tenant)?;
         let in_catalog = layout.in_catalog(&tenant.placement);
         let mut renamed = None;
@@ -206,8 +205,7 @@ impl Tenancy {
                 ..tenant.clone()
             });
         }
-        tx.set(&tenant, name, update.status, update.settings)
-            .await?;
+        tx.set(&tenant, name, update.status, settings).await?;
         if let Err(error) = tx.commit().await {
             if let (Some(renamed), false) = (&renamed, in_catalog) {
                 layout.rename(cx, renamed, slug, None).await?;

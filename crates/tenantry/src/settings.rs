@@ -1,0 +1,431 @@
+//! Per-tenant settings: the [`Branding`] tenantry gives every tenant, beside the app's own
+//! [`AppSettings`], stored together as one flat JSON object in the catalog.
+//!
+//! Only the keys a tenant has set are stored; reading fills in the defaults. A change is a
+//! patch: the keys given replace the stored ones, `null` resets a key to its default, and a
+//! key neither side declares is refused. Every key's error is reported, not just the first.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// A setting's error, by key.
+pub type SettingsErrors = BTreeMap<String, String>;
+
+/// Settings an app declares for its tenants: every field has a default (`#[serde(default)]`
+/// on the type), and every field is serialized, `None` as `null`, so that its keys are known.
+pub trait AppSettings:
+    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+{
+    /// Checks what serde cannot: ranges, relations between fields.
+    fn validate(&self) -> Result<(), SettingsErrors> {
+        Ok(())
+    }
+}
+
+/// The settings of an app that has none of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoAppSettings {}
+
+impl AppSettings for NoAppSettings {}
+
+/// A colour as `#rrggbb`, lowercase: safe to write into CSS as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Color([u8; 3]);
+
+impl Color {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let invalid = || format!("'{text}' is not a colour of the form #rrggbb");
+        let hex = text.strip_prefix('#').ok_or_else(invalid)?;
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid());
+        Ok(Self([byte(0)?, byte(2)?, byte(4)?]))
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [r, g, b] = self.0;
+        write!(f, "#{r:02x}{g:02x}{b:02x}")
+    }
+}
+
+impl Serialize for Color {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Color {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What every tenant's pages show of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Branding {
+    /// The name pages show; the tenant's catalog name when `None`.
+    pub display_name: Option<String>,
+    /// The main colour of its pages.
+    pub primary_color: Color,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Self {
+            display_name: None,
+            primary_color: Color([0x2f, 0x5d, 0x8a]),
+        }
+    }
+}
+
+impl Branding {
+    /// The longest display name, in characters.
+    pub const NAME_CHARS: usize = 100;
+
+    fn validate(&self) -> Result<(), SettingsErrors> {
+        match &self.display_name {
+            Some(name) if name.trim().is_empty() || name.chars().count() > Self::NAME_CHARS => {
+                Err(BTreeMap::from([(
+                    "display_name".to_owned(),
+                    format!("a display name has 1 to {} characters", Self::NAME_CHARS),
+                )]))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The stylesheet that carries the branding to pages: CSS variables only, built from
+    /// validated values.
+    pub fn css(&self) -> String {
+        format!(":root {{ --primary: {}; }}\n", self.primary_color)
+    }
+}
+
+/// A tenant's settings as its handlers read them: the branding and the app's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSettings<A> {
+    pub branding: Branding,
+    pub app: A,
+}
+
+impl<A: AppSettings> TenantSettings<A> {
+    /// The settings `stored` describes, defaults filled in. Stored settings were validated
+    /// when set; a key that no longer parses (the app changed) falls back to its default.
+    pub fn read(stored: &Value) -> Self {
+        let Some(stored) = stored.as_object() else {
+            return Self::defaults();
+        };
+        match (from_map(stored), from_map(stored)) {
+            (Ok(branding), Ok(app)) => Self { branding, app },
+            _ => {
+                let mut valid = Map::new();
+                for (key, value) in stored {
+                    let one = Map::from_iter([(key.clone(), value.clone())]);
+                    if from_map::<Branding>(&one).is_ok() && from_map::<A>(&one).is_ok() {
+                        valid.insert(key.clone(), value.clone());
+                    }
+                }
+                Self {
+                    branding: from_map(&valid).unwrap_or_default(),
+                    app: from_map(&valid).unwrap_or_default(),
+                }
+            }
+        }
+    }
+
+    fn defaults() -> Self {
+        Self {
+            branding: Branding::default(),
+            app: A::default(),
+        }
+    }
+}
+
+/// A tenant's settings parsed as the app's type, kept with the cached catalog row so that a
+/// request does not parse them again.
+#[derive(Clone, Default)]
+pub(crate) struct ParsedSettings(Arc<OnceLock<Arc<dyn Any + Send + Sync>>>);
+
+impl fmt::Debug for ParsedSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ParsedSettings")
+    }
+}
+
+impl ParsedSettings {
+    /// The settings `stored` holds, as `A`: parsed on first use.
+    pub(crate) fn get<A: AppSettings>(&self, stored: &Value) -> TenantSettings<A> {
+        let parsed = self
+            .0
+            .get_or_init(|| Arc::new(TenantSettings::<A>::read(stored)));
+        match parsed.downcast_ref::<TenantSettings<A>>() {
+            Some(settings) => settings.clone(),
+            None => TenantSettings::read(stored),
+        }
+    }
+}
+
+fn from_map<T: DeserializeOwned>(map: &Map<String, Value>) -> Result<T, serde_json::Error> {
+    serde_json::from_value(Value::Object(map.clone()))
+}
+
+/// The app's settings type, erased, as tenancy keeps it to validate changes.
+#[derive(Clone)]
+pub struct SettingsSchema {
+    defaults: Map<String, Value>,
+    validate: fn(&Map<String, Value>) -> SettingsErrors,
+}
+
+impl Default for SettingsSchema {
+    fn default() -> Self {
+        Self::of::<NoAppSettings>()
+    }
+}
+
+impl fmt::Debug for SettingsSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SettingsSchema")
+            .field("keys", &self.defaults.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SettingsSchema {
+    /// The schema of branding plus `A`.
+    ///
+    /// # Panics
+    /// If `A` does not serialize as an object with a key per field, or names a branding key.
+    pub fn of<A: AppSettings>() -> Self {
+        let object = |value: Value| match value {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            other => panic!("settings serialize as an object, not {other}"),
+        };
+        let mut defaults = object(serde_json::to_value(Branding::default()).expect("branding"));
+        let app = object(serde_json::to_value(A::default()).expect("the app's settings"));
+        for (key, value) in app {
+            assert!(
+                !defaults.contains_key(&key),
+                "the app's setting '{key}' is a branding setting"
+            );
+            defaults.insert(key, value);
+        }
+        Self {
+            defaults,
+            validate: validate::<A>,
+        }
+    }
+
+    /// Every key with its default.
+    pub fn defaults(&self) -> &Map<String, Value> {
+        &self.defaults
+    }
+
+    /// `stored` with `patch` applied (a `null` removes the key), if every key is known and
+    /// every value valid; otherwise every key's error.
+    pub fn apply(&self, stored: &Value, patch: &Value) -> Result<Value, Error> {
+        let Some(patch) = patch.as_object() else {
+            return Err(Error::Invalid {
+                field: "settings",
+                message: "settings are a JSON object".into(),
+            });
+        };
+        let mut merged = stored.as_object().cloned().unwrap_or_default();
+        let mut errors = SettingsErrors::new();
+        for (key, value) in patch {
+            if !self.defaults.contains_key(key) {
+                errors.insert(key.clone(), "unknown setting".into());
+            } else if value.is_null() {
+                merged.remove(key);
+            } else {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        merged.retain(|key, _| self.defaults.contains_key(key));
+        if errors.is_empty() {
+            errors = (self.validate)(&merged);
+        }
+        match errors.is_empty() {
+            true => Ok(Value::Object(merged)),
+            false => Err(Error::InvalidSettings(errors)),
+        }
+    }
+
+    /// Every key's effective value: the stored one, or the default.
+    pub fn effective(&self, stored: &Value) -> Map<String, Value> {
+        let mut all = self.defaults.clone();
+        if let Some(stored) = stored.as_object() {
+            for (key, value) in stored {
+                if all.contains_key(key) {
+                    all.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        all
+    }
+}
+
+/// Each key's error: first each value alone (its type), then the whole (its rules).
+fn validate<A: AppSettings>(merged: &Map<String, Value>) -> SettingsErrors {
+    let mut errors = SettingsErrors::new();
+    for (key, value) in merged {
+        let one = Map::from_iter([(key.clone(), value.clone())]);
+        let failed = from_map::<Branding>(&one)
+            .err()
+            .or_else(|| from_map::<A>(&one).err());
+        if let Some(error) = failed {
+            errors.insert(key.clone(), serde_message(&error));
+        }
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+    let (branding, app) = match (from_map::<Branding>(merged), from_map::<A>(merged)) {
+        (Ok(branding), Ok(app)) => (branding, app),
+        (Err(error), _) | (_, Err(error)) => {
+            return BTreeMap::from([("settings".to_owned(), serde_message(&error))]);
+        }
+    };
+    for result in [branding.validate(), app.validate()] {
+        if let Err(more) = result {
+            errors.extend(more);
+        }
+    }
+    errors
+}
+
+/// serde's message without its position, which means nothing to the user.
+fn serde_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.find(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Rules {
+        open: bool,
+        limit: Option<u32>,
+    }
+
+    impl Default for Rules {
+        fn default() -> Self {
+            Self {
+                open: true,
+                limit: None,
+            }
+        }
+    }
+
+    impl AppSettings for Rules {
+        fn validate(&self) -> Result<(), SettingsErrors> {
+            match self.limit {
+                Some(0) => Err(BTreeMap::from([("limit".into(), "at least 1".into())])),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn colours() {
+        assert_eq!(Color::parse("#A0b1C2").unwrap().to_string(), "#a0b1c2");
+        for bad in [
+            "a0b1c2",
+            "#a0b1c",
+            "#a0b1c2d",
+            "#gg0000",
+            "red",
+            "#ff0000;}",
+            "",
+        ] {
+            assert!(Color::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patches_merge_reset_and_report_every_key() {
+        let schema = SettingsSchema::of::<Rules>();
+        let stored = schema
+            .apply(
+                &json!({}),
+                &json!({ "open": false, "primary_color": "#FF0000" }),
+            )
+            .unwrap();
+        assert_eq!(stored, json!({ "open": false, "primary_color": "#FF0000" }));
+        let read = TenantSettings::<Rules>::read(&stored);
+        assert_eq!(read.branding.primary_color.to_string(), "#ff0000");
+        assert!(!read.app.open);
+        let reset = schema.apply(&stored, &json!({ "open": null })).unwrap();
+        assert_eq!(reset, json!({ "primary_color": "#FF0000" }));
+        let Err(Error::InvalidSettings(errors)) = schema.apply(
+            &stored,
+            &json!({ "open": "yes", "primary_color": "blue", "nope": 1, "limit": 0 }),
+        ) else {
+            panic!("invalid settings were accepted");
+        };
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["nope"],
+            "unknown keys are refused first"
+        );
+        let Err(Error::InvalidSettings(errors)) = schema.apply(
+            &stored,
+            &json!({ "open": "yes", "primary_color": "blue", "limit": -1 }),
+        ) else {
+            panic!("invalid settings were accepted");
+        };
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["limit", "open", "primary_color"]
+        );
+        let Err(Error::InvalidSettings(errors)) = schema.apply(&stored, &json!({ "limit": 0 }))
+        else {
+            panic!("a rule was not checked");
+        };
+        assert_eq!(errors["limit"], "at least 1");
+        assert!(schema.apply(&stored, &json!([])).is_err());
+    }
+
+    #[test]
+    fn unreadable_stored_keys_fall_back_to_defaults() {
+        let read = TenantSettings::<Rules>::read(&json!({ "open": "no", "limit": 3 }));
+        assert_eq!(
+            read.app,
+            Rules {
+                open: true,
+                limit: Some(3)
+            }
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "branding setting")]
+    fn app_keys_may_not_shadow_branding() {
+        #[derive(Clone, Default, Serialize, Deserialize)]
+        struct Clash {
+            primary_color: String,
+        }
+        impl AppSettings for Clash {}
+        SettingsSchema::of::<Clash>();
+    }
+}
