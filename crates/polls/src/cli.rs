@@ -202,8 +202,8 @@ async fn create_superuser(
         .in_tenant(slug, async |db| -> Result<(), CliError> {
             let inserted = db
                 .query(
-                    "INSERT INTO users (username, email, password_hash, is_superuser) \
-                     VALUES ($1, $2, $3, true) ON CONFLICT DO NOTHING",
+                    "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
+                     VALUES ($1, $2, $3, true, true) ON CONFLICT DO NOTHING",
                 )
                 .bind(username)
                 .bind(email)

@@ -20,6 +20,11 @@ impl FieldErrors {
             .map_err(|message| self.0.entry(field).or_default().push(message))
             .ok()
     }
+
+    /// Every message, field by field.
+    pub fn messages(&self) -> Vec<String> {
+        self.0.values().flatten().cloned().collect()
+    }
 }
 
 /// A failed request.

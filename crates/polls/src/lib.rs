@@ -1,5 +1,6 @@
 //! The polls REST API of *Building Multi Tenant Applications with Django*, on tenantry.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod configuration;

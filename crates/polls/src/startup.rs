@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::Stream;
 use serde_json::json;
 use sqlx::migrate::Migrator;
@@ -220,9 +220,8 @@ pub fn app(tenancy: Tenancy, platform_token: Option<String>) -> Router {
 /// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
 pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSettings) -> Router {
     let public = public_router(&tenancy, platform_token);
-    let tenants = TenancyLayer::new(tenancy)
-        .public(public)
-        .layer(tenant_router(AuthLimits::new(auth)));
+    let routes = tenant_router(AuthLimits::new(auth)).layer(Extension(tenancy.clone()));
+    let tenants = TenancyLayer::new(tenancy).public(public).layer(routes);
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }

@@ -61,6 +61,7 @@ pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transaction;
+pub mod web;
 
 pub use db::Db;
 pub use error::{Error, ErrorKind};

@@ -255,9 +255,7 @@ impl SettingsSchema {
             }
         }
         merged.retain(|key, _| self.defaults.contains_key(key));
-        if errors.is_empty() {
-            errors = (self.validate)(&merged);
-        }
+        errors.extend((self.validate)(&merged));
         match errors.is_empty() {
             true => Ok(Value::Object(merged)),
             false => Err(Error::InvalidSettings(errors)),
@@ -385,8 +383,8 @@ mod tests {
         };
         assert_eq!(
             errors.keys().collect::<Vec<_>>(),
-            ["nope"],
-            "unknown keys are refused first"
+            ["nope", "open", "primary_color"],
+            "unknown keys and invalid values are all reported"
         );
         let Err(Error::InvalidSettings(errors)) = schema.apply(
             &stored,

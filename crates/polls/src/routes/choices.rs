@@ -17,10 +17,10 @@ const CHOICE_TEXT_MAX: usize = 100;
 /// A choice as the API shows it.
 #[derive(Serialize, FromRow)]
 pub(crate) struct Choice {
-    pub(crate) id: i64,
+    id: i64,
     #[sqlx(skip)]
-    pub(crate) votes: Vec<Vote>,
-    pub(crate) choice_text: String,
+    votes: Vec<Vote>,
+    choice_text: String,
     /// The poll's id.
     pub(super) poll: i64,
 }

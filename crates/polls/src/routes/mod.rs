@@ -14,14 +14,18 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 
+use crate::admin;
 use crate::error::{ApiError, method_not_allowed, not_found_fallback};
 use crate::limits::AuthLimits;
 
-pub(crate) use polls::now;
+pub(crate) use choices::add as add_choice;
+pub(crate) use polls::{now, validate_question};
+pub(crate) use users::{validate_email, validate_password, validate_username};
 
 /// Every route of a tenant, without trailing slashes; unknown paths and methods get JSON errors.
 /// Sign-up and login (only they) get `auth`'s hasher and rates.
 pub fn tenant_router(auth: AuthLimits) -> Router {
+    let auth_for_admin = auth.clone();
     let accounts = Router::new()
         .route("/users", post(users::create))
         .route("/login", post(users::login))
@@ -42,6 +46,7 @@ pub fn tenant_router(auth: AuthLimits) -> Router {
             get(choices::list).post(choices::create),
         )
         .route("/polls/{id}/choices/{choice_id}/vote", post(votes::create))
+        .merge(admin::router(auth_for_admin))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

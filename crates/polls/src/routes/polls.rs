@@ -169,7 +169,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-fn validate_question(question: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn validate_question(question: Option<String>) -> Result<String, ApiError> {
     required_text(question, QUESTION_MAX).map_err(|message| ApiError::field("question", message))
 }
 

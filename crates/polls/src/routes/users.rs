@@ -107,7 +107,7 @@ pub(super) async fn login(
 }
 
 /// Django's username rules: at most 150 letters, digits and `@.+-_`.
-fn validate_username(username: Option<String>) -> Result<String, String> {
+pub(crate) fn validate_username(username: Option<String>) -> Result<String, String> {
     let username = required_text(username, USERNAME_MAX)?;
     if username
         .chars()
@@ -124,7 +124,7 @@ fn validate_username(username: Option<String>) -> Result<String, String> {
 }
 
 /// Optional (`""` when missing or blank); otherwise one `@` with text on both sides.
-fn validate_email(email: Option<String>) -> Result<String, String> {
+pub(crate) fn validate_email(email: Option<String>) -> Result<String, String> {
     let email = email.unwrap_or_default();
     let email = email.trim();
     if email.is_empty() {
@@ -145,7 +145,7 @@ fn validate_email(email: Option<String>) -> Result<String, String> {
 }
 
 /// Required, not blank, at most 128 characters; kept as typed (not trimmed).
-fn validate_password(password: Option<String>) -> Result<String, String> {
+pub(crate) fn validate_password(password: Option<String>) -> Result<String, String> {
     let password = password.ok_or_else(|| REQUIRED.to_owned())?;
     check_text(&password, PASSWORD_MAX)?;
     Ok(password)

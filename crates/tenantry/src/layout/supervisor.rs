@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{Cx, Layout};
 use crate::catalog::TenantCatalog;
 use crate::error::Error;
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, TenantStatus};
 
 /// How the dedicated tenants' servers are run.
 #[derive(Debug, Clone)]
@@ -196,6 +196,30 @@ impl Supervisor {
                 self.publish(tenant.id, &slot).await;
                 tracing::warn!(tenant = %tenant.slug, %error, "the tenant's server did not start");
                 Err(Error::ServerUnavailable(tenant.slug.to_string()))
+            }
+        }
+    }
+
+    /// Starts the tenant's server again if it runs here with another name or settings than
+    /// the tenant now has, so that requests reaching it directly (a router such as nginx)
+    /// see the change too. A failure is logged; the next request retries.
+    pub(crate) async fn refresh(
+        self: &Arc<Self>,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        layout: &dyn Layout,
+    ) {
+        let stale = match self.slots.lock().expect("slots").get(&tenant.id) {
+            Some(slot) => slot.try_lock().map_or(true, |slot| {
+                slot.running
+                    .as_ref()
+                    .is_some_and(|r| r.profile != profile(tenant))
+            }),
+            None => false,
+        };
+        if stale && tenant.status == TenantStatus::Active {
+            if let Err(error) = self.address(cx, tenant, layout).await {
+                tracing::warn!(tenant = %tenant.slug, %error, "its server did not start again");
             }
         }
     }

@@ -216,9 +216,17 @@ impl Tenancy {
         if update.status == Some(TenantStatus::Suspended) && layout.own_server() {
             self.stop_server(&tenant).await?;
         }
-        self.catalog()
+        let details = self
+            .catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
-            .await
+            .await?;
+        if let Some(servers) = cx.servers
+            && layout.own_server()
+        {
+            // Its server was started with the old name and settings.
+            servers.refresh(cx, &details.tenant, layout).await;
+        }
+        Ok(details)
     }
 
     /// The template databases this catalog made, by server (`None`: the catalog's own).

@@ -1,0 +1,192 @@
+//! `/admin/login` and `/admin/logout`.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use tenantry::TenantDb;
+use tenantry::http::MountPath;
+use tenantry::web::{CookieJar, LoginThrottle, Session, SessionCookie, same_token};
+
+use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
+use crate::limits::AuthLimits;
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    username: String,
+    error: String,
+}
+
+/// The request's cookies and how to set them, for the tenant's mount.
+pub(super) struct Cookies {
+    session: Option<String>,
+    login_csrf: Option<String>,
+    cookie: SessionCookie,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Cookies {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let mount = MountPath::from_request_parts(parts, state).await?;
+        let jar = CookieJar::of(parts);
+        Ok(Self {
+            session: jar.get(SessionCookie::SESSION).map(str::to_owned),
+            login_csrf: jar.get(SessionCookie::LOGIN_CSRF).map(str::to_owned),
+            cookie: SessionCookie::for_request(parts, &mount.0),
+        })
+    }
+}
+
+/// How long the login form's token lasts, in seconds.
+const LOGIN_FORM_SECS: u64 = 60 * 60;
+
+/// The login page with a fresh CSRF token, in its cookie and in the form.
+async fn login_page(
+    status: StatusCode,
+    chrome: Chrome,
+    cookies: &Cookies,
+    username: String,
+    error: &str,
+) -> Response {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let mut response = page(
+        status,
+        &LoginPage {
+            chrome: Chrome {
+                csrf: token.clone(),
+                ..chrome
+            },
+            username,
+            error: error.to_owned(),
+        },
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies
+            .cookie
+            .set(SessionCookie::LOGIN_CSRF, &token, LOGIN_FORM_SECS),
+    );
+    response
+}
+
+/// `GET /admin/login`.
+pub(super) async fn form(
+    site: Site,
+    cookies: Cookies,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let chrome = Chrome::new(&site, &mut db).await?;
+    Ok(login_page(StatusCode::OK, chrome, &cookies, String::new(), "").await)
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /admin/login`: a staff user's correct password starts a new session (ending the
+/// browser's previous one); wrong passwords count against the account, and too many get 429.
+pub(super) async fn submit(
+    site: Site,
+    cookies: Cookies,
+    Extension(limits): Extension<AuthLimits>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    mut db: TenantDb,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AdminError> {
+    let csrf_ok = matches!(
+        (&cookies.login_csrf, &form.csrf),
+        (Some(expected), Some(given)) if same_token(expected, given)
+    );
+    if !csrf_ok {
+        return Err(AdminError::Csrf);
+    }
+    let chrome = Chrome::new(&site, &mut db).await?;
+    let refuse = async |status, error: &str| {
+        login_page(status, chrome, &cookies, form.username.clone(), error).await
+    };
+    if let Err(wait) = throttle.check(site.tenant.id, &form.username) {
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins to this account. Try again later.",
+        )
+        .await;
+        let retry = HeaderValue::from(wait.as_secs().max(1));
+        response.headers_mut().insert(header::RETRY_AFTER, retry);
+        return Ok(response);
+    }
+    let user: Option<(i64, String, bool)> = db
+        .query("SELECT id, password_hash, is_staff OR is_superuser FROM users WHERE username = $1")
+        .bind(&form.username)
+        .fetch_optional()
+        .await?;
+    let verified = match user {
+        Some((id, hash, staff)) => limits
+            .hasher
+            .verify(form.password.clone(), hash)
+            .await?
+            .then_some((id, staff)),
+        None => None,
+    };
+    let Some((user_id, staff)) = verified else {
+        throttle.failed(site.tenant.id, &form.username);
+        return Ok(refuse(StatusCode::BAD_REQUEST, "Wrong username or password.").await);
+    };
+    if !staff {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "This account is not staff, and cannot use the admin.",
+        )
+        .await);
+    }
+    throttle.succeeded(site.tenant.id, &form.username);
+    let started =
+        Session::start(&mut db, user_id, SESSION_SECS, cookies.session.as_deref()).await?;
+    let mut response = see_other(&site.mount, "/admin");
+    let headers: &mut HeaderMap = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        cookies
+            .cookie
+            .set(SessionCookie::SESSION, &started.token, SESSION_SECS),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        cookies.cookie.clear(SessionCookie::LOGIN_CSRF),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(super) struct Empty {}
+
+/// `POST /admin/logout`: ends the session and clears its cookie.
+pub(super) async fn logout(
+    _staff: Staff,
+    mount: MountPath,
+    cookies: Cookies,
+    mut db: TenantDb,
+    CheckedForm(_): CheckedForm<Empty>,
+) -> Result<Response, AdminError> {
+    if let Some(token) = &cookies.session {
+        Session::end(&mut db, token).await?;
+    }
+    let mut response = see_other(&mount, "/admin/login");
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookies.cookie.clear(SessionCookie::SESSION),
+    );
+    Ok(response.into_response())
+}

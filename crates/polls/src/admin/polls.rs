@@ -1,0 +1,431 @@
+//! The dashboard, and polls with their choices.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tenantry::http::MountPath;
+use tenantry::{Db, TenantDb};
+
+use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
+use crate::error::ApiError;
+use crate::routes::{add_choice as add_choice_to, now, validate_question};
+
+/// Polls per page of the list.
+const PER_PAGE: i64 = 20;
+
+/// A poll in a list.
+#[derive(sqlx::FromRow)]
+struct PollRow {
+    id: i64,
+    question: String,
+    pub_date: chrono::DateTime<chrono::Utc>,
+    choices: i64,
+}
+
+#[derive(Default)]
+struct Counts {
+    polls: i64,
+    choices: i64,
+    votes: i64,
+    users: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct Dashboard {
+    chrome: Chrome,
+    counts: Counts,
+    latest: Vec<PollRow>,
+}
+
+/// The frame of a staff user's page.
+async fn chrome(staff: &Staff, site: &Site, db: &mut Db) -> Result<Chrome, AdminError> {
+    Ok(Chrome::new(site, db).await?.staff(staff))
+}
+
+/// The columns of a [`PollRow`], before a filter and an order.
+macro_rules! poll_rows {
+    () => {
+        "SELECT p.id, p.question, p.pub_date, \
+         (SELECT count(*) FROM choices c WHERE c.poll_id = p.id) AS choices FROM polls p "
+    };
+}
+
+/// Matches a question against the search pattern `$1`.
+macro_rules! question_filter {
+    () => {
+        "WHERE lower(p.question) LIKE $1 ESCAPE '\\' "
+    };
+}
+
+/// `GET /admin`: counts and the latest polls.
+pub(super) async fn dashboard(
+    staff: Staff,
+    site: Site,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let chrome = chrome(&staff, &site, &mut db).await?;
+    let mut count = async |table: &str| -> Result<i64, sqlx::Error> {
+        let sql = match table {
+            "polls" => "SELECT count(*) FROM polls",
+            "choices" => "SELECT count(*) FROM choices",
+            "votes" => "SELECT count(*) FROM votes",
+            _ => "SELECT count(*) FROM users",
+        };
+        db.query(sql).fetch_scalar().await
+    };
+    let counts = Counts {
+        polls: count("polls").await?,
+        choices: count("choices").await?,
+        votes: count("votes").await?,
+        users: count("users").await?,
+    };
+    let latest = db
+        .query(concat!(
+            poll_rows!(),
+            "ORDER BY p.pub_date DESC, p.id DESC LIMIT 5"
+        ))
+        .fetch_all()
+        .await?;
+    Ok(page(
+        StatusCode::OK,
+        &Dashboard {
+            chrome,
+            counts,
+            latest,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/polls.html")]
+struct PollList {
+    chrome: Chrome,
+    polls: Vec<PollRow>,
+    query: String,
+    /// `query`, encoded for a link.
+    query_param: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<String>,
+}
+
+/// `GET /admin/polls?q=...&page=N`: polls whose question contains `q` (any case), newest
+/// first, [`PER_PAGE`] at a time.
+pub(super) async fn list(
+    staff: Staff,
+    site: Site,
+    RawQuery(raw): RawQuery,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let chrome = chrome(&staff, &site, &mut db).await?;
+    let query: ListQuery =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
+    let text = query.q.unwrap_or_default().trim().to_owned();
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{}%", escaped.to_lowercase());
+    let total: i64 = db
+        .query(concat!("SELECT count(*) FROM polls p ", question_filter!()))
+        .bind(&pattern)
+        .fetch_scalar()
+        .await?;
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    let page_number = query
+        .page
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let polls = db
+        .query(concat!(
+            poll_rows!(),
+            question_filter!(),
+            "ORDER BY p.pub_date DESC, p.id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(&pattern)
+        .bind(PER_PAGE)
+        .bind((page_number - 1) * PER_PAGE)
+        .fetch_all()
+        .await?;
+    let query_param = serde_urlencoded::to_string([("", &text)])
+        .map(|encoded| encoded.trim_start_matches('=').to_owned())
+        .unwrap_or_default();
+    Ok(page(
+        StatusCode::OK,
+        &PollList {
+            chrome,
+            polls,
+            query: text,
+            query_param,
+            page: page_number,
+            pages,
+            total,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/poll_form.html")]
+struct PollForm {
+    chrome: Chrome,
+    question: String,
+    choices: String,
+    error: String,
+}
+
+/// `GET /admin/polls/new`.
+pub(super) async fn new(
+    staff: Staff,
+    site: Site,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let chrome = chrome(&staff, &site, &mut db).await?;
+    Ok(page(
+        StatusCode::OK,
+        &PollForm {
+            chrome,
+            question: String::new(),
+            choices: String::new(),
+            error: String::new(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewPoll {
+    #[serde(default)]
+    question: String,
+    #[serde(default)]
+    choices: String,
+}
+
+/// `POST /admin/polls`: a poll by the staff user, with a choice per non-blank line, under
+/// the same rules as the API (the question's length, the tenant's limit on choices).
+pub(super) async fn create(
+    staff: Staff,
+    site: Site,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<NewPoll>,
+) -> Result<Response, AdminError> {
+    let refuse = async |db: &mut Db, error: String| -> Result<Response, AdminError> {
+        let chrome = chrome(&staff, &site, db).await?;
+        let form = PollForm {
+            chrome,
+            question: form.question.clone(),
+            choices: form.choices.clone(),
+            error,
+        };
+        Ok(page(StatusCode::BAD_REQUEST, &form))
+    };
+    let question = match validate_question(Some(form.question.clone())) {
+        Ok(question) => question,
+        Err(error) => return refuse(&mut db, message(error)).await,
+    };
+    let id: i64 = db
+        .query(
+            "INSERT INTO polls (question, created_by, pub_date) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(question)
+        .bind(staff.user_id)
+        .bind(now())
+        .fetch_scalar()
+        .await?;
+    for line in form.choices.lines().filter(|line| !line.trim().is_empty()) {
+        if let Err(error) =
+            add_choice_to(&mut db, id, Some(line.to_owned()), &site.settings.app).await
+        {
+            // The 400 rolls the poll back with its choices.
+            return refuse(&mut db, message(error)).await;
+        }
+    }
+    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+}
+
+/// The text of a validation error, for a page.
+fn message(error: ApiError) -> String {
+    match error {
+        ApiError::Fields(errors) => errors.messages().join(" "),
+        other => other.to_string(),
+    }
+}
+
+struct ChoiceRow {
+    id: i64,
+    text: String,
+    votes: i64,
+}
+
+struct PollHead {
+    id: i64,
+    question: String,
+    pub_date: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/poll.html")]
+struct PollPage {
+    chrome: Chrome,
+    poll: PollHead,
+    choices: Vec<ChoiceRow>,
+    total_votes: i64,
+    error: String,
+}
+
+/// The poll page, with `error` (and `status`) after a refused change.
+async fn poll_page(
+    staff: &Staff,
+    site: &Site,
+    db: &mut Db,
+    id: i64,
+    (status, error): (StatusCode, String),
+) -> Result<Response, AdminError> {
+    let chrome = chrome(staff, site, db).await?;
+    let head: Option<(i64, String, chrono::DateTime<chrono::Utc>)> = db
+        .query("SELECT id, question, pub_date FROM polls WHERE id = $1")
+        .bind(id)
+        .fetch_optional()
+        .await?;
+    let (id, question, pub_date) = head.ok_or(AdminError::NotFound)?;
+    let rows: Vec<(i64, String, i64)> = db
+        .query(
+            "SELECT c.id, c.choice_text, (SELECT count(*) FROM votes v WHERE v.choice_id = c.id) \
+             FROM choices c WHERE c.poll_id = $1 ORDER BY c.id",
+        )
+        .bind(id)
+        .fetch_all()
+        .await?;
+    let choices: Vec<ChoiceRow> = rows
+        .into_iter()
+        .map(|(id, text, votes)| ChoiceRow { id, text, votes })
+        .collect();
+    let total_votes = choices.iter().map(|c| c.votes).sum();
+    Ok(page(
+        status,
+        &PollPage {
+            chrome,
+            poll: PollHead {
+                id,
+                question,
+                pub_date,
+            },
+            choices,
+            total_votes,
+            error,
+        },
+    ))
+}
+
+/// `GET /admin/polls/{id}`: the poll, its choices and their votes as bars.
+pub(super) async fn detail(
+    staff: Staff,
+    site: Site,
+    Path(id): Path<i64>,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let ok = (StatusCode::OK, String::new());
+    poll_page(&staff, &site, &mut db, id, ok).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct QuestionForm {
+    #[serde(default)]
+    question: String,
+}
+
+/// `POST /admin/polls/{id}`: a new question.
+pub(super) async fn edit(
+    staff: Staff,
+    site: Site,
+    Path(id): Path<i64>,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<QuestionForm>,
+) -> Result<Response, AdminError> {
+    let question = match validate_question(Some(form.question)) {
+        Ok(question) => question,
+        Err(error) => {
+            let refused = (StatusCode::BAD_REQUEST, message(error));
+            return poll_page(&staff, &site, &mut db, id, refused).await;
+        }
+    };
+    let updated = db
+        .query("UPDATE polls SET question = $2, pub_date = $3 WHERE id = $1")
+        .bind(id)
+        .bind(question)
+        .bind(now())
+        .execute()
+        .await?;
+    if updated == 0 {
+        return Err(AdminError::NotFound);
+    }
+    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Confirm {}
+
+/// `POST /admin/polls/{id}/delete`.
+pub(super) async fn delete(
+    _staff: Staff,
+    mount: MountPath,
+    Path(id): Path<i64>,
+    mut db: TenantDb,
+    CheckedForm(_): CheckedForm<Confirm>,
+) -> Result<Response, AdminError> {
+    db.query("DELETE FROM polls WHERE id = $1")
+        .bind(id)
+        .execute()
+        .await?;
+    Ok(see_other(&mount, "/admin/polls"))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChoiceForm {
+    choice_text: Option<String>,
+}
+
+/// `POST /admin/polls/{id}/choices`: a new choice, within the tenant's limit.
+pub(super) async fn add_choice(
+    staff: Staff,
+    site: Site,
+    Path(id): Path<i64>,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<ChoiceForm>,
+) -> Result<Response, AdminError> {
+    let exists: Option<i64> = db
+        .query("SELECT id FROM polls WHERE id = $1")
+        .bind(id)
+        .fetch_optional_scalar()
+        .await?;
+    exists.ok_or(AdminError::NotFound)?;
+    if let Err(error) = add_choice_to(&mut db, id, form.choice_text, &site.settings.app).await {
+        let refused = (StatusCode::BAD_REQUEST, message(error));
+        return poll_page(&staff, &site, &mut db, id, refused).await;
+    }
+    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+}
+
+/// `POST /admin/polls/{id}/choices/{choice_id}/delete`.
+pub(super) async fn delete_choice(
+    _staff: Staff,
+    mount: MountPath,
+    Path((id, choice_id)): Path<(i64, i64)>,
+    mut db: TenantDb,
+    CheckedForm(_): CheckedForm<Confirm>,
+) -> Result<Response, AdminError> {
+    db.query("DELETE FROM choices WHERE id = $1 AND poll_id = $2")
+        .bind(choice_id)
+        .bind(id)
+        .execute()
+        .await?;
+    Ok(see_other(&mount, &format!("/admin/polls/{id}")))
+}

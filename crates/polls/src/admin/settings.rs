@@ -1,0 +1,203 @@
+//! The tenant's settings: branding and the polls rules, and the logo.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::Multipart;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tenantry::http::MountPath;
+use tenantry::web::{Logo, same_token};
+use tenantry::{Db, Tenancy, TenantDb, TenantUpdate};
+
+use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
+use crate::rules::Settings;
+
+/// The form's fields, as text.
+#[derive(Deserialize, Default)]
+pub(super) struct SettingsForm {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    primary_color: String,
+    signup_open: Option<String>,
+    #[serde(default)]
+    max_choices_per_poll: String,
+    allow_vote_change: Option<String>,
+}
+
+impl SettingsForm {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            display_name: settings.branding.display_name.clone().unwrap_or_default(),
+            primary_color: settings.branding.primary_color.to_string(),
+            signup_open: settings.app.signup_open.then(|| "true".into()),
+            max_choices_per_poll: settings
+                .app
+                .max_choices_per_poll
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            allow_vote_change: settings.app.allow_vote_change.then(|| "true".into()),
+        }
+    }
+
+    /// The change these fields make: every key, blank ones reset to their default.
+    fn patch(&self) -> Result<Value, (String, String)> {
+        let text = |value: &str| match value.trim() {
+            "" => Value::Null,
+            value => Value::String(value.to_owned()),
+        };
+        let max = match self.max_choices_per_poll.trim() {
+            "" => Value::Null,
+            number => number.parse::<u32>().map(Value::from).map_err(|_| {
+                (
+                    "max_choices_per_poll".to_owned(),
+                    "a whole number, or empty for no limit".to_owned(),
+                )
+            })?,
+        };
+        Ok(json!({
+            "display_name": text(&self.display_name),
+            "primary_color": text(&self.primary_color),
+            "signup_open": self.signup_open.is_some(),
+            "max_choices_per_poll": max,
+            "allow_vote_change": self.allow_vote_change.is_some(),
+        }))
+    }
+}
+
+struct FormView {
+    display_name: String,
+    primary_color: String,
+    signup_open: bool,
+    max_choices_per_poll: String,
+    allow_vote_change: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    form: FormView,
+    /// Whether this server can change the catalog (a dedicated tenant's own server cannot).
+    editable: bool,
+    errors: Vec<(String, String)>,
+}
+
+fn settings_page(
+    chrome: Chrome,
+    form: SettingsForm,
+    editable: bool,
+    (status, errors): (StatusCode, Vec<(String, String)>),
+) -> Response {
+    let form = FormView {
+        display_name: form.display_name,
+        primary_color: form.primary_color,
+        signup_open: form.signup_open.is_some(),
+        max_choices_per_poll: form.max_choices_per_poll,
+        allow_vote_change: form.allow_vote_change.is_some(),
+    };
+    page(
+        status,
+        &SettingsPage {
+            chrome,
+            form,
+            editable,
+            errors,
+        },
+    )
+}
+
+async fn chrome(staff: &Staff, site: &Site, db: &mut Db) -> Result<Chrome, AdminError> {
+    Ok(Chrome::new(site, db).await?.staff(staff))
+}
+
+/// `GET /admin/settings`.
+pub(super) async fn show(
+    staff: Staff,
+    site: Site,
+    tenancy: Option<Extension<Tenancy>>,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let chrome = chrome(&staff, &site, &mut db).await?;
+    let form = SettingsForm::of(&site.settings);
+    let ok = (StatusCode::OK, Vec::new());
+    Ok(settings_page(chrome, form, tenancy.is_some(), ok))
+}
+
+/// `POST /admin/settings`: the settings, checked as the CLI and the platform API check
+/// them; every invalid field is shown.
+pub(super) async fn save(
+    staff: Staff,
+    site: Site,
+    tenancy: Option<Extension<Tenancy>>,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<SettingsForm>,
+) -> Result<Response, AdminError> {
+    let Some(Extension(tenancy)) = tenancy else {
+        return Err(AdminError::Invalid(
+            "This site's settings are changed by the platform's operator.".into(),
+        ));
+    };
+    let update = form.patch().map(|patch| TenantUpdate {
+        settings: Some(patch),
+        ..TenantUpdate::default()
+    });
+    let errors = match update {
+        Ok(update) => match tenancy.update_tenant(&site.tenant.slug, update).await {
+            Ok(_) => return Ok(see_other(&site.mount, "/admin/settings")),
+            Err(tenantry::Error::InvalidSettings(errors)) => errors.into_iter().collect(),
+            Err(error) => return Err(AdminError::Invalid(error.to_string())),
+        },
+        Err(error) => vec![error],
+    };
+    let chrome = chrome(&staff, &site, &mut db).await?;
+    Ok(settings_page(
+        chrome,
+        form,
+        true,
+        (StatusCode::BAD_REQUEST, errors),
+    ))
+}
+
+/// `POST /admin/settings/logo` (multipart): a new logo, or `remove`. The CSRF token is a
+/// field of the form, checked before the file is looked at.
+pub(super) async fn logo(
+    staff: Staff,
+    mount: MountPath,
+    mut db: TenantDb,
+    mut multipart: Multipart,
+) -> Result<Response, AdminError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        AdminError::Invalid(format!("the upload could not be read: {}", e.body_text()))
+    };
+    let (mut csrf_ok, mut remove, mut file) = (false, false, None);
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        match field.name() {
+            Some("csrf") => {
+                csrf_ok = same_token(&staff.csrf, &field.text().await.map_err(malformed)?)
+            }
+            Some("remove") => remove = true,
+            Some("logo") if csrf_ok => {
+                let bytes = field.bytes().await.map_err(malformed)?;
+                file = (!bytes.is_empty()).then(|| bytes.to_vec());
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return Err(AdminError::Csrf);
+    }
+    match (remove, file) {
+        (true, _) => Logo::remove(&mut db).await?,
+        (false, Some(bytes)) => {
+            Logo::parse(bytes)
+                .map_err(AdminError::Invalid)?
+                .save(&mut db)
+                .await?
+        }
+        (false, None) => return Err(AdminError::Invalid("choose a file to upload".into())),
+    }
+    Ok(see_other(&mount, "/admin/settings"))
+}

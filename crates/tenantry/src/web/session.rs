@@ -1,0 +1,127 @@
+//! Login sessions in the tenant's own data (`web_sessions`): a random token in the cookie,
+//! its SHA-256 in the table, and a CSRF token per session.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::Db;
+
+/// A session found by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    /// The token every unsafe request of the session's pages must carry.
+    pub csrf: String,
+}
+
+/// A session just started: the token goes in the cookie, and only there.
+#[derive(Debug)]
+pub struct StartedSession {
+    pub token: String,
+    pub csrf: String,
+}
+
+/// A new random token: 32 bytes, hex.
+pub(crate) fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Whether `given` is `expected`, in time independent of where they differ.
+pub fn same_token(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+impl Session {
+    /// Starts a session of `user_id` for `lifetime_secs`, ending `previous` (the session the
+    /// browser had, if any: a login always gets a new id) and the user's expired ones.
+    pub async fn start(
+        db: &mut Db,
+        user_id: i64,
+        lifetime_secs: u64,
+        previous: Option<&str>,
+    ) -> Result<StartedSession, sqlx::Error> {
+        if let Some(previous) = previous {
+            Self::end(db, previous).await?;
+        }
+        db.query("DELETE FROM web_sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(user_id)
+            .bind(now())
+            .execute()
+            .await?;
+        let started = StartedSession {
+            token: random_token(),
+            csrf: random_token(),
+        };
+        let expires_at = now().saturating_add(i64::try_from(lifetime_secs).unwrap_or(i64::MAX));
+        db.query(
+            "INSERT INTO web_sessions (id, user_id, csrf, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(digest(&started.token))
+        .bind(user_id)
+        .bind(&started.csrf)
+        .bind(expires_at)
+        .execute()
+        .await?;
+        Ok(started)
+    }
+
+    /// The unexpired session whose cookie holds `token`.
+    pub async fn find(db: &mut Db, token: &str) -> Result<Option<Self>, sqlx::Error> {
+        if token.len() != 64 {
+            return Ok(None);
+        }
+        let row: Option<(i64, String)> = db
+            .query("SELECT user_id, csrf FROM web_sessions WHERE id = $1 AND expires_at > $2")
+            .bind(digest(token))
+            .bind(now())
+            .fetch_optional()
+            .await?;
+        Ok(row.map(|(user_id, csrf)| Self { user_id, csrf }))
+    }
+
+    /// Ends the session whose cookie holds `token` (logout).
+    pub async fn end(db: &mut Db, token: &str) -> Result<(), sqlx::Error> {
+        db.query("DELETE FROM web_sessions WHERE id = $1")
+            .bind(digest(token))
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` (a password reset, a lost staff flag).
+    pub async fn end_all(db: &mut Db, user_id: i64) -> Result<(), sqlx::Error> {
+        db.query("DELETE FROM web_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute()
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let a = random_token();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, random_token());
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, &random_token()));
+        assert!(!same_token(&a, &a[1..]));
+        assert_ne!(digest(&a), a);
+    }
+}
