@@ -1635,6 +1635,95 @@ async fn concurrent_requests_of_two_tenants_each_see_only_their_own(mode: Mode) 
     assert!(answered >= 100, "only {answered} of 200 answered");
 }
 
+/// The polls rules of two tenants of one running server differ: thor closes sign-up,
+/// allows two choices per poll and lets a vote be changed; potter keeps the defaults.
+async fn each_tenant_has_its_own_rules(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let thor_token = app.user(THOR, "ann").await;
+    let potter_token = app.user(POTTER, "ann").await;
+    let rules = json!({
+        "signup_open": false, "max_choices_per_poll": 2, "allow_vote_change": true
+    });
+    let update = tenantry::TenantUpdate {
+        settings: Some(rules),
+        ..Default::default()
+    };
+    let thor = tenantry::Slug::parse("thor").unwrap();
+    app.tenancy.update_tenant(&thor, update).await.unwrap();
+
+    let sign_up = json!({ "username": "bob", "email": "", "password": "s3cret-pass" });
+    let closed = app
+        .request(Method::POST, THOR, "/users/", None, Some(sign_up.clone()))
+        .await;
+    assert_reply(
+        &closed,
+        StatusCode::FORBIDDEN,
+        json!({ "detail": "Sign-up is closed on this site." }),
+    );
+    let open = app
+        .request(Method::POST, POTTER, "/users/", None, Some(sign_up))
+        .await;
+    assert_eq!(open.status, StatusCode::CREATED, "{}", open.body);
+
+    for (host, token, allowed) in [(THOR, &thor_token, 2), (POTTER, &potter_token, 3)] {
+        let poll = post(&app, host, "/polls/", token, json!({ "question": "Q?" })).await;
+        assert_eq!(poll.status, StatusCode::CREATED, "{}", poll.body);
+        let path = format!("/polls/{}/choices/", poll.body["id"]);
+        let mut choices = Vec::new();
+        for n in 0..3 {
+            let choice = post(
+                &app,
+                host,
+                &path,
+                token,
+                json!({ "choice_text": format!("c{n}") }),
+            )
+            .await;
+            if n < allowed {
+                assert_eq!(
+                    choice.status,
+                    StatusCode::CREATED,
+                    "{host}: {}",
+                    choice.body
+                );
+                choices.push(choice.body["id"].clone());
+            } else {
+                assert_reply(
+                    &choice,
+                    StatusCode::BAD_REQUEST,
+                    json!({ "choice_text": [
+                        "This poll already has the most choices this site allows (2)."
+                    ] }),
+                );
+            }
+        }
+        let vote = |choice: &Value| format!("/polls/{}/choices/{choice}/vote/", poll.body["id"]);
+        let first = post(&app, host, &vote(&choices[0]), token, json!({})).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+        let second = post(&app, host, &vote(&choices[1]), token, json!({})).await;
+        let detail = get(&app, host, &format!("/polls/{}/", poll.body["id"]), token).await;
+        let votes: Vec<usize> = detail.body["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["votes"].as_array().unwrap().len())
+            .collect();
+        if host == THOR {
+            assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+            assert_eq!(second.body["id"], first.body["id"], "the vote itself moved");
+            assert_eq!(second.body["choice"], choices[1]);
+            assert_eq!(votes, [0, 1], "{}", detail.body);
+        } else {
+            assert_reply(
+                &second,
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": "You have already voted in this poll." }),
+            );
+            assert_eq!(votes, [1, 0, 0], "{}", detail.body);
+        }
+    }
+}
+
 /// Runs each test above once per kind of tenant: the same API, the same assertions.
 macro_rules! in_every_mode {
     ($($test:ident),* $(,)?) => {
@@ -1720,4 +1809,5 @@ in_every_mode!(
     a_suspended_tenant_is_refused_with_403,
     cancelled_requests_leave_no_write_and_no_stuck_connection,
     concurrent_requests_of_two_tenants_each_see_only_their_own,
+    each_tenant_has_its_own_rules,
 );

@@ -276,30 +276,35 @@ impl SettingsSchema {
     }
 }
 
-/// Each key's error: first each value alone (its type), then the whole (its rules).
+/// Each key's error: each value alone (its type), then the rules over the values that
+/// parsed, so that every invalid key is reported at once.
 fn validate<A: AppSettings>(merged: &Map<String, Value>) -> SettingsErrors {
     let mut errors = SettingsErrors::new();
+    let mut valid = Map::new();
     for (key, value) in merged {
         let one = Map::from_iter([(key.clone(), value.clone())]);
         let failed = from_map::<Branding>(&one)
             .err()
             .or_else(|| from_map::<A>(&one).err());
-        if let Some(error) = failed {
-            errors.insert(key.clone(), serde_message(&error));
+        match failed {
+            Some(error) => {
+                errors.insert(key.clone(), serde_message(&error));
+            }
+            None => {
+                valid.insert(key.clone(), value.clone());
+            }
         }
     }
-    if !errors.is_empty() {
-        return errors;
-    }
-    let (branding, app) = match (from_map::<Branding>(merged), from_map::<A>(merged)) {
+    let (branding, app) = match (from_map::<Branding>(&valid), from_map::<A>(&valid)) {
         (Ok(branding), Ok(app)) => (branding, app),
         (Err(error), _) | (_, Err(error)) => {
-            return BTreeMap::from([("settings".to_owned(), serde_message(&error))]);
+            errors.insert("settings".to_owned(), serde_message(&error));
+            return errors;
         }
     };
     for result in [branding.validate(), app.validate()] {
-        if let Err(more) = result {
-            errors.extend(more);
+        for (key, message) in result.err().unwrap_or_default() {
+            errors.entry(key).or_insert(message);
         }
     }
     errors
@@ -395,6 +400,15 @@ mod tests {
         assert_eq!(
             errors.keys().collect::<Vec<_>>(),
             ["limit", "open", "primary_color"]
+        );
+        let Err(Error::InvalidSettings(errors)) =
+            schema.apply(&stored, &json!({ "open": "yes", "limit": 0 }))
+        else {
+            panic!("invalid settings were accepted");
+        };
+        assert_eq!(
+            errors["limit"], "at least 1",
+            "rules run beside type errors"
         );
         let Err(Error::InvalidSettings(errors)) = schema.apply(&stored, &json!({ "limit": 0 }))
         else {

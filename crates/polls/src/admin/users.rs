@@ -10,7 +10,6 @@ use tenantry::web::Session;
 use tenantry::{Db, TenantDb};
 
 use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
-use crate::error::is_unique_violation;
 use crate::limits::AuthLimits;
 use crate::routes::{validate_email, validate_password, validate_username};
 
@@ -98,25 +97,24 @@ pub(super) async fn create(
     let hash = limits.hasher.hash(password).await?;
     let inserted = db
         .query(
-            "INSERT INTO users (username, email, password_hash, is_staff) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO users (username, email, password_hash, is_staff) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(username)
         .bind(email)
         .bind(hash)
         .bind(form.staff.as_deref() == Some("true"))
         .execute()
-        .await;
-    match inserted {
-        Ok(_) => Ok(see_other(&site.mount, "/admin/users")),
-        Err(error) if is_unique_violation(&error) => {
-            let refused = (
-                StatusCode::BAD_REQUEST,
-                "A user with that username already exists.".to_owned(),
-            );
-            users_page(&staff, context, &mut db, refused).await
-        }
-        Err(error) => Err(error.into()),
+        .await?;
+    if inserted == 0 {
+        // The username is taken; the statement did not fail, so the transaction goes on.
+        let refused = (
+            StatusCode::BAD_REQUEST,
+            "A user with that username already exists.".to_owned(),
+        );
+        return users_page(&staff, context, &mut db, refused).await;
     }
+    Ok(see_other(&site.mount, "/admin/users"))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
 //! Spawns the real polls app on a random port against a fresh database.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
@@ -17,6 +19,8 @@ pub const PLATFORM_TOKEN: &str = "platform-secret";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub tenancy: Tenancy,
+    /// What the app was started with: another server on the same store can be opened.
+    pub settings: Settings,
     client: reqwest::Client,
     /// The PostgreSQL database or SQLite directory, dropped with the app.
     _store: Store,
@@ -226,11 +230,12 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = startup::app(tenancy.clone(), settings.platform_token);
+    let app = startup::app(tenancy.clone(), settings.platform_token.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let mut app = TestApp {
         addr,
         tenancy,
+        settings,
         client: reqwest::Client::new(),
         _store: store,
         _nginx: None,

@@ -1,5 +1,5 @@
 //! Forwarding a request to a dedicated tenant's own server: the body streamed both ways,
-//! `Host` kept, `X-Forwarded-For` and `X-Forwarded-Proto` added. A server that cannot be
+//! `Host` kept, `X-Forwarded-For` added to and `X-Forwarded-Proto` added if absent. A server that cannot be
 //! reached is a 503 with `Retry-After`, like every other mode's unavailability.
 
 use std::net::SocketAddr;
@@ -68,7 +68,10 @@ pub(crate) async fn send(
             headers.insert("x-forwarded-for", value);
         }
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    // A proxy in front (nginx terminating TLS) said how the client came; else plain http.
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
     match sender.send_request(request).await {
         Ok(response) => Ok(response.map(Body::new)),
         Err(error) => {

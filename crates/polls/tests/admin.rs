@@ -1,0 +1,708 @@
+//! The tenants' admin over HTTP: sessions (rotation, expiry, logout, cookie attributes),
+//! CSRF, login throttling, logos, settings and users, in several modes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::{Mode, TestApp, spawn_app_in};
+use tenantry::{Slug, TenantUpdate};
+
+const PASSWORD: &str = "staff-pass-123";
+
+/// A browser of one site (`host`, and `mount` for a path-prefix tenant): keeps cookies,
+/// follows no redirects.
+struct Visitor<'a> {
+    app: &'a TestApp,
+    host: String,
+    mount: String,
+    cookies: BTreeMap<String, String>,
+    client: reqwest::Client,
+    /// Extra headers, such as a proxy's `X-Forwarded-Proto`.
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    bytes: Vec<u8>,
+    text: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers["location"].to_str().unwrap()
+    }
+
+    /// The first value of the hidden `csrf` field of the form posting to `action`.
+    fn csrf(&self, action: &str) -> String {
+        let form = self
+            .text
+            .split("<form")
+            .find(|form| form.contains(&format!("action=\"{action}\"")))
+            .unwrap_or_else(|| panic!("no form posting to {action}: {}", self.text));
+        let start = form.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        form[start..start + 64].to_owned()
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+}
+
+impl<'a> Visitor<'a> {
+    fn new(app: &'a TestApp, host: &str, mount: &str) -> Self {
+        Self {
+            app,
+            host: host.into(),
+            mount: mount.into(),
+            cookies: BTreeMap::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            headers: Vec::new(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+        kind: Option<String>,
+    ) -> Page {
+        let url = format!("http://{}{}{path}", self.app.addr, self.mount);
+        let mut request = self.client.request(method, url).header("host", &self.host);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header("cookie", jar.join("; "));
+        }
+        for (name, value) in &self.headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(kind) = kind {
+            request = request.header("content-type", kind);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap().to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let page = Page {
+            status,
+            headers,
+            bytes,
+            text,
+        };
+        for cookie in page.set_cookies() {
+            let (pair, attributes) = cookie.split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            match attributes.contains("Max-Age=0") {
+                true => self.cookies.remove(name),
+                false => self.cookies.insert(name.into(), value.into()),
+            };
+        }
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None, None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let kind = "application/x-www-form-urlencoded".to_owned();
+        self.send(Method::POST, path, Some(body.into()), Some(kind))
+            .await
+    }
+
+    /// Logs in through the form; the reply to the POST.
+    async fn log_in(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/admin/login").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+        let csrf = form.csrf(&format!("{}/admin/login", self.mount));
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
+        self.post("/admin/login", &fields).await
+    }
+
+    /// The CSRF token of the session, from the dashboard's logout form.
+    async fn csrf(&mut self) -> String {
+        let dashboard = self.get("/admin").await;
+        assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text);
+        dashboard.csrf(&format!("{}/admin/logout", self.mount))
+    }
+
+    fn session(&self) -> Option<String> {
+        self.cookies.get("tenantry_session").cloned()
+    }
+}
+
+/// A staff user `admin` in `slug`, as `createsuperuser` makes one.
+async fn staff_user(app: &TestApp, slug: &str) {
+    let hash = polls::auth::hash_password(PASSWORD);
+    app.tenancy
+        .in_tenant(&Slug::parse(slug).unwrap(), async |db| {
+            db.query(
+                "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
+                 VALUES ('admin', '', $1, true, true)",
+            )
+            .bind(&hash)
+            .execute()
+            .await
+            .map_err(tenantry::Error::from)
+        })
+        .await
+        .unwrap();
+}
+
+async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    let anonymous = thor.get("/admin").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location(), "/admin/login");
+
+    let login = thor.log_in("admin", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+    assert_eq!(login.location(), "/admin");
+    let cookie = login.set_cookies()[0].to_owned();
+    assert!(cookie.starts_with("tenantry_session="), "{cookie}");
+    assert!(
+        cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax"),
+        "no Secure over plain http: {cookie}"
+    );
+    let first = thor.session().unwrap();
+    assert_eq!(thor.get("/admin").await.status, StatusCode::OK);
+
+    // Logging in again (with the old cookie sent) gives a new id and ends the old one.
+    thor.log_in("admin", PASSWORD).await;
+    let second = thor.session().unwrap();
+    assert_ne!(first, second);
+    let mut stale = Visitor::new(&app, "thor.polls.test", "");
+    stale.cookies.insert("tenantry_session".into(), first);
+    assert_eq!(stale.get("/admin").await.status, StatusCode::SEE_OTHER);
+
+    // Logging out ends the session, which its cookie cannot bring back.
+    let csrf = thor.csrf().await;
+    let out = thor.post("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(thor.session().is_none(), "the cookie is cleared");
+    thor.cookies.insert("tenantry_session".into(), second);
+    assert_eq!(thor.get("/admin").await.status, StatusCode::SEE_OTHER);
+
+    // An expired session is no session.
+    thor.log_in("admin", PASSWORD).await;
+    assert_eq!(thor.get("/admin").await.status, StatusCode::OK);
+    app.tenancy
+        .in_tenant(&Slug::parse("thor").unwrap(), async |db| {
+            db.query("UPDATE web_sessions SET expires_at = 0")
+                .execute()
+                .await
+                .map_err(tenantry::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(thor.get("/admin").await.status, StatusCode::SEE_OTHER);
+
+    // Over https (as a proxy says), cookies are Secure; a path-prefix tenant's are scoped
+    // to its mount.
+    let mut secure = Visitor::new(&app, "thor.polls.test", "");
+    secure.headers.push(("x-forwarded-proto", "https"));
+    let login = secure.log_in("admin", PASSWORD).await;
+    assert!(
+        login.set_cookies()[0].ends_with("; Secure"),
+        "{:?}",
+        login.set_cookies()
+    );
+    let mut prefixed = Visitor::new(&app, "polls.test", "/t/thor");
+    let login = prefixed.log_in("admin", PASSWORD).await;
+    assert_eq!(login.location(), "/t/thor/admin");
+    assert!(
+        login.set_cookies()[0].contains("; Path=/t/thor;"),
+        "{:?}",
+        login.set_cookies()
+    );
+
+    // A login form's token must match its cookie.
+    let mut forger = Visitor::new(&app, "thor.polls.test", "");
+    forger.get("/admin/login").await;
+    let forged = [
+        ("csrf", "0".repeat(64)),
+        ("username", "admin".into()),
+        ("password", PASSWORD.into()),
+    ];
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        forger.post("/admin/login", &forged).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn logins_are_throttled_per_tenant_and_username(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    staff_user(&app, "potter").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    for _ in 0..5 {
+        let wrong = thor.log_in("admin", "wrong-password").await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+        assert!(wrong.text.contains("Wrong username or password."));
+    }
+    let locked = thor.log_in("admin", PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.text
+    );
+    let wait: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert!(thor.session().is_none());
+    // Another tenant's account of the same name, and another account of this tenant, are not.
+    let mut potter = Visitor::new(&app, "potter.polls.test", "");
+    assert_eq!(
+        potter.log_in("admin", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let other = thor.log_in("nobody", "x").await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+}
+
+async fn forms_need_their_sessions_csrf_token(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    staff_user(&app, "potter").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    thor.log_in("admin", PASSWORD).await;
+    let mut potter = Visitor::new(&app, "potter.polls.test", "");
+    potter.log_in("admin", PASSWORD).await;
+    let potters_token = potter.csrf().await;
+    let thors_token = thor.csrf().await;
+    for (token, expected) in [
+        (None, StatusCode::FORBIDDEN),
+        (Some(potters_token.as_str()), StatusCode::FORBIDDEN),
+        (Some("short"), StatusCode::FORBIDDEN),
+        (Some(thors_token.as_str()), StatusCode::SEE_OTHER),
+    ] {
+        let mut form = vec![("question", "Which hammer?"), ("choices", "Mjolnir")];
+        if let Some(token) = token {
+            form.push(("csrf", token));
+        }
+        let reply = thor.post("/admin/polls", &form).await;
+        assert_eq!(reply.status, expected, "{token:?}: {}", reply.text);
+    }
+    let dashboard = thor.get("/admin").await;
+    assert!(
+        dashboard.text.contains(r#"id="count-polls">1<"#),
+        "{}",
+        dashboard.text
+    );
+    // A malformed form is a 400, not a 500.
+    let bad = thor
+        .post(
+            "/admin/polls",
+            &[("csrf", &thors_token), ("question", "a"), ("question", "b")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+/// The smallest PNG: one transparent pixel.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+async fn upload(
+    visitor: &mut Visitor<'_>,
+    csrf: &str,
+    name: &str,
+    data: Vec<u8>,
+    kind: &str,
+) -> Page {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_owned())
+        .part(
+            "logo",
+            reqwest::multipart::Part::bytes(data)
+                .file_name(name.to_owned())
+                .mime_str(kind)
+                .unwrap(),
+        );
+    let content_type = format!("multipart/form-data; boundary={}", form.boundary());
+    let body = reqwest::Body::wrap_stream(form.into_stream());
+    visitor
+        .send(
+            Method::POST,
+            "/admin/settings/logo",
+            Some(body),
+            Some(content_type),
+        )
+        .await
+}
+
+async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    thor.log_in("admin", PASSWORD).await;
+    let csrf = thor.csrf().await;
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec();
+    let refused = upload(&mut thor, &csrf, "logo.png", svg, "image/png").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text.contains("a logo is a PNG, JPEG or WebP image"),
+        "{}",
+        refused.text
+    );
+    let mut big = PIXEL_PNG.to_vec();
+    big.resize(300 * 1024, 0);
+    let too_big = upload(&mut thor, &csrf, "big.png", big, "image/png").await;
+    assert_eq!(too_big.status, StatusCode::BAD_REQUEST, "{}", too_big.text);
+    let forged = upload(
+        &mut thor,
+        &"0".repeat(64),
+        "logo.png",
+        PIXEL_PNG.to_vec(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(thor.get("/admin/logo").await.status, StatusCode::NOT_FOUND);
+
+    // Named and typed as an SVG, but a PNG by its bytes: served as a PNG.
+    let saved = upload(
+        &mut thor,
+        &csrf,
+        "logo.svg",
+        PIXEL_PNG.to_vec(),
+        "image/svg+xml",
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let logo = thor.get("/admin/logo").await;
+    assert_eq!(logo.status, StatusCode::OK);
+    assert_eq!(logo.headers["content-type"], "image/png");
+    assert_eq!(logo.headers["x-content-type-options"], "nosniff");
+    assert_eq!(logo.bytes, PIXEL_PNG);
+    let mut potter = Visitor::new(&app, "potter.polls.test", "");
+    assert_eq!(
+        potter.get("/admin/logo").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The logo moves with its tenant's data.
+    if matches!(mode, Mode::Schema) {
+        let thor_slug = Slug::parse("thor").unwrap();
+        for isolation in [
+            tenantry::IsolationMode::Database,
+            tenantry::IsolationMode::Shared,
+        ] {
+            let target = tenantry::lifecycle::MoveTarget {
+                isolation,
+                server: None,
+            };
+            app.tenancy.move_tenant(&thor_slug, target).await.unwrap();
+            let moved = thor.get("/admin/logo").await;
+            assert_eq!(
+                moved.status,
+                StatusCode::OK,
+                "after a move to {isolation:?}"
+            );
+            assert_eq!(moved.bytes, PIXEL_PNG);
+        }
+    }
+}
+
+async fn settings_and_users_pages(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    thor.log_in("admin", PASSWORD).await;
+    let csrf = thor.csrf().await;
+    let editable = !matches!(mode, Mode::Dedicated | Mode::SqliteDedicated);
+    let form = |color: &'static str, max: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("display_name", "Asgard".to_owned()),
+            ("primary_color", color.to_owned()),
+            ("max_choices_per_poll", max.to_owned()),
+            ("allow_vote_change", "true".to_owned()),
+        ]
+    };
+    let post_form = async |visitor: &mut Visitor<'_>, fields: Vec<(&'static str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        visitor.post("/admin/settings", &fields).await
+    };
+    let invalid = post_form(&mut thor, form("red;}", "0")).await;
+    if !editable {
+        assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+        assert!(
+            invalid.text.contains("changed by the platform"),
+            "{}",
+            invalid.text
+        );
+        assert!(
+            thor.get("/admin/settings")
+                .await
+                .text
+                .contains("<fieldset disabled>")
+        );
+    } else {
+        assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+        assert!(
+            invalid
+                .text
+                .contains("primary_color: &#39;red;}&#39; is not a colour"),
+            "{}",
+            invalid.text
+        );
+        assert!(
+            invalid
+                .text
+                .contains("max_choices_per_poll: a limit is 1 to 100"),
+            "{}",
+            invalid.text
+        );
+        let saved = post_form(&mut thor, form("#336699", "")).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+        let tenant = app
+            .tenancy
+            .catalog()
+            .details(&Slug::parse("thor").unwrap())
+            .await
+            .unwrap()
+            .tenant;
+        assert_eq!(
+            tenant.settings,
+            json!({
+                "display_name": "Asgard", "primary_color": "#336699", "signup_open": false,
+                "allow_vote_change": true
+            }),
+            "an unchecked box is false, an empty limit none"
+        );
+        let style = thor.get("/admin/style.css").await;
+        assert!(
+            style.text.starts_with(":root { --primary: #336699; }"),
+            "{}",
+            style.text
+        );
+        let closed = app
+            .request(
+                Method::POST,
+                "thor.polls.test",
+                "/users/",
+                None,
+                Some(json!({"username": "x", "password": "long-enough-1"})),
+            )
+            .await;
+        assert_eq!(closed.status, StatusCode::FORBIDDEN, "{}", closed.body);
+    }
+
+    // Users: created with a staff flag, their password reset (ending their sessions).
+    let created = thor
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "loki"),
+                ("email", "loki@asgard.test"),
+                ("password", "mischief-123"),
+                ("staff", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let duplicate = thor
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "loki"),
+                ("password", "mischief-123"),
+            ],
+        )
+        .await;
+    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+    assert!(duplicate.text.contains("already exists"));
+    let mut loki = Visitor::new(&app, "thor.polls.test", "");
+    assert_eq!(
+        loki.log_in("loki", "mischief-123").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let users = thor.get("/admin/users").await;
+    let id_start = users.text.find("/admin/users/").unwrap() + 13;
+    let ids: Vec<&str> = users.text[id_start..].split('/').take(1).collect();
+    // loki sorts after admin: the second user's forms.
+    let loki_id = users
+        .text
+        .match_indices("/admin/users/")
+        .map(|(at, _)| users.text[at + 13..].split('/').next().unwrap())
+        .find(|id| *id != ids[0])
+        .unwrap()
+        .to_owned();
+    let reset = thor
+        .post(
+            &format!("/admin/users/{loki_id}/password"),
+            &[("csrf", &csrf), ("password", "new-mischief-1")],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER, "{}", reset.text);
+    assert_eq!(
+        loki.get("/admin").await.status,
+        StatusCode::SEE_OTHER,
+        "loki's session ended"
+    );
+    assert_eq!(
+        loki.log_in("loki", "mischief-123").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        loki.log_in("loki", "new-mischief-1").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let demoted = thor
+        .post(
+            &format!("/admin/users/{loki_id}/staff"),
+            &[("csrf", &csrf), ("staff", "false")],
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        loki.get("/admin").await.status,
+        StatusCode::SEE_OTHER,
+        "no longer staff"
+    );
+    assert_eq!(
+        loki.log_in("loki", "new-mischief-1").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let own = thor
+        .post(
+            &format!("/admin/users/{}/staff", ids[0]),
+            &[("csrf", &csrf), ("staff", "false")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::BAD_REQUEST, "one's own flag stays");
+}
+
+/// A change made through one server is seen by another on the same catalog within 1 s.
+async fn a_settings_change_reaches_every_server_within_a_second(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let other = polls::startup::open(&app.settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, polls::startup::app(other, None)).into_future());
+    let sign_up = || async {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/users/"))
+            .header("host", "thor.polls.test")
+            .json(
+                &json!({ "username": format!("u{}", rand_suffix()), "password": "long-enough-1" }),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(sign_up().await, StatusCode::CREATED);
+    let update = TenantUpdate {
+        settings: Some(json!({ "signup_open": false })),
+        ..Default::default()
+    };
+    app.tenancy
+        .update_tenant(&Slug::parse("thor").unwrap(), update)
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    while sign_up().await != StatusCode::FORBIDDEN {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "the other server still had sign-up open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+macro_rules! in_modes {
+    ($($test:ident),* $(,)?) => {
+        mod schema_tenants {
+            use super::Mode;
+            $(#[tokio::test] async fn $test() { super::$test(Mode::Schema).await })*
+        }
+        mod shared_tenants {
+            use super::Mode;
+            $(#[tokio::test] async fn $test() { super::$test(Mode::Shared).await })*
+        }
+        mod sqlite_tenants {
+            use super::Mode;
+            $(#[tokio::test] async fn $test() { super::$test(Mode::Sqlite).await })*
+        }
+        mod dedicated_tenants {
+            use super::Mode;
+            $(#[tokio::test] async fn $test() { super::$test(Mode::Dedicated).await })*
+        }
+    };
+}
+
+in_modes!(
+    sessions_rotate_expire_and_end_with_logout,
+    logins_are_throttled_per_tenant_and_username,
+    forms_need_their_sessions_csrf_token,
+    logos_are_checked_from_their_bytes_and_stay_with_their_tenant,
+    settings_and_users_pages,
+);
+
+mod two_servers {
+    use super::Mode;
+
+    #[tokio::test]
+    async fn schema_tenants() {
+        super::a_settings_change_reaches_every_server_within_a_second(Mode::Schema).await
+    }
+
+    #[tokio::test]
+    async fn through_pgbouncer() {
+        super::a_settings_change_reaches_every_server_within_a_second(Mode::SchemaThroughPgBouncer)
+            .await
+    }
+
+    #[tokio::test]
+    async fn sqlite_tenants() {
+        super::a_settings_change_reaches_every_server_within_a_second(Mode::Sqlite).await
+    }
+}

@@ -1,0 +1,193 @@
+//! The tenants' admin in headless Chromium, for a tenant of every mode: logins, sessions
+//! that stay with their tenant (by subdomain and by path prefix), CSRF, branding, escaping.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::browser::Browser;
+use support::{Mode, TestApp, spawn_app_in};
+use tenantry::{Slug, TenantUpdate};
+
+const STAFF_PASSWORD: &str = "staff-pass-123";
+/// thor's colour, as the browser computes it.
+const THOR_RED: &str = "rgb(170, 0, 0)";
+/// The default colour, potter's.
+const DEFAULT_BLUE: &str = "rgb(47, 93, 138)";
+
+/// A staff user `admin` in the tenant, made as `createsuperuser` makes one.
+async fn staff_user(app: &TestApp, slug: &str) {
+    let hash = polls::auth::hash_password(STAFF_PASSWORD);
+    app.tenancy
+        .in_tenant(&Slug::parse(slug).unwrap(), async |db| {
+            db.query(
+                "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
+                 VALUES ('admin', '', $1, true, true)",
+            )
+            .bind(&hash)
+            .execute()
+            .await
+            .map_err(tenantry::Error::from)
+        })
+        .await
+        .unwrap();
+}
+
+async fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
+    browser.goto(&format!("{site}/admin/login")).await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", password).await;
+    browser.submit("form.stacked button[type=submit]").await;
+}
+
+/// The header's background colour on the current page.
+async fn header_colour(browser: &Browser) -> String {
+    let colour = browser
+        .run("return getComputedStyle(document.querySelector('header.brand')).backgroundColor")
+        .await;
+    colour.as_str().unwrap().to_owned()
+}
+
+async fn admin_in_a_real_browser(mode: Mode, name: &str) {
+    let app = spawn_app_in(mode).await;
+    let port = app.addr.port();
+    let thor_site = format!("http://thor.polls.test:{port}");
+    let potter_site = format!("http://potter.polls.test:{port}");
+    let shared_host = format!("http://polls.test:{port}");
+    staff_user(&app, "thor").await;
+    staff_user(&app, "potter").await;
+    let token = app.user("thor.polls.test", "ann").await;
+    let colour = TenantUpdate {
+        settings: Some(json!({ "primary_color": "#AA0000", "display_name": "Thor's Hall" })),
+        ..Default::default()
+    };
+    let thor = Slug::parse("thor").unwrap();
+    app.tenancy.update_tenant(&thor, colour).await.unwrap();
+    let browser = Browser::start().await;
+
+    // Anonymous visitors are sent to the login page; a non-staff user cannot log in.
+    browser.goto(&format!("{thor_site}/admin/polls")).await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin/login"));
+    browser.screenshot(&format!("{name}-login")).await;
+    log_in(&browser, &thor_site, "ann", "s3cret-pass").await;
+    assert!(
+        browser.text("p.error").await.contains("not staff"),
+        "{}",
+        browser.source().await
+    );
+    assert!(browser.cookie("tenantry_session").await.is_none());
+    log_in(&browser, &thor_site, "admin", "wrong").await;
+    assert_eq!(browser.text("p.error").await, "Wrong username or password.");
+
+    // The staff user logs in; thor's colour and name are on thor's pages.
+    log_in(&browser, &thor_site, "admin", STAFF_PASSWORD).await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin"));
+    assert_eq!(browser.text("#site-name").await, "Thor's Hall");
+    assert_eq!(header_colour(&browser).await, THOR_RED);
+    browser.screenshot(&format!("{name}-dashboard")).await;
+
+    // A poll with choices, its question holding markup that must stay text.
+    let question = "<script>window.pwned = 1</script>Odin or Loki?";
+    browser.goto(&format!("{thor_site}/admin/polls/new")).await;
+    browser.fill("#question", question).await;
+    browser.fill("#choices", "Odin\nLoki").await;
+    browser.submit("form.stacked button[type=submit]").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .starts_with(&format!("{thor_site}/admin/polls/"))
+    );
+    assert_eq!(browser.text("#question").await, question);
+    assert_eq!(browser.run("return window.pwned === undefined").await, true);
+    browser.screenshot(&format!("{name}-poll")).await;
+    let polls = app
+        .request(
+            Method::GET,
+            "thor.polls.test",
+            "/polls/",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(polls.status, StatusCode::OK);
+    assert_eq!(polls.body[0]["question"], question);
+    let choices: Vec<&str> = polls.body[0]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["choice_text"].as_str().unwrap())
+        .collect();
+    assert_eq!(choices, ["Odin", "Loki"]);
+    browser
+        .goto(&format!("{thor_site}/admin/polls?q=loki"))
+        .await;
+    browser.screenshot(&format!("{name}-polls")).await;
+    browser.goto(&format!("{thor_site}/admin/settings")).await;
+    browser.screenshot(&format!("{name}-settings")).await;
+
+    // A form without its CSRF token is refused, and changes nothing.
+    browser.goto(&format!("{thor_site}/admin/polls/new")).await;
+    browser
+        .run("document.querySelector('form.stacked input[name=csrf]').remove()")
+        .await;
+    browser.fill("#question", "Forged?").await;
+    browser.submit("form.stacked button[type=submit]").await;
+    assert!(browser.source().await.contains("CSRF check failed"));
+    let polls = app
+        .request(
+            Method::GET,
+            "thor.polls.test",
+            "/polls/",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(polls.body.as_array().unwrap().len(), 1, "{}", polls.body);
+
+    // thor's session cookie means nothing on potter's site, by subdomain or by path.
+    let session = browser.cookie("tenantry_session").await.expect("a session");
+    for (site, path) in [
+        (potter_site.clone(), "/"),
+        (format!("{shared_host}/t/potter"), "/t/potter"),
+    ] {
+        browser.goto(&format!("{site}/admin/login")).await;
+        browser.add_cookie("tenantry_session", &session, path).await;
+        browser.goto(&format!("{site}/admin")).await;
+        assert_eq!(browser.url().await, format!("{site}/admin/login"), "{site}");
+        assert_eq!(header_colour(&browser).await, DEFAULT_BLUE, "{site}");
+        browser.delete_cookies().await;
+    }
+
+    // Through the path prefix, thor's own session is scoped to /t/thor and works there only.
+    let thor_path = format!("{shared_host}/t/thor");
+    log_in(&browser, &thor_path, "admin", STAFF_PASSWORD).await;
+    assert_eq!(browser.url().await, format!("{thor_path}/admin"));
+    assert_eq!(header_colour(&browser).await, THOR_RED);
+    browser.goto(&format!("{shared_host}/t/potter/admin")).await;
+    assert_eq!(
+        browser.url().await,
+        format!("{shared_host}/t/potter/admin/login")
+    );
+}
+
+macro_rules! in_every_mode {
+    ($($module:ident => $mode:expr),* $(,)?) => {
+        $(mod $module {
+            #[tokio::test]
+            async fn the_admin_in_chromium() {
+                use super::Mode;
+                super::admin_in_a_real_browser($mode, stringify!($module)).await
+            }
+        })*
+    };
+}
+
+in_every_mode!(
+    schema => Mode::Schema,
+    shared => Mode::Shared,
+    database => Mode::Database,
+    sqlite => Mode::Sqlite,
+    dedicated => Mode::Dedicated,
+    sqlite_dedicated => Mode::SqliteDedicated,
+);
