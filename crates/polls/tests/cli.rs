@@ -114,6 +114,18 @@ fn field<'a>(stdout: &'a str, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The value and origin of a setting in `tenants settings`' table, spaces collapsed.
+fn setting(stdout: &str, key: &str) -> String {
+    let line = stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no setting {key} in {stdout}"));
+    line.split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn schema_exists(db: &TestDatabase, schema: &str) -> bool {
     let pool = db.pool(1).await;
     let exists = sqlx::query_scalar(
@@ -236,8 +248,8 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     // A tenant whose tables are gone is migrated again, and only that one.
     let pool = db.pool(1).await;
     sqlx::raw_sql(
-        "DROP TABLE thor.votes, thor.choices, thor.polls, thor.tokens, thor.users, \
-         thor.tenantry_migrations; \
+        "DROP TABLE thor.web_sessions, thor.branding_files, thor.votes, thor.choices, \
+         thor.polls, thor.tokens, thor.users, thor.tenantry_migrations; \
          UPDATE tenantry.tenants SET migration_version = NULL, migration_fingerprint = NULL \
          WHERE slug = 'thor'",
     )
@@ -247,8 +259,10 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     pool.close().await;
     let run = expect(&db, &["migrate"], 0);
     assert!(
-        run.stdout
-            .contains("thor: applied 3 migration(s) (none -> 3)\n"),
+        run.stdout.contains(&format!(
+            "thor: applied 4 migration(s) (none -> {})\n",
+            latest()
+        )),
         "{run}"
     );
     assert!(!run.stdout.contains("potter:"), "{run}");
@@ -406,6 +420,72 @@ async fn tenants_create_list_and_show() {
     let run = expect(&db, &["tenants", "show", "nobody"], 3);
     assert!(run.stderr.contains("error: no tenant 'nobody'"), "{run}");
     assert!(schema_exists(&db, "potter_2").await);
+
+    // Settings: shown with their defaults, set as JSON or text, reset, and refused per key.
+    let shown = expect(&db, &["tenants", "settings", "thor"], 0);
+    assert_eq!(
+        setting(&shown.stdout, "signup_open"),
+        "true default",
+        "{shown}"
+    );
+    let set = [
+        "tenants",
+        "settings",
+        "thor",
+        "--set",
+        "primary_color=#aa0000",
+        "--set",
+        "max_choices_per_poll=3",
+        "--set",
+        "signup_open=false",
+    ];
+    let set = expect(&db, &set, 0);
+    assert_eq!(
+        setting(&set.stdout, "primary_color"),
+        "\"#aa0000\" set",
+        "{set}"
+    );
+    assert_eq!(
+        setting(&set.stdout, "max_choices_per_poll"),
+        "3 set",
+        "{set}"
+    );
+    assert_eq!(setting(&set.stdout, "signup_open"), "false set", "{set}");
+    let reset = expect(
+        &db,
+        &["tenants", "settings", "thor", "--reset", "signup_open"],
+        0,
+    );
+    assert_eq!(
+        setting(&reset.stdout, "signup_open"),
+        "true default",
+        "{reset}"
+    );
+    let bad = [
+        "tenants",
+        "settings",
+        "thor",
+        "--set",
+        "primary_color=red",
+        "--set",
+        "theme=dark",
+    ];
+    let bad = expect(&db, &bad, 2);
+    assert!(
+        bad.stderr.contains(
+            "invalid settings: primary_color: 'red' is not a colour of the form #rrggbb; \
+             theme: unknown setting"
+        ),
+        "{bad}"
+    );
+    let missing = expect(&db, &["tenants", "settings", "thor", "--set", "novalue"], 2);
+    assert!(missing.stderr.contains("expected KEY=VALUE"), "{missing}");
+    let kept = expect(&db, &["tenants", "show", "thor"], 0);
+    assert_eq!(
+        field(&kept.stdout, "settings"),
+        [r##"{"max_choices_per_poll":3,"primary_color":"#aa0000"}"##],
+        "{kept}"
+    );
 }
 
 #[tokio::test]

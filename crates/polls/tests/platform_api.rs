@@ -531,6 +531,19 @@ async fn suspend_resume_and_rename_over_http() {
             json!({ "settings": ["settings are a JSON object"] }),
         ),
         (
+            json!({ "settings": {
+                "primary_color": "red", "max_choices_per_poll": 0, "signup_open": "no",
+                "colour": "green", "display_name": " "
+            } }),
+            json!({ "settings": {
+                "colour": "unknown setting",
+                "display_name": "a display name has 1 to 100 characters",
+                "max_choices_per_poll": "a limit is 1 to 100, or null for none",
+                "primary_color": "'red' is not a colour of the form #rrggbb",
+                "signup_open": "invalid type: string \"no\", expected a boolean",
+            } }),
+        ),
+        (
             json!({ "slug": "Bad Slug" }),
             json!({ "slug": ["a slug starts with a lower-case letter (a-z)"] }),
         ),
@@ -824,4 +837,37 @@ async fn tenants_can_be_created_in_database_mode() {
     );
     let deleted = platform(&app, Method::DELETE, "/api/tenants/loki/", None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn settings_are_patched_key_by_key_and_reset_with_null() {
+    let app = spawn_app().await;
+    let patch = |settings: Value| {
+        let app = &app;
+        async move {
+            let body = json!({ "settings": settings });
+            platform(app, Method::PATCH, "/api/tenants/thor/", Some(body)).await
+        }
+    };
+    let first = patch(json!({ "primary_color": "#123ABC", "signup_open": false })).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(
+        first.body["settings"],
+        json!({ "primary_color": "#123ABC", "signup_open": false })
+    );
+    let second = patch(json!({ "max_choices_per_poll": 4, "signup_open": null })).await;
+    assert_eq!(
+        second.body["settings"],
+        json!({ "primary_color": "#123ABC", "max_choices_per_poll": 4 }),
+        "keys not named are kept, null resets"
+    );
+    let refused = patch(json!({ "max_choices_per_poll": 101 })).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let shown = platform(&app, Method::GET, "/api/tenants/thor/", None).await;
+    assert_eq!(
+        shown.body["settings"], second.body["settings"],
+        "a refusal changes nothing"
+    );
+    let potter = platform(&app, Method::GET, "/api/tenants/potter/", None).await;
+    assert_eq!(potter.body["settings"], json!({}));
 }
