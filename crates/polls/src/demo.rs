@@ -5,7 +5,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use tenantry::cli::{CliError, MigrateArgs};
-use tenantry::{NewTenant, Slug, Tenancy};
+use tenantry::{NewTenant, Slug, Tenancy, TenantUpdate};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
@@ -88,6 +88,14 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
                     ..NewTenant::new(slug.clone(), tenancy.default_isolation())
                 })
                 .await?;
+            // thor's pages in its own colour; potter keeps the default.
+            if slug.as_str() == "thor" {
+                let branding = TenantUpdate {
+                    settings: Some(serde_json::json!({ "primary_color": "#a4262c" })),
+                    ..TenantUpdate::default()
+                };
+                tenancy.update_tenant(&slug, branding).await?;
+            }
         }
         let token = seed(&tenancy, &slug, username, polls).await?;
         println!(
@@ -97,6 +105,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         println!(
             "          curl -H 'Authorization: Token {token}' http://{slug}.{base}:{port}/polls/"
         );
+        println!("          admin: http://{slug}.{base}:{port}/admin/");
     }
     println!("  by path: http://{base}:{port}/t/thor/polls/");
     let token = settings
@@ -154,8 +163,8 @@ async fn seed(
     tenancy
         .in_tenant(slug, async |db| -> Result<String, CliError> {
             db.query(
-                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO users (username, email, password_hash, is_staff) \
+                 VALUES ($1, $2, $3, true) ON CONFLICT DO NOTHING",
             )
             .bind(username)
             .bind(format!("{username}@example.com"))

@@ -84,7 +84,6 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     assert_eq!(browser.url().await, format!("{thor_site}/admin"));
     assert_eq!(browser.text("#site-name").await, "Thor's Hall");
     assert_eq!(header_colour(&browser).await, THOR_RED);
-    browser.screenshot(&format!("{name}-dashboard")).await;
 
     // A poll with choices, its question holding markup that must stay text.
     let question = "<script>window.pwned = 1</script>Odin or Loki?";
@@ -100,7 +99,6 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     );
     assert_eq!(browser.text("#question").await, question);
     assert_eq!(browser.run("return window.pwned === undefined").await, true);
-    browser.screenshot(&format!("{name}-poll")).await;
     let polls = app
         .request(
             Method::GET,
@@ -119,6 +117,25 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         .map(|c| c["choice_text"].as_str().unwrap())
         .collect();
     assert_eq!(choices, ["Odin", "Loki"]);
+    // A vote through the API shows on the poll's page as a bar.
+    let poll = &polls.body[0];
+    let vote = format!(
+        "/polls/{}/choices/{}/vote/",
+        poll["id"], poll["choices"][0]["id"]
+    );
+    let voted = app
+        .request(Method::POST, "thor.polls.test", &vote, Some(&token), None)
+        .await;
+    assert_eq!(voted.status, StatusCode::CREATED, "{}", voted.body);
+    browser.goto(&browser.url().await).await;
+    let bar = browser
+        .run("const m = document.querySelector('meter'); return m.value + '/' + m.max")
+        .await;
+    assert_eq!(bar, "1/1");
+    browser.screenshot(&format!("{name}-poll")).await;
+    browser.goto(&format!("{thor_site}/admin")).await;
+    assert_eq!(browser.text("#count-votes").await, "1");
+    browser.screenshot(&format!("{name}-dashboard")).await;
     browser
         .goto(&format!("{thor_site}/admin/polls?q=loki"))
         .await;

@@ -388,8 +388,8 @@ mod tests {
         };
         assert_eq!(
             errors.keys().collect::<Vec<_>>(),
-            ["nope", "open", "primary_color"],
-            "unknown keys and invalid values are all reported"
+            ["limit", "nope", "open", "primary_color"],
+            "unknown keys, invalid values and broken rules are all reported"
         );
         let Err(Error::InvalidSettings(errors)) = schema.apply(
             &stored,

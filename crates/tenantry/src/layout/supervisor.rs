@@ -217,10 +217,11 @@ impl Supervisor {
             }),
             None => false,
         };
-        if stale && tenant.status == TenantStatus::Active {
-            if let Err(error) = self.address(cx, tenant, layout).await {
-                tracing::warn!(tenant = %tenant.slug, %error, "its server did not start again");
-            }
+        if stale
+            && tenant.status == TenantStatus::Active
+            && let Err(error) = self.address(cx, tenant, layout).await
+        {
+            tracing::warn!(tenant = %tenant.slug, %error, "its server did not start again");
         }
     }
 
