@@ -42,11 +42,13 @@ impl Default for AuthSettings {
     }
 }
 
-/// The hasher and the throttle of one server. Cheap to clone.
+/// The hasher and the throttles of one server. Cheap to clone.
 #[derive(Clone)]
 pub struct AuthLimits {
     pub hasher: PasswordHasher,
     throttle: Arc<Throttle>,
+    /// Failed admin logins per tenant and username.
+    pub logins: Arc<tenantry::web::LoginThrottle>,
 }
 
 impl AuthLimits {
@@ -61,6 +63,7 @@ impl AuthLimits {
                     swept: Instant::now(),
                 }),
             }),
+            logins: Arc::default(),
         }
     }
 }

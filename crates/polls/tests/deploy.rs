@@ -378,6 +378,19 @@ fn run_tenant(secret: &str, args: &[&str]) -> String {
 #[tokio::test]
 async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serves_from_it() {
     let db = catalog().await;
+    // Its server cannot read the catalog: its settings travel in its env file.
+    polls(
+        &db,
+        &[
+            "tenants",
+            "settings",
+            "loki",
+            "--set",
+            "display_name=Loki's $hall",
+            "--set",
+            "primary_color=#123456",
+        ],
+    );
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("compose");
     polls(
@@ -410,11 +423,19 @@ async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serve
             .unwrap();
     }
     let url = format!("postgres://{role}:{password}@127.0.0.1:5432/{database}");
+    // Single-quoted, so Compose takes it literally; no quote or `$` inside to end or expand it.
+    let quoted = &env["TENANT_SETTINGS"];
+    let settings = quoted
+        .strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .unwrap();
+    assert!(!settings.contains(['\'', '$']), "{quoted}");
     let tenant_env = |command: &mut Command| {
         command
             .env("DATABASE_URL", &url)
             .env("TENANT_ID", &env["TENANT_ID"])
             .env("TENANT_SLUG", &env["TENANT_SLUG"])
+            .env("TENANT_SETTINGS", settings)
             .env("RUST_LOG", "error");
     };
     let mut migrate = Command::new(env!("CARGO_BIN_EXE_polls"));
@@ -457,6 +478,25 @@ async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serve
         }
     };
     let status = reply.status();
+    let page = |path: &'static str| {
+        let client = &client;
+        async move {
+            let url = format!("http://{addr}{path}");
+            let reply = client
+                .get(url)
+                .header("Host", "loki.polls.test")
+                .send()
+                .await;
+            reply.unwrap().text().await.unwrap()
+        }
+    };
+    let style = page("/admin/style.css").await;
+    assert!(
+        style.starts_with(":root { --primary: #123456; }"),
+        "{style}"
+    );
+    let login = page("/admin/login").await;
+    assert!(login.contains(">Loki&#39;s $hall</span>"), "{login}");
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status, 201, "{}", reply.text().await.unwrap());

@@ -1,7 +1,5 @@
 //! `/admin/login` and `/admin/logout`.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -11,10 +9,10 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use tenantry::TenantDb;
 use tenantry::http::MountPath;
-use tenantry::web::{CookieJar, LoginThrottle, Session, SessionCookie, same_token};
+use tenantry::web::{CookieJar, Session, SessionCookie, same_token};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
-use crate::limits::AuthLimits;
+use crate::limits::{AuthGate, AuthLimits};
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -97,15 +95,17 @@ pub(super) struct LoginForm {
 }
 
 /// `POST /admin/login`: a staff user's correct password starts a new session (ending the
-/// browser's previous one); wrong passwords count against the account, and too many get 429.
+/// browser's previous one). Wrong passwords count against the account, and too many get
+/// 429, as do too many attempts from one address (the API's [`AuthGate`]).
 pub(super) async fn submit(
+    _: AuthGate,
     site: Site,
     cookies: Cookies,
     Extension(limits): Extension<AuthLimits>,
-    Extension(throttle): Extension<Arc<LoginThrottle>>,
     mut db: TenantDb,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AdminError> {
+    let throttle = &limits.logins;
     let csrf_ok = matches!(
         (&cookies.login_csrf, &form.csrf),
         (Some(expected), Some(given)) if same_token(expected, given)

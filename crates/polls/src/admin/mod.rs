@@ -8,8 +8,6 @@ mod polls;
 mod settings;
 mod users;
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -58,7 +56,6 @@ pub fn router(auth: AuthLimits) -> Router {
                 tenantry::web::LOGO_MAX_BYTES + 16 * 1024,
             )),
         )
-        .layer(Extension(Arc::new(tenantry::web::LoginThrottle::default())))
         .layer(Extension(auth))
         .layer(middleware::map_response(page_headers))
 }
@@ -92,8 +89,6 @@ pub(crate) struct Chrome {
     /// The staff user logged in; empty on the login page.
     username: String,
     csrf: String,
-    /// A message after a change, shown once.
-    notice: String,
 }
 
 /// The tenant a page is for: its catalog row, settings and mount.
@@ -132,7 +127,6 @@ impl Chrome {
             has_logo: has_logo.is_some(),
             username: String::new(),
             csrf: String::new(),
-            notice: String::new(),
         })
     }
 
@@ -161,10 +155,10 @@ fn page(status: StatusCode, template: &impl Template) -> Response {
     }
 }
 
+/// An error's page: plain, since an error may come before the tenant's frame is known.
 #[derive(Template)]
 #[template(path = "admin/message.html")]
 struct MessagePage {
-    chrome: Chrome,
     heading: &'static str,
     message: String,
 }
@@ -222,23 +216,7 @@ impl IntoResponse for AdminError {
             Self::Api(error) => return error.into_response(),
             Self::Tenancy(rejection) => return rejection.into_response(),
         };
-        // The frame needs the tenant and a query; an error page keeps it minimal.
-        let chrome = Chrome {
-            site: String::new(),
-            mount: String::new(),
-            has_logo: false,
-            username: String::new(),
-            csrf: String::new(),
-            notice: String::new(),
-        };
-        page(
-            status,
-            &MessagePage {
-                chrome,
-                heading,
-                message,
-            },
-        )
+        page(status, &MessagePage { heading, message })
     }
 }
 

@@ -24,7 +24,6 @@ struct PollRow {
     choices: i64,
 }
 
-#[derive(Default)]
 struct Counts {
     polls: i64,
     choices: i64,
@@ -67,20 +66,18 @@ pub(super) async fn dashboard(
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
     let chrome = chrome(&staff, &site, &mut db).await?;
-    let mut count = async |table: &str| -> Result<i64, sqlx::Error> {
-        let sql = match table {
-            "polls" => "SELECT count(*) FROM polls",
-            "choices" => "SELECT count(*) FROM choices",
-            "votes" => "SELECT count(*) FROM votes",
-            _ => "SELECT count(*) FROM users",
-        };
-        db.query(sql).fetch_scalar().await
-    };
+    let (polls, choices, votes, users) = db
+        .query(
+            "SELECT (SELECT count(*) FROM polls), (SELECT count(*) FROM choices), \
+             (SELECT count(*) FROM votes), (SELECT count(*) FROM users)",
+        )
+        .fetch_one()
+        .await?;
     let counts = Counts {
-        polls: count("polls").await?,
-        choices: count("choices").await?,
-        votes: count("votes").await?,
-        users: count("users").await?,
+        polls,
+        choices,
+        votes,
+        users,
     };
     let latest = db
         .query(concat!(

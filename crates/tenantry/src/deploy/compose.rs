@@ -201,6 +201,7 @@ fn tenant_env(options: &ComposeOptions, tenant: &Deployed) -> String {
     env(&[
         ("TENANT_ID", tenant.id().to_string()),
         ("TENANT_SLUG", slug.to_owned()),
+        ("TENANT_SETTINGS", format!("'{}'", tenant.server_settings())),
         ("BIND", format!("0.0.0.0:{APP_PORT}")),
         ("POSTGRES_USER", role.clone()),
         ("POSTGRES_PASSWORD", password.clone()),

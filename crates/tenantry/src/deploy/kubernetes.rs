@@ -91,6 +91,7 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
                     "DATABASE_URL": url,
                     "TENANT_ID": tenant.id().to_string(),
                     "TENANT_SLUG": tenant.slug().as_str(),
+                    "TENANT_SETTINGS": tenant.server_settings(),
                 }),
             )),
             Kind::Secret,

@@ -43,6 +43,26 @@ impl Deployed {
     fn active(&self) -> bool {
         self.tenant.status == TenantStatus::Active
     }
+
+    /// `TENANT_SETTINGS` for its server: its settings, with its name as the display name
+    /// unless it has one, as JSON in which `'` and `$` are escaped (`\u0027`, `\u0024`), so
+    /// that the text is taken literally in single quotes of an env file and in YAML alike.
+    /// A change to the settings changes the file, and a redeployment carries it.
+    fn server_settings(&self) -> String {
+        let mut settings = self
+            .tenant
+            .settings
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        settings
+            .entry("display_name")
+            .or_insert_with(|| self.tenant.name.clone().into());
+        serde_json::Value::Object(settings)
+            .to_string()
+            .replace('\'', "\\u0027")
+            .replace('$', "\\u0024")
+    }
 }
 
 /// The dedicated tenants, by slug.

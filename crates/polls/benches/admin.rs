@@ -1,0 +1,245 @@
+//! The tenants' web side: `cargo bench -p polls --bench admin`.
+//!
+//! On a fresh database, in one run so the figures compare as ratios, requests/s of
+//! `CLIENTS` concurrent clients over 8 schema tenants (10 polls of 4 choices each) for:
+//! - GET /polls/ (the API, token auth): the baseline;
+//! - GET /admin/style.css: tenancy plus the settings extractor, no query;
+//! - GET /admin: a logged-in staff user's dashboard (session, staff check, logo, counts,
+//!   latest polls);
+//! - GET /admin/polls: the first page of the poll list;
+//! - GET /admin with no session: the redirect to the login page.
+//!
+//! It prints a Markdown table for BENCHMARKS.md.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tenantry::testing::TestDatabase;
+use tenantry::{IsolationMode, Slug, TenantUpdate};
+
+use polls::startup;
+
+mod common;
+
+use common::{BASE, CLIENTS, ROUND, ROUNDS, create, median, seed, serve};
+
+const TENANTS: usize = 8;
+const PASSWORD: &str = "bench-password";
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+/// One request of a measured kind, for a tenant: its path and headers, and the status and
+/// body start it must answer with.
+struct Kind {
+    name: &'static str,
+    path: &'static str,
+    status: u16,
+    starts: &'static [u8],
+    session: bool,
+    token: bool,
+}
+
+const KINDS: [Kind; 5] = [
+    Kind {
+        name: "GET /polls/ (API, token)",
+        path: "/polls/",
+        status: 200,
+        starts: b"[{",
+        session: false,
+        token: true,
+    },
+    Kind {
+        name: "GET /admin/style.css (settings, no query)",
+        path: "/admin/style.css",
+        status: 200,
+        starts: b":root { --primary: #",
+        session: false,
+        token: false,
+    },
+    Kind {
+        name: "GET /admin (dashboard, staff session)",
+        path: "/admin",
+        status: 200,
+        starts: b"<!doctype html>",
+        session: true,
+        token: false,
+    },
+    Kind {
+        name: "GET /admin/polls (list, staff session)",
+        path: "/admin/polls",
+        status: 200,
+        starts: b"<!doctype html>",
+        session: true,
+        token: false,
+    },
+    Kind {
+        name: "GET /admin without a session (303)",
+        path: "/admin",
+        status: 303,
+        starts: b"",
+        session: false,
+        token: false,
+    },
+];
+
+/// A tenant's host, API token and staff session cookie.
+struct Visitor {
+    host: String,
+    token: String,
+    session: String,
+}
+
+async fn run() {
+    let db = TestDatabase::create().await;
+    let settings = common::settings(&db.url(), 20, 2);
+    let pool = startup::connect(&db.url(), 4, tenantry::Pooler::None)
+        .await
+        .unwrap();
+    tenantry::migrate_shared(&pool, &startup::migrations(), &tenantry::AppRole::default())
+        .await
+        .unwrap();
+    let tenancy = startup::open(&settings).await.unwrap();
+    let addr = serve(startup::app(tenancy.clone(), None)).await;
+    let hash = polls::auth::hash_password(PASSWORD);
+    let mut visitors = Vec::new();
+    for i in 0..TENANTS {
+        let slug = Slug::parse(&format!("t{i}")).unwrap();
+        create(&tenancy, &slug, IsolationMode::Schema).await;
+        let token = seed(&tenancy, &slug).await;
+        tenancy
+            .in_tenant(&slug, async |db| {
+                db.query("UPDATE users SET is_staff = true, password_hash = $1")
+                    .bind(&hash)
+                    .execute()
+                    .await
+                    .map_err(tenantry::Error::from)
+            })
+            .await
+            .unwrap();
+        let colour = TenantUpdate {
+            settings: Some(serde_json::json!({ "primary_color": format!("#00000{i}") })),
+            ..TenantUpdate::default()
+        };
+        tenancy.update_tenant(&slug, colour).await.unwrap();
+        let host = format!("{slug}.{BASE}");
+        let session = log_in(addr, &host).await;
+        visitors.push(Visitor {
+            host,
+            token,
+            session,
+        });
+    }
+    let visitors: Arc<[Visitor]> = visitors.into();
+    let mut results = Vec::new();
+    for kind in &KINDS {
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            rounds.push(load(addr, &visitors, kind).await);
+        }
+        results.push((kind.name, median(rounds)));
+    }
+    let baseline = results[0].1;
+    println!("| request ({TENANTS} schema tenants, {CLIENTS} clients) | req/s | ratio |");
+    println!("|---|---|---|");
+    for (name, rate) in results {
+        println!("| {name} | {rate:.0} | {:.2} |", rate / baseline);
+    }
+}
+
+/// Logs the tenant's staff user in through the form; its session cookie.
+async fn log_in(addr: SocketAddr, host: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("http://{addr}/admin/login"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &page[at..at + 64];
+    let login = client
+        .post(format!("http://{addr}/admin/login"))
+        .header("host", host)
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf),
+            ("username", "bench"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through the tenants.
+async fn load(addr: SocketAddr, visitors: &Arc<[Visitor]>, kind: &'static Kind) -> f64 {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|w| {
+            let (client, visitors, done) = (client.clone(), visitors.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while started.elapsed() < ROUND {
+                    let visitor = &visitors[i % visitors.len()];
+                    let mut request = client
+                        .get(format!("http://{addr}{}", kind.path))
+                        .header("host", &visitor.host);
+                    if kind.session {
+                        request = request.header("cookie", &visitor.session);
+                    }
+                    if kind.token {
+                        request =
+                            request.header("authorization", format!("Token {}", visitor.token));
+                    }
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let body = response.bytes().await.unwrap();
+                    assert_eq!(status, kind.status, "{}", String::from_utf8_lossy(&body));
+                    assert!(
+                        body.starts_with(kind.starts),
+                        "{}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += CLIENTS;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
