@@ -613,6 +613,153 @@ async fn settings_and_users_pages(mode: Mode) {
     assert_eq!(own.status, StatusCode::BAD_REQUEST, "one's own flag stays");
 }
 
+async fn polls_are_searched_paged_edited_and_deleted_under_the_rules(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    staff_user(&app, "thor").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    thor.log_in("admin", PASSWORD).await;
+    let csrf = thor.csrf().await;
+    for n in 1..=25 {
+        let question = match n {
+            7 => "Is 100% of Asgard_burning?".to_owned(),
+            n => format!("Question {n}"),
+        };
+        let made = thor
+            .post(
+                "/admin/polls",
+                &[("csrf", &csrf), ("question", &question), ("choices", "")],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
+    }
+    let rows = |page: &Page| page.text.matches("<tr><td><a href=\"/admin/polls/").count();
+    let first = thor.get("/admin/polls").await;
+    assert_eq!(rows(&first), 20);
+    assert!(
+        first.text.contains("Page 1 of 2 (25 polls)"),
+        "{}",
+        first.text
+    );
+    let second = thor.get("/admin/polls?page=2").await;
+    assert_eq!(rows(&second), 5);
+    let beyond = thor.get("/admin/polls?page=99&q=").await;
+    assert!(
+        beyond.text.contains("Page 2 of 2"),
+        "a page past the end is the last"
+    );
+    // Search is by substring in any case, and `%` and `_` are only themselves.
+    for (query, found) in [
+        ("QUESTION 2", 7),
+        ("100%", 1),
+        ("%", 1),
+        ("_", 1),
+        ("nothing", 0),
+    ] {
+        let path = format!(
+            "/admin/polls?q={}",
+            serde_urlencoded::to_string([("", query)])
+                .unwrap()
+                .trim_start_matches('=')
+        );
+        let page = thor.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(rows(&page), found, "{query}: {}", page.text);
+    }
+
+    // A poll's page: edit, the tenant's limit on choices, removing a choice, deleting.
+    let update = TenantUpdate {
+        settings: Some(json!({ "max_choices_per_poll": 2 })),
+        ..Default::default()
+    };
+    app.tenancy
+        .update_tenant(&Slug::parse("thor").unwrap(), update)
+        .await
+        .unwrap();
+    let made = thor
+        .post(
+            "/admin/polls",
+            &[
+                ("csrf", &csrf),
+                ("question", "Hammers?"),
+                ("choices", "Mjolnir\nStormbreaker\nJarnbjorn"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        made.status,
+        StatusCode::BAD_REQUEST,
+        "three choices break the limit"
+    );
+    assert!(
+        made.text.contains("the most choices this site allows (2)"),
+        "{}",
+        made.text
+    );
+    let made = thor
+        .post(
+            "/admin/polls",
+            &[
+                ("csrf", &csrf),
+                ("question", "Hammers?"),
+                ("choices", "Mjolnir\nStormbreaker"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER);
+    let poll = made.location().to_owned();
+    let third = thor
+        .post(
+            &format!("{poll}/choices"),
+            &[("csrf", &csrf), ("choice_text", "Jarnbjorn")],
+        )
+        .await;
+    assert_eq!(third.status, StatusCode::BAD_REQUEST);
+    let blank = thor
+        .post(&poll, &[("csrf", &csrf), ("question", "  ")])
+        .await;
+    assert_eq!(blank.status, StatusCode::BAD_REQUEST);
+    assert!(
+        blank.text.contains("This field may not be blank."),
+        "{}",
+        blank.text
+    );
+    let edited = thor
+        .post(&poll, &[("csrf", &csrf), ("question", "Which hammer?")])
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER);
+    let page = thor.get(&poll).await;
+    assert!(
+        page.text
+            .contains(r#"<h1 id="question">Which hammer?</h1>"#),
+        "{}",
+        page.text
+    );
+    let choice = page
+        .text
+        .split("/choices/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let removed = thor
+        .post(
+            &format!("{poll}/choices/{choice}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(!thor.get(&poll).await.text.contains(">Mjolnir<"));
+    let deleted = thor
+        .post(&format!("{poll}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(thor.get(&poll).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        thor.get("/admin/polls/abc").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 /// A change made through one server is seen by another on the same catalog within 1 s.
 async fn a_settings_change_reaches_every_server_within_a_second(mode: Mode) {
     let app = spawn_app_in(mode).await;
@@ -685,6 +832,7 @@ in_modes!(
     forms_need_their_sessions_csrf_token,
     logos_are_checked_from_their_bytes_and_stay_with_their_tenant,
     settings_and_users_pages,
+    polls_are_searched_paged_edited_and_deleted_under_the_rules,
 );
 
 mod two_servers {

@@ -40,6 +40,13 @@ async fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
     browser.submit("form.stacked button[type=submit]").await;
 }
 
+/// Saves a screenshot of the current page, after checking that its form controls are
+/// labelled.
+async fn shoot(browser: &Browser, name: &str) {
+    assert_eq!(browser.unlabelled().await, json!([]), "{name}");
+    browser.screenshot(name).await;
+}
+
 /// The header's background colour on the current page.
 async fn header_colour(browser: &Browser) -> String {
     let colour = browser
@@ -68,7 +75,7 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     // Anonymous visitors are sent to the login page; a non-staff user cannot log in.
     browser.goto(&format!("{thor_site}/admin/polls")).await;
     assert_eq!(browser.url().await, format!("{thor_site}/admin/login"));
-    browser.screenshot(&format!("{name}-login")).await;
+    shoot(&browser, &format!("{name}-login")).await;
     log_in(&browser, &thor_site, "ann", "s3cret-pass").await;
     assert!(
         browser.text("p.error").await.contains("not staff"),
@@ -79,8 +86,11 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     log_in(&browser, &thor_site, "admin", "wrong").await;
     assert_eq!(browser.text("p.error").await, "Wrong username or password.");
 
-    // The staff user logs in; thor's colour and name are on thor's pages.
-    log_in(&browser, &thor_site, "admin", STAFF_PASSWORD).await;
+    // The staff user logs in from the keyboard alone; thor's colour and name are on thor's
+    // pages.
+    browser.goto(&format!("{thor_site}/admin/login")).await;
+    let keys = format!("admin\u{E004}{STAFF_PASSWORD}\u{E007}");
+    browser.type_to_submit("#username", &keys).await;
     assert_eq!(browser.url().await, format!("{thor_site}/admin"));
     assert_eq!(browser.text("#site-name").await, "Thor's Hall");
     assert_eq!(header_colour(&browser).await, THOR_RED);
@@ -132,16 +142,23 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         .run("const m = document.querySelector('meter'); return m.value + '/' + m.max")
         .await;
     assert_eq!(bar, "1/1");
-    browser.screenshot(&format!("{name}-poll")).await;
+    shoot(&browser, &format!("{name}-poll")).await;
     browser.goto(&format!("{thor_site}/admin")).await;
     assert_eq!(browser.text("#count-votes").await, "1");
-    browser.screenshot(&format!("{name}-dashboard")).await;
+    shoot(&browser, &format!("{name}-dashboard")).await;
     browser
         .goto(&format!("{thor_site}/admin/polls?q=loki"))
         .await;
-    browser.screenshot(&format!("{name}-polls")).await;
+    shoot(&browser, &format!("{name}-polls")).await;
     browser.goto(&format!("{thor_site}/admin/settings")).await;
-    browser.screenshot(&format!("{name}-settings")).await;
+    shoot(&browser, &format!("{name}-settings")).await;
+    browser.goto(&format!("{thor_site}/admin/users")).await;
+    shoot(&browser, &format!("{name}-users")).await;
+    // The label check sees an unlabelled control.
+    browser
+        .run("document.body.insertAdjacentHTML('beforeend', '<input id=stray>')")
+        .await;
+    assert_eq!(browser.unlabelled().await, json!([r#"<input id="stray">"#]));
 
     // A form without its CSRF token is refused, and changes nothing.
     browser.goto(&format!("{thor_site}/admin/polls/new")).await;

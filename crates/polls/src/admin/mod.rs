@@ -10,7 +10,7 @@ mod users;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -308,6 +308,20 @@ async fn style(settings: Settings) -> Response {
 async fn logo(mut db: TenantDb) -> Result<Response, AdminError> {
     let logo = Logo::load(&mut db).await?.ok_or(AdminError::NotFound)?;
     Ok(([(header::CONTENT_TYPE, logo.content_type)], logo.data).into_response())
+}
+
+/// Path parameters; any that do not parse (`/admin/polls/abc`) make the page not found.
+pub(crate) struct AdminPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AdminPath<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(value) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AdminError::NotFound)?;
+        Ok(Self(value))
+    }
 }
 
 /// A 303 to `path` under the tenant's mount.

@@ -1,14 +1,14 @@
 //! The dashboard, and polls with their choices.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use tenantry::http::MountPath;
 use tenantry::{Db, TenantDb};
 
-use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
+use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
 use crate::error::ApiError;
 use crate::routes::{add_choice as add_choice_to, now, validate_question};
 
@@ -326,7 +326,7 @@ async fn poll_page(
 pub(super) async fn detail(
     staff: Staff,
     site: Site,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
     let ok = (StatusCode::OK, String::new());
@@ -343,7 +343,7 @@ pub(super) struct QuestionForm {
 pub(super) async fn edit(
     staff: Staff,
     site: Site,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<QuestionForm>,
 ) -> Result<Response, AdminError> {
@@ -374,7 +374,7 @@ pub(super) struct Confirm {}
 pub(super) async fn delete(
     _staff: Staff,
     mount: MountPath,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
     CheckedForm(_): CheckedForm<Confirm>,
 ) -> Result<Response, AdminError> {
@@ -394,7 +394,7 @@ pub(super) struct ChoiceForm {
 pub(super) async fn add_choice(
     staff: Staff,
     site: Site,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<ChoiceForm>,
 ) -> Result<Response, AdminError> {
@@ -415,7 +415,7 @@ pub(super) async fn add_choice(
 pub(super) async fn delete_choice(
     _staff: Staff,
     mount: MountPath,
-    Path((id, choice_id)): Path<(i64, i64)>,
+    AdminPath((id, choice_id)): AdminPath<(i64, i64)>,
     mut db: TenantDb,
     CheckedForm(_): CheckedForm<Confirm>,
 ) -> Result<Response, AdminError> {

@@ -2,14 +2,13 @@
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use tenantry::web::Session;
 use tenantry::{Db, TenantDb};
 
-use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
+use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
 use crate::limits::AuthLimits;
 use crate::routes::{validate_email, validate_password, validate_username};
 
@@ -127,7 +126,7 @@ pub(super) async fn password(
     staff: Staff,
     site: Site,
     Extension(limits): Extension<AuthLimits>,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<PasswordForm>,
 ) -> Result<Response, AdminError> {
@@ -164,7 +163,7 @@ pub(super) struct StaffForm {
 pub(super) async fn staff(
     staff: Staff,
     site: Site,
-    Path(id): Path<i64>,
+    AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<StaffForm>,
 ) -> Result<Response, AdminError> {

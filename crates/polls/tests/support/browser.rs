@@ -146,6 +146,18 @@ impl Browser {
     pub async fn submit(&self, css: &str) {
         self.run("window.tenantryStale = true").await;
         self.click(css).await;
+        self.next_page(css).await;
+    }
+
+    /// Types `keys` (`\u{E004}` is Tab, `\u{E007}` Enter) into the element `css` finds, and on
+    /// into whatever they move the focus to, then waits until the next page has loaded.
+    pub async fn type_to_submit(&self, css: &str, keys: &str) {
+        self.run("window.tenantryStale = true").await;
+        self.fill(css, keys).await;
+        self.next_page(css).await;
+    }
+
+    async fn next_page(&self, css: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let loaded =
             "return window.tenantryStale === undefined && document.readyState === 'complete'";
@@ -165,6 +177,16 @@ impl Browser {
             .call("GET", &format!("/element/{element}/text"), None)
             .await;
         text.as_str().unwrap().to_owned()
+    }
+
+    /// The visible form controls of the page that have no label: none, on an accessible page.
+    pub async fn unlabelled(&self) -> Value {
+        self.run(
+            "return [...document.querySelectorAll('input:not([type=hidden]), textarea, select')]\
+             .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))\
+             .map(e => e.outerHTML)",
+        )
+        .await
     }
 
     /// Runs `script` in the page (as WebDriver does, not subject to the page's policy).
