@@ -224,4 +224,6 @@ in_every_mode!(
     sqlite => Mode::Sqlite,
     dedicated => Mode::Dedicated,
     sqlite_dedicated => Mode::SqliteDedicated,
+    schema_through_pgbouncer => Mode::SchemaThroughPgBouncer,
+    dedicated_behind_nginx => Mode::DedicatedBehindNginx,
 );
