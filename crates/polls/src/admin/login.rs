@@ -9,7 +9,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use tenantry::TenantDb;
 use tenantry::http::MountPath;
-use tenantry::web::{CookieJar, Session, SessionCookie, same_token};
+use tenantry::web::{CookieJar, Session, SessionCookie, random_token, same_token};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
 use crate::limits::{AuthGate, AuthLimits};
@@ -54,7 +54,7 @@ async fn login_page(
     username: String,
     error: &str,
 ) -> Response {
-    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token = random_token();
     let mut response = page(
         status,
         &LoginPage {

@@ -24,6 +24,7 @@ use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, TenantStatus};
+use crate::web::same_token;
 
 /// The platform API's routes, guarded by `token`.
 pub fn router(tenancy: Tenancy, token: String) -> Router {
@@ -106,7 +107,7 @@ async fn require_token(State(token): State<String>, request: Request, next: Next
         .map(|(_, token)| token.trim());
     let detail = match given {
         None => "Authentication credentials were not provided.",
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+        Some(given) if same_token(&token, given) => {
             return next.run(request).await;
         }
         Some(_) => "Invalid token.",
@@ -117,10 +118,6 @@ async fn require_token(State(token): State<String>, request: Request, next: Next
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON body as `T`; a NUL character in any of its text is refused naming the field.

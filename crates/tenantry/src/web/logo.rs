@@ -48,21 +48,13 @@ impl Logo {
         Ok(())
     }
 
-    /// The tenant's logo, if it has one.
+    /// The tenant's logo, if it has one; its type told from its bytes again.
     pub async fn load(db: &mut Db) -> Result<Option<Self>, sqlx::Error> {
-        let row: Option<(String, Vec<u8>)> = db
-            .query("SELECT content_type, data FROM branding_files WHERE name = 'logo'")
-            .fetch_optional()
+        let data: Option<Vec<u8>> = db
+            .query("SELECT data FROM branding_files WHERE name = 'logo'")
+            .fetch_optional_scalar()
             .await?;
-        // Stored only after `parse`, so the type is one of these.
-        Ok(row.map(|(content_type, data)| Self {
-            content_type: match content_type.as_str() {
-                "image/png" => "image/png",
-                "image/jpeg" => "image/jpeg",
-                _ => "image/webp",
-            },
-            data,
-        }))
+        Ok(data.and_then(|data| Self::parse(data).ok()))
     }
 
     /// Removes the tenant's logo.

@@ -21,7 +21,7 @@ pub struct StartedSession {
 }
 
 /// A new random token: 32 bytes, hex.
-pub(crate) fn random_token() -> String {
+pub fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
