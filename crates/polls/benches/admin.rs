@@ -13,8 +13,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use tenantry::testing::TestDatabase;
 use tenantry::{IsolationMode, Slug, TenantUpdate};
@@ -23,7 +21,7 @@ use polls::startup;
 
 mod common;
 
-use common::{BASE, CLIENTS, ROUND, ROUNDS, create, median, seed, serve};
+use common::{BASE, CLIENTS, ROUNDS, create, load_with, median, seed, serve};
 
 const TENANTS: usize = 8;
 const PASSWORD: &str = "bench-password";
@@ -198,48 +196,33 @@ async fn log_in(addr: SocketAddr, host: &str) -> String {
         .to_owned()
 }
 
-/// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through the tenants.
+/// Requests/s of `kind` over the tenants.
 async fn load(addr: SocketAddr, visitors: &Arc<[Visitor]>, kind: &'static Kind) -> f64 {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|w| {
-            let (client, visitors, done) = (client.clone(), visitors.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut i = w;
-                while started.elapsed() < ROUND {
-                    let visitor = &visitors[i % visitors.len()];
-                    let mut request = client
-                        .get(format!("http://{addr}{}", kind.path))
-                        .header("host", &visitor.host);
-                    if kind.session {
-                        request = request.header("cookie", &visitor.session);
-                    }
-                    if kind.token {
-                        request =
-                            request.header("authorization", format!("Token {}", visitor.token));
-                    }
-                    let response = request.send().await.unwrap();
-                    let status = response.status().as_u16();
-                    let body = response.bytes().await.unwrap();
-                    assert_eq!(status, kind.status, "{}", String::from_utf8_lossy(&body));
-                    assert!(
-                        body.starts_with(kind.starts),
-                        "{}",
-                        String::from_utf8_lossy(&body)
-                    );
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += CLIENTS;
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let visitors = visitors.clone();
+    let request = move |client: &reqwest::Client, i: usize| {
+        let visitor = &visitors[i % visitors.len()];
+        let mut request = client
+            .get(format!("http://{addr}{}", kind.path))
+            .header("host", &visitor.host);
+        if kind.session {
+            request = request.header("cookie", &visitor.session);
+        }
+        if kind.token {
+            request = request.header("authorization", format!("Token {}", visitor.token));
+        }
+        request
+    };
+    load_with(client, request, |status, body| {
+        assert_eq!(status, kind.status, "{}", String::from_utf8_lossy(body));
+        assert!(
+            body.starts_with(kind.starts),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    })
+    .await
 }

@@ -156,27 +156,9 @@ impl<'a> Visitor<'a> {
     }
 }
 
-/// A staff user `admin` in `slug`, as `createsuperuser` makes one.
-async fn staff_user(app: &TestApp, slug: &str) {
-    let hash = polls::auth::hash_password(PASSWORD);
-    app.tenancy
-        .in_tenant(&Slug::parse(slug).unwrap(), async |db| {
-            db.query(
-                "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
-                 VALUES ('admin', '', $1, true, true)",
-            )
-            .bind(&hash)
-            .execute()
-            .await
-            .map_err(tenantry::Error::from)
-        })
-        .await
-        .unwrap();
-}
-
 async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
+    app.staff_user("thor", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     let anonymous = thor.get("/admin").await;
     assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
@@ -260,8 +242,8 @@ async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
 
 async fn logins_are_throttled_per_tenant_and_username(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
-    staff_user(&app, "potter").await;
+    app.staff_user("thor", PASSWORD).await;
+    app.staff_user("potter", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     for _ in 0..5 {
         let wrong = thor.log_in("admin", "wrong-password").await;
@@ -294,8 +276,8 @@ async fn logins_are_throttled_per_tenant_and_username(mode: Mode) {
 
 async fn forms_need_their_sessions_csrf_token(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
-    staff_user(&app, "potter").await;
+    app.staff_user("thor", PASSWORD).await;
+    app.staff_user("potter", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     thor.log_in("admin", PASSWORD).await;
     let mut potter = Visitor::new(&app, "potter.polls.test", "");
@@ -370,7 +352,7 @@ async fn upload(
 
 async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
+    app.staff_user("thor", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     thor.log_in("admin", PASSWORD).await;
     let csrf = thor.csrf().await;
@@ -443,7 +425,7 @@ async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mod
 
 async fn settings_and_users_pages(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
+    app.staff_user("thor", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     thor.log_in("admin", PASSWORD).await;
     let csrf = thor.csrf().await;
@@ -615,7 +597,7 @@ async fn settings_and_users_pages(mode: Mode) {
 
 async fn polls_are_searched_paged_edited_and_deleted_under_the_rules(mode: Mode) {
     let app = spawn_app_in(mode).await;
-    staff_user(&app, "thor").await;
+    app.staff_user("thor", PASSWORD).await;
     let mut thor = Visitor::new(&app, "thor.polls.test", "");
     thor.log_in("admin", PASSWORD).await;
     let csrf = thor.csrf().await;

@@ -15,29 +15,20 @@ const THOR_RED: &str = "rgb(170, 0, 0)";
 /// The default colour, potter's.
 const DEFAULT_BLUE: &str = "rgb(47, 93, 138)";
 
-/// A staff user `admin` in the tenant, made as `createsuperuser` makes one.
-async fn staff_user(app: &TestApp, slug: &str) {
-    let hash = polls::auth::hash_password(STAFF_PASSWORD);
-    app.tenancy
-        .in_tenant(&Slug::parse(slug).unwrap(), async |db| {
-            db.query(
-                "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
-                 VALUES ('admin', '', $1, true, true)",
-            )
-            .bind(&hash)
-            .execute()
-            .await
-            .map_err(tenantry::Error::from)
-        })
-        .await
-        .unwrap();
-}
-
 async fn log_in(browser: &Browser, site: &str, username: &str, password: &str) {
     browser.goto(&format!("{site}/admin/login")).await;
     browser.fill("#username", username).await;
     browser.fill("#password", password).await;
     browser.submit("form.stacked button[type=submit]").await;
+}
+
+/// thor's polls, as its API lists them to `token`.
+async fn thor_polls(app: &TestApp, token: &str) -> serde_json::Value {
+    let polls = app
+        .request(Method::GET, "thor.polls.test", "/polls/", Some(token), None)
+        .await;
+    assert_eq!(polls.status, StatusCode::OK);
+    polls.body
 }
 
 /// Saves a screenshot of the current page, after checking that its form controls are
@@ -61,8 +52,8 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     let thor_site = format!("http://thor.polls.test:{port}");
     let potter_site = format!("http://potter.polls.test:{port}");
     let shared_host = format!("http://polls.test:{port}");
-    staff_user(&app, "thor").await;
-    staff_user(&app, "potter").await;
+    app.staff_user("thor", STAFF_PASSWORD).await;
+    app.staff_user("potter", STAFF_PASSWORD).await;
     let token = app.user("thor.polls.test", "ann").await;
     let colour = TenantUpdate {
         settings: Some(json!({ "primary_color": "#AA0000", "display_name": "Thor's Hall" })),
@@ -109,18 +100,9 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     );
     assert_eq!(browser.text("#question").await, question);
     assert_eq!(browser.run("return window.pwned === undefined").await, true);
-    let polls = app
-        .request(
-            Method::GET,
-            "thor.polls.test",
-            "/polls/",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(polls.status, StatusCode::OK);
-    assert_eq!(polls.body[0]["question"], question);
-    let choices: Vec<&str> = polls.body[0]["choices"]
+    let polls = thor_polls(&app, &token).await;
+    assert_eq!(polls[0]["question"], question);
+    let choices: Vec<&str> = polls[0]["choices"]
         .as_array()
         .unwrap()
         .iter()
@@ -128,7 +110,7 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         .collect();
     assert_eq!(choices, ["Odin", "Loki"]);
     // A vote through the API shows on the poll's page as a bar.
-    let poll = &polls.body[0];
+    let poll = &polls[0];
     let vote = format!(
         "/polls/{}/choices/{}/vote/",
         poll["id"], poll["choices"][0]["id"]
@@ -168,16 +150,8 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     browser.fill("#question", "Forged?").await;
     browser.submit("form.stacked button[type=submit]").await;
     assert!(browser.source().await.contains("CSRF check failed"));
-    let polls = app
-        .request(
-            Method::GET,
-            "thor.polls.test",
-            "/polls/",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(polls.body.as_array().unwrap().len(), 1, "{}", polls.body);
+    let polls = thor_polls(&app, &token).await;
+    assert_eq!(polls.as_array().unwrap().len(), 1, "{polls}");
 
     // thor's session cookie means nothing on potter's site, by subdomain or by path.
     let session = browser.cookie("tenantry_session").await.expect("a session");

@@ -89,28 +89,41 @@ pub fn get(
 
 /// Requests/s of `CLIENTS` concurrent clients for `ROUND`, cycling through `tenants`.
 pub async fn load(addr: SocketAddr, tenants: &[TenantToken]) -> f64 {
-    let client = reqwest::Client::new();
     let tenants: Arc<[TenantToken]> = tenants.into();
+    let request =
+        move |client: &reqwest::Client, i: usize| get(client, addr, &tenants[i % tenants.len()]);
+    load_with(reqwest::Client::new(), request, |status, body| {
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(body));
+        // Ten polls of four choices each (ids differ between shared tenants).
+        assert!(
+            body.starts_with(b"[{\"id\":") && body.len() > 2000,
+            "unexpected body"
+        );
+    })
+    .await
+}
+
+/// Requests/s of `CLIENTS` concurrent clients for `ROUND`: the `i`-th request is
+/// `request(client, i)`, and each reply's status and body must pass `check`.
+pub async fn load_with(
+    client: reqwest::Client,
+    request: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    check: impl Fn(u16, &[u8]) + Send + Sync + 'static,
+) -> f64 {
+    let (request, check) = (Arc::new(request), Arc::new(check));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
         .map(|w| {
-            let (client, tenants, done) = (client.clone(), tenants.clone(), done.clone());
+            let (client, request, check, done) =
+                (client.clone(), request.clone(), check.clone(), done.clone());
             tokio::spawn(async move {
                 let mut i = w;
                 while started.elapsed() < ROUND {
-                    let response = get(&client, addr, &tenants[i % tenants.len()])
-                        .send()
-                        .await
-                        .unwrap();
-                    let status = response.status();
+                    let response = request(&client, i).send().await.unwrap();
+                    let status = response.status().as_u16();
                     let body = response.bytes().await.unwrap();
-                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-                    // Ten polls of four choices each (ids differ between shared tenants).
-                    assert!(
-                        body.starts_with(b"[{\"id\":") && body.len() > 2000,
-                        "unexpected body"
-                    );
+                    check(status, &body);
                     done.fetch_add(1, Ordering::Relaxed);
                     i += CLIENTS;
                 }

@@ -346,6 +346,27 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A staff user `admin` with `password` in the tenant `slug`, as `createsuperuser`
+    /// makes one.
+    pub async fn staff_user(&self, slug: &str, password: &str) {
+        let hash = polls::auth::hash_password(password);
+        self.tenancy
+            .in_tenant(&Slug::parse(slug).unwrap(), async |db| {
+                db.query(
+                    "INSERT INTO users (username, email, password_hash, is_superuser, is_staff) \
+                     VALUES ('admin', '', $1, true, true)",
+                )
+                .bind(&hash)
+                .execute()
+                .await
+                .map_err(tenantry::Error::from)
+            })
+            .await
+            .unwrap();
+    }
+}
+
 /// A response read off the wire by [`TestApp::raw_get`].
 pub struct RawReply {
     pub status: u16,
