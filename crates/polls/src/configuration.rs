@@ -1,9 +1,7 @@
 //! Settings, from command-line flags or the environment.
 
-use crate::rules::PollsRules;
 use std::path::PathBuf;
 use std::time::Duration;
-use tenantry::settings::SettingsSchema;
 
 use clap::Args;
 use tenantry::{
@@ -211,7 +209,7 @@ impl Settings {
                 ..DatabaseBudget::default()
             },
             dedicated: None,
-            settings: SettingsSchema::of::<PollsRules>(),
+            settings: crate::rules::schema(),
         })
     }
 

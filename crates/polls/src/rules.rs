@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tenantry::settings::{AppSettings, SettingsErrors, TenantSettings};
+use tenantry::settings::{AppSettings, SettingsErrors, SettingsSchema, TenantSettings};
 
 /// The most choices a poll may be limited to.
 pub const MAX_CHOICES_LIMIT: u32 = 100;
@@ -46,15 +46,19 @@ impl AppSettings for PollsRules {
 /// A tenant's settings as the polls handlers take them.
 pub type Settings = TenantSettings<PollsRules>;
 
+/// The settings polls tenants have: branding and [`PollsRules`].
+pub fn schema() -> SettingsSchema {
+    SettingsSchema::of::<PollsRules>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use tenantry::settings::SettingsSchema;
 
     #[test]
     fn limits_are_checked() {
-        let schema = SettingsSchema::of::<PollsRules>();
+        let schema = schema();
         assert!(
             schema
                 .apply(&json!({}), &json!({ "max_choices_per_poll": 3 }))

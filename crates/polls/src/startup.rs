@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use futures::Stream;
 use serde_json::json;
 use sqlx::migrate::Migrator;
@@ -154,7 +154,9 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         false => SingleTenantLayer::dedicated(tenant_pool(settings, url, id).await?, id, slug),
     };
     let (name, tenant_settings) = tenant_profile()?;
-    let layer = layer.with_profile(name, tenant_settings);
+    let layer = layer
+        .with_profile(name, tenant_settings)
+        .with_settings_schema(crate::rules::schema());
     // The version tells an upgrade (`migrate --wave-size`) what the restarted server runs.
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
@@ -220,8 +222,9 @@ pub fn app(tenancy: Tenancy, platform_token: Option<String>) -> Router {
 /// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
 pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSettings) -> Router {
     let public = public_router(&tenancy, platform_token);
-    let routes = tenant_router(AuthLimits::new(auth)).layer(Extension(tenancy.clone()));
-    let tenants = TenancyLayer::new(tenancy).public(public).layer(routes);
+    let tenants = TenancyLayer::new(tenancy)
+        .public(public)
+        .layer(tenant_router(AuthLimits::new(auth)));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }

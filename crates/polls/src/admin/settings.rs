@@ -1,18 +1,21 @@
 //! The tenant's settings: branding and the polls rules, and the logo.
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tenantry::http::MountPath;
+use tenantry::http::SettingsUpdate;
 use tenantry::web::{Logo, same_token};
-use tenantry::{Db, Tenancy, TenantDb, TenantUpdate};
+use tenantry::{Db, TenantDb};
 
 use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
 use crate::rules::Settings;
+
+/// Why a server's settings page is read-only.
+const OPERATOR: &str = "This site's settings are changed by the platform's operator.";
 
 /// The form's fields, as text.
 #[derive(Deserialize, Default)]
@@ -117,13 +120,13 @@ async fn chrome(staff: &Staff, site: &Site, db: &mut Db) -> Result<Chrome, Admin
 pub(super) async fn show(
     staff: Staff,
     site: Site,
-    tenancy: Option<Extension<Tenancy>>,
+    update: SettingsUpdate,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
     let chrome = chrome(&staff, &site, &mut db).await?;
     let form = SettingsForm::of(&site.settings);
     let ok = (StatusCode::OK, Vec::new());
-    Ok(settings_page(chrome, form, tenancy.is_some(), ok))
+    Ok(settings_page(chrome, form, update.available(), ok))
 }
 
 /// `POST /admin/settings`: the settings, checked as the CLI and the platform API check
@@ -131,25 +134,22 @@ pub(super) async fn show(
 pub(super) async fn save(
     staff: Staff,
     site: Site,
-    tenancy: Option<Extension<Tenancy>>,
+    update: SettingsUpdate,
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<SettingsForm>,
 ) -> Result<Response, AdminError> {
-    let Some(Extension(tenancy)) = tenancy else {
-        return Err(AdminError::Invalid(
-            "This site's settings are changed by the platform's operator.".into(),
-        ));
-    };
-    let update = form.patch().map(|patch| TenantUpdate {
-        settings: Some(patch),
-        ..TenantUpdate::default()
-    });
-    let errors = match update {
-        Ok(update) => match tenancy.update_tenant(&site.tenant.slug, update).await {
-            Ok(_) => return Ok(see_other(&site.mount, "/admin/settings")),
-            Err(tenantry::Error::InvalidSettings(errors)) => errors.into_iter().collect(),
-            Err(error) => return Err(AdminError::Invalid(error.to_string())),
-        },
+    if !update.available() {
+        return Err(AdminError::Invalid(OPERATOR.into()));
+    }
+    let errors = match form.patch() {
+        Ok(patch) => {
+            let saved = see_other(&site.mount, "/admin/settings");
+            match update.apply(patch, saved).await {
+                Ok(response) => return Ok(response),
+                Err(tenantry::Error::InvalidSettings(errors)) => errors.into_iter().collect(),
+                Err(error) => return Err(AdminError::Invalid(error.to_string())),
+            }
+        }
         Err(error) => vec![error],
     };
     let chrome = chrome(&staff, &site, &mut db).await?;

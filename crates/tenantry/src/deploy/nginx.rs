@@ -150,6 +150,7 @@ fn server(listen: u16, names: &[String], proxy: &Proxy) -> String {
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        \
          proxy_set_header X-Forwarded-Proto $scheme;\n        \
          proxy_set_header X-Forwarded-Prefix \"\";\n        \
+         proxy_set_header X-Tenantry-Router \"\";\n        \
          proxy_next_upstream error timeout;\n    }}\n}}\n"
     )
 }

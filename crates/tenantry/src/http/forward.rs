@@ -13,6 +13,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use super::rejection::TenancyRejection;
+use super::settings_update::ROUTER_HEADER;
 use super::single_tenant::MOUNT_HEADER;
 use crate::slug::Slug;
 
@@ -35,8 +36,9 @@ pub(crate) async fn send(
     mut request: Request,
     (slug, mount): (&Slug, &str),
 ) -> Result<Response, Request> {
-    // Set by us alone: a client's own header is replaced.
+    // Set by us alone: a client's own headers are replaced.
     let headers = request.headers_mut();
+    headers.insert(ROUTER_HEADER, HeaderValue::from_static("settings"));
     headers.remove(MOUNT_HEADER);
     if let Ok(value) = HeaderValue::from_str(mount)
         && !mount.is_empty()

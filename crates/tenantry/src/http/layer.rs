@@ -16,9 +16,11 @@ use tracing::Instrument;
 
 use super::forward;
 use super::identify::{Identified, request_host};
+use super::settings_update::{self, SettingsWriter};
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::layout::Route;
+use crate::lifecycle::TenantUpdate;
 use crate::pools::Access;
 use crate::tenancy::Tenancy;
 use crate::tenant::{Tenant, TenantStatus};
@@ -186,7 +188,8 @@ where
                 }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
-            let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount);
+            let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount)
+                .writing_settings(SettingsWriter::Catalog(tenancy.clone()));
             if !request.method().is_safe() {
                 scope = scope.fenced(tenancy.catalog().clone());
             }
@@ -248,7 +251,7 @@ async fn forward_to(
         },
     };
     let again = match forward::send(sender, request, (&tenant.slug, mount)).await {
-        Ok(response) => return response,
+        Ok(response) => return settings_handed_back(tenancy, tenant, response).await,
         Err(again) => again,
     };
     // The server died under a request without a body: once more, on its successor.
@@ -258,6 +261,43 @@ async fn forward_to(
             Err(_) => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
         },
         Err(response) => response,
+    }
+}
+
+/// Applies the settings change the tenant's server handed back in `response`, if any (see
+/// [`SettingsUpdate`](super::SettingsUpdate)), before passing the answer on. The answer is
+/// read whole first: applying the change starts the server again.
+async fn settings_handed_back(
+    tenancy: &Tenancy,
+    tenant: &Tenant,
+    mut response: Response,
+) -> Response {
+    let Some(change) = settings_update::take_change(&mut response) else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(body) => body,
+        Err(_) => {
+            return TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response();
+        }
+    };
+    let applied = match change {
+        Ok(patch) => {
+            let update = TenantUpdate {
+                settings: Some(patch),
+                ..TenantUpdate::default()
+            };
+            tenancy.update_tenant(&tenant.slug, update).await.map(drop)
+        }
+        Err(error) => {
+            tracing::error!(tenant = %tenant.slug, %error, "a tenant's server handed back a malformed settings change");
+            return TenancyRejection::Internal("Malformed settings change.").into_response();
+        }
+    };
+    match applied {
+        Ok(()) => Response::from_parts(parts, axum::body::Body::from(body)),
+        Err(error) => TenancyRejection::from(error).into_response(),
     }
 }
 

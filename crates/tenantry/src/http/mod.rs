@@ -10,10 +10,12 @@ pub mod platform_api;
 mod rejection;
 mod scope;
 mod server;
+mod settings_update;
 mod single_tenant;
 
 pub use extract::{MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};
 pub use rejection::TenancyRejection;
 pub use server::{ServerLimits, serve};
+pub use settings_update::{ROUTER_HEADER, SETTINGS_HEADER, SettingsUpdate};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};

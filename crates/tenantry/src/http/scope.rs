@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::catalog::TenantCatalog;
 use crate::http::rejection::TenancyRejection;
+use crate::http::settings_update::SettingsWriter;
 use crate::pools::PoolLease;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
@@ -24,6 +25,8 @@ pub(crate) struct RequestScope {
     pub(crate) transaction: Arc<Mutex<Option<TenantTransaction>>>,
     /// For a request that may write: the catalog, checked before the commit.
     fence: Option<TenantCatalog>,
+    /// Where a change to the tenant's settings goes.
+    pub(crate) settings: SettingsWriter,
 }
 
 impl RequestScope {
@@ -40,6 +43,15 @@ impl RequestScope {
             mount: mount.into(),
             transaction: Arc::default(),
             fence: None,
+            settings: SettingsWriter::None,
+        }
+    }
+
+    /// Changes to the tenant's settings go through `writer`.
+    pub(crate) fn writing_settings(self, writer: SettingsWriter) -> Self {
+        Self {
+            settings: writer,
+            ..self
         }
     }
 

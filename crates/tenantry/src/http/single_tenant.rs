@@ -30,8 +30,10 @@ use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
+use crate::http::settings_update::{ROUTER_HEADER, SettingsWriter};
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
+use crate::settings::SettingsSchema;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
@@ -42,6 +44,8 @@ pub struct SingleTenantLayer {
     tenant: Arc<Tenant>,
     /// The statement that opens each request's transaction.
     begin: Arc<str>,
+    /// The app's settings, against which a change handed back to the router is checked.
+    schema: Option<SettingsSchema>,
 }
 
 impl SingleTenantLayer {
@@ -83,6 +87,16 @@ impl SingleTenantLayer {
         }
     }
 
+    /// Lets handlers change the tenant's settings ([`SettingsUpdate`](super::SettingsUpdate))
+    /// when a router that applies such changes forwarded the request: checked here against
+    /// `schema`, applied by the router.
+    pub fn with_settings_schema(self, schema: SettingsSchema) -> Self {
+        Self {
+            schema: Some(schema),
+            ..self
+        }
+    }
+
     /// Connect options for the file of a dedicated tenant of a SQLite deployment, from the
     /// `sqlite://<path>` URL its supervisor gives: opened as tenantry opens tenant files
     /// (WAL, a busy timeout, foreign keys), never created.
@@ -108,6 +122,7 @@ impl SingleTenantLayer {
             pool: PoolLease::unclaimed(pool, Pooler::None),
             tenant: Arc::new(tenant),
             begin: Arc::from(begin),
+            schema: None,
         }
     }
 }
@@ -181,12 +196,19 @@ where
                         .all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b))
             })
             .unwrap_or_default();
+        // Only a router that applies settings changes sets this header (nginx removes it).
+        let routed = request.headers_mut().remove(ROUTER_HEADER).is_some();
+        let writer = match (&self.layer.schema, routed) {
+            (Some(schema), true) => SettingsWriter::Router(schema.clone()),
+            _ => SettingsWriter::None,
+        };
         let scope = RequestScope::new(
             self.layer.pool.clone(),
             self.layer.tenant.clone(),
             self.layer.begin.clone(),
             mount,
-        );
+        )
+        .writing_settings(writer);
         Box::pin(async move { Ok(serve_in_scope(inner, request, scope).await) })
     }
 }
