@@ -1724,6 +1724,62 @@ async fn each_tenant_has_its_own_rules(mode: Mode) {
     }
 }
 
+/// The tenant's limit on choices holds when many additions race: the poll is locked while
+/// its choices are counted.
+async fn the_choice_limit_holds_under_concurrent_adds(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let token = app.user(THOR, "ann").await;
+    let update = tenantry::TenantUpdate {
+        settings: Some(json!({ "max_choices_per_poll": 3 })),
+        ..Default::default()
+    };
+    let thor = tenantry::Slug::parse("thor").unwrap();
+    app.tenancy.update_tenant(&thor, update).await.unwrap();
+    let poll = post(
+        &app,
+        THOR,
+        "/polls/",
+        &token,
+        json!({ "question": "Race?" }),
+    )
+    .await;
+    let path = format!("/polls/{}/choices/", poll.body["id"]);
+    let adds = (0..20).map(|n| {
+        let body = json!({ "choice_text": format!("c{n}") });
+        post(&app, THOR, &path, &token, body)
+    });
+    let replies = futures::future::join_all(adds).await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    for reply in &replies {
+        assert!(
+            [
+                StatusCode::CREATED,
+                StatusCode::BAD_REQUEST,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(&reply.status),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert!(
+        created <= 3,
+        "{created} choices were created past the limit of 3"
+    );
+    let listed = get(&app, THOR, &path, &token).await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        created,
+        "{}",
+        listed.body
+    );
+    assert!(created >= 1, "none of 20 additions went through");
+}
+
 /// Runs each test above once per kind of tenant: the same API, the same assertions.
 macro_rules! in_every_mode {
     ($($test:ident),* $(,)?) => {
@@ -1810,4 +1866,5 @@ in_every_mode!(
     cancelled_requests_leave_no_write_and_no_stuck_connection,
     concurrent_requests_of_two_tenants_each_see_only_their_own,
     each_tenant_has_its_own_rules,
+    the_choice_limit_holds_under_concurrent_adds,
 );
