@@ -1780,6 +1780,66 @@ async fn the_choice_limit_holds_under_concurrent_adds(mode: Mode) {
     assert!(created >= 1, "none of 20 additions went through");
 }
 
+/// Where votes may change, a user's racing votes in one poll all succeed and leave one vote.
+async fn racing_votes_leave_one_vote_where_votes_may_change(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    let token = app.user(THOR, "ann").await;
+    let update = tenantry::TenantUpdate {
+        settings: Some(json!({ "allow_vote_change": true })),
+        ..Default::default()
+    };
+    let thor = tenantry::Slug::parse("thor").unwrap();
+    app.tenancy.update_tenant(&thor, update).await.unwrap();
+    let poll = post(
+        &app,
+        THOR,
+        "/polls/",
+        &token,
+        json!({ "question": "Race?" }),
+    )
+    .await;
+    let path = format!("/polls/{}/choices/", poll.body["id"]);
+    let mut choices = Vec::new();
+    for n in 0..2 {
+        let body = json!({ "choice_text": format!("c{n}") });
+        choices.push(post(&app, THOR, &path, &token, body).await.body["id"].clone());
+    }
+    let paths: Vec<String> = (0..12)
+        .map(|n| format!("{path}{}/vote/", choices[n % 2]))
+        .collect();
+    let votes = paths
+        .iter()
+        .map(|vote| post(&app, THOR, vote, &token, json!({})));
+    let replies = futures::future::join_all(votes).await;
+    for reply in &replies {
+        assert!(
+            [
+                StatusCode::CREATED,
+                StatusCode::OK,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(&reply.status),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    let first = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(first, 1, "exactly one vote was cast, the others moved it");
+    let listed = get(&app, THOR, &path, &token).await;
+    let votes: usize = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["votes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(votes, 1, "{}", listed.body);
+}
+
 /// Runs each test above once per kind of tenant: the same API, the same assertions.
 macro_rules! in_every_mode {
     ($($test:ident),* $(,)?) => {
@@ -1867,4 +1927,5 @@ in_every_mode!(
     concurrent_requests_of_two_tenants_each_see_only_their_own,
     each_tenant_has_its_own_rules,
     the_choice_limit_holds_under_concurrent_adds,
+    racing_votes_leave_one_vote_where_votes_may_change,
 );

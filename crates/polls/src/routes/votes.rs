@@ -31,10 +31,8 @@ pub(super) async fn create(
     settings: Settings,
     mut db: TenantDb,
 ) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
-    if settings.app.allow_vote_change
-        && let Some(vote) = change(&mut db, poll_id, choice_id, user.id).await?
-    {
-        return Ok((StatusCode::OK, ApiJson(vote)));
+    if settings.app.allow_vote_change {
+        return cast_or_change(&mut db, poll_id, choice_id, user.id).await;
     }
     let vote = db
         .query(
@@ -59,6 +57,38 @@ pub(super) async fn create(
         })?
         .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, ApiJson(vote)))
+}
+
+/// Where votes may change: a first vote (201), or else the user's vote moved to `choice_id`
+/// (200). A concurrent first vote makes the insert do nothing (it waits for that vote's
+/// commit), and the vote it made is then moved.
+async fn cast_or_change(
+    db: &mut Db,
+    poll_id: i64,
+    choice_id: i64,
+    user_id: i64,
+) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
+    let cast = db
+        .query(
+            "INSERT INTO votes (choice_id, poll_id, voted_by) \
+             SELECT id, poll_id, $3 FROM choices WHERE id = $1 AND poll_id = $2 \
+             ON CONFLICT DO NOTHING \
+             RETURNING id, choice_id AS choice, poll_id AS poll, voted_by",
+        )
+        .bind(choice_id)
+        .bind(poll_id)
+        .bind(user_id)
+        .fetch_optional()
+        .await
+        .map_err(|error| match is_foreign_key_violation(&error) {
+            true => ApiError::NotFound,
+            false => error.into(),
+        })?;
+    if let Some(vote) = cast {
+        return Ok((StatusCode::CREATED, ApiJson(vote)));
+    }
+    let moved = change(db, poll_id, choice_id, user_id).await?;
+    Ok((StatusCode::OK, ApiJson(moved.ok_or(ApiError::NotFound)?)))
 }
 
 /// Moves the user's vote in the poll to `choice_id`, if they have one; 404 unless the choice
