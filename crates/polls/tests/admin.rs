@@ -238,6 +238,33 @@ async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
         forger.post("/admin/login", &forged).await.status,
         StatusCode::FORBIDDEN
     );
+
+    // By custom domain: thor's session opens thor's admin there, and potter's nowhere.
+    app.staff_user("potter", PASSWORD).await;
+    for (slug, domain) in [
+        ("thor", "polls.thor.example"),
+        ("potter", "polls.potter.example"),
+    ] {
+        let domain = tenantry::HostName::parse(domain).unwrap();
+        let slug = Slug::parse(slug).unwrap();
+        app.tenancy.add_domain(&slug, &domain).await.unwrap();
+    }
+    let mut custom = Visitor::new(&app, "polls.thor.example", "");
+    let login = custom.log_in("admin", PASSWORD).await;
+    assert_eq!(login.location(), "/admin");
+    assert_eq!(custom.get("/admin").await.status, StatusCode::OK);
+    custom.host = "polls.potter.example".into();
+    let elsewhere = custom.get("/admin").await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::SEE_OTHER,
+        "thor's session on potter's domain"
+    );
+    custom.host = "potter.polls.test".into();
+    assert_eq!(custom.get("/admin").await.status, StatusCode::SEE_OTHER);
+    custom.host = "polls.test".into();
+    custom.mount = "/t/potter".into();
+    assert_eq!(custom.get("/admin").await.status, StatusCode::SEE_OTHER);
 }
 
 async fn logins_are_throttled_per_tenant_and_username(mode: Mode) {
