@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{Mode, TestApp, spawn_app_in};
-use tenantry::{Slug, TenantUpdate};
+use tenantry::Slug;
 
 const PASSWORD: &str = "staff-pass-123";
 
@@ -680,14 +680,8 @@ async fn polls_are_searched_paged_edited_and_deleted_under_the_rules(mode: Mode)
     }
 
     // A poll's page: edit, the tenant's limit on choices, removing a choice, deleting.
-    let update = TenantUpdate {
-        settings: Some(json!({ "max_choices_per_poll": 2 })),
-        ..Default::default()
-    };
-    app.tenancy
-        .update_tenant(&Slug::parse("thor").unwrap(), update)
-        .await
-        .unwrap();
+    app.set_settings("thor", json!({ "max_choices_per_poll": 2 }))
+        .await;
     let made = thor
         .post(
             "/admin/polls",
@@ -793,14 +787,8 @@ async fn a_settings_change_reaches_every_server_within_a_second(mode: Mode) {
             .status()
     };
     assert_eq!(sign_up().await, StatusCode::CREATED);
-    let update = TenantUpdate {
-        settings: Some(json!({ "signup_open": false })),
-        ..Default::default()
-    };
-    app.tenancy
-        .update_tenant(&Slug::parse("thor").unwrap(), update)
-        .await
-        .unwrap();
+    app.set_settings("thor", json!({ "signup_open": false }))
+        .await;
     let changed = Instant::now();
     while sign_up().await != StatusCode::FORBIDDEN {
         assert!(

@@ -1644,12 +1644,7 @@ async fn each_tenant_has_its_own_rules(mode: Mode) {
     let rules = json!({
         "signup_open": false, "max_choices_per_poll": 2, "allow_vote_change": true
     });
-    let update = tenantry::TenantUpdate {
-        settings: Some(rules),
-        ..Default::default()
-    };
-    let thor = tenantry::Slug::parse("thor").unwrap();
-    app.tenancy.update_tenant(&thor, update).await.unwrap();
+    app.set_settings("thor", rules).await;
 
     let sign_up = json!({ "username": "bob", "email": "", "password": "s3cret-pass" });
     let closed = app
@@ -1729,12 +1724,8 @@ async fn each_tenant_has_its_own_rules(mode: Mode) {
 async fn the_choice_limit_holds_under_concurrent_adds(mode: Mode) {
     let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
-    let update = tenantry::TenantUpdate {
-        settings: Some(json!({ "max_choices_per_poll": 3 })),
-        ..Default::default()
-    };
-    let thor = tenantry::Slug::parse("thor").unwrap();
-    app.tenancy.update_tenant(&thor, update).await.unwrap();
+    app.set_settings("thor", json!({ "max_choices_per_poll": 3 }))
+        .await;
     let poll = post(
         &app,
         THOR,
@@ -1784,12 +1775,8 @@ async fn the_choice_limit_holds_under_concurrent_adds(mode: Mode) {
 async fn racing_votes_leave_one_vote_where_votes_may_change(mode: Mode) {
     let app = spawn_app_in(mode).await;
     let token = app.user(THOR, "ann").await;
-    let update = tenantry::TenantUpdate {
-        settings: Some(json!({ "allow_vote_change": true })),
-        ..Default::default()
-    };
-    let thor = tenantry::Slug::parse("thor").unwrap();
-    app.tenancy.update_tenant(&thor, update).await.unwrap();
+    app.set_settings("thor", json!({ "allow_vote_change": true }))
+        .await;
     let poll = post(
         &app,
         THOR,

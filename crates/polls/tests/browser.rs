@@ -7,7 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::browser::Browser;
 use support::{Mode, TestApp, spawn_app_in};
-use tenantry::{Slug, TenantUpdate};
 
 const STAFF_PASSWORD: &str = "staff-pass-123";
 /// thor's colour, as the browser computes it.
@@ -55,12 +54,8 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     app.staff_user("thor", STAFF_PASSWORD).await;
     app.staff_user("potter", STAFF_PASSWORD).await;
     let token = app.user("thor.polls.test", "ann").await;
-    let colour = TenantUpdate {
-        settings: Some(json!({ "primary_color": "#AA0000", "display_name": "Thor's Hall" })),
-        ..Default::default()
-    };
-    let thor = Slug::parse("thor").unwrap();
-    app.tenancy.update_tenant(&thor, colour).await.unwrap();
+    let colour = json!({ "primary_color": "#AA0000", "display_name": "Thor's Hall" });
+    app.set_settings("thor", colour).await;
     let browser = Browser::start().await;
 
     // Anonymous visitors are sent to the login page; a non-staff user cannot log in.

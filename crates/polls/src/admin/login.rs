@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use tenantry::TenantDb;
 use tenantry::http::MountPath;
 use tenantry::web::{CookieJar, Session, SessionCookie, random_token, same_token};
+use tenantry::{Db, TenantDb};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
 use crate::limits::{AuthGate, AuthLimits};
@@ -47,7 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
 const LOGIN_FORM_SECS: u64 = 60 * 60;
 
 /// The login page with a fresh CSRF token, in its cookie and in the form.
-async fn login_page(
+fn login_page(
     status: StatusCode,
     chrome: Chrome,
     cookies: &Cookies,
@@ -82,7 +82,13 @@ pub(super) async fn form(
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
     let chrome = Chrome::new(&site, &mut db).await?;
-    Ok(login_page(StatusCode::OK, chrome, &cookies, String::new(), "").await)
+    Ok(login_page(
+        StatusCode::OK,
+        chrome,
+        &cookies,
+        String::new(),
+        "",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -113,16 +119,24 @@ pub(super) async fn submit(
     if !csrf_ok {
         return Err(AdminError::Csrf);
     }
-    let chrome = Chrome::new(&site, &mut db).await?;
-    let refuse = async |status, error: &str| {
-        login_page(status, chrome, &cookies, form.username.clone(), error).await
+    // The form again, with `error`; only a refusal needs the page's frame.
+    let refuse = async |db: &mut Db, status, error: &str| -> Result<Response, AdminError> {
+        let chrome = Chrome::new(&site, db).await?;
+        Ok(login_page(
+            status,
+            chrome,
+            &cookies,
+            form.username.clone(),
+            error,
+        ))
     };
     if let Err(wait) = throttle.check(site.tenant.id, &form.username) {
         let mut response = refuse(
+            &mut db,
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins to this account. Try again later.",
         )
-        .await;
+        .await?;
         let retry = HeaderValue::from(wait.as_secs().max(1));
         response.headers_mut().insert(header::RETRY_AFTER, retry);
         return Ok(response);
@@ -142,14 +156,20 @@ pub(super) async fn submit(
     };
     let Some((user_id, staff)) = verified else {
         throttle.failed(site.tenant.id, &form.username);
-        return Ok(refuse(StatusCode::BAD_REQUEST, "Wrong username or password.").await);
+        return refuse(
+            &mut db,
+            StatusCode::BAD_REQUEST,
+            "Wrong username or password.",
+        )
+        .await;
     };
     if !staff {
-        return Ok(refuse(
+        return refuse(
+            &mut db,
             StatusCode::FORBIDDEN,
             "This account is not staff, and cannot use the admin.",
         )
-        .await);
+        .await;
     }
     throttle.succeeded(site.tenant.id, &form.username);
     let started =

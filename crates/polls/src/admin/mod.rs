@@ -10,7 +10,7 @@ mod users;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,6 +24,7 @@ use tenantry::{Db, TenancyRejection, Tenant, TenantDb};
 
 use crate::error::ApiError;
 use crate::limits::AuthLimits;
+use crate::routes::ApiPath;
 use crate::rules::Settings;
 
 /// How long a login session lasts, in seconds (12 hours).
@@ -130,12 +131,13 @@ impl Chrome {
         })
     }
 
-    fn staff(self, staff: &Staff) -> Self {
-        Self {
+    /// The frame of a logged-in staff user's page.
+    async fn for_staff(site: &Site, staff: &Staff, db: &mut Db) -> Result<Self, AdminError> {
+        Ok(Self {
             username: staff.username.clone(),
             csrf: staff.csrf.clone(),
-            ..self
-        }
+            ..Self::new(site, db).await?
+        })
     }
 }
 
@@ -317,7 +319,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AdminPa
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(value) = Path::from_request_parts(parts, state)
+        let ApiPath(value) = ApiPath::from_request_parts(parts, state)
             .await
             .map_err(|_| AdminError::NotFound)?;
         Ok(Self(value))

@@ -39,11 +39,6 @@ struct Dashboard {
     latest: Vec<PollRow>,
 }
 
-/// The frame of a staff user's page.
-async fn chrome(staff: &Staff, site: &Site, db: &mut Db) -> Result<Chrome, AdminError> {
-    Ok(Chrome::new(site, db).await?.staff(staff))
-}
-
 /// The columns of a [`PollRow`], before a filter and an order.
 macro_rules! poll_rows {
     () => {
@@ -65,7 +60,7 @@ pub(super) async fn dashboard(
     site: Site,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let chrome = chrome(&staff, &site, &mut db).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
     let (polls, choices, votes, users) = db
         .query(
             "SELECT (SELECT count(*) FROM polls), (SELECT count(*) FROM choices), \
@@ -123,7 +118,7 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let chrome = chrome(&staff, &site, &mut db).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
     let query: ListQuery =
         serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
     let text = query.q.unwrap_or_default().trim().to_owned();
@@ -186,7 +181,7 @@ pub(super) async fn new(
     site: Site,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let chrome = chrome(&staff, &site, &mut db).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
     Ok(page(
         StatusCode::OK,
         &PollForm {
@@ -215,7 +210,7 @@ pub(super) async fn create(
     CheckedForm(form): CheckedForm<NewPoll>,
 ) -> Result<Response, AdminError> {
     let refuse = async |db: &mut Db, error: String| -> Result<Response, AdminError> {
-        let chrome = chrome(&staff, &site, db).await?;
+        let chrome = Chrome::for_staff(&site, &staff, db).await?;
         let form = PollForm {
             chrome,
             question: form.question.clone(),
@@ -286,7 +281,7 @@ async fn poll_page(
     id: i64,
     (status, error): (StatusCode, String),
 ) -> Result<Response, AdminError> {
-    let chrome = chrome(staff, site, db).await?;
+    let chrome = Chrome::for_staff(site, staff, db).await?;
     let head: Option<(i64, String, chrono::DateTime<chrono::Utc>)> = db
         .query("SELECT id, question, pub_date FROM polls WHERE id = $1")
         .bind(id)

@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tenantry::TenantDb;
 use tenantry::http::MountPath;
 use tenantry::http::SettingsUpdate;
 use tenantry::web::{Logo, same_token};
-use tenantry::{Db, TenantDb};
 
 use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
 use crate::rules::Settings;
@@ -112,10 +112,6 @@ fn settings_page(
     )
 }
 
-async fn chrome(staff: &Staff, site: &Site, db: &mut Db) -> Result<Chrome, AdminError> {
-    Ok(Chrome::new(site, db).await?.staff(staff))
-}
-
 /// `GET /admin/settings`.
 pub(super) async fn show(
     staff: Staff,
@@ -123,7 +119,7 @@ pub(super) async fn show(
     update: SettingsUpdate,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let chrome = chrome(&staff, &site, &mut db).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
     let form = SettingsForm::of(&site.settings);
     let ok = (StatusCode::OK, Vec::new());
     Ok(settings_page(chrome, form, update.available(), ok))
@@ -152,7 +148,7 @@ pub(super) async fn save(
         }
         Err(error) => vec![error],
     };
-    let chrome = chrome(&staff, &site, &mut db).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
     Ok(settings_page(
         chrome,
         form,

@@ -35,7 +35,7 @@ async fn users_page(
     db: &mut Db,
     (status, error): (StatusCode, String),
 ) -> Result<Response, AdminError> {
-    let chrome = Chrome::new(site, db).await?.staff(staff);
+    let chrome = Chrome::for_staff(site, staff, db).await?;
     let users = db
         .query(
             "SELECT id, username, email, is_staff OR is_superuser AS staff FROM users \

@@ -52,7 +52,7 @@ pub fn tenant_router(auth: AuthLimits) -> Router {
 }
 
 /// Path parameters; any that do not parse (`/polls/abc`) make the path not found.
-struct ApiPath<T>(T);
+pub(crate) struct ApiPath<T>(pub(crate) T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where

@@ -347,6 +347,16 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Changes the settings of the tenant `slug` (a patch, as the platform API takes it).
+    pub async fn set_settings(&self, slug: &str, patch: Value) {
+        let update = tenantry::TenantUpdate {
+            settings: Some(patch),
+            ..Default::default()
+        };
+        let slug = Slug::parse(slug).unwrap();
+        self.tenancy.update_tenant(&slug, update).await.unwrap();
+    }
+
     /// A staff user `admin` with `password` in the tenant `slug`, as `createsuperuser`
     /// makes one.
     pub async fn staff_user(&self, slug: &str, password: &str) {
