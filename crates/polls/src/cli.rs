@@ -78,6 +78,13 @@ pub enum Command {
     Sql { statement: String },
 }
 
+impl Command {
+    /// Whether the command serves HTTP until stopped (and so must outlive any client).
+    pub fn serves(&self) -> bool {
+        matches!(self, Command::Serve | Command::ServeTenant | Command::Demo)
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     // A dedicated tenant's server is given its tenant's database, which in a SQLite

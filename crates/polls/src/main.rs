@@ -3,20 +3,34 @@ use std::process::ExitCode;
 use clap::Parser;
 use polls::cli::{Cli, run};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // Output piped into a reader that stops early (`polls tenants list | head`) ends the
-    // process quietly, as with other Unix tools, instead of panicking in `println!`.
-    // SAFETY: restoring a signal's default disposition at start-up, before any other thread
-    // of ours exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !cli.command.serves() {
+        // A command's output piped into a reader that stops early (`polls tenants list |
+        // head`) ends the process quietly, as with other Unix tools, instead of panicking in
+        // `println!`. Serving commands keep Rust's default (SIGPIPE ignored): a client that
+        // hangs up mid-response is an error on that connection, never the process's end.
+        // SAFETY: no other thread exists yet (the runtime is built below), so nothing can
+        // race with the change of disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     if let Err(message) = polls::telemetry::init() {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    match run(Cli::parse()).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", error.message);

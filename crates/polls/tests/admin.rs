@@ -301,6 +301,76 @@ async fn logins_are_throttled_per_tenant_and_username(mode: Mode) {
     assert_eq!(other.status, StatusCode::BAD_REQUEST);
 }
 
+/// `POST /login/` of the API for `admin` of the tenant at `host`.
+async fn api_login(app: &TestApp, host: &str, password: &str) -> support::Reply {
+    let body = json!({ "username": "admin", "password": password });
+    app.request(Method::POST, host, "/login/", None, Some(body))
+        .await
+}
+
+/// The admin's login and the API's `/login/` share one lockout per tenant and username, and
+/// attempts made at once cannot get more passwords checked than the limit.
+async fn one_lockout_for_every_door(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    app.staff_user("thor", PASSWORD).await;
+    app.staff_user("potter", PASSWORD).await;
+    // Wrong passwords through the API lock the admin's door, and the API's own.
+    for _ in 0..5 {
+        let wrong = api_login(&app, "thor.polls.test", "wrong-password").await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    }
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    let locked = thor.log_in("admin", PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.text
+    );
+    let locked = api_login(&app, "thor.polls.test", PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    assert!(locked.headers.contains_key("retry-after"));
+    assert!(locked.body["detail"].is_string(), "{}", locked.body);
+
+    // 30 wrong attempts at once, half through each door: at most 5 are checked.
+    let admin_tries = (0..15).map(|_| async {
+        let mut visitor = Visitor::new(&app, "potter.polls.test", "");
+        visitor.log_in("admin", "wrong-password").await.status
+    });
+    let api_tries =
+        (0..15).map(|_| async { api_login(&app, "potter.polls.test", "wrong").await.status });
+    let (admin, api) = futures::join!(
+        futures::future::join_all(admin_tries),
+        futures::future::join_all(api_tries)
+    );
+    let statuses: Vec<StatusCode> = admin.into_iter().chain(api).collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + refused, 30, "{statuses:?}");
+    assert!(
+        checked <= 5,
+        "{checked} of 30 concurrent attempts were checked"
+    );
+    let locked = api_login(&app, "potter.polls.test", PASSWORD).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+}
+
 async fn forms_need_their_sessions_csrf_token(mode: Mode) {
     let app = spawn_app_in(mode).await;
     app.staff_user("thor", PASSWORD).await;
@@ -447,6 +517,97 @@ async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mod
             );
             assert_eq!(moved.bytes, PIXEL_PNG);
         }
+    }
+}
+
+/// Every admin page a logged-in staff user reaches by a GET; `{poll}` is a poll's id.
+const PAGES: [&str; 6] = [
+    "/admin",
+    "/admin/polls",
+    "/admin/polls/new",
+    "/admin/users",
+    "/admin/settings",
+    "/admin/polls/{poll}",
+];
+
+/// Visits every admin page of `visitor`'s tenant, logged out (the login page) and logged
+/// in, and checks each answers 200 and shows the logo exactly when the tenant has one.
+async fn every_page_answers(visitor: &mut Visitor<'_>, has_logo: bool) {
+    let logo = format!("src=\"{}/admin/logo\"", visitor.mount);
+    let login = visitor.get("/admin/login").await;
+    assert_eq!(
+        login.status,
+        StatusCode::OK,
+        "{}: {}",
+        visitor.host,
+        login.text
+    );
+    assert_eq!(login.text.contains(&logo), has_logo, "{}", login.text);
+    let landed = visitor.log_in("admin", PASSWORD).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.text);
+    let csrf = visitor.csrf().await;
+    let created = visitor
+        .post(
+            "/admin/polls",
+            &[
+                ("csrf", csrf.as_str()),
+                ("question", "Logo or not?"),
+                ("choices", "Yes\nNo"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let poll = created.location().rsplit('/').next().unwrap().to_owned();
+    for path in PAGES {
+        let path = path.replace("{poll}", &poll);
+        let page = visitor.get(&path).await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "{} {path}: {}",
+            visitor.host,
+            page.text
+        );
+        assert_eq!(page.text.contains(&logo), has_logo, "{path}: {}", page.text);
+    }
+    let logout = visitor.csrf().await;
+    let out = visitor
+        .post("/admin/logout", &[("csrf", logout.as_str())])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.text);
+}
+
+/// With a logo stored, every admin page of its tenant still answers, the login page
+/// first (staff must be able to reach the page that removes it), on every engine; a
+/// tenant without one is unchanged.
+async fn every_page_answers_with_and_without_a_logo(mode: Mode) {
+    let app = spawn_app_in(mode).await;
+    for slug in ["thor", "potter"] {
+        app.staff_user(slug, PASSWORD).await;
+    }
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    let mut potter = Visitor::new(&app, "potter.polls.test", "");
+    every_page_answers(&mut thor, false).await;
+    thor.log_in("admin", PASSWORD).await;
+    let csrf = thor.csrf().await;
+    let saved = upload(
+        &mut thor,
+        &csrf,
+        "logo.png",
+        PIXEL_PNG.to_vec(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let logout = thor.csrf().await;
+    thor.post("/admin/logout", &[("csrf", logout.as_str())])
+        .await;
+    every_page_answers(&mut thor, true).await;
+    every_page_answers(&mut potter, false).await;
+    // By path prefix too, where the router serves dedicated tenants as well.
+    if !matches!(mode, Mode::DedicatedBehindNginx) {
+        let mut by_path = Visitor::new(&app, "polls.test", "/t/thor");
+        every_page_answers(&mut by_path, true).await;
     }
 }
 
@@ -830,11 +991,48 @@ macro_rules! in_modes {
 in_modes!(
     sessions_rotate_expire_and_end_with_logout,
     logins_are_throttled_per_tenant_and_username,
+    one_lockout_for_every_door,
     forms_need_their_sessions_csrf_token,
     logos_are_checked_from_their_bytes_and_stay_with_their_tenant,
+    every_page_answers_with_and_without_a_logo,
     settings_and_users_pages,
     polls_are_searched_paged_edited_and_deleted_under_the_rules,
 );
+
+/// Every page with and without a logo, in the modes `in_modes!` leaves out.
+mod logos_in_every_mode {
+    use super::Mode;
+
+    #[tokio::test]
+    async fn database_tenants() {
+        super::every_page_answers_with_and_without_a_logo(Mode::Database).await
+    }
+
+    #[tokio::test]
+    async fn schema_through_pgbouncer() {
+        super::every_page_answers_with_and_without_a_logo(Mode::SchemaThroughPgBouncer).await
+    }
+
+    #[tokio::test]
+    async fn shared_through_pgbouncer() {
+        super::every_page_answers_with_and_without_a_logo(Mode::SharedThroughPgBouncer).await
+    }
+
+    #[tokio::test]
+    async fn database_through_pgbouncer() {
+        super::every_page_answers_with_and_without_a_logo(Mode::DatabaseThroughPgBouncer).await
+    }
+
+    #[tokio::test]
+    async fn sqlite_dedicated() {
+        super::every_page_answers_with_and_without_a_logo(Mode::SqliteDedicated).await
+    }
+
+    #[tokio::test]
+    async fn dedicated_behind_nginx() {
+        super::every_page_answers_with_and_without_a_logo(Mode::DedicatedBehindNginx).await
+    }
+}
 
 /// A dedicated tenant's site straight from nginx: its settings are read-only there.
 mod dedicated_tenants_behind_nginx {

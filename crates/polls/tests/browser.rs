@@ -1,5 +1,6 @@
 //! The tenants' admin in headless Chromium, for a tenant of every mode: logins, sessions
-//! that stay with their tenant (by subdomain and by path prefix), CSRF, branding, escaping.
+//! that stay with their tenant (by subdomain and by path prefix), CSRF, branding and logos,
+//! escaping.
 
 mod support;
 
@@ -43,6 +44,31 @@ async fn header_colour(browser: &Browser) -> String {
         .run("return getComputedStyle(document.querySelector('header.brand')).backgroundColor")
         .await;
     colour.as_str().unwrap().to_owned()
+}
+
+/// The smallest PNG: one transparent pixel.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// The header logo's width as loaded by the browser, or null without one.
+const LOGO_WIDTH: &str =
+    "const img = document.querySelector('header img.logo'); return img && img.naturalWidth";
+
+/// The header logo's loaded width on the current page, once it has loaded.
+async fn logo_width(browser: &Browser) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let width = browser.run(LOGO_WIDTH).await;
+        if width != json!(0) || std::time::Instant::now() > deadline {
+            return width.as_i64().unwrap_or(-1);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn admin_in_a_real_browser(mode: Mode, name: &str) {
@@ -136,6 +162,33 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         .run("document.body.insertAdjacentHTML('beforeend', '<input id=stray>')")
         .await;
     assert_eq!(browser.unlabelled().await, json!([r#"<input id="stray">"#]));
+
+    // With a logo, every page still answers and shows it, the login page too.
+    let logo = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(logo.path(), PIXEL_PNG).unwrap();
+    browser.goto(&format!("{thor_site}/admin/settings")).await;
+    browser.fill("#logo", logo.path().to_str().unwrap()).await;
+    browser
+        .submit("form[enctype='multipart/form-data'] button[type=submit]")
+        .await;
+    for page in ["", "/polls", "/polls/new", "/users", "/settings"] {
+        browser.goto(&format!("{thor_site}/admin{page}")).await;
+        assert_eq!(
+            logo_width(&browser).await,
+            1,
+            "{page}: {}",
+            browser.source().await
+        );
+    }
+    shoot(&browser, &format!("{name}-logo")).await;
+    browser.submit("form.logout button[type=submit]").await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin/login"));
+    assert_eq!(logo_width(&browser).await, 1, "{}", browser.source().await);
+    log_in(&browser, &thor_site, "admin", STAFF_PASSWORD).await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin"));
+    // potter has none.
+    browser.goto(&format!("{potter_site}/admin/login")).await;
+    assert_eq!(browser.run(LOGO_WIDTH).await, json!(null));
 
     // A form without its CSRF token is refused, and changes nothing.
     browser.goto(&format!("{thor_site}/admin/polls/new")).await;

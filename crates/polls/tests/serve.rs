@@ -444,6 +444,89 @@ async fn two_hundred_concurrent_signups_stay_under_300_mb() {
     assert!(peak < 300 << 20, "peak resident memory {} MiB", peak >> 20);
 }
 
+/// The login form's CSRF token, from its cookie, as a browser would send it back.
+fn login_form_token(server: &Server, host: &str) -> String {
+    let (status, headers, _) = server.get(host, "/admin/login", &[]);
+    assert_eq!(status, 200);
+    let cookie = header(&headers, "set-cookie").expect("the login form's cookie");
+    let token = cookie
+        .strip_prefix("tenantry_login_csrf=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{cookie}"));
+    token.to_owned()
+}
+
+#[tokio::test]
+async fn huge_usernames_at_the_login_doors_keep_no_memory() {
+    let server = serve(&[
+        ("AUTH_RATE_PER_ADDRESS", "100000"),
+        ("AUTH_RATE_PER_TENANT", "100000"),
+    ])
+    .await;
+    let before = server.resident();
+    let token = login_form_token(&server, "thor.polls.test");
+    for i in 0..60 {
+        let username = format!("{i}{}", "a".repeat(1_500_000));
+        // The admin's form, with its CSRF token right: refused before any work.
+        let form = format!("csrf={token}&username={username}&password=wrong");
+        let raw = format!(
+            "POST /admin/login HTTP/1.1\r\nHost: thor.polls.test\r\nConnection: close\r\n\
+             Cookie: tenantry_login_csrf={token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        );
+        // The server answers before the body is all sent, and may reset the connection
+        // under the rest of it.
+        let mut stream = server.connect();
+        let _ = stream.write_all(raw.as_bytes());
+        let (status, _, _) = read_reply(&mut stream);
+        assert!(
+            status == 413 || status == 0,
+            "the admin read a 1.5 MB form: {status}"
+        );
+        // The API's login: not a name any account has, so no work and nothing kept.
+        let login = json!({ "username": username, "password": "wrong" });
+        let (status, _, body) =
+            server.request("POST", "thor.polls.test", "/login/", &[], Some(login));
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body, json!({ "error": "Wrong Credentials" }));
+    }
+    // Under the admin's form limit, a long name is refused the same way and not echoed.
+    let form = format!(
+        "csrf={token}&username={}&password=wrong",
+        "b".repeat(60_000)
+    );
+    let raw = format!(
+        "POST /admin/login HTTP/1.1\r\nHost: thor.polls.test\r\nConnection: close\r\n\
+         Cookie: tenantry_login_csrf={token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let mut stream = server.connect();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    assert!(
+        page.starts_with("HTTP/1.1 400"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(page.contains("Wrong username or password."));
+    assert!(!page.contains("bbbbbbbbbb"), "the name was echoed");
+    let after = server.resident();
+    println!(
+        "resident memory: {} MiB before, {} MiB after 120 logins with 1.5 MB names",
+        before >> 20,
+        after >> 20
+    );
+    assert!(
+        after < before + (40 << 20),
+        "grew from {} to {} MiB",
+        before >> 20,
+        after >> 20
+    );
+}
+
 #[tokio::test]
 async fn signup_and_login_are_rate_limited_per_address_and_per_tenant() {
     let server = serve(&[
@@ -899,6 +982,134 @@ async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_a
         assert_eq!(body, unavailable, "{host}");
         assert!(header(&headers, "retry-after").is_some(), "{headers:?}");
     }
+}
+
+/// The port of the tenant's dedicated server, as the supervisor published it.
+async fn dedicated_port(pool: &sqlx::PgPool, slug: &str) -> u16 {
+    let port: i32 = sqlx::query_scalar(
+        "SELECT s.port FROM tenantry.dedicated_servers s \
+         JOIN tenantry.tenants t ON t.id = s.tenant_id WHERE t.slug = $1",
+    )
+    .bind(slug)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    u16::try_from(port).unwrap()
+}
+
+/// Closes `stream` with a reset, as a client that vanishes does: whatever the server
+/// writes next fails.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setting SO_LINGER on a socket we own, with a value of the type it takes.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// The abuse of one round: `rounds` connections of each kind of client that leaves early,
+/// to `addr` for `host`.
+fn hang_up_on(addr: SocketAddr, host: &str, rounds: usize) {
+    let connect = || {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    for round in 0..rounds {
+        // 20 pipelined requests, then gone before the answers.
+        let mut stream = connect();
+        let pipelined = format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n").repeat(20);
+        let _ = stream.write_all(pipelined.as_bytes());
+        if round % 2 == 0 {
+            reset(stream);
+        }
+        // A download abandoned after its first bytes.
+        let mut stream = connect();
+        let pages = format!("GET /admin/login HTTP/1.1\r\nHost: {host}\r\n\r\n").repeat(50);
+        let _ = stream.write_all(pages.as_bytes());
+        let _ = stream.read(&mut [0; 100]);
+        reset(stream);
+        // An upload of a 3 MB body abandoned after 256 KiB.
+        if round % 2 == 0 {
+            let mut stream = connect();
+            let head = format!(
+                "POST /users/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 3000000\r\n\r\n{{\"username\": \""
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&[b'a'; 256 * 1024]);
+            reset(stream);
+        }
+    }
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_never_end_a_serving_process() {
+    let (mut server, reach, pool, loki_pid) = serve_eager_loki().await;
+    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
+        .arg(dir.path().join("tenantry.conf"))
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let nginx =
+        TestNginx::start(&std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap());
+    nginx.listening(port).await;
+    let nginx_addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    let paths = [
+        ("direct", server.addr, "thor.polls.test"),
+        ("the platform API's site", server.addr, "polls.test"),
+        ("the router", server.addr, "loki.polls.test"),
+        ("loki's own server", loki, "loki.polls.test"),
+        ("nginx to the app", nginx_addr, "thor.polls.test"),
+        ("nginx to loki's server", nginx_addr, "loki.polls.test"),
+    ];
+    for (path, addr, host) in paths {
+        let host_owned = host.to_owned();
+        tokio::task::spawn_blocking(move || hang_up_on(addr, &host_owned, 400))
+            .await
+            .unwrap();
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "polls serve died after clients hung up on {path}: {}",
+            server.log()
+        );
+        assert!(
+            alive(loki_pid),
+            "loki's server died after clients hung up on {path}"
+        );
+        let page = if host == support::BASE {
+            "/health"
+        } else {
+            "/admin/login"
+        };
+        let (status, _, body) = request_to(addr, "GET", (host, page), &[], None);
+        assert_eq!(status, 200, "{path}: {body}\n{}", server.log());
+    }
+    assert_eq!(
+        dedicated_pid(&pool, "loki").await,
+        Some(loki_pid),
+        "restarted"
+    );
 }
 
 /// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and

@@ -7,12 +7,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use tenantry::http::MountPath;
+use tenantry::TenantDb;
+use tenantry::http::{LazyTenantDb, MountPath};
 use tenantry::web::{CookieJar, Session, SessionCookie, random_token, same_token};
-use tenantry::{Db, TenantDb};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
 use crate::limits::{AuthGate, AuthLimits};
+use crate::routes::plausible_login;
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -108,7 +109,7 @@ pub(super) async fn submit(
     site: Site,
     cookies: Cookies,
     Extension(limits): Extension<AuthLimits>,
-    mut db: TenantDb,
+    lazy: LazyTenantDb,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AdminError> {
     let throttle = &limits.logins;
@@ -119,28 +120,48 @@ pub(super) async fn submit(
     if !csrf_ok {
         return Err(AdminError::Csrf);
     }
-    // The form again, with `error`; only a refusal needs the page's frame.
-    let refuse = async |db: &mut Db, status, error: &str| -> Result<Response, AdminError> {
-        let chrome = Chrome::new(&site, db).await?;
-        Ok(login_page(
-            status,
-            chrome,
-            &cookies,
-            form.username.clone(),
-            error,
-        ))
+    // No account has a longer name or password: such a login is refused before any work,
+    // and its name is not echoed.
+    let plausible = plausible_login(&form.username, &form.password);
+    let echoed = if plausible {
+        form.username.as_str()
+    } else {
+        ""
     };
-    if let Err(wait) = throttle.check(site.tenant.id, &form.username) {
-        let mut response = refuse(
-            &mut db,
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed logins to this account. Try again later.",
-        )
-        .await?;
-        let retry = HeaderValue::from(wait.as_secs().max(1));
-        response.headers_mut().insert(header::RETRY_AFTER, retry);
-        return Ok(response);
+    // The form again, with `error`; only a refusal needs the page's frame.
+    let refuse =
+        async |db: Option<TenantDb>, status, error: &str| -> Result<Response, AdminError> {
+            let mut db = match db {
+                Some(db) => db,
+                None => lazy.open().await?,
+            };
+            let chrome = Chrome::new(&site, &mut db).await?;
+            Ok(login_page(
+                status,
+                chrome,
+                &cookies,
+                echoed.to_owned(),
+                error,
+            ))
+        };
+    if !plausible {
+        return refuse(None, StatusCode::BAD_REQUEST, "Wrong username or password.").await;
     }
+    let attempt = match throttle.attempt(site.tenant.id, &form.username) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let mut response = refuse(
+                None,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed logins to this account. Try again later.",
+            )
+            .await?;
+            let retry = HeaderValue::from(wait.as_secs().max(1));
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            return Ok(response);
+        }
+    };
+    let mut db = lazy.open().await?;
     let user: Option<(i64, String, bool)> = db
         .query("SELECT id, password_hash, is_staff OR is_superuser FROM users WHERE username = $1")
         .bind(&form.username)
@@ -155,23 +176,23 @@ pub(super) async fn submit(
         None => None,
     };
     let Some((user_id, staff)) = verified else {
-        throttle.failed(site.tenant.id, &form.username);
+        attempt.failed();
         return refuse(
-            &mut db,
+            Some(db),
             StatusCode::BAD_REQUEST,
             "Wrong username or password.",
         )
         .await;
     };
+    attempt.succeeded();
     if !staff {
         return refuse(
-            &mut db,
+            Some(db),
             StatusCode::FORBIDDEN,
             "This account is not staff, and cannot use the admin.",
         )
         .await;
     }
-    throttle.succeeded(site.tenant.id, &form.username);
     let started =
         Session::start(&mut db, user_id, SESSION_SECS, cookies.session.as_deref()).await?;
     let mut response = see_other(&site.mount, "/admin");

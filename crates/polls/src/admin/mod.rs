@@ -30,6 +30,10 @@ use crate::rules::Settings;
 /// How long a login session lasts, in seconds (12 hours).
 const SESSION_SECS: u64 = 12 * 60 * 60;
 
+/// The largest form body the admin reads (but the logo's upload): no field of any form
+/// needs more, so a bigger body is refused (413) before any work.
+const FORM_MAX_BYTES: usize = 64 * 1024;
+
 /// The admin's routes; `auth` hashes and checks passwords, as for the API's logins.
 pub fn router(auth: AuthLimits) -> Router {
     Router::new()
@@ -57,6 +61,7 @@ pub fn router(auth: AuthLimits) -> Router {
                 tenantry::web::LOGO_MAX_BYTES + 16 * 1024,
             )),
         )
+        .layer(DefaultBodyLimit::max(FORM_MAX_BYTES))
         .layer(Extension(auth))
         .layer(middleware::map_response(page_headers))
 }
@@ -114,10 +119,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Site {
 impl Chrome {
     async fn new(site: &Site, db: &mut Db) -> Result<Self, AdminError> {
         let (tenant, settings, mount) = (&site.tenant, &site.settings, &site.mount);
-        let has_logo: Option<i64> = db
-            .query("SELECT 1 FROM branding_files WHERE name = 'logo'")
-            .fetch_optional_scalar()
-            .await?;
+        let has_logo = Logo::exists(db).await?;
         Ok(Self {
             site: settings
                 .branding
@@ -125,7 +127,7 @@ impl Chrome {
                 .clone()
                 .unwrap_or_else(|| tenant.name.clone()),
             mount: mount.0.clone(),
-            has_logo: has_logo.is_some(),
+            has_logo,
             username: String::new(),
             csrf: String::new(),
         })

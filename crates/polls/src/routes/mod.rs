@@ -20,7 +20,7 @@ use crate::limits::AuthLimits;
 
 pub(crate) use choices::add as add_choice;
 pub(crate) use polls::{now, validate_question};
-pub(crate) use users::{validate_email, validate_password, validate_username};
+pub(crate) use users::{plausible_login, validate_email, validate_password, validate_username};
 
 /// Every route of a tenant, without trailing slashes; unknown paths and methods get JSON errors.
 /// Sign-up and login (only they) get `auth`'s hasher and rates.

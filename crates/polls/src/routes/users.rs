@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::FromRow;
-use tenantry::TenantDb;
+use tenantry::http::LazyTenantDb;
+use tenantry::{Tenant, TenantDb};
 
 use super::{REQUIRED, check_text, required_text};
 use crate::auth::token_for;
@@ -80,30 +81,54 @@ pub(super) struct Login {
     password: Option<String>,
 }
 
-/// `POST /login`: 200 `{"token": key}`, creating the user's token on first login.
+/// `POST /login`: 200 `{"token": key}`, creating the user's token on first login. Wrong
+/// passwords count against the account as the admin's do (one lockout for every door):
+/// while it is locked, 429 even for the right password.
 pub(super) async fn login(
     _: AuthGate,
+    tenant: Tenant,
     Extension(limits): Extension<AuthLimits>,
-    mut db: TenantDb,
+    db: LazyTenantDb,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
     let wrong = || ApiError::BadRequest(json!({ "error": "Wrong Credentials" }));
     let (Some(username), Some(password)) = (body.username, body.password) else {
         return Err(wrong());
     };
+    // No account has a longer name or password: refused before any work.
+    if !plausible_login(&username, &password) {
+        return Err(wrong());
+    }
+    let attempt = limits
+        .logins
+        .attempt(tenant.id, &username)
+        .map_err(|wait| ApiError::Throttled(wait.as_secs().max(1)))?;
+    let mut db = db.open().await?;
     let user: Option<(i64, String)> = db
         .query("SELECT id, password_hash FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional()
         .await?;
-    let Some((user_id, password_hash)) = user else {
+    let verified = match user {
+        Some((user_id, hash)) => limits
+            .hasher
+            .verify(password, hash)
+            .await?
+            .then_some(user_id),
+        None => None,
+    };
+    let Some(user_id) = verified else {
+        attempt.failed();
         return Err(wrong());
     };
-    if !limits.hasher.verify(password, password_hash).await? {
-        return Err(wrong());
-    }
+    attempt.succeeded();
     let token = token_for(&mut db, user_id).await?;
     Ok(ApiJson(json!({ "token": token })))
+}
+
+/// Whether a login's username and password are short enough to belong to an account.
+pub(crate) fn plausible_login(username: &str, password: &str) -> bool {
+    username.chars().count() <= USERNAME_MAX && password.chars().count() <= PASSWORD_MAX
 }
 
 /// Django's username rules: at most 150 letters, digits and `@.+-_`.

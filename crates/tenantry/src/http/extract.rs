@@ -57,7 +57,13 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
     type Rejection = TenancyRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let scope = RequestScope::of(parts)?;
+        TenantDb::open(RequestScope::of(parts)?).await
+    }
+}
+
+impl TenantDb {
+    /// The request's transaction, begun now if no handle has begun it.
+    async fn open(scope: &RequestScope) -> Result<Self, TenancyRejection> {
         let mut slot = scope.transaction.clone().try_lock_owned().map_err(|_| {
             tracing::error!("two TenantDb handles are alive at once in one request");
             TenancyRejection::Internal("TenantDb is already in use.")
@@ -75,6 +81,26 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
         Ok(Self(OwnedMutexGuard::map(slot, |slot| {
             slot.as_mut().expect("the transaction was opened above")
         })))
+    }
+}
+
+/// A [`TenantDb`] begun only when [`open`](Self::open) is called: for a handler that may
+/// refuse a request (a throttle, a check of its body) before it needs the database, so a
+/// refusal holds no connection (and, on SQLite, not the tenant's write lock).
+pub struct LazyTenantDb(RequestScope);
+
+impl LazyTenantDb {
+    /// The request's transaction, as the [`TenantDb`] extractor gives it.
+    pub async fn open(&self) -> Result<TenantDb, TenancyRejection> {
+        TenantDb::open(&self.0).await
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LazyTenantDb {
+    type Rejection = TenancyRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(RequestScope::of(parts)?.clone()))
     }
 }
 

@@ -13,7 +13,7 @@ mod server;
 mod settings_update;
 mod single_tenant;
 
-pub use extract::{MountPath, TenantDb};
+pub use extract::{LazyTenantDb, MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};
 pub use rejection::TenancyRejection;
 pub use server::{ServerLimits, serve};

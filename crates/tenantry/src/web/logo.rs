@@ -57,6 +57,16 @@ impl Logo {
         Ok(data.and_then(|data| Self::parse(data).ok()))
     }
 
+    /// Whether the tenant has a logo, without reading it. `count(*)` is a 64-bit integer on
+    /// both engines (a bare `SELECT 1` is `int4` on PostgreSQL but `i64` on SQLite).
+    pub async fn exists(db: &mut Db) -> Result<bool, sqlx::Error> {
+        let count: i64 = db
+            .query("SELECT count(*) FROM branding_files WHERE name = 'logo'")
+            .fetch_scalar()
+            .await?;
+        Ok(count > 0)
+    }
+
     /// Removes the tenant's logo.
     pub async fn remove(db: &mut Db) -> Result<(), sqlx::Error> {
         db.query("DELETE FROM branding_files WHERE name = 'logo'")

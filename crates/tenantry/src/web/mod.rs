@@ -28,4 +28,4 @@ mod throttle;
 pub use cookie::{CookieJar, SessionCookie};
 pub use logo::{LOGO_MAX_BYTES, Logo};
 pub use session::{Session, StartedSession, random_token, same_token};
-pub use throttle::LoginThrottle;
+pub use throttle::{LoginAttempt, LoginThrottle};
