@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     // A dedicated tenant's server is given its tenant's database, which in a SQLite
     // deployment is a `sqlite://` file.
     let settings = match cli.command {
-        Command::ServeTenant => cli.settings,
+        Command::ServeTenant | Command::MigrateTenant => cli.settings.with_url_from_stdin()?,
         _ => cli.settings.checked().map_err(CliError::usage)?,
     };
     let targeted = cli.targets.tenant.is_some() || cli.targets.all_tenants;

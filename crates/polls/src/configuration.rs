@@ -1,9 +1,12 @@
 //! Settings, from command-line flags or the environment.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tenantry::cli::CliError;
+use tenantry::http::TrustedProxies;
 use tenantry::{
     AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, ServerLimits,
     Strategy, TenancyOptions,
@@ -99,6 +102,11 @@ pub struct Limits {
     /// stops at once).
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     pub shutdown_grace: u64,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client (addresses or networks,
+    /// comma-separated, e.g. `127.0.0.1,10.0.0.0/8`); none by default, so a client's own
+    /// headers are never believed. Rate limits and logs use the client they name.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
     /// Passwords hashed at once (19 MiB each); the default is one per CPU.
     #[arg(long, env = "HASH_WORKERS", default_value_t = AuthSettings::default().hash_workers)]
     pub hash_workers: usize,
@@ -122,6 +130,7 @@ impl Default for Limits {
             keep_alive_timeout: server.keep_alive_timeout.as_secs(),
             max_connections: server.max_connections,
             shutdown_grace: server.shutdown_grace.as_secs(),
+            trusted_proxies: server.trusted_proxies,
             hash_workers: auth.hash_workers,
             hash_queue: auth.hash_queue,
             auth_rate_per_address: auth.per_address,
@@ -139,6 +148,7 @@ impl Limits {
             keep_alive_timeout: Duration::from_secs(self.keep_alive_timeout.max(1)),
             max_connections: self.max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -180,6 +190,69 @@ impl Settings {
             }
             _ => Ok(self),
         }
+    }
+
+    /// The settings with `DATABASE_URL=-` replaced by the first line of standard input, as
+    /// a dedicated tenant's supervisor hands its server the URL (never in the environment).
+    pub fn with_url_from_stdin(mut self) -> Result<Self, CliError> {
+        if self.database_url.as_deref() == Some("-") {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::failed(format!("reading DATABASE_URL from stdin: {e}")))?;
+            let url = line.trim_end_matches(['\r', '\n']);
+            if url.is_empty() {
+                return Err(CliError::usage(
+                    "DATABASE_URL is '-' but standard input holds no URL",
+                ));
+            }
+            self.database_url = Some(url.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// What a dedicated tenant's server is given of these settings: how it serves and logs,
+    /// never a secret (the platform token, the owner's URL, the app role's password). It
+    /// trusts the proxies this server trusts and the loopback, whence this server (its
+    /// router) forwards to it.
+    pub fn tenant_server_env(&self) -> Vec<(OsString, OsString)> {
+        let limits = &self.limits;
+        let proxies = limits
+            .trusted_proxies
+            .with(&TrustedProxies::loopback())
+            .to_string();
+        let mut env: Vec<(&str, String)> = vec![
+            ("BASE_DOMAIN", self.base_domain.clone()),
+            ("DATABASE_POOLER", self.database_pooler.to_string()),
+            ("TENANT_POOL_SIZE", self.tenant_pool_size.to_string()),
+            (
+                "HEADER_READ_TIMEOUT",
+                limits.header_read_timeout.to_string(),
+            ),
+            ("BODY_READ_TIMEOUT", limits.body_read_timeout.to_string()),
+            ("KEEP_ALIVE_TIMEOUT", limits.keep_alive_timeout.to_string()),
+            ("MAX_CONNECTIONS", limits.max_connections.to_string()),
+            ("SHUTDOWN_GRACE", limits.shutdown_grace.to_string()),
+            ("TRUSTED_PROXIES", proxies),
+            ("HASH_WORKERS", limits.hash_workers.to_string()),
+            ("HASH_QUEUE", limits.hash_queue.to_string()),
+            (
+                "AUTH_RATE_PER_ADDRESS",
+                limits.auth_rate_per_address.to_string(),
+            ),
+            (
+                "AUTH_RATE_PER_TENANT",
+                limits.auth_rate_per_tenant.to_string(),
+            ),
+        ];
+        for name in ["RUST_LOG", "LOG_FORMAT", "NO_COLOR"] {
+            if let Ok(value) = std::env::var(name) {
+                env.push((name, value));
+            }
+        }
+        env.into_iter()
+            .map(|(name, value)| (name.into(), value.into()))
+            .collect()
     }
 
     /// The tenancy options these settings describe, checked against the backend: on SQLite

@@ -4,15 +4,16 @@
 //! applies the rate.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tenantry::Tenant;
+use tenantry::http::ClientAddr;
 use uuid::Uuid;
 
 use crate::auth::{HashMemory, hash_password_with, verify_password_with};
@@ -140,6 +141,21 @@ enum Key {
     Tenant(Uuid),
 }
 
+impl Key {
+    /// A client's key: its IPv4 address, or the /64 network of its IPv6 address (what one
+    /// subscriber is usually given, so one client cannot take a new key per request).
+    fn client(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                Key::Address(IpAddr::V6(network.into()))
+            }
+            IpAddr::V6(v6) => Key::Address(IpAddr::V4(v6.to_ipv4_mapped().expect("mapped"))),
+            v4 => Key::Address(v4),
+        }
+    }
+}
+
 /// A token bucket per key, refilled at its rate a minute, holding at most a minute's worth.
 struct Bucket {
     tokens: f64,
@@ -151,6 +167,9 @@ struct Buckets {
     by_key: HashMap<Key, Bucket>,
     swept: Instant,
 }
+
+/// The most keys a [`Throttle`] tracks (about 64 bytes each).
+const TRACKED: usize = 100_000;
 
 /// Rates of sign-ups and logins per client address and per tenant.
 struct Throttle {
@@ -170,7 +189,7 @@ impl Throttle {
         } = &mut *guard;
         // Forget the keys that would be full again anyway, at most once a second: a flood of
         // new addresses must not make every request walk the whole map.
-        if buckets.len() > 100_000 && now.duration_since(*swept) >= Duration::from_secs(1) {
+        if buckets.len() >= TRACKED && now.duration_since(*swept) >= Duration::from_secs(1) {
             *swept = now;
             let full = |b: &Bucket, rate: u32| refilled(b, rate, now) >= f64::from(rate);
             let (address, tenant) = (self.per_address, self.per_tenant);
@@ -179,7 +198,18 @@ impl Throttle {
                 Key::Tenant(_) => !full(b, tenant),
             });
         }
-        for &(key, rate) in keys {
+        // Beyond the bound, a new key is not tracked: its request counts against the keys
+        // already known (its tenant's is always kept), so memory stays bounded.
+        let keys: Vec<(Key, u32)> = keys
+            .iter()
+            .copied()
+            .filter(|(key, _)| {
+                buckets.len() < TRACKED
+                    || buckets.contains_key(key)
+                    || matches!(key, Key::Tenant(_))
+            })
+            .collect();
+        for &(key, rate) in &keys {
             let bucket = buckets.entry(key).or_insert(Bucket {
                 tokens: f64::from(rate),
                 at: now,
@@ -192,7 +222,7 @@ impl Throttle {
                 ));
             }
         }
-        for &(key, rate) in keys {
+        for &(key, rate) in &keys {
             let bucket = buckets.get_mut(&key).expect("inserted above");
             bucket.tokens = refilled(bucket, rate, now) - 1.0;
             bucket.at = now;
@@ -207,8 +237,9 @@ fn refilled(bucket: &Bucket, rate: u32, now: Instant) -> f64 {
 }
 
 /// Admits a sign-up or login within the rates of its client address and its tenant, or
-/// refuses it with 429 and `Retry-After`. The address comes from the server
-/// ([`tenantry::serve`]); a request served without one counts against its tenant only.
+/// refuses it with 429 and `Retry-After`. The address is the request's [`ClientAddr`] (the
+/// peer, or the client the trusted proxies name); a request served without one counts
+/// against its tenant only.
 pub struct AuthGate;
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthGate {
@@ -222,12 +253,58 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthGate {
             .expect("tenant_router gives sign-up and login the AuthLimits");
         let throttle = &limits.throttle;
         let mut keys = vec![(Key::Tenant(tenant.id), throttle.per_tenant)];
-        if let Some(ConnectInfo(client)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            keys.push((Key::Address(client.ip()), throttle.per_address));
+        if let Some(ClientAddr(client)) = parts.extensions.get::<ClientAddr>() {
+            keys.push((Key::client(*client), throttle.per_address));
         }
         throttle.take(&keys).map(|()| Self).map_err(|wait| {
             tracing::warn!("sign-up or login throttled");
             ApiError::Throttled(wait.as_secs().max(1))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle(per_address: u32) -> Throttle {
+        Throttle {
+            per_address,
+            per_tenant: u32::MAX,
+            buckets: Mutex::new(Buckets {
+                by_key: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
+
+    #[test]
+    fn one_ipv6_network_is_one_client() {
+        let throttle = throttle(2);
+        let first: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let second: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let rate = |ip| [(Key::client(ip), 2)];
+        assert!(throttle.take(&rate(first)).is_ok());
+        assert!(throttle.take(&rate(second)).is_ok());
+        assert!(throttle.take(&rate(first)).is_err(), "the same /64");
+        assert!(throttle.take(&rate(other)).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(Key::client(mapped) == Key::client("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn keys_are_bounded_however_many_clients_come() {
+        let throttle = throttle(1);
+        let tenant = (Key::Tenant(Uuid::new_v4()), u32::MAX);
+        for i in 0..TRACKED as u32 + 1000 {
+            let client = Key::client(IpAddr::V4(i.into()));
+            assert!(throttle.take(&[tenant, (client, 1)]).is_ok(), "{i}");
+        }
+        let tracked = throttle.buckets.lock().unwrap().by_key.len();
+        assert_eq!(tracked, TRACKED);
+        // An address known before the bound is still limited.
+        let known = Key::client(IpAddr::V4(5.into()));
+        assert!(throttle.take(&[tenant, (known, 1)]).is_err());
     }
 }

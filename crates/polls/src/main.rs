@@ -16,6 +16,12 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if cli.command.serves()
+        && let Err(error) = tenantry::dedicated::seal_process()
+    {
+        eprintln!("error: cannot make the process undumpable: {error}");
+        return ExitCode::FAILURE;
+    }
     if let Err(message) = polls::telemetry::init() {
         eprintln!("error: {message}");
         return ExitCode::from(2);

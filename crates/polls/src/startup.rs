@@ -93,6 +93,7 @@ pub async fn open_supervising(
     dedicated.idle = Duration::from_secs(settings.dedicated_idle);
     dedicated.eager = settings.dedicated_eager;
     dedicated.external = settings.dedicated_address.clone();
+    dedicated.env = settings.tenant_server_env();
     open_with(settings, Some(dedicated)).await
 }
 

@@ -1112,6 +1112,123 @@ async fn clients_that_hang_up_never_end_a_serving_process() {
     );
 }
 
+/// An unprivileged user for the processes of a test about what one user's processes can
+/// read of each other: `nobody` when the tests run as root, else the tests' own user.
+fn unprivileged(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid(2) reads our own credentials.
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    command
+}
+
+/// Whether another process of the unprivileged user can read `/proc/<pid>/<file>`.
+fn readable_by_the_same_user(pid: u32, file: &str) -> bool {
+    unprivileged(Command::new("cat").arg(format!("/proc/{pid}/{file}")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test]
+async fn a_dedicated_server_is_given_no_secret_but_its_own_and_seals_itself() {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let pool = db.pool(2).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_polls"));
+    unprivileged(&mut serve)
+        .arg("serve")
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", addr.to_string())
+        .env("PLATFORM_TOKEN", support::PLATFORM_TOKEN)
+        .env("APP_ROLE_PASSWORD", "app-role-secret")
+        .env("SOME_OPERATOR_SECRET", "operator-secret")
+        .env("DEDICATED_EAGER", "true")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap());
+    let mut serve = serve.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = dedicated_pid(&pool, "loki").await {
+            break pid;
+        }
+        let log = std::fs::read_to_string(log.path()).unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "loki's server did not start: {log}"
+        );
+        assert!(serve.try_wait().unwrap().is_none(), "serve exited: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, _, body) = request_to(addr, "GET", ("loki.polls.test", "/admin/login"), &[], None);
+    assert_eq!(status, 200, "{body}");
+
+    // Its environment holds its settings and nothing of the platform's secrets: not the
+    // owner's URL, the app role's password, the platform token or anything unlisted.
+    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+        .replace('\0', "\n");
+    for secret in [
+        SECRET,
+        "app-role-secret",
+        support::PLATFORM_TOKEN,
+        "operator-secret",
+    ] {
+        assert!(
+            !environ.contains(secret),
+            "{secret} in loki's environment:\n{environ}"
+        );
+    }
+    assert!(environ.contains("\nDATABASE_URL=-\n"), "{environ}");
+    assert!(
+        environ.contains("TRUSTED_PROXIES=127.0.0.0/8,::1/128"),
+        "{environ}"
+    );
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let loki_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenantry.tenants WHERE slug = 'loki'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(cmdline.starts_with(tenantry::dedicated::server_marker(loki_id).as_bytes()));
+
+    // Another process of the same user reads neither loki's server nor its supervisor (which
+    // holds the owner's URL); it can read a process that did not seal itself.
+    let pid = u32::try_from(pid).unwrap();
+    for file in ["environ", "mem", "fd/0"] {
+        assert!(!readable_by_the_same_user(pid, file), "loki's {file}");
+        assert!(
+            !readable_by_the_same_user(serve.id(), file),
+            "serve's {file}"
+        );
+    }
+    let mut open = unprivileged(&mut Command::new("sleep"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    assert!(
+        readable_by_the_same_user(open.id(), "environ"),
+        "the check cannot fail"
+    );
+    open.kill().unwrap();
+    open.wait().unwrap();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
+
 /// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and
 /// standard output.
 fn migrate_in_waves(server: &Server, reach: &Reach, wave: &str) -> (bool, String) {
@@ -1290,7 +1407,7 @@ async fn a_dedicated_tenant_of_a_sqlite_deployment_gets_its_own_server() {
     assert_eq!(servers.len(), 1, "{servers:?}");
     let environ = std::fs::read(format!("/proc/{}/environ", servers[0])).unwrap();
     let environ = String::from_utf8_lossy(&environ);
-    assert!(environ.contains("DATABASE_URL=sqlite://"), "{environ}");
+    assert!(environ.contains("DATABASE_URL=-"), "{environ}");
     // Killed: the next request starts it again, and the data is in the file.
     unsafe { libc::kill(servers[0] as libc::pid_t, libc::SIGKILL) };
     while alive(servers[0]) {

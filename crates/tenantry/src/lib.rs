@@ -39,7 +39,7 @@ pub mod deploy;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated {
     pub use crate::catalog::DedicatedServer;
-    pub use crate::layout::supervisor::DedicatedOptions;
+    pub use crate::layout::supervisor::{DedicatedOptions, seal_process, server_marker};
 }
 mod error;
 pub mod host;

@@ -52,6 +52,16 @@ impl FromStr for Pooler {
     }
 }
 
+impl std::fmt::Display for Pooler {
+    /// The name [`FromStr`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Transaction => "transaction",
+        })
+    }
+}
+
 impl Pooler {
     /// Connection options for `url` that leave SQL outside a tenant transaction with no
     /// tables to find: directly, an empty `search_path` in the startup packet; through a

@@ -14,6 +14,8 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
+use crate::http::client::ClientAddr;
+
 use super::forward;
 use super::identify::{Identified, request_host};
 use super::settings_update::{self, SettingsWriter};
@@ -116,11 +118,13 @@ where
         let tenancy = self.tenancy.clone();
         let public = self.public.clone();
         let id = request_id(request.headers());
+        let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
         let span = tracing::info_span!(
             "request",
             id = %id.to_str().unwrap_or_default(),
             method = %request.method(),
             path = %request.uri().path(),
+            client = client.map(tracing::field::display),
             tenant = tracing::field::Empty,
             mode = tracing::field::Empty,
         );

@@ -1,6 +1,7 @@
 //! Serving tenants over HTTP: the tenancy layer, its extractors and rejections, the server
 //! with its limits, the single-tenant layer and the platform API.
 
+mod client;
 mod extract;
 mod forward;
 mod identify;
@@ -13,6 +14,7 @@ mod server;
 mod settings_update;
 mod single_tenant;
 
+pub use client::{ClientAddr, TrustedProxies};
 pub use extract::{LazyTenantDb, MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};
 pub use rejection::TenancyRejection;

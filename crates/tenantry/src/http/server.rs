@@ -34,14 +34,18 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::http::client::{ClientAddr, TrustedProxies};
+
 /// How long clients may take and how many may be connected; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// The proxies whose forwarding headers name a request's [`ClientAddr`].
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerLimits {
@@ -52,12 +56,14 @@ impl Default for ServerLimits {
             keep_alive_timeout: Duration::from_secs(15),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` yields (first graceful, then at
-/// once). Each request carries its client's [`ConnectInfo<SocketAddr>`].
+/// once). Each request carries its connection's peer, [`ConnectInfo<SocketAddr>`], and its
+/// client, [`ClientAddr`] (the peer, or who the trusted proxies say they forwarded for).
 ///
 /// ```no_run
 /// # async fn run(app: axum::Router) -> std::io::Result<()> {
@@ -83,7 +89,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => match open.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let connection = Connection { app: app.clone(), limits, client };
+                        let connection = Connection { app: app.clone(), limits: limits.clone(), client };
                         let stopped = stopped.clone();
                         tokio::spawn(async move {
                             connection.run(stream, stopped).await;
@@ -146,9 +152,13 @@ impl Connection {
             // Most requests have no body, and then no deadline to keep.
             let mut request = request.map(|body| match body.is_end_stream() {
                 true => Body::empty(),
-                false => Body::new(Deadline::new(body, limits)),
+                false => Body::new(Deadline::new(body, limits.body_read_timeout)),
             });
+            let address = limits
+                .trusted_proxies
+                .client(client.ip(), request.headers());
             request.extensions_mut().insert(ConnectInfo(client));
+            request.extensions_mut().insert(ClientAddr(address));
             let busy = requests.start();
             let app = app.clone();
             async move {
@@ -232,10 +242,10 @@ struct Deadline {
 }
 
 impl Deadline {
-    fn new(body: Incoming, limits: ServerLimits) -> Self {
+    fn new(body: Incoming, within: Duration) -> Self {
         Self {
             body,
-            deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+            deadline: Box::pin(tokio::time::sleep(within)),
         }
     }
 }

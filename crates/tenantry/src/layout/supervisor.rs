@@ -4,9 +4,14 @@
 //! stopped after an idle time, and killed with this process (its parent-death signal is
 //! SIGKILL, so a parent killed with SIGKILL leaves no child behind).
 //!
-//! Each child is the app's own command ([`DedicatedOptions::command`]) with, in its
-//! environment, `TENANT_ID`, `TENANT_SLUG`, `BIND` (`127.0.0.1:<port>`) and `DATABASE_URL`:
-//! the tenant's database, as the tenant's own role with a password set for this start.
+//! Each child is the app's own command ([`DedicatedOptions::command`]) with an environment
+//! of nothing but the app's chosen settings ([`DedicatedOptions::env`]) and its own:
+//! `TENANT_ID`, `TENANT_SLUG`, `TENANT_NAME`, `TENANT_SETTINGS`, `BIND`
+//! (`127.0.0.1:<port>`) and `DATABASE_URL=-`, which says that the database's URL (the
+//! tenant's database, as the tenant's own role with a password set for this start) is the
+//! first line of its standard input: a secret is never in a process's environment, where
+//! `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
+//! ([`server_marker`]), so that another process can tell which tenant a pid serves.
 //! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
 
 use std::collections::HashMap;
@@ -42,6 +47,10 @@ pub struct DedicatedOptions {
     /// death, up to `max_backoff`. The first start after a death is at once.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// The settings every tenant's server is given, besides its own (see the module
+    /// documentation). Nothing else of this process's environment reaches it: no secret of
+    /// the platform's, such as the owner's URL or the app role's password.
+    pub env: Vec<(OsString, OsString)>,
     /// Where the servers run already, started by something else (Compose, Kubernetes):
     /// `host:port`, with `{slug}` standing for the tenant's slug. Requests are forwarded
     /// there (resolved again every few seconds, and after a failure), and no server is
@@ -60,6 +69,7 @@ impl DedicatedOptions {
             start_timeout: Duration::from_secs(10),
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            env: Vec::new(),
             external: None,
         }
     }
@@ -309,19 +319,33 @@ impl Supervisor {
         };
         let mut command = Command::new(program);
         command
+            .arg0(server_marker(tenant.id))
             .args(args)
+            .env_clear()
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .env("TENANT_ID", tenant.id.to_string())
             .env("TENANT_SLUG", tenant.slug.as_str())
             .env("BIND", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", url)
+            .env("DATABASE_URL", "-")
             .env("TENANT_NAME", &tenant.name)
             .env("TENANT_SETTINGS", tenant.settings.to_string())
-            .env_remove("PLATFORM_TOKEN")
+            .stdin(std::process::Stdio::piped())
             .kill_on_drop(true);
         die_with_parent(&mut command);
         let mut child = command
             .spawn()
             .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // Written whole or not at all: the pipe holds far more than one line.
+            let written = stdin.write_all(format!("{url}\n").as_bytes()).await;
+            drop(stdin);
+            if let Err(error) = written {
+                child.kill().await.ok();
+                return Err(Error::Incomplete(format!(
+                    "cannot hand it its database: {error}"
+                )));
+            }
+        }
         let deadline = Instant::now() + self.options.start_timeout;
         loop {
             if healthy(port).await {
@@ -448,6 +472,17 @@ async fn stop(child: &mut Child) {
     child.kill().await.ok();
 }
 
+/// Makes this process undumpable: processes of the same user can no longer read its memory,
+/// environment or open files through `/proc`, nor trace it (only a process with
+/// `CAP_SYS_PTRACE` can). A serving process calls it first, before it holds any secret.
+pub fn seal_process() -> std::io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_DUMPABLE takes an integer and touches no memory of ours.
+    match unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// Makes the child receive SIGKILL when this process dies, however it dies.
 fn die_with_parent(command: &mut Command) {
     let parent = std::process::id();
@@ -570,15 +605,18 @@ pub(crate) async fn terminate_published(
     Ok(Some(pid))
 }
 
-/// Whether process `pid` runs and is the server of `tenant` (its environment says so).
+/// The `argv[0]` of the server of `tenant`: readable in `/proc/<pid>/cmdline` by any
+/// process, even once the server has made itself undumpable.
+pub fn server_marker(tenant: Uuid) -> String {
+    format!("tenantry-server:{tenant}")
+}
+
+/// Whether process `pid` runs and is the server of `tenant` (its `argv[0]` says so).
 fn serves(pid: i64, tenant: Uuid) -> bool {
-    let wanted = format!("TENANT_ID={tenant}");
+    let wanted = server_marker(tenant);
     alive(pid)
-        && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-            environ
-                .split(|&b| b == 0)
-                .any(|entry| entry == wanted.as_bytes())
-        })
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).next() == Some(wanted.as_bytes()))
 }
 
 /// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
