@@ -572,6 +572,118 @@ async fn signup_and_login_are_rate_limited_per_address_and_per_tenant() {
     assert_eq!(login("127.0.0.2").0, 429);
 }
 
+/// `polls deploy nginx` for `server`, listening on a free port, started: nginx and its
+/// address.
+async fn nginx_in_front(server: &Server, reach: &Reach) -> (TestNginx, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
+        .arg(dir.path().join("tenantry.conf"))
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let config = std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap();
+    let nginx = TestNginx::start(&config);
+    nginx.listening(port).await;
+    (nginx, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A wrong login to `host` at `to`, sent from the local address `from` with extra headers;
+/// its status.
+fn login_from(from: &str, to: SocketAddr, host: &str, headers: &str) -> u16 {
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    let mut stream = connect_from(local, to);
+    // A name of its own each time: an account's lockout is not what this measures.
+    let body = format!(
+        r#"{{"username":"u{}","password":"wrong"}}"#,
+        uuid::Uuid::new_v4().simple()
+    );
+    write!(
+        stream,
+        "POST /login/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{headers}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    read_reply(&mut stream).0
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_each_client_has_its_own_allowance() {
+    let (server, reach, _, _) = serve_eager_loki_with(&[
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("AUTH_RATE_PER_ADDRESS", "5"),
+        ("AUTH_RATE_PER_TENANT", "1000"),
+    ])
+    .await;
+    let (_nginx, nginx) = nginx_in_front(&server, &reach).await;
+    let paths = [
+        (
+            "nginx to the app",
+            nginx,
+            "thor.polls.test",
+            ["127.0.0.2", "127.0.0.3"],
+        ),
+        (
+            "nginx to loki's server",
+            nginx,
+            "loki.polls.test",
+            ["127.0.0.4", "127.0.0.5"],
+        ),
+        (
+            "the router to loki's server",
+            server.addr,
+            "loki.polls.test",
+            ["127.0.0.6", "127.0.0.7"],
+        ),
+    ];
+    for (path, to, host, [greedy, other]) in paths {
+        for _ in 0..5 {
+            assert_eq!(login_from(greedy, to, host, ""), 400, "{path}");
+        }
+        assert_eq!(login_from(greedy, to, host, ""), 429, "{path}: not limited");
+        // A header a client writes itself names nobody: the proxy appends the real peer.
+        let spoofed = format!("X-Forwarded-For: {other}\r\nForwarded: for={other}\r\n");
+        assert_eq!(
+            login_from(greedy, to, host, &spoofed),
+            429,
+            "{path}: spoofed"
+        );
+        assert_eq!(
+            login_from(other, to, host, ""),
+            400,
+            "{path}: another client blocked"
+        );
+    }
+    // Straight to the app, a client's own header is not believed (it is no trusted proxy).
+    for _ in 0..5 {
+        let spoofed = "X-Forwarded-For: 127.0.0.9\r\n";
+        assert_eq!(
+            login_from("127.0.0.8", server.addr, "thor.polls.test", spoofed),
+            400
+        );
+    }
+    assert_eq!(
+        login_from("127.0.0.9", server.addr, "thor.polls.test", ""),
+        400
+    );
+    assert_eq!(
+        login_from("127.0.0.8", server.addr, "thor.polls.test", ""),
+        429
+    );
+    // The log names the client nginx forwarded for.
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("client=127.0.0.2") && l.contains("tenant=thor")),
+        "{log}"
+    );
+}
+
 /// A connection to `to` from the local address `from`.
 fn connect_from(from: SocketAddr, to: SocketAddr) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -873,6 +985,11 @@ async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
 /// `polls serve` with `DEDICATED_EAGER`, thor (schema) and loki (dedicated), once loki's
 /// server runs: the server, how commands reach the database, a pool on it, loki's pid.
 async fn serve_eager_loki() -> (Server, Reach, sqlx::PgPool, i64) {
+    serve_eager_loki_with(&[]).await
+}
+
+/// [`serve_eager_loki`] with `env` added to the server's environment.
+async fn serve_eager_loki_with(env: &[(&str, &str)]) -> (Server, Reach, sqlx::PgPool, i64) {
     let db = TestDatabase::create().await;
     let reach = Reach {
         url: url_with_password(&db),
@@ -884,7 +1001,11 @@ async fn serve_eager_loki() -> (Server, Reach, sqlx::PgPool, i64) {
         &["tenants", "create", "loki", "--isolation", "dedicated"],
     );
     let pool = db.pool(2).await;
-    let server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let env: Vec<_> = [("DEDICATED_EAGER", "true")]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let server = serve_on(db, None, &reach, &env).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid = loop {
         if let Some(pid) = dedicated_pid(&pool, "loki").await {
@@ -1194,7 +1315,7 @@ async fn a_dedicated_server_is_given_no_secret_but_its_own_and_seals_itself() {
     }
     assert!(environ.contains("\nDATABASE_URL=-\n"), "{environ}");
     assert!(
-        environ.contains("TRUSTED_PROXIES=127.0.0.0/8,::1/128"),
+        environ.contains("TRUSTED_PROXIES=127.0.0.1/32,::1/128"),
         "{environ}"
     );
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();

@@ -1,11 +1,16 @@
 //! [`ClientAddr`]: the address of the client a request came from, through the proxies the
 //! operator trusts ([`TrustedProxies`]) and no others.
 //!
-//! The TCP peer is the client unless it is a trusted proxy. Then the proxy's
-//! `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` chain is read from the right:
-//! each hop is the peer of the one after it, so the first hop that is not a trusted proxy is
-//! the client. Whatever a client writes in those headers itself is to the left of that hop
-//! and never read. With nothing trusted (the default), the headers are ignored.
+//! The TCP peer is the client unless it is a trusted proxy. Then the `X-Forwarded-For`
+//! chain is read from the right: each hop is the peer of the one after it, so the first hop
+//! that is not a trusted proxy is the client. Whatever a client writes in the header itself
+//! is to the left of that hop and never read. With nothing trusted (the default), the header
+//! is ignored.
+//!
+//! Only `X-Forwarded-For` is read, the header nginx, Caddy, HAProxy, Traefik, cloud load
+//! balancers and tenantry's own router all append to. RFC 7239's `Forwarded` is not: a proxy
+//! that writes one of the two passes the other through as the client sent it, so reading
+//! both would let a client name itself.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -40,10 +45,10 @@ impl TrustedProxies {
         Self(self.0.iter().chain(more).copied().collect())
     }
 
-    /// The loopback networks, `127.0.0.0/8` and `::1`.
+    /// The loopback addresses a local proxy connects from, `127.0.0.1` and `::1`.
     pub fn loopback() -> [IpNet; 2] {
         [
-            "127.0.0.0/8".parse().expect("a network"),
+            "127.0.0.1/32".parse().expect("a network"),
             "::1/128".parse().expect("a network"),
         ]
     }
@@ -107,28 +112,9 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The hops a request passed, first to last, from `Forwarded`'s `for=` parameters or, when
-/// the request has no `Forwarded`, `X-Forwarded-For`. `None` for a hop whose address is not
-/// given.
+/// The hops a request passed, first to last, from `X-Forwarded-For` (several headers are
+/// one list). `None` for a hop that is not an address (`unknown`, an obfuscated name).
 fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, value)| node_address(value.trim().trim_matches('"')))
-            })
-            .collect();
-    }
     headers
         .get_all("x-forwarded-for")
         .iter()
@@ -215,20 +201,24 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_takes_precedence_and_its_forms_parse() {
+    fn only_x_forwarded_for_is_read_and_its_forms_parse() {
         let proxies: TrustedProxies = "127.0.0.1".parse().unwrap();
+        // nginx appended the real client to X-Forwarded-For and passed the client's own
+        // Forwarded through.
         let both = headers(&[
-            ("x-forwarded-for", "198.51.100.7"),
-            (
-                "forwarded",
-                r#"for=198.51.100.1;proto=https, for="[2001:db8::5]:4711""#,
-            ),
+            ("forwarded", "for=198.51.100.7"),
+            ("x-forwarded-for", "[2001:db8::5]:4711"),
         ]);
         assert_eq!(proxies.client(ip("127.0.0.1"), &both), ip("2001:db8::5"));
-        let ported = headers(&[("forwarded", "for=\"203.0.113.4:8080\"")]);
+        let ported = headers(&[("x-forwarded-for", "203.0.113.4:8080")]);
         assert_eq!(proxies.client(ip("127.0.0.1"), &ported), ip("203.0.113.4"));
-        let hidden = headers(&[("forwarded", "for=unknown")]);
+        let hidden = headers(&[("x-forwarded-for", "unknown")]);
         assert_eq!(proxies.client(ip("127.0.0.1"), &hidden), ip("127.0.0.1"));
+        let only_forwarded = headers(&[("forwarded", "for=198.51.100.7")]);
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &only_forwarded),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]
