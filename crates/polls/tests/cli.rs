@@ -1093,6 +1093,15 @@ async fn tenants_move_export_and_import_from_the_command_line() {
         text.contains("\"format\": \"tenantry-tenant-export\""),
         "{text}"
     );
+    // It holds password hashes and API tokens: its owner's alone, also when it replaces a
+    // file that was readable by others, and nothing is left beside it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &str| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(file), 0o600);
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    expect(&db, &["tenants", "export", "loki", "--output", file], 0);
+    assert_eq!(mode(file), 0o600);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     expect(
         &db,
         &[
@@ -1249,6 +1258,33 @@ async fn export_to_a_dash_writes_standard_output() {
     assert!(!dir.path().join("-").exists());
     let message = String::from_utf8(output.stderr).unwrap();
     assert!(message.contains("exported tenant 'thor'"), "{message}");
+
+    // `export --output - | import -` copies a tenant.
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{polls}' tenants export thor --output - | '{polls}' tenants import - --slug thor2",
+            polls = env!("CARGO_BIN_EXE_polls")
+        ))
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    let stdout = String::from_utf8_lossy(&piped.stdout);
+    assert!(stdout.contains("imported tenant 'thor2'"), "{stdout}");
+    expect(&db, &["tenants", "show", "thor2"], 0);
+    // Nothing on standard input is a clear refusal.
+    let empty = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "import", "-"])
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(2), "{empty:?}");
+    let message = String::from_utf8_lossy(&empty.stderr);
+    assert!(message.contains("is not a tenant export"), "{message}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! `tenants ...`: the tenant lifecycle.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -89,7 +89,8 @@ pub enum TenantsCommand {
         #[arg(long, conflicts_with = "to")]
         abort: bool,
     },
-    /// Write the tenant (catalog entry and rows) to a JSON file.
+    /// Write the tenant (catalog entry and rows, password hashes and API tokens included) to
+    /// a JSON file readable by its owner alone.
     Export {
         slug: Slug,
         /// The file to write; `-` for standard output.
@@ -98,6 +99,7 @@ pub enum TenantsCommand {
     },
     /// Create a tenant from an export file.
     Import {
+        /// The export file; `-` for standard input.
         file: std::path::PathBuf,
         /// Import under this slug instead of the exported one (custom domains are left out).
         #[arg(long = "slug")]
@@ -360,7 +362,7 @@ async fn export(tenancy: &Tenancy, slug: &Slug, output: &Path) -> Result<(), Cli
             .map_err(|e| CliError::failed(format!("cannot write the export: {e}")))?;
         eprintln!("exported tenant '{slug}' ({rows} rows)");
     } else {
-        std::fs::write(output, json)
+        write_private(output, &json)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
         println!(
             "exported tenant '{slug}' ({rows} rows) to {}",
@@ -370,17 +372,52 @@ async fn export(tenancy: &Tenancy, slug: &Slug, output: &Path) -> Result<(), Cli
     Ok(())
 }
 
-/// `tenants import`: a tenant from an export file.
+/// Writes `bytes` to `path` readable by its owner alone (an export holds password hashes
+/// and live API tokens), whole or not at all: written beside it, then renamed over it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let partial = path.with_file_name(format!(".{file_name}.{}.partial", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// `tenants import`: a tenant from an export file, or standard input for `-`.
 async fn import(
     tenancy: &Tenancy,
     file: &Path,
     slug: Option<Slug>,
     isolation: Option<IsolationMode>,
 ) -> Result<(), CliError> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+    let bytes = match file.as_os_str() == "-" {
+        true => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+            bytes
+        }
+        false => std::fs::read(file)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?,
+    };
+    let source = match file.as_os_str() == "-" {
+        true => "standard input".to_owned(),
+        false => file.display().to_string(),
+    };
     let export: TenantExport = serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::usage(format!("{} is not a tenant export: {e}", file.display())))?;
+        .map_err(|e| CliError::usage(format!("{source} is not a tenant export: {e}")))?;
     let imported = tenancy.import_tenant(export, slug, isolation).await?;
     println!("imported tenant '{}'", imported.tenant.slug);
     print_details(&imported);
