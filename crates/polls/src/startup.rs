@@ -157,7 +157,8 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let (name, tenant_settings) = tenant_profile()?;
     let layer = layer
         .with_profile(name, tenant_settings)
-        .with_settings_schema(crate::rules::schema());
+        .with_settings_schema(crate::rules::schema())
+        .with_hosts(tenant_hosts()?);
     // The version tells an upgrade (`migrate --wave-size`) what the restarted server runs.
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
@@ -192,6 +193,26 @@ fn tenant_environment(settings: &Settings) -> Result<(uuid::Uuid, Slug, &str), C
         .as_deref()
         .ok_or_else(|| CliError::usage("DATABASE_URL is not set"))?;
     Ok((id, slug, url))
+}
+
+/// The hosts the tenant's server answers for (`TENANT_HOSTS`, comma-separated: its
+/// domains), as its supervisor or its deployment files give them.
+fn tenant_hosts() -> Result<Vec<tenantry::HostName>, CliError> {
+    let hosts = std::env::var("TENANT_HOSTS").map_err(|_| {
+        CliError::usage(
+            "TENANT_HOSTS is not set: the tenant's domains, comma-separated (`polls deploy` \
+             writes them into the deployment files)",
+        )
+    })?;
+    hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            tenantry::HostName::parse(h)
+                .map_err(|e| CliError::usage(format!("TENANT_HOSTS: '{h}': {e}")))
+        })
+        .collect()
 }
 
 /// The tenant's display name and settings, from the environment its supervisor sets

@@ -1350,6 +1350,171 @@ async fn a_dedicated_server_is_given_no_secret_but_its_own_and_seals_itself() {
     serve.wait().unwrap();
 }
 
+/// Waits for the tenant's dedicated server to be published as running; its pid and port.
+async fn running_server(server: &Server, pool: &sqlx::PgPool, slug: &str) -> (i64, u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = dedicated_pid(pool, slug).await {
+            return (pid, dedicated_port(pool, slug).await);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{slug} not started: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    for slug in ["loki", "freya"] {
+        polls(
+            &reach,
+            &["tenants", "create", slug, "--isolation", "dedicated"],
+        );
+    }
+    let pool = db.pool(2).await;
+    let mut server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let (_, loki) = running_server(&server, &pool, "loki").await;
+    let (_, freya) = running_server(&server, &pool, "freya").await;
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Each answers its own hosts only: freya's host sent to loki's server is refused.
+    let (status, _, _) = request_to(
+        at(loki),
+        "GET",
+        ("loki.polls.test", "/admin/login"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, headers, body) = request_to(
+        at(loki),
+        "GET",
+        ("freya.polls.test", "/admin/login"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 421, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": "This server does not serve host 'freya.polls.test'."})
+    );
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let (status, _, _) = request_to(
+        at(loki),
+        "GET",
+        ("polls.test", "/t/freya/admin/login"),
+        &[("X-Forwarded-Prefix", "/t/freya")],
+        None,
+    );
+    assert_eq!(status, 421, "another tenant's mount");
+
+    // A stale nginx configuration that sends freya's hosts to loki's port shows no page of
+    // loki's under freya's name.
+    let (nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
+    drop(nginx);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stale.conf");
+    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args([
+            "deploy",
+            "nginx",
+            "--listen",
+            &nginx_addr.port().to_string(),
+            "--output",
+        ])
+        .arg(&config)
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let stale = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("127.0.0.1:{freya};"),
+        &format!("127.0.0.1:{loki};"),
+    );
+    let nginx = TestNginx::start(&stale);
+    nginx.listening(nginx_addr.port()).await;
+    let (status, _, body) = request_to(
+        nginx_addr,
+        "GET",
+        ("freya.polls.test", "/admin/login"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 421, "{body}");
+    let (status, _, _) = request_to(
+        nginx_addr,
+        "GET",
+        ("loki.polls.test", "/admin/login"),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200);
+    drop(nginx);
+
+    // A new domain: loki's server is started again and answers it.
+    polls(
+        &reach,
+        &["tenants", "domains", "add", "loki", "loki.example"],
+    );
+    let (status, _, body) = server.get("loki.example", "/admin/login", &[]);
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+
+    // `polls serve` restarted: every server takes its port again.
+    server.signal(libc::SIGTERM);
+    server
+        .exited_within(Duration::from_secs(15))
+        .await
+        .expect("serve stopped");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let restarted = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("serve")
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", server.addr.to_string())
+        .env("DEDICATED_EAGER", "true")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    server.child = restarted;
+    server.log = log;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (slug, port) in [("loki", loki), ("freya", freya)] {
+        loop {
+            let up = TcpStream::connect(at(port)).is_ok()
+                && request_to(
+                    at(port),
+                    "GET",
+                    (&format!("{slug}.polls.test"), "/admin/login"),
+                    &[],
+                    None,
+                )
+                .0 == 200;
+            if up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{slug} not back on {port}: {}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(dedicated_port(&pool, slug).await, port, "{slug}");
+    }
+}
+
 /// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and
 /// standard output.
 fn migrate_in_waves(server: &Server, reach: &Reach, wave: &str) -> (bool, String) {
@@ -1589,6 +1754,7 @@ async fn with_dedicated_address_serve_forwards_to_servers_run_elsewhere_and_star
         .env("DATABASE_URL", format!("sqlite://{}", file.display()))
         .env("TENANT_ID", id.to_string())
         .env("TENANT_SLUG", &slug)
+        .env("TENANT_HOSTS", &host)
         .env("BIND", own.to_string())
         .stdout(Stdio::null())
         .spawn()

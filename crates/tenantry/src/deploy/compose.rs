@@ -202,6 +202,7 @@ fn tenant_env(options: &ComposeOptions, tenant: &Deployed) -> String {
         ("TENANT_ID", tenant.id().to_string()),
         ("TENANT_SLUG", slug.to_owned()),
         ("TENANT_SETTINGS", format!("'{}'", tenant.server_settings())),
+        ("TENANT_HOSTS", tenant.domains.join(",")),
         ("BIND", format!("0.0.0.0:{APP_PORT}")),
         ("POSTGRES_USER", role.clone()),
         ("POSTGRES_PASSWORD", password.clone()),

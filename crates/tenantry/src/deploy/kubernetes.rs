@@ -92,6 +92,7 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
                     "TENANT_ID": tenant.id().to_string(),
                     "TENANT_SLUG": tenant.slug().as_str(),
                     "TENANT_SETTINGS": tenant.server_settings(),
+                    "TENANT_HOSTS": tenant.domains.join(","),
                 }),
             )),
             Kind::Secret,

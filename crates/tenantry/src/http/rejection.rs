@@ -16,6 +16,10 @@ pub enum TenancyRejection {
     /// 404: no tenant owns this host.
     #[error("No tenant for host '{0}'")]
     NoTenantForHost(String),
+    /// 421: a tenant's own server was sent a host that is not its tenant's (a stale
+    /// router configuration); it serves no other tenant's site.
+    #[error("This server does not serve host '{0}'.")]
+    MisdirectedHost(String),
     /// 404: the path prefix or header names no tenant.
     #[error("No tenant '{0}'")]
     NoTenantNamed(String),
@@ -81,6 +85,7 @@ impl TenancyRejection {
         match self {
             Self::InvalidHost(_) => StatusCode::BAD_REQUEST,
             Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
+            Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
             Self::Unavailable | Self::Moving(_) | Self::Changed(_) | Self::ServerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::catalog::file_options;
 use crate::db::DbPool;
+use crate::host::HostName;
 use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
 use crate::http::rejection::TenancyRejection;
@@ -46,6 +47,8 @@ pub struct SingleTenantLayer {
     begin: Arc<str>,
     /// The app's settings, against which a change handed back to the router is checked.
     schema: Option<SettingsSchema>,
+    /// The hosts it answers for; `None`: any.
+    hosts: Option<Arc<[HostName]>>,
 }
 
 impl SingleTenantLayer {
@@ -97,6 +100,17 @@ impl SingleTenantLayer {
         }
     }
 
+    /// Answers only requests for `hosts` (the tenant's domains, `TENANT_HOSTS`), for a
+    /// path-prefix mount of this tenant (`/t/<slug>`, which only its router sets), and
+    /// `GET /health`; any other host is 421. A router's stale configuration can then never
+    /// serve one tenant's site under another's host.
+    pub fn with_hosts(self, hosts: Vec<HostName>) -> Self {
+        Self {
+            hosts: Some(hosts.into()),
+            ..self
+        }
+    }
+
     /// Connect options for the file of a dedicated tenant of a SQLite deployment, from the
     /// `sqlite://<path>` URL its supervisor gives: opened as tenantry opens tenant files
     /// (WAL, a busy timeout, foreign keys), never created.
@@ -123,6 +137,30 @@ impl SingleTenantLayer {
             tenant: Arc::new(tenant),
             begin: Arc::from(begin),
             schema: None,
+            hosts: None,
+        }
+    }
+}
+
+impl SingleTenantLayer {
+    /// The refusal of a request for a host that is not this tenant's.
+    fn misdirected(&self, request: &Request) -> Option<TenancyRejection> {
+        let hosts = self.hosts.as_ref()?;
+        if request.uri().path() == "/health" {
+            return None;
+        }
+        let host = match request_host(request.headers(), request.uri()) {
+            Ok(host) => host,
+            Err(error) => return Some(error.into()),
+        };
+        let own_mount = format!("/t/{}", self.tenant.slug);
+        let mounted = request
+            .headers()
+            .get(MOUNT_HEADER)
+            .is_some_and(|mount| mount.as_bytes() == own_mount.as_bytes());
+        match hosts.contains(&host) || mounted {
+            true => None,
+            false => Some(TenancyRejection::MisdirectedHost(host.to_string())),
         }
     }
 }
@@ -181,6 +219,9 @@ where
         {
             let refused = TenancyRejection::from(error).into_response();
             return Box::pin(async move { Ok(refused) });
+        }
+        if let Some(refused) = self.layer.misdirected(&request) {
+            return Box::pin(async move { Ok(refused.into_response()) });
         }
         let inner = take_ready(&mut self.inner);
         // The router of a dedicated tenant says where the tenant is mounted (`/t/<slug>`);

@@ -6,7 +6,8 @@
 //!
 //! Each child is the app's own command ([`DedicatedOptions::command`]) with an environment
 //! of nothing but the app's chosen settings ([`DedicatedOptions::env`]) and its own:
-//! `TENANT_ID`, `TENANT_SLUG`, `TENANT_NAME`, `TENANT_SETTINGS`, `BIND`
+//! `TENANT_ID`, `TENANT_SLUG`, `TENANT_NAME`, `TENANT_SETTINGS`, `TENANT_HOSTS` (its
+//! domains, the only hosts it may answer for), `BIND`
 //! (`127.0.0.1:<port>`) and `DATABASE_URL=-`, which says that the database's URL (the
 //! tenant's database, as the tenant's own role with a password set for this start) is the
 //! first line of its standard input: a secret is never in a process's environment, where
@@ -78,6 +79,7 @@ impl DedicatedOptions {
 /// One tenant's server as it is now, in this process.
 struct ServerState {
     pub pid: Option<u32>,
+    /// Where it listens, or listened last and will again.
     pub port: Option<u16>,
     /// Seconds since it started; `None` when it does not run.
     pub uptime: Option<u64>,
@@ -189,6 +191,9 @@ impl Supervisor {
         }
         if slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(Error::ServerUnavailable(tenant.slug.to_string()));
+        }
+        if slot.port.is_none() {
+            slot.port = self.published_port(tenant.id).await;
         }
         match self.start(cx, tenant, layout, slot.port).await {
             Ok(running) => {
@@ -313,9 +318,17 @@ impl Supervisor {
             ));
         };
         let url = layout.server_url(cx, tenant).await?;
+        let hosts: Vec<String> = cx
+            .catalog
+            .details(&tenant.slug)
+            .await?
+            .domains
+            .into_iter()
+            .map(|d| d.domain)
+            .collect();
         let port = match preferred.filter(|port| port_free(*port)) {
             Some(port) => port,
-            None => free_port()?,
+            None => self.fresh_port(tenant.id).await?,
         };
         let mut command = Command::new(program);
         command
@@ -329,6 +342,7 @@ impl Supervisor {
             .env("DATABASE_URL", "-")
             .env("TENANT_NAME", &tenant.name)
             .env("TENANT_SETTINGS", tenant.settings.to_string())
+            .env("TENANT_HOSTS", hosts.join(","))
             .stdin(std::process::Stdio::piped())
             .kill_on_drop(true);
         die_with_parent(&mut command);
@@ -367,6 +381,45 @@ impl Supervisor {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The port the tenant's server had on this machine, as the catalog keeps it across
+    /// restarts of this process: a router's configuration (`deploy nginx`) stays valid.
+    async fn published_port(&self, tenant: Uuid) -> Option<u16> {
+        let host = host_name();
+        match self.catalog.published_servers().await {
+            Ok(servers) => servers
+                .into_iter()
+                .find(|s| s.tenant_id == tenant && s.host == host)
+                .and_then(|s| u16::try_from(s.port?).ok()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the dedicated servers' ports");
+                None
+            }
+        }
+    }
+
+    /// A free loopback port that no other tenant's server on this machine has had, so that
+    /// a stale router configuration never sends one tenant's hosts to another's server.
+    async fn fresh_port(&self, tenant: Uuid) -> Result<u16, Error> {
+        let host = host_name();
+        let taken: Vec<i32> = self
+            .catalog
+            .published_servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.tenant_id != tenant && s.host == host)
+            .filter_map(|s| s.port)
+            .collect();
+        for _ in 0..64 {
+            let port = free_port()?;
+            if !taken.contains(&i32::from(port)) {
+                return Ok(port);
+            }
+        }
+        Err(Error::Incomplete(
+            "no free port that no other tenant had".into(),
+        ))
     }
 
     /// Records what runs for the tenant here, for `tenants list` and `show` in other
@@ -414,7 +467,8 @@ fn state_of(slot: &Slot) -> ServerState {
     let running = slot.running.as_ref();
     ServerState {
         pid: running.and_then(|r| r.child.id()),
-        port: running.map(|r| r.port),
+        // Kept while it is stopped: its next start takes it again.
+        port: running.map(|r| r.port).or(slot.port),
         uptime: running.map(|r| r.started.elapsed().as_secs()),
         restarts: slot.starts.saturating_sub(1),
     }

@@ -213,7 +213,10 @@ impl Tenancy {
             return Err(error);
         }
         self.catalog().invalidate();
-        if update.status == Some(TenantStatus::Suspended) && layout.own_server() {
+        // Suspended, or renamed (its primary domain with it): its server stops.
+        if (update.status == Some(TenantStatus::Suspended) || renamed.is_some())
+            && layout.own_server()
+        {
             self.stop_server(&tenant).await?;
         }
         let details = self
@@ -299,7 +302,7 @@ impl Tenancy {
         tx.insert_domain(&tenant, domain.as_str(), false).await?;
         tx.commit().await?;
         self.catalog().invalidate();
-        Ok(())
+        self.restart_for_hosts(&tenant).await
     }
 
     /// Removes a domain that is not the tenant's primary one.
@@ -314,7 +317,16 @@ impl Tenancy {
         tx.remove_domain(&details.tenant, domain.as_str()).await?;
         tx.commit().await?;
         self.catalog().invalidate();
-        Ok(())
+        self.restart_for_hosts(&details.tenant).await
+    }
+
+    /// A tenant whose domains changed: its own server, which answers only for the domains it
+    /// was started with, is stopped; the next request starts it with the new ones.
+    async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
+        match self.layout(tenant)?.own_server() {
+            true => self.stop_server(tenant).await,
+            false => Ok(()),
+        }
     }
 }
 
