@@ -152,7 +152,10 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
                 .map_err(|e| CliError::failed(format!("cannot open the tenant's file: {e}")))?;
             SingleTenantLayer::dedicated_sqlite(pool, id, slug)
         }
-        false => SingleTenantLayer::dedicated(tenant_pool(settings, url, id).await?, id, slug),
+        false => {
+            let pool = tenant_pool(settings, url, id).await?;
+            SingleTenantLayer::dedicated(pool, id, slug, settings.database_pooler)
+        }
     };
     let (name, tenant_settings) = tenant_profile()?;
     let layer = layer
@@ -231,7 +234,11 @@ fn tenant_profile() -> Result<(String, serde_json::Value), CliError> {
 
 async fn tenant_pool(settings: &Settings, url: &str, id: uuid::Uuid) -> Result<PgPool, CliError> {
     pool_options(settings.tenant_pool_size.max(2))
-        .connect_with(SingleTenantLayer::connect_options(url, id)?)
+        .connect_with(SingleTenantLayer::connect_options(
+            url,
+            id,
+            settings.database_pooler,
+        )?)
         .await
         .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))
 }

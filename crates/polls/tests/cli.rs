@@ -1502,3 +1502,140 @@ async fn a_move_killed_with_sigkill_is_reported_then_aborted_or_resumed_leaving_
     let show = expect(&db, &["tenants", "show", "thor"], 0);
     assert!(!show.stdout.contains("move:"), "{show}");
 }
+
+/// `polls serve` on `url` (with `DEDICATED_EAGER`), once it answers; killed on drop.
+struct Serving(std::process::Child, std::net::SocketAddr);
+
+impl Serving {
+    async fn start(url: &str) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .arg("serve")
+            .env("DATABASE_URL", url)
+            .env("BASE_DOMAIN", support::BASE)
+            .env("BIND", addr.to_string())
+            .env_remove("PLATFORM_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self(child, addr)
+    }
+
+    /// Signs a user up in the tenant at `host`; the status.
+    async fn sign_up(&self, host: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://{}/users/", self.1))
+            .header("host", host)
+            .json(&serde_json::json!({"username": "ann", "password": "s3cret-pass"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn postgresql_over_tls_up_to_verify_full_for_every_connection() {
+    let cluster = tenantry::testing::TestCluster::start_tls();
+    let ca = cluster.ca_file();
+    let ca = ca.to_str().unwrap();
+    let verified =
+        cluster.localhost_url("postgres", &format!("sslmode=verify-full&sslrootcert={ca}"));
+
+    // The server takes TLS only; a certificate for another name is refused.
+    let plain = polls_on(
+        &cluster.localhost_url("postgres", "sslmode=disable"),
+        "none",
+        &["migrate"],
+        None,
+    );
+    assert_eq!(plain.code, 1, "{plain}");
+    assert!(plain.stderr.contains("no encryption"), "{plain}");
+    let wrong_name = verified.replace("@localhost:", "@127.0.0.1:");
+    let refused = polls_on(&wrong_name, "none", &["migrate"], None);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused.stderr.to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+    let unknown_ca = polls_on(
+        &cluster.localhost_url("postgres", "sslmode=verify-full"),
+        "none",
+        &["migrate"],
+        None,
+    );
+    assert_eq!(unknown_ca.code, 1, "{unknown_ca}");
+
+    // The catalog, schema, database and dedicated tenants over verified TLS, served.
+    let run = |args: &[&str]| {
+        let run = polls_on(&verified, "none", args, None);
+        assert_eq!(run.code, 0, "polls {}\n{run}", args.join(" "));
+    };
+    run(&["migrate"]);
+    run(&["tenants", "create", "thor"]);
+    run(&["tenants", "create", "loki", "--isolation", "database"]);
+    run(&["tenants", "create", "freya", "--isolation", "dedicated"]);
+    let serving = Serving::start(&verified).await;
+    for host in ["thor.polls.test", "loki.polls.test", "freya.polls.test"] {
+        assert_eq!(serving.sign_up(host).await, 201, "{host}");
+    }
+    drop(serving);
+
+    // A registered server reached over TLS, from a catalog that is not.
+    let db = migrated().await;
+    let east = cluster.localhost_url("postgres", &format!("sslmode=require&sslrootcert={ca}"));
+    expect(&db, &["servers", "add", "east", &east], 0);
+    expect(
+        &db,
+        &[
+            "tenants",
+            "create",
+            "odin",
+            "--server",
+            "east",
+            "--isolation",
+            "database",
+        ],
+        0,
+    );
+    expect(
+        &db,
+        &[
+            "tenants",
+            "create",
+            "tyr",
+            "--server",
+            "east",
+            "--isolation",
+            "dedicated",
+        ],
+        0,
+    );
+    let counted = expect(
+        &db,
+        &["--tenant", "odin", "sql", "SELECT count(*) AS n FROM polls"],
+        0,
+    );
+    assert!(counted.stdout.contains('0'), "{counted}");
+    let serving = Serving::start(&db.url()).await;
+    for host in ["odin.polls.test", "tyr.polls.test"] {
+        assert_eq!(serving.sign_up(host).await, 201, "{host}");
+    }
+}

@@ -221,9 +221,17 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
     let first = snapshot(&dir);
     assert!(generate().contains("0 written"));
     assert_eq!(changed(&first, &snapshot(&dir)), Vec::<String>::new());
-    // A domain: only the routing changes.
+    // A domain: the routing, and the hosts loki's server answers for.
     let domain = ["tenants", "domains", "add", "loki", "loki.example.com"];
-    assert_eq!(after(&db, &dir, &domain, &generate), ["nginx.conf"]);
+    assert_eq!(
+        after(&db, &dir, &domain, &generate),
+        [format!("env/{loki}.env"), "nginx.conf".to_owned()]
+    );
+    let env_text = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        env_text.contains("TENANT_HOSTS=loki.polls.test,loki.example.com\n"),
+        "{env_text}"
+    );
     // A new dedicated tenant: its env file, the project and the routing; the others' kept.
     let create = ["tenants", "create", "freya", "--isolation", "dedicated"];
     let created = after(&db, &dir, &create, &generate);
@@ -436,6 +444,7 @@ async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serve
             .env("TENANT_ID", &env["TENANT_ID"])
             .env("TENANT_SLUG", &env["TENANT_SLUG"])
             .env("TENANT_SETTINGS", settings)
+            .env("TENANT_HOSTS", &env["TENANT_HOSTS"])
             .env("RUST_LOG", "error");
     };
     let mut migrate = Command::new(env!("CARGO_BIN_EXE_polls"));

@@ -538,7 +538,11 @@ async fn signup_and_login_are_rate_limited_per_address_and_per_tenant() {
         let local: SocketAddr = format!("{from}:0").parse().unwrap();
         let socket = connect_from(local, server.addr);
         let mut stream = socket;
-        let body = r#"{"username":"nobody","password":"wrong"}"#;
+        // A name of its own each time: an account's lockout is not what this measures.
+        let body = format!(
+            r#"{{"username":"u{}","password":"wrong"}}"#,
+            uuid::Uuid::new_v4().simple()
+        );
         write!(
             stream,
             "POST /login/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\n\
@@ -828,6 +832,52 @@ async fn serve_works_through_pgbouncer_and_sees_another_process_suspend_a_tenant
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_is_served_through_pgbouncer() {
+    let bouncer = TestPgBouncer::start(2);
+    let mut db = TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let reach = Reach {
+        url: bouncer.url(db.name()),
+        pooler: "transaction",
+    };
+    let pool = db.pool(2).await;
+    let server = serve_on(db, Some(bouncer), &reach, &[]).await;
+    polls(
+        &reach,
+        &["tenants", "create", "loki", "--isolation", "dedicated"],
+    );
+    let account = json!({"username": "ann", "email": "ann@example.com", "password": "s3cret-pass"});
+    let (status, _, body) =
+        server.request("POST", "loki.polls.test", "/users/", &[], Some(account));
+    assert_eq!(status, 201, "{body}\n{}", server.log());
+    let login = json!({"username": "ann", "password": "s3cret-pass"});
+    let (status, _, body) = server.request("POST", "loki.polls.test", "/login/", &[], Some(login));
+    assert_eq!(status, 200, "{body}");
+    let token = format!("Token {}", body["token"].as_str().unwrap());
+    let auth = [("Authorization", token.as_str())];
+    for i in 0..20 {
+        let poll = json!({ "question": format!("Pooled {i}?") });
+        let (status, _, body) =
+            server.request("POST", "loki.polls.test", "/polls/", &auth, Some(poll));
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _, body) = server.get("loki.polls.test", "/polls/", &auth);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().unwrap().len(), 20);
+    // Its server really went through PgBouncer: its connections come from PgBouncer's.
+    assert!(dedicated_pid(&pool, "loki").await.is_some());
+    let environ = std::fs::read(format!(
+        "/proc/{}/environ",
+        dedicated_pid(&pool, "loki").await.unwrap()
+    ))
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&environ).contains("DATABASE_POOLER=transaction"),
+        "the server was not told of the pooler"
+    );
 }
 
 /// The pid of the tenant's dedicated server, as the supervisor published it.

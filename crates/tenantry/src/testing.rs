@@ -4,7 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). If it cannot be reached the test fails
 //! with a message saying so: a test that needs PostgreSQL never passes without it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
@@ -208,6 +208,31 @@ fn running_as_root() -> bool {
 impl TestCluster {
     /// Initializes and starts the server; panics with the reason if that is impossible.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that accepts TLS connections only, with a certificate for `localhost`
+    /// (and no other name or address) signed by a CA made for it ([`TestCluster::ca_file`]),
+    /// both made with the installed `openssl`.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The CA that signed a [`TestCluster::start_tls`] server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// The URL of `database` on this server by the name `localhost`, with `query`
+    /// (`sslmode=...`) appended.
+    pub fn localhost_url(&self, database: &str, query: &str) -> String {
+        format!(
+            "postgres://postgres@localhost:{}/{database}?{query}",
+            self.port
+        )
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bindir = match std::env::var_os("TENANTRY_PG_BINDIR") {
             Some(dir) => PathBuf::from(dir),
             None => {
@@ -234,9 +259,15 @@ impl TestCluster {
                 "UTF8",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
+        if tls {
+            make_certificates(&cluster.dir);
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={data}/server.crt -c ssl_key_file={data}/server.key"
+            ));
+        }
         let log = format!("{data}/server.log");
         cluster.as_postgres(
             "pg_ctl",
@@ -297,6 +328,84 @@ impl Drop for TestCluster {
     }
 }
 
+/// A CA and a certificate for `localhost` signed by it, in the data directory `data` of a
+/// server that then takes TLS connections only (its `pg_hba.conf` has `hostssl` lines alone).
+fn make_certificates(data: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(data)
+            .output()
+            .expect("the TLS tests need the openssl command (apt-get install openssl)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tenantry test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(data.join("san.ext"), "subjectAltName=DNS:localhost\n")
+        .expect("the certificate's extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+    )
+    .expect("pg_hba.conf");
+    if running_as_root() {
+        let owned = Command::new("chown")
+            .args(["postgres", "server.key", "server.crt", "pg_hba.conf"])
+            .current_dir(data)
+            .status();
+        assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
+    }
+    let key = data.join("server.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("the key's mode");
+}
+
 /// A PgBouncer in transaction mode in front of the test server, on a free port, keeping at
 /// most `pool_size` server connections per database and user, so that clients really share
 /// server sessions.
@@ -346,6 +455,7 @@ impl TestPgBouncer {
              unix_socket_dir =\n\
              auth_type = trust\n\
              auth_file = {dir}/users.txt\n\
+             auth_user = postgres\n\
              pool_mode = transaction\n\
              default_pool_size = {pool_size}\n\
              reserve_pool_size = 0\n\

@@ -92,7 +92,6 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
                     "TENANT_ID": tenant.id().to_string(),
                     "TENANT_SLUG": tenant.slug().as_str(),
                     "TENANT_SETTINGS": tenant.server_settings(),
-                    "TENANT_HOSTS": tenant.domains.join(","),
                 }),
             )),
             Kind::Secret,
@@ -250,6 +249,30 @@ fn shared(options: &KubernetesOptions, base: &str, version: i64) -> String {
 
 /// The shared server: it forwards a dedicated tenant reached through it (by path prefix) to
 /// the tenant's own Service, never starting one inside its pod.
+/// A dedicated tenant's Deployment: its server, told the hosts it answers for (its
+/// domains: not a secret, and a new domain changes only this file).
+fn tenant_deployment(
+    options: &KubernetesOptions,
+    tenant: &Deployed,
+    namespace: &str,
+    labels: &Value,
+) -> Value {
+    let replicas = u32::from(tenant.active());
+    let mut app = deployment(
+        options,
+        namespace,
+        &["serve-tenant"],
+        None,
+        labels,
+        replicas,
+    );
+    let env = &mut app["spec"]["template"]["spec"]["containers"][0]["env"];
+    if let Some(env) = env.as_array_mut() {
+        env.push(json!({ "name": "TENANT_HOSTS", "value": tenant.domains.join(",") }));
+    }
+    app
+}
+
 fn shared_deployment(options: &KubernetesOptions, base: &str, labels: &Value) -> Value {
     let mut shared = deployment(options, "tenantry", &["serve"], Some(base), labels, 2);
     if let Some(env) = shared["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut() {
@@ -272,14 +295,7 @@ fn tenant_manifests(
             "kind": "Namespace",
             "metadata": { "name": namespace, "labels": labels },
         }),
-        deployment(
-            options,
-            &namespace,
-            &["serve-tenant"],
-            None,
-            &labels,
-            u32::from(tenant.active()),
-        ),
+        tenant_deployment(options, tenant, &namespace, &labels),
         service(&namespace, &labels),
     ];
     if tenant.active() && !tenant.domains.is_empty() {

@@ -64,9 +64,21 @@ impl SingleTenantLayer {
     }
 
     /// A dedicated tenant's own server: `pool` reaches the tenant's database as the
-    /// tenant's own role, built with [`SingleTenantLayer::connect_options`].
-    pub fn dedicated(pool: PgPool, id: Uuid, slug: Slug) -> Self {
-        Self::new(pool, dedicated_tenant(id, slug))
+    /// tenant's own role, built with [`SingleTenantLayer::connect_options`] for the same
+    /// `pooler`. Through a transaction-mode pooler no session state can be relied on, so
+    /// each transaction sets the tenant's schema and id itself, as pooled tenants' do.
+    pub fn dedicated(pool: PgPool, id: Uuid, slug: Slug, pooler: Pooler) -> Self {
+        let tenant = dedicated_tenant(id, slug);
+        match pooler {
+            Pooler::None => Self::new(pool, tenant),
+            Pooler::Transaction => Self {
+                pool: PoolLease::unclaimed(DbPool::Postgres(pool), pooler),
+                begin: Arc::from(tenant.begin_statement()),
+                tenant: Arc::new(tenant),
+                schema: None,
+                hosts: None,
+            },
+        }
     }
 
     /// A dedicated tenant's own server in a SQLite deployment: `pool` opens the tenant's
@@ -121,8 +133,17 @@ impl SingleTenantLayer {
 
     /// Connect options for the pool of a dedicated tenant's own server: `url`, with the
     /// tenant's schema and id set for the whole session, so that a plain `BEGIN` is in the
-    /// tenant's context (nobody else's can be reached with its credentials anyway).
-    pub fn connect_options(url: &str, id: Uuid) -> Result<PgConnectOptions, sqlx::Error> {
+    /// tenant's context (nobody else's can be reached with its credentials anyway); through
+    /// a transaction-mode pooler, the pooler's options and nothing of the session.
+    pub fn connect_options(
+        url: &str,
+        id: Uuid,
+        pooler: Pooler,
+    ) -> Result<PgConnectOptions, sqlx::Error> {
+        if pooler == Pooler::Transaction {
+            // A transaction-mode pooler refuses startup options; each transaction sets them.
+            return pooler.connect_options(url);
+        }
         let schema = SchemaName::own_database();
         Ok(PgConnectOptions::from_str(url)?.options([
             ("search_path", schema.as_str().to_owned()),

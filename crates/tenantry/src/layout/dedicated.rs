@@ -252,11 +252,11 @@ impl Layout for Dedicated {
             .pools
             .for_server(tenant.placement.server.as_ref())
             .await?;
-        Ok(database_url(
+        database_url(
             &role,
             &server.connect_options(),
             own_database(tenant)?.as_str(),
-        ))
+        )
     }
 
     async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
@@ -269,30 +269,35 @@ impl Layout for Dedicated {
     }
 }
 
-/// A `postgres://` URL for `role` on `database` of the server `options` reach.
+/// A `postgres://` URL for `role` on `database` of the server `options` reach, with the
+/// server's TLS settings (`sslmode`, `sslrootcert`, ...) kept.
 fn database_url(
     role: &AppRole,
     options: &sqlx::postgres::PgConnectOptions,
     database: &str,
-) -> String {
-    let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let password = role
-        .password()
-        .map(|p| format!(":{}", encode(p)))
-        .unwrap_or_default();
-    format!(
-        "postgres://{}{password}@{}:{}/{database}",
-        encode(role.name()),
-        options.get_host(),
-        options.get_port(),
-    )
+) -> Result<String, Error> {
+    use sqlx::ConnectOptions;
+    let mut url = options.to_url_lossy();
+    let set = url
+        .set_username(role.name())
+        .and_then(|()| url.set_password(role.password()));
+    if set.is_err() {
+        return Err(Error::Incomplete(format!(
+            "the server's URL cannot carry the role '{}'",
+            role.name()
+        )));
+    }
+    url.set_path(database);
+    // sqlx writes a certificate file as `file: <path>`, which it would not read back.
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            (
+                k.into_owned(),
+                v.strip_prefix("file: ").unwrap_or(&v).to_owned(),
+            )
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(query);
+    Ok(url.to_string())
 }
