@@ -64,6 +64,11 @@ pub struct Settings {
     /// tenant's slug, e.g. `app-{slug}:8000`): forwarded to, never started by `serve`.
     #[arg(long, env = "DEDICATED_ADDRESS")]
     pub dedicated_address: Option<String>,
+    /// Run each dedicated tenant's server (PostgreSQL) as a user of its own, uid and gid
+    /// DEDICATED_UID_BASE + its port: the uids from it to it + 65535 must be unused, and
+    /// `serve` must run as root.
+    #[arg(long, env = "DEDICATED_UID_BASE")]
+    pub dedicated_uid_base: Option<u32>,
     /// Connections all database-mode tenants may hold together.
     #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
     pub database_budget: u32,

@@ -94,6 +94,16 @@ pub async fn open_supervising(
     dedicated.eager = settings.dedicated_eager;
     dedicated.external = settings.dedicated_address.clone();
     dedicated.env = settings.tenant_server_env();
+    if let Some(base) = settings.dedicated_uid_base {
+        // SAFETY: geteuid(2) only reads this process's credentials.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(CliError::usage(
+                "DEDICATED_UID_BASE needs `serve` to run as root: it starts each dedicated \
+                 tenant's server as a user of its own",
+            ));
+        }
+        dedicated.uid_base = Some(base);
+    }
     open_with(settings, Some(dedicated)).await
 }
 

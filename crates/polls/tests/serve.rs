@@ -1565,6 +1565,83 @@ async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
     }
 }
 
+/// The real uid of process `pid`.
+fn uid_of(pid: i64) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_a_uid_base_each_dedicated_server_is_a_user_of_its_own() {
+    // SAFETY: geteuid(2) reads our own credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        // Only root can start processes as other users: serve refuses the setting.
+        let db = TestDatabase::create().await;
+        let run = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .arg("serve")
+            .env("DATABASE_URL", db.url())
+            .env("DEDICATED_UID_BASE", "300000")
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{run:?}");
+        return;
+    }
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    for slug in ["loki", "freya"] {
+        polls(
+            &reach,
+            &["tenants", "create", slug, "--isolation", "dedicated"],
+        );
+    }
+    let pool = db.pool(2).await;
+    let base = 300_000;
+    let server = serve_on(
+        db,
+        None,
+        &reach,
+        &[
+            ("DEDICATED_EAGER", "true"),
+            ("DEDICATED_UID_BASE", "300000"),
+        ],
+    )
+    .await;
+    let (loki, loki_port) = running_server(&server, &pool, "loki").await;
+    let (freya, freya_port) = running_server(&server, &pool, "freya").await;
+    assert_eq!(uid_of(loki), base + u32::from(loki_port));
+    assert_eq!(uid_of(freya), base + u32::from(freya_port));
+    let (status, _, body) = server.get("loki.polls.test", "/admin/login", &[]);
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+
+    // As loki's user, nothing of freya's can be read or signalled; as root, it can (the
+    // checks can fail).
+    let as_loki = |program: &str, args: &[String]| {
+        use std::os::unix::process::CommandExt;
+        Command::new(program)
+            .args(args)
+            .uid(uid_of(loki))
+            .gid(uid_of(loki))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let environ = format!("/proc/{freya}/environ");
+    assert!(!as_loki("cat", std::slice::from_ref(&environ)));
+    assert!(!as_loki("kill", &["-0".into(), freya.to_string()]));
+    assert!(std::fs::read(&environ).is_ok());
+    assert!(alive(freya));
+}
+
 /// `polls migrate --wave-size N` against the running `serve` at `server`: exit status and
 /// standard output.
 fn migrate_in_waves(server: &Server, reach: &Reach, wave: &str) -> (bool, String) {

@@ -158,6 +158,7 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         dedicated_idle: 600,
         dedicated_eager: false,
         dedicated_address: None,
+        dedicated_uid_base: None,
         database_budget: budget,
         tenant_pool_size: per_tenant,
         app_role: tenantry::AppRole::default().name().into(),

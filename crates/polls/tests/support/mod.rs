@@ -121,6 +121,7 @@ fn settings_without_database() -> Settings {
         dedicated_idle: 600,
         dedicated_eager: false,
         dedicated_address: None,
+        dedicated_uid_base: None,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),

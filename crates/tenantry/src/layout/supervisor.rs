@@ -52,6 +52,12 @@ pub struct DedicatedOptions {
     /// documentation). Nothing else of this process's environment reaches it: no secret of
     /// the platform's, such as the owner's URL or the app role's password.
     pub env: Vec<(OsString, OsString)>,
+    /// Run each PostgreSQL tenant's server as a user of its own: uid and gid `uid_base +
+    /// port` (its port is its own on this machine and kept across restarts). The uids
+    /// `uid_base ..= uid_base + 65535` must be unused on the machine, and the supervisor must
+    /// run as root. A SQLite tenant's server stays the supervisor's user: its file's
+    /// directory is shared with the other tenants' files.
+    pub uid_base: Option<u32>,
     /// Where the servers run already, started by something else (Compose, Kubernetes):
     /// `host:port`, with `{slug}` standing for the tenant's slug. Requests are forwarded
     /// there (resolved again every few seconds, and after a failure), and no server is
@@ -71,6 +77,7 @@ impl DedicatedOptions {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             env: Vec::new(),
+            uid_base: None,
             external: None,
         }
     }
@@ -345,6 +352,12 @@ impl Supervisor {
             .env("TENANT_HOSTS", hosts.join(","))
             .stdin(std::process::Stdio::piped())
             .kill_on_drop(true);
+        if let Some(base) = self.options.uid_base
+            && url.starts_with("postgres")
+        {
+            let id = base.saturating_add(u32::from(port));
+            command.uid(id).gid(id);
+        }
         die_with_parent(&mut command);
         let mut child = command
             .spawn()
@@ -537,7 +550,8 @@ pub fn seal_process() -> std::io::Result<()> {
     }
 }
 
-/// Makes the child receive SIGKILL when this process dies, however it dies.
+/// Makes the child receive SIGKILL when this process dies, however it dies. (Set after the
+/// child has taken its own uid, which would clear it.)
 fn die_with_parent(command: &mut Command) {
     let parent = std::process::id();
     // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
