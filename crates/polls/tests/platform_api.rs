@@ -292,6 +292,26 @@ async fn creating_refuses_conflicts_and_invalid_input() {
         let detail = reply.body["detail"].as_str().unwrap_or_default();
         assert!(detail.starts_with("JSON parse error - "), "{}", reply.body);
     }
+    // A body over the 2 MB limit is too large, not malformed.
+    let huge = format!(
+        "{{\"slug\": \"odin\", \"name\": \"{}\"}}",
+        "a".repeat(3_000_000)
+    );
+    let reply = app
+        .request_text(
+            Method::POST,
+            PUBLIC,
+            "/api/tenants/",
+            Some(BEARER),
+            Some("application/json"),
+            &huge,
+        )
+        .await;
+    assert_reply(
+        &reply,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({ "detail": "Failed to buffer the request body: length limit exceeded" }),
+    );
     // Nothing refused was created: no odin, no schema for it.
     assert_eq!(
         slugs(&app).await,

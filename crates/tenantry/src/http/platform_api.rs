@@ -84,6 +84,11 @@ impl From<JsonRejection> for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "detail": "Unsupported media type; send application/json." }),
             ),
+            // The body could not be read: too large (413), or cut off.
+            JsonRejection::BytesRejection(unread) => ApiError(
+                unread.status(),
+                json!({ "detail": super::input::without_position(&unread.body_text()) }),
+            ),
             other => ApiError(
                 StatusCode::BAD_REQUEST,
                 json!({
