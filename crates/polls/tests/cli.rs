@@ -1639,3 +1639,28 @@ async fn postgresql_over_tls_up_to_verify_full_for_every_connection() {
         assert_eq!(serving.sign_up(host).await, 201, "{host}");
     }
 }
+
+#[tokio::test]
+async fn names_with_control_or_direction_characters_are_refused() {
+    let db = migrated().await;
+    let clear_screen = "Loki\u{1b}[2J";
+    let refused = expect(
+        &db,
+        &["tenants", "create", "loki", "--name", clear_screen],
+        2,
+    );
+    assert!(
+        refused.stderr.contains("control or text-direction"),
+        "{refused}"
+    );
+    expect(
+        &db,
+        &["tenants", "create", "loki", "--name", "Loki's Hall"],
+        0,
+    );
+    let reversed = "exe.\u{202E}gnp";
+    expect(&db, &["tenants", "rename", "loki", "--name", reversed], 2);
+    let set = format!("display_name={reversed}");
+    let refused = expect(&db, &["tenants", "settings", "loki", "--set", &set], 2);
+    assert!(refused.stderr.contains("display_name"), "{refused}");
+}

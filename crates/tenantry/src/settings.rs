@@ -103,7 +103,9 @@ impl Branding {
                     format!("a display name has 1 to {} characters", Self::NAME_CHARS),
                 )]))
             }
-            _ => Ok(()),
+            Some(name) => check_display_text(name)
+                .map_err(|message| BTreeMap::from([("display_name".to_owned(), message)])),
+            None => Ok(()),
         }
     }
 
@@ -439,5 +441,42 @@ mod tests {
         }
         impl AppSettings for Clash {}
         SettingsSchema::of::<Clash>();
+    }
+}
+
+/// Whether `text` is fit to show as a name on pages and terminals: no control characters
+/// (which a terminal would act on) and no bidirectional overrides (which reorder what is
+/// shown around them); the message says which was found.
+pub(crate) fn check_display_text(text: &str) -> Result<(), String> {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    match text.chars().find(|&c| c.is_control() || bidi(c)) {
+        Some(c) => Err(format!(
+            "a name may not hold control or text-direction characters (found U+{:04X})",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod display_text_tests {
+    use super::check_display_text;
+
+    #[test]
+    fn control_and_bidi_characters_are_refused() {
+        assert!(check_display_text("Loki's Hall — Ø").is_ok());
+        for bad in [
+            "a\u{1b}[2Jb",
+            "tab\there",
+            "new\nline",
+            "x\u{202E}gnp.exe",
+            "\u{2066}y",
+        ] {
+            assert!(check_display_text(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_display_text("a\u{7}").unwrap_err(),
+            "a name may not hold control or text-direction characters (found U+0007)"
+        );
     }
 }

@@ -63,6 +63,10 @@ fn validate_name(name: &str) -> Result<String, Error> {
             message: "a name has 1 to 100 characters".into(),
         });
     }
+    crate::settings::check_display_text(name).map_err(|message| Error::Invalid {
+        field: "name",
+        message,
+    })?;
     Ok(name.to_owned())
 }
 
