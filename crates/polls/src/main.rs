@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         eprintln!("error: cannot make the process undumpable: {error}");
         return ExitCode::FAILURE;
     }
-    if let Err(message) = polls::telemetry::init() {
+    if let Err(message) = polls::telemetry::init(cli.command.serves()) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }

@@ -60,12 +60,23 @@ pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, Cli
                     .unwrap_or(error),
                 other => other,
             };
-            Err(CliError::failed(format!(
-                "cannot reach PostgreSQL at {}:{} (database {}): {cause}",
-                options.get_host(),
-                options.get_port(),
-                options.get_database().unwrap_or("-"),
-            )))
+            let (host, port) = (options.get_host(), options.get_port());
+            let database = options.get_database().unwrap_or("-");
+            // The server's own words, without the driver's position in PostgreSQL's source.
+            Err(CliError::failed(match cause.as_database_error() {
+                Some(refusal) if refusal.code().as_deref() == Some("3D000") => format!(
+                    "PostgreSQL at {host}:{port} has no database {database}: create it \
+                     (createdb -h {host} -p {port} {database}) or name another in DATABASE_URL"
+                ),
+                Some(refusal) => format!(
+                    "PostgreSQL at {host}:{port} refused the connection to database \
+                     {database}: {}",
+                    refusal.message()
+                ),
+                None => format!(
+                    "cannot reach PostgreSQL at {host}:{port} (database {database}): {cause}"
+                ),
+            }))
         }
     }
 }

@@ -1361,6 +1361,21 @@ async fn an_unreachable_postgresql_is_named_with_its_address() {
     );
     assert!(run.stderr.to_lowercase().contains("refused"), "{run}");
     assert!(!run.stderr.contains("hidden-pw"), "{run}");
+
+    // A server reached that lacks the database says so, and how to make it, in its own
+    // words only (no position in PostgreSQL's source).
+    let server = support::settings(&TestDatabase::create().await);
+    let url = server.database_url.unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let run = polls_on(&format!("{base}/no_such_db"), "none", &["migrate"], None);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("has no database no_such_db: create it (createdb -h "),
+        "{run}"
+    );
+    assert!(run.stderr.contains(" no_such_db) or name another"), "{run}");
+    assert!(!run.stderr.contains(" at line "), "{run}");
 }
 
 #[tokio::test]

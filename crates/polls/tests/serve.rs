@@ -994,6 +994,19 @@ async fn a_dedicated_tenant_gets_its_own_supervised_server() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Its row still names the pid; `tenants show` does not take it for running.
+    assert_eq!(dedicated_pid(&pool, "loki").await, Some(again));
+    let show = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["tenants", "show", "loki"])
+        .env("DATABASE_URL", &reach.url)
+        .env("BASE_DOMAIN", support::BASE)
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains(&format!("(pid {again} is gone: its supervisor died)")),
+        "{show}"
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use super::{CliError, print_table};
 use crate::catalog::DedicatedServer;
 use crate::catalog::TenantDetails;
 use crate::host::HostName;
+use crate::layout::supervisor::{host_name, serves};
 use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;
@@ -288,6 +289,11 @@ fn server_line(servers: &[DedicatedServer], tenant: &Tenant) -> String {
         .iter()
         .filter(|s| s.tenant_id == tenant.id)
         .map(|s| match (s.pid, s.port) {
+            // Published by a supervisor on this machine that died without saying so.
+            (Some(pid), _) if s.host == host_name() && !serves(pid, tenant.id) => format!(
+                "stopped on {} (pid {pid} is gone: its supervisor died), {} restart(s)",
+                s.host, s.restarts
+            ),
             (Some(pid), Some(port)) => format!(
                 "runs on {} as pid {pid}, port {port}, up {} s, {} restart(s)",
                 s.host,

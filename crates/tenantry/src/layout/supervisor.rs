@@ -680,7 +680,7 @@ pub fn server_marker(tenant: Uuid) -> String {
 }
 
 /// Whether process `pid` runs and is the server of `tenant` (its `argv[0]` says so).
-fn serves(pid: i64, tenant: Uuid) -> bool {
+pub(crate) fn serves(pid: i64, tenant: Uuid) -> bool {
     let wanted = server_marker(tenant);
     alive(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
