@@ -85,6 +85,10 @@ pub struct Settings {
     pub app_role_password: Option<String>,
     #[command(flatten)]
     pub limits: Limits,
+    /// The mark of the router that started this dedicated tenant's server, from the second
+    /// line of its standard input (see [`Settings::with_url_from_stdin`]).
+    #[arg(skip)]
+    pub router_secret: Option<String>,
 }
 
 /// What slow, idle and numerous clients may hold of the server, and how much sign-up and login
@@ -197,21 +201,26 @@ impl Settings {
         }
     }
 
-    /// The settings with `DATABASE_URL=-` replaced by the first line of standard input, as
-    /// a dedicated tenant's supervisor hands its server the URL (never in the environment).
+    /// The settings with `DATABASE_URL=-` replaced by the first line of standard input, and
+    /// the router's mark taken from the second, as a dedicated tenant's supervisor hands
+    /// them to its server (never in the environment).
     pub fn with_url_from_stdin(mut self) -> Result<Self, CliError> {
         if self.database_url.as_deref() == Some("-") {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| CliError::failed(format!("reading DATABASE_URL from stdin: {e}")))?;
-            let url = line.trim_end_matches(['\r', '\n']);
+            let mut lines = std::io::stdin().lines();
+            let mut next = || -> Result<String, CliError> {
+                let line = lines.next().transpose().map_err(|e| {
+                    CliError::failed(format!("reading DATABASE_URL from stdin: {e}"))
+                })?;
+                Ok(line.unwrap_or_default().trim_end_matches('\r').to_owned())
+            };
+            let url = next()?;
             if url.is_empty() {
                 return Err(CliError::usage(
                     "DATABASE_URL is '-' but standard input holds no URL",
                 ));
             }
-            self.database_url = Some(url.to_owned());
+            self.database_url = Some(url);
+            self.router_secret = Some(next()?).filter(|s| !s.is_empty());
         }
         Ok(self)
     }

@@ -183,6 +183,10 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         .with_profile(name, tenant_settings)
         .with_settings_schema(crate::rules::schema())
         .with_hosts(tenant_hosts()?);
+    let layer = match &settings.router_secret {
+        Some(secret) => layer.with_router_secret(secret),
+        None => layer,
+    };
     // The version tells an upgrade (`migrate --wave-size`) what the restarted server runs.
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()

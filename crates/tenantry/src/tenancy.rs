@@ -286,6 +286,14 @@ impl Tenancy {
         supervisor::stop_everywhere(self.cx(), tenant).await
     }
 
+    /// The mark this process's router puts on the requests it forwards to the dedicated
+    /// servers it started (see [`SingleTenantLayer::with_router_secret`]).
+    ///
+    /// [`SingleTenantLayer::with_router_secret`]: crate::http::SingleTenantLayer::with_router_secret
+    pub(crate) fn router_secret(&self) -> Option<&str> {
+        self.inner.servers.as_ref().and_then(|s| s.router_secret())
+    }
+
     /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).
     pub fn has_own_server(&self, tenant: &Tenant) -> bool {
         self.layout(tenant).is_ok_and(|layout| layout.own_server())

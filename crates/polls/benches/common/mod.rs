@@ -159,6 +159,7 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         dedicated_eager: false,
         dedicated_address: None,
         dedicated_uid_base: None,
+        router_secret: None,
         database_budget: budget,
         tenant_pool_size: per_tenant,
         app_role: tenantry::AppRole::default().name().into(),

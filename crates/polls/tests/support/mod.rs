@@ -122,6 +122,7 @@ fn settings_without_database() -> Settings {
         dedicated_eager: false,
         dedicated_address: None,
         dedicated_uid_base: None,
+        router_secret: None,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),

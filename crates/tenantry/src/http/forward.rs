@@ -34,11 +34,14 @@ pub(crate) async fn connect(address: SocketAddr) -> Option<SendRequest<Body>> {
 pub(crate) async fn send(
     mut sender: SendRequest<Body>,
     mut request: Request,
-    (slug, mount): (&Slug, &str),
+    (slug, mount, mark): (&Slug, &str, Option<&str>),
 ) -> Result<Response, Request> {
     // Set by us alone: a client's own headers are replaced.
     let headers = request.headers_mut();
-    headers.insert(ROUTER_HEADER, HeaderValue::from_static("settings"));
+    headers.remove(ROUTER_HEADER);
+    if let Some(value) = mark.and_then(|m| HeaderValue::from_str(m).ok()) {
+        headers.insert(ROUTER_HEADER, value);
+    }
     headers.remove(MOUNT_HEADER);
     if let Ok(value) = HeaderValue::from_str(mount)
         && !mount.is_empty()

@@ -254,13 +254,14 @@ async fn forward_to(
             Err(response) => return response,
         },
     };
-    let again = match forward::send(sender, request, (&tenant.slug, mount)).await {
+    let mark = tenancy.router_secret();
+    let again = match forward::send(sender, request, (&tenant.slug, mount, mark)).await {
         Ok(response) => return settings_handed_back(tenancy, tenant, response).await,
         Err(again) => again,
     };
     // The server died under a request without a body: once more, on its successor.
     match restart(tenancy, tenant).await {
-        Ok(sender) => match forward::send(sender, again, (&tenant.slug, mount)).await {
+        Ok(sender) => match forward::send(sender, again, (&tenant.slug, mount, mark)).await {
             Ok(response) => response,
             Err(_) => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
         },

@@ -37,6 +37,7 @@ use crate::pools::PoolLease;
 use crate::settings::SettingsSchema;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{IsolationMode, Placement, Tenant};
+use crate::web::same_token;
 
 /// Serves every request as `tenant`, on `pool`.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub struct SingleTenantLayer {
     schema: Option<SettingsSchema>,
     /// The hosts it answers for; `None`: any.
     hosts: Option<Arc<[HostName]>>,
+    /// The mark of the router whose requests may change settings; `None`: no router's.
+    router_secret: Option<Arc<str>>,
 }
 
 impl SingleTenantLayer {
@@ -77,6 +80,7 @@ impl SingleTenantLayer {
                 tenant: Arc::new(tenant),
                 schema: None,
                 hosts: None,
+                router_secret: None,
             },
         }
     }
@@ -108,6 +112,16 @@ impl SingleTenantLayer {
     pub fn with_settings_schema(self, schema: SettingsSchema) -> Self {
         Self {
             schema: Some(schema),
+            ..self
+        }
+    }
+
+    /// Takes settings changes only from requests that carry `secret` in
+    /// [`ROUTER_HEADER`](super::ROUTER_HEADER): the mark of the router that started this
+    /// server (handed over on its standard input), which no other process knows.
+    pub fn with_router_secret(self, secret: &str) -> Self {
+        Self {
+            router_secret: Some(Arc::from(secret)),
             ..self
         }
     }
@@ -159,6 +173,7 @@ impl SingleTenantLayer {
             begin: Arc::from(begin),
             schema: None,
             hosts: None,
+            router_secret: None,
         }
     }
 }
@@ -258,8 +273,12 @@ where
                         .all(|b| b.is_ascii_alphanumeric() || b"/-_".contains(&b))
             })
             .unwrap_or_default();
-        // Only a router that applies settings changes sets this header (nginx removes it).
-        let routed = request.headers_mut().remove(ROUTER_HEADER).is_some();
+        // Only the router that started this server knows its mark (nginx removes any).
+        let mark = request.headers_mut().remove(ROUTER_HEADER);
+        let routed = match (&self.layer.router_secret, mark) {
+            (Some(secret), Some(mark)) => mark.to_str().is_ok_and(|m| same_token(secret, m)),
+            _ => false,
+        };
         let writer = match (&self.layer.schema, routed) {
             (Some(schema), true) => SettingsWriter::Router(schema.clone()),
             _ => SettingsWriter::None,
@@ -289,5 +308,65 @@ impl<S> std::fmt::Debug for SingleTenantService<S> {
         f.debug_struct("SingleTenantService")
             .field("layer", &self.layer)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::http::SettingsUpdate;
+
+    /// Whether a request with `headers` may change the tenant's settings, on a server of
+    /// `loki` started with the router's mark `secret` and answering `loki.example`.
+    async fn may_change(headers: &[(&str, &str)]) -> (u16, String) {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let slug = Slug::parse("loki").unwrap();
+        let layer = SingleTenantLayer::dedicated_sqlite(pool, Uuid::new_v4(), slug)
+            .with_settings_schema(SettingsSchema::default())
+            .with_router_secret("the-secret")
+            .with_hosts(vec![HostName::parse("loki.example").unwrap()]);
+        let routes = Router::new().route(
+            "/",
+            get(|update: SettingsUpdate| async move { update.available().to_string() }),
+        );
+        let mut request = Request::builder().uri("/");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = layer
+            .layer(routes)
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn only_the_routers_own_mark_lets_settings_change() {
+        let host = ("host", "loki.example");
+        assert_eq!(may_change(&[host]).await, (200, "false".into()));
+        let guessed = ("x-tenantry-router", "settings");
+        assert_eq!(may_change(&[host, guessed]).await, (200, "false".into()));
+        let marked = ("x-tenantry-router", "the-secret");
+        assert_eq!(may_change(&[host, marked]).await, (200, "true".into()));
+    }
+
+    #[tokio::test]
+    async fn another_tenants_host_or_mount_is_misdirected() {
+        let (status, body) = may_change(&[("host", "freya.example")]).await;
+        assert_eq!(status, 421, "{body}");
+        let freya_mount = [("host", "base.example"), (MOUNT_HEADER, "/t/freya")];
+        assert_eq!(may_change(&freya_mount).await.0, 421);
+        let own_mount = [("host", "base.example"), (MOUNT_HEADER, "/t/loki")];
+        assert_eq!(may_change(&own_mount).await.0, 200);
     }
 }

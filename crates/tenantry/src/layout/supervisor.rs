@@ -10,8 +10,8 @@
 //! domains, the only hosts it may answer for), `BIND`
 //! (`127.0.0.1:<port>`) and `DATABASE_URL=-`, which says that the database's URL (the
 //! tenant's database, as the tenant's own role with a password set for this start) is the
-//! first line of its standard input: a secret is never in a process's environment, where
-//! `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
+//! first line of its standard input, and this process's router mark the second: a secret is
+//! never in a process's environment, where `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
 //! ([`server_marker`]), so that another process can tell which tenant a pid serves.
 //! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
 
@@ -126,6 +126,9 @@ pub(crate) struct Supervisor {
     reaper: SyncMutex<Option<tokio::task::JoinHandle<()>>>,
     /// Addresses of servers run elsewhere, as last resolved, and when.
     resolved: SyncMutex<HashMap<Uuid, (SocketAddr, Instant)>>,
+    /// The mark this process's router puts on the requests it forwards, made at start and
+    /// given to the servers it starts alone: no other process can pass for it.
+    router_secret: String,
 }
 
 /// How long the address of a server run elsewhere is used before it is resolved again.
@@ -152,7 +155,17 @@ impl Supervisor {
             slots: SyncMutex::default(),
             reaper: SyncMutex::default(),
             resolved: SyncMutex::default(),
+            router_secret: hex::encode(rand::random::<[u8; 32]>()),
         })
+    }
+
+    /// The mark for the requests forwarded to the servers started here; `None` for servers
+    /// run elsewhere, which were given none.
+    pub(crate) fn router_secret(&self) -> Option<&str> {
+        match self.options.external {
+            Some(_) => None,
+            None => Some(&self.router_secret),
+        }
     }
 
     fn slot(self: &Arc<Self>, tenant: &Tenant) -> Arc<Mutex<Slot>> {
@@ -364,7 +377,8 @@ impl Supervisor {
             .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
         if let Some(mut stdin) = child.stdin.take() {
             // Written whole or not at all: the pipe holds far more than one line.
-            let written = stdin.write_all(format!("{url}\n").as_bytes()).await;
+            let handed = format!("{url}\n{}\n", self.router_secret);
+            let written = stdin.write_all(handed.as_bytes()).await;
             drop(stdin);
             if let Err(error) = written {
                 child.kill().await.ok();
