@@ -191,7 +191,8 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
         .route("/health", get(|| async move { Json(health) }))
-        .merge(tenant_router(AuthLimits::new(settings.limits.auth())));
+        .merge(tenant_router(AuthLimits::new(settings.limits.auth())))
+        .method_not_allowed_fallback(method_not_allowed);
     let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
     Ok(Router::new().fallback_service(service))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{Mode, TestApp, spawn_app_in};
+use support::{Mode, PIXEL_PNG, TestApp, spawn_app_in};
 use tenantry::Slug;
 
 const PASSWORD: &str = "staff-pass-123";
@@ -409,15 +409,6 @@ async fn forms_need_their_sessions_csrf_token(mode: Mode) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }
-
-/// The smallest PNG: one transparent pixel.
-const PIXEL_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
-    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
-    0x42, 0x60, 0x82,
-];
 
 async fn upload(
     visitor: &mut Visitor<'_>,
@@ -1000,39 +991,25 @@ in_modes!(
 );
 
 /// Every page with and without a logo, in the modes `in_modes!` leaves out.
-mod logos_in_every_mode {
-    use super::Mode;
-
-    #[tokio::test]
-    async fn database_tenants() {
-        super::every_page_answers_with_and_without_a_logo(Mode::Database).await
-    }
-
-    #[tokio::test]
-    async fn schema_through_pgbouncer() {
-        super::every_page_answers_with_and_without_a_logo(Mode::SchemaThroughPgBouncer).await
-    }
-
-    #[tokio::test]
-    async fn shared_through_pgbouncer() {
-        super::every_page_answers_with_and_without_a_logo(Mode::SharedThroughPgBouncer).await
-    }
-
-    #[tokio::test]
-    async fn database_through_pgbouncer() {
-        super::every_page_answers_with_and_without_a_logo(Mode::DatabaseThroughPgBouncer).await
-    }
-
-    #[tokio::test]
-    async fn sqlite_dedicated() {
-        super::every_page_answers_with_and_without_a_logo(Mode::SqliteDedicated).await
-    }
-
-    #[tokio::test]
-    async fn dedicated_behind_nginx() {
-        super::every_page_answers_with_and_without_a_logo(Mode::DedicatedBehindNginx).await
-    }
+macro_rules! logos_in {
+    ($($test:ident => $mode:expr),* $(,)?) => {
+        mod logos_in_every_mode {
+            use super::Mode;
+            $(#[tokio::test] async fn $test() {
+                super::every_page_answers_with_and_without_a_logo($mode).await
+            })*
+        }
+    };
 }
+
+logos_in!(
+    database_tenants => Mode::Database,
+    schema_through_pgbouncer => Mode::SchemaThroughPgBouncer,
+    shared_through_pgbouncer => Mode::SharedThroughPgBouncer,
+    database_through_pgbouncer => Mode::DatabaseThroughPgBouncer,
+    sqlite_dedicated => Mode::SqliteDedicated,
+    dedicated_behind_nginx => Mode::DedicatedBehindNginx,
+);
 
 /// A dedicated tenant's site straight from nginx: its settings are read-only there.
 mod dedicated_tenants_behind_nginx {

@@ -1429,8 +1429,9 @@ async fn running_server(server: &Server, pool: &sqlx::PgPool, slug: &str) -> (i6
     }
 }
 
-#[tokio::test]
-async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
+/// `polls serve` with `DEDICATED_EAGER` and `env`, and two dedicated tenants, loki and
+/// freya: the server, how commands reach the database, a pool on it.
+async fn serve_two_dedicated(env: &[(&str, &str)]) -> (Server, Reach, sqlx::PgPool) {
     let db = TestDatabase::create().await;
     let reach = Reach {
         url: url_with_password(&db),
@@ -1444,7 +1445,17 @@ async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
         );
     }
     let pool = db.pool(2).await;
-    let mut server = serve_on(db, None, &reach, &[("DEDICATED_EAGER", "true")]).await;
+    let env: Vec<_> = [("DEDICATED_EAGER", "true")]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let server = serve_on(db, None, &reach, &env).await;
+    (server, reach, pool)
+}
+
+#[tokio::test]
+async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
+    let (mut server, reach, pool) = serve_two_dedicated(&[]).await;
     let (_, loki) = running_server(&server, &pool, "loki").await;
     let (_, freya) = running_server(&server, &pool, "freya").await;
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -1479,6 +1490,18 @@ async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
         None,
     );
     assert_eq!(status, 421, "another tenant's mount");
+
+    // Its own routes answer a wrong method in JSON, as the app does.
+    for path in ["/health", "/users/"] {
+        let (status, _, body) =
+            request_to(at(loki), "DELETE", ("loki.polls.test", path), &[], None);
+        assert_eq!(status, 405, "{path}");
+        assert_eq!(
+            body,
+            json!({"detail": "Method \"DELETE\" not allowed."}),
+            "{path}"
+        );
+    }
 
     // A stale nginx configuration that sends freya's hosts to loki's port shows no page of
     // loki's under freya's name.
@@ -1603,30 +1626,8 @@ async fn with_a_uid_base_each_dedicated_server_is_a_user_of_its_own() {
         assert_eq!(run.status.code(), Some(2), "{run:?}");
         return;
     }
-    let db = TestDatabase::create().await;
-    let reach = Reach {
-        url: url_with_password(&db),
-        pooler: "none",
-    };
-    polls(&reach, &["migrate"]);
-    for slug in ["loki", "freya"] {
-        polls(
-            &reach,
-            &["tenants", "create", slug, "--isolation", "dedicated"],
-        );
-    }
-    let pool = db.pool(2).await;
     let base = 300_000;
-    let server = serve_on(
-        db,
-        None,
-        &reach,
-        &[
-            ("DEDICATED_EAGER", "true"),
-            ("DEDICATED_UID_BASE", "300000"),
-        ],
-    )
-    .await;
+    let (server, _, pool) = serve_two_dedicated(&[("DEDICATED_UID_BASE", "300000")]).await;
     let (loki, loki_port) = running_server(&server, &pool, "loki").await;
     let (freya, freya_port) = running_server(&server, &pool, "freya").await;
     assert_eq!(uid_of(loki), base + u32::from(loki_port));
