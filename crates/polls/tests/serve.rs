@@ -1094,6 +1094,84 @@ async fn with_dedicated_eager_the_servers_start_with_serve() {
 }
 
 #[tokio::test]
+async fn rapid_settings_changes_fail_no_request_of_a_dedicated_tenant() {
+    let (server, _, pool, _) = serve_eager_loki().await;
+    let server = std::sync::Arc::new(server);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (server, stop) = (server.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(server.get("loki.polls.test", "/admin/login", &[]).0);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let bearer = format!("Bearer {}", support::PLATFORM_TOKEN);
+    for i in 0..8 {
+        let patch = json!({ "settings": { "display_name": format!("Loki {i}") } });
+        let (status, _, body) = server.request(
+            "PATCH",
+            "polls.test",
+            "/api/tenants/loki/",
+            &[("Authorization", &bearer)],
+            Some(patch),
+        );
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = Vec::new();
+    for reader in readers {
+        statuses.extend(reader.await.unwrap());
+    }
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    let restarts: i32 = sqlx::query_scalar(
+        "SELECT s.restarts FROM tenantry.dedicated_servers s \
+         JOIN tenantry.tenants t ON t.id = s.tenant_id WHERE t.slug = 'loki'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    println!(
+        "{} requests during 8 settings changes, {failed} failed; {restarts} restarts",
+        statuses.len()
+    );
+    assert_eq!(failed, 0, "of {}\n{}", statuses.len(), server.log());
+    // The last change is what loki's pages show.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = send_page(server.addr, "loki.polls.test", "/admin/login");
+        if page.contains("Loki 7") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last change never showed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dedicated_pid(&pool, "loki").await.is_some());
+}
+
+/// The text of a page at `addr` for `host`.
+fn send_page(addr: SocketAddr, host: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page
+}
+
+#[tokio::test]
 async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_app() {
     let (server, reach, _, loki_pid) = serve_eager_loki().await;
     let dir = tempfile::tempdir().unwrap();

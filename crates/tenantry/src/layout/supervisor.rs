@@ -198,7 +198,8 @@ impl Supervisor {
                 }
                 Ok(None) => {
                     tracing::info!(tenant = %tenant.slug, "its settings changed: restarting its server");
-                    running.child.kill().await.ok();
+                    // Its requests in progress finish first; new ones wait for its successor.
+                    stop(&mut running.child).await;
                     slot.running = None;
                 }
                 _ => {
@@ -272,6 +273,13 @@ impl Supervisor {
         {
             let slot = self.slot(tenant);
             let mut slot = slot.lock().await;
+            if let Some(running) = &mut slot.running {
+                // The server the request failed on may be gone already, replaced by one that
+                // answers (a settings change restarted it): that one is not killed.
+                if matches!(running.child.try_wait(), Ok(None)) && healthy(running.port).await {
+                    return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
+                }
+            }
             if let Some(mut running) = slot.running.take() {
                 running.child.kill().await.ok();
                 let lived = running.started.elapsed();
