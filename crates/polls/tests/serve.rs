@@ -576,11 +576,9 @@ async fn signup_and_login_are_rate_limited_per_address_and_per_tenant() {
     assert_eq!(login("127.0.0.2").0, 429);
 }
 
-/// `polls deploy nginx` for `server`, listening on a free port, started: nginx and its
-/// address.
-async fn nginx_in_front(server: &Server, reach: &Reach) -> (TestNginx, SocketAddr) {
+/// The configuration `polls deploy nginx` writes for `server`, listening on `port`.
+fn deploy_nginx(server: &Server, reach: &Reach, port: u16) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
     let written = Command::new(env!("CARGO_BIN_EXE_polls"))
         .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
         .arg(dir.path().join("tenantry.conf"))
@@ -590,8 +588,14 @@ async fn nginx_in_front(server: &Server, reach: &Reach) -> (TestNginx, SocketAdd
         .output()
         .unwrap();
     assert!(written.status.success(), "{written:?}");
-    let config = std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap();
-    let nginx = TestNginx::start(&config);
+    std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap()
+}
+
+/// nginx configured by `polls deploy nginx` for `server`, on a free port, started: nginx
+/// and its address.
+async fn nginx_in_front(server: &Server, reach: &Reach) -> (TestNginx, SocketAddr) {
+    let port = support::free_port();
+    let nginx = TestNginx::start(&deploy_nginx(server, reach, port));
     nginx.listening(port).await;
     (nginx, SocketAddr::from(([127, 0, 0, 1], port)))
 }
@@ -1174,18 +1178,8 @@ fn send_page(addr: SocketAddr, host: &str, path: &str) -> String {
 #[tokio::test]
 async fn nginx_routes_a_dedicated_tenant_to_its_own_server_and_the_rest_to_the_app() {
     let (server, reach, _, loki_pid) = serve_eager_loki().await;
-    let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
-        .arg(dir.path().join("tenantry.conf"))
-        .env("DATABASE_URL", &reach.url)
-        .env("BASE_DOMAIN", support::BASE)
-        .env("BIND", server.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{written:?}");
-    let config = std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap();
+    let config = deploy_nginx(&server, &reach, port);
     assert!(config.contains("server_name loki.polls.test;"), "{config}");
     let nginx = TestNginx::start(&config);
     nginx.listening(port).await;
@@ -1321,21 +1315,7 @@ fn hang_up_on(addr: SocketAddr, host: &str, rounds: usize) {
 async fn clients_that_hang_up_never_end_a_serving_process() {
     let (mut server, reach, pool, loki_pid) = serve_eager_loki().await;
     let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .args(["deploy", "nginx", "--listen", &port.to_string(), "--output"])
-        .arg(dir.path().join("tenantry.conf"))
-        .env("DATABASE_URL", &reach.url)
-        .env("BASE_DOMAIN", support::BASE)
-        .env("BIND", server.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{written:?}");
-    let nginx =
-        TestNginx::start(&std::fs::read_to_string(dir.path().join("tenantry.conf")).unwrap());
-    nginx.listening(port).await;
-    let nginx_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (_nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
 
     let paths = [
         ("direct", server.addr, "thor.polls.test"),
@@ -1583,26 +1563,9 @@ async fn dedicated_servers_keep_their_ports_and_refuse_other_tenants_hosts() {
 
     // A stale nginx configuration that sends freya's hosts to loki's port shows no page of
     // loki's under freya's name.
-    let (nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
-    drop(nginx);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("stale.conf");
-    let written = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .args([
-            "deploy",
-            "nginx",
-            "--listen",
-            &nginx_addr.port().to_string(),
-            "--output",
-        ])
-        .arg(&config)
-        .env("DATABASE_URL", &reach.url)
-        .env("BASE_DOMAIN", support::BASE)
-        .env("BIND", server.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{written:?}");
-    let stale = std::fs::read_to_string(&config).unwrap().replace(
+    let port = support::free_port();
+    let nginx_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let stale = deploy_nginx(&server, &reach, port).replace(
         &format!("127.0.0.1:{freya};"),
         &format!("127.0.0.1:{loki};"),
     );

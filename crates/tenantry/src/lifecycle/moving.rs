@@ -21,6 +21,8 @@
 //! [`Tenancy::resume_move`] finishes it and [`Tenancy::abort_move`] undoes it, dropping only a
 //! target marked as made for this tenant.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, Postgres};
 
 use crate::catalog::TenantDetails;
@@ -369,9 +371,20 @@ impl Tenancy {
     async fn remove_old(&self, tenant: &Tenant, state: &MoveState) -> Result<(), Error> {
         let old = as_step(tenant, &state.from);
         let removed = async {
-            self.layout(&old)?
-                .deprovision(self.cx(), &old, None)
-                .await?;
+            let layout = self.layout(&old)?;
+            // Requests still finishing on the old placement (they will roll back) may
+            // deadlock with the drop; PostgreSQL then aborts one side, and the drop is tried
+            // again, as `--resume` would.
+            let mut attempt = 1;
+            loop {
+                match layout.deprovision(self.cx(), &old, None).await {
+                    Err(Error::Database(e)) if is_deadlock(&e) && attempt < 5 => {
+                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        attempt += 1;
+                    }
+                    done => break done?,
+                }
+            }
             let mut tx = self.catalog().begin().await?;
             tx.end_move(tenant).await?;
             tx.commit().await
@@ -416,4 +429,12 @@ fn check_target(tenant: &Tenant, to: &MoveTarget, migrations: &Migrations) -> Re
         )));
     }
     Ok(())
+}
+
+/// Whether PostgreSQL aborted the statement to break a deadlock.
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01")
 }
