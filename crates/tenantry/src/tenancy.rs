@@ -287,9 +287,7 @@ impl Tenancy {
     }
 
     /// The mark this process's router puts on the requests it forwards to the dedicated
-    /// servers it started (see [`SingleTenantLayer::with_router_secret`]).
-    ///
-    /// [`SingleTenantLayer::with_router_secret`]: crate::http::SingleTenantLayer::with_router_secret
+    /// servers it started, which take settings changes only under it.
     pub(crate) fn router_secret(&self) -> Option<&str> {
         self.inner.servers.as_ref().and_then(|s| s.router_secret())
     }
