@@ -1049,6 +1049,25 @@ async fn a_dedicated_server_that_dies_at_once_is_backed_off_and_answered_503() {
     assert_eq!(status, 401, "thor noticed");
 }
 
+/// A fresh database, migrated, with the dedicated tenants `slugs`: the database, how
+/// commands reach it, a pool on it.
+async fn with_dedicated(slugs: &[&str]) -> (TestDatabase, Reach, sqlx::PgPool) {
+    let db = TestDatabase::create().await;
+    let reach = Reach {
+        url: url_with_password(&db),
+        pooler: "none",
+    };
+    polls(&reach, &["migrate"]);
+    for slug in slugs {
+        polls(
+            &reach,
+            &["tenants", "create", slug, "--isolation", "dedicated"],
+        );
+    }
+    let pool = db.pool(2).await;
+    (db, reach, pool)
+}
+
 /// `polls serve` with `DEDICATED_EAGER`, thor (schema) and loki (dedicated), once loki's
 /// server runs: the server, how commands reach the database, a pool on it, loki's pid.
 async fn serve_eager_loki() -> (Server, Reach, sqlx::PgPool, i64) {
@@ -1057,17 +1076,7 @@ async fn serve_eager_loki() -> (Server, Reach, sqlx::PgPool, i64) {
 
 /// [`serve_eager_loki`] with `env` added to the server's environment.
 async fn serve_eager_loki_with(env: &[(&str, &str)]) -> (Server, Reach, sqlx::PgPool, i64) {
-    let db = TestDatabase::create().await;
-    let reach = Reach {
-        url: url_with_password(&db),
-        pooler: "none",
-    };
-    polls(&reach, &["migrate"]);
-    polls(
-        &reach,
-        &["tenants", "create", "loki", "--isolation", "dedicated"],
-    );
-    let pool = db.pool(2).await;
+    let (db, reach, pool) = with_dedicated(&["loki"]).await;
     let env: Vec<_> = [("DEDICATED_EAGER", "true")]
         .into_iter()
         .chain(env.iter().copied())
@@ -1377,17 +1386,7 @@ fn readable_by_the_same_user(pid: u32, file: &str) -> bool {
 
 #[tokio::test]
 async fn a_dedicated_server_is_given_no_secret_but_its_own_and_seals_itself() {
-    let db = TestDatabase::create().await;
-    let reach = Reach {
-        url: url_with_password(&db),
-        pooler: "none",
-    };
-    polls(&reach, &["migrate"]);
-    polls(
-        &reach,
-        &["tenants", "create", "loki", "--isolation", "dedicated"],
-    );
-    let pool = db.pool(2).await;
+    let (_db, reach, pool) = with_dedicated(&["loki"]).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_polls"));
@@ -1490,19 +1489,7 @@ async fn running_server(server: &Server, pool: &sqlx::PgPool, slug: &str) -> (i6
 /// `polls serve` with `DEDICATED_EAGER` and `env`, and two dedicated tenants, loki and
 /// freya: the server, how commands reach the database, a pool on it.
 async fn serve_two_dedicated(env: &[(&str, &str)]) -> (Server, Reach, sqlx::PgPool) {
-    let db = TestDatabase::create().await;
-    let reach = Reach {
-        url: url_with_password(&db),
-        pooler: "none",
-    };
-    polls(&reach, &["migrate"]);
-    for slug in ["loki", "freya"] {
-        polls(
-            &reach,
-            &["tenants", "create", slug, "--isolation", "dedicated"],
-        );
-    }
-    let pool = db.pool(2).await;
+    let (db, reach, pool) = with_dedicated(&["loki", "freya"]).await;
     let env: Vec<_> = [("DEDICATED_EAGER", "true")]
         .into_iter()
         .chain(env.iter().copied())

@@ -59,12 +59,11 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = forwarded_for(headers);
         let mut client = peer;
-        for hop in hops.iter().rev() {
+        for hop in forwarded_for(headers).rev() {
             match hop {
                 Some(hop) => {
-                    client = canonical(*hop);
+                    client = canonical(hop);
                     if !self.trusts(client) {
                         return client;
                     }
@@ -114,14 +113,13 @@ fn canonical(address: IpAddr) -> IpAddr {
 
 /// The hops a request passed, first to last, from `X-Forwarded-For` (several headers are
 /// one list). `None` for a hop that is not an address (`unknown`, an obfuscated name).
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = Option<IpAddr>> {
     headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(|hop| node_address(hop.trim()))
-        .collect()
 }
 
 /// The address of a node as proxies write it: `192.0.2.1`, `192.0.2.1:8080`, `[2001:db8::1]`,

@@ -7,11 +7,11 @@
 //! Each child is the app's own command ([`DedicatedOptions::command`]) with an environment
 //! of nothing but the app's chosen settings ([`DedicatedOptions::env`]) and its own:
 //! `TENANT_ID`, `TENANT_SLUG`, `TENANT_NAME`, `TENANT_SETTINGS`, `TENANT_HOSTS` (its
-//! domains, the only hosts it may answer for), `BIND`
-//! (`127.0.0.1:<port>`) and `DATABASE_URL=-`, which says that the database's URL (the
-//! tenant's database, as the tenant's own role with a password set for this start) is the
-//! first line of its standard input, and this process's router mark the second: a secret is
-//! never in a process's environment, where `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
+//! domains, the only hosts it may answer for), `BIND` (`127.0.0.1:<port>`) and
+//! `DATABASE_URL=-`, which says that the database's URL (the tenant's database, as the
+//! tenant's own role with a password set for this start) is the first line of its standard
+//! input, and this process's router mark the second: a secret is never in a process's
+//! environment, where `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
 //! ([`server_marker`]), so that another process can tell which tenant a pid serves.
 //! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
 

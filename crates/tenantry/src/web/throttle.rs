@@ -46,6 +46,8 @@ impl Default for LoginThrottle {
 pub struct LoginAttempt<'a> {
     throttle: &'a LoginThrottle,
     key: AccountKey,
+    /// How it ended, once said; `None` when dropped first.
+    outcome: Option<bool>,
 }
 
 impl LoginThrottle {
@@ -98,6 +100,7 @@ impl LoginThrottle {
         Ok(LoginAttempt {
             throttle: self,
             key,
+            outcome: None,
         })
     }
 
@@ -144,23 +147,22 @@ impl LoginThrottle {
 impl LoginAttempt<'_> {
     /// The password was wrong: counts against the account.
     pub fn failed(self) {
-        self.end(Some(false));
+        self.end(false);
     }
 
     /// The password was right: the account's failures are forgotten.
     pub fn succeeded(self) {
-        self.end(Some(true));
+        self.end(true);
     }
 
-    fn end(self, outcome: Option<bool>) {
-        self.throttle.settle(&self.key, outcome);
-        std::mem::forget(self);
+    fn end(mut self, outcome: bool) {
+        self.outcome = Some(outcome);
     }
 }
 
 impl Drop for LoginAttempt<'_> {
     fn drop(&mut self) {
-        self.throttle.settle(&self.key, None);
+        self.throttle.settle(&self.key, self.outcome);
     }
 }
 
