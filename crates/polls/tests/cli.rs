@@ -1040,6 +1040,89 @@ async fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "== thor ==\n");
 }
 
+/// Runs `polls args...` on `db` to its end and returns the peak of its resident memory in KiB.
+fn peak_memory(db: &TestDatabase, args: &[&str]) -> u64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env("BASE_DOMAIN", support::BASE)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        // The high-water mark only grows, so the last reading before the exit is the peak
+        // up to the last few milliseconds.
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak = kib;
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "polls {} failed", args.join(" "));
+            return peak;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[tokio::test]
+async fn a_move_holds_the_same_memory_however_many_rows_the_tenant_has() {
+    let db = migrated().await;
+    let fill = |slug: &str, questions: u32| {
+        expect(
+            &db,
+            &["tenants", "create", slug, "--isolation", "shared"],
+            0,
+        );
+        let run = polls(
+            &db,
+            &[
+                "--tenant",
+                slug,
+                "createsuperuser",
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            Some("pw-123\n"),
+        );
+        assert_eq!(run.code, 0, "{run}");
+        let insert = format!(
+            "INSERT INTO polls (question, created_by, pub_date) \
+             SELECT repeat('q', 90) || g, (SELECT id FROM users), now() \
+             FROM generate_series(1, {questions}) g"
+        );
+        expect(&db, &["--tenant", slug, "sql", &insert], 0);
+    };
+    fill("small", 1_000);
+    fill("large", 200_000);
+    let small = peak_memory(&db, &["tenants", "move", "small", "--to", "schema"]);
+    let large = peak_memory(&db, &["tenants", "move", "large", "--to", "schema"]);
+    // 200,000 rows are about 30 MB as JSON text: holding them at once would show here.
+    assert!(
+        large < small + 12 * 1024,
+        "moving 200,000 rows peaked at {large} KiB, 1,000 rows at {small} KiB"
+    );
+    let count = expect(
+        &db,
+        &[
+            "--tenant",
+            "large",
+            "sql",
+            "SELECT count(*), current_schema() FROM polls",
+        ],
+        0,
+    );
+    assert_eq!(table_rows(&count.stdout)[1..], [vec!["200000", "large"]]);
+}
+
 #[tokio::test]
 async fn tenants_move_export_and_import_from_the_command_line() {
     let db = migrated().await;

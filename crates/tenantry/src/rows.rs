@@ -7,7 +7,9 @@
 //! its `WHERE` too. Table and column names come from the schema's own system catalogs, and
 //! are quoted.
 
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
@@ -21,8 +23,11 @@ pub struct TableRows {
     /// The table's name.
     pub table: String,
     /// One JSON object per row, keyed by column.
-    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub rows: Vec<Row>,
 }
+
+/// One row as JSON, keyed by column.
+type Row = serde_json::Map<String, serde_json::Value>;
 
 /// Quotes a name read from the system catalogs as an SQL identifier.
 fn quote(name: &str) -> String {
@@ -92,16 +97,15 @@ pub(crate) async fn read(
     enter(conn, tenant).await?;
     let mut out = Vec::new();
     for table in tables(conn, schema).await? {
-        let rows: sqlx::types::Json<Vec<serde_json::Map<String, serde_json::Value>>> =
-            pooler::query_scalar(AssertSqlSafe(format!(
-                "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'tenant_id'), '[]') \
+        let rows: Json<Vec<Row>> = pooler::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'tenant_id'), '[]') \
                  FROM {}.{} t WHERE t.tenant_id = $1",
-                schema.quoted(),
-                quote(&table)
-            )))
-            .bind(tenant)
-            .fetch_one(&mut *conn)
-            .await?;
+            schema.quoted(),
+            quote(&table)
+        )))
+        .bind(tenant)
+        .fetch_one(&mut *conn)
+        .await?;
         out.push(TableRows {
             table,
             rows: rows.0,
@@ -130,6 +134,9 @@ pub(crate) async fn hold_writes(conn: &mut PgConnection, schema: &SchemaName) ->
     Ok(())
 }
 
+/// Rows per statement when rows are written: about what a copy holds in memory at once.
+const BATCH: usize = 2_000;
+
 /// Writes `data` as the tenant's rows into `schema`, moves each sequence past the ids it
 /// brought, then checks that every table holds exactly the rows given.
 pub(crate) async fn write(
@@ -146,39 +153,95 @@ pub(crate) async fn write(
             message: format!("'{}' is not a tenant table here", unknown.table),
         });
     }
+    let mut expected = Vec::with_capacity(tables.len());
     for table in &tables {
-        let Some(data) = data.iter().find(|d| &d.table == table) else {
-            continue;
-        };
-        let rows: Vec<serde_json::Value> = data
-            .rows
+        let rows = data
             .iter()
-            .map(|row| {
-                let mut row = row.clone();
-                row.insert("tenant_id".into(), tenant.to_string().into());
-                serde_json::Value::Object(row)
-            })
-            .collect();
-        let target = format!("{}.{}", schema.quoted(), quote(table));
-        pooler::query(AssertSqlSafe(format!(
-            "INSERT INTO {target} SELECT * FROM jsonb_populate_recordset(NULL::{target}, $1)"
-        )))
-        .bind(sqlx::types::Json(rows))
-        .execute(&mut *conn)
-        .await?;
+            .find(|d| &d.table == table)
+            .map_or(&[][..], |d| &d.rows);
+        for batch in rows.chunks(BATCH) {
+            insert(conn, schema, table, tenant, batch.to_vec()).await?;
+        }
         advance_sequences(conn, schema, table).await?;
+        expected.push((table.clone(), rows.len()));
     }
-    let expected: Vec<(String, usize)> = tables
-        .iter()
-        .map(|t| {
-            let n = data
-                .iter()
-                .find(|d| &d.table == t)
-                .map_or(0, |d| d.rows.len());
-            (t.clone(), n)
+    verify(conn, schema, tenant, &expected).await
+}
+
+/// Copies the tenant's rows of every table from schema `from_schema` on `from` into
+/// `to_schema` on `to`, parents first, [`BATCH`] rows at a time: memory stays the same
+/// whatever the tenant holds. Then moves each sequence past the ids it brought and checks
+/// that every table holds as many rows as were read.
+pub(crate) async fn copy(
+    (from, from_schema): (&mut PgConnection, &SchemaName),
+    (to, to_schema): (&mut PgConnection, &SchemaName),
+    tenant: Uuid,
+) -> Result<(), Error> {
+    enter(from, tenant).await?;
+    enter(to, tenant).await?;
+    let targets = tables(to, to_schema).await?;
+    let sources = tables(from, from_schema).await?;
+    if let Some(unknown) = sources.iter().find(|t| !targets.contains(t)) {
+        return Err(Error::Invalid {
+            field: "table",
+            message: format!("'{unknown}' is not a tenant table at the target"),
+        });
+    }
+    let mut expected = Vec::with_capacity(targets.len());
+    for table in &targets {
+        let mut copied = 0;
+        if sources.contains(table) {
+            let sql = format!(
+                "SELECT to_jsonb(t) - 'tenant_id' FROM {}.{} t WHERE t.tenant_id = $1",
+                from_schema.quoted(),
+                quote(table)
+            );
+            let mut rows = pooler::query_scalar::<Json<Row>>(AssertSqlSafe(sql))
+                .bind(tenant)
+                .fetch(&mut *from);
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(Json(row)) = rows.try_next().await? {
+                batch.push(row);
+                if batch.len() == BATCH {
+                    copied += batch.len();
+                    insert(to, to_schema, table, tenant, std::mem::take(&mut batch)).await?;
+                }
+            }
+            copied += batch.len();
+            insert(to, to_schema, table, tenant, batch).await?;
+        }
+        advance_sequences(to, to_schema, table).await?;
+        expected.push((table.clone(), copied));
+    }
+    verify(to, to_schema, tenant, &expected).await
+}
+
+/// Inserts `rows` into `table` of `schema` as the tenant's.
+async fn insert(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    table: &str,
+    tenant: Uuid,
+    rows: Vec<Row>,
+) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|mut row| {
+            row.insert("tenant_id".into(), tenant.to_string().into());
+            serde_json::Value::Object(row)
         })
         .collect();
-    verify(conn, schema, tenant, &expected).await
+    let target = format!("{}.{}", schema.quoted(), quote(table));
+    pooler::query(AssertSqlSafe(format!(
+        "INSERT INTO {target} SELECT * FROM jsonb_populate_recordset(NULL::{target}, $1)"
+    )))
+    .bind(Json(rows))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Moves every sequence feeding a column of `table` past the column's highest value.

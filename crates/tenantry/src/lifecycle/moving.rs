@@ -7,10 +7,10 @@
 //!    dies);
 //! 2. records the move in the catalog (`move_state`: from, to) and marks the tenant
 //!    `moving`: its requests are read-only and writes get 503 with `Retry-After`;
-//! 3. locks the source tables against writes (waiting for writes already under way) and reads
-//!    the tenant's rows;
-//! 4. builds the target under names of this move's own and writes the rows there with their
-//!    ids, checking each table's count;
+//! 3. locks the source tables against writes (waiting for writes already under way);
+//! 4. builds the target under names of this move's own and copies the rows there with their
+//!    ids, in batches (memory stays the same whatever the tenant holds), checking each
+//!    table's count;
 //! 5. switches the catalog row to the target in one transaction (which, when the target is in
 //!    the catalog's database, is the very transaction that wrote it), leaving in `move_state`
 //!    that the old data is still to be removed;
@@ -316,8 +316,8 @@ impl Tenancy {
     ) -> Result<(), Error> {
         inject(fault, MoveStage::Marked)?;
         let cx = self.cx();
-        rows::hold_writes(source, &tenant.placement.schema).await?;
-        let data = rows::read(source, &tenant.placement.schema, tenant.id).await?;
+        let from = &tenant.placement.schema;
+        rows::hold_writes(source, from).await?;
         let switched = MoveState {
             switched: true,
             ..state.clone()
@@ -333,7 +333,7 @@ impl Tenancy {
             let conn = tx
                 .postgres()
                 .ok_or_else(|| Error::Incomplete("no catalog".into()))?;
-            rows::write(conn, schema, tenant.id, &data).await?;
+            rows::copy((source, from), (conn, schema), tenant.id).await?;
             inject(fault, MoveStage::Copied)?;
             tx.switch(moved, &switched, fingerprint, &applied).await?;
             inject(fault, MoveStage::Switching)?;
@@ -347,7 +347,7 @@ impl Tenancy {
                     .await?
                     .transaction()?;
                 let mut tx = begin_in(pool.pg()?, schema).await?;
-                rows::write(&mut tx, schema, tenant.id, &data).await?;
+                rows::copy((source, from), (&mut tx, schema), tenant.id).await?;
                 inject(fault, MoveStage::Copied)?;
                 tx.commit().await?;
                 let mut tx = self.catalog().begin().await?;
