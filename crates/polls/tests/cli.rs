@@ -1040,6 +1040,18 @@ async fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "== thor ==\n");
 }
 
+/// Creates the superuser `admin` (password `pw-123`) in tenant `slug`.
+#[track_caller]
+fn create_admin(db: &TestDatabase, slug: &str) {
+    let args = ["--tenant", slug, "createsuperuser", "--username", "admin"];
+    let run = polls(
+        db,
+        &[&args[..], &["--password-stdin"]].concat(),
+        Some("pw-123\n"),
+    );
+    assert_eq!(run.code, 0, "{run}");
+}
+
 /// Runs `polls args...` on `db` to its end and returns the peak of its resident memory in KiB.
 fn peak_memory(db: &TestDatabase, args: &[&str]) -> u64 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_polls"))
@@ -1081,19 +1093,7 @@ async fn a_move_holds_the_same_memory_however_many_rows_the_tenant_has() {
             &["tenants", "create", slug, "--isolation", "shared"],
             0,
         );
-        let run = polls(
-            &db,
-            &[
-                "--tenant",
-                slug,
-                "createsuperuser",
-                "--username",
-                "admin",
-                "--password-stdin",
-            ],
-            Some("pw-123\n"),
-        );
-        assert_eq!(run.code, 0, "{run}");
+        create_admin(&db, slug);
         let insert = format!(
             "INSERT INTO polls (question, created_by, pub_date) \
              SELECT repeat('q', 90) || g, (SELECT id FROM users), now() \
@@ -1131,19 +1131,7 @@ async fn tenants_move_export_and_import_from_the_command_line() {
         &["tenants", "create", "loki", "--isolation", "shared"],
         0,
     );
-    let run = polls(
-        &db,
-        &[
-            "--tenant",
-            "loki",
-            "createsuperuser",
-            "--username",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("pw-123\n"),
-    );
-    assert_eq!(run.code, 0, "{run}");
+    create_admin(&db, "loki");
     let users = |slug: &str| {
         let sql = expect(
             &db,
