@@ -1363,6 +1363,70 @@ async fn clients_that_hang_up_never_end_a_serving_process() {
     );
 }
 
+/// Sends `head` and a body of `length` bytes to `addr` while reading the answer, as a client
+/// that keeps sending after the server has answered; the answer, or why there was none.
+fn answer_while_sending(addr: SocketAddr, head: &str, length: usize) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let head = format!("{head}Content-Length: {length}\r\nConnection: close\r\n\r\n");
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = [b'a'; 64 * 1024];
+        let mut left = length;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+    });
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    sending.join().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    match answer.is_empty() {
+        false => answer.into_owned(),
+        true => format!("no answer ({read:?})"),
+    }
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_is_read_reaches_the_client_on_every_path() {
+    let (server, reach, pool, _) = serve_eager_loki().await;
+    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
+    let (_nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
+    let paths = [
+        ("direct", server.addr, "thor.polls.test"),
+        ("the router", server.addr, "loki.polls.test"),
+        ("loki's own server", loki, "loki.polls.test"),
+        ("nginx to the app", nginx_addr, "thor.polls.test"),
+        ("nginx to loki's server", nginx_addr, "loki.polls.test"),
+    ];
+    for (path, addr, host) in paths {
+        // Too large a body: refused from its length alone.
+        let head =
+            format!("POST /users/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n");
+        let answer = answer_while_sending(addr, &head, 3_000_000);
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{path}: {answer}");
+        assert!(answer.contains("{\"detail\":"), "{path}: {answer}");
+        // No credentials: refused before the body is read.
+        let head =
+            format!("POST /polls/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n");
+        let answer = answer_while_sending(addr, &head, 1_500_000);
+        assert!(answer.starts_with("HTTP/1.1 401 "), "{path}: {answer}");
+        assert!(answer.contains("{\"detail\":"), "{path}: {answer}");
+        // A method the path does not take.
+        let head = format!("PUT /admin/login HTTP/1.1\r\nHost: {host}\r\n");
+        let answer = answer_while_sending(addr, &head, 1_500_000);
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{path}: {answer}");
+        assert!(answer.contains("{\"detail\":"), "{path}: {answer}");
+    }
+}
+
 /// An unprivileged user for the processes of a test about what one user's processes can
 /// read of each other: `nobody` when the tests run as root, else the tests' own user.
 fn unprivileged(command: &mut Command) -> &mut Command {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use moka::future::Cache;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
+use uuid::Uuid;
 
 mod row;
 mod servers;
@@ -248,21 +249,26 @@ impl TenantCatalog {
         self.cached(LookupKey::Slug(slug.as_str().to_owned())).await
     }
 
-    /// Whether `seen` is no longer what the catalog holds: deleted, or its slug, status,
-    /// placement or move mark changed since it was read. Read past the cache, after any
-    /// change of the row under way has committed or rolled back.
-    pub(crate) async fn changed_since(&self, seen: &Tenant) -> Result<bool, Error> {
-        let now = match &self.inner.store {
+    /// The tenant as the catalog holds it now, read past the cache, after any change of its
+    /// row under way has committed or rolled back; `None` once deleted.
+    pub(crate) async fn current(&self, id: Uuid) -> Result<Option<Tenant>, Error> {
+        match &self.inner.store {
             Store::Postgres(pool) => {
                 let row: Option<TenantRow> =
                     pooler::query_as(select_tenants!("WHERE t.id = $1 FOR SHARE OF t"))
-                        .bind(seen.id)
+                        .bind(id)
                         .fetch_optional(pooler::Pinned(pool))
                         .await?;
-                row.map(Tenant::try_from).transpose()?
+                row.map(Tenant::try_from).transpose()
             }
-            Store::Sqlite(pool) => sqlite::by_id(pool, seen.id).await?,
-        };
+            Store::Sqlite(pool) => sqlite::by_id(pool, id).await,
+        }
+    }
+
+    /// Whether `seen` is no longer what the catalog holds: deleted, or its slug, status,
+    /// placement or move mark changed since it was read (see [`TenantCatalog::current`]).
+    pub(crate) async fn changed_since(&self, seen: &Tenant) -> Result<bool, Error> {
+        let now = self.current(seen.id).await?;
         Ok(now.is_none_or(|now| {
             (&now.slug, now.status, &now.placement, now.moving)
                 != (&seen.slug, seen.status, &seen.placement, seen.moving)

@@ -98,6 +98,12 @@ macro_rules! refusal {
     };
 }
 
+macro_rules! too_large {
+    () => {
+        r#"{"detail":"Request body too large: at most 2 MiB."}"#
+    };
+}
+
 macro_rules! unreachable_upstream {
     () => {
         r#"{"detail":"The server behind the router is not available; retry shortly."}"#
@@ -113,14 +119,23 @@ pub const ROUTER_REFUSAL: &str = refusal!();
 /// app's own 503 is.
 pub const ROUTER_UNAVAILABLE: &str = unreachable_upstream!();
 
-/// nginx's own refusals and failures as [`ROUTER_REFUSAL`] and [`ROUTER_UNAVAILABLE`].
+/// nginx's own refusals and failures as [`ROUTER_REFUSAL`] and [`ROUTER_UNAVAILABLE`], and
+/// bodies over the app's limit (axum's default, 2 MiB) refused as JSON before they are
+/// buffered.
 const ERRORS: &str = concat!(
+    "    client_max_body_size 2m;\n",
     "    error_page 400 @tenantry_refused;\n",
+    "    error_page 413 @tenantry_too_large;\n",
     "    error_page 502 504 =503 @tenantry_unavailable;\n",
     "    location @tenantry_refused {\n",
     "        default_type application/json;\n",
     "        return 400 '",
     refusal!(),
+    "';\n    }\n",
+    "    location @tenantry_too_large {\n",
+    "        default_type application/json;\n",
+    "        return 413 '",
+    too_large!(),
     "';\n    }\n",
     "    location @tenantry_unavailable {\n",
     "        default_type application/json;\n",

@@ -7,6 +7,7 @@ mod forward;
 mod identify;
 pub mod input;
 mod layer;
+mod linger;
 pub mod platform_api;
 mod rejection;
 mod scope;

@@ -191,12 +191,22 @@ impl Supervisor {
         let slot = self.slot(tenant);
         let mut slot = slot.lock().await;
         slot.last_used = Some(Instant::now());
+        let mut latest = None;
         if let Some(running) = &mut slot.running {
             match running.child.try_wait() {
                 Ok(None) if running.profile == profile(tenant) => {
                     return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
                 }
                 Ok(None) => {
+                    // This request may have read the tenant before the server's last restart:
+                    // the server takes what the catalog holds now, so the requests that
+                    // waited here through changes share one restart and none goes back.
+                    let now = self.catalog.current(tenant.id).await?;
+                    let now = now.unwrap_or_else(|| tenant.clone());
+                    if running.profile == profile(&now) {
+                        return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
+                    }
+                    latest = Some(now);
                     tracing::info!(tenant = %tenant.slug, "its settings changed: restarting its server");
                     // Its requests in progress finish first; new ones wait for its successor.
                     stop(&mut running.child).await;
@@ -216,6 +226,7 @@ impl Supervisor {
         if slot.port.is_none() {
             slot.port = self.published_port(tenant.id).await;
         }
+        let tenant = latest.as_ref().unwrap_or(tenant);
         match self.start(cx, tenant, layout, slot.port).await {
             Ok(running) => {
                 let port = running.port;
