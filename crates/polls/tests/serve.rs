@@ -1427,6 +1427,71 @@ async fn an_answer_given_before_the_body_is_read_reaches_the_client_on_every_pat
     }
 }
 
+#[tokio::test]
+async fn requests_no_parser_takes_are_refused_in_json_on_every_path() {
+    let (server, reach, pool, _) = serve_eager_loki().await;
+    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
+    let (_nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
+    let host = "Host: loki.polls.test\r\nConnection: close\r\n";
+    let header = |size| {
+        format!(
+            "GET / HTTP/1.1\r\n{host}X-Big: {}\r\n\r\n",
+            "b".repeat(size)
+        )
+    };
+    let requests = [
+        (
+            "a NUL in the request line",
+            format!("GET /\0x HTTP/1.1\r\n{host}\r\n"),
+            400,
+        ),
+        ("no request line", "GARBAGE\r\n\r\n".to_owned(), 400),
+        (
+            "a header without a colon",
+            format!("GET / HTTP/1.1\r\n{host}Bad\r\n\r\n"),
+            400,
+        ),
+        (
+            "a 70 KB URI",
+            format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(70_000)),
+            414,
+        ),
+        ("a 500 KB header", header(500_000), 431),
+    ];
+    let paths = [
+        ("polls serve", server.addr),
+        ("loki's own server", loki),
+        ("nginx", nginx_addr),
+    ];
+    for (path, addr) in paths {
+        for (what, request, status) in &requests {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let _ = stream.write_all(request.as_bytes());
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            // nginx answers headers too large for its buffers with 400, and drops a header
+            // it cannot read (the request then goes on, without credentials).
+            let status = match (path, *status) {
+                ("nginx", 431) => 400,
+                ("nginx", _) if what.contains("colon") => 401,
+                (_, status) => status,
+            };
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{what} to {path}: {answer}"
+            );
+            let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+            let json: Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{what} to {path}: {e}: {answer}"));
+            assert!(json["detail"].is_string(), "{what} to {path}: {answer}");
+        }
+    }
+}
+
 /// An unprivileged user for the processes of a test about what one user's processes can
 /// read of each other: `nobody` when the tests run as root, else the tests' own user.
 fn unprivileged(command: &mut Command) -> &mut Command {

@@ -92,58 +92,63 @@ pub(super) fn resolved(
     config
 }
 
-macro_rules! refusal {
-    () => {
-        r#"{"detail":"Bad request: the router refused its request line or a header (such as Host)."}"#
-    };
-}
-
-macro_rules! too_large {
-    () => {
-        r#"{"detail":"Request body too large: at most 2 MiB."}"#
-    };
-}
-
-macro_rules! unreachable_upstream {
-    () => {
-        r#"{"detail":"The server behind the router is not available; retry shortly."}"#
-    };
-}
-
 /// What nginx answers when it refuses a request itself (a malformed request line or header,
 /// such as an invalid `Host`): JSON, as the app's errors are.
-pub const ROUTER_REFUSAL: &str = refusal!();
+pub const ROUTER_REFUSAL: &str =
+    r#"{"detail":"Bad request: the router refused its request line or a header (such as Host)."}"#;
 
 /// What nginx answers, with status 503 and `Retry-After`, when no server behind it answers
 /// (a tenant's server that died under the request, with the app down too): JSON, as the
 /// app's own 503 is.
-pub const ROUTER_UNAVAILABLE: &str = unreachable_upstream!();
+pub const ROUTER_UNAVAILABLE: &str =
+    r#"{"detail":"The server behind the router is not available; retry shortly."}"#;
 
-/// nginx's own refusals and failures as [`ROUTER_REFUSAL`] and [`ROUTER_UNAVAILABLE`], and
-/// bodies over the app's limit (axum's default, 2 MiB) refused as JSON before they are
-/// buffered.
-const ERRORS: &str = concat!(
-    "    client_max_body_size 2m;\n",
-    "    error_page 400 @tenantry_refused;\n",
-    "    error_page 413 @tenantry_too_large;\n",
-    "    error_page 502 504 =503 @tenantry_unavailable;\n",
-    "    location @tenantry_refused {\n",
-    "        default_type application/json;\n",
-    "        return 400 '",
-    refusal!(),
-    "';\n    }\n",
-    "    location @tenantry_too_large {\n",
-    "        default_type application/json;\n",
-    "        return 413 '",
-    too_large!(),
-    "';\n    }\n",
-    "    location @tenantry_unavailable {\n",
-    "        default_type application/json;\n",
-    "        add_header Retry-After 1 always;\n",
-    "        return 503 '",
-    unreachable_upstream!(),
-    "';\n    }\n",
-);
+/// nginx's own refusals and failures, answered in JSON as the app's are: the statuses
+/// nginx gives, the page's name, the status answered and its body.
+const ERRORS: [(&str, &str, u16, &str); 5] = [
+    ("400", "refused", 400, ROUTER_REFUSAL),
+    (
+        "413",
+        "too-large",
+        413,
+        r#"{"detail":"Request body too large: at most 2 MiB."}"#,
+    ),
+    (
+        "414",
+        "uri-too-long",
+        414,
+        r#"{"detail":"The request URI is too long."}"#,
+    ),
+    (
+        "494",
+        "headers-too-large",
+        431,
+        r#"{"detail":"The request headers are too large."}"#,
+    ),
+    ("502 504", "unavailable", 503, ROUTER_UNAVAILABLE),
+];
+
+/// The `server` block's lines that answer [`ERRORS`] in JSON, and take bodies up to the app's
+/// limit (axum's default, 2 MiB) before buffering them. The error pages are internal URIs,
+/// not named locations: a request line nginx cannot parse has no URI, and redirecting it to
+/// a named location fails with nginx's own 500.
+fn errors() -> String {
+    let mut lines = String::from("    client_max_body_size 2m;\n");
+    for (codes, page, _, _) in ERRORS {
+        lines.push_str(&format!("    error_page {codes} /.tenantry/{page};\n"));
+    }
+    for (_, page, status, body) in ERRORS {
+        let retry = match status {
+            503 => "        add_header Retry-After 1 always;\n",
+            _ => "",
+        };
+        lines.push_str(&format!(
+            "    location = /.tenantry/{page} {{\n        internal;\n        \
+             default_type application/json;\n{retry}        return {status} '{body}';\n    }}\n"
+        ));
+    }
+    lines
+}
 
 /// A `server` block for `names` (the default server when empty) that proxies to `proxy`,
 /// keeping the host (with its port) as sent and saying who asked.
@@ -159,13 +164,14 @@ fn server(listen: u16, names: &[String], proxy: &Proxy) -> String {
         ),
     };
     format!(
-        "server {{\n    listen {listen};\n    server_name {names};\n{ERRORS}    location / {{\n        \
+        "server {{\n    listen {listen};\n    server_name {names};\n{errors}    location / {{\n        \
          {pass}\n        \
          proxy_set_header Host $http_host;\n        \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        \
          proxy_set_header X-Forwarded-Proto $scheme;\n        \
          proxy_set_header X-Forwarded-Prefix \"\";\n        \
          proxy_set_header X-Tenantry-Router \"\";\n        \
-         proxy_next_upstream error timeout;\n    }}\n}}\n"
+         proxy_next_upstream error timeout;\n    }}\n}}\n",
+        errors = errors(),
     )
 }

@@ -2,12 +2,12 @@
 //! with its limits, the single-tenant layer and the platform API.
 
 mod client;
+mod connection;
 mod extract;
 mod forward;
 mod identify;
 pub mod input;
 mod layer;
-mod linger;
 pub mod platform_api;
 mod rejection;
 mod scope;

@@ -10,7 +10,7 @@
 //!   with 503 and `Retry-After` and closed.
 //! - A connection the server closes while the client still sends is drained for a few
 //!   seconds first, so that an answer given before the body was read reaches the client
-//!   ([`Lingering`]).
+//!   ([`ServedConnection`]), and what hyper refuses itself is answered in JSON too.
 //! - On the first shutdown signal the listener closes and open connections finish their
 //!   requests; after [`ServerLimits::shutdown_grace`], or at a second signal, `serve` returns
 //!   whatever is still open.
@@ -38,7 +38,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::http::client::{ClientAddr, TrustedProxies};
-use crate::http::linger::Lingering;
+use crate::http::connection::ServedConnection;
 
 /// How long clients may take and how many may be connected; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +177,8 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
-        let connection =
-            builder.serve_connection_with_upgrades(TokioIo::new(Lingering::new(stream)), service);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(ServedConnection::new(stream)), service);
         tokio::pin!(connection);
         let mut watchdog = tokio::time::interval(limits.keep_alive_timeout / 4);
         let mut closing = false;

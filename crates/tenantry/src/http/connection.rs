@@ -1,0 +1,167 @@
+//! [`ServedConnection`]: the server's side of a client's connection, which mends two things
+//! hyper does on its own.
+//!
+//! **Lingering close.** When the server closes a connection, it first reads and discards what
+//! the client is still sending, for a bounded time, as nginx's `lingering_close` does. A
+//! server may answer before it has read a request's body (401, 405, 413). Closing the
+//! socket with unread data in it makes the kernel send a reset instead of a FIN, and a reset
+//! can discard the answer before the client has read it: the client (or a router in front)
+//! sees a broken connection instead of the 413. Shutting down the sending side first and
+//! draining the rest lets the answer arrive.
+//!
+//! **JSON refusals.** hyper answers a request it cannot parse (400), whose URI (414) or head
+//! (431) is too long, itself, with an empty body and no hook for another. Its answer is
+//! recognised by its first bytes (no handler's answer has a `connection` header first and no
+//! body) and replaced with one that says what was wrong, in JSON like every other error.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// How long a closing connection keeps reading what its client still sends.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// hyper's own refusals, as it writes their heads, and the JSON that replaces their bodies.
+const REFUSALS: [(&[u8], &str); 3] = [
+    (
+        b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n",
+        r#"{"detail":"Bad request: the request line or a header is malformed."}"#,
+    ),
+    (
+        b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\n",
+        r#"{"detail":"The request URI is too long."}"#,
+    ),
+    (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n",
+        r#"{"detail":"The request headers are too large."}"#,
+    ),
+];
+
+/// A client's connection as the server uses it; see the module documentation.
+pub(crate) struct ServedConnection<T> {
+    inner: T,
+    /// Set once the sending side is shut down: until when the rest is drained.
+    draining: Option<Pin<Box<Sleep>>>,
+    /// A refusal being written in place of hyper's: the bytes left, and how many of hyper's
+    /// bytes to report written once they are.
+    replacing: Option<(Vec<u8>, usize)>,
+}
+
+impl<T> ServedConnection<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Self {
+            inner,
+            draining: None,
+            replacing: None,
+        }
+    }
+}
+
+/// The JSON answer to write instead of `head`, if `head` is one of hyper's own refusals.
+fn replacement(head: &[u8]) -> Option<Vec<u8>> {
+    let (prefix, detail) = REFUSALS
+        .iter()
+        .find(|(prefix, _)| head.starts_with(prefix))?;
+    let status = &prefix[..prefix.iter().position(|b| *b == b'\r')?];
+    let mut answer = status.to_vec();
+    answer.extend_from_slice(
+        format!(
+            "\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{detail}",
+            detail.len()
+        )
+        .as_bytes(),
+    );
+    Some(answer)
+}
+
+impl<T: AsyncWrite + Unpin> ServedConnection<T> {
+    /// Writes `buf`, or the JSON refusal in its place when it is hyper's own.
+    fn write_head(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.replacing.is_none() {
+            match replacement(buf) {
+                Some(answer) => self.replacing = Some((answer, buf.len())),
+                None => return Pin::new(&mut self.inner).poll_write(cx, buf),
+            }
+        }
+        let (left, reported) = self.replacing.as_mut().expect("a refusal under way");
+        while !left.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, left))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            left.drain(..n);
+        }
+        let reported = *reported;
+        self.replacing = None;
+        Poll::Ready(Ok(reported))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ServedConnection<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ServedConnection<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_head(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        // A head is always the first slice of hyper's writes.
+        match bufs.first() {
+            Some(first) if self.replacing.is_some() || replacement(first).is_some() => {
+                self.write_head(cx, first)
+            }
+            _ => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    /// Sends FIN, then reads until the client closes too, or for [`LINGER`] at most.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.draining.is_none() {
+            ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.draining = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if let Some(deadline) = &mut this.draining
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut this.inner).poll_read(cx, &mut buf)) {
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Ok(()) => {}
+                // The client is gone: nothing more to wait for.
+                Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
