@@ -181,6 +181,7 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let (name, tenant_settings) = tenant_profile()?;
     let layer = layer
         .with_profile(name, tenant_settings)
+        .following_supervisor()
         .with_settings_schema(crate::rules::schema())
         .with_hosts(tenant_hosts()?);
     let layer = match &settings.router_secret {

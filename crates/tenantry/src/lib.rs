@@ -50,6 +50,7 @@ pub mod lifecycle;
 pub mod migrate;
 mod pooler;
 mod pools;
+mod profile;
 pub mod role;
 mod rows;
 mod safe_transaction;

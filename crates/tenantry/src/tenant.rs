@@ -203,6 +203,16 @@ impl Tenant {
         }
     }
 
+    /// This tenant with another name and settings (parsed again when next asked for).
+    pub(crate) fn with_profile(&self, name: String, settings: serde_json::Value) -> Self {
+        Self {
+            name,
+            settings,
+            parsed_settings: ParsedSettings::default(),
+            ..self.clone()
+        }
+    }
+
     /// The single statement that opens a transaction in this tenant's context: one round trip,
     /// and only transaction-local settings, so it is safe behind a transaction-mode pooler.
     pub fn begin_statement(&self) -> &str {

@@ -271,7 +271,7 @@ async fn forward_to(
 
 /// Applies the settings change the tenant's server handed back in `response`, if any (see
 /// [`SettingsUpdate`](super::SettingsUpdate)), before passing the answer on. The answer is
-/// read whole first: applying the change starts the server again.
+/// read whole first: applying the change hands it to the server (or starts it again).
 async fn settings_handed_back(
     tenancy: &Tenancy,
     tenant: &Tenant,

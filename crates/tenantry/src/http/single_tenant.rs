@@ -13,10 +13,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
+use std::os::fd::AsFd;
 use std::str::FromStr;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -34,6 +38,7 @@ use crate::http::scope::RequestScope;
 use crate::http::settings_update::{ROUTER_HEADER, SettingsWriter};
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
+use crate::profile;
 use crate::settings::SettingsSchema;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{IsolationMode, Placement, Tenant};
@@ -43,7 +48,8 @@ use crate::web::same_token;
 #[derive(Clone)]
 pub struct SingleTenantLayer {
     pool: PoolLease,
-    tenant: Arc<Tenant>,
+    /// The tenant as it is now: its name and settings change when its supervisor says so.
+    profile: watch::Receiver<Profile>,
     /// The statement that opens each request's transaction.
     begin: Arc<str>,
     /// The app's settings, against which a change handed back to the router is checked.
@@ -77,7 +83,7 @@ impl SingleTenantLayer {
             Pooler::Transaction => Self {
                 pool: PoolLease::unclaimed(DbPool::Postgres(pool), pooler),
                 begin: Arc::from(tenant.begin_statement()),
-                tenant: Arc::new(tenant),
+                profile: Profile::fixed(tenant),
                 schema: None,
                 hosts: None,
                 router_secret: None,
@@ -92,18 +98,37 @@ impl SingleTenantLayer {
     }
 
     /// The tenant's display name and settings, as its supervisor gives them
-    /// (`TENANT_NAME`, `TENANT_SETTINGS`); a change to them restarts the server.
+    /// (`TENANT_NAME`, `TENANT_SETTINGS`).
     pub fn with_profile(self, name: String, settings: serde_json::Value) -> Self {
-        let tenant = Tenant {
-            name,
-            settings,
-            parsed_settings: Default::default(),
-            ..Tenant::clone(&self.tenant)
-        };
+        let tenant = self.profile.borrow().tenant.with_profile(name, settings);
         Self {
-            tenant: Arc::new(tenant),
+            profile: Profile::fixed(tenant),
             ..self
         }
+    }
+
+    /// Takes the changes of the tenant's name and settings that its supervisor writes on
+    /// this process's standard input, when that is a pipe (see [`crate::profile`]): a
+    /// settings change then needs no restart.
+    pub fn following_supervisor(self) -> Self {
+        let stdin = std::io::stdin().as_fd().try_clone_to_owned();
+        let Ok(pipe) = stdin.and_then(pipe::Receiver::from_owned_fd) else {
+            return self;
+        };
+        let (sender, profile) = watch::channel(self.profile.borrow().clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match profile::parse(&line) {
+                    Ok((name, settings)) => {
+                        let tenant = sender.borrow().tenant.with_profile(name, settings);
+                        sender.send_replace(Profile::of(tenant));
+                    }
+                    Err(error) => tracing::warn!(%error, "a malformed profile from the supervisor"),
+                }
+            }
+        });
+        Self { profile, ..self }
     }
 
     /// Lets handlers change the tenant's settings ([`SettingsUpdate`](super::SettingsUpdate))
@@ -169,7 +194,7 @@ impl SingleTenantLayer {
         let begin = pool.plain_begin();
         Self {
             pool: PoolLease::unclaimed(pool, Pooler::None),
-            tenant: Arc::new(tenant),
+            profile: Profile::fixed(tenant),
             begin: Arc::from(begin),
             schema: None,
             hosts: None,
@@ -189,7 +214,7 @@ impl SingleTenantLayer {
             Ok(host) => host,
             Err(error) => return Some(error.into()),
         };
-        let own_mount = format!("/t/{}", self.tenant.slug);
+        let own_mount = format!("/t/{}", self.profile.borrow().tenant.slug);
         let mounted = request
             .headers()
             .get(MOUNT_HEADER)
@@ -198,6 +223,28 @@ impl SingleTenantLayer {
             true => None,
             false => Some(TenancyRejection::MisdirectedHost(host.to_string())),
         }
+    }
+}
+
+/// The tenant as a dedicated server serves it now, with the digest of its profile.
+#[derive(Clone)]
+struct Profile {
+    tenant: Arc<Tenant>,
+    digest: HeaderValue,
+}
+
+impl Profile {
+    fn of(tenant: Tenant) -> Self {
+        let digest = profile::digest(&tenant.name, &tenant.settings);
+        Self {
+            digest: HeaderValue::from_str(&digest).expect("hex is a header value"),
+            tenant: Arc::new(tenant),
+        }
+    }
+
+    /// A profile that never changes.
+    fn fixed(tenant: Tenant) -> watch::Receiver<Self> {
+        watch::channel(Self::of(tenant)).1
     }
 }
 
@@ -283,21 +330,31 @@ where
             (Some(schema), true) => SettingsWriter::Router(schema.clone()),
             _ => SettingsWriter::None,
         };
+        let profile = self.layer.profile.borrow().clone();
+        let health = request.uri().path() == "/health";
         let scope = RequestScope::new(
             self.layer.pool.clone(),
-            self.layer.tenant.clone(),
+            profile.tenant,
             self.layer.begin.clone(),
             mount,
         )
         .writing_settings(writer);
-        Box::pin(async move { Ok(serve_in_scope(inner, request, scope).await) })
+        Box::pin(async move {
+            let mut response = serve_in_scope(inner, request, scope).await;
+            if health {
+                response
+                    .headers_mut()
+                    .insert(profile::PROFILE_HEADER, profile.digest);
+            }
+            Ok(response)
+        })
     }
 }
 
 impl std::fmt::Debug for SingleTenantLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SingleTenantLayer")
-            .field("tenant", &self.tenant.slug)
+            .field("tenant", &self.profile.borrow().tenant.slug)
             .field("pool", &self.pool)
             .finish()
     }

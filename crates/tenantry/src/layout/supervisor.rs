@@ -11,7 +11,9 @@
 //! `DATABASE_URL=-`, which says that the database's URL (the tenant's database, as the
 //! tenant's own role with a password set for this start) is the first line of its standard
 //! input, and this process's router mark the second: a secret is never in a process's
-//! environment, where `/proc/<pid>/environ` would show it. Its `argv[0]` names its tenant
+//! environment, where `/proc/<pid>/environ` would show it. The pipe stays open: a change of
+//! the tenant's name or settings is written on it ([`crate::profile`]) instead of starting
+//! the server again. Its `argv[0]` names its tenant
 //! ([`server_marker`]), so that another process can tell which tenant a pid serves.
 //! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
 
@@ -22,13 +24,14 @@ use std::sync::{Arc, Mutex as SyncMutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{Cx, Layout};
 use crate::catalog::TenantCatalog;
 use crate::error::Error;
+use crate::profile::{self, PROFILE_HEADER};
 use crate::tenant::{Tenant, TenantStatus};
 
 /// How the dedicated tenants' servers are run.
@@ -98,9 +101,11 @@ struct Running {
     child: Child,
     port: u16,
     started: Instant,
-    /// The name and settings it was started with: a server cannot read the catalog, so a
-    /// change to them starts it again.
+    /// The name and settings it serves with: a server cannot read the catalog, so a change
+    /// is written to it (see [`Supervisor::hand_over`]), or it is started again.
     profile: (String, serde_json::Value),
+    /// Its standard input, on which changes of its profile are written.
+    control: Option<ChildStdin>,
 }
 
 #[derive(Default)]
@@ -135,7 +140,7 @@ pub(crate) struct Supervisor {
 const RESOLVED_FOR: Duration = Duration::from_secs(5);
 
 /// What a tenant's server is given of its catalog row besides its id and slug.
-fn profile(tenant: &Tenant) -> (String, serde_json::Value) {
+fn profile_of(tenant: &Tenant) -> (String, serde_json::Value) {
     (tenant.name.clone(), tenant.settings.clone())
 }
 
@@ -194,7 +199,7 @@ impl Supervisor {
         let mut latest = None;
         if let Some(running) = &mut slot.running {
             match running.child.try_wait() {
-                Ok(None) if running.profile == profile(tenant) => {
+                Ok(None) if running.profile == profile_of(tenant) => {
                     return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
                 }
                 Ok(None) => {
@@ -203,7 +208,10 @@ impl Supervisor {
                     // waited here through changes share one restart and none goes back.
                     let now = self.catalog.current(tenant.id).await?;
                     let now = now.unwrap_or_else(|| tenant.clone());
-                    if running.profile == profile(&now) {
+                    if running.profile == profile_of(&now) {
+                        return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
+                    }
+                    if hand_over(running, &now).await {
                         return Ok(SocketAddr::from(([127, 0, 0, 1], running.port)));
                     }
                     latest = Some(now);
@@ -260,7 +268,7 @@ impl Supervisor {
             Some(slot) => slot.try_lock().map_or(true, |slot| {
                 slot.running
                     .as_ref()
-                    .is_some_and(|r| r.profile != profile(tenant))
+                    .is_some_and(|r| r.profile != profile_of(tenant))
             }),
             None => false,
         };
@@ -394,12 +402,11 @@ impl Supervisor {
         let mut child = command
             .spawn()
             .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
-        if let Some(mut stdin) = child.stdin.take() {
+        let mut control = child.stdin.take();
+        if let Some(stdin) = &mut control {
             // Written whole or not at all: the pipe holds far more than one line.
             let handed = format!("{url}\n{}\n", self.router_secret);
-            let written = stdin.write_all(handed.as_bytes()).await;
-            drop(stdin);
-            if let Err(error) = written {
+            if let Err(error) = stdin.write_all(handed.as_bytes()).await {
                 child.kill().await.ok();
                 return Err(Error::Incomplete(format!(
                     "cannot hand it its database: {error}"
@@ -413,7 +420,8 @@ impl Supervisor {
                     child,
                     port,
                     started: Instant::now(),
-                    profile: profile(tenant),
+                    profile: profile_of(tenant),
+                    control,
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -618,20 +626,60 @@ fn free_port() -> Result<u16, Error> {
 }
 
 /// Whether `GET /health` on the port answers 200 within a second.
+/// Writes `tenant`'s name and settings to its running server, and waits (a second at most)
+/// until its health endpoint says it serves with them. Whether it does: if not, the caller
+/// starts it again.
+async fn hand_over(running: &mut Running, tenant: &Tenant) -> bool {
+    let Some(control) = &mut running.control else {
+        return false;
+    };
+    let (name, settings) = profile_of(tenant);
+    let line = profile::line(&name, &settings);
+    if control.write_all(line.as_bytes()).await.is_err() {
+        running.control = None;
+        return false;
+    }
+    let expected = profile::digest(&name, &settings);
+    let address = SocketAddr::from(([127, 0, 0, 1], running.port));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if profile_served(address).await.as_deref() == Some(expected.as_str()) {
+            running.profile = (name, settings);
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
 async fn healthy(port: u16) -> bool {
     let local = SocketAddr::from(([127, 0, 0, 1], port));
     health(local, "localhost", Duration::from_secs(1))
         .await
-        .is_ok_and(|(status, _)| status == 200)
+        .is_ok_and(|health| health.status == 200)
 }
 
-/// The status of `GET /health` for `host` at `address`, and the `version` its JSON body
-/// names, if any; an error if no reply comes `within`.
+/// The profile digest a dedicated server at `address` serves with, if it answers.
+async fn profile_served(address: SocketAddr) -> Option<String> {
+    let health = health(address, "localhost", Duration::from_secs(1)).await;
+    health.ok().and_then(|health| health.profile)
+}
+
+/// What a server's `GET /health` answered.
+pub(crate) struct Health {
+    pub status: u16,
+    /// The `version` its JSON body names.
+    pub version: Option<String>,
+    /// Its [`PROFILE_HEADER`], which a dedicated tenant's server sets.
+    pub profile: Option<String>,
+}
+
+/// `GET /health` for `host` at `address`; an error if no reply comes `within`.
 pub(crate) async fn health(
     address: SocketAddr,
     host: &str,
     within: Duration,
-) -> std::io::Result<(u16, Option<String>)> {
+) -> std::io::Result<Health> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream
@@ -646,14 +694,23 @@ pub(crate) async fn health(
             .get(9..12)
             .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
             .ok_or_else(|| std::io::Error::other("not an HTTP reply"))?;
-        let body = reply
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|at| &reply[at + 4..]);
-        let version = body
-            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+        let (head, body) = match reply.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(at) => (&reply[..at], &reply[at + 4..]),
+            None => (&reply[..], &[][..]),
+        };
+        let version = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
             .and_then(|json| Some(json.get("version")?.as_str()?.to_owned()));
-        Ok((status, version))
+        let profile = String::from_utf8_lossy(head).lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case(PROFILE_HEADER.as_str())
+                .then(|| value.trim().to_owned())
+        });
+        Ok(Health {
+            status,
+            version,
+            profile,
+        })
     };
     tokio::time::timeout(within, exchange)
         .await

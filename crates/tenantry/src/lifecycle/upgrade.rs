@@ -118,11 +118,14 @@ impl Tenancy {
         let mut last = String::new();
         while Instant::now() < deadline {
             match health(router, &host, Duration::from_secs(15)).await {
-                Ok((200, version)) => match self.running_pid(tenant).await {
-                    Some(pid) if pid != old => return ServerUpgrade::Restarted { pid, version },
+                Ok(health) if health.status == 200 => match self.running_pid(tenant).await {
+                    Some(pid) if pid != old => {
+                        let version = health.version;
+                        return ServerUpgrade::Restarted { pid, version };
+                    }
                     _ => last = "the router answered, but no new server is published".into(),
                 },
-                Ok((status, _)) => last = format!("its health check answered {status}"),
+                Ok(health) => last = format!("its health check answered {}", health.status),
                 Err(error) => last = format!("the router at {router}: {error}"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
