@@ -2,14 +2,15 @@
 
 use std::io::BufRead;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand};
 use tenantry::cli::{
     CliError, DeployCommand, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand,
 };
 use tenantry::{Slug, Tenancy};
 
 use crate::auth::hash_password;
-use crate::configuration::Settings;
+use crate::configuration::{Serving, Settings};
 use crate::{demo, startup};
 
 /// The polls app, one install serving many tenants.
@@ -17,9 +18,10 @@ use crate::{demo, startup};
 #[command(
     name = "polls",
     version,
-    after_help = "Settings come from the options above or the environment. migrate, \
-                  createsuperuser and sql act inside tenants named by --tenant SLUG or \
-                  --all-tenants, given before or after the command."
+    after_help = "The options above (or the environment) go before or after any command; \
+                  `serve` and `demo` have options of their own (`polls serve --help`). \
+                  migrate, createsuperuser and sql act inside tenants named by --tenant SLUG \
+                  or --all-tenants."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -34,17 +36,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API for every tenant (and supervise dedicated tenants' own servers).
-    Serve,
+    Serve(Serving),
     /// Serve one dedicated tenant, as its supervisor starts it (see `serve`).
     #[command(hide = true)]
-    ServeTenant,
+    ServeTenant(Serving),
     /// Apply the tenant migrations to one dedicated tenant's own database, as its one-shot
     /// migration container does (the environment of `serve-tenant`).
     #[command(hide = true)]
     MigrateTenant,
     /// Set up tenants `thor` and `potter` with sample polls, print their URLs and tokens, and
     /// serve.
-    Demo,
+    Demo(Serving),
     /// Apply shared migrations, then tenant migrations to every tenant (or the one named by
     /// --tenant SLUG).
     Migrate(MigrateArgs),
@@ -78,10 +80,48 @@ pub enum Command {
     Sql { statement: String },
 }
 
+impl Cli {
+    /// The command line, or clap's exit with its message; an option of `serve` given before
+    /// the command is refused with the place it goes.
+    pub fn parse_args() -> Self {
+        let error = match Self::try_parse() {
+            Ok(cli) => return cli,
+            Err(error) => error,
+        };
+        if error.kind() == ErrorKind::UnknownArgument
+            && let Some(ContextValue::String(given)) = error.get(ContextKind::InvalidArg)
+        {
+            let name = given.split('=').next().unwrap_or(given);
+            let serving = Serving::augment_args(clap::Command::new("serve"));
+            if serving.get_arguments().any(|arg| {
+                arg.get_long()
+                    .is_some_and(|long| name == format!("--{long}"))
+            }) {
+                eprintln!(
+                    "error: '{name}' is an option of `serve` and `demo`: give it after the \
+                     command, as in `polls serve {name} ...`"
+                );
+                std::process::exit(2);
+            }
+        }
+        error.exit()
+    }
+}
+
 impl Command {
     /// Whether the command serves HTTP until stopped (and so must outlive any client).
     pub fn serves(&self) -> bool {
-        matches!(self, Command::Serve | Command::ServeTenant | Command::Demo)
+        self.serving().is_some()
+    }
+
+    /// The serving options of a command that serves.
+    fn serving(&self) -> Option<&Serving> {
+        match self {
+            Command::Serve(serving) | Command::ServeTenant(serving) | Command::Demo(serving) => {
+                Some(serving)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -89,9 +129,17 @@ impl Command {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     // A dedicated tenant's server is given its tenant's database, which in a SQLite
     // deployment is a `sqlite://` file.
+    let serving = match cli.command.serving() {
+        Some(serving) => serving.clone(),
+        None => Serving::from_env()?,
+    };
+    let settings = Settings {
+        serving,
+        ..cli.settings
+    };
     let settings = match cli.command {
-        Command::ServeTenant | Command::MigrateTenant => cli.settings.with_url_from_stdin()?,
-        _ => cli.settings.checked().map_err(CliError::usage)?,
+        Command::ServeTenant(_) | Command::MigrateTenant => settings.with_url_from_stdin()?,
+        _ => settings.checked().map_err(CliError::usage)?,
     };
     let targeted = cli.targets.tenant.is_some() || cli.targets.all_tenants;
     let takes_targets = matches!(
@@ -105,7 +153,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
     let tenancy = async || startup::open(&settings).await;
     match cli.command {
-        Command::Demo => demo::run(&settings).await,
+        Command::Demo(_) => demo::run(&settings).await,
         Command::Migrate(args) => {
             let migrations = startup::migrations();
             let tenant = cli.targets.tenant;
@@ -119,7 +167,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => println!("shared: the SQLite catalog is migrated as it opens"),
             }
             let tenancy = tenancy().await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, tenant, &settings.bind).await
+            tenantry::cli::migrate_tenants(&tenancy, &args, tenant, &settings.serving.bind).await
         }
         Command::MigrateTenant => {
             let (pool, _, slug) = startup::tenant_database(&settings).await?;
@@ -128,37 +176,37 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{slug}: {} migration(s) applied", applied.count);
             Ok(())
         }
-        Command::ServeTenant => {
+        Command::ServeTenant(_) => {
             let app = startup::tenant_app(&settings).await?;
-            let listener = tokio::net::TcpListener::bind(&settings.bind)
+            let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
                 .await
                 .map_err(|e| {
-                    CliError::failed(format!("cannot listen on {}: {e}", settings.bind))
+                    CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
                 })?;
-            startup::serve(listener, app, settings.limits.server()).await;
+            startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve(_) => {
             let tenancy = startup::open_serving(&settings).await?;
-            let listener = tokio::net::TcpListener::bind(&settings.bind)
+            let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
                 .await
                 .map_err(|e| {
-                    CliError::failed(format!("cannot listen on {}: {e}", settings.bind))
+                    CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
                 })?;
-            tracing::info!("serving on http://{}", settings.bind);
+            tracing::info!("serving on http://{}", settings.serving.bind);
             let app = startup::app_with(
                 tenancy,
-                settings.platform_token.clone(),
-                settings.limits.auth(),
+                settings.serving.platform_token.clone(),
+                settings.serving.limits.auth(),
             );
-            startup::serve(listener, app, settings.limits.server()).await;
+            startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())
         }
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
         Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,
         Command::Deploy { command } => {
             let site = tenantry::cli::DeploySite {
-                bind: &settings.bind,
+                bind: &settings.serving.bind,
                 database_url: settings.database_url.as_deref(),
             };
             tenantry::cli::deploy(&tenancy().await?, command, site).await

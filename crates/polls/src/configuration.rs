@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 use tenantry::cli::CliError;
 use tenantry::http::TrustedProxies;
 use tenantry::{
@@ -14,48 +14,90 @@ use tenantry::{
 
 use crate::limits::AuthSettings;
 
-/// Where the app finds its database and how it recognises tenants.
+/// Where the app finds its database and how it recognises tenants: options of every
+/// command, given before or after it.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database and tenants")]
 pub struct Settings {
     /// PostgreSQL URL of the database holding the catalog and the tenant schemas. Without
     /// it, everything is in SQLite files under DATA_DIR.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where the SQLite catalog and tenant files live when there is no DATABASE_URL.
-    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    #[arg(long, global = true, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// The public site's host; tenants are served at `<slug>.<base domain>`.
-    #[arg(long, env = "BASE_DOMAIN", default_value = "polls.localhost")]
+    #[arg(
+        long,
+        global = true,
+        env = "BASE_DOMAIN",
+        default_value = "polls.localhost"
+    )]
     pub base_domain: String,
     /// Identification strategies in the order they are tried: domain, subdomain, path,
     /// header (X-Tenant) or header:<name>.
     #[arg(
         long,
+        global = true,
         env = "TENANT_STRATEGIES",
         default_value = "domain,subdomain,path",
         value_delimiter = ','
     )]
     pub strategies: Vec<Strategy>,
+    /// What DATABASE_URL reaches: `none` (PostgreSQL itself, or a session-mode pooler) or
+    /// `transaction` (a transaction-mode pooler such as PgBouncer; see the README).
+    #[arg(long, global = true, env = "DATABASE_POOLER", default_value = "none")]
+    pub database_pooler: Pooler,
+    /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
+    #[arg(long, global = true, env = "POOL_SIZE", default_value_t = 16)]
+    pub pool_size: u32,
+    /// Isolation of tenants created without `--isolation`: shared, schema, database or
+    /// dedicated. The default is schema on PostgreSQL and database on SQLite.
+    #[arg(long, global = true, env = "DEFAULT_ISOLATION")]
+    pub default_isolation: Option<IsolationMode>,
+    /// Connections all database-mode tenants may hold together.
+    #[arg(long, global = true, env = "DATABASE_BUDGET", default_value_t = 40)]
+    pub database_budget: u32,
+    /// Connections one database-mode tenant may hold.
+    #[arg(long, global = true, env = "TENANT_POOL_SIZE", default_value_t = 2)]
+    pub tenant_pool_size: u32,
+    /// The PostgreSQL role request transactions run as: not a superuser, without BYPASSRLS,
+    /// owning no tables, so Row-Level Security holds it. `migrate` creates it if missing.
+    /// DATABASE_URL's role owns the tables and runs migrations.
+    #[arg(long, global = true, env = "APP_ROLE", default_value = "tenantry_app")]
+    pub app_role: String,
+    /// The app role's password, if the server asks for one; `migrate` sets it.
+    #[arg(long, global = true, env = "APP_ROLE_PASSWORD", hide_env_values = true)]
+    pub app_role_password: Option<String>,
+    /// How `serve` and `demo` serve: their own options, or the environment for the commands
+    /// that only read them (`migrate`'s upgrade waves and `deploy` use `BIND`).
+    #[arg(skip)]
+    pub serving: Serving,
+    /// The mark of the router that started this dedicated tenant's server, from the second
+    /// line of its standard input (see [`Settings::with_url_from_stdin`]).
+    #[arg(skip)]
+    pub router_secret: Option<String>,
+}
+
+/// The address `serve` listens on unless told otherwise.
+const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// Seconds a dedicated tenant's server may idle unless told otherwise.
+const DEFAULT_DEDICATED_IDLE: u64 = 600;
+
+/// How `serve` and `demo` serve: where, the platform API, dedicated tenants' servers and the
+/// limits on clients. Options of those commands alone.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Serving")]
+pub struct Serving {
     /// Token for the platform API (`Authorization: Bearer ...`); the API is off without it.
     #[arg(long, env = "PLATFORM_TOKEN", hide_env_values = true)]
     pub platform_token: Option<String>,
     /// Address the server listens on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = "BIND", default_value = DEFAULT_BIND)]
     pub bind: String,
-    /// What DATABASE_URL reaches: `none` (PostgreSQL itself, or a session-mode pooler) or
-    /// `transaction` (a transaction-mode pooler such as PgBouncer; see the README).
-    #[arg(long, env = "DATABASE_POOLER", default_value = "none")]
-    pub database_pooler: Pooler,
-    /// Maximum connections of the pool shared by the catalog and schema-mode tenants.
-    #[arg(long, env = "POOL_SIZE", default_value_t = 16)]
-    pub pool_size: u32,
-    /// Isolation of tenants created without `--isolation`: shared, schema, database or
-    /// dedicated. The
-    /// default is schema on PostgreSQL and database (the only one) on SQLite.
-    #[arg(long, env = "DEFAULT_ISOLATION")]
-    pub default_isolation: Option<IsolationMode>,
     /// Seconds without a request after which a dedicated tenant's server is stopped.
-    #[arg(long, env = "DEDICATED_IDLE", default_value_t = 600)]
+    #[arg(long, env = "DEDICATED_IDLE", default_value_t = DEFAULT_DEDICATED_IDLE)]
     pub dedicated_idle: u64,
     /// Start every dedicated tenant's server with `serve`, not on its first request.
     #[arg(long, env = "DEDICATED_EAGER", default_value_t = false)]
@@ -69,31 +111,39 @@ pub struct Settings {
     /// `serve` must run as root.
     #[arg(long, env = "DEDICATED_UID_BASE")]
     pub dedicated_uid_base: Option<u32>,
-    /// Connections all database-mode tenants may hold together.
-    #[arg(long, env = "DATABASE_BUDGET", default_value_t = 40)]
-    pub database_budget: u32,
-    /// Connections one database-mode tenant may hold.
-    #[arg(long, env = "TENANT_POOL_SIZE", default_value_t = 2)]
-    pub tenant_pool_size: u32,
-    /// The PostgreSQL role request transactions run as: not a superuser, without BYPASSRLS,
-    /// owning no tables, so Row-Level Security holds it. `migrate` creates it if missing.
-    /// DATABASE_URL's role owns the tables and runs migrations.
-    #[arg(long, env = "APP_ROLE", default_value = "tenantry_app")]
-    pub app_role: String,
-    /// The app role's password, if the server asks for one; `migrate` sets it.
-    #[arg(long, env = "APP_ROLE_PASSWORD", hide_env_values = true)]
-    pub app_role_password: Option<String>,
     #[command(flatten)]
     pub limits: Limits,
-    /// The mark of the router that started this dedicated tenant's server, from the second
-    /// line of its standard input (see [`Settings::with_url_from_stdin`]).
-    #[arg(skip)]
-    pub router_secret: Option<String>,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND.into(),
+            platform_token: None,
+            dedicated_idle: DEFAULT_DEDICATED_IDLE,
+            dedicated_eager: false,
+            dedicated_address: None,
+            dedicated_uid_base: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Serving {
+    /// The serving settings the environment sets, for a command that has no such options.
+    pub fn from_env() -> Result<Self, CliError> {
+        let command = Self::augment_args(clap::Command::new("polls"));
+        command
+            .try_get_matches_from(["polls"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .map_err(|e| CliError::usage(e.to_string().trim_start_matches("error: ").trim()))
+    }
 }
 
 /// What slow, idle and numerous clients may hold of the server, and how much sign-up and login
 /// work it takes on. Times are in seconds.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits on clients")]
 pub struct Limits {
     /// Seconds a client has to send a request's headers once the server waits for them.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value_t = ServerLimits::default().header_read_timeout.as_secs())]
@@ -177,8 +227,11 @@ impl Settings {
     /// is not PostgreSQL's is refused (without repeating it, since it may hold a password).
     pub fn checked(mut self) -> Result<Self, String> {
         self.database_url = self.database_url.filter(|url| !url.trim().is_empty());
-        self.dedicated_address = self.dedicated_address.filter(|a| !a.trim().is_empty());
-        if let Some(address) = &self.dedicated_address {
+        self.serving.dedicated_address = self
+            .serving
+            .dedicated_address
+            .filter(|a| !a.trim().is_empty());
+        if let Some(address) = &self.serving.dedicated_address {
             let port = address
                 .rsplit_once(':')
                 .map(|(_, port)| port.parse::<u16>());
@@ -230,7 +283,7 @@ impl Settings {
     /// trusts the proxies this server trusts and the loopback, whence this server (its
     /// router) forwards to it.
     pub fn tenant_server_env(&self) -> Vec<(OsString, OsString)> {
-        let limits = &self.limits;
+        let limits = &self.serving.limits;
         let proxies = limits
             .trusted_proxies
             .with(&TrustedProxies::loopback())

@@ -62,13 +62,13 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
             let options = settings.options().map_err(CliError::usage)?;
             tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
             let tenancy = startup::open(settings).await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.bind).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.serving.bind).await?;
             println!("PostgreSQL: {}", redacted(url));
             tenancy
         }
         None => {
             let tenancy = startup::open(settings).await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.bind).await?;
+            tenantry::cli::migrate_tenants(&tenancy, &args, None, &settings.serving.bind).await?;
             println!(
                 "SQLite: {} (set DATABASE_URL to use PostgreSQL)",
                 settings.data_dir.display()
@@ -76,7 +76,11 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
             tenancy
         }
     };
-    let port = settings.bind.rsplit_once(':').map_or("80", |(_, p)| p);
+    let port = settings
+        .serving
+        .bind
+        .rsplit_once(':')
+        .map_or("80", |(_, p)| p);
     let base = &settings.base_domain;
     println!("\nDemo tenants (user / password / token):");
     for (slug, name, username, polls) in TENANTS {
@@ -109,18 +113,21 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     }
     println!("  by path: http://{base}:{port}/t/thor/polls/");
     let token = settings
+        .serving
         .platform_token
         .clone()
         .unwrap_or_else(new_token_key);
     println!(
         "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
     );
-    let listener = tokio::net::TcpListener::bind(&settings.bind)
+    let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
         .await
-        .map_err(|e| CliError::failed(format!("cannot listen on {}: {e}", settings.bind)))?;
+        .map_err(|e| {
+            CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
+        })?;
     println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
-    let app = startup::app_with(tenancy, Some(token), settings.limits.auth());
-    startup::serve(listener, app, settings.limits.server()).await;
+    let app = startup::app_with(tenancy, Some(token), settings.serving.limits.auth());
+    startup::serve(listener, app, settings.serving.limits.server()).await;
     Ok(())
 }
 

@@ -1,10 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use polls::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if !cli.command.serves() {
         // A command's output piped into a reader that stops early (`polls tenants list |
         // head`) ends the process quietly, as with other Unix tools, instead of panicking in

@@ -101,11 +101,11 @@ pub async fn open_supervising(
     program: std::path::PathBuf,
 ) -> Result<Tenancy, CliError> {
     let mut dedicated = DedicatedOptions::new(vec![program.into(), "serve-tenant".into()]);
-    dedicated.idle = Duration::from_secs(settings.dedicated_idle);
-    dedicated.eager = settings.dedicated_eager;
-    dedicated.external = settings.dedicated_address.clone();
+    dedicated.idle = Duration::from_secs(settings.serving.dedicated_idle);
+    dedicated.eager = settings.serving.dedicated_eager;
+    dedicated.external = settings.serving.dedicated_address.clone();
     dedicated.env = settings.tenant_server_env();
-    if let Some(base) = settings.dedicated_uid_base {
+    if let Some(base) = settings.serving.dedicated_uid_base {
         // SAFETY: geteuid(2) only reads this process's credentials.
         if unsafe { libc::geteuid() } != 0 {
             return Err(CliError::usage(
@@ -192,7 +192,9 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
         .route("/health", get(|| async move { Json(health) }))
-        .merge(tenant_router(AuthLimits::new(settings.limits.auth())))
+        .merge(tenant_router(AuthLimits::new(
+            settings.serving.limits.auth(),
+        )))
         .method_not_allowed_fallback(method_not_allowed);
     let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
     Ok(Router::new().fallback_service(service))

@@ -1312,6 +1312,76 @@ async fn an_empty_database_url_means_sqlite_and_another_engine_is_refused() {
 }
 
 #[tokio::test]
+async fn options_go_where_they_belong_and_serve_takes_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    // Connection settings before or after the command.
+    let run = polls_with_url(
+        "",
+        &data,
+        &["tenants", "create", "thor", "--data-dir", data_dir],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let run = polls_with_url("", &data, &["--data-dir", data_dir, "tenants", "list"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("thor"), "{run}");
+    // The root's help is one screen, without serving options; serve's has them.
+    let help = polls_with_url("", &data, &["--help"]);
+    assert!(help.stdout.lines().count() <= 50, "{}", help.stdout);
+    assert!(!help.stdout.contains("--bind"), "{}", help.stdout);
+    let help = polls_with_url("", &data, &["serve", "--help"]);
+    for option in [
+        "--bind",
+        "--header-read-timeout",
+        "--dedicated-eager",
+        "--database-url",
+    ] {
+        assert!(help.stdout.contains(option), "{option}: {}", help.stdout);
+    }
+    let help = polls_with_url("", &data, &["tenants", "list", "--help"]);
+    assert!(!help.stdout.contains("--bind"), "{}", help.stdout);
+    // A serving option before the command is refused with the place it goes.
+    let run = polls_with_url("", &data, &["--bind", "127.0.0.1:1", "serve"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("polls serve --bind"), "{run}");
+    // `serve --bind` serves there.
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .args(["serve", "--bind", &addr, "--data-dir", data_dir])
+        .env("DATABASE_URL", "")
+        .env("BASE_DOMAIN", support::BASE)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answered = loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(mut stream) => {
+                write!(
+                    stream,
+                    "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    support::BASE
+                )
+                .unwrap();
+                let mut reply = String::new();
+                std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+                break reply;
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                assert!(serve.try_wait().unwrap().is_none(), "serve exited");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("nothing listens on {addr}: {e}"),
+        }
+    };
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200 "), "{answered}");
+}
+
+#[tokio::test]
 async fn export_to_a_dash_writes_standard_output() {
     let db = migrated().await;
     expect(&db, &["tenants", "create", "thor"], 0);

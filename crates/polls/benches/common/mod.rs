@@ -150,20 +150,18 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         data_dir: "unused-with-postgres".into(),
         base_domain: BASE.into(),
         strategies: vec![tenantry::Strategy::Domain, tenantry::Strategy::Subdomain],
-        platform_token: None,
-        bind: String::new(),
         database_pooler: tenantry::Pooler::None,
         pool_size: 16,
         default_isolation: Some(IsolationMode::Schema),
-        dedicated_idle: 600,
-        dedicated_eager: false,
-        dedicated_address: None,
-        dedicated_uid_base: None,
+        serving: polls::configuration::Serving {
+            bind: String::new(),
+            platform_token: None,
+            ..Default::default()
+        },
         router_secret: None,
         database_budget: budget,
         tenant_pool_size: per_tenant,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
-        limits: polls::configuration::Limits::default(),
     }
 }

@@ -122,21 +122,19 @@ fn settings_without_database() -> Settings {
             tenantry::Strategy::Subdomain,
             tenantry::Strategy::PathPrefix,
         ],
-        platform_token: Some(PLATFORM_TOKEN.into()),
-        bind: "127.0.0.1:0".into(),
         database_pooler: tenantry::Pooler::None,
         pool_size: 8,
         default_isolation: None,
-        dedicated_idle: 600,
-        dedicated_eager: false,
-        dedicated_address: None,
-        dedicated_uid_base: None,
+        serving: polls::configuration::Serving {
+            bind: "127.0.0.1:0".into(),
+            platform_token: Some(PLATFORM_TOKEN.into()),
+            ..Default::default()
+        },
         router_secret: None,
         database_budget: 20,
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
-        limits: polls::configuration::Limits::default(),
     }
 }
 
@@ -241,7 +239,7 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = startup::app(tenancy.clone(), settings.platform_token.clone());
+    let app = startup::app(tenancy.clone(), settings.serving.platform_token.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let mut app = TestApp {
         addr,

@@ -135,7 +135,9 @@ const ERRORS: [(&str, &str, u16, &str); 5] = [
 fn errors() -> String {
     let mut lines = String::from("    client_max_body_size 2m;\n");
     for (codes, page, status, _) in ERRORS {
-        lines.push_str(&format!("    error_page {codes} ={status} /.tenantry/{page};\n"));
+        lines.push_str(&format!(
+            "    error_page {codes} ={status} /.tenantry/{page};\n"
+        ));
     }
     for (_, page, status, body) in ERRORS {
         let retry = match status {
