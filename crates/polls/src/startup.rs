@@ -106,8 +106,7 @@ pub async fn open_supervising(
     dedicated.external = settings.serving.dedicated_address.clone();
     dedicated.env = settings.tenant_server_env();
     if let Some(base) = settings.serving.dedicated_uid_base {
-        // SAFETY: geteuid(2) only reads this process's credentials.
-        if unsafe { libc::geteuid() } != 0 {
+        if !tenantry::process::running_as_root() {
             return Err(CliError::usage(
                 "DEDICATED_UID_BASE needs `serve` to run as root: it starts each dedicated \
                  tenant's server as a user of its own",

@@ -39,7 +39,7 @@ pub mod deploy;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated {
     pub use crate::catalog::DedicatedServer;
-    pub use crate::layout::supervisor::{DedicatedOptions, seal_process, server_marker};
+    pub use crate::layout::supervisor::{DedicatedOptions, server_marker};
 }
 mod error;
 pub mod host;
@@ -50,6 +50,7 @@ pub mod lifecycle;
 pub mod migrate;
 mod pooler;
 mod pools;
+pub mod process;
 mod profile;
 pub mod role;
 mod rows;

@@ -106,7 +106,7 @@ impl Drop for TestDatabase {
                 .expect("a runtime for dropping the test database");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&server).await?;
-                let mut dropping = made_by_catalog(&server, &name, &relays).await?;
+                let (mut dropping, roles) = made_by_catalog(&server, &name, &relays).await?;
                 dropping.push(name);
                 for database in dropping {
                     conn.execute(AssertSqlSafe(format!(
@@ -118,6 +118,11 @@ impl Drop for TestDatabase {
                     )))
                     .await?;
                 }
+                // Their databases are gone, and with them whatever the roles were granted.
+                for role in roles {
+                    conn.execute(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\"")))
+                        .await?;
+                }
                 Ok::<_, sqlx::Error>(())
             })
         })
@@ -128,12 +133,14 @@ impl Drop for TestDatabase {
     }
 }
 
-/// The tenant databases and templates the catalog in database `name` made on its own server.
+/// The tenant databases and templates the catalog in database `name` made on its own server
+/// (a registered server may be this one under another name: a database of a name it does
+/// not hold is skipped when dropped), and its tenants' roles.
 async fn made_by_catalog(
     server: &PgConnectOptions,
     name: &str,
     relays: &[u16],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let catalog = server.clone().database(name);
     let mut conn = PgConnection::connect_with(&catalog).await?;
     let families: Vec<String> = std::iter::once(catalog.clone())
@@ -155,16 +162,23 @@ async fn made_by_catalog(
         sqlx::query_scalar("SELECT to_regclass('tenantry.tenants') IS NOT NULL")
             .fetch_one(&mut conn)
             .await?;
+    let mut roles = Vec::new();
     if has_catalog {
+        // Where each tenant is, and where an interrupted move of it was going.
         let tenants: Vec<String> = sqlx::query_scalar(
-            "SELECT database_name FROM tenantry.tenants \
-             WHERE server IS NULL AND database_name IS NOT NULL",
+            "SELECT database_name FROM tenantry.tenants WHERE database_name IS NOT NULL \
+             UNION SELECT move_state->'to'->>'database' FROM tenantry.tenants \
+             WHERE move_state->'to'->>'database' IS NOT NULL",
         )
         .fetch_all(&mut conn)
         .await?;
         made.extend(tenants);
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenantry.tenants")
+            .fetch_all(&mut conn)
+            .await?;
+        roles = ids.into_iter().map(crate::layout::role_name_of).collect();
     }
-    Ok(made)
+    Ok((made, roles))
 }
 
 /// A PostgreSQL server of its own, on a free port, for tests that need several servers.
@@ -191,18 +205,11 @@ fn free_port() -> u16 {
 fn postgres_dir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir(&dir).expect("a temporary directory");
-    if running_as_root() {
+    if crate::process::running_as_root() {
         let owned = Command::new("chown").arg("postgres").arg(&dir).status();
         assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
     }
     dir
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 impl TestCluster {
@@ -294,7 +301,7 @@ impl TestCluster {
     /// Runs one of the server's programs, as `postgres` when we are root.
     fn as_postgres(&self, program: &str, args: &[&str]) -> std::process::Output {
         let program = self.bindir.join(program);
-        let mut command = if running_as_root() {
+        let mut command = if crate::process::running_as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&program);
             c
@@ -394,7 +401,7 @@ fn make_certificates(data: &Path) {
         "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
     )
     .expect("pg_hba.conf");
-    if running_as_root() {
+    if crate::process::running_as_root() {
         let owned = Command::new("chown")
             .args(["postgres", "server.key", "server.crt", "pg_hba.conf"])
             .current_dir(data)
@@ -469,7 +476,7 @@ impl TestPgBouncer {
         let ini = dir.join("pgbouncer.ini");
         std::fs::write(&ini, config).expect("PgBouncer's configuration");
         let mut command = Command::new(&program);
-        if running_as_root() {
+        if crate::process::running_as_root() {
             command.args(["-u", "postgres"]);
         }
         let child = command
@@ -596,9 +603,9 @@ impl TestNginx {
 
 impl Drop for TestNginx {
     fn drop(&mut self) {
-        // SIGTERM: nginx's fast shutdown, which stops its worker too.
-        // SAFETY: a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        // SIGTERM: nginx's fast shutdown, which stops its worker too. Our own child, not
+        // reaped yet.
+        let _ = crate::process::signal(i64::from(self.child.id()), libc::SIGTERM);
         let _ = self.child.wait();
     }
 }
@@ -606,5 +613,5 @@ impl Drop for TestNginx {
 /// Whether process `pid` runs: not a zombie, and not a killed process whose threads are
 /// still exiting (its sockets may still accept connections then).
 pub fn process_runs(pid: i64) -> bool {
-    crate::layout::supervisor::alive(pid)
+    crate::process::runs(pid)
 }

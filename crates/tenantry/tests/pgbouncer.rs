@@ -162,7 +162,7 @@ async fn a_catalog_change_reaches_another_server_within_a_second() {
         if thor.status == TenantStatus::Suspended {
             break changed.elapsed();
         }
-        assert!(changed.elapsed() < Duration::from_secs(5), "never seen");
+        assert!(changed.elapsed() < Duration::from_secs(30), "never seen");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(
@@ -182,7 +182,7 @@ async fn a_catalog_change_reaches_another_server_within_a_second() {
         {
             break deleted.elapsed();
         }
-        assert!(deleted.elapsed() < Duration::from_secs(5), "never seen");
+        assert!(deleted.elapsed() < Duration::from_secs(30), "never seen");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(seen < Duration::from_secs(1), "the deletion took {seen:?}");

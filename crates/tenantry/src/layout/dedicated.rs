@@ -25,7 +25,12 @@ pub(super) struct Dedicated;
 
 /// The name of the tenant's own role: from its id, so it never changes.
 pub(crate) fn role_name(tenant: &Tenant) -> String {
-    format!("tenantry_t_{}", &tenant.id.simple().to_string()[..20])
+    role_name_of(tenant.id)
+}
+
+/// The name of the own role of the tenant with id `id`.
+pub(crate) fn role_name_of(id: uuid::Uuid) -> String {
+    format!("tenantry_t_{}", &id.simple().to_string()[..20])
 }
 
 /// A random password for a tenant's role.

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::{Cx, Layout};
 use crate::catalog::TenantCatalog;
 use crate::error::Error;
+use crate::process;
 use crate::profile::{self, PROFILE_HEADER};
 use crate::tenant::{Tenant, TenantStatus};
 
@@ -398,7 +399,7 @@ impl Supervisor {
             let id = base.saturating_add(u32::from(port));
             command.uid(id).gid(id);
         }
-        die_with_parent(&mut command);
+        process::die_with_parent(&mut command);
         let mut child = command
             .spawn()
             .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
@@ -567,52 +568,29 @@ async fn reap(supervisor: Weak<Supervisor>) {
 
 /// SIGTERM, then SIGKILL if it has not exited within 2 s.
 async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+    // Our own child, not reaped yet: its pid is still its own.
+    if let Some(pid) = child.id()
+        && process::signal(i64::from(pid), libc::SIGTERM).is_ok()
+        && tokio::time::timeout(Duration::from_secs(2), child.wait())
             .await
             .is_ok()
-        {
-            return;
-        }
+    {
+        return;
     }
     child.kill().await.ok();
 }
 
-/// Makes this process undumpable: processes of the same user can no longer read its memory,
-/// environment or open files through `/proc`, nor trace it (only a process with
-/// `CAP_SYS_PTRACE` can). A serving process calls it first, before it holds any secret.
-pub fn seal_process() -> std::io::Result<()> {
-    // SAFETY: prctl(2) with PR_SET_DUMPABLE takes an integer and touches no memory of ours.
-    match unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
-}
-
-/// Makes the child receive SIGKILL when this process dies, however it dies. (Set after the
-/// child has taken its own uid, which would clear it.)
-fn die_with_parent(command: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent died before the signal was set up: do not outlive it.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Whether nothing listens on this loopback port now.
 fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    // Bound as the server's listener binds it (tokio sets SO_REUSEADDR): the closed
+    // connections of the server that listened there before, waiting out TIME_WAIT, do not
+    // hold the port, so a restarted server keeps it and a router's configuration stays valid.
+    tokio::net::TcpSocket::new_v4().is_ok_and(|socket| {
+        socket.set_reuseaddr(true).is_ok()
+            && socket
+                .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+                .is_ok()
+    })
 }
 
 /// A loopback port nothing listens on now.
@@ -747,10 +725,10 @@ pub(crate) async fn terminate_published(
     let Some(pid) = pid.filter(|&pid| serves(pid, tenant)) else {
         return Ok(None);
     };
-    // SAFETY: a signal to a process that is this tenant's server (checked above).
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    // The process is this tenant's server (checked above).
+    process::signal(pid, libc::SIGTERM).ok();
     let deadline = Instant::now() + within;
-    while alive(pid) {
+    while process::runs(pid) {
         if Instant::now() > deadline {
             return Err(Error::ServerUnavailable(format!(
                 "{tenant} (its server, pid {pid}, did not stop)"
@@ -771,28 +749,7 @@ pub fn server_marker(tenant: Uuid) -> String {
 
 /// Whether process `pid` runs and is the server of `tenant` (its `argv[0]` says so).
 pub(crate) fn serves(pid: i64, tenant: Uuid) -> bool {
-    let wanted = server_marker(tenant);
-    alive(pid)
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).next() == Some(wanted.as_bytes()))
-}
-
-/// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
-pub(crate) fn alive(pid: i64) -> bool {
-    // A killed thread group's leader is a zombie before its other threads have exited and
-    // its sockets are closed: it runs while any of its threads does.
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    threads.flatten().any(|thread| {
-        std::fs::read_to_string(thread.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-                Some(!matches!(state, 'Z' | 'X'))
-            })
-            .unwrap_or(false)
-    })
+    process::runs(pid) && process::argv0(pid) == Some(server_marker(tenant).into_bytes())
 }
 
 impl std::fmt::Debug for Supervisor {
