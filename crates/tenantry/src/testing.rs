@@ -106,8 +106,15 @@ impl Drop for TestDatabase {
                 .expect("a runtime for dropping the test database");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&server).await?;
-                let (mut dropping, roles) = made_by_catalog(&server, &name, &relays).await?;
-                dropping.push(name);
+                let (mut made, roles) = made_by_catalog(&server, &name, &relays).await?;
+                made.push(name);
+                // Those on this server: a registered server may be another one.
+                let dropping: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname::text FROM pg_database WHERE datname = ANY($1)",
+                )
+                .bind(&made)
+                .fetch_all(&mut conn)
+                .await?;
                 for database in dropping {
                     conn.execute(AssertSqlSafe(format!(
                         "ALTER DATABASE \"{database}\" WITH IS_TEMPLATE false"
@@ -133,9 +140,9 @@ impl Drop for TestDatabase {
     }
 }
 
-/// The tenant databases and templates the catalog in database `name` made on its own server
-/// (a registered server may be this one under another name: a database of a name it does
-/// not hold is skipped when dropped), and its tenants' roles.
+/// The tenant databases and templates the catalog in database `name` made, on its own server
+/// or a registered one (which may be the same server under another name), and its tenants'
+/// roles.
 async fn made_by_catalog(
     server: &PgConnectOptions,
     name: &str,
