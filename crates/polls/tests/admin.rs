@@ -1,7 +1,7 @@
 //! The tenants' admin over HTTP: sessions (rotation, expiry, logout, cookie attributes),
 //! CSRF, login throttling, logos, settings and users, in several modes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! between tenants, trailing slashes and path prefixes, and JSON errors for everything,
 //! hostile hosts included.
 
-mod support;
+use crate::support;
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! that stay with their tenant (by subdomain and by path prefix), CSRF, branding and logos,
 //! escaping.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

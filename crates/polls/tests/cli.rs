@@ -1,7 +1,7 @@
 //! The real `polls` binary against a fresh database: migrate, the tenant lifecycle, and
 //! commands run inside tenants.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -5,7 +5,7 @@
 //! and what the files run works: a tenant's migration step and server on a database of its
 //! own, as its role, with the credentials the files hold.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! written by hand over TCP: every reply must be below 500 and, when it has a body, JSON.
 //! The corpus comes from a fixed seed, so a failure names a case that can be replayed.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use rand::rngs::StdRng;

@@ -1,7 +1,7 @@
 //! The platform API on the public site: creating, listing, changing and deleting tenants over
 //! HTTP, and the tenants it makes serving (or not) right away.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

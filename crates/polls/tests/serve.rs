@@ -6,7 +6,7 @@
 // processes it tests with signals.
 #![allow(unsafe_code)]
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -3,7 +3,7 @@
 //! `pg_stat_activity`, never exceed the budget, and every request either succeeds for its
 //! own tenant or is refused with 503 and `Retry-After`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

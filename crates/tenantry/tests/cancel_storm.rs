@@ -2,7 +2,7 @@
 //! `COMMIT`) against every layout and the platform API. Afterwards no connection may be left
 //! inside a transaction, and the next 1,000 requests must all succeed.
 
-mod support;
+use crate::support;
 
 use std::pin::pin;
 use std::time::Duration;

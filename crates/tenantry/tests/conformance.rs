@@ -15,7 +15,7 @@
 //! cancelled request, an error response, a rolled-back savepoint, many concurrent requests of
 //! different tenants on a small pool).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

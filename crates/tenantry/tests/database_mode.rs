@@ -1,7 +1,7 @@
 //! Database mode on PostgreSQL: a database per tenant, created from a template kept at the
 //! newest migration, served, migrated, renamed and dropped; isolation from schema tenants.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::http::StatusCode;

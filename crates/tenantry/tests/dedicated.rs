@@ -1,7 +1,7 @@
 //! Dedicated tenants' own database roles: a role reaches its tenant's database and nothing
 //! else, whatever it is asked for.
 
-mod support;
+use crate::support;
 
 use sqlx::{Connection, PgConnection};
 use support::{add_note, setup, slug};

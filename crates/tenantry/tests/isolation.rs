@@ -5,7 +5,7 @@
 //! directly and through a PgBouncer in transaction mode whose one server connection all
 //! tenants share.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

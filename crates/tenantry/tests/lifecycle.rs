@@ -2,7 +2,7 @@
 //! and catalog changes seen by another process (within its polling interval of a second; the
 //! tests allow far more, for a busy machine).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

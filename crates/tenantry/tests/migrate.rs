@@ -1,7 +1,7 @@
 //! Tenant migrations: concurrent, per-tenant all-or-nothing, one failure does not stop the
 //! others, reruns finish what is pending, and "nothing pending" needs no visit.
 
-mod support;
+use crate::support;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};

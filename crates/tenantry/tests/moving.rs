@@ -2,7 +2,7 @@
 //! failures injected before and at the switch; the read-only state during a move; export and
 //! import.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -3,7 +3,7 @@
 //! statements, lookups outside transactions, catalog changes, moves and migrations all have
 //! to work with sessions they do not own.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! A PostgreSQL restart under a running server: requests that meet a dead connection get 503
 //! with `Retry-After`, never 500, and the pools recover by themselves.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::body::Body;

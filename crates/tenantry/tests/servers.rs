@@ -2,7 +2,7 @@
 //! renames and deletes across two real servers, all-or-nothing creation, and passwords that
 //! never show.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::http::StatusCode;

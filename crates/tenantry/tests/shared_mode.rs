@@ -2,7 +2,7 @@
 //! Security alone. These tests attack it with SQL that forgets or forges the tenant, with no
 //! tenant at all, with roles that could bypass it, and with all three modes in one server.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -1,7 +1,7 @@
 //! SQLite deployments, with no PostgreSQL anywhere: tenants as files under a data directory,
 //! their lifecycle and migrations, and attempts to break isolation through the HTTP layer.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,12 @@
+//! Every integration test of the crate, in one binary: one link instead of one per file.
+
+mod support;
+
+mod admin;
+mod api;
+mod browser;
+mod cli;
+mod deploy;
+mod hostile_input;
+mod platform_api;
+mod serve;

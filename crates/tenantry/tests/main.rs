@@ -1,0 +1,20 @@
+//! Every integration test of the crate, in one binary: one link instead of one per file.
+
+mod support;
+
+mod budget;
+mod cancel_storm;
+mod cluster_smoke;
+mod conformance;
+mod database_mode;
+mod dedicated;
+mod doc_examples;
+mod isolation;
+mod lifecycle;
+mod migrate;
+mod moving;
+mod pgbouncer;
+mod restart;
+mod servers;
+mod shared_mode;
+mod sqlite_mode;
