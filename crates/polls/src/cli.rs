@@ -154,21 +154,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let tenancy = async || startup::open(&settings).await;
     match cli.command {
         Command::Demo(_) => demo::run(&settings).await,
-        Command::Migrate(args) => {
-            let migrations = startup::migrations();
-            let tenant = cli.targets.tenant;
-            match &settings.database_url {
-                Some(url) => {
-                    let options = settings.options().map_err(CliError::usage)?;
-                    let pool =
-                        startup::connect(url, settings.pool_size, settings.database_pooler).await?;
-                    tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
-                }
-                None => println!("shared: the SQLite catalog is migrated as it opens"),
-            }
-            let tenancy = tenancy().await?;
-            tenantry::cli::migrate_tenants(&tenancy, &args, tenant, &settings.serving.bind).await
-        }
+        Command::Migrate(args) => migrate(&settings, &args, cli.targets.tenant).await,
         Command::MigrateTenant => {
             let (pool, _, slug) = startup::tenant_database(&settings).await?;
             let applied =
@@ -178,21 +164,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::ServeTenant(_) => {
             let app = startup::tenant_app(&settings).await?;
-            let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
-                .await
-                .map_err(|e| {
-                    CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
-                })?;
-            startup::serve(listener, app, settings.serving.limits.server()).await;
+            startup::serve(
+                startup::listen(&settings).await?,
+                app,
+                settings.serving.limits.server(),
+            )
+            .await;
             Ok(())
         }
         Command::Serve(_) => {
             let tenancy = startup::open_serving(&settings).await?;
-            let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
-                .await
-                .map_err(|e| {
-                    CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
-                })?;
+            let listener = startup::listen(&settings).await?;
             tracing::info!("serving on http://{}", settings.serving.bind);
             let app = startup::app_with(
                 tenancy,
@@ -230,6 +212,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tenantry::cli::sql(&tenancy, &tenants, &statement).await
         }
     }
+}
+
+/// `migrate`: the shared migrations, then the tenants' (all, or `tenant`).
+async fn migrate(
+    settings: &Settings,
+    args: &MigrateArgs,
+    tenant: Option<Slug>,
+) -> Result<(), CliError> {
+    let migrations = startup::migrations();
+    match &settings.database_url {
+        Some(url) => {
+            let options = settings.options().map_err(CliError::usage)?;
+            let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
+            tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
+        }
+        None => println!("shared: the SQLite catalog is migrated as it opens"),
+    }
+    let tenancy = startup::open(settings).await?;
+    tenantry::cli::migrate_tenants(&tenancy, args, tenant, &settings.serving.bind).await
 }
 
 fn read_password() -> Result<String, CliError> {

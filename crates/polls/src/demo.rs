@@ -120,11 +120,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     println!(
         "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
     );
-    let listener = tokio::net::TcpListener::bind(&settings.serving.bind)
-        .await
-        .map_err(|e| {
-            CliError::failed(format!("cannot listen on {}: {e}", settings.serving.bind))
-        })?;
+    let listener = startup::listen(settings).await?;
     println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
     let app = startup::app_with(tenancy, Some(token), settings.serving.limits.auth());
     startup::serve(listener, app, settings.serving.limits.server()).await;

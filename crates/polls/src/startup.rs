@@ -158,6 +158,14 @@ fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The listener on the serving address (`BIND`).
+pub async fn listen(settings: &Settings) -> Result<tokio::net::TcpListener, CliError> {
+    let bind = &settings.serving.bind;
+    tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| CliError::failed(format!("cannot listen on {bind}: {e}")))
+}
+
 /// One dedicated tenant's own server (`polls serve-tenant`): the tenant's database as the
 /// tenant's own role, from the environment its supervisor sets (`DATABASE_URL`,
 /// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's.

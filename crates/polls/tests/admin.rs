@@ -169,8 +169,12 @@ async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
     assert_eq!(login.location(), "/admin");
     let cookie = login.set_cookies()[0].to_owned();
     assert!(cookie.starts_with("tenantry_session="), "{cookie}");
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    for attribute in ["Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(attributes.contains(&attribute), "{attribute}: {cookie}");
+    }
     assert!(
-        cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax"),
+        !attributes.contains(&"Secure"),
         "no Secure over plain http: {cookie}"
     );
     let first = thor.session().unwrap();
@@ -212,7 +216,7 @@ async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
     secure.headers.push(("x-forwarded-proto", "https"));
     let login = secure.log_in("admin", PASSWORD).await;
     assert!(
-        login.set_cookies()[0].ends_with("; Secure"),
+        login.set_cookies()[0].split("; ").any(|a| a == "Secure"),
         "{:?}",
         login.set_cookies()
     );

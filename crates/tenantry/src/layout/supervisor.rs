@@ -414,28 +414,14 @@ impl Supervisor {
                 )));
             }
         }
-        let deadline = Instant::now() + self.options.start_timeout;
-        loop {
-            if healthy(port).await {
-                return Ok(Running {
-                    child,
-                    port,
-                    started: Instant::now(),
-                    profile: profile_of(tenant),
-                    control,
-                });
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(Error::Incomplete(format!("it exited at once ({status})")));
-            }
-            if Instant::now() >= deadline {
-                child.kill().await.ok();
-                return Err(Error::Incomplete(
-                    "its health endpoint did not answer".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_healthy(&mut child, port, self.options.start_timeout).await?;
+        Ok(Running {
+            child,
+            port,
+            started: Instant::now(),
+            profile: profile_of(tenant),
+            control,
+        })
     }
 
     /// The port the tenant's server had on this machine, as the catalog keeps it across
@@ -578,6 +564,27 @@ async fn stop(child: &mut Child) {
         return;
     }
     child.kill().await.ok();
+}
+
+/// Waits up to `within` for a server just started on `port` to answer its health check;
+/// kills it if it does not.
+async fn wait_healthy(child: &mut Child, port: u16, within: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + within;
+    loop {
+        if healthy(port).await {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Incomplete(format!("it exited at once ({status})")));
+        }
+        if Instant::now() >= deadline {
+            child.kill().await.ok();
+            return Err(Error::Incomplete(
+                "its health endpoint did not answer".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Whether nothing listens on this loopback port now.

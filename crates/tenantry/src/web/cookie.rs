@@ -1,27 +1,32 @@
-//! The cookies of a tenant's pages: read from a request, written for its mount.
+//! The cookies of a tenant's pages, with the `cookie` crate: read from a request, written for
+//! its mount.
 
 use axum::http::header::{COOKIE, HeaderValue};
 use axum::http::request::Parts;
+use cookie::{Cookie, SameSite};
 
 /// The cookies a request sent.
-pub struct CookieJar<'r>(Vec<(&'r str, &'r str)>);
+pub struct CookieJar<'r>(Vec<Cookie<'r>>);
 
 impl<'r> CookieJar<'r> {
     pub fn of(parts: &'r Parts) -> Self {
-        let pairs = parts
+        let cookies = parts
             .headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
             .collect();
-        Self(pairs)
+        Self(cookies)
     }
 
     /// The value of the first cookie called `name`.
-    pub fn get(&self, name: &str) -> Option<&'r str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|cookie| cookie.name() == name)
+            .map(Cookie::value)
     }
 }
 
@@ -57,21 +62,25 @@ impl SessionCookie {
 
     /// A `Set-Cookie` value that sets `name` to `value` for `max_age` seconds.
     pub fn set(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
-        self.header(format!("{name}={value}; Max-Age={max_age}"))
+        let seconds = i64::try_from(max_age).unwrap_or(i64::MAX);
+        self.header(name, value, cookie::time::Duration::seconds(seconds))
     }
 
     /// A `Set-Cookie` value that removes `name`.
     pub fn clear(&self, name: &str) -> HeaderValue {
-        self.header(format!("{name}=; Max-Age=0"))
+        self.header(name, "", cookie::time::Duration::ZERO)
     }
 
-    fn header(&self, cookie: String) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let text = format!(
-            "{cookie}; Path={}; HttpOnly; SameSite=Lax{secure}",
-            self.path
-        );
-        HeaderValue::try_from(text).expect("cookie names, tokens and mounts are header-safe")
+    fn header(&self, name: &str, value: &str, max_age: cookie::time::Duration) -> HeaderValue {
+        let cookie = Cookie::build((name, value))
+            .max_age(max_age)
+            .path(self.path.as_str())
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .build();
+        HeaderValue::try_from(cookie.to_string())
+            .expect("cookie names, tokens and mounts are header-safe")
     }
 }
 
@@ -101,7 +110,7 @@ mod tests {
         let cookie = SessionCookie::for_request(&request, "/t/thor");
         assert_eq!(
             cookie.set("s", "v", 60),
-            "s=v; Max-Age=60; Path=/t/thor; HttpOnly; SameSite=Lax"
+            "s=v; HttpOnly; SameSite=Lax; Path=/t/thor; Max-Age=60"
         );
         let https = parts(
             Request::builder()
@@ -111,7 +120,7 @@ mod tests {
         );
         assert_eq!(
             SessionCookie::for_request(&https, "").clear("s"),
-            "s=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Secure"
+            "s=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0"
         );
     }
 }
