@@ -127,30 +127,7 @@ impl Command {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    // A dedicated tenant's server is given its tenant's database, which in a SQLite
-    // deployment is a `sqlite://` file.
-    let serving = match cli.command.serving() {
-        Some(serving) => serving.clone(),
-        None => Serving::from_env()?,
-    };
-    let settings = Settings {
-        serving,
-        ..cli.settings
-    };
-    let settings = match cli.command {
-        Command::ServeTenant(_) | Command::MigrateTenant => settings.with_url_from_stdin()?,
-        _ => settings.checked().map_err(CliError::usage)?,
-    };
-    let targeted = cli.targets.tenant.is_some() || cli.targets.all_tenants;
-    let takes_targets = matches!(
-        cli.command,
-        Command::Migrate(_) | Command::Createsuperuser { .. } | Command::Sql { .. }
-    );
-    if targeted && !takes_targets {
-        return Err(CliError::usage(
-            "--tenant and --all-tenants apply to migrate, createsuperuser and sql only",
-        ));
-    }
+    let settings = settings_for(cli.settings, &cli.command, &cli.targets)?;
     let tenancy = async || startup::open(&settings).await;
     match cli.command {
         Command::Demo(_) => demo::run(&settings).await,
@@ -201,8 +178,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let password = read_password()?;
             let tenancy = tenancy().await?;
             for slug in &cli.targets.resolve(&tenancy).await? {
-                create_superuser(&tenancy, slug, &username, &email, &password).await?;
-                println!("created superuser '{username}' in '{slug}'");
+                create_superuser(&tenancy, slug, (&username, &email), &password).await?;
             }
             Ok(())
         }
@@ -211,6 +187,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenants = cli.targets.resolve(&tenancy).await?;
             tenantry::cli::sql(&tenancy, &tenants, &statement).await
         }
+    }
+}
+
+/// The settings `command` runs with: its serving options (or the environment's), checked;
+/// an error if tenants are named for a command that does not take them.
+fn settings_for(
+    settings: Settings,
+    command: &Command,
+    targets: &TenantTargets,
+) -> Result<Settings, CliError> {
+    let serving = match command.serving() {
+        Some(serving) => serving.clone(),
+        None => Serving::from_env()?,
+    };
+    let settings = Settings {
+        serving,
+        ..settings
+    };
+    let takes_targets = matches!(
+        command,
+        Command::Migrate(_) | Command::Createsuperuser { .. } | Command::Sql { .. }
+    );
+    if (targets.tenant.is_some() || targets.all_tenants) && !takes_targets {
+        return Err(CliError::usage(
+            "--tenant and --all-tenants apply to migrate, createsuperuser and sql only",
+        ));
+    }
+    match command {
+        // A dedicated tenant's server is given its tenant's database, which in a SQLite
+        // deployment is a `sqlite://` file.
+        Command::ServeTenant(_) | Command::MigrateTenant => settings.with_url_from_stdin(),
+        _ => settings.checked().map_err(CliError::usage),
     }
 }
 
@@ -246,11 +254,11 @@ fn read_password() -> Result<String, CliError> {
     Ok(password)
 }
 
+/// Creates the superuser `username` in tenant `slug` and says so.
 async fn create_superuser(
     tenancy: &Tenancy,
     slug: &Slug,
-    username: &str,
-    email: &str,
+    (username, email): (&str, &str),
     password: &str,
 ) -> Result<(), CliError> {
     let hash = hash_password(password);
@@ -274,5 +282,7 @@ async fn create_superuser(
             }
             Ok(())
         })
-        .await
+        .await?;
+    println!("created superuser '{username}' in '{slug}'");
+    Ok(())
 }
