@@ -1052,14 +1052,21 @@ fn create_admin(db: &TestDatabase, slug: &str) {
     assert_eq!(run.code, 0, "{run}");
 }
 
-/// Runs `polls args...` on `db` to its end and returns the peak of its resident memory in KiB.
-fn peak_memory(db: &TestDatabase, args: &[&str]) -> u64 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polls"))
+/// `polls args...` on `db`, logging errors only, its output discarded.
+fn quiet_polls(db: &TestDatabase, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
+    command
         .args(args)
         .env("DATABASE_URL", db.url())
         .env("BASE_DOMAIN", support::BASE)
         .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+/// Runs `polls args...` on `db` to its end and returns the peak of its resident memory in KiB.
+fn peak_memory(db: &TestDatabase, args: &[&str]) -> u64 {
+    let mut child = quiet_polls(db, args)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
@@ -1562,12 +1569,7 @@ async fn template_databases_can_be_listed_and_dropped() {
 /// Starts `polls tenants move thor --to schema` and kills it with SIGKILL as soon as `at`
 /// holds of thor's catalog row (read every few milliseconds).
 async fn kill_move_when(db: &TestDatabase, pool: &sqlx::PgPool, at: &str) {
-    let mut mover = Command::new(env!("CARGO_BIN_EXE_polls"))
-        .args(["tenants", "move", "thor", "--to", "schema"])
-        .env("DATABASE_URL", db.url())
-        .env("BASE_DOMAIN", support::BASE)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
+    let mut mover = quiet_polls(db, &["tenants", "move", "thor", "--to", "schema"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

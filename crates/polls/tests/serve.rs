@@ -1287,6 +1287,25 @@ fn reset(stream: TcpStream) {
     }
 }
 
+/// nginx in front of `server` (thor, schema; loki, dedicated), and every path a request
+/// takes to them: (what it is, where to send, the host to name).
+async fn every_path(
+    server: &Server,
+    reach: &Reach,
+    pool: &sqlx::PgPool,
+) -> (TestNginx, Vec<(&'static str, SocketAddr, &'static str)>) {
+    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(pool, "loki").await));
+    let (nginx, nginx_addr) = nginx_in_front(server, reach).await;
+    let paths = vec![
+        ("direct", server.addr, "thor.polls.test"),
+        ("the router", server.addr, "loki.polls.test"),
+        ("loki's own server", loki, "loki.polls.test"),
+        ("nginx to the app", nginx_addr, "thor.polls.test"),
+        ("nginx to loki's server", nginx_addr, "loki.polls.test"),
+    ];
+    (nginx, paths)
+}
+
 /// The abuse of one round: `rounds` connections of each kind of client that leaves early,
 /// to `addr` for `host`.
 fn hang_up_on(addr: SocketAddr, host: &str, rounds: usize) {
@@ -1328,17 +1347,8 @@ fn hang_up_on(addr: SocketAddr, host: &str, rounds: usize) {
 #[tokio::test]
 async fn clients_that_hang_up_never_end_a_serving_process() {
     let (mut server, reach, pool, loki_pid) = serve_eager_loki().await;
-    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
-    let (_nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
-
-    let paths = [
-        ("direct", server.addr, "thor.polls.test"),
-        ("the platform API's site", server.addr, "polls.test"),
-        ("the router", server.addr, "loki.polls.test"),
-        ("loki's own server", loki, "loki.polls.test"),
-        ("nginx to the app", nginx_addr, "thor.polls.test"),
-        ("nginx to loki's server", nginx_addr, "loki.polls.test"),
-    ];
+    let (_nginx, mut paths) = every_path(&server, &reach, &pool).await;
+    paths.insert(1, ("the platform API's site", server.addr, "polls.test"));
     for (path, addr, host) in paths {
         let host_owned = host.to_owned();
         tokio::task::spawn_blocking(move || hang_up_on(addr, &host_owned, 400))
@@ -1402,15 +1412,7 @@ fn answer_while_sending(addr: SocketAddr, head: &str, length: usize) -> String {
 #[tokio::test]
 async fn an_answer_given_before_the_body_is_read_reaches_the_client_on_every_path() {
     let (server, reach, pool, _) = serve_eager_loki().await;
-    let loki = SocketAddr::from(([127, 0, 0, 1], dedicated_port(&pool, "loki").await));
-    let (_nginx, nginx_addr) = nginx_in_front(&server, &reach).await;
-    let paths = [
-        ("direct", server.addr, "thor.polls.test"),
-        ("the router", server.addr, "loki.polls.test"),
-        ("loki's own server", loki, "loki.polls.test"),
-        ("nginx to the app", nginx_addr, "thor.polls.test"),
-        ("nginx to loki's server", nginx_addr, "loki.polls.test"),
-    ];
+    let (_nginx, paths) = every_path(&server, &reach, &pool).await;
     for (path, addr, host) in paths {
         // Too large a body: refused from its length alone.
         let head =
