@@ -62,6 +62,11 @@ impl<T> ServedConnection<T> {
 
 /// The JSON answer to write instead of `head`, if `head` is one of hyper's own refusals.
 fn replacement(head: &[u8]) -> Option<Vec<u8>> {
+    // hyper writes such an answer whole, in one write of its head alone (it has no body):
+    // a chunk of another answer's body is never taken for one.
+    if head.len() > 256 || !head.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let (prefix, detail) = REFUSALS
         .iter()
         .find(|(prefix, _)| head.starts_with(prefix))?;

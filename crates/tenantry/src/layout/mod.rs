@@ -31,7 +31,9 @@ use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
-pub(crate) use dedicated::{new_password, own_database_of, role_name, role_name_of, set_password};
+#[cfg(feature = "testing")]
+pub(crate) use dedicated::role_name_of;
+pub(crate) use dedicated::{new_password, own_database_of, role_name, set_password};
 pub(crate) use postgres::begin_in;
 use sqlite_dedicated::SqliteDedicated;
 pub(crate) use sqlite_file::SqliteFiles;
