@@ -6,10 +6,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse_args();
     if !cli.command.serves() {
         // Nothing but this thread exists yet: the runtime is built below.
-        tenantry::process::restore_default_sigpipe();
+        tenantry::dedicated::process::restore_default_sigpipe();
     }
     if cli.command.serves()
-        && let Err(error) = tenantry::process::seal_process()
+        && let Err(error) = tenantry::dedicated::process::seal_process()
     {
         eprintln!("error: cannot make the process undumpable: {error}");
         return ExitCode::FAILURE;

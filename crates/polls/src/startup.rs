@@ -106,7 +106,7 @@ pub async fn open_supervising(
     dedicated.external = settings.serving.dedicated_address.clone();
     dedicated.env = settings.tenant_server_env();
     if let Some(base) = settings.serving.dedicated_uid_base {
-        if !tenantry::process::running_as_root() {
+        if !tenantry::dedicated::process::running_as_root() {
             return Err(CliError::usage(
                 "DEDICATED_UID_BASE needs `serve` to run as root: it starts each dedicated \
                  tenant's server as a user of its own",

@@ -35,12 +35,9 @@
 pub mod catalog;
 pub mod cli;
 pub mod db;
-pub mod deploy;
 /// Dedicated tenants' servers: how they are run and what runs.
-pub mod dedicated {
-    pub use crate::catalog::DedicatedServer;
-    pub use crate::layout::supervisor::{DedicatedOptions, server_marker};
-}
+pub mod dedicated;
+pub mod deploy;
 mod error;
 pub mod host;
 pub mod http;
@@ -50,7 +47,6 @@ pub mod lifecycle;
 pub mod migrate;
 mod pooler;
 mod pools;
-pub mod process;
 mod profile;
 pub mod role;
 mod rows;

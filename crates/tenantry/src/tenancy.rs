@@ -6,13 +6,13 @@ use std::sync::Arc;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::catalog::DedicatedServer;
 use crate::catalog::TenantCatalog;
 use crate::db::Db;
+use crate::dedicated::Supervisor;
+use crate::dedicated::{self, DedicatedOptions, DedicatedServer};
 use crate::error::Error;
 use crate::identify::Identification;
-use crate::layout::supervisor::{self, DedicatedOptions};
-use crate::layout::{Cx, Layout, Layouts, Route, Supervisor};
+use crate::layout::{Cx, Layout, Layouts, Route, TxRoute};
 use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
@@ -271,19 +271,17 @@ impl Tenancy {
         &self,
         tenant: &Tenant,
     ) -> Result<std::net::SocketAddr, Error> {
-        match &self.inner.servers {
-            Some(servers) => {
-                servers
-                    .restart(self.cx(), tenant, self.layout(tenant)?)
-                    .await
-            }
-            None => Err(Error::ServerUnavailable(tenant.slug.to_string())),
+        let own = self.layout(tenant)?.own_server();
+        match (&self.inner.servers, own) {
+            (Some(servers), Some(own)) => servers.restart(self.cx(), tenant, own).await,
+            _ => Err(Error::ServerUnavailable(tenant.slug.to_string())),
         }
     }
 
     /// Stops `tenant`'s own server on this machine, whichever process supervises it.
     pub(crate) async fn stop_server(&self, tenant: &Tenant) -> Result<(), Error> {
-        supervisor::stop_everywhere(self.cx(), tenant).await
+        let supervisor = self.inner.servers.as_deref();
+        dedicated::stop_everywhere(supervisor, self.catalog(), tenant).await
     }
 
     /// The mark this process's router puts on the requests it forwards to the dedicated
@@ -294,7 +292,8 @@ impl Tenancy {
 
     /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).
     pub fn has_own_server(&self, tenant: &Tenant) -> bool {
-        self.layout(tenant).is_ok_and(|layout| layout.own_server())
+        self.layout(tenant)
+            .is_ok_and(|layout| layout.own_server().is_some())
     }
 
     /// The dedicated tenants' servers, as the processes supervising them published them
@@ -314,7 +313,6 @@ impl Tenancy {
             catalog: &self.inner.catalog,
             pools: &self.inner.pools,
             migrations: &self.inner.migrations,
-            servers: self.inner.servers.as_ref(),
         }
     }
 
@@ -328,9 +326,40 @@ impl Tenancy {
         self.inner.layouts.of(mode)
     }
 
-    /// How a request or job reaches `tenant`.
+    /// How a request reaches `tenant`: forwarded to its own server where it has one and this
+    /// process routes to it, otherwise a transaction.
     pub(crate) async fn route(&self, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-        self.layout(tenant)?.route(self.cx(), tenant, access).await
+        let layout = self.layout(tenant)?;
+        if let (Some(own), Some(servers), Access::Tenant) =
+            (layout.own_server(), &self.inner.servers, access)
+        {
+            return Ok(Route::Forward(
+                servers.address(self.cx(), tenant, own).await?,
+            ));
+        }
+        let route = layout.transaction(self.cx(), tenant, access).await?;
+        Ok(Route::Transaction(route))
+    }
+
+    /// A transaction's way to `tenant`'s tables, never a forward: for migrations, moves,
+    /// exports and work outside requests.
+    pub(crate) async fn transaction(
+        &self,
+        tenant: &Tenant,
+        access: Access,
+    ) -> Result<TxRoute, Error> {
+        self.layout(tenant)?
+            .transaction(self.cx(), tenant, access)
+            .await
+    }
+
+    /// Gives `tenant`'s own server, if it runs here with another name or settings than the
+    /// tenant now has, the ones it has.
+    pub(crate) async fn refresh_server(&self, tenant: &Tenant) {
+        let own = self.layout(tenant).ok().and_then(|l| l.own_server());
+        if let (Some(servers), Some(own)) = (&self.inner.servers, own) {
+            servers.refresh(self.cx(), tenant, own).await;
+        }
     }
 
     /// How requests are matched to tenants.
@@ -373,20 +402,8 @@ impl Tenancy {
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
         // A transaction of its own, even for a tenant whose requests go to its own server.
-        let cx = Cx {
-            servers: None,
-            ..self.cx()
-        };
-        match self
-            .layout(&tenant)?
-            .route(cx, &tenant, Access::Tenant)
-            .await?
-        {
-            Route::Transaction { pool, begin } => {
-                Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
-            }
-            Route::Forward(_) => Err(Error::Incomplete("no transaction for this tenant".into())),
-        }
+        let TxRoute { pool, begin } = self.transaction(&tenant, Access::Tenant).await?;
+        Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
     }
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and

@@ -212,7 +212,7 @@ fn free_port() -> u16 {
 fn postgres_dir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir(&dir).expect("a temporary directory");
-    if crate::process::running_as_root() {
+    if crate::dedicated::process::running_as_root() {
         let owned = Command::new("chown").arg("postgres").arg(&dir).status();
         assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
     }
@@ -308,7 +308,7 @@ impl TestCluster {
     /// Runs one of the server's programs, as `postgres` when we are root.
     fn as_postgres(&self, program: &str, args: &[&str]) -> std::process::Output {
         let program = self.bindir.join(program);
-        let mut command = if crate::process::running_as_root() {
+        let mut command = if crate::dedicated::process::running_as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&program);
             c
@@ -408,7 +408,7 @@ fn make_certificates(data: &Path) {
         "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
     )
     .expect("pg_hba.conf");
-    if crate::process::running_as_root() {
+    if crate::dedicated::process::running_as_root() {
         let owned = Command::new("chown")
             .args(["postgres", "server.key", "server.crt", "pg_hba.conf"])
             .current_dir(data)
@@ -483,7 +483,7 @@ impl TestPgBouncer {
         let ini = dir.join("pgbouncer.ini");
         std::fs::write(&ini, config).expect("PgBouncer's configuration");
         let mut command = Command::new(&program);
-        if crate::process::running_as_root() {
+        if crate::dedicated::process::running_as_root() {
             command.args(["-u", "postgres"]);
         }
         let child = command
@@ -612,7 +612,7 @@ impl Drop for TestNginx {
     fn drop(&mut self) {
         // SIGTERM: nginx's fast shutdown, which stops its worker too. Our own child, not
         // reaped yet.
-        let _ = crate::process::signal(i64::from(self.child.id()), libc::SIGTERM);
+        let _ = crate::dedicated::process::signal(i64::from(self.child.id()), libc::SIGTERM);
         let _ = self.child.wait();
     }
 }
@@ -620,5 +620,5 @@ impl Drop for TestNginx {
 /// Whether process `pid` runs: not a zombie, and not a killed process whose threads are
 /// still exiting (its sockets may still accept connections then).
 pub fn process_runs(pid: i64) -> bool {
-    crate::process::runs(pid)
+    crate::dedicated::process::runs(pid)
 }

@@ -10,6 +10,7 @@ mod database_mode;
 mod dedicated;
 mod doc_examples;
 mod isolation;
+mod layering;
 mod lifecycle;
 mod migrate;
 mod moving;

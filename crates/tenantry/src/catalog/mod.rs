@@ -19,13 +19,11 @@ use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 mod row;
-mod servers;
 mod sqlite;
 mod tx;
 
 pub use row::{Domain, TenantDetails};
 pub(crate) use row::{TenantRow, select_tenants};
-pub use servers::DedicatedServer;
 pub(crate) use sqlite::file_options;
 pub(crate) use tx::CatalogTx;
 
@@ -83,7 +81,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Where the catalog is kept.
-enum Store {
+pub(crate) enum Store {
     Postgres(PgPool),
     Sqlite(SqlitePool),
 }
@@ -102,6 +100,11 @@ pub struct TenantCatalog {
 }
 
 impl TenantCatalog {
+    /// Where the catalog is kept.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Opens the catalog on `pool`, reached through `pooler`, and starts following changes
     /// made by other processes.
     pub async fn connect(pool: PgPool, pooler: Pooler) -> Result<Self, Error> {

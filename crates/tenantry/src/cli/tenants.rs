@@ -7,10 +7,9 @@ use std::time::Instant;
 use clap::Subcommand;
 
 use super::{CliError, print_table};
-use crate::catalog::DedicatedServer;
 use crate::catalog::TenantDetails;
+use crate::dedicated::{DedicatedServer, host_name, serves};
 use crate::host::HostName;
-use crate::layout::supervisor::{host_name, serves};
 use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
 use crate::servers::ServerName;
 use crate::slug::Slug;

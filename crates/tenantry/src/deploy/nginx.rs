@@ -22,7 +22,7 @@ pub struct NginxOptions {
 /// that server, with the shared server as backup; every other host goes to the shared
 /// server. Regenerate it after a tenant, domain or server change.
 pub async fn nginx(tenancy: &Tenancy, options: &NginxOptions) -> Result<String, Error> {
-    let host = crate::layout::supervisor::host_name();
+    let host = crate::dedicated::host_name();
     let servers = tenancy.dedicated_servers().await?;
     let shared = &options.shared;
     let mut config = header();

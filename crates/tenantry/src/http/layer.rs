@@ -16,12 +16,13 @@ use tracing::Instrument;
 
 use crate::http::client::ClientAddr;
 
-use super::forward;
 use super::identify::{Identified, request_host};
-use super::settings_update::{self, SettingsWriter};
+use super::scope::SettingsWriter;
+use super::settings_update;
+use crate::dedicated::forward;
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
-use crate::layout::Route;
+use crate::layout::{Route, TxRoute};
 use crate::lifecycle::TenantUpdate;
 use crate::pools::Access;
 use crate::tenancy::Tenancy;
@@ -186,7 +187,7 @@ where
                 *request.uri_mut() = uri;
             }
             let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
-                Ok(Route::Transaction { pool, begin }) => (pool, begin),
+                Ok(Route::Transaction(TxRoute { pool, begin })) => (pool, begin),
                 Ok(Route::Forward(address)) => {
                     return forward_to(&tenancy, (&tenant, &mount), address, request).await;
                 }
@@ -257,7 +258,10 @@ async fn forward_to(
     let mark = tenancy.router_secret();
     let again = match forward::send(sender, request, (&tenant.slug, mount, mark)).await {
         Ok(response) => return settings_handed_back(tenancy, tenant, response).await,
-        Err(again) => again,
+        Err(Some(again)) => again,
+        Err(None) => {
+            return TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response();
+        }
     };
     // The server died under a request without a body: once more, on its successor.
     match restart(tenancy, tenant).await {

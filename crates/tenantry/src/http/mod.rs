@@ -4,7 +4,6 @@
 mod client;
 mod connection;
 mod extract;
-mod forward;
 mod identify;
 pub mod input;
 mod layer;
@@ -15,10 +14,11 @@ mod server;
 mod settings_update;
 mod single_tenant;
 
+pub use crate::dedicated::forward::ROUTER_HEADER;
 pub use client::{ClientAddr, TrustedProxies};
 pub use extract::{LazyTenantDb, MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};
 pub use rejection::TenancyRejection;
 pub use server::{ServerLimits, serve};
-pub use settings_update::{ROUTER_HEADER, SETTINGS_HEADER, SettingsUpdate};
+pub use settings_update::{SETTINGS_HEADER, SettingsUpdate};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};

@@ -9,10 +9,22 @@ use tokio::sync::Mutex;
 
 use crate::catalog::TenantCatalog;
 use crate::http::rejection::TenancyRejection;
-use crate::http::settings_update::SettingsWriter;
 use crate::pools::PoolLease;
+use crate::settings::SettingsSchema;
+use crate::tenancy::Tenancy;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
+
+/// Where a request's settings changes go.
+#[derive(Clone)]
+pub(crate) enum SettingsWriter {
+    /// Straight to the catalog.
+    Catalog(Tenancy),
+    /// Back through the router, checked here against the app's schema first.
+    Router(SettingsSchema),
+    /// Nowhere: this server cannot change them.
+    None,
+}
 
 /// Placed in the request's extensions by the tenancy layer; read by the extractors.
 #[derive(Clone)]

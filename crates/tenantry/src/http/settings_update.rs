@@ -4,7 +4,7 @@
 //! dedicated tenant's own server cannot reach the catalog: it checks the change against the
 //! schema and answers with it in [`SETTINGS_HEADER`], which the router that forwarded the
 //! request applies to that tenant, and to no other, before passing the answer on. Only a
-//! router that applies such answers marks the requests it forwards ([`ROUTER_HEADER`]);
+//! router that applies such answers marks the requests it forwards ([`ROUTER_HEADER`](crate::http::ROUTER_HEADER));
 //! anything else that reaches the server directly (nginx removes the mark) gets no
 //! update, so a change can never be acknowledged and then lost.
 
@@ -18,29 +18,13 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::http::rejection::TenancyRejection;
-use crate::http::scope::RequestScope;
+use crate::http::scope::{RequestScope, SettingsWriter};
 use crate::lifecycle::TenantUpdate;
-use crate::settings::SettingsSchema;
-use crate::tenancy::Tenancy;
 use crate::tenant::Tenant;
-
-/// Set by the router on the requests it forwards to a dedicated tenant's server.
-pub const ROUTER_HEADER: HeaderName = HeaderName::from_static("x-tenantry-router");
 
 /// A settings change a dedicated tenant's server hands back to its router: the patch, as
 /// hex-encoded JSON (so that any text fits a header).
 pub const SETTINGS_HEADER: HeaderName = HeaderName::from_static("x-tenantry-settings");
-
-/// Where a request's settings changes go.
-#[derive(Clone)]
-pub(crate) enum SettingsWriter {
-    /// Straight to the catalog.
-    Catalog(Tenancy),
-    /// Back through the router, checked here against the app's schema first.
-    Router(SettingsSchema),
-    /// Nowhere: this server cannot change them.
-    None,
-}
 
 /// Changes the request's own tenant's settings, wherever the request is served.
 pub struct SettingsUpdate {

@@ -30,12 +30,13 @@ use uuid::Uuid;
 
 use crate::catalog::file_options;
 use crate::db::DbPool;
+use crate::dedicated::forward::{MOUNT_HEADER, ROUTER_HEADER};
 use crate::host::HostName;
 use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
-use crate::http::settings_update::{ROUTER_HEADER, SettingsWriter};
+use crate::http::scope::SettingsWriter;
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
 use crate::profile;
@@ -142,7 +143,7 @@ impl SingleTenantLayer {
     }
 
     /// Takes settings changes only from requests that carry `secret` in
-    /// [`ROUTER_HEADER`](super::ROUTER_HEADER): the mark of the router that started this
+    /// [`ROUTER_HEADER`](crate::dedicated::forward::ROUTER_HEADER): the mark of the router that started this
     /// server (handed over on its standard input), which no other process knows.
     pub fn with_router_secret(self, secret: &str) -> Self {
         Self {
@@ -270,9 +271,6 @@ impl<S> Layer<S> for SingleTenantLayer {
         }
     }
 }
-
-/// The header in which the router tells a dedicated tenant's server its mount path.
-pub(crate) const MOUNT_HEADER: &str = "x-forwarded-prefix";
 
 /// The service made by [`SingleTenantLayer`].
 #[derive(Clone)]

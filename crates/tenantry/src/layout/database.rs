@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::postgres::{self, owner_mark};
 use super::schema::on;
-use super::{Cx, Layout, Route};
-use crate::catalog::CatalogTx;
+use super::{Cx, Layout, Outside, Tables, TxRoute};
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::template::{drop_database, ensure_template};
 use crate::migrate::{Applied, applied};
@@ -42,22 +41,58 @@ impl Layout for Database {
     }
 
     /// Its tables are in a database of its own, even on the catalog's server.
-    fn in_catalog(&self, _: &Placement) -> bool {
-        false
+    fn tables(&self, _: &Placement) -> Tables<'_> {
+        Tables::Outside(self)
     }
 
-    /// `CREATE DATABASE` takes a connection of the server's pool, which on the catalog's
-    /// server is the catalog's; the database's name carries the tenant's id.
-    fn provision_before_catalog(&self) -> bool {
-        true
+    async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+        let database = own_database(tenant)?;
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        let mark: Option<Option<String>> = pooler::query_scalar(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+        )
+        .bind(database.as_str())
+        .fetch_optional(pooler::Pinned(&server))
+        .await?;
+        if mark.flatten() == Some(owner_mark(tenant)) {
+            Outside::deprovision(self, cx, tenant).await?;
+        }
+        Ok(())
     }
 
-    async fn provision(
+    fn describe(&self, tenant: &Tenant) -> String {
+        match &tenant.placement.database {
+            Some(database) => format!("database \"{database}\"{}", on(tenant)),
+            None => "no database (the catalog lacks its name)".into(),
+        }
+    }
+
+    async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
+        postgres::migrate(cx, tenant, false, keep).await
+    }
+
+    async fn transaction(
         &self,
         cx: Cx<'_>,
         tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error> {
+        access: Access,
+    ) -> Result<TxRoute, Error> {
+        postgres::transaction(cx, tenant, access).await
+    }
+}
+
+#[async_trait]
+impl Outside for Database {
+    /// `CREATE DATABASE` takes a connection of the server's pool, which on the catalog's
+    /// server is the catalog's; the database's name carries the tenant's id.
+    fn provision_first(&self) -> bool {
+        true
+    }
+
+    async fn provision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Applied, Error> {
         let database = own_database(tenant)?;
         let server = cx
             .pools
@@ -98,22 +133,11 @@ impl Layout for Database {
     }
 
     /// The database's name does not follow the slug.
-    async fn rename(
-        &self,
-        _: Cx<'_>,
-        tenant: &Tenant,
-        _: &Slug,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error> {
+    async fn rename(&self, _: Cx<'_>, tenant: &Tenant, _: &Slug) -> Result<Placement, Error> {
         Ok(tenant.placement.clone())
     }
 
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<(), Error> {
+    async fn deprovision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         let database = own_database(tenant)?;
         let server = cx
             .pools
@@ -121,39 +145,6 @@ impl Layout for Database {
             .await?;
         cx.pools.close_database(&tenant.placement).await?;
         drop_database(&server, database.as_str()).await
-    }
-
-    async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
-        let database = own_database(tenant)?;
-        let server = cx
-            .pools
-            .for_server(tenant.placement.server.as_ref())
-            .await?;
-        let mark: Option<Option<String>> = pooler::query_scalar(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-        )
-        .bind(database.as_str())
-        .fetch_optional(pooler::Pinned(&server))
-        .await?;
-        if mark.flatten() == Some(owner_mark(tenant)) {
-            self.deprovision(cx, tenant, None).await?;
-        }
-        Ok(())
-    }
-
-    fn describe(&self, tenant: &Tenant) -> String {
-        match &tenant.placement.database {
-            Some(database) => format!("database \"{database}\"{}", on(tenant)),
-            None => "no database (the catalog lacks its name)".into(),
-        }
-    }
-
-    async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
-        postgres::migrate(cx, tenant, false, keep).await
-    }
-
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-        postgres::route(cx, tenant, access).await
     }
 }
 

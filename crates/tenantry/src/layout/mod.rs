@@ -2,20 +2,19 @@
 //! migrated and reached. Each layout is one [`Layout`] in a file of its own; [`Layouts::of`]
 //! is the one place that picks a layout from the isolation mode and the engine.
 //!
-//! A layout whose tables are in the catalog's own database does its work inside the catalog's
-//! transaction, so a change and its catalog row commit together. Any other layout commits its
-//! side first (the lifecycle opens the catalog's transaction only afterwards, so no operation
-//! holds one connection of a pool while it waits for another) and is undone by the inverse
-//! call if the catalog then fails.
+//! Where a layout keeps the tables ([`Tables`]) is a type: tables in the catalog's own
+//! database ([`InCatalog`]) change inside the catalog's transaction, so a change and its
+//! catalog row commit together; tables elsewhere ([`Outside`]) change on their own and are
+//! undone by the inverse change if the catalog's transaction then fails. A layout with an app
+//! server of its own answers [`Layout::own_server`]; `served.rs` makes one of any layout.
 
 mod database;
-mod dedicated;
+mod database_role;
 mod postgres;
 mod schema;
+mod served;
 mod shared;
-mod sqlite_dedicated;
 mod sqlite_file;
-pub(crate) mod supervisor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,13 +30,13 @@ use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
+use database_role::DatabaseWithRole;
 #[cfg(feature = "testing")]
-pub(crate) use dedicated::role_name_of;
-pub(crate) use dedicated::{new_password, own_database_of, role_name, set_password};
+pub(crate) use database_role::role_name_of;
+pub(crate) use database_role::{new_password, own_database_of, role_name, set_password};
 pub(crate) use postgres::begin_in;
-use sqlite_dedicated::SqliteDedicated;
+use served::Served;
 pub(crate) use sqlite_file::SqliteFiles;
-pub(crate) use supervisor::Supervisor;
 
 /// What a layout works with.
 #[derive(Clone, Copy)]
@@ -45,29 +44,95 @@ pub(crate) struct Cx<'a> {
     pub(crate) catalog: &'a TenantCatalog,
     pub(crate) pools: &'a Pools,
     pub(crate) migrations: &'a Migrations,
-    /// The dedicated tenants' servers, in a process that serves requests.
-    pub(crate) servers: Option<&'a Arc<Supervisor>>,
 }
 
-/// How a request or job reaches a tenant.
+/// A transaction's way to a tenant's tables: `pool`, opened with `begin` (a statement
+/// tenantry built).
+pub(crate) struct TxRoute {
+    pub(crate) pool: PoolLease,
+    pub(crate) begin: Arc<str>,
+}
+
+/// How a request reaches a tenant.
 pub(crate) enum Route {
-    /// A transaction on `pool`, opened with `begin` (a statement tenantry built).
-    Transaction { pool: PoolLease, begin: Arc<str> },
+    /// A transaction on its tables.
+    Transaction(TxRoute),
     /// Forwarded to the tenant's own server at this address.
     Forward(std::net::SocketAddr),
 }
 
-impl Route {
-    /// The pool and begin statement of a transaction route; what needs a transaction (a
-    /// migration, a move, a job) asks for one.
-    pub(crate) fn transaction(self) -> Result<(PoolLease, Arc<str>), Error> {
-        match self {
-            Self::Transaction { pool, begin } => Ok((pool, begin)),
-            Self::Forward(_) => Err(Error::Incomplete(
-                "the tenant's requests go to its own server; ask for a transaction".into(),
-            )),
-        }
+/// Where a layout keeps a tenant's tables, which decides how a change to them commits with
+/// the catalog's rows (`lifecycle/commit.rs` is the one place that acts on it).
+#[derive(Clone, Copy)]
+pub(crate) enum Tables<'a> {
+    /// In the catalog's own database: changed in the catalog's transaction.
+    InCatalog(&'a dyn InCatalog),
+    /// Elsewhere: each change commits on its own and is undone by its inverse if the
+    /// catalog's transaction then fails.
+    Outside(&'a dyn Outside),
+}
+
+/// A layout's changes to tables in the catalog's own database, made in its transaction.
+#[async_trait]
+pub(crate) trait InCatalog: Send + Sync {
+    /// Builds the tenant's tables at the newest tenant migration. Never touches what exists
+    /// already: a name in use is [`Error::ExistsOutsideCatalog`].
+    async fn provision(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<Applied, Error>;
+
+    /// Renames what carries the slug; returns the placement under `to`.
+    async fn rename(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        to: &Slug,
+        tx: &mut CatalogTx,
+    ) -> Result<Placement, Error>;
+
+    /// Drops the tenant's tables or rows.
+    async fn deprovision(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<(), Error>;
+}
+
+/// A layout's changes to tables outside the catalog's database, each committed on its own.
+#[async_trait]
+pub(crate) trait Outside: Send + Sync {
+    /// Whether provisioning runs before the catalog's transaction opens: for a layout that
+    /// needs a connection of the catalog's own pool (or pooler), which the open transaction
+    /// could leave it waiting for forever. Its names must then be the tenant's own (from its
+    /// id), since the catalog has not yet settled who has the slug. Otherwise it runs once
+    /// the catalog's row has won the slug.
+    fn provision_first(&self) -> bool {
+        false
     }
+
+    /// Builds the tenant's tables at the newest tenant migration; undone by
+    /// [`deprovision`](Self::deprovision). Never touches what exists already: a name in use
+    /// is [`Error::ExistsOutsideCatalog`].
+    async fn provision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Applied, Error>;
+
+    /// Renames what carries the slug and returns the placement under `to` (renaming back
+    /// undoes it).
+    async fn rename(&self, cx: Cx<'_>, tenant: &Tenant, to: &Slug) -> Result<Placement, Error>;
+
+    /// Drops the tenant's tables.
+    async fn deprovision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error>;
+}
+
+/// A layout whose tenants' requests are served by an app server of their own.
+#[async_trait]
+pub(crate) trait OwnServer: Send + Sync {
+    /// The database URL the tenant's own server is started with: its data and nothing
+    /// else, with credentials made for this start.
+    async fn server_url(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<String, Error>;
 }
 
 /// One way of keeping a tenant's tables apart from other tenants'.
@@ -83,47 +148,8 @@ pub(crate) trait Layout: Send + Sync {
         fresh: bool,
     ) -> Result<Placement, Error>;
 
-    /// Whether the tables are in the catalog's own database: then they are made, renamed and
-    /// dropped in the catalog's transaction, passed as `tx`.
-    fn in_catalog(&self, placement: &Placement) -> bool;
-
-    /// Builds the tenant's tables at the newest tenant migration, in `tx` when
-    /// [`in_catalog`](Self::in_catalog), otherwise committed on their own
-    /// ([`deprovision`](Self::deprovision) undoes it). Never touches what exists already:
-    /// a name in use is [`Error::ExistsOutsideCatalog`].
-    async fn provision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error>;
-
-    /// Whether [`provision`](Self::provision), outside the catalog's database, runs before
-    /// the catalog's transaction opens: for a layout that needs a connection of the catalog's
-    /// own pool (or pooler), which the open transaction could leave it waiting for forever.
-    /// Its names must then be the tenant's own (from its id), since the catalog has not yet
-    /// settled who has the slug. Otherwise it runs once the catalog row has won the slug.
-    fn provision_before_catalog(&self) -> bool {
-        false
-    }
-
-    /// Renames what carries the slug and returns the placement under `to`: in `tx` when
-    /// [`in_catalog`](Self::in_catalog), otherwise committed (renaming back undoes it).
-    async fn rename(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        to: &Slug,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error>;
-
-    /// Drops the tenant's tables or rows, in `tx` if given, otherwise on their own.
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<(), Error>;
+    /// Where the tables at `placement` are, and so how they are made, renamed and dropped.
+    fn tables(&self, placement: &Placement) -> Tables<'_>;
 
     /// Drops what an interrupted move left of `tenant` at its placement (which the catalog
     /// never pointed at), if it is marked as made for this tenant; nothing else.
@@ -132,30 +158,26 @@ pub(crate) trait Layout: Send + Sync {
         Ok(())
     }
 
-    /// Whether the tenant's requests are served by a server of its own.
-    fn own_server(&self) -> bool {
-        false
+    /// The tenant's own app server, for a layout that gives it one.
+    fn own_server(&self) -> Option<&dyn OwnServer> {
+        None
     }
 
-    /// The database URL the tenant's own server is started with: its data and nothing
-    /// else, with credentials made for this start. Only for [`own_server`](Self::own_server)
-    /// layouts.
-    async fn server_url(&self, _: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {
-        Err(Error::Incomplete(format!(
-            "tenant '{}' has no server of its own",
-            tenant.slug
-        )))
-    }
-
-    /// What [`deprovision`](Self::deprovision) drops, for a person to confirm.
+    /// What deprovisioning drops, for a person to confirm.
     fn describe(&self, tenant: &Tenant) -> String;
 
     /// Applies the tenant's pending migrations and records them in the catalog; with
     /// `keep` false, applies them in a transaction that is rolled back, to check them.
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error>;
 
-    /// How to reach the tenant as `access` says.
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error>;
+    /// A transaction's way to the tenant's tables as `access` says, even for a tenant whose
+    /// requests go to its own server.
+    async fn transaction(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        access: Access,
+    ) -> Result<TxRoute, Error>;
 }
 
 /// The layouts of one deployment.
@@ -165,7 +187,7 @@ pub(crate) enum Layouts {
     /// SQLite: a file per tenant, served in process or by a server of its own.
     Sqlite {
         files: SqliteFiles,
-        dedicated: SqliteDedicated,
+        dedicated: Served<SqliteFiles>,
     },
 }
 
@@ -174,7 +196,7 @@ impl Layouts {
     pub(crate) fn sqlite(data: &Path) -> Result<Self, Error> {
         let files = SqliteFiles::open(data)?;
         Ok(Self::Sqlite {
-            dedicated: SqliteDedicated(files.clone()),
+            dedicated: Served(files.clone()),
             files,
         })
     }
@@ -195,7 +217,7 @@ impl Layouts {
             (Self::Postgres, IsolationMode::Shared) => Ok(&shared::Shared),
             (Self::Postgres, IsolationMode::Schema) => Ok(&schema::Schema),
             (Self::Postgres, IsolationMode::Database) => Ok(&database::Database),
-            (Self::Postgres, IsolationMode::Dedicated) => Ok(&dedicated::Dedicated),
+            (Self::Postgres, IsolationMode::Dedicated) => Ok(&Served(DatabaseWithRole)),
             (Self::Sqlite { files, .. }, IsolationMode::Database) => Ok(files),
             (Self::Sqlite { dedicated, .. }, IsolationMode::Dedicated) => Ok(dedicated),
             (Self::Sqlite { .. }, mode) => Err(needs_postgres(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
 
-use super::{Cx, Route};
+use super::{Cx, TxRoute};
 use crate::catalog::CatalogTx;
 use crate::error::{DUPLICATE_SCHEMA, Error, sqlstate};
 use crate::migrate::{Applied, migrate_schema};
@@ -61,29 +61,19 @@ pub(super) fn drop_schema_sql(schema: &SchemaName) -> AssertSqlSafe<String> {
     AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted()))
 }
 
-/// Runs `sql` in the catalog's transaction, or on the tenant's server by itself.
-pub(super) async fn execute_at(
-    cx: Cx<'_>,
-    tenant: &Tenant,
-    tx: Option<&mut CatalogTx>,
-    sql: AssertSqlSafe<String>,
-) -> Result<(), Error> {
-    match tx.and_then(CatalogTx::postgres) {
-        Some(conn) => conn.execute(sql).await?,
-        None => {
-            let server = cx
-                .pools
-                .for_server(tenant.placement.server.as_ref())
-                .await?;
-            server.execute(sql).await?
-        }
-    };
-    Ok(())
+/// The connection of the catalog's transaction, which in-catalog layouts change tables in.
+pub(super) fn catalog_connection(tx: &mut CatalogTx) -> Result<&mut PgConnection, Error> {
+    tx.postgres()
+        .ok_or_else(|| Error::Incomplete("a PostgreSQL layout in a SQLite catalog".into()))
 }
 
 /// A transaction of the pool's tenant, opened with its begin statement.
-pub(super) async fn route(cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-    Ok(Route::Transaction {
+pub(super) async fn transaction(
+    cx: Cx<'_>,
+    tenant: &Tenant,
+    access: Access,
+) -> Result<TxRoute, Error> {
+    Ok(TxRoute {
         pool: cx.pools.for_placement(&tenant.placement, access).await?,
         begin: tenant.begin_sql.clone(),
     })
@@ -99,7 +89,7 @@ pub(super) async fn migrate(
     in_catalog: bool,
     keep: bool,
 ) -> Result<Applied, Error> {
-    let (pool, begin) = route(cx, tenant, Access::Owner).await?.transaction()?;
+    let TxRoute { pool, begin } = transaction(cx, tenant, Access::Owner).await?;
     let mut tx = TenantTransaction::begin_with(&pool, Arc::new(tenant.clone()), begin).await?;
     let conn = tx
         .postgres()

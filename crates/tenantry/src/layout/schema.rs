@@ -2,11 +2,11 @@
 //! server or a registered one; each transaction sets its `search_path`.
 
 use async_trait::async_trait;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Executor};
 use uuid::Uuid;
 
-use super::postgres::{self, create_schema, drop_schema_sql, execute_at};
-use super::{Cx, Layout, Route};
+use super::postgres::{self, catalog_connection, create_schema, drop_schema_sql};
+use super::{Cx, InCatalog, Layout, Outside, Tables, TxRoute};
 use crate::catalog::CatalogTx;
 use crate::error::Error;
 use crate::migrate::Applied;
@@ -36,69 +36,15 @@ impl Layout for Schema {
         })
     }
 
-    fn in_catalog(&self, placement: &Placement) -> bool {
-        placement.server.is_none()
-    }
-
-    async fn provision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error> {
-        if let Some(conn) = tx.and_then(CatalogTx::postgres) {
-            return create_schema(cx, conn, tenant).await;
+    fn tables(&self, placement: &Placement) -> Tables<'_> {
+        match placement.server {
+            None => Tables::InCatalog(self),
+            Some(_) => Tables::Outside(self),
         }
-        let server = cx
-            .pools
-            .for_server(tenant.placement.server.as_ref())
-            .await?;
-        cx.pools.role().ensure(&server).await?;
-        let mut remote = safe_transaction::begin(&server, None).await?;
-        let applied = create_schema(cx, &mut remote, tenant).await?;
-        remote.commit().await?;
-        Ok(applied)
-    }
-
-    async fn rename(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        to: &Slug,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error> {
-        let renamed = Placement {
-            schema: to.schema_name(),
-            ..tenant.placement.clone()
-        };
-        let sql = AssertSqlSafe(format!(
-            "ALTER SCHEMA {} RENAME TO {}",
-            tenant.placement.schema.quoted(),
-            renamed.schema.quoted()
-        ));
-        execute_at(cx, tenant, tx, sql).await.map_err(|e| match e {
-            Error::Database(db)
-                if crate::error::sqlstate(&db).as_deref()
-                    == Some(crate::error::DUPLICATE_SCHEMA) =>
-            {
-                Error::ExistsOutsideCatalog(renamed.schema.to_string())
-            }
-            other => other,
-        })?;
-        Ok(renamed)
-    }
-
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<(), Error> {
-        execute_at(cx, tenant, tx, drop_schema_sql(&tenant.placement.schema)).await
     }
 
     async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
-        if self.in_catalog(&tenant.placement) {
+        if tenant.placement.server.is_none() {
             return Ok(());
         }
         let server = cx
@@ -112,7 +58,7 @@ impl Layout for Schema {
         .fetch_optional(pooler::Pinned(&server))
         .await?;
         if mark.flatten() == Some(postgres::owner_mark(tenant)) {
-            self.deprovision(cx, tenant, None).await?;
+            Outside::deprovision(self, cx, tenant).await?;
         }
         Ok(())
     }
@@ -122,11 +68,116 @@ impl Layout for Schema {
     }
 
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
-        postgres::migrate(cx, tenant, self.in_catalog(&tenant.placement), keep).await
+        postgres::migrate(cx, tenant, tenant.placement.server.is_none(), keep).await
     }
 
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-        postgres::route(cx, tenant, access).await
+    async fn transaction(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        access: Access,
+    ) -> Result<TxRoute, Error> {
+        postgres::transaction(cx, tenant, access).await
+    }
+}
+
+#[async_trait]
+impl InCatalog for Schema {
+    async fn provision(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<Applied, Error> {
+        create_schema(cx, catalog_connection(tx)?, tenant).await
+    }
+
+    async fn rename(
+        &self,
+        _: Cx<'_>,
+        tenant: &Tenant,
+        to: &Slug,
+        tx: &mut CatalogTx,
+    ) -> Result<Placement, Error> {
+        let (renamed, sql) = rename_sql(tenant, to);
+        catalog_connection(tx)?
+            .execute(sql)
+            .await
+            .map_err(|e| taken(e, &renamed))?;
+        Ok(renamed)
+    }
+
+    async fn deprovision(
+        &self,
+        _: Cx<'_>,
+        tenant: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<(), Error> {
+        let sql = drop_schema_sql(&tenant.placement.schema);
+        catalog_connection(tx)?.execute(sql).await?;
+        Ok(())
+    }
+}
+
+/// A schema on a registered server.
+#[async_trait]
+impl Outside for Schema {
+    async fn provision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Applied, Error> {
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        cx.pools.role().ensure(&server).await?;
+        let mut remote = safe_transaction::begin(&server, None).await?;
+        let applied = create_schema(cx, &mut remote, tenant).await?;
+        remote.commit().await?;
+        Ok(applied)
+    }
+
+    async fn rename(&self, cx: Cx<'_>, tenant: &Tenant, to: &Slug) -> Result<Placement, Error> {
+        let (renamed, sql) = rename_sql(tenant, to);
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        server.execute(sql).await.map_err(|e| taken(e, &renamed))?;
+        Ok(renamed)
+    }
+
+    async fn deprovision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        server
+            .execute(drop_schema_sql(&tenant.placement.schema))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The placement under `to` and the statement that renames the schema to it.
+fn rename_sql(tenant: &Tenant, to: &Slug) -> (Placement, AssertSqlSafe<String>) {
+    let renamed = Placement {
+        schema: to.schema_name(),
+        ..tenant.placement.clone()
+    };
+    let sql = AssertSqlSafe(format!(
+        "ALTER SCHEMA {} RENAME TO {}",
+        tenant.placement.schema.quoted(),
+        renamed.schema.quoted()
+    ));
+    (renamed, sql)
+}
+
+/// A schema name taken by something the catalog does not know is
+/// [`Error::ExistsOutsideCatalog`].
+fn taken(error: sqlx::Error, renamed: &Placement) -> Error {
+    match crate::error::sqlstate(&error).as_deref() {
+        Some(crate::error::DUPLICATE_SCHEMA) => {
+            Error::ExistsOutsideCatalog(renamed.schema.to_string())
+        }
+        _ => Error::Database(error),
     }
 }
 

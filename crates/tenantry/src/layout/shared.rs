@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::postgres::{self, begin_in};
-use super::{Cx, Layout, Route};
+use super::postgres::{self, catalog_connection};
+use super::{Cx, InCatalog, Layout, Tables, TxRoute};
 use crate::catalog::CatalogTx;
 use crate::error::Error;
 use crate::migrate::{Applied, shared_schema_state};
@@ -43,42 +43,8 @@ impl Layout for Shared {
         })
     }
 
-    fn in_catalog(&self, _: &Placement) -> bool {
-        true
-    }
-
-    async fn provision(
-        &self,
-        cx: Cx<'_>,
-        _: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error> {
-        shared_schema_state(in_catalog(tx)?, cx.migrations).await
-    }
-
-    async fn rename(
-        &self,
-        _: Cx<'_>,
-        tenant: &Tenant,
-        _: &Slug,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error> {
-        Ok(tenant.placement.clone())
-    }
-
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<(), Error> {
-        let schema = &tenant.placement.schema;
-        if let Some(conn) = tx.and_then(CatalogTx::postgres) {
-            return rows::delete(conn, schema, tenant.id).await;
-        }
-        let mut own = begin_in(cx.pools.catalog()?, schema).await?;
-        rows::delete(&mut own, schema, tenant.id).await?;
-        Ok(own.commit().await?)
+    fn tables(&self, _: &Placement) -> Tables<'_> {
+        Tables::InCatalog(self)
     }
 
     fn describe(&self, tenant: &Tenant) -> String {
@@ -99,13 +65,44 @@ impl Layout for Shared {
         })
     }
 
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-        postgres::route(cx, tenant, access).await
+    async fn transaction(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        access: Access,
+    ) -> Result<TxRoute, Error> {
+        postgres::transaction(cx, tenant, access).await
     }
 }
 
-fn in_catalog(tx: Option<&mut CatalogTx>) -> Result<&mut sqlx::PgConnection, Error> {
-    tx.and_then(CatalogTx::postgres).ok_or_else(|| {
-        Error::Incomplete("shared tenants are made in the catalog's transaction".into())
-    })
+#[async_trait]
+impl InCatalog for Shared {
+    async fn provision(
+        &self,
+        cx: Cx<'_>,
+        _: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<Applied, Error> {
+        shared_schema_state(catalog_connection(tx)?, cx.migrations).await
+    }
+
+    async fn rename(
+        &self,
+        _: Cx<'_>,
+        tenant: &Tenant,
+        _: &Slug,
+        _: &mut CatalogTx,
+    ) -> Result<Placement, Error> {
+        Ok(tenant.placement.clone())
+    }
+
+    async fn deprovision(
+        &self,
+        _: Cx<'_>,
+        tenant: &Tenant,
+        tx: &mut CatalogTx,
+    ) -> Result<(), Error> {
+        let schema = &tenant.placement.schema;
+        rows::delete(catalog_connection(tx)?, schema, tenant.id).await
+    }
 }

@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use uuid::Uuid;
 
-use super::{Cx, Layout, Route};
-use crate::catalog::{CatalogTx, file_options};
+use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
+use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::error::{Error, needs_postgres};
 use crate::migrate::{Applied, failed, millis, pending, up};
@@ -48,11 +48,6 @@ impl SqliteFiles {
             data: data.into(),
             begin: Arc::from("BEGIN IMMEDIATE"),
         })
-    }
-
-    /// The file of `tenant`.
-    pub(super) fn file_of(&self, tenant: &Tenant) -> Result<PathBuf, Error> {
-        Ok(self.tenant_file(own_file(tenant)?))
     }
 
     /// Where a tenant's file is: `<data>/tenants/<stem>.sqlite3`.
@@ -130,16 +125,60 @@ impl Layout for SqliteFiles {
         })
     }
 
-    fn in_catalog(&self, _: &Placement) -> bool {
-        false
+    fn tables(&self, _: &Placement) -> Tables<'_> {
+        Tables::Outside(self)
     }
 
-    async fn provision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error> {
+    fn describe(&self, tenant: &Tenant) -> String {
+        match &tenant.placement.database {
+            Some(database) => format!("file {}", self.tenant_file(database).display()),
+            None => "no file (the catalog lacks its name)".into(),
+        }
+    }
+
+    async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
+        let (migrator, fingerprint) = cx.migrations.sqlite_tenant()?;
+        let TxRoute { pool, begin } = self.transaction(cx, tenant, Access::Owner).await?;
+        let mut tx = TenantTransaction::begin_with(&pool, Arc::new(tenant.clone()), begin).await?;
+        let conn = tx
+            .sqlite()
+            .ok_or_else(|| Error::Migration("not a SQLite tenant".into()))?;
+        let applied = apply_pending(conn, migrator).await?;
+        if !keep {
+            tx.rollback().await?;
+            return Ok(applied);
+        }
+        tx.commit().await?;
+        let mut catalog = cx.catalog.begin().await?;
+        catalog.record(tenant, fingerprint, &applied).await?;
+        catalog.commit().await?;
+        Ok(applied)
+    }
+
+    async fn transaction(&self, cx: Cx<'_>, tenant: &Tenant, _: Access) -> Result<TxRoute, Error> {
+        let database = own_file(tenant)?;
+        let budget = cx.pools.budget();
+        let pool = cx
+            .pools
+            .database_pool(&tenant.placement, Access::Owner, || {
+                Ok(DbPool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(budget.per_tenant)
+                        .acquire_timeout(budget.wait)
+                        .connect_lazy_with(file_options(&self.tenant_file(database))),
+                ))
+            })
+            .await?;
+        Ok(TxRoute {
+            pool,
+            begin: self.begin.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Outside for SqliteFiles {
+    async fn provision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Applied, Error> {
         let (migrator, fingerprint) = cx.migrations.sqlite_tenant()?;
         let database = own_file(tenant)?;
         let template = self.template(migrator, fingerprint).await?;
@@ -160,13 +199,7 @@ impl Layout for SqliteFiles {
         })
     }
 
-    async fn rename(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        to: &Slug,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error> {
+    async fn rename(&self, cx: Cx<'_>, tenant: &Tenant, to: &Slug) -> Result<Placement, Error> {
         let renamed = self.place(to, tenant.id, None, false)?;
         let (from, to) = (
             self.tenant_file(own_file(tenant)?),
@@ -183,61 +216,22 @@ impl Layout for SqliteFiles {
         Ok(renamed)
     }
 
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<(), Error> {
+    async fn deprovision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         cx.pools.close_database(&tenant.placement).await?;
         let file = self.tenant_file(own_file(tenant)?);
         remove_files(&file).map_err(|e| io_error(&file, e))
     }
+}
 
-    fn describe(&self, tenant: &Tenant) -> String {
-        match &tenant.placement.database {
-            Some(database) => format!("file {}", self.tenant_file(database).display()),
-            None => "no file (the catalog lacks its name)".into(),
-        }
-    }
-
-    async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
-        let (migrator, fingerprint) = cx.migrations.sqlite_tenant()?;
-        let (pool, begin) = self.route(cx, tenant, Access::Owner).await?.transaction()?;
-        let mut tx = TenantTransaction::begin_with(&pool, Arc::new(tenant.clone()), begin).await?;
-        let conn = tx
-            .sqlite()
-            .ok_or_else(|| Error::Migration("not a SQLite tenant".into()))?;
-        let applied = apply_pending(conn, migrator).await?;
-        if !keep {
-            tx.rollback().await?;
-            return Ok(applied);
-        }
-        tx.commit().await?;
-        let mut catalog = cx.catalog.begin().await?;
-        catalog.record(tenant, fingerprint, &applied).await?;
-        catalog.commit().await?;
-        Ok(applied)
-    }
-
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, _: Access) -> Result<Route, Error> {
-        let database = own_file(tenant)?;
-        let budget = cx.pools.budget();
-        let pool = cx
-            .pools
-            .database_pool(&tenant.placement, Access::Owner, || {
-                Ok(DbPool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(budget.per_tenant)
-                        .acquire_timeout(budget.wait)
-                        .connect_lazy_with(file_options(&self.tenant_file(database))),
-                ))
-            })
-            .await?;
-        Ok(Route::Transaction {
-            pool,
-            begin: self.begin.clone(),
-        })
+/// SQLite has no roles: a server of the tenant's own is given its file's path and nothing
+/// else, so the process boundary and that one path keep it to its data.
+#[async_trait]
+impl OwnServer for SqliteFiles {
+    async fn server_url(&self, _: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {
+        let file = self.tenant_file(own_file(tenant)?);
+        let file = std::path::absolute(&file)
+            .map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
+        Ok(format!("sqlite://{}", file.display()))
     }
 }
 

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Executor};
 
 use crate::catalog::TenantDetails;
 use crate::error::Error;
-use crate::layout::begin_in;
+use crate::layout::{TxRoute, begin_in};
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::Migrations;
 use crate::pools::Access;
@@ -70,7 +70,7 @@ impl Tenancy {
         self.catalog().postgres("exporting a tenant")?;
         let details = self.catalog().details(slug).await?;
         let tenant = &details.tenant;
-        let (pool, _) = self.route(tenant, Access::Owner).await?.transaction()?;
+        let TxRoute { pool, .. } = self.transaction(tenant, Access::Owner).await?;
         let mut tx = safe_transaction::begin(pool.pg()?, None).await?;
         tx.execute(AssertSqlSafe(format!(
             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
@@ -133,7 +133,7 @@ impl Tenancy {
             .await?;
         let filled = async {
             let tenant = &created.tenant;
-            let (pool, _) = self.route(tenant, Access::Owner).await?.transaction()?;
+            let TxRoute { pool, .. } = self.transaction(tenant, Access::Owner).await?;
             let mut tx = begin_in(pool.pg()?, &tenant.placement.schema).await?;
             rows::write(&mut tx, &tenant.placement.schema, tenant.id, &export.tables).await?;
             tx.commit().await?;

@@ -1,8 +1,9 @@
 //! The tenant lifecycle: create, update, delete and domains ([`tenants`]), rolling migrations
 //! out ([`rollout`]) and upgrading dedicated tenants in waves ([`upgrade`]), moves between layouts ([`moving`]), export and import ([`export`]).
-//! Each operation is a short orchestration: the catalog's transaction, the layout's call,
-//! commit or undo.
+//! Each operation is a short orchestration over [`commit`], the one protocol by which a change
+//! to a tenant's tables commits with the catalog's rows, or is undone.
 
+mod commit;
 pub(crate) mod export;
 pub(crate) mod moving;
 pub(crate) mod rollout;

@@ -25,10 +25,13 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, Postgres};
 
-use crate::catalog::TenantDetails;
+use tokio::sync::Mutex;
+
+use super::commit::Provision;
+use crate::catalog::{CatalogTx, TenantDetails};
 use crate::error::Error;
-use crate::layout::{Layout, begin_in};
-use crate::migrate::{Migrations, applied};
+use crate::layout::{Layout, Tables, TxRoute, begin_in};
+use crate::migrate::{Applied, Migrations, applied};
 use crate::pooler;
 use crate::pools::{Access, PoolLease};
 use crate::rows;
@@ -114,7 +117,7 @@ impl Tenancy {
     /// of the tenant from there takes it, and ends with the transaction (so it holds through
     /// a transaction pooler, and ends with a dead process's connection).
     async fn move_lock(&self, source: &Tenant) -> Result<Option<Source>, Error> {
-        let (pool, _) = self.route(source, Access::Owner).await?.transaction()?;
+        let TxRoute { pool, .. } = self.transaction(source, Access::Owner).await?;
         let mut tx = begin_in(pool.pg()?, &source.placement.schema).await?;
         let locked: bool =
             pooler::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
@@ -315,7 +318,6 @@ impl Tenancy {
         source: &mut PgConnection,
     ) -> Result<(), Error> {
         inject(fault, MoveStage::Marked)?;
-        let cx = self.cx();
         let from = &tenant.placement.schema;
         rows::hold_writes(source, from).await?;
         let switched = MoveState {
@@ -325,44 +327,41 @@ impl Tenancy {
         let fingerprint = self.migrations().tenant_fingerprint();
         let applied = applied(self.migrations());
         let schema = &moved.placement.schema;
-        if target.in_catalog(&moved.placement) {
-            // Target and catalog in one database: one transaction builds, writes, switches.
-            let mut tx = self.catalog().begin().await?;
-            target.provision(cx, moved, Some(&mut tx)).await?;
-            inject(fault, MoveStage::Built)?;
-            let conn = tx
-                .postgres()
-                .ok_or_else(|| Error::Incomplete("no catalog".into()))?;
-            rows::copy((source, from), (conn, schema), tenant.id).await?;
-            inject(fault, MoveStage::Copied)?;
-            tx.switch(moved, &switched, fingerprint, &applied).await?;
-            inject(fault, MoveStage::Switching)?;
-            tx.commit().await?;
-        } else {
-            target.provision(cx, moved, None).await?;
-            let written = async {
+        let tables = target.tables(&moved.placement);
+        let source = Mutex::new(source);
+        let provision = Provision {
+            tenant: moved,
+            fresh: true,
+            undo: !MoveFault::crash(fault),
+        };
+        // The rows go where the tables are: into the catalog's transaction, or into the
+        // target's own, committed before the catalog's opens.
+        let open = async || {
+            if let Tables::Outside(_) = tables {
                 inject(fault, MoveStage::Built)?;
-                let (pool, _) = target
-                    .route(cx, moved, Access::Owner)
-                    .await?
-                    .transaction()?;
+                let TxRoute { pool, .. } = self.transaction(moved, Access::Owner).await?;
                 let mut tx = begin_in(pool.pg()?, schema).await?;
-                rows::copy((source, from), (&mut tx, schema), tenant.id).await?;
+                let mut source = source.lock().await;
+                rows::copy((&mut **source, from), (&mut tx, schema), tenant.id).await?;
                 inject(fault, MoveStage::Copied)?;
                 tx.commit().await?;
-                let mut tx = self.catalog().begin().await?;
-                tx.switch(moved, &switched, fingerprint, &applied).await?;
-                inject(fault, MoveStage::Switching)?;
-                tx.commit().await
             }
-            .await;
-            if let Err(error) = written {
-                if !MoveFault::crash(fault) {
-                    target.deprovision(cx, moved, None).await?;
-                }
-                return Err(error);
+            self.catalog().begin().await
+        };
+        let record = async |tx: &mut CatalogTx, _: &Applied| {
+            if let Tables::InCatalog(_) = tables {
+                inject(fault, MoveStage::Built)?;
+                let conn = tx
+                    .postgres()
+                    .ok_or_else(|| Error::Incomplete("no catalog".into()))?;
+                let mut source = source.lock().await;
+                rows::copy((&mut **source, from), (conn, schema), tenant.id).await?;
+                inject(fault, MoveStage::Copied)?;
             }
-        }
+            tx.switch(moved, &switched, fingerprint, &applied).await?;
+            inject(fault, MoveStage::Switching)
+        };
+        self.commit(target, provision, open, record).await?;
         Ok(())
     }
 
@@ -377,7 +376,7 @@ impl Tenancy {
             // again, as `--resume` would.
             let mut attempt = 1;
             loop {
-                match layout.deprovision(self.cx(), &old, None).await {
+                match self.drop_tables(layout, &old).await {
                     Err(Error::Database(e)) if is_deadlock(&e) && attempt < 5 => {
                         tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                         attempt += 1;

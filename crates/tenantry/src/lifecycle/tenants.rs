@@ -7,14 +7,16 @@
 
 use uuid::Uuid;
 
-use crate::catalog::TenantDetails;
+use super::commit::{Deprovision, Provision, Rename};
+use crate::catalog::{CatalogTx, TenantDetails};
 use crate::error::Error;
 use crate::host::HostName;
+use crate::migrate::Applied;
 use crate::migrate::template::{drop_template, templates_of};
 use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
-use crate::tenant::{IsolationMode, Tenant, TenantStatus};
+use crate::tenant::{IsolationMode, Placement, Tenant, TenantStatus};
 
 /// A tenant to create.
 #[derive(Debug, Clone)]
@@ -132,14 +134,13 @@ impl Tenancy {
             self.servers()?.url(server).await?;
         }
         let tenant = Tenant::new(id, new.slug.clone(), name, new.isolation, placement);
-        let cx = self.cx();
-        let in_catalog = layout.in_catalog(&tenant.placement);
-        let early = !in_catalog && layout.provision_before_catalog();
-        let mut built = match early {
-            true => Some(layout.provision(cx, &tenant, None).await?),
-            false => None,
+        let fingerprint = self.catalog().fingerprint(self.migrations())?;
+        let provision = Provision {
+            tenant: &tenant,
+            fresh: false,
+            undo: true,
         };
-        let recorded = async {
+        let open = async || {
             // The row first: of two creates of one slug, the second waits on it and fails
             // before it builds anything under the slug's names.
             let mut tx = self.catalog().begin().await?;
@@ -149,26 +150,12 @@ impl Tenancy {
             for domain in new.domains.iter().filter(|d| d.as_str() != primary) {
                 tx.insert_domain(&tenant, domain.as_str(), false).await?;
             }
-            let applied = match built.clone() {
-                Some(applied) => applied,
-                None if in_catalog => layout.provision(cx, &tenant, Some(&mut tx)).await?,
-                None => {
-                    let applied = layout.provision(cx, &tenant, None).await?;
-                    built = Some(applied.clone());
-                    applied
-                }
-            };
-            let fingerprint = self.catalog().fingerprint(self.migrations())?;
-            tx.record(&tenant, fingerprint, &applied).await?;
-            tx.commit().await
+            Ok(tx)
         };
-        if let Err(error) = recorded.await {
-            // Only what this create built outside the catalog, which rolled back the rest.
-            if !in_catalog && built.is_some() {
-                layout.deprovision(cx, &tenant, None).await?;
-            }
-            return Err(error);
-        }
+        let record = async |tx: &mut CatalogTx, applied: &Applied| {
+            tx.record(&tenant, fingerprint, applied).await
+        };
+        self.commit(layout, provision, open, record).await?;
         self.catalog().invalidate();
         self.catalog().details(&new.slug).await
     }
@@ -182,7 +169,6 @@ impl Tenancy {
     ) -> Result<TenantDetails, Error> {
         let name = update.name.as_deref().map(validate_name).transpose()?;
         let new_slug = update.slug.filter(|new| new != slug);
-        let cx = self.cx();
         let mut tx = self.catalog().begin().await?;
         let tenant = tx.lock(slug).await?;
         let settings = update
@@ -190,36 +176,39 @@ impl Tenancy {
             .map(|patch| self.settings().apply(&tenant.settings, &patch))
             .transpose()?;
         let layout = self.layout(&tenant)?;
-        let in_catalog = layout.in_catalog(&tenant.placement);
-        let mut renamed = None;
-        if let Some(new) = &new_slug {
-            let primary = self.primary_domain(new);
-            // The catalog first: a taken slug or domain fails before anything is renamed.
-            tx.rename(&tenant, new, &tenant.placement, &primary).await?;
-            let placement = match in_catalog {
-                true => layout.rename(cx, &tenant, new, Some(&mut tx)).await?,
-                false => layout.rename(cx, &tenant, new, None).await?,
-            };
-            if placement != tenant.placement {
-                tx.rename(&tenant, new, &placement, &primary).await?;
+        let status = update.status;
+        let renamed = match &new_slug {
+            None => {
+                tx.set(&tenant, name, status, settings).await?;
+                tx.commit().await?;
+                None
             }
-            renamed = Some(Tenant {
-                slug: new.clone(),
-                placement,
-                ..tenant.clone()
-            });
-        }
-        tx.set(&tenant, name, update.status, settings).await?;
-        if let Err(error) = tx.commit().await {
-            if let (Some(renamed), false) = (&renamed, in_catalog) {
-                layout.rename(cx, renamed, slug, None).await?;
+            Some(new) => {
+                let primary = self.primary_domain(new);
+                // The catalog first: a taken slug or domain fails before anything is renamed.
+                tx.rename(&tenant, new, &tenant.placement, &primary).await?;
+                let rename = Rename {
+                    tenant: &tenant,
+                    to: new,
+                };
+                let record = async |tx: &mut CatalogTx, placement: &Placement| {
+                    if *placement != tenant.placement {
+                        tx.rename(&tenant, new, placement, &primary).await?;
+                    }
+                    tx.set(&tenant, name, status, settings).await
+                };
+                let placement = self.commit(layout, rename, async || Ok(tx), record).await?;
+                Some(Tenant {
+                    slug: new.clone(),
+                    placement,
+                    ..tenant.clone()
+                })
             }
-            return Err(error);
-        }
+        };
         self.catalog().invalidate();
         // Suspended, or renamed (its primary domain with it): its server stops.
-        if (update.status == Some(TenantStatus::Suspended) || renamed.is_some())
-            && layout.own_server()
+        if (status == Some(TenantStatus::Suspended) || renamed.is_some())
+            && layout.own_server().is_some()
         {
             self.stop_server(&tenant).await?;
         }
@@ -227,12 +216,8 @@ impl Tenancy {
             .catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
             .await?;
-        if let Some(servers) = cx.servers
-            && layout.own_server()
-        {
-            // Its server was started with the old name and settings.
-            servers.refresh(cx, &details.tenant, layout).await;
-        }
+        // Its server was started with the old name and settings.
+        self.refresh_server(&details.tenant).await;
         Ok(details)
     }
 
@@ -279,21 +264,13 @@ impl Tenancy {
     /// database, the catalog goes first: a failure after it leaves orphaned data, never a
     /// tenant without its data.
     pub async fn delete_tenant(&self, slug: &Slug) -> Result<(), Error> {
-        let cx = self.cx();
         let mut tx = self.catalog().begin().await?;
         let tenant = tx.delete(slug).await?;
         let layout = self.layout(&tenant)?;
-        if layout.in_catalog(&tenant.placement) {
-            layout.deprovision(cx, &tenant, Some(&mut tx)).await?;
-            tx.commit().await?;
-        } else {
-            tx.commit().await?;
-            self.catalog().invalidate();
-            layout
-                .deprovision(cx, &tenant, None)
-                .await
-                .map_err(|e| leftover(slug, &layout.describe(&tenant), e))?;
-        }
+        let deprovision = Deprovision { tenant: &tenant };
+        let record = async |_: &mut CatalogTx, _: &()| Ok(());
+        self.commit(layout, deprovision, async || Ok(tx), record)
+            .await?;
         self.catalog().invalidate();
         Ok(())
     }
@@ -328,17 +305,8 @@ impl Tenancy {
     /// was started with, is stopped; the next request starts it with the new ones.
     async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
         match self.layout(tenant)?.own_server() {
-            true => self.stop_server(tenant).await,
-            false => Ok(()),
+            Some(_) => self.stop_server(tenant).await,
+            None => Ok(()),
         }
-    }
-}
-
-fn leftover(slug: &Slug, what: &str, error: Error) -> Error {
-    Error::Unfinished {
-        done: format!("tenant '{slug}' is deleted"),
-        left: format!("its {what} could not be dropped"),
-        remedy: "drop it by hand",
-        source: Box::new(error),
     }
 }

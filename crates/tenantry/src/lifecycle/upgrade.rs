@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::dedicated::{health, host_name, terminate_published};
 use crate::error::Error;
-use crate::layout::supervisor::{health, host_name, terminate_published};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{Tenant, TenantStatus};

@@ -1,6 +1,6 @@
-//! Dedicated isolation: a tenant with an app server of its own (the same binary serving
-//! only it), a PostgreSQL database of its own (the database layout's) and a database role of
-//! its own, which may connect to that database and to nothing else. The role has no
+//! What PostgreSQL's dedicated isolation keeps (its app server of its own is `served.rs`'s):
+//! a database of the tenant's own (the database layout's) and a database role of its own,
+//! which may connect to that database and to nothing else. The role has no
 //! password at rest: whoever starts the tenant's server sets a fresh one
 //! ([`role_credentials`]) and hands it over.
 
@@ -9,9 +9,7 @@ use sqlx::{AssertSqlSafe, Executor, PgPool};
 use uuid::Uuid;
 
 use super::database::{Database, own_database};
-use super::supervisor::stop_everywhere;
-use super::{Cx, Layout, Route};
-use crate::catalog::CatalogTx;
+use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
 use crate::migrate::Applied;
 use crate::pooler;
@@ -21,7 +19,8 @@ use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{Placement, Tenant};
 
-pub(super) struct Dedicated;
+/// A database of the tenant's own (the database layout's) and a role of its own.
+pub(super) struct DatabaseWithRole;
 
 /// The name of the tenant's own role: from its id, so it never changes.
 pub(crate) fn role_name(tenant: &Tenant) -> String {
@@ -125,10 +124,7 @@ async fn grant(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
             role.name()
         )))
         .await?;
-    let (pool, _) = Database
-        .route(cx, tenant, Access::Owner)
-        .await?
-        .transaction()?;
+    let TxRoute { pool, .. } = Database.transaction(cx, tenant, Access::Owner).await?;
     let mut conn = pool.pg()?.acquire().await?;
     // The server quotes the names itself.
     let statements: Vec<String> = pooler::query_scalar(
@@ -149,7 +145,7 @@ async fn grant(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
 }
 
 #[async_trait]
-impl Layout for Dedicated {
+impl Layout for DatabaseWithRole {
     fn place(
         &self,
         slug: &Slug,
@@ -160,80 +156,17 @@ impl Layout for Dedicated {
         Database.place(slug, id, server, fresh)
     }
 
-    fn in_catalog(&self, _: &Placement) -> bool {
-        false
-    }
-
-    fn provision_before_catalog(&self) -> bool {
-        true
-    }
-
-    async fn provision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<Applied, Error> {
-        let applied = Database.provision(cx, tenant, None).await?;
-        let granted = async {
-            let server = cx
-                .pools
-                .for_server(tenant.placement.server.as_ref())
-                .await?;
-            create_role(&server, &role_name(tenant)).await?;
-            grant(cx, tenant).await
-        };
-        if let Err(error) = granted.await {
-            self.deprovision(cx, tenant, None).await?;
-            return Err(error);
-        }
-        Ok(applied)
-    }
-
-    /// The database is renamed under its server, which is stopped first.
-    async fn rename(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        to: &Slug,
-        tx: Option<&mut CatalogTx>,
-    ) -> Result<Placement, Error> {
-        stop_everywhere(cx, tenant).await?;
-        Database.rename(cx, tenant, to, tx).await
-    }
-
-    async fn deprovision(
-        &self,
-        cx: Cx<'_>,
-        tenant: &Tenant,
-        _: Option<&mut CatalogTx>,
-    ) -> Result<(), Error> {
-        stop_everywhere(cx, tenant).await?;
-        Database.deprovision(cx, tenant, None).await?;
-        let server = cx
-            .pools
-            .for_server(tenant.placement.server.as_ref())
-            .await?;
-        server
-            .execute(AssertSqlSafe(format!(
-                "DROP ROLE IF EXISTS \"{}\"",
-                role_name(tenant)
-            )))
-            .await?;
-        Ok(())
+    fn tables(&self, _: &Placement) -> Tables<'_> {
+        Tables::Outside(self)
     }
 
     async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         Database.discard(cx, tenant).await
     }
 
-    fn own_server(&self) -> bool {
-        true
-    }
-
     fn describe(&self, tenant: &Tenant) -> String {
         format!(
-            "{}, its role \"{}\" and its server",
+            "{}, its role \"{}\"",
             Database.describe(tenant),
             role_name(tenant)
         )
@@ -249,6 +182,61 @@ impl Layout for Dedicated {
         Ok(applied)
     }
 
+    async fn transaction(
+        &self,
+        cx: Cx<'_>,
+        tenant: &Tenant,
+        access: Access,
+    ) -> Result<TxRoute, Error> {
+        Database.transaction(cx, tenant, access).await
+    }
+}
+
+#[async_trait]
+impl Outside for DatabaseWithRole {
+    fn provision_first(&self) -> bool {
+        Database.provision_first()
+    }
+
+    async fn provision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Applied, Error> {
+        let applied = Outside::provision(&Database, cx, tenant).await?;
+        let granted = async {
+            let server = cx
+                .pools
+                .for_server(tenant.placement.server.as_ref())
+                .await?;
+            create_role(&server, &role_name(tenant)).await?;
+            grant(cx, tenant).await
+        };
+        if let Err(error) = granted.await {
+            self.deprovision(cx, tenant).await?;
+            return Err(error);
+        }
+        Ok(applied)
+    }
+
+    async fn rename(&self, cx: Cx<'_>, tenant: &Tenant, to: &Slug) -> Result<Placement, Error> {
+        Outside::rename(&Database, cx, tenant, to).await
+    }
+
+    async fn deprovision(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
+        Outside::deprovision(&Database, cx, tenant).await?;
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        server
+            .execute(AssertSqlSafe(format!(
+                "DROP ROLE IF EXISTS \"{}\"",
+                role_name(tenant)
+            )))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OwnServer for DatabaseWithRole {
     /// A `postgres://` URL of the tenant's database as its own role, with a password set
     /// for this start.
     async fn server_url(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {
@@ -262,15 +250,6 @@ impl Layout for Dedicated {
             &server.connect_options(),
             own_database(tenant)?.as_str(),
         )
-    }
-
-    async fn route(&self, cx: Cx<'_>, tenant: &Tenant, access: Access) -> Result<Route, Error> {
-        if access == Access::Tenant
-            && let Some(servers) = cx.servers
-        {
-            return Ok(Route::Forward(servers.address(cx, tenant, self).await?));
-        }
-        Database.route(cx, tenant, access).await
     }
 }
 

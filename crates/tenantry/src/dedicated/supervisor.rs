@@ -18,74 +18,20 @@
 //! What runs is published in `tenantry.dedicated_servers`, for `tenants list` and `show`.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as SyncMutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{Cx, Layout};
+use super::child::{self, Running, free_port, hand_over, healthy, port_free, profile_of, stop};
+use super::instances::{host_name, terminate_published};
+use super::options::DedicatedOptions;
 use crate::catalog::TenantCatalog;
 use crate::error::Error;
-use crate::process;
-use crate::profile::{self, PROFILE_HEADER};
+use crate::layout::{Cx, OwnServer};
 use crate::tenant::{Tenant, TenantStatus};
-
-/// How the dedicated tenants' servers are run.
-#[derive(Debug, Clone)]
-pub struct DedicatedOptions {
-    /// The program and its arguments that serve one tenant (see the module documentation
-    /// for its environment); it must answer `GET /health` with 200 once it is ready.
-    pub command: Vec<OsString>,
-    /// A server with no request for this long is stopped; the next request starts it again.
-    pub idle: Duration,
-    /// Start every active dedicated tenant's server when tenancy starts, instead of on its
-    /// first request.
-    pub eager: bool,
-    /// How long a start may take until its health endpoint answers.
-    pub start_timeout: Duration,
-    /// The wait before the second start of a server that keeps dying; it doubles with each
-    /// death, up to `max_backoff`. The first start after a death is at once.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
-    /// The settings every tenant's server is given, besides its own (see the module
-    /// documentation). Nothing else of this process's environment reaches it: no secret of
-    /// the platform's, such as the owner's URL or the app role's password.
-    pub env: Vec<(OsString, OsString)>,
-    /// Run each PostgreSQL tenant's server as a user of its own: uid and gid `uid_base +
-    /// port` (its port is its own on this machine and kept across restarts). The uids
-    /// `uid_base ..= uid_base + 65535` must be unused on the machine, and the supervisor must
-    /// run as root. A SQLite tenant's server stays the supervisor's user: its file's
-    /// directory is shared with the other tenants' files.
-    pub uid_base: Option<u32>,
-    /// Where the servers run already, started by something else (Compose, Kubernetes):
-    /// `host:port`, with `{slug}` standing for the tenant's slug. Requests are forwarded
-    /// there (resolved again every few seconds, and after a failure), and no server is
-    /// started here.
-    pub external: Option<String>,
-}
-
-impl DedicatedOptions {
-    /// `command`, with the defaults: started on first request, stopped after 10 minutes
-    /// idle, 10 s to start, backoff from 500 ms to 30 s.
-    pub fn new(command: Vec<OsString>) -> Self {
-        Self {
-            command,
-            idle: Duration::from_secs(600),
-            eager: false,
-            start_timeout: Duration::from_secs(10),
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            env: Vec::new(),
-            uid_base: None,
-            external: None,
-        }
-    }
-}
 
 /// One tenant's server as it is now, in this process.
 struct ServerState {
@@ -96,17 +42,6 @@ struct ServerState {
     pub uptime: Option<u64>,
     /// Starts after the first one.
     pub restarts: u32,
-}
-
-struct Running {
-    child: Child,
-    port: u16,
-    started: Instant,
-    /// The name and settings it serves with: a server cannot read the catalog, so a change
-    /// is written to it (see [`Supervisor::hand_over`]), or it is started again.
-    profile: (String, serde_json::Value),
-    /// Its standard input, on which changes of its profile are written.
-    control: Option<ChildStdin>,
 }
 
 #[derive(Default)]
@@ -139,11 +74,6 @@ pub(crate) struct Supervisor {
 
 /// How long the address of a server run elsewhere is used before it is resolved again.
 const RESOLVED_FOR: Duration = Duration::from_secs(5);
-
-/// What a tenant's server is given of its catalog row besides its id and slug.
-fn profile_of(tenant: &Tenant) -> (String, serde_json::Value) {
-    (tenant.name.clone(), tenant.settings.clone())
-}
 
 /// A server that stays up this long is healthy again: its next death starts at once.
 const STABLE: Duration = Duration::from_secs(30);
@@ -189,7 +119,7 @@ impl Supervisor {
         self: &Arc<Self>,
         cx: Cx<'_>,
         tenant: &Tenant,
-        layout: &dyn Layout,
+        own: &dyn OwnServer,
     ) -> Result<SocketAddr, Error> {
         if let Some(template) = &self.options.external {
             return self.external(template, tenant).await;
@@ -236,7 +166,7 @@ impl Supervisor {
             slot.port = self.published_port(tenant.id).await;
         }
         let tenant = latest.as_ref().unwrap_or(tenant);
-        match self.start(cx, tenant, layout, slot.port).await {
+        match self.start(cx, tenant, own, slot.port).await {
             Ok(running) => {
                 let port = running.port;
                 slot.port = Some(port);
@@ -263,7 +193,7 @@ impl Supervisor {
         self: &Arc<Self>,
         cx: Cx<'_>,
         tenant: &Tenant,
-        layout: &dyn Layout,
+        own: &dyn OwnServer,
     ) {
         let stale = match self.slots.lock().expect("slots").get(&tenant.id) {
             Some(slot) => slot.try_lock().map_or(true, |slot| {
@@ -275,7 +205,7 @@ impl Supervisor {
         };
         if stale
             && tenant.status == TenantStatus::Active
-            && let Err(error) = self.address(cx, tenant, layout).await
+            && let Err(error) = self.address(cx, tenant, own).await
         {
             tracing::warn!(tenant = %tenant.slug, %error, "its server did not start again");
         }
@@ -287,7 +217,7 @@ impl Supervisor {
         self: &Arc<Self>,
         cx: Cx<'_>,
         tenant: &Tenant,
-        layout: &dyn Layout,
+        own: &dyn OwnServer,
     ) -> Result<SocketAddr, Error> {
         self.resolved.lock().expect("resolved").remove(&tenant.id);
         {
@@ -306,7 +236,7 @@ impl Supervisor {
                 self.died(&mut slot, lived);
             }
         }
-        self.address(cx, tenant, layout).await
+        self.address(cx, tenant, own).await
     }
 
     /// The address of a server run by something else, from `template` (`{slug}` replaced):
@@ -357,15 +287,10 @@ impl Supervisor {
         &self,
         cx: Cx<'_>,
         tenant: &Tenant,
-        layout: &dyn Layout,
+        own: &dyn OwnServer,
         preferred: Option<u16>,
     ) -> Result<Running, Error> {
-        let Some((program, args)) = self.options.command.split_first() else {
-            return Err(Error::Incomplete(
-                "no command serves dedicated tenants".into(),
-            ));
-        };
-        let url = layout.server_url(cx, tenant).await?;
+        let url = own.server_url(cx, tenant).await?;
         let hosts: Vec<String> = cx
             .catalog
             .details(&tenant.slug)
@@ -378,50 +303,14 @@ impl Supervisor {
             Some(port) => port,
             None => self.fresh_port(tenant.id).await?,
         };
-        let mut command = Command::new(program);
-        command
-            .arg0(server_marker(tenant.id))
-            .args(args)
-            .env_clear()
-            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .env("TENANT_ID", tenant.id.to_string())
-            .env("TENANT_SLUG", tenant.slug.as_str())
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", "-")
-            .env("TENANT_NAME", &tenant.name)
-            .env("TENANT_SETTINGS", tenant.settings.to_string())
-            .env("TENANT_HOSTS", hosts.join(","))
-            .stdin(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(base) = self.options.uid_base
-            && url.starts_with("postgres")
-        {
-            let id = base.saturating_add(u32::from(port));
-            command.uid(id).gid(id);
-        }
-        process::die_with_parent(&mut command);
-        let mut child = command
-            .spawn()
-            .map_err(|e| Error::Incomplete(format!("cannot start {}: {e}", program.display())))?;
-        let mut control = child.stdin.take();
-        if let Some(stdin) = &mut control {
-            // Written whole or not at all: the pipe holds far more than one line.
-            let handed = format!("{url}\n{}\n", self.router_secret);
-            if let Err(error) = stdin.write_all(handed.as_bytes()).await {
-                child.kill().await.ok();
-                return Err(Error::Incomplete(format!(
-                    "cannot hand it its database: {error}"
-                )));
-            }
-        }
-        wait_healthy(&mut child, port, self.options.start_timeout).await?;
-        Ok(Running {
-            child,
+        child::spawn(
+            &self.options,
+            tenant,
+            (&url, &self.router_secret),
+            &hosts,
             port,
-            started: Instant::now(),
-            profile: profile_of(tenant),
-            control,
-        })
+        )
+        .await
     }
 
     /// The port the tenant's server had on this machine, as the catalog keeps it across
@@ -515,13 +404,6 @@ fn state_of(slot: &Slot) -> ServerState {
     }
 }
 
-/// This machine's name, which tells the supervisors of several machines apart.
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// Stops servers idle for longer than the options allow, every second, until the
 /// supervisor is gone.
 async fn reap(supervisor: Weak<Supervisor>) {
@@ -552,213 +434,6 @@ async fn reap(supervisor: Weak<Supervisor>) {
     }
 }
 
-/// SIGTERM, then SIGKILL if it has not exited within 2 s.
-async fn stop(child: &mut Child) {
-    // Our own child, not reaped yet: its pid is still its own.
-    if let Some(pid) = child.id()
-        && process::signal(i64::from(pid), libc::SIGTERM).is_ok()
-        && tokio::time::timeout(Duration::from_secs(2), child.wait())
-            .await
-            .is_ok()
-    {
-        return;
-    }
-    child.kill().await.ok();
-}
-
-/// Waits up to `within` for a server just started on `port` to answer its health check;
-/// kills it if it does not.
-async fn wait_healthy(child: &mut Child, port: u16, within: Duration) -> Result<(), Error> {
-    let deadline = Instant::now() + within;
-    loop {
-        if healthy(port).await {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Error::Incomplete(format!("it exited at once ({status})")));
-        }
-        if Instant::now() >= deadline {
-            child.kill().await.ok();
-            return Err(Error::Incomplete(
-                "its health endpoint did not answer".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Whether nothing listens on this loopback port now.
-fn port_free(port: u16) -> bool {
-    // Bound as the server's listener binds it (tokio sets SO_REUSEADDR): the closed
-    // connections of the server that listened there before, waiting out TIME_WAIT, do not
-    // hold the port, so a restarted server keeps it and a router's configuration stays valid.
-    tokio::net::TcpSocket::new_v4().is_ok_and(|socket| {
-        socket.set_reuseaddr(true).is_ok()
-            && socket
-                .bind(SocketAddr::from(([127, 0, 0, 1], port)))
-                .is_ok()
-    })
-}
-
-/// A loopback port nothing listens on now.
-fn free_port() -> Result<u16, Error> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::Incomplete(format!("no free port: {e}")))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| Error::Incomplete(e.to_string()))?
-        .port())
-}
-
-/// Whether `GET /health` on the port answers 200 within a second.
-/// Writes `tenant`'s name and settings to its running server, and waits (a second at most)
-/// until its health endpoint says it serves with them. Whether it does: if not, the caller
-/// starts it again.
-async fn hand_over(running: &mut Running, tenant: &Tenant) -> bool {
-    let Some(control) = &mut running.control else {
-        return false;
-    };
-    let (name, settings) = profile_of(tenant);
-    let line = profile::line(&name, &settings);
-    if control.write_all(line.as_bytes()).await.is_err() {
-        running.control = None;
-        return false;
-    }
-    let expected = profile::digest(&name, &settings);
-    let address = SocketAddr::from(([127, 0, 0, 1], running.port));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        if profile_served(address).await.as_deref() == Some(expected.as_str()) {
-            running.profile = (name, settings);
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    false
-}
-
-async fn healthy(port: u16) -> bool {
-    let local = SocketAddr::from(([127, 0, 0, 1], port));
-    health(local, "localhost", Duration::from_secs(1))
-        .await
-        .is_ok_and(|health| health.status == 200)
-}
-
-/// The profile digest a dedicated server at `address` serves with, if it answers.
-async fn profile_served(address: SocketAddr) -> Option<String> {
-    let health = health(address, "localhost", Duration::from_secs(1)).await;
-    health.ok().and_then(|health| health.profile)
-}
-
-/// What a server's `GET /health` answered.
-pub(crate) struct Health {
-    pub status: u16,
-    /// The `version` its JSON body names.
-    pub version: Option<String>,
-    /// Its [`PROFILE_HEADER`], which a dedicated tenant's server sets.
-    pub profile: Option<String>,
-}
-
-/// `GET /health` for `host` at `address`; an error if no reply comes `within`.
-pub(crate) async fn health(
-    address: SocketAddr,
-    host: &str,
-    within: Duration,
-) -> std::io::Result<Health> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream
-            .write_all(
-                format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await?;
-        let mut reply = Vec::new();
-        stream.take(64 * 1024).read_to_end(&mut reply).await?;
-        let status = reply
-            .get(9..12)
-            .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
-            .ok_or_else(|| std::io::Error::other("not an HTTP reply"))?;
-        let (head, body) = match reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            Some(at) => (&reply[..at], &reply[at + 4..]),
-            None => (&reply[..], &[][..]),
-        };
-        let version = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|json| Some(json.get("version")?.as_str()?.to_owned()));
-        let profile = String::from_utf8_lossy(head).lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case(PROFILE_HEADER.as_str())
-                .then(|| value.trim().to_owned())
-        });
-        Ok(Health {
-            status,
-            version,
-            profile,
-        })
-    };
-    tokio::time::timeout(within, exchange)
-        .await
-        .map_err(|_| std::io::Error::other(format!("no reply within {within:?}")))?
-}
-
-/// Stops `tenant`'s own server on this machine, whether this process or another supervises
-/// it: before its data is renamed or dropped, or when it is suspended (routers in front of
-/// the app, such as nginx, would otherwise still reach it).
-pub(crate) async fn stop_everywhere(cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
-    if let Some(servers) = cx.servers {
-        servers.stop(tenant).await;
-    }
-    terminate_published(cx.catalog, tenant.id, Duration::from_secs(10)).await?;
-    Ok(())
-}
-
-/// Stops with SIGTERM the server of `tenant` that a supervisor on this machine published as
-/// running (whichever process that is) and waits up to `within` for it to exit. Only a
-/// process whose environment names the tenant is signalled: a stale row's pid may have been
-/// reused. Returns the pid stopped, if any; an error if it would not stop.
-pub(crate) async fn terminate_published(
-    catalog: &TenantCatalog,
-    tenant: Uuid,
-    within: Duration,
-) -> Result<Option<i64>, Error> {
-    let host = host_name();
-    let pid = catalog
-        .published_servers()
-        .await?
-        .into_iter()
-        .find(|s| s.tenant_id == tenant && s.host == host)
-        .and_then(|s| s.pid);
-    let Some(pid) = pid.filter(|&pid| serves(pid, tenant)) else {
-        return Ok(None);
-    };
-    // The process is this tenant's server (checked above).
-    process::signal(pid, libc::SIGTERM).ok();
-    let deadline = Instant::now() + within;
-    while process::runs(pid) {
-        if Instant::now() > deadline {
-            return Err(Error::ServerUnavailable(format!(
-                "{tenant} (its server, pid {pid}, did not stop)"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Stopped: so says the published row, until its supervisor starts it again.
-    catalog.server_stopped(tenant, &host, pid).await?;
-    Ok(Some(pid))
-}
-
-/// The `argv[0]` of the server of `tenant`: readable in `/proc/<pid>/cmdline` by any
-/// process, even once the server has made itself undumpable.
-pub fn server_marker(tenant: Uuid) -> String {
-    format!("tenantry-server:{tenant}")
-}
-
-/// Whether process `pid` runs and is the server of `tenant` (its `argv[0]` says so).
-pub(crate) fn serves(pid: i64, tenant: Uuid) -> bool {
-    process::runs(pid) && process::argv0(pid) == Some(server_marker(tenant).into_bytes())
-}
-
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
@@ -766,4 +441,19 @@ impl std::fmt::Debug for Supervisor {
             .field("tenants", &self.slots.lock().map(|s| s.len()).unwrap_or(0))
             .finish()
     }
+}
+
+/// Stops `tenant`'s own server on this machine, whether this process or another supervises
+/// it: before its data is renamed or dropped, or when it is suspended (routers in front of
+/// the app, such as nginx, would otherwise still reach it).
+pub(crate) async fn stop_everywhere(
+    supervisor: Option<&Supervisor>,
+    catalog: &TenantCatalog,
+    tenant: &Tenant,
+) -> Result<(), Error> {
+    if let Some(supervisor) = supervisor {
+        supervisor.stop(tenant).await;
+    }
+    terminate_published(catalog, tenant.id, Duration::from_secs(10)).await?;
+    Ok(())
 }

@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{Store, TenantCatalog};
+use std::time::{Duration, Instant};
+
+use super::child::serves;
+use super::process;
+use crate::catalog::{Store, TenantCatalog};
 use crate::error::Error;
 use crate::pooler;
 
@@ -39,7 +43,7 @@ const PUBLISHED: &str = "SELECT tenant_id, host, pid, port, started_at, restarts
 impl TenantCatalog {
     /// Every published server; stopped ones have no pid.
     pub(crate) async fn published_servers(&self) -> Result<Vec<DedicatedServer>, Error> {
-        let rows: Vec<Row> = match &self.inner.store {
+        let rows: Vec<Row> = match self.store() {
             Store::Postgres(pool) => {
                 pooler::query_as(PUBLISHED)
                     .fetch_all(pooler::Pinned(pool))
@@ -102,4 +106,46 @@ impl TenantCatalog {
         tx.server_stopped(tenant, host, pid).await?;
         tx.commit().await
     }
+}
+
+/// This machine's name, which tells the supervisors of several machines apart.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Stops with SIGTERM the server of `tenant` that a supervisor on this machine published as
+/// running (whichever process that is) and waits up to `within` for it to exit. Only a
+/// process whose environment names the tenant is signalled: a stale row's pid may have been
+/// reused. Returns the pid stopped, if any; an error if it would not stop.
+pub(crate) async fn terminate_published(
+    catalog: &TenantCatalog,
+    tenant: Uuid,
+    within: Duration,
+) -> Result<Option<i64>, Error> {
+    let host = host_name();
+    let pid = catalog
+        .published_servers()
+        .await?
+        .into_iter()
+        .find(|s| s.tenant_id == tenant && s.host == host)
+        .and_then(|s| s.pid);
+    let Some(pid) = pid.filter(|&pid| serves(pid, tenant)) else {
+        return Ok(None);
+    };
+    // The process is this tenant's server (checked above).
+    process::signal(pid, libc::SIGTERM).ok();
+    let deadline = Instant::now() + within;
+    while process::runs(pid) {
+        if Instant::now() > deadline {
+            return Err(Error::ServerUnavailable(format!(
+                "{tenant} (its server, pid {pid}, did not stop)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped: so says the published row, until its supervisor starts it again.
+    catalog.server_stopped(tenant, &host, pid).await?;
+    Ok(Some(pid))
 }

@@ -1,21 +1,24 @@
 //! Forwarding a request to a dedicated tenant's own server: the body streamed both ways,
-//! `Host` kept, `X-Forwarded-For` added to and `X-Forwarded-Proto` added if absent. A server that cannot be
-//! reached is a 503 with `Retry-After`, like every other mode's unavailability.
+//! `Host` kept, `X-Forwarded-For` added to and `X-Forwarded-Proto` added if absent.
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
 use http_body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use super::rejection::TenancyRejection;
-use super::settings_update::ROUTER_HEADER;
-use super::single_tenant::MOUNT_HEADER;
 use crate::slug::Slug;
+
+/// Set by the router on the requests it forwards to a dedicated tenant's server.
+pub const ROUTER_HEADER: HeaderName = HeaderName::from_static("x-tenantry-router");
+
+/// The mount path of a tenant identified by path, set by the router on the requests it
+/// forwards to the tenant's own server.
+pub(crate) const MOUNT_HEADER: &str = "x-forwarded-prefix";
 
 /// A connection to the tenant's server, ready for one request; `None` if nothing answers
 /// at `address` (the server died since it was last checked).
@@ -29,13 +32,13 @@ pub(crate) async fn connect(address: SocketAddr) -> Option<SendRequest<Body>> {
 }
 
 /// Sends `request` on `sender`, with the forwarding headers, and streams the reply back;
-/// gives the request back if the connection failed before an answer and the request has no
-/// body (so that it can be sent again elsewhere).
+/// `Err` if the connection failed before an answer, with the request if it has no body
+/// (so that it can be sent again elsewhere).
 pub(crate) async fn send(
     mut sender: SendRequest<Body>,
     mut request: Request,
     (slug, mount, mark): (&Slug, &str, Option<&str>),
-) -> Result<Response, Request> {
+) -> Result<Response, Option<Request>> {
     // Set by us alone: a client's own headers are replaced.
     let headers = request.headers_mut();
     headers.remove(ROUTER_HEADER);
@@ -81,10 +84,7 @@ pub(crate) async fn send(
         Ok(response) => Ok(response.map(Body::new)),
         Err(error) => {
             tracing::warn!(tenant = %slug, %error, "the tenant's server did not answer");
-            match again {
-                Some(request) => Err(request),
-                None => Ok(TenancyRejection::ServerUnavailable(slug.to_string()).into_response()),
-            }
+            Err(again)
         }
     }
 }
