@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use polls::routes::tenant_router;
+use polls::startup::tenant_router;
 use polls::startup;
 
 mod common;

@@ -349,7 +349,7 @@ impl Settings {
                 ..DatabaseBudget::default()
             },
             dedicated: None,
-            settings: crate::rules::schema(),
+            settings: crate::domain::rules::schema(),
         })
     }
 

@@ -9,7 +9,7 @@ use tenantry::{NewTenant, Slug, Tenancy, TenantUpdate};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
-use crate::routes::now;
+use crate::domain::polls::now;
 use crate::startup;
 
 /// A demo poll: its question and choices.

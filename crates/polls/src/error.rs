@@ -9,6 +9,8 @@ use serde::Serialize;
 use serde_json::json;
 use tenantry::TenancyRejection;
 
+use crate::domain::Refused;
+
 /// Validation messages per field, sent as `{"field": ["message", ...]}`.
 #[derive(Debug, Default, Serialize)]
 pub struct FieldErrors(BTreeMap<&'static str, Vec<String>>);
@@ -58,6 +60,15 @@ pub enum ApiError {
     /// Whatever the tenancy layer's extractors refused with.
     #[error(transparent)]
     Tenancy(#[from] TenancyRejection),
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Field(field, message) => Self::field(field, message),
+            Refused::Database(error) => error.into(),
+        }
+    }
 }
 
 impl ApiError {

@@ -17,10 +17,11 @@ use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, Te
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::admin;
 use crate::configuration::Settings;
 use crate::error::{method_not_allowed, not_found_fallback};
 use crate::limits::{AuthLimits, AuthSettings};
-use crate::routes::tenant_router;
+use crate::routes::api_router;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant (PostgreSQL and
 /// SQLite dialects).
@@ -189,7 +190,7 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let layer = layer
         .with_profile(name, tenant_settings)
         .following_supervisor()
-        .with_settings_schema(crate::rules::schema())
+        .with_settings_schema(crate::domain::rules::schema())
         .with_hosts(tenant_hosts()?);
     let layer = match &settings.router_secret {
         Some(secret) => layer.with_router_secret(secret),
@@ -292,6 +293,17 @@ pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSett
         .layer(tenant_router(AuthLimits::new(auth)));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
+}
+
+/// Every route of a tenant: the JSON API and the admin, each over the domain and neither
+/// over the other. `auth` hashes passwords and limits sign-ups and logins for both; unknown
+/// paths and methods get JSON errors.
+pub fn tenant_router(auth: AuthLimits) -> Router {
+    Router::new()
+        .merge(api_router(auth.clone()))
+        .merge(admin::router(auth))
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM.

@@ -12,8 +12,8 @@ use tenantry::http::{LazyTenantDb, MountPath};
 use tenantry::web::{CookieJar, Session, SessionCookie, random_token, same_token};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
+use crate::domain::users::plausible_login;
 use crate::limits::{AuthGate, AuthLimits};
-use crate::routes::plausible_login;
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]

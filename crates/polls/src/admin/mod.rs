@@ -22,10 +22,10 @@ use tenantry::http::MountPath;
 use tenantry::web::{CookieJar, Logo, Session, SessionCookie, same_token};
 use tenantry::{Db, TenancyRejection, Tenant, TenantDb};
 
+use crate::domain::rules::Settings;
 use crate::error::ApiError;
 use crate::limits::AuthLimits;
-use crate::routes::ApiPath;
-use crate::rules::Settings;
+use crate::path::ApiPath;
 
 /// How long a login session lasts, in seconds (12 hours).
 const SESSION_SECS: u64 = 12 * 60 * 60;

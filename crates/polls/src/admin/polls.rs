@@ -9,8 +9,9 @@ use tenantry::http::MountPath;
 use tenantry::{Db, TenantDb};
 
 use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
-use crate::error::ApiError;
-use crate::routes::{add_choice as add_choice_to, now, validate_question};
+use crate::domain::Refused;
+use crate::domain::choices::{self, ChoiceText};
+use crate::domain::polls::{self, Question};
 
 /// Polls per page of the list.
 const PER_PAGE: i64 = 20;
@@ -219,35 +220,29 @@ pub(super) async fn create(
         };
         Ok(page(StatusCode::BAD_REQUEST, &form))
     };
-    let question = match validate_question(Some(form.question.clone())) {
+    let question = match Question::parse(Some(form.question.clone())) {
         Ok(question) => question,
-        Err(error) => return refuse(&mut db, message(error)).await,
+        Err(message) => return refuse(&mut db, message).await,
     };
-    let id: i64 = db
-        .query(
-            "INSERT INTO polls (question, created_by, pub_date) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(question)
-        .bind(staff.user_id)
-        .bind(now())
-        .fetch_scalar()
-        .await?;
+    let id = polls::create(&mut db, question, staff.user_id).await?.id;
     for line in form.choices.lines().filter(|line| !line.trim().is_empty()) {
-        if let Err(error) =
-            add_choice_to(&mut db, id, Some(line.to_owned()), &site.settings.app).await
-        {
+        let added = match ChoiceText::parse(Some(line.to_owned())) {
+            Ok(text) => choices::add(&mut db, id, text, &site.settings.app).await,
+            Err(message) => Err(Refused::Field("choice_text", message)),
+        };
+        if let Err(refused) = added {
             // The 400 rolls the poll back with its choices.
-            return refuse(&mut db, message(error)).await;
+            return refuse(&mut db, message(refused)?).await;
         }
     }
     Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
 }
 
-/// The text of a validation error, for a page.
-fn message(error: ApiError) -> String {
-    match error {
-        ApiError::Fields(errors) => errors.messages().join(" "),
-        other => other.to_string(),
+/// What to tell the staff user about a refused change; a database error is the page's.
+fn message(refused: Refused) -> Result<String, AdminError> {
+    match refused {
+        Refused::Field(_, message) => Ok(message),
+        Refused::Database(error) => Err(error.into()),
     }
 }
 
@@ -342,21 +337,14 @@ pub(super) async fn edit(
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<QuestionForm>,
 ) -> Result<Response, AdminError> {
-    let question = match validate_question(Some(form.question)) {
+    let question = match Question::parse(Some(form.question)) {
         Ok(question) => question,
-        Err(error) => {
-            let refused = (StatusCode::BAD_REQUEST, message(error));
+        Err(message) => {
+            let refused = (StatusCode::BAD_REQUEST, message);
             return poll_page(&staff, &site, &mut db, id, refused).await;
         }
     };
-    let updated = db
-        .query("UPDATE polls SET question = $2, pub_date = $3 WHERE id = $1")
-        .bind(id)
-        .bind(question)
-        .bind(now())
-        .execute()
-        .await?;
-    if updated == 0 {
+    if polls::save(&mut db, id, Some(question)).await?.is_none() {
         return Err(AdminError::NotFound);
     }
     Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
@@ -373,10 +361,7 @@ pub(super) async fn delete(
     mut db: TenantDb,
     CheckedForm(_): CheckedForm<Confirm>,
 ) -> Result<Response, AdminError> {
-    db.query("DELETE FROM polls WHERE id = $1")
-        .bind(id)
-        .execute()
-        .await?;
+    polls::delete(&mut db, id).await?;
     Ok(see_other(&mount, "/admin/polls"))
 }
 
@@ -393,14 +378,15 @@ pub(super) async fn add_choice(
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<ChoiceForm>,
 ) -> Result<Response, AdminError> {
-    let exists: Option<i64> = db
-        .query("SELECT id FROM polls WHERE id = $1")
-        .bind(id)
-        .fetch_optional_scalar()
-        .await?;
-    exists.ok_or(AdminError::NotFound)?;
-    if let Err(error) = add_choice_to(&mut db, id, form.choice_text, &site.settings.app).await {
-        let refused = (StatusCode::BAD_REQUEST, message(error));
+    polls::creator(&mut db, id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    let added = match ChoiceText::parse(form.choice_text) {
+        Ok(text) => choices::add(&mut db, id, text, &site.settings.app).await,
+        Err(message) => Err(Refused::Field("choice_text", message)),
+    };
+    if let Err(refused) = added {
+        let refused = (StatusCode::BAD_REQUEST, message(refused)?);
         return poll_page(&staff, &site, &mut db, id, refused).await;
     }
     Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))

@@ -12,7 +12,7 @@ use tenantry::http::SettingsUpdate;
 use tenantry::web::{Logo, same_token};
 
 use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
-use crate::rules::Settings;
+use crate::domain::rules::Settings;
 
 /// Why a server's settings page is read-only.
 const OPERATOR: &str = "This site's settings are changed by the platform's operator.";

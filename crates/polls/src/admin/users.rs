@@ -9,8 +9,8 @@ use tenantry::web::Session;
 use tenantry::{Db, TenantDb};
 
 use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
+use crate::domain::users::{Email, Password, Username};
 use crate::limits::AuthLimits;
-use crate::routes::{validate_email, validate_password, validate_username};
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -81,9 +81,9 @@ pub(super) async fn create(
 ) -> Result<Response, AdminError> {
     let context = &site;
     let checked = (
-        validate_username(form.username),
-        validate_email(form.email),
-        validate_password(form.password),
+        Username::parse(form.username),
+        Email::parse(form.email),
+        Password::parse(form.password),
     );
     let (username, email, password) = match checked {
         (Ok(u), Ok(e), Ok(p)) => (u, e, p),
@@ -93,14 +93,14 @@ pub(super) async fn create(
             return users_page(&staff, context, &mut db, refused).await;
         }
     };
-    let hash = limits.hasher.hash(password).await?;
+    let hash = limits.hasher.hash(password.0).await?;
     let inserted = db
         .query(
             "INSERT INTO users (username, email, password_hash, is_staff) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
         )
-        .bind(username)
-        .bind(email)
+        .bind(username.0)
+        .bind(email.0)
         .bind(hash)
         .bind(form.staff.as_deref() == Some("true"))
         .execute()
@@ -130,14 +130,14 @@ pub(super) async fn password(
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<PasswordForm>,
 ) -> Result<Response, AdminError> {
-    let password = match validate_password(form.password) {
+    let password = match Password::parse(form.password) {
         Ok(password) => password,
         Err(error) => {
             let refused = (StatusCode::BAD_REQUEST, error);
             return users_page(&staff, &site, &mut db, refused).await;
         }
     };
-    let hash = limits.hasher.hash(password).await?;
+    let hash = limits.hasher.hash(password.0).await?;
     let updated = db
         .query("UPDATE users SET password_hash = $2 WHERE id = $1")
         .bind(id)

@@ -1,32 +1,14 @@
 //! `/polls` and `/polls/{id}`: polls with their choices and votes nested.
 
-use std::slice;
-
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use serde::{Deserialize, Serialize, Serializer};
-use sqlx::FromRow;
-use tenantry::{Db, TenantDb};
+use serde::Deserialize;
+use tenantry::TenantDb;
 
-use super::choices::{self, Choice};
-use super::{ApiPath, group_by, required_text};
 use crate::auth::AuthUser;
+use crate::domain::polls::{self, Poll, Question};
 use crate::error::ApiError;
 use crate::json::ApiJson;
-
-const QUESTION_MAX: usize = 100;
-
-/// A poll as the API shows it.
-#[derive(Serialize, FromRow)]
-pub(super) struct Poll {
-    id: i64,
-    #[sqlx(skip)]
-    choices: Vec<Choice>,
-    question: String,
-    #[serde(serialize_with = "utc_micros")]
-    pub_date: DateTime<Utc>,
-    created_by: i64,
-}
+use crate::path::ApiPath;
 
 /// The body of `POST`, `PUT` and `PATCH`.
 #[derive(Deserialize)]
@@ -39,12 +21,7 @@ pub(super) async fn list(
     _user: AuthUser,
     mut db: TenantDb,
 ) -> Result<ApiJson<Vec<Poll>>, ApiError> {
-    let mut polls = db
-        .query("SELECT id, question, pub_date, created_by FROM polls ORDER BY id")
-        .fetch_all()
-        .await?;
-    load_choices(&mut db, &mut polls, None).await?;
-    Ok(ApiJson(polls))
+    Ok(ApiJson(polls::all(&mut db).await?))
 }
 
 /// `POST /polls`: 201 with a new poll by the caller.
@@ -53,17 +30,8 @@ pub(super) async fn create(
     mut db: TenantDb,
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<(StatusCode, ApiJson<Poll>), ApiError> {
-    let question = validate_question(body.question)?;
-    let poll = db
-        .query(
-            "INSERT INTO polls (question, created_by, pub_date) VALUES ($1, $2, $3) \
-             RETURNING id, question, pub_date, created_by",
-        )
-        .bind(question)
-        .bind(user.id)
-        .bind(now())
-        .fetch_one()
-        .await?;
+    let question = question(body.question)?;
+    let poll = polls::create(&mut db, question, user.id).await?;
     Ok((StatusCode::CREATED, ApiJson(poll)))
 }
 
@@ -73,14 +41,8 @@ pub(super) async fn detail(
     ApiPath(id): ApiPath<i64>,
     mut db: TenantDb,
 ) -> Result<ApiJson<Poll>, ApiError> {
-    let mut poll = db
-        .query("SELECT id, question, pub_date, created_by FROM polls WHERE id = $1")
-        .bind(id)
-        .fetch_optional()
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    load_choices(&mut db, slice::from_mut(&mut poll), Some(id)).await?;
-    Ok(ApiJson(poll))
+    let poll = polls::get(&mut db, id).await?;
+    Ok(ApiJson(poll.ok_or(ApiError::NotFound)?))
 }
 
 /// `PUT /polls/{id}`: replaces the question (required).
@@ -90,8 +52,9 @@ pub(super) async fn replace(
     mut db: TenantDb,
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<ApiJson<Poll>, ApiError> {
-    let question = validate_question(body.question)?;
-    Ok(ApiJson(save(&mut db, id, Some(question)).await?))
+    let question = question(body.question)?;
+    let poll = polls::save(&mut db, id, Some(question)).await?;
+    Ok(ApiJson(poll.ok_or(ApiError::NotFound)?))
 }
 
 /// `PATCH /polls/{id}`: like `PUT`, but the question may be left out.
@@ -103,9 +66,10 @@ pub(super) async fn patch(
 ) -> Result<ApiJson<Poll>, ApiError> {
     let question = body
         .question
-        .map(|question| validate_question(Some(question)))
+        .map(|question| self::question(Some(question)))
         .transpose()?;
-    Ok(ApiJson(save(&mut db, id, question).await?))
+    let poll = polls::save(&mut db, id, question).await?;
+    Ok(ApiJson(poll.ok_or(ApiError::NotFound)?))
 }
 
 /// `DELETE /polls/{id}`: 204; only its creator may.
@@ -117,63 +81,15 @@ pub(super) async fn delete(
     if creator(&mut db, id).await? != user.id {
         return Err(ApiError::Forbidden("You can not delete this poll."));
     }
-    db.query("DELETE FROM polls WHERE id = $1")
-        .bind(id)
-        .execute()
-        .await?;
+    polls::delete(&mut db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The id of the user who created poll `id`; [`ApiError::NotFound`] if there is no such poll.
-pub(super) async fn creator(db: &mut Db, id: i64) -> Result<i64, ApiError> {
-    db.query("SELECT created_by FROM polls WHERE id = $1")
-        .bind(id)
-        .fetch_optional_scalar()
-        .await?
-        .ok_or(ApiError::NotFound)
+pub(super) async fn creator(db: &mut TenantDb, id: i64) -> Result<i64, ApiError> {
+    polls::creator(db, id).await?.ok_or(ApiError::NotFound)
 }
 
-/// Sets the question (unless `None`) and stamps `pub_date`, as every save does.
-async fn save(db: &mut Db, id: i64, question: Option<String>) -> Result<Poll, ApiError> {
-    let mut poll = db
-        .query(
-            "UPDATE polls SET question = coalesce($2, question), pub_date = $3 WHERE id = $1 \
-             RETURNING id, question, pub_date, created_by",
-        )
-        .bind(id)
-        .bind(question)
-        .bind(now())
-        .fetch_optional()
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    load_choices(db, slice::from_mut(&mut poll), Some(id)).await?;
-    Ok(poll)
-}
-
-/// Fills in the choices and their votes of `polls`, which are poll `poll` or (`None`) all
-/// polls, in two queries however many polls there are.
-async fn load_choices(
-    db: &mut Db,
-    polls: &mut [Poll],
-    poll: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    let mut choices = group_by(choices::of_polls(db, poll).await?, |choice| choice.poll);
-    for poll in polls {
-        poll.choices = choices.remove(&poll.id).unwrap_or_default();
-    }
-    Ok(())
-}
-
-/// The time a poll is saved, to the microsecond both backends keep.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-pub(crate) fn validate_question(question: Option<String>) -> Result<String, ApiError> {
-    required_text(question, QUESTION_MAX).map_err(|message| ApiError::field("question", message))
-}
-
-/// ISO 8601 in UTC with microseconds and a `Z`, like `2024-05-01T12:00:00.000000Z`.
-fn utc_micros<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+fn question(question: Option<String>) -> Result<Question, ApiError> {
+    Question::parse(question).map_err(|message| ApiError::field("question", message))
 }

@@ -8,16 +8,12 @@ use sqlx::FromRow;
 use tenantry::http::LazyTenantDb;
 use tenantry::{Tenant, TenantDb};
 
-use super::{REQUIRED, check_text, required_text};
 use crate::auth::token_for;
+use crate::domain::rules::Settings;
+use crate::domain::users::{Email, Password, Username, plausible_login};
 use crate::error::{ApiError, FieldErrors, is_unique_violation};
 use crate::json::ApiJson;
 use crate::limits::{AuthGate, AuthLimits};
-use crate::rules::Settings;
-
-const USERNAME_MAX: usize = 150;
-const EMAIL_MAX: usize = 254;
-const PASSWORD_MAX: usize = 128;
 
 /// The body of `POST /users`.
 #[derive(Deserialize)]
@@ -47,20 +43,20 @@ pub(super) async fn create(
         return Err(ApiError::Forbidden("Sign-up is closed on this site."));
     }
     let mut errors = FieldErrors::default();
-    let username = errors.check("username", validate_username(body.username));
-    let email = errors.check("email", validate_email(body.email));
-    let password = errors.check("password", validate_password(body.password));
+    let username = errors.check("username", Username::parse(body.username));
+    let email = errors.check("email", Email::parse(body.email));
+    let password = errors.check("password", Password::parse(body.password));
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(ApiError::Fields(errors));
     };
-    let password_hash = limits.hasher.hash(password).await?;
+    let password_hash = limits.hasher.hash(password.0).await?;
     let user = db
         .query(
             "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) \
              RETURNING id, username, email",
         )
-        .bind(username)
-        .bind(email)
+        .bind(username.0)
+        .bind(email.0)
         .bind(password_hash)
         .fetch_one()
         .await
@@ -124,95 +120,4 @@ pub(super) async fn login(
     attempt.succeeded();
     let token = token_for(&mut db, user_id).await?;
     Ok(ApiJson(json!({ "token": token })))
-}
-
-/// Whether a login's username and password are short enough to belong to an account.
-pub(crate) fn plausible_login(username: &str, password: &str) -> bool {
-    username.chars().count() <= USERNAME_MAX && password.chars().count() <= PASSWORD_MAX
-}
-
-/// Django's username rules: at most 150 letters, digits and `@.+-_`.
-pub(crate) fn validate_username(username: Option<String>) -> Result<String, String> {
-    let username = required_text(username, USERNAME_MAX)?;
-    if username
-        .chars()
-        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
-    {
-        Ok(username)
-    } else {
-        Err(
-            "Enter a valid username. This value may contain only letters, numbers, \
-             and @/./+/-/_ characters."
-                .to_owned(),
-        )
-    }
-}
-
-/// Optional (`""` when missing or blank); otherwise one `@` with text on both sides.
-pub(crate) fn validate_email(email: Option<String>) -> Result<String, String> {
-    let email = email.unwrap_or_default();
-    let email = email.trim();
-    if email.is_empty() {
-        return Ok(String::new());
-    }
-    let email = check_text(email, EMAIL_MAX)?;
-    match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !email.contains(char::is_whitespace) =>
-        {
-            Ok(email.to_owned())
-        }
-        _ => Err("Enter a valid email address.".to_owned()),
-    }
-}
-
-/// Required, not blank, at most 128 characters; kept as typed (not trimmed).
-pub(crate) fn validate_password(password: Option<String>) -> Result<String, String> {
-    let password = password.ok_or_else(|| REQUIRED.to_owned())?;
-    check_text(&password, PASSWORD_MAX)?;
-    Ok(password)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames() {
-        assert_eq!(
-            validate_username(Some(" ana.b+c-d_e@x ".into())),
-            Ok("ana.b+c-d_e@x".into())
-        );
-        assert_eq!(validate_username(Some("Zoë".into())), Ok("Zoë".into()));
-        assert!(validate_username(Some("ana b".into())).is_err());
-        assert!(validate_username(Some("ana/b".into())).is_err());
-        assert!(validate_username(Some("a".repeat(151))).is_err());
-        assert!(validate_username(Some("a".repeat(150))).is_ok());
-        assert_eq!(validate_username(None), Err(REQUIRED.into()));
-    }
-
-    #[test]
-    fn emails() {
-        assert_eq!(validate_email(None), Ok(String::new()));
-        assert_eq!(validate_email(Some(" ".into())), Ok(String::new()));
-        assert_eq!(validate_email(Some("a@b.c ".into())), Ok("a@b.c".into()));
-        for invalid in ["ab", "@b", "a@", "a@b@c", "a b@c"] {
-            assert_eq!(
-                validate_email(Some(invalid.into())),
-                Err("Enter a valid email address.".into()),
-                "{invalid}"
-            );
-        }
-    }
-
-    #[test]
-    fn passwords() {
-        assert_eq!(validate_password(Some(" pw ".into())), Ok(" pw ".into()));
-        assert_eq!(validate_password(None), Err(REQUIRED.into()));
-        assert!(validate_password(Some("  ".into())).is_err());
-        assert!(validate_password(Some("x".repeat(129))).is_err());
-    }
 }

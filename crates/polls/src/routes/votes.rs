@@ -1,26 +1,15 @@
 //! `POST /polls/{id}/choices/{choice_id}/vote`: one vote per user and poll.
 
 use axum::http::StatusCode;
-use serde::Serialize;
 use serde_json::json;
-use sqlx::FromRow;
 use tenantry::{Db, TenantDb};
 
-use super::ApiPath;
 use crate::auth::AuthUser;
+use crate::domain::rules::Settings;
+use crate::domain::votes::Vote;
 use crate::error::{ApiError, is_foreign_key_violation, is_unique_violation};
 use crate::json::ApiJson;
-use crate::rules::Settings;
-
-/// A vote as the API shows it.
-#[derive(Serialize, FromRow)]
-pub(super) struct Vote {
-    id: i64,
-    /// The choice's id.
-    pub(super) choice: i64,
-    poll: i64,
-    voted_by: i64,
-}
+use crate::path::ApiPath;
 
 /// `POST /polls/{id}/choices/{choice_id}/vote`: 201 with the caller's vote; 404 unless the
 /// choice belongs to the poll. A second vote in the poll is refused (400), or, where the
@@ -118,26 +107,4 @@ async fn change(
         .bind(user_id)
         .fetch_optional()
         .await?)
-}
-
-/// The votes in poll `poll` or (`None`) in every poll, by id.
-pub(super) async fn of_polls(db: &mut Db, poll: Option<i64>) -> Result<Vec<Vote>, sqlx::Error> {
-    match poll {
-        Some(id) => {
-            db.query(
-                "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes \
-                 WHERE poll_id = $1 ORDER BY id",
-            )
-            .bind(id)
-            .fetch_all()
-            .await
-        }
-        None => {
-            db.query(
-                "SELECT id, choice_id AS choice, poll_id AS poll, voted_by FROM votes ORDER BY id",
-            )
-            .fetch_all()
-            .await
-        }
-    }
 }
