@@ -99,7 +99,7 @@ async fn run() {
     for tenant in &dedicated {
         warm(addr, tenant).await;
     }
-    let servers = tenancy.dedicated_servers().await.unwrap();
+    let servers = tenancy.instances().await.unwrap();
     let pids: Vec<u32> = servers
         .iter()
         .filter_map(|s| s.pid)
@@ -203,7 +203,7 @@ async fn run() {
             .id;
         let deadline = Instant::now() + Duration::from_secs(10);
         while tenancy
-            .dedicated_servers()
+            .instances()
             .await
             .unwrap()
             .iter()

@@ -31,8 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use polls::startup::tenant_router;
 use polls::startup;
+use polls::startup::tenant_router;
 
 mod common;
 

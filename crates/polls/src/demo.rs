@@ -129,7 +129,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
 
 /// `url` without its password, to print.
 fn redacted(url: &str) -> String {
-    tenantry::servers::ServerUrl::parse(url)
+    tenantry::db_server::DbServerUrl::parse(url)
         .map_or_else(|_| "(invalid URL)".to_owned(), |u| u.to_string())
 }
 

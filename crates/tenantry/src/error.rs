@@ -27,11 +27,11 @@ pub enum Error {
     #[error("the primary domain '{0}' cannot be removed; rename the tenant instead")]
     PrimaryDomain(String),
     #[error("no server '{0}'")]
-    ServerNotFound(String),
+    DbServerNotFound(String),
     #[error("a server named '{0}' already exists")]
-    ServerExists(String),
+    DbServerExists(String),
     #[error("server '{0}' still holds tenants; move or delete them first")]
-    ServerInUse(String),
+    DbServerInUse(String),
     #[error("server '{server}' could not be reached: {}", database_message(.source))]
     Unreachable {
         server: String,
@@ -52,7 +52,7 @@ pub enum Error {
     #[error("every tenant database connection is busy; retry shortly")]
     Busy,
     #[error("the server of tenant '{0}' is starting or backing off after dying; retry shortly")]
-    ServerUnavailable(String),
+    InstanceUnavailable(String),
     #[error("the tenant catalog holds an invalid row: {0}")]
     CorruptCatalog(String),
     #[error("tenant '{0}' is being moved; retry when the move has finished")]
@@ -123,17 +123,17 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } | Self::InvalidSettings(_) => ErrorKind::Invalid,
-            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::ServerNotFound(_) => {
+            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::DbServerNotFound(_) => {
                 ErrorKind::NotFound
             }
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
             | Self::ExistsOutsideCatalog(_)
             | Self::PrimaryDomain(_)
-            | Self::ServerExists(_)
-            | Self::ServerInUse(_)
+            | Self::DbServerExists(_)
+            | Self::DbServerInUse(_)
             | Self::Moving(_) => ErrorKind::Conflict,
-            Self::Unreachable { .. } | Self::Busy | Self::ServerUnavailable(_) => {
+            Self::Unreachable { .. } | Self::Busy | Self::InstanceUnavailable(_) => {
                 ErrorKind::Unavailable
             }
             Self::Database(e) if is_unavailable(e) => ErrorKind::Unavailable,
@@ -236,7 +236,7 @@ mod tests {
                 400,
             ),
             (
-                Error::ServerNotFound("x".into()),
+                Error::DbServerNotFound("x".into()),
                 ErrorKind::NotFound,
                 3,
                 404,

@@ -35,6 +35,8 @@
 pub mod catalog;
 pub mod cli;
 pub mod db;
+pub mod db_server;
+pub mod db_servers;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated;
 pub mod deploy;
@@ -51,7 +53,6 @@ mod profile;
 pub mod role;
 mod rows;
 mod safe_transaction;
-pub mod servers;
 pub mod settings;
 pub mod slug;
 mod tenancy;

@@ -17,10 +17,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::db::{Db, DbPool};
+use crate::db_server::{DbServerName, DbServerUrl};
+use crate::db_servers::DbServers;
 use crate::error::{Error, needs_postgres};
 use crate::pooler::Pooler;
 use crate::role::AppRole;
-use crate::servers::{ServerName, ServerUrl, Servers};
 use crate::slug::DatabaseName;
 use crate::tenant::Placement;
 
@@ -130,7 +131,7 @@ struct Catalog {
     owner: PgPool,
     /// The catalog database as the app role: what most requests use, so made once.
     app: PgPool,
-    servers: Servers,
+    servers: DbServers,
 }
 
 /// A pool per server and per tenant database. Every pool copies the catalog pool's
@@ -161,7 +162,7 @@ impl Pools {
             .connect_lazy_with(role.options(&catalog.connect_options()));
         Self::at(
             Some(Catalog {
-                servers: Servers::new(catalog.clone(), pooler),
+                servers: DbServers::new(catalog.clone(), pooler),
                 app,
                 owner: catalog,
             }),
@@ -194,7 +195,7 @@ impl Pools {
     }
 
     /// The server registry; an error in a SQLite deployment.
-    pub(crate) fn servers(&self) -> Result<&Servers, Error> {
+    pub(crate) fn db_servers(&self) -> Result<&DbServers, Error> {
         self.postgres("server", "a registry of servers")
             .map(|c| &c.servers)
     }
@@ -250,14 +251,16 @@ impl Pools {
     }
 
     /// The owning role's pool on a registered server; the catalog's own for `None`.
-    pub(crate) async fn for_server(&self, server: Option<&ServerName>) -> Result<PgPool, Error> {
+    pub(crate) async fn for_server(&self, server: Option<&DbServerName>) -> Result<PgPool, Error> {
         match server {
             None => Ok(self.catalog()?.clone()),
-            Some(name) => self.server_pool(Some(&self.servers()?.url(name).await?), Access::Owner),
+            Some(name) => {
+                self.server_pool(Some(&self.db_servers()?.url(name).await?), Access::Owner)
+            }
         }
     }
 
-    fn server_pool(&self, url: Option<&ServerUrl>, access: Access) -> Result<PgPool, Error> {
+    fn server_pool(&self, url: Option<&DbServerUrl>, access: Access) -> Result<PgPool, Error> {
         let catalog = self.postgres("server", "a PostgreSQL server")?;
         let Some(url) = url else {
             return Ok(match access {
@@ -281,7 +284,7 @@ impl Pools {
     /// The connect options of a server (the catalog's for `None`) as `access` says.
     fn server_options(
         &self,
-        url: Option<&ServerUrl>,
+        url: Option<&DbServerUrl>,
         access: Access,
     ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
         let owner = match url {
@@ -371,11 +374,11 @@ impl Pools {
         ))
     }
 
-    async fn server_url(&self, placement: &Placement) -> Result<Option<ServerUrl>, Error> {
+    async fn server_url(&self, placement: &Placement) -> Result<Option<DbServerUrl>, Error> {
         Ok(match (&placement.server, &placement.server_url) {
             (None, _) => None,
             (Some(_), Some(url)) => Some(url.clone()),
-            (Some(name), None) => Some(self.servers()?.url(name).await?),
+            (Some(name), None) => Some(self.db_servers()?.url(name).await?),
         })
     }
 }

@@ -8,8 +8,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::catalog::TenantCatalog;
 use crate::db::Db;
+use crate::db_servers::DbServers;
 use crate::dedicated::Supervisor;
-use crate::dedicated::{self, DedicatedOptions, DedicatedServer};
+use crate::dedicated::{self, DedicatedOptions, Instance};
 use crate::error::Error;
 use crate::identify::Identification;
 use crate::layout::{Cx, Layout, Layouts, Route, TxRoute};
@@ -17,7 +18,6 @@ use crate::migrate::Migrations;
 use crate::pooler::{self, Pooler};
 use crate::pools::{Access, DatabaseBudget, Pools};
 use crate::role::{self, AppRole};
-use crate::servers::Servers;
 use crate::settings::SettingsSchema;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Tenant};
@@ -34,7 +34,7 @@ struct Inner {
     catalog: TenantCatalog,
     pools: Pools,
     layouts: Layouts,
-    servers: Option<Arc<Supervisor>>,
+    supervisor: Option<Arc<Supervisor>>,
     default_isolation: IsolationMode,
     identification: Identification,
     migrations: Migrations,
@@ -132,7 +132,7 @@ impl Tenancy {
             inner: Arc::new(Inner {
                 pools: Pools::new(pool.clone(), budget, options.role, options.pooler),
                 layouts: Layouts::Postgres,
-                servers: options
+                supervisor: options
                     .dedicated
                     .map(|dedicated| Supervisor::new(dedicated, catalog.clone())),
                 default_isolation: options.default_isolation,
@@ -142,7 +142,7 @@ impl Tenancy {
                 settings: options.settings,
             }),
         };
-        if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
+        if tenancy.inner.supervisor.as_ref().is_some_and(|s| s.eager()) {
             tokio::spawn(start_dedicated(tenancy.clone()));
         }
         Ok(tenancy)
@@ -201,7 +201,7 @@ impl Tenancy {
         let catalog = TenantCatalog::open_sqlite(data).await?;
         let tenancy = Self {
             inner: Arc::new(Inner {
-                servers: options
+                supervisor: options
                     .dedicated
                     .map(|dedicated| Supervisor::new(dedicated, catalog.clone())),
                 catalog,
@@ -213,7 +213,7 @@ impl Tenancy {
                 settings: options.settings,
             }),
         };
-        if tenancy.inner.servers.as_ref().is_some_and(|s| s.eager()) {
+        if tenancy.inner.supervisor.as_ref().is_some_and(|s| s.eager()) {
             tokio::spawn(start_dedicated(tenancy.clone()));
         }
         Ok(tenancy)
@@ -232,8 +232,8 @@ impl Tenancy {
     }
 
     /// The registered servers; an error in a SQLite deployment.
-    pub fn servers(&self) -> Result<&Servers, Error> {
-        self.inner.pools.servers()
+    pub fn db_servers(&self) -> Result<&DbServers, Error> {
+        self.inner.pools.db_servers()
     }
 
     /// The isolation of tenants created without naming one.
@@ -267,27 +267,30 @@ impl Tenancy {
     }
 
     /// Starts `tenant`'s own server again after it failed to answer; where it listens now.
-    pub(crate) async fn restart_server(
+    pub(crate) async fn restart_instance(
         &self,
         tenant: &Tenant,
     ) -> Result<std::net::SocketAddr, Error> {
         let own = self.layout(tenant)?.own_server();
-        match (&self.inner.servers, own) {
-            (Some(servers), Some(own)) => servers.restart(self.cx(), tenant, own).await,
-            _ => Err(Error::ServerUnavailable(tenant.slug.to_string())),
+        match (&self.inner.supervisor, own) {
+            (Some(supervisor), Some(own)) => supervisor.restart(self.cx(), tenant, own).await,
+            _ => Err(Error::InstanceUnavailable(tenant.slug.to_string())),
         }
     }
 
     /// Stops `tenant`'s own server on this machine, whichever process supervises it.
-    pub(crate) async fn stop_server(&self, tenant: &Tenant) -> Result<(), Error> {
-        let supervisor = self.inner.servers.as_deref();
+    pub(crate) async fn stop_instance(&self, tenant: &Tenant) -> Result<(), Error> {
+        let supervisor = self.inner.supervisor.as_deref();
         dedicated::stop_everywhere(supervisor, self.catalog(), tenant).await
     }
 
     /// The mark this process's router puts on the requests it forwards to the dedicated
     /// servers it started, which take settings changes only under it.
     pub(crate) fn router_secret(&self) -> Option<&str> {
-        self.inner.servers.as_ref().and_then(|s| s.router_secret())
+        self.inner
+            .supervisor
+            .as_ref()
+            .and_then(|s| s.router_secret())
     }
 
     /// Whether `tenant`'s requests are served by a server of its own (dedicated tenants).
@@ -298,8 +301,8 @@ impl Tenancy {
 
     /// The dedicated tenants' servers, as the processes supervising them published them
     /// (none in a SQLite deployment).
-    pub async fn dedicated_servers(&self) -> Result<Vec<DedicatedServer>, Error> {
-        self.inner.catalog.published_servers().await
+    pub async fn instances(&self) -> Result<Vec<Instance>, Error> {
+        self.inner.catalog.published_instances().await
     }
 
     /// How many tenant database pools are open (they share [`TenancyOptions::budget`]).
@@ -330,11 +333,11 @@ impl Tenancy {
     /// process routes to it, otherwise a transaction.
     pub(crate) async fn route(&self, tenant: &Tenant, access: Access) -> Result<Route, Error> {
         let layout = self.layout(tenant)?;
-        if let (Some(own), Some(servers), Access::Tenant) =
-            (layout.own_server(), &self.inner.servers, access)
+        if let (Some(own), Some(supervisor), Access::Tenant) =
+            (layout.own_server(), &self.inner.supervisor, access)
         {
             return Ok(Route::Forward(
-                servers.address(self.cx(), tenant, own).await?,
+                supervisor.address(self.cx(), tenant, own).await?,
             ));
         }
         let route = layout.transaction(self.cx(), tenant, access).await?;
@@ -355,10 +358,10 @@ impl Tenancy {
 
     /// Gives `tenant`'s own server, if it runs here with another name or settings than the
     /// tenant now has, the ones it has.
-    pub(crate) async fn refresh_server(&self, tenant: &Tenant) {
+    pub(crate) async fn refresh_instance(&self, tenant: &Tenant) {
         let own = self.layout(tenant).ok().and_then(|l| l.own_server());
-        if let (Some(servers), Some(own)) = (&self.inner.servers, own) {
-            servers.refresh(self.cx(), tenant, own).await;
+        if let (Some(supervisor), Some(own)) = (&self.inner.supervisor, own) {
+            supervisor.refresh(self.cx(), tenant, own).await;
         }
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::servers::{ServerName, ServerUrl};
+use crate::db_server::{DbServerName, DbServerUrl};
 use crate::settings::ParsedSettings;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 
@@ -94,10 +94,10 @@ impl TenantStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Placement {
     /// The registered server, or `None` for the catalog's own database.
-    pub server: Option<ServerName>,
+    pub server: Option<DbServerName>,
     /// The server's URL, when the catalog lookup brought it along.
     #[serde(skip)]
-    pub(crate) server_url: Option<ServerUrl>,
+    pub(crate) server_url: Option<DbServerUrl>,
     /// The tenant's own database (database mode); `None` for the server's shared database.
     pub database: Option<DatabaseName>,
     /// The PostgreSQL schema holding the tenant's tables.
@@ -116,7 +116,7 @@ impl Placement {
 pub struct MoveStep {
     /// The isolation the tenant had (`from`) or will have (`to`).
     pub isolation: IsolationMode,
-    pub server: Option<ServerName>,
+    pub server: Option<DbServerName>,
     pub database: Option<DatabaseName>,
     pub schema: SchemaName,
 }

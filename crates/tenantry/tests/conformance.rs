@@ -30,8 +30,8 @@ use serde_json::json;
 use sqlx::migrate::Migrator;
 use support::{Setup, add_note, call, identification, note_bodies, slug};
 use tempfile::TempDir;
+use tenantry::db_server::{DbServerName, DbServerUrl};
 use tenantry::lifecycle::{MigrateOptions, MoveFault, MoveStage, MoveTarget, TenantOutcome};
-use tenantry::servers::{ServerName, ServerUrl};
 use tenantry::testing::TestDatabase;
 use tenantry::{
     DatabaseBudget, Error, IsolationMode, Migrations, NewTenant, Tenancy, TenancyLayer,
@@ -106,7 +106,7 @@ struct Deployed {
     tenancy: Tenancy,
     setup: Option<Setup>,
     dir: Option<TempDir>,
-    server: Option<ServerName>,
+    server: Option<DbServerName>,
     _second: Option<TestDatabase>,
 }
 
@@ -133,12 +133,12 @@ impl Deployed {
         }
         let setup = support::setup(pool).await;
         let second = TestDatabase::create().await;
-        let name = ServerName::parse("second").unwrap();
+        let name = DbServerName::parse("second").unwrap();
         setup
             .tenancy
-            .servers()
+            .db_servers()
             .unwrap()
-            .add(&name, &ServerUrl::parse(&second.url()).unwrap())
+            .add(&name, &DbServerUrl::parse(&second.url()).unwrap())
             .await
             .unwrap();
         Self {
@@ -184,7 +184,9 @@ impl Deployed {
     fn target(&self, to: Layout) -> MoveTarget {
         MoveTarget {
             isolation: to.isolation(),
-            server: to.on_server().then(|| ServerName::parse("second").unwrap()),
+            server: to
+                .on_server()
+                .then(|| DbServerName::parse("second").unwrap()),
         }
     }
 }

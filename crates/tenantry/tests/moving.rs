@@ -270,7 +270,7 @@ async fn a_move_to_where_the_tenant_is_or_shared_on_a_server_is_refused() {
     assert_eq!(refused.exit_code(), 2, "{refused}");
     let shared_elsewhere = MoveTarget {
         isolation: IsolationMode::Shared,
-        server: Some(tenantry::servers::ServerName::parse("elsewhere").unwrap()),
+        server: Some(tenantry::db_server::DbServerName::parse("elsewhere").unwrap()),
     };
     let refused = s
         .tenancy
@@ -350,14 +350,14 @@ async fn export_then_import_under_a_new_slug_in_another_mode() {
 
 /// A registered server that is the catalog's own database under another name: what a user
 /// with one PostgreSQL sets up.
-async fn twin_server(s: &Setup) -> tenantry::servers::ServerName {
-    let twin = tenantry::servers::ServerName::parse("twin").unwrap();
+async fn twin_server(s: &Setup) -> tenantry::db_server::DbServerName {
+    let twin = tenantry::db_server::DbServerName::parse("twin").unwrap();
     s.tenancy
-        .servers()
+        .db_servers()
         .unwrap()
         .add(
             &twin,
-            &tenantry::servers::ServerUrl::parse(&s.db.url()).unwrap(),
+            &tenantry::db_server::DbServerUrl::parse(&s.db.url()).unwrap(),
         )
         .await
         .unwrap();

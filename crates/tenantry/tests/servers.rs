@@ -11,9 +11,9 @@ use serde_json::json;
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 use support::{Setup, add_note, call, note_bodies, setup, slug, whoami};
+use tenantry::db_server::DbServerName;
+use tenantry::db_server::DbServerUrl;
 use tenantry::lifecycle::MigrateOptions;
-use tenantry::servers::ServerName;
-use tenantry::servers::ServerUrl;
 use tenantry::testing::TestCluster;
 use tenantry::{Error, IsolationMode, Migrations, NewTenant, Tenancy, TenancyLayer};
 use tower::Layer;
@@ -40,27 +40,31 @@ async fn two_servers() -> TwoServers {
         .url("tenants")
         .replace("postgres@", &format!("postgres:{PASSWORD}@"));
     s.tenancy
-        .servers()
+        .db_servers()
         .unwrap()
-        .add(&east(), &ServerUrl::parse(&url).unwrap())
+        .add(&east(), &DbServerUrl::parse(&url).unwrap())
         .await
         .unwrap();
     let remote = PgPool::connect(&cluster.url("tenants")).await.unwrap();
     TwoServers { s, cluster, remote }
 }
 
-fn east() -> ServerName {
-    ServerName::parse("east").unwrap()
+fn east() -> DbServerName {
+    DbServerName::parse("east").unwrap()
 }
 
-async fn create_on(tenancy: &Tenancy, name: &str, server: Option<ServerName>) -> Result<(), Error> {
+async fn create_on(
+    tenancy: &Tenancy,
+    name: &str,
+    server: Option<DbServerName>,
+) -> Result<(), Error> {
     create_as(tenancy, name, server, IsolationMode::Schema).await
 }
 
 async fn create_as(
     tenancy: &Tenancy,
     name: &str,
-    server: Option<ServerName>,
+    server: Option<DbServerName>,
     isolation: IsolationMode,
 ) -> Result<(), Error> {
     tenancy
@@ -125,7 +129,7 @@ async fn a_tenant_on_another_server_lives_and_is_served_there() {
 async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
     let t = two_servers().await;
     create_on(&t.s.tenancy, "thor", Some(east())).await.unwrap();
-    let listed = t.s.tenancy.servers().unwrap().list().await.unwrap();
+    let listed = t.s.tenancy.db_servers().unwrap().list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].tenants, 1);
     let shown = format!(
@@ -139,24 +143,24 @@ async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
 
     let in_use =
         t.s.tenancy
-            .servers()
+            .db_servers()
             .unwrap()
             .remove(&east())
             .await
             .unwrap_err();
-    assert!(matches!(in_use, Error::ServerInUse(_)), "{in_use}");
+    assert!(matches!(in_use, Error::DbServerInUse(_)), "{in_use}");
     assert_eq!(in_use.exit_code(), 4);
     let again =
         t.s.tenancy
-            .servers()
+            .db_servers()
             .unwrap()
             .add(
                 &east(),
-                &ServerUrl::parse(&t.cluster.url("tenants")).unwrap(),
+                &DbServerUrl::parse(&t.cluster.url("tenants")).unwrap(),
             )
             .await
             .unwrap_err();
-    assert!(matches!(again, Error::ServerExists(_)), "{again}");
+    assert!(matches!(again, Error::DbServerExists(_)), "{again}");
 
     t.s.tenancy.delete_tenant(&slug("thor")).await.unwrap();
     assert!(
@@ -164,14 +168,14 @@ async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
         "the remote schema is dropped"
     );
     t.s.tenancy
-        .servers()
+        .db_servers()
         .unwrap()
         .remove(&east())
         .await
         .unwrap();
     assert!(
         t.s.tenancy
-            .servers()
+            .db_servers()
             .unwrap()
             .list()
             .await
@@ -181,7 +185,7 @@ async fn servers_list_without_passwords_and_cannot_be_removed_while_in_use() {
     let gone = create_on(&t.s.tenancy, "loki", Some(east()))
         .await
         .unwrap_err();
-    assert!(matches!(gone, Error::ServerNotFound(_)), "{gone}");
+    assert!(matches!(gone, Error::DbServerNotFound(_)), "{gone}");
     assert_eq!(gone.exit_code(), 3);
 }
 
@@ -196,16 +200,16 @@ async fn an_unreachable_server_is_not_registered_and_its_password_is_not_echoed(
     let url = format!("postgres://app:{PASSWORD}@127.0.0.1:{port}/tenants");
     let error = s
         .tenancy
-        .servers()
+        .db_servers()
         .unwrap()
-        .add(&east(), &ServerUrl::parse(&url).unwrap())
+        .add(&east(), &DbServerUrl::parse(&url).unwrap())
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Unreachable { .. }), "{error}");
     assert!(!error.to_string().contains(PASSWORD), "{error}");
     assert!(
         s.tenancy
-            .servers()
+            .db_servers()
             .unwrap()
             .list()
             .await

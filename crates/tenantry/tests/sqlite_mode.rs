@@ -76,7 +76,7 @@ async fn tenants_are_files_created_renamed_and_deleted() {
             .map(|_| ()),
         "isolation",
     );
-    refused(tenancy.servers().map(|_| ()), "server");
+    refused(tenancy.db_servers().map(|_| ()), "server");
     assert!(!file(&dir, "loki").exists());
     assert!(matches!(
         tenancy

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::db_server::{DbServerName, DbServerUrl};
 use crate::error::Error;
-use crate::servers::{ServerName, ServerUrl};
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{self, IsolationMode, Placement, Tenant, TenantStatus};
 
@@ -82,7 +82,7 @@ impl TenantRow {
         let server = row
             .server
             .as_deref()
-            .map(ServerName::parse)
+            .map(DbServerName::parse)
             .transpose()
             .map_err(|_| corrupt("invalid server name"))?;
         let database = row
@@ -99,7 +99,7 @@ impl TenantRow {
             isolation,
             placement: Placement {
                 server,
-                server_url: row.server_url.map(ServerUrl::from_catalog),
+                server_url: row.server_url.map(DbServerUrl::from_catalog),
                 database,
                 schema,
             },

@@ -287,7 +287,7 @@ impl CatalogTx {
 /// tenant on which machine.
 impl CatalogTx {
     /// Records the server of `tenant` on `host` as it is now (`pid` `None`: not running).
-    pub(crate) async fn publish_server(
+    pub(crate) async fn publish_instance(
         &mut self,
         tenant: Uuid,
         host: &str,
@@ -314,7 +314,11 @@ impl CatalogTx {
     }
 
     /// Forgets the server of `tenant` on `host`.
-    pub(crate) async fn unpublish_server(&mut self, tenant: Uuid, host: &str) -> Result<(), Error> {
+    pub(crate) async fn unpublish_instance(
+        &mut self,
+        tenant: Uuid,
+        host: &str,
+    ) -> Result<(), Error> {
         execute!(
             self,
             "DELETE FROM tenantry.dedicated_servers WHERE tenant_id = $1 AND host = $2",
@@ -325,7 +329,7 @@ impl CatalogTx {
     }
 
     /// Records that the server `pid` of `tenant` on `host` was stopped by another process.
-    pub(crate) async fn server_stopped(
+    pub(crate) async fn instance_stopped(
         &mut self,
         tenant: Uuid,
         host: &str,

@@ -3,18 +3,18 @@
 use clap::Subcommand;
 
 use super::{CliError, print_table};
-use crate::servers::{ServerName, ServerUrl};
+use crate::db_server::{DbServerName, DbServerUrl};
 use crate::tenancy::Tenancy;
 
 /// `servers ...`: the database servers tenants can be placed on.
 #[derive(Debug, Subcommand)]
 pub enum ServersCommand {
     /// Register a server; `URL` names the database that will hold its tenants' schemas.
-    Add { name: ServerName, url: String },
+    Add { name: DbServerName, url: String },
     /// List servers (passwords hidden) with their tenant counts.
     List,
     /// Remove a server that holds no tenants.
-    Remove { name: ServerName },
+    Remove { name: DbServerName },
     /// List the template databases this catalog made (database-mode tenants are copied from
     /// them), on its own server and every registered one.
     Templates,
@@ -31,12 +31,12 @@ pub enum ServersCommand {
 pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), CliError> {
     match command {
         ServersCommand::Add { name, url } => {
-            let url = ServerUrl::parse(&url)?;
-            tenancy.servers()?.add(&name, &url).await?;
+            let url = DbServerUrl::parse(&url)?;
+            tenancy.db_servers()?.add(&name, &url).await?;
             println!("added server '{name}' at {url}");
         }
         ServersCommand::List => {
-            let servers = tenancy.servers()?.list().await?;
+            let servers = tenancy.db_servers()?.list().await?;
             let rows: Vec<Vec<String>> = servers
                 .iter()
                 .map(|s| vec![s.name.to_string(), s.url.to_string(), s.tenants.to_string()])
@@ -44,7 +44,7 @@ pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), C
             print_table(&["NAME", "URL", "TENANTS"], &rows);
         }
         ServersCommand::Remove { name } => {
-            tenancy.servers()?.remove(&name).await?;
+            tenancy.db_servers()?.remove(&name).await?;
             println!("removed server '{name}'");
         }
         ServersCommand::Templates => {
@@ -67,7 +67,7 @@ pub async fn servers(tenancy: &Tenancy, command: ServersCommand) -> Result<(), C
     Ok(())
 }
 
-fn template_rows(templates: Vec<(Option<ServerName>, String)>) -> Vec<Vec<String>> {
+fn template_rows(templates: Vec<(Option<DbServerName>, String)>) -> Vec<Vec<String>> {
     templates
         .into_iter()
         .map(|(server, name)| vec![server.map_or_else(|| "-".into(), |s| s.to_string()), name])

@@ -8,10 +8,10 @@ use clap::Subcommand;
 
 use super::{CliError, print_table};
 use crate::catalog::TenantDetails;
-use crate::dedicated::{DedicatedServer, host_name, serves};
+use crate::db_server::DbServerName;
+use crate::dedicated::{Instance, host_name, serves};
 use crate::host::HostName;
 use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
@@ -30,7 +30,7 @@ pub enum TenantsCommand {
         domains: Vec<String>,
         /// Place the tenant on this registered server (see `servers add`).
         #[arg(long)]
-        server: Option<ServerName>,
+        server: Option<DbServerName>,
         /// `shared` (rows beside other tenants' in shared tables, kept apart by Row-Level
         /// Security), `schema` (a schema of its own in a shared database), `database` (a
         /// database of its own) or `dedicated` (a database, role and app server of its own);
@@ -80,7 +80,7 @@ pub enum TenantsCommand {
         to: Option<IsolationMode>,
         /// A registered server for schema or database isolation.
         #[arg(long, requires = "to")]
-        server: Option<ServerName>,
+        server: Option<DbServerName>,
         /// Finish an interrupted move.
         #[arg(long, conflicts_with_all = ["to", "abort"])]
         resume: bool,
@@ -209,7 +209,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
         TenantsCommand::List => {
             let tenants = tenancy.catalog().list().await?;
             print_list(&tenants);
-            let servers = tenancy.dedicated_servers().await?;
+            let servers = tenancy.instances().await?;
             for details in tenants.iter().filter(|d| tenancy.has_own_server(&d.tenant)) {
                 println!(
                     "{}: {}",
@@ -283,7 +283,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
 }
 
 /// How a dedicated tenant's own server runs, as its supervisors published it.
-fn server_line(servers: &[DedicatedServer], tenant: &Tenant) -> String {
+fn server_line(servers: &[Instance], tenant: &Tenant) -> String {
     let lines: Vec<String> = servers
         .iter()
         .filter(|s| s.tenant_id == tenant.id)
@@ -314,7 +314,7 @@ async fn show(tenancy: &Tenancy, slug: &Slug) -> Result<(), CliError> {
     let details = tenancy.catalog().details(slug).await?;
     print_details(&details);
     if tenancy.has_own_server(&details.tenant) {
-        let servers = tenancy.dedicated_servers().await?;
+        let servers = tenancy.instances().await?;
         println!("app server: {}", server_line(&servers, &details.tenant));
     }
     if let Some(state) = &details.tenant.move_state {
@@ -452,7 +452,7 @@ fn print_list(tenants: &[TenantDetails]) {
                 t.placement
                     .server
                     .as_ref()
-                    .map_or("-".into(), ServerName::to_string),
+                    .map_or("-".into(), DbServerName::to_string),
                 t.placement.schema.to_string(),
                 t.migration_version.map_or("-".into(), |v| v.to_string()),
                 d.domains

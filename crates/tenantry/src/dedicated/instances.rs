@@ -16,7 +16,7 @@ use crate::pooler;
 
 /// A dedicated tenant's server, as the process supervising it published it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DedicatedServer {
+pub struct Instance {
     pub tenant_id: Uuid,
     /// The machine it runs on.
     pub host: String,
@@ -42,7 +42,7 @@ const PUBLISHED: &str = "SELECT tenant_id, host, pid, port, started_at, restarts
 
 impl TenantCatalog {
     /// Every published server; stopped ones have no pid.
-    pub(crate) async fn published_servers(&self) -> Result<Vec<DedicatedServer>, Error> {
+    pub(crate) async fn published_instances(&self) -> Result<Vec<Instance>, Error> {
         let rows: Vec<Row> = match self.store() {
             Store::Postgres(pool) => {
                 pooler::query_as(PUBLISHED)
@@ -59,7 +59,7 @@ impl TenantCatalog {
         Ok(rows
             .into_iter()
             .map(
-                |(tenant_id, host, pid, port, started_at, restarts)| DedicatedServer {
+                |(tenant_id, host, pid, port, started_at, restarts)| Instance {
                     uptime_secs: pid
                         .and(started_at)
                         .map(|at| (now - at).num_seconds().max(0)),
@@ -74,7 +74,7 @@ impl TenantCatalog {
     }
 
     /// Records the server of `tenant` on `host` as it is now.
-    pub(crate) async fn publish_server(
+    pub(crate) async fn publish_instance(
         &self,
         tenant: Uuid,
         host: &str,
@@ -83,27 +83,27 @@ impl TenantCatalog {
         restarts: i32,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        tx.publish_server(tenant, host, running, started_at, restarts)
+        tx.publish_instance(tenant, host, running, started_at, restarts)
             .await?;
         tx.commit().await
     }
 
     /// Forgets the server of `tenant` on `host`.
-    pub(crate) async fn unpublish_server(&self, tenant: Uuid, host: &str) -> Result<(), Error> {
+    pub(crate) async fn unpublish_instance(&self, tenant: Uuid, host: &str) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        tx.unpublish_server(tenant, host).await?;
+        tx.unpublish_instance(tenant, host).await?;
         tx.commit().await
     }
 
     /// Records that another process stopped the server `pid` of `tenant` on `host`.
-    pub(crate) async fn server_stopped(
+    pub(crate) async fn instance_stopped(
         &self,
         tenant: Uuid,
         host: &str,
         pid: i64,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        tx.server_stopped(tenant, host, pid).await?;
+        tx.instance_stopped(tenant, host, pid).await?;
         tx.commit().await
     }
 }
@@ -126,7 +126,7 @@ pub(crate) async fn terminate_published(
 ) -> Result<Option<i64>, Error> {
     let host = host_name();
     let pid = catalog
-        .published_servers()
+        .published_instances()
         .await?
         .into_iter()
         .find(|s| s.tenant_id == tenant && s.host == host)
@@ -139,13 +139,13 @@ pub(crate) async fn terminate_published(
     let deadline = Instant::now() + within;
     while process::runs(pid) {
         if Instant::now() > deadline {
-            return Err(Error::ServerUnavailable(format!(
+            return Err(Error::InstanceUnavailable(format!(
                 "{tenant} (its server, pid {pid}, did not stop)"
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Stopped: so says the published row, until its supervisor starts it again.
-    catalog.server_stopped(tenant, &host, pid).await?;
+    catalog.instance_stopped(tenant, &host, pid).await?;
     Ok(Some(pid))
 }

@@ -15,7 +15,7 @@ mod supervisor;
 pub use child::server_marker;
 pub(crate) use child::serves;
 pub(crate) use health::health;
-pub use instances::DedicatedServer;
+pub use instances::Instance;
 pub(crate) use instances::{host_name, terminate_published};
 pub use options::DedicatedOptions;
 pub(crate) use supervisor::{Supervisor, stop_everywhere};

@@ -160,7 +160,7 @@ impl Supervisor {
             }
         }
         if slot.retry_at.is_some_and(|at| Instant::now() < at) {
-            return Err(Error::ServerUnavailable(tenant.slug.to_string()));
+            return Err(Error::InstanceUnavailable(tenant.slug.to_string()));
         }
         if slot.port.is_none() {
             slot.port = self.published_port(tenant.id).await;
@@ -181,7 +181,7 @@ impl Supervisor {
                 self.died(&mut slot, Duration::ZERO);
                 self.publish(tenant.id, &slot).await;
                 tracing::warn!(tenant = %tenant.slug, %error, "the tenant's server did not start");
-                Err(Error::ServerUnavailable(tenant.slug.to_string()))
+                Err(Error::InstanceUnavailable(tenant.slug.to_string()))
             }
         }
     }
@@ -262,7 +262,7 @@ impl Supervisor {
                 None
             }
         };
-        let address = found.ok_or_else(|| Error::ServerUnavailable(tenant.slug.to_string()))?;
+        let address = found.ok_or_else(|| Error::InstanceUnavailable(tenant.slug.to_string()))?;
         self.resolved
             .lock()
             .expect("resolved")
@@ -317,7 +317,7 @@ impl Supervisor {
     /// restarts of this process: a router's configuration (`deploy nginx`) stays valid.
     async fn published_port(&self, tenant: Uuid) -> Option<u16> {
         let host = host_name();
-        match self.catalog.published_servers().await {
+        match self.catalog.published_instances().await {
             Ok(servers) => servers
                 .into_iter()
                 .find(|s| s.tenant_id == tenant && s.host == host)
@@ -335,7 +335,7 @@ impl Supervisor {
         let host = host_name();
         let taken: Vec<i32> = self
             .catalog
-            .published_servers()
+            .published_instances()
             .await?
             .into_iter()
             .filter(|s| s.tenant_id != tenant && s.host == host)
@@ -361,7 +361,7 @@ impl Supervisor {
             .map(|secs| chrono::Utc::now() - chrono::Duration::seconds(secs as i64));
         let published = self
             .catalog
-            .publish_server(
+            .publish_instance(
                 tenant,
                 &host_name(),
                 (state.pid.map(i64::from), state.port.map(i32::from)),
@@ -375,7 +375,7 @@ impl Supervisor {
     }
 
     async fn unpublish(&self, tenant: Uuid) {
-        if let Err(error) = self.catalog.unpublish_server(tenant, &host_name()).await {
+        if let Err(error) = self.catalog.unpublish_instance(tenant, &host_name()).await {
             tracing::warn!(%error, "cannot publish a dedicated server's state");
         }
     }

@@ -23,7 +23,7 @@ pub struct NginxOptions {
 /// server. Regenerate it after a tenant, domain or server change.
 pub async fn nginx(tenancy: &Tenancy, options: &NginxOptions) -> Result<String, Error> {
     let host = crate::dedicated::host_name();
-    let servers = tenancy.dedicated_servers().await?;
+    let servers = tenancy.instances().await?;
     let shared = &options.shared;
     let mut config = header();
     writeln!(

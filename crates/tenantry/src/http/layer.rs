@@ -260,14 +260,16 @@ async fn forward_to(
         Ok(response) => return settings_handed_back(tenancy, tenant, response).await,
         Err(Some(again)) => again,
         Err(None) => {
-            return TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response();
+            return TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response();
         }
     };
     // The server died under a request without a body: once more, on its successor.
     match restart(tenancy, tenant).await {
         Ok(sender) => match forward::send(sender, again, (&tenant.slug, mount, mark)).await {
             Ok(response) => response,
-            Err(_) => TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response(),
+            Err(_) => {
+                TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response()
+            }
         },
         Err(response) => response,
     }
@@ -288,7 +290,7 @@ async fn settings_handed_back(
     let body = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(body) => body,
         Err(_) => {
-            return TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response();
+            return TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response();
         }
     };
     let applied = match change {
@@ -316,12 +318,12 @@ async fn restart(
     tenant: &Tenant,
 ) -> Result<hyper::client::conn::http1::SendRequest<axum::body::Body>, Response> {
     let address = tenancy
-        .restart_server(tenant)
+        .restart_instance(tenant)
         .await
         .map_err(|e| TenancyRejection::from(e).into_response())?;
-    forward::connect(address)
-        .await
-        .ok_or_else(|| TenancyRejection::ServerUnavailable(tenant.slug.to_string()).into_response())
+    forward::connect(address).await.ok_or_else(|| {
+        TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response()
+    })
 }
 
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::db_server::DbServerName;
 use crate::error::{Error, ErrorKind};
 use crate::host::HostName;
 use crate::http::input::{NUL_MESSAGE, nul_character_at};
 use crate::lifecycle::{NewTenant, TenantUpdate};
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, TenantStatus};
@@ -64,7 +64,7 @@ impl From<Error> for ApiError {
                 ApiError(kind.status(), json!({ "settings": errors }))
             }
             // A server named in a request body: that field is wrong.
-            Error::ServerNotFound(_) => ApiError(
+            Error::DbServerNotFound(_) => ApiError(
                 StatusCode::BAD_REQUEST,
                 json!({ "server": [error.to_string()] }),
             ),
@@ -181,7 +181,11 @@ async fn create(
         .iter()
         .map(|d| HostName::parse(d).map_err(|e| field_error("domains", format!("'{d}': {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let server = body.server.as_deref().map(ServerName::parse).transpose()?;
+    let server = body
+        .server
+        .as_deref()
+        .map(DbServerName::parse)
+        .transpose()?;
     let isolation = match body.isolation.as_deref() {
         None => tenancy.default_isolation(),
         Some(raw) => raw

@@ -38,7 +38,7 @@ pub enum TenancyRejection {
     Changed(String),
     /// 503: the tenant's own server is starting, or backing off after dying.
     #[error("Tenant '{0}''s server is not available; retry shortly.")]
-    ServerUnavailable(String),
+    InstanceUnavailable(String),
     /// 500: a server-side failure, logged where it happened.
     #[error("{0}")]
     Internal(&'static str),
@@ -69,7 +69,7 @@ impl From<crate::Error> for TenancyRejection {
     fn from(error: crate::Error) -> Self {
         match error {
             crate::Error::Database(e) => e.into(),
-            crate::Error::ServerUnavailable(slug) => Self::ServerUnavailable(slug),
+            crate::Error::InstanceUnavailable(slug) => Self::InstanceUnavailable(slug),
             other if other.kind() == crate::ErrorKind::Unavailable => Self::Unavailable,
             other => {
                 tracing::error!(error = %other, "tenant catalog error");
@@ -87,9 +87,10 @@ impl TenancyRejection {
             Self::NoTenantForHost(_) | Self::NoTenantNamed(_) => StatusCode::NOT_FOUND,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Suspended(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable | Self::Moving(_) | Self::Changed(_) | Self::ServerUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable
+            | Self::Moving(_)
+            | Self::Changed(_)
+            | Self::InstanceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -9,12 +9,12 @@ use uuid::Uuid;
 use super::postgres::{self, owner_mark};
 use super::schema::on;
 use super::{Cx, Layout, Outside, Tables, TxRoute};
+use crate::db_server::DbServerName;
 use crate::error::{DUPLICATE_DATABASE, Error, sqlstate};
 use crate::migrate::template::{drop_database, ensure_template};
 use crate::migrate::{Applied, applied};
 use crate::pooler;
 use crate::pools::Access;
-use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{Placement, Tenant};
 
@@ -26,7 +26,7 @@ impl Layout for Database {
         &self,
         slug: &Slug,
         id: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         fresh: bool,
     ) -> Result<Placement, Error> {
         Ok(Placement {

@@ -10,12 +10,12 @@ use uuid::Uuid;
 
 use super::database::{Database, own_database};
 use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
+use crate::db_server::DbServerName;
 use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
 use crate::migrate::Applied;
 use crate::pooler;
 use crate::pools::Access;
 use crate::role::AppRole;
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{Placement, Tenant};
 
@@ -150,7 +150,7 @@ impl Layout for DatabaseWithRole {
         &self,
         slug: &Slug,
         id: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         fresh: bool,
     ) -> Result<Placement, Error> {
         Database.place(slug, id, server, fresh)

@@ -23,10 +23,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::catalog::{CatalogTx, TenantCatalog};
+use crate::db_server::DbServerName;
 use crate::error::{Error, needs_postgres};
 use crate::migrate::{Applied, Migrations};
 use crate::pools::{Access, PoolLease, Pools};
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
@@ -144,7 +144,7 @@ pub(crate) trait Layout: Send + Sync {
         &self,
         slug: &Slug,
         id: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         fresh: bool,
     ) -> Result<Placement, Error>;
 

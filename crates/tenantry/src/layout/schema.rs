@@ -8,12 +8,12 @@ use uuid::Uuid;
 use super::postgres::{self, catalog_connection, create_schema, drop_schema_sql};
 use super::{Cx, InCatalog, Layout, Outside, Tables, TxRoute};
 use crate::catalog::CatalogTx;
+use crate::db_server::DbServerName;
 use crate::error::Error;
 use crate::migrate::Applied;
 use crate::pooler;
 use crate::pools::Access;
 use crate::safe_transaction;
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{Placement, Tenant};
 
@@ -25,7 +25,7 @@ impl Layout for Schema {
         &self,
         slug: &Slug,
         _: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         _fresh: bool,
     ) -> Result<Placement, Error> {
         Ok(Placement {

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Cx, Layout, OwnServer, Tables, TxRoute};
+use crate::db_server::DbServerName;
 use crate::error::Error;
 use crate::migrate::Applied;
 use crate::pools::Access;
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenant::{Placement, Tenant};
 
@@ -24,7 +24,7 @@ impl<L: Layout + OwnServer> Layout for Served<L> {
         &self,
         slug: &Slug,
         id: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         fresh: bool,
     ) -> Result<Placement, Error> {
         self.0.place(slug, id, server, fresh)

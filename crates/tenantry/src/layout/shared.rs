@@ -8,11 +8,11 @@ use uuid::Uuid;
 use super::postgres::{self, catalog_connection};
 use super::{Cx, InCatalog, Layout, Tables, TxRoute};
 use crate::catalog::CatalogTx;
+use crate::db_server::DbServerName;
 use crate::error::Error;
 use crate::migrate::{Applied, shared_schema_state};
 use crate::pools::Access;
 use crate::rows;
-use crate::servers::ServerName;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{Placement, Tenant};
 
@@ -24,7 +24,7 @@ impl Layout for Shared {
         &self,
         _: &Slug,
         _: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         _fresh: bool,
     ) -> Result<Placement, Error> {
         if server.is_some() {

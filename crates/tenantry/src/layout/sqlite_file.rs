@@ -18,10 +18,10 @@ use uuid::Uuid;
 use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
 use crate::catalog::file_options;
 use crate::db::DbPool;
+use crate::db_server::DbServerName;
 use crate::error::{Error, needs_postgres};
 use crate::migrate::{Applied, failed, millis, pending, up};
 use crate::pools::Access;
-use crate::servers::ServerName;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{Placement, Tenant};
 use crate::transaction::TenantTransaction;
@@ -111,7 +111,7 @@ impl Layout for SqliteFiles {
         &self,
         slug: &Slug,
         _: Uuid,
-        server: Option<&ServerName>,
+        server: Option<&DbServerName>,
         _fresh: bool,
     ) -> Result<Placement, Error> {
         if server.is_some() {

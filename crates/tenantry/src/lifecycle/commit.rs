@@ -200,7 +200,7 @@ impl Tenancy {
     ) -> Result<C::Done, Error> {
         let (cx, tenant) = (self.cx(), change.tenant());
         if C::STOPS_SERVER && layout.own_server().is_some() {
-            self.stop_server(tenant).await?;
+            self.stop_instance(tenant).await?;
         }
         let tables = match layout.tables(&tenant.placement) {
             Tables::InCatalog(tables) => {
@@ -260,7 +260,7 @@ impl Tenancy {
         tenant: &Tenant,
     ) -> Result<(), Error> {
         if layout.own_server().is_some() {
-            self.stop_server(tenant).await?;
+            self.stop_instance(tenant).await?;
         }
         match layout.tables(&tenant.placement) {
             Tables::InCatalog(tables) => {

@@ -29,6 +29,7 @@ use tokio::sync::Mutex;
 
 use super::commit::Provision;
 use crate::catalog::{CatalogTx, TenantDetails};
+use crate::db_server::DbServerName;
 use crate::error::Error;
 use crate::layout::{Layout, Tables, TxRoute, begin_in};
 use crate::migrate::{Applied, Migrations, applied};
@@ -36,7 +37,6 @@ use crate::pooler;
 use crate::pools::{Access, PoolLease};
 use crate::rows;
 use crate::safe_transaction::SafeTransaction;
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, MoveState, MoveStep, Tenant};
@@ -46,7 +46,7 @@ use crate::tenant::{IsolationMode, MoveState, MoveStep, Tenant};
 pub struct MoveTarget {
     pub isolation: IsolationMode,
     /// A registered server for schema and database isolation; the catalog's own when absent.
-    pub server: Option<ServerName>,
+    pub server: Option<DbServerName>,
 }
 
 /// A step of a move, where a test injects a fault.
@@ -256,7 +256,7 @@ impl Tenancy {
         let target = self.layout_of(to.isolation)?;
         let mut placement = target.place(&tenant.slug, tenant.id, to.server.as_ref(), true)?;
         if let Some(server) = &to.server {
-            placement.server_url = Some(self.servers()?.url(server).await?);
+            placement.server_url = Some(self.db_servers()?.url(server).await?);
         }
         let Some(mut source) = self.move_lock(&tenant).await? else {
             return Err(Error::Moving(slug.to_string()));

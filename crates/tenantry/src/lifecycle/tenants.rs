@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::commit::{Deprovision, Provision, Rename};
 use crate::catalog::{CatalogTx, TenantDetails};
+use crate::db_server::DbServerName;
 use crate::error::Error;
 use crate::host::HostName;
 use crate::migrate::Applied;
 use crate::migrate::template::{drop_template, templates_of};
-use crate::servers::ServerName;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Placement, Tenant, TenantStatus};
@@ -27,7 +27,7 @@ pub struct NewTenant {
     /// Domains besides the primary `<slug>.<base domain>`.
     pub domains: Vec<HostName>,
     /// The registered server to place the tenant on; the catalog's own database when absent.
-    pub server: Option<ServerName>,
+    pub server: Option<DbServerName>,
     /// Schema or database mode.
     pub isolation: IsolationMode,
 }
@@ -131,7 +131,7 @@ impl Tenancy {
         let placement = layout.place(&new.slug, id, new.server.as_ref(), false)?;
         if let Some(server) = &new.server {
             // Fails early, before any change, if the server is unknown.
-            self.servers()?.url(server).await?;
+            self.db_servers()?.url(server).await?;
         }
         let tenant = Tenant::new(id, new.slug.clone(), name, new.isolation, placement);
         let fingerprint = self.catalog().fingerprint(self.migrations())?;
@@ -210,23 +210,23 @@ impl Tenancy {
         if (status == Some(TenantStatus::Suspended) || renamed.is_some())
             && layout.own_server().is_some()
         {
-            self.stop_server(&tenant).await?;
+            self.stop_instance(&tenant).await?;
         }
         let details = self
             .catalog()
             .details(new_slug.as_ref().unwrap_or(slug))
             .await?;
         // Its server was started with the old name and settings.
-        self.refresh_server(&details.tenant).await;
+        self.refresh_instance(&details.tenant).await;
         Ok(details)
     }
 
     /// The template databases this catalog made, by server (`None`: the catalog's own).
-    pub async fn templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+    pub async fn templates(&self) -> Result<Vec<(Option<DbServerName>, String)>, Error> {
         let catalog = self.postgres()?.connect_options();
         let mut servers = vec![None];
         servers.extend(
-            self.servers()?
+            self.db_servers()?
                 .list()
                 .await?
                 .into_iter()
@@ -244,7 +244,7 @@ impl Tenancy {
 
     /// Drops every template database this catalog made (when a deployment is taken down, for
     /// instance); the next database-mode tenant builds its template again. Returns them.
-    pub async fn drop_templates(&self) -> Result<Vec<(Option<ServerName>, String)>, Error> {
+    pub async fn drop_templates(&self) -> Result<Vec<(Option<DbServerName>, String)>, Error> {
         let templates = self.templates().await?;
         for (server, name) in &templates {
             let pool = self.pools().for_server(server.as_ref()).await?;
@@ -305,7 +305,7 @@ impl Tenancy {
     /// was started with, is stopped; the next request starts it with the new ones.
     async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
         match self.layout(tenant)?.own_server() {
-            Some(_) => self.stop_server(tenant).await,
+            Some(_) => self.stop_instance(tenant).await,
             None => Ok(()),
         }
     }

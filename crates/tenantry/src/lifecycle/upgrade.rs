@@ -136,7 +136,7 @@ impl Tenancy {
     /// The pid of `tenant`'s server on this machine, as published.
     async fn running_pid(&self, tenant: &Tenant) -> Option<i64> {
         let host = host_name();
-        self.dedicated_servers()
+        self.instances()
             .await
             .ok()?
             .into_iter()
