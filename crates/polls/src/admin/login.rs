@@ -162,20 +162,7 @@ pub(super) async fn submit(
         }
     };
     let mut db = lazy.open().await?;
-    let user: Option<(i64, String, bool)> = db
-        .query("SELECT id, password_hash, is_staff OR is_superuser FROM users WHERE username = $1")
-        .bind(&form.username)
-        .fetch_optional()
-        .await?;
-    let verified = match user {
-        Some((id, hash, staff)) => limits
-            .hasher
-            .verify(form.password.clone(), hash)
-            .await?
-            .then_some((id, staff)),
-        None => None,
-    };
-    let Some((user_id, staff)) = verified else {
+    let Some((user_id, staff)) = verify(&mut db, &limits, &form).await? else {
         attempt.failed();
         return refuse(
             Some(db),
@@ -193,8 +180,39 @@ pub(super) async fn submit(
         )
         .await;
     }
-    let started =
-        Session::start(&mut db, user_id, SESSION_SECS, cookies.session.as_deref()).await?;
+    signed_in(&mut db, &site, &cookies, user_id).await
+}
+
+/// The user and whether they are staff, if the form's password is theirs.
+async fn verify(
+    db: &mut TenantDb,
+    limits: &AuthLimits,
+    form: &LoginForm,
+) -> Result<Option<(i64, bool)>, AdminError> {
+    let user: Option<(i64, String, bool)> = db
+        .query("SELECT id, password_hash, is_staff OR is_superuser FROM users WHERE username = $1")
+        .bind(&form.username)
+        .fetch_optional()
+        .await?;
+    Ok(match user {
+        Some((id, hash, staff)) => limits
+            .hasher
+            .verify(form.password.clone(), hash)
+            .await?
+            .then_some((id, staff)),
+        None => None,
+    })
+}
+
+/// A new session for `user_id` (ending the browser's previous one), and the way to the
+/// dashboard with its cookie.
+async fn signed_in(
+    db: &mut TenantDb,
+    site: &Site,
+    cookies: &Cookies,
+    user_id: i64,
+) -> Result<Response, AdminError> {
+    let started = Session::start(db, user_id, SESSION_SECS, cookies.session.as_deref()).await?;
     let mut response = see_other(&site.mount, "/admin");
     let headers: &mut HeaderMap = response.headers_mut();
     headers.append(

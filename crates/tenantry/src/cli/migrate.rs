@@ -8,7 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
-use crate::lifecycle::{MigrateOptions, ServerUpgrade, TenantMigration, TenantOutcome};
+use crate::lifecycle::{
+    MigrateOptions, MigrationReport, ServerUpgrade, TenantMigration, TenantOutcome,
+};
 use crate::migrate::Migrations;
 use crate::pooler::Pooler;
 use crate::role::prepare_roles;
@@ -63,19 +65,7 @@ pub async fn migrate_tenants(
     tenant: Option<Slug>,
     router: &str,
 ) -> Result<(), CliError> {
-    let router = match args.wave_size {
-        Some(_) if tenant.is_some() => {
-            return Err(CliError::usage(
-                "--wave-size upgrades every dedicated tenant, not --tenant",
-            ));
-        }
-        Some(_) => Some(router.parse::<SocketAddr>().map_err(|e| {
-            CliError::usage(format!(
-                "BIND '{router}' is not the address of the running serve: {e}"
-            ))
-        })?),
-        None => None,
-    };
+    let router = upgrade_router(args, tenant.is_some(), router)?;
     let started = Instant::now();
     let options = MigrateOptions {
         jobs: usize::from(args.jobs),
@@ -85,31 +75,8 @@ pub async fn migrate_tenants(
         skip_dedicated: router.is_some(),
     };
     let verb = if args.check { "pending" } else { "applied" };
-    let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::hidden();
-    let report = tenancy
-        .migrate_tenants(
-            &options,
-            |total| {
-                if interactive {
-                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    bar.set_length(total as u64);
-                    bar.set_style(
-                        ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
-                            .expect("the template is valid"),
-                    );
-                }
-            },
-            |done| {
-                if interactive {
-                    bar.inc(1);
-                    bar.set_message(done.slug.to_string());
-                } else {
-                    println!("{}", describe(done, verb));
-                }
-            },
-        )
-        .await?;
+    let report = with_progress(tenancy, &options, &bar, verb).await?;
     bar.finish_and_clear();
     let failures: Vec<_> = report.failures().collect();
     println!(
@@ -144,6 +111,60 @@ pub async fn migrate_tenants(
             failures.len()
         )))
     }
+}
+
+/// Where the running `serve` listens, for `--wave-size`'s upgrade through it.
+fn upgrade_router(
+    args: &MigrateArgs,
+    one_tenant: bool,
+    router: &str,
+) -> Result<Option<SocketAddr>, CliError> {
+    match args.wave_size {
+        Some(_) if one_tenant => Err(CliError::usage(
+            "--wave-size upgrades every dedicated tenant, not --tenant",
+        )),
+        Some(_) => Ok(Some(router.parse::<SocketAddr>().map_err(|e| {
+            CliError::usage(format!(
+                "BIND '{router}' is not the address of the running serve: {e}"
+            ))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Migrates the tenants `options` name, drawing `bar` on a terminal and printing a line per
+/// tenant otherwise.
+async fn with_progress(
+    tenancy: &Tenancy,
+    options: &MigrateOptions,
+    bar: &ProgressBar,
+    verb: &str,
+) -> Result<MigrationReport, CliError> {
+    let interactive = std::io::stderr().is_terminal();
+    let report = tenancy
+        .migrate_tenants(
+            options,
+            |total| {
+                if interactive {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_length(total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
+                            .expect("the template is valid"),
+                    );
+                }
+            },
+            |done| {
+                if interactive {
+                    bar.inc(1);
+                    bar.set_message(done.slug.to_string());
+                } else {
+                    println!("{}", describe(done, verb));
+                }
+            },
+        )
+        .await?;
+    Ok(report)
 }
 
 /// The dedicated tenants' upgrade in waves, a line per tenant: its version and its server.

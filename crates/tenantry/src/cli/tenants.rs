@@ -188,47 +188,19 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             server,
             isolation,
         } => {
-            let started = Instant::now();
-            let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
-            let created = tenancy
-                .create_tenant(NewTenant {
-                    slug,
-                    name,
-                    domains,
-                    server,
-                    isolation: isolation.unwrap_or(tenancy.default_isolation()),
-                })
-                .await?;
-            println!(
-                "created tenant '{}' in {:.1?}",
-                created.tenant.slug,
-                started.elapsed()
-            );
-            print_details(&created);
+            let isolation = isolation.unwrap_or(tenancy.default_isolation());
+            create(
+                tenancy,
+                NewTenant::new(slug, isolation),
+                name,
+                &domains,
+                server,
+            )
+            .await?
         }
-        TenantsCommand::List => {
-            let tenants = tenancy.catalog().list().await?;
-            print_list(&tenants);
-            let servers = tenancy.instances().await?;
-            for details in tenants.iter().filter(|d| tenancy.has_own_server(&d.tenant)) {
-                println!(
-                    "{}: {}",
-                    details.tenant.slug,
-                    server_line(&servers, &details.tenant)
-                );
-            }
-        }
+        TenantsCommand::List => list(tenancy).await?,
         TenantsCommand::Show { slug } => show(tenancy, &slug).await?,
-        TenantsCommand::Domains { command } => match command {
-            DomainsCommand::Add { slug, domain } => {
-                tenancy.add_domain(&slug, &host(&domain)?).await?;
-                println!("added {domain} to '{slug}'");
-            }
-            DomainsCommand::Remove { slug, domain } => {
-                tenancy.remove_domain(&slug, &host(&domain)?).await?;
-                println!("removed {domain} from '{slug}'");
-            }
-        },
+        TenantsCommand::Domains { command } => domains(tenancy, command).await?,
         TenantsCommand::Rename {
             slug,
             name,
@@ -267,18 +239,78 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             new_slug,
             isolation,
         } => import(tenancy, &file, new_slug, isolation).await?,
-        TenantsCommand::Delete { slug, yes } => {
-            if !yes {
-                let tenant = tenancy.catalog().details(&slug).await?.tenant;
-                return Err(CliError::usage(format!(
-                    "deleting '{slug}' drops {} and all its data; repeat with --yes",
-                    tenancy.what_deleting_drops(&tenant)?
-                )));
-            }
-            tenancy.delete_tenant(&slug).await?;
-            println!("deleted tenant '{slug}'");
+        TenantsCommand::Delete { slug, yes } => delete(tenancy, &slug, yes).await?,
+    }
+    Ok(())
+}
+
+/// `tenants create`.
+async fn create(
+    tenancy: &Tenancy,
+    new: NewTenant,
+    name: Option<String>,
+    domains: &[String],
+    server: Option<DbServerName>,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let domains = domains.iter().map(|d| host(d)).collect::<Result<_, _>>()?;
+    let new = NewTenant {
+        name,
+        domains,
+        server,
+        ..new
+    };
+    let created = tenancy.create_tenant(new).await?;
+    println!(
+        "created tenant '{}' in {:.1?}",
+        created.tenant.slug,
+        started.elapsed()
+    );
+    print_details(&created);
+    Ok(())
+}
+
+/// `tenants list`: the table, then how each dedicated tenant's server runs.
+async fn list(tenancy: &Tenancy) -> Result<(), CliError> {
+    let tenants = tenancy.catalog().list().await?;
+    print_list(&tenants);
+    let instances = tenancy.instances().await?;
+    for details in tenants.iter().filter(|d| tenancy.has_own_server(&d.tenant)) {
+        println!(
+            "{}: {}",
+            details.tenant.slug,
+            server_line(&instances, &details.tenant)
+        );
+    }
+    Ok(())
+}
+
+/// `tenants domains add|remove`.
+async fn domains(tenancy: &Tenancy, command: DomainsCommand) -> Result<(), CliError> {
+    match command {
+        DomainsCommand::Add { slug, domain } => {
+            tenancy.add_domain(&slug, &host(&domain)?).await?;
+            println!("added {domain} to '{slug}'");
+        }
+        DomainsCommand::Remove { slug, domain } => {
+            tenancy.remove_domain(&slug, &host(&domain)?).await?;
+            println!("removed {domain} from '{slug}'");
         }
     }
+    Ok(())
+}
+
+/// `tenants delete`: refused, saying what would be dropped, without `--yes`.
+async fn delete(tenancy: &Tenancy, slug: &Slug, yes: bool) -> Result<(), CliError> {
+    if !yes {
+        let tenant = tenancy.catalog().details(slug).await?.tenant;
+        return Err(CliError::usage(format!(
+            "deleting '{slug}' drops {} and all its data; repeat with --yes",
+            tenancy.what_deleting_drops(&tenant)?
+        )));
+    }
+    tenancy.delete_tenant(slug).await?;
+    println!("deleted tenant '{slug}'");
     Ok(())
 }
 

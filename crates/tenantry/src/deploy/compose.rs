@@ -58,6 +58,67 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         ..Files::default()
     };
     files.add("Dockerfile", dockerfile(&options.binary), Kind::Plain);
+    let mut project = Project::default();
+    shared_services(options, &mut files, &mut project);
+    let mut routes = Vec::new();
+    let mut nginx_needs = vec![json!("app")];
+    for tenant in &tenants {
+        if let Some(route) = tenant_services(options, tenant, &mut files, &mut project) {
+            nginx_needs.push(json!(route.1.split(':').next()));
+            routes.push(route);
+        }
+    }
+    project.services.insert(
+        "nginx".into(),
+        json!({
+            "image": options.nginx_image,
+            "ports": [format!("{}:80", options.listen)],
+            "volumes": ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"],
+            "networks": ["edge"],
+            "depends_on": nginx_needs,
+            "restart": "unless-stopped",
+        }),
+    );
+    let project = json!({
+        "name": "tenantry",
+        "services": project.services,
+        "networks": project.networks,
+        "volumes": project.volumes,
+    });
+    files.add(
+        "docker-compose.yaml",
+        format!(
+            "# Written by `deploy compose` from the tenant catalog; regenerate it after a change.\n{}",
+            yaml::document(&project)
+        ),
+        Kind::Plain,
+    );
+    // Docker's embedded DNS server answers for the services of the project.
+    files.add(
+        "nginx.conf",
+        nginx::resolved(80, "127.0.0.11", &routes, &format!("app:{APP_PORT}")),
+        Kind::Plain,
+    );
+    Ok(files)
+}
+
+/// The Compose project's services, networks and volumes, as they are added.
+#[derive(Default)]
+struct Project {
+    services: Map<String, Value>,
+    networks: Map<String, Value>,
+    volumes: Map<String, Value>,
+}
+
+/// A service of the app's image running `command`: a server is restarted unless stopped, a
+/// migration runs once.
+fn app(options: &ComposeOptions, command: &str, restart: &str) -> Value {
+    let image = format!("{}:latest", options.binary);
+    json!({ "image": image, "command": [command], "restart": restart })
+}
+
+/// The shared server, its migration and its database, with `env/shared.env`.
+fn shared_services(options: &ComposeOptions, files: &mut Files, project: &mut Project) {
     let shared_password = kept_password(
         &options.output,
         Path::new("env/shared.env"),
@@ -77,11 +138,7 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         ]),
         Kind::Seed,
     );
-    let image = format!("{}:latest", options.binary);
-    // A server is restarted unless stopped; a migration runs once.
-    let app = |command: &str, restart: &str| json!({ "image": image, "command": [command], "restart": restart });
-    let mut services = Map::new();
-    let mut shared = app("serve", "unless-stopped");
+    let mut shared = app(options, "serve", "unless-stopped");
     shared["build"] = json!({
         "context": relative(&options.output, &options.context),
         "dockerfile": relative(&options.context, &options.output.join("Dockerfile")),
@@ -92,84 +149,59 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
     shared["environment"] = json!({ "DEDICATED_ADDRESS": format!("app-{{slug}}:{APP_PORT}") });
     shared["networks"] = json!(["edge", "shared"]);
     shared["depends_on"] = json!({ "migrate": { "condition": "service_completed_successfully" } });
-    services.insert("app".into(), shared);
-    let mut migrate = app("migrate", "no");
+    project.services.insert("app".into(), shared);
+    let mut migrate = app(options, "migrate", "no");
     migrate["env_file"] = json!(["env/shared.env"]);
     migrate["networks"] = json!(["shared"]);
     migrate["depends_on"] = json!({ "db": { "condition": "service_healthy" } });
-    services.insert("migrate".into(), migrate);
-    services.insert(
+    project.services.insert("migrate".into(), migrate);
+    project.services.insert(
         "db".into(),
         database(options, "env/shared.env", "shared", "shared-data"),
     );
-    let mut networks = Map::new();
-    networks.insert("edge".into(), json!({}));
-    networks.insert("shared".into(), json!({ "internal": true }));
-    let mut volumes = Map::new();
-    volumes.insert("shared-data".into(), json!({}));
-    let mut routes = Vec::new();
-    let mut nginx_needs = vec![json!("app")];
-    for tenant in &tenants {
-        let slug = tenant.slug().as_str();
-        let env_path = format!("env/{}.env", tenant.id());
-        let network = format!("tenant-{slug}");
-        let volume = format!("data-{}", tenant.id());
-        files.add(&env_path, tenant_env(options, tenant), Kind::Secret);
-        services.insert(
-            format!("db-{slug}"),
-            database(options, &env_path, &network, &volume),
-        );
-        volumes.insert(volume, json!({}));
-        networks.insert(network.clone(), json!({ "internal": true }));
-        if !tenant.active() {
-            continue;
-        }
-        let mut migrate = app("migrate-tenant", "no");
-        migrate["env_file"] = json!([env_path]);
-        migrate["networks"] = json!([network]);
-        migrate["depends_on"] = json!({ format!("db-{slug}"): { "condition": "service_healthy" } });
-        services.insert(format!("migrate-{slug}"), migrate);
-        let mut server = app("serve-tenant", "unless-stopped");
-        server["env_file"] = json!([env_path]);
-        server["networks"] = json!(["edge", network]);
-        server["depends_on"] =
-            json!({ format!("migrate-{slug}"): { "condition": "service_completed_successfully" } });
-        services.insert(format!("app-{slug}"), server);
-        nginx_needs.push(json!(format!("app-{slug}")));
-        routes.push((tenant.domains.clone(), format!("app-{slug}:{APP_PORT}")));
+    project.networks.insert("edge".into(), json!({}));
+    project
+        .networks
+        .insert("shared".into(), json!({ "internal": true }));
+    project.volumes.insert("shared-data".into(), json!({}));
+}
+
+/// A dedicated tenant's database, and for an active one its migration and server, with its
+/// env file; the route to its server (hosts, service address) if it is active.
+fn tenant_services(
+    options: &ComposeOptions,
+    tenant: &Deployed,
+    files: &mut Files,
+    project: &mut Project,
+) -> Option<(Vec<String>, String)> {
+    let slug = tenant.slug().as_str();
+    let env_path = format!("env/{}.env", tenant.id());
+    let network = format!("tenant-{slug}");
+    let volume = format!("data-{}", tenant.id());
+    files.add(&env_path, tenant_env(options, tenant), Kind::Secret);
+    project.services.insert(
+        format!("db-{slug}"),
+        database(options, &env_path, &network, &volume),
+    );
+    project.volumes.insert(volume, json!({}));
+    project
+        .networks
+        .insert(network.clone(), json!({ "internal": true }));
+    if !tenant.active() {
+        return None;
     }
-    services.insert(
-        "nginx".into(),
-        json!({
-            "image": options.nginx_image,
-            "ports": [format!("{}:80", options.listen)],
-            "volumes": ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"],
-            "networks": ["edge"],
-            "depends_on": nginx_needs,
-            "restart": "unless-stopped",
-        }),
-    );
-    let project = json!({
-        "name": "tenantry",
-        "services": services,
-        "networks": networks,
-        "volumes": volumes,
-    });
-    files.add(
-        "docker-compose.yaml",
-        format!(
-            "# Written by `deploy compose` from the tenant catalog; regenerate it after a change.\n{}",
-            yaml::document(&project)
-        ),
-        Kind::Plain,
-    );
-    // Docker's embedded DNS server answers for the services of the project.
-    files.add(
-        "nginx.conf",
-        nginx::resolved(80, "127.0.0.11", &routes, &format!("app:{APP_PORT}")),
-        Kind::Plain,
-    );
-    Ok(files)
+    let mut migrate = app(options, "migrate-tenant", "no");
+    migrate["env_file"] = json!([env_path]);
+    migrate["networks"] = json!([network]);
+    migrate["depends_on"] = json!({ format!("db-{slug}"): { "condition": "service_healthy" } });
+    project.services.insert(format!("migrate-{slug}"), migrate);
+    let mut server = app(options, "serve-tenant", "unless-stopped");
+    server["env_file"] = json!([env_path]);
+    server["networks"] = json!(["edge", network]);
+    server["depends_on"] =
+        json!({ format!("migrate-{slug}"): { "condition": "service_completed_successfully" } });
+    project.services.insert(format!("app-{slug}"), server);
+    Some((tenant.domains.clone(), format!("app-{slug}:{APP_PORT}")))
 }
 
 /// A PostgreSQL service keeping its data in `volume`, reachable only on `network`.
