@@ -11,7 +11,9 @@ use crate::pooler::{self, Pooler};
 /// A registered server, as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DbServer {
+    /// The server's name.
     pub name: DbServerName,
+    /// Its URL (the password never shown).
     pub url: DbServerUrl,
     /// How many tenants live there.
     pub tenants: i64,

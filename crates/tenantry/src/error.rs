@@ -8,70 +8,102 @@ use crate::slug::Slug;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {field}: {message}")]
+    /// A value broke a rule: which field, and why.
     Invalid {
+        /// The field or argument.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
     #[error("invalid settings: {}", settings_errors(.0))]
+    /// Settings the app's schema refused, key by key.
     InvalidSettings(std::collections::BTreeMap<String, String>),
     #[error("no tenant '{0}'")]
+    /// No tenant has this slug.
     TenantNotFound(String),
     #[error("a tenant with slug '{0}' already exists")]
+    /// Another tenant has this slug.
     SlugTaken(Slug),
     #[error("domain '{0}' already belongs to a tenant")]
+    /// Another tenant has this domain.
     DomainTaken(String),
     #[error("'{0}' already exists on the server outside the catalog; drop or rename it first")]
+    /// A schema, database or file by this name exists that the catalog does not know.
     ExistsOutsideCatalog(String),
     #[error("domain '{0}' is not one of this tenant's domains")]
+    /// The tenant has no such domain.
     DomainNotFound(String),
     #[error("the primary domain '{0}' cannot be removed; rename the tenant instead")]
+    /// The primary domain follows the slug and cannot be removed.
     PrimaryDomain(String),
     #[error("no server '{0}'")]
+    /// No database server has this name.
     DbServerNotFound(String),
     #[error("a server named '{0}' already exists")]
+    /// A database server has this name already.
     DbServerExists(String),
     #[error("server '{0}' still holds tenants; move or delete them first")]
+    /// The database server still holds tenants.
     DbServerInUse(String),
     #[error("server '{server}' could not be reached: {}", database_message(.source))]
+    /// A database server did not answer.
     Unreachable {
+        /// Its name.
         server: String,
         #[source]
+        /// What the driver said.
         source: sqlx::Error,
     },
     #[error("{0}")]
+    /// An operation could not finish; the message says why.
     Incomplete(String),
     /// Work that was committed, and a step after it that failed: what is left to do by hand.
     #[error("{done}, but {left} ({source}); {remedy}")]
     Unfinished {
+        /// What was committed.
         done: String,
+        /// What failed after it.
         left: String,
+        /// What to do about it.
         remedy: &'static str,
         #[source]
+        /// The failure.
         source: Box<Error>,
     },
     #[error("every tenant database connection is busy; retry shortly")]
+    /// Every connection of the pool is in use.
     Busy,
     #[error("the server of tenant '{0}' is starting or backing off after dying; retry shortly")]
+    /// A dedicated tenant's own server is starting or backing off.
     InstanceUnavailable(String),
     #[error("the tenant catalog holds an invalid row: {0}")]
+    /// A catalog row tenantry cannot read.
     CorruptCatalog(String),
     #[error("tenant '{0}' is being moved; retry when the move has finished")]
+    /// The tenant is being moved: writes wait for the move to finish.
     Moving(String),
     #[error("{0}")]
+    /// The app role may do more than tenant transactions should.
     UnsafeRole(String),
     #[error("migration failed: {0}")]
+    /// A migration set or ledger is not as it should be.
     Migration(String),
     #[error(
         "migration failed: migration {version} ({description}): {}",
         database_message(.source)
     )]
+    /// A migration's SQL failed.
     MigrationFailed {
+        /// Its version.
         version: i64,
+        /// Its description.
         description: String,
         #[source]
+        /// What the database said.
         source: sqlx::Error,
     },
     #[error("database error: {}", database_message(.0))]
+    /// Any other database error.
     Database(#[from] sqlx::Error),
     /// A file could not be read or written.
     #[error("{0}")]

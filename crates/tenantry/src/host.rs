@@ -10,12 +10,16 @@ pub struct HostName(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     #[error("no host given")]
+    /// The request named no host.
     Missing,
     #[error("not a valid host name")]
+    /// The host is not a valid DNS name.
     Invalid,
     #[error("the port is not a number from 0 to 65535")]
+    /// The port is not a number from 0 to 65535.
     Port,
     #[error("more than one Host header")]
+    /// The request had more than one `Host` header.
     Duplicate,
 }
 

@@ -62,6 +62,7 @@ impl FromStr for Strategy {
 pub struct Identification {
     /// The public site's host, e.g. `polls.localhost`; tenants live one label below it.
     pub base_domain: HostName,
+    /// The strategies, tried in order; the first that names a tenant wins.
     pub strategies: Vec<Strategy>,
 }
 

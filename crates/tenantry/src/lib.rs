@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Multi-tenancy for axum + sqlx services.
 //!
 //! A [`Tenancy`] keeps a catalog of tenants, tells from each request which tenant it is for

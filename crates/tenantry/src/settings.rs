@@ -41,6 +41,7 @@ impl AppSettings for NoAppSettings {}
 pub struct Color([u8; 3]);
 
 impl Color {
+    /// A colour from `#rrggbb`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let invalid = || format!("'{text}' is not a colour of the form #rrggbb");
         let hex = text.strip_prefix('#').ok_or_else(invalid)?;
@@ -119,7 +120,9 @@ impl Branding {
 /// A tenant's settings as its handlers read them: the branding and the app's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantSettings<A> {
+    /// The branding every app has.
     pub branding: Branding,
+    /// The app's own settings.
     pub app: A,
 }
 

@@ -29,16 +29,22 @@ const SHARED_SCHEMA: &str = "tenantry_shared";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlugError {
     #[error("a slug cannot be empty")]
+    /// Nothing was given.
     Empty,
     #[error("a slug has at most 40 characters")]
+    /// More than 40 characters.
     TooLong,
     #[error("a slug starts with a lower-case letter (a-z)")]
+    /// The first character is not a lower-case letter.
     BadStart,
     #[error("a slug has only lower-case letters, digits and '-'")]
+    /// A character other than a-z, 0-9 and `-`.
     BadCharacter,
     #[error("a slug cannot end with '-'")]
+    /// The last character is `-`.
     TrailingHyphen,
     #[error("'{0}' is reserved")]
+    /// A name kept for the platform (`www`, `api`, ...).
     Reserved(String),
 }
 

@@ -116,8 +116,11 @@ impl Placement {
 pub struct MoveStep {
     /// The isolation the tenant had (`from`) or will have (`to`).
     pub isolation: IsolationMode,
+    /// The database server it is on; `None`: the catalog's own.
     pub server: Option<DbServerName>,
+    /// Its own database, for database and dedicated tenants.
     pub database: Option<DatabaseName>,
+    /// The schema its tables are in.
     pub schema: SchemaName,
 }
 
@@ -145,7 +148,9 @@ impl MoveStep {
 /// leaves this behind for `tenants move --resume` or `--abort`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoveState {
+    /// Where it was.
     pub from: MoveStep,
+    /// Where it goes.
     pub to: MoveStep,
     /// The catalog points at `to` already; only removing the old data remains.
     pub switched: bool,
@@ -154,15 +159,21 @@ pub struct MoveState {
 /// A tenant as the catalog knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
+    /// Its id, which never changes.
     pub id: Uuid,
+    /// Its slug.
     pub slug: Slug,
     /// Display name.
     pub name: String,
+    /// How its data is kept apart.
     pub isolation: IsolationMode,
+    /// Where its data is.
     pub placement: Placement,
+    /// Active or suspended.
     pub status: TenantStatus,
     /// Free-form per-tenant settings (branding, limits, ...).
     pub settings: serde_json::Value,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Highest tenant migration applied, as recorded by the last migration run.
     pub migration_version: Option<i64>,

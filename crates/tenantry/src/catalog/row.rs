@@ -121,7 +121,9 @@ impl TenantRow {
 /// One of a tenant's host names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Domain {
+    /// The host name.
     pub domain: String,
+    /// Whether it is the tenant's primary domain (`<slug>.<base>`).
     pub is_primary: bool,
 }
 
@@ -129,7 +131,9 @@ pub struct Domain {
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantDetails {
     #[serde(flatten)]
+    /// The tenant's catalog row.
     pub tenant: Tenant,
+    /// Its domains, the primary one first.
     pub domains: Vec<Domain>,
 }
 

@@ -23,7 +23,9 @@ pub use tenants::{DomainsCommand, TenantsCommand, tenants};
 /// A failed command: the message for standard error and the process exit code.
 #[derive(Debug)]
 pub struct CliError {
+    /// The process's exit code.
     pub code: u8,
+    /// What went wrong and what to do, for standard error.
     pub message: String,
 }
 

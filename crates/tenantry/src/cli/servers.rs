@@ -10,11 +10,19 @@ use crate::tenancy::Tenancy;
 #[derive(Debug, Subcommand)]
 pub enum ServersCommand {
     /// Register a server; `URL` names the database that will hold its tenants' schemas.
-    Add { name: DbServerName, url: String },
+    Add {
+        /// The server's name.
+        name: DbServerName,
+        /// Its PostgreSQL URL.
+        url: String,
+    },
     /// List servers (passwords hidden) with their tenant counts.
     List,
     /// Remove a server that holds no tenants.
-    Remove { name: DbServerName },
+    Remove {
+        /// The server's name.
+        name: DbServerName,
+    },
     /// List the template databases this catalog made (database-mode tenants are copied from
     /// them), on its own server and every registered one.
     Templates,

@@ -21,6 +21,7 @@ use crate::tenant::{IsolationMode, Tenant, TenantStatus};
 pub enum TenantsCommand {
     /// Create a tenant: its schema, its tables and its primary domain, all or nothing.
     Create {
+        /// The tenant's slug (its subdomain, and its schema's name).
         slug: Slug,
         /// Display name (defaults to the slug).
         #[arg(long)]
@@ -41,22 +42,30 @@ pub enum TenantsCommand {
     /// List tenants with status, migration version and domains.
     List,
     /// Show one tenant.
-    Show { slug: Slug },
+    Show {
+        /// The tenant's slug.
+        slug: Slug,
+    },
     /// Add or remove a tenant's domains.
     Domains {
+        /// What to do with them.
         #[command(subcommand)]
         command: DomainsCommand,
     },
     /// Change the display name, or the slug (which renames the schema and primary domain).
     Rename {
+        /// The tenant's slug.
         slug: Slug,
         #[arg(long)]
+        /// A new display name.
         name: Option<String>,
         #[arg(long = "slug")]
+        /// A new slug: renames its schema or file and its primary domain.
         new_slug: Option<Slug>,
     },
     /// Show the tenant's settings (branding and the app's), or change them.
     Settings {
+        /// The tenant's slug.
         slug: Slug,
         /// Set a setting: KEY=VALUE, the value as JSON (`true`, `3`) or else as text
         /// (`#336699`); repeat for several.
@@ -67,13 +76,20 @@ pub enum TenantsCommand {
         reset: Vec<String>,
     },
     /// Refuse the tenant's requests with 403, keeping its data.
-    Suspend { slug: Slug },
+    Suspend {
+        /// The tenant's slug.
+        slug: Slug,
+    },
     /// Serve a suspended tenant again.
-    Resume { slug: Slug },
+    Resume {
+        /// The tenant's slug.
+        slug: Slug,
+    },
     /// Move the tenant to another isolation mode or server, copying its rows. Reads go on
     /// during the move; writes get 503 until it is done. A move whose process died is
     /// finished with --resume or undone with --abort (`tenants show` reports it).
     Move {
+        /// The tenant's slug.
         slug: Slug,
         /// `shared`, `schema`, `database` or `dedicated`.
         #[arg(long, required_unless_present_any = ["resume", "abort"])]
@@ -92,6 +108,7 @@ pub enum TenantsCommand {
     /// Write the tenant (catalog entry and rows, password hashes and API tokens included) to
     /// a JSON file readable by its owner alone.
     Export {
+        /// The tenant's slug.
         slug: Slug,
         /// The file to write; `-` for standard output.
         #[arg(long)]
@@ -111,6 +128,7 @@ pub enum TenantsCommand {
     /// Drop the tenant's schema, database or file and all its data (a shared-mode tenant's
     /// rows).
     Delete {
+        /// The tenant's slug.
         slug: Slug,
         /// Confirm the deletion.
         #[arg(long)]
@@ -122,9 +140,19 @@ pub enum TenantsCommand {
 #[derive(Debug, Subcommand)]
 pub enum DomainsCommand {
     /// Add a custom domain.
-    Add { slug: Slug, domain: String },
+    Add {
+        /// The tenant's slug.
+        slug: Slug,
+        /// The host name.
+        domain: String,
+    },
     /// Remove a domain (not the primary one).
-    Remove { slug: Slug, domain: String },
+    Remove {
+        /// The tenant's slug.
+        slug: Slug,
+        /// The host name.
+        domain: String,
+    },
 }
 
 /// Applies `set` and `reset` (if any), then prints every setting: `KEY  VALUE  (default)`

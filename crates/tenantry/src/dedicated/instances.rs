@@ -17,12 +17,15 @@ use crate::pooler;
 /// A dedicated tenant's server, as the process supervising it published it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Instance {
+    /// The tenant it serves.
     pub tenant_id: Uuid,
     /// The machine it runs on.
     pub host: String,
     /// `None` when it does not run (stopped when idle, or dead and not yet started again).
     pub pid: Option<i64>,
+    /// The loopback port it listens on, kept while it is stopped.
     pub port: Option<i32>,
+    /// Seconds since it started; `None` when it does not run.
     pub uptime_secs: Option<i64>,
     /// Starts after the first.
     pub restarts: i32,

@@ -19,6 +19,7 @@ pub struct DedicatedOptions {
     /// The wait before the second start of a server that keeps dying; it doubles with each
     /// death, up to `max_backoff`. The first start after a death is at once.
     pub backoff: Duration,
+    /// The longest wait between starts of a server that keeps dying.
     pub max_backoff: Duration,
     /// The settings every tenant's server is given, besides its own (see the module
     /// documentation). Nothing else of this process's environment reaches it: no secret of

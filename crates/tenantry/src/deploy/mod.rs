@@ -105,8 +105,11 @@ pub struct Files {
 /// What [`Files::write`] did, by path relative to the output directory.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Written {
+    /// Files written because they changed.
     pub written: Vec<PathBuf>,
+    /// Files already as they should be.
     pub unchanged: Vec<PathBuf>,
+    /// Files of tenants gone from the catalog, removed.
     pub removed: Vec<PathBuf>,
 }
 

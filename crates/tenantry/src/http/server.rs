@@ -43,10 +43,15 @@ use crate::http::connection::ServedConnection;
 /// How long clients may take and how many may be connected; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
+    /// How long a client may take to send a request's head (408 after it).
     pub header_read_timeout: Duration,
+    /// How long a client may take between chunks of a request's body.
     pub body_read_timeout: Duration,
+    /// How long an idle kept-alive connection stays open.
     pub keep_alive_timeout: Duration,
+    /// How many connections are served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// How long requests in progress may finish after shutdown begins.
     pub shutdown_grace: Duration,
     /// The proxies whose forwarding headers name a request's [`ClientAddr`].
     pub trusted_proxies: TrustedProxies,

@@ -28,14 +28,19 @@ pub struct TenantExport {
     pub format: String,
     /// [`EXPORT_VERSION`] when written by this build.
     pub version: u32,
+    /// The tenant's slug when exported.
     pub slug: Slug,
+    /// Its display name.
     pub name: String,
+    /// Its isolation when exported.
     pub isolation: IsolationMode,
+    /// The settings it set (not the defaults).
     pub settings: serde_json::Value,
     /// Custom domains (the primary one follows the slug).
     pub domains: Vec<String>,
     /// The tenant migration set the rows fit: its newest version and fingerprint.
     pub migration_version: Option<i64>,
+    /// The fingerprint of that migration set.
     pub migration_fingerprint: String,
     /// Each table's rows, every table after those it refers to.
     pub tables: Vec<TableRows>,

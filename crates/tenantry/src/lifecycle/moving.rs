@@ -44,6 +44,7 @@ use crate::tenant::{IsolationMode, MoveState, MoveStep, Tenant};
 /// Where a tenant is to be moved.
 #[derive(Debug, Clone)]
 pub struct MoveTarget {
+    /// The isolation to move to.
     pub isolation: IsolationMode,
     /// A registered server for schema and database isolation; the catalog's own when absent.
     pub server: Option<DbServerName>,

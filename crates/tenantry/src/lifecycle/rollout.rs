@@ -52,7 +52,9 @@ pub enum TenantOutcome {
 /// One tenant's line in a [`MigrationReport`].
 #[derive(Debug, Clone)]
 pub struct TenantMigration {
+    /// The tenant.
     pub slug: Slug,
+    /// What happened to it.
     pub outcome: TenantOutcome,
 }
 

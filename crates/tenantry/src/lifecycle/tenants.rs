@@ -21,6 +21,7 @@ use crate::tenant::{IsolationMode, Placement, Tenant, TenantStatus};
 /// A tenant to create.
 #[derive(Debug, Clone)]
 pub struct NewTenant {
+    /// The tenant's slug.
     pub slug: Slug,
     /// Display name; the slug when absent.
     pub name: Option<String>,
@@ -48,9 +49,11 @@ impl NewTenant {
 /// Changes to a tenant; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TenantUpdate {
+    /// A new display name.
     pub name: Option<String>,
     /// A new slug renames the schema and the primary domain too.
     pub slug: Option<Slug>,
+    /// A new status: suspended tenants' requests get 403.
     pub status: Option<TenantStatus>,
     /// Changes to the settings, a JSON object: the keys given replace the stored ones,
     /// `null` resets a key; checked against [`Tenancy::settings`].

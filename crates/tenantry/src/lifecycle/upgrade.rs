@@ -16,7 +16,12 @@ use crate::tenant::{Tenant, TenantStatus};
 pub enum ServerUpgrade {
     /// Stopped, started again through the router, and healthy; `version` is what its
     /// health endpoint says it runs, if it says.
-    Restarted { pid: i64, version: Option<String> },
+    Restarted {
+        /// The pid of the server that was stopped.
+        pid: i64,
+        /// The version its successor reports.
+        version: Option<String>,
+    },
     /// It did not run; its next request starts the binary now installed.
     NotRunning,
     /// The migration or the new server failed; the upgrade stopped here.
@@ -28,9 +33,11 @@ pub enum ServerUpgrade {
 /// One dedicated tenant's line in an upgrade.
 #[derive(Debug, Clone)]
 pub struct Upgraded {
+    /// The tenant.
     pub slug: Slug,
     /// Its tenant migration version after the upgrade.
     pub version: Option<i64>,
+    /// What became of its server.
     pub server: ServerUpgrade,
 }
 

@@ -9,6 +9,7 @@ use cookie::{Cookie, SameSite};
 pub struct CookieJar<'r>(Vec<Cookie<'r>>);
 
 impl<'r> CookieJar<'r> {
+    /// The cookies of the request in `parts`.
     pub fn of(parts: &'r Parts) -> Self {
         let cookies = parts
             .headers

@@ -8,7 +8,9 @@ pub const LOGO_MAX_BYTES: usize = 256 * 1024;
 /// A logo: its bytes and the content type they were found to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logo {
+    /// Its MIME type, from its bytes.
     pub content_type: &'static str,
+    /// The image.
     pub data: Vec<u8>,
 }
 

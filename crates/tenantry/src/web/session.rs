@@ -8,6 +8,7 @@ use crate::db::Db;
 /// A session found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The user it is for.
     pub user_id: i64,
     /// The token every unsafe request of the session's pages must carry.
     pub csrf: String,
@@ -16,7 +17,9 @@ pub struct Session {
 /// A session just started: the token goes in the cookie, and only there.
 #[derive(Debug)]
 pub struct StartedSession {
+    /// The token for the session cookie (only its SHA-256 is stored).
     pub token: String,
+    /// The session's CSRF token.
     pub csrf: String,
 }
 

@@ -54,6 +54,7 @@ impl LoginThrottle {
     /// The most accounts tracked at once (about 100 bytes each).
     pub const TRACKED: usize = 100_000;
 
+    /// At most `max_failures` failed logins per account within `window`.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
             max_failures,
