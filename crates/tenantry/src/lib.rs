@@ -32,14 +32,28 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `cli` (default): clap commands an app mounts (`migrate`, `tenants`, `servers`, `sql`,
+//!   `deploy`); turns on `deploy`.
+//! - `deploy` (default): files for nginx, Docker Compose and Kubernetes from the catalog.
+//! - `web` (default): login sessions with CSRF tokens, cookies scoped to a tenant's mount,
+//!   login throttling and logos, for tenants' pages.
+//! - `testing`: fixtures for an app's own tests: a database per test that drops everything
+//!   its catalog made, a second PostgreSQL server, PgBouncer and nginx.
+//!
+//! PostgreSQL, SQLite and dedicated tenants' process supervision are always built.
 
 pub mod catalog;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod db;
 pub mod db_server;
 pub mod db_servers;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated;
+#[cfg(feature = "deploy")]
 pub mod deploy;
 mod error;
 pub mod host;
@@ -54,6 +68,7 @@ mod profile;
 pub mod role;
 mod rows;
 mod safe_transaction;
+pub mod secret;
 pub mod settings;
 pub mod slug;
 mod tenancy;
@@ -61,6 +76,7 @@ pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transaction;
+#[cfg(feature = "web")]
 pub mod web;
 
 pub use db::Db;

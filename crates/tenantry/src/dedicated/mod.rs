@@ -13,6 +13,7 @@ pub mod process;
 mod supervisor;
 
 pub use child::server_marker;
+#[cfg(feature = "cli")]
 pub(crate) use child::serves;
 pub(crate) use health::health;
 pub use instances::Instance;

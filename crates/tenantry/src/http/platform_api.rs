@@ -21,10 +21,10 @@ use crate::error::{Error, ErrorKind};
 use crate::host::HostName;
 use crate::http::input::{NUL_MESSAGE, nul_character_at};
 use crate::lifecycle::{NewTenant, TenantUpdate};
+use crate::secret::same_token;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, TenantStatus};
-use crate::web::same_token;
 
 /// The platform API's routes, guarded by `token`.
 pub fn router(tenancy: Tenancy, token: String) -> Router {

@@ -40,10 +40,10 @@ use crate::http::scope::SettingsWriter;
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
 use crate::profile;
+use crate::secret::same_token;
 use crate::settings::SettingsSchema;
 use crate::slug::{SchemaName, Slug};
 use crate::tenant::{IsolationMode, Placement, Tenant};
-use crate::web::same_token;
 
 /// Serves every request as `tenant`, on `pool`.
 #[derive(Clone)]

@@ -63,6 +63,7 @@ pub(crate) async fn set_password(cx: Cx<'_>, tenant: &Tenant, password: &str) ->
 }
 
 /// Where a dedicated tenant's database is, as this process reaches its server.
+#[cfg(feature = "deploy")]
 pub(crate) struct OwnDatabase {
     pub(crate) role: String,
     pub(crate) database: String,
@@ -71,6 +72,7 @@ pub(crate) struct OwnDatabase {
 }
 
 /// The tenant's role, database and server address.
+#[cfg(feature = "deploy")]
 pub(crate) async fn own_database_of(cx: Cx<'_>, tenant: &Tenant) -> Result<OwnDatabase, Error> {
     let server = cx
         .pools

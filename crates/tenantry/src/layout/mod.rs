@@ -33,6 +33,7 @@ use crate::tenant::{IsolationMode, Placement, Tenant};
 use database_role::DatabaseWithRole;
 #[cfg(feature = "testing")]
 pub(crate) use database_role::role_name_of;
+#[cfg(feature = "deploy")]
 pub(crate) use database_role::{new_password, own_database_of, role_name, set_password};
 pub(crate) use postgres::begin_in;
 use served::Served;

@@ -25,7 +25,8 @@ mod logo;
 mod session;
 mod throttle;
 
+pub use crate::secret::{random_token, same_token};
 pub use cookie::{CookieJar, SessionCookie};
 pub use logo::{LOGO_MAX_BYTES, Logo};
-pub use session::{Session, StartedSession, random_token, same_token};
+pub use session::{Session, StartedSession};
 pub use throttle::{LoginAttempt, LoginThrottle};
