@@ -9,7 +9,7 @@ use tenantry::cli::CliError;
 use tenantry::http::TrustedProxies;
 use tenantry::{
     AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, ServerLimits,
-    Strategy, TenancyOptions,
+    Strategy, Tenancy, TenancyOptions,
 };
 
 use crate::limits::AuthSettings;
@@ -325,18 +325,19 @@ impl Settings {
     /// The tenancy options these settings describe, checked against the backend: on SQLite
     /// only database isolation exists.
     pub fn options(&self) -> Result<TenancyOptions, String> {
-        let default_isolation = match (&self.database_url, self.default_isolation) {
-            (Some(_), isolation) => isolation.unwrap_or_default(),
-            (None, None | Some(IsolationMode::Database)) => IsolationMode::Database,
-            (None, Some(IsolationMode::Dedicated)) => IsolationMode::Dedicated,
-            (None, Some(other)) => {
-                return Err(format!(
-                    "DEFAULT_ISOLATION={} needs PostgreSQL: set DATABASE_URL to a PostgreSQL \
-                     database, or DEFAULT_ISOLATION=database or dedicated to stay on SQLite",
-                    other.as_str()
-                ));
-            }
-        };
+        let sqlite = Tenancy::sqlite_modes();
+        if let (None, Some(mode)) = (&self.database_url, self.default_isolation)
+            && !sqlite.contains(&mode)
+        {
+            let kept: Vec<&str> = sqlite.iter().map(|m| m.as_str()).collect();
+            return Err(format!(
+                "DEFAULT_ISOLATION={} needs PostgreSQL: set DATABASE_URL to a PostgreSQL \
+                 database, or DEFAULT_ISOLATION={} to stay on SQLite",
+                mode.as_str(),
+                kept.join(" or ")
+            ));
+        }
+        let default_isolation = self.default_isolation;
         let role = AppRole::new(&self.app_role, self.app_role_password.clone())
             .map_err(|e| format!("APP_ROLE: {e}"))?;
         Ok(TenancyOptions {

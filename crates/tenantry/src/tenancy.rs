@@ -44,8 +44,9 @@ struct Inner {
 /// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
 #[derive(Debug, Clone, Default)]
 pub struct TenancyOptions {
-    /// The isolation of tenants created without naming one.
-    pub default_isolation: IsolationMode,
+    /// The isolation of tenants created without naming one; `None`: schema on PostgreSQL,
+    /// database on SQLite. A mode the engine lacks is refused when tenancy opens.
+    pub default_isolation: Option<IsolationMode>,
     /// The connections database-mode tenants share.
     pub budget: DatabaseBudget,
     /// The role tenant transactions run as.
@@ -135,7 +136,7 @@ impl Tenancy {
                 supervisor: options
                     .dedicated
                     .map(|dedicated| Supervisor::new(dedicated, catalog.clone())),
-                default_isolation: options.default_isolation,
+                default_isolation: options.default_isolation.unwrap_or_default(),
                 catalog,
                 identification,
                 migrations,
@@ -195,8 +196,11 @@ impl Tenancy {
         migrations.sqlite_tenant()?;
         let layouts = Layouts::sqlite(data)?;
         let default_isolation = match options.default_isolation {
-            IsolationMode::Dedicated => IsolationMode::Dedicated,
-            _ => layouts.default_mode(),
+            None => IsolationMode::Database,
+            Some(mode) => {
+                layouts.of(mode)?;
+                mode
+            }
         };
         let catalog = TenantCatalog::open_sqlite(data).await?;
         let tenancy = Self {
@@ -234,6 +238,12 @@ impl Tenancy {
     /// The registered servers; an error in a SQLite deployment.
     pub fn db_servers(&self) -> Result<&DbServers, Error> {
         self.inner.pools.db_servers()
+    }
+
+    /// The isolation modes a SQLite deployment has: a file per tenant, served in process or
+    /// by a server of its own. The others need PostgreSQL.
+    pub fn sqlite_modes() -> &'static [IsolationMode] {
+        Layouts::SQLITE_MODES
     }
 
     /// The isolation of tenants created without naming one.

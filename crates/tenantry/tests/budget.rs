@@ -40,7 +40,7 @@ async fn five_hundred_database_tenants_stay_within_the_connection_budget() {
         support::identification(),
         Migrations::new(Migrator::DEFAULT, support::notes()).unwrap(),
         TenancyOptions {
-            default_isolation: IsolationMode::Database,
+            default_isolation: Some(IsolationMode::Database),
             budget,
             ..TenancyOptions::default()
         },

@@ -235,7 +235,7 @@ async fn the_budget_never_exceeds_what_the_server_allows() {
         support::identification(),
         Migrations::new(Migrator::DEFAULT, support::notes()).unwrap(),
         tenantry::TenancyOptions {
-            default_isolation: IsolationMode::Database,
+            default_isolation: Some(IsolationMode::Database),
             budget: asked,
             ..tenantry::TenancyOptions::default()
         },

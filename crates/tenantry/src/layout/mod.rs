@@ -202,14 +202,9 @@ impl Layouts {
         })
     }
 
-    /// The isolation of tenants created without naming one, unless configured: the only
-    /// one SQLite has.
-    pub(crate) fn default_mode(&self) -> IsolationMode {
-        match self {
-            Self::Postgres => IsolationMode::default(),
-            Self::Sqlite { .. } => IsolationMode::Database,
-        }
-    }
+    /// The modes a SQLite deployment has, which [`of`](Self::of) gives layouts for.
+    pub(crate) const SQLITE_MODES: &[IsolationMode] =
+        &[IsolationMode::Database, IsolationMode::Dedicated];
 
     /// The layout that keeps tenants of `mode`: the one place a mode and an engine choose
     /// code.
@@ -225,6 +220,26 @@ impl Layouts {
                 "isolation",
                 &format!("{} isolation", mode.as_str()),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_deployment_has_a_layout_for_exactly_its_modes() {
+        let data = tempfile::tempdir().unwrap();
+        let layouts = Layouts::sqlite(data.path()).unwrap();
+        for mode in [
+            IsolationMode::Shared,
+            IsolationMode::Schema,
+            IsolationMode::Database,
+            IsolationMode::Dedicated,
+        ] {
+            let has = Layouts::SQLITE_MODES.contains(&mode);
+            assert_eq!(layouts.of(mode).is_ok(), has, "{mode:?}");
         }
     }
 }
