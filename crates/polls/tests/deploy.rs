@@ -200,8 +200,9 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
         !text.contains("PASSWORD"),
         "credentials stay in the env files: {text}"
     );
-    assert!(
-        text.contains("DEDICATED_ADDRESS: \"app-{slug}:8000\""),
+    let project = &yaml_documents(&text)[0];
+    assert_eq!(
+        project["services"]["app"]["environment"]["DEDICATED_ADDRESS"], "app-{slug}:8000",
         "the shared server forwards to the tenants' services: {text}"
     );
     let loki = tenant_id(&db, "loki").await;
@@ -288,21 +289,27 @@ async fn kubernetes_manifests_pass_the_api_schemas_and_their_credentials_reach_o
     );
 
     let app = std::fs::read_to_string(dir.join("tenants/loki/app.yaml")).unwrap();
-    for kind in [
-        "Namespace",
-        "Deployment",
-        "Service",
-        "Ingress",
-        "Job",
-        "NetworkPolicy",
-        "ResourceQuota",
-    ] {
-        assert!(
-            app.contains(&format!("kind: \"{kind}\"")),
-            "{kind} in {app}"
-        );
-    }
-    assert!(app.contains("host: \"loki.polls.test\""), "{app}");
+    let objects = yaml_documents(&app);
+    let mut kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "Deployment",
+            "Service",
+            "Ingress",
+            "Job",
+            "NetworkPolicy",
+            "ResourceQuota"
+        ],
+        "{app}"
+    );
+    let ingress = objects.iter().find(|o| o["kind"] == "Ingress").unwrap();
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"], "loki.polls.test",
+        "{app}"
+    );
     let shared = std::fs::read_to_string(dir.join("shared/app.yaml")).unwrap();
     assert!(shared.contains("app.tenant-{slug}.svc:80"), "{shared}");
     assert!(
@@ -315,11 +322,7 @@ async fn kubernetes_manifests_pass_the_api_schemas_and_their_credentials_reach_o
 
     // The Secret's credentials log in as loki's role to loki's database, and nowhere else.
     let secret_text = std::fs::read_to_string(&secret).unwrap();
-    let url = secret_text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("DATABASE_URL: "))
-        .map(|v| serde_json::from_str::<String>(v).unwrap())
-        .unwrap();
+    let url = secret_value(&secret_text, "DATABASE_URL");
     let mut conn = sqlx::PgConnection::connect(&url)
         .await
         .expect("loki's database");
@@ -359,6 +362,23 @@ async fn kubernetes_manifests_pass_the_api_schemas_and_their_credentials_reach_o
     assert!(!dir.join("tenants/freya").exists());
 }
 
+/// The documents of a YAML stream, as JSON values.
+fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    yaml_serde::Deserializer::from_str(text)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+/// The value of `key` in the Kubernetes Secret `text`.
+fn secret_value(text: &str, key: &str) -> String {
+    let secret = &yaml_documents(text)[0];
+    secret["stringData"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .to_owned()
+}
+
 /// Runs `polls <args>` with a tenant's environment, read from its Kubernetes Secret.
 fn run_tenant(secret: &str, args: &[&str]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
@@ -367,16 +387,7 @@ fn run_tenant(secret: &str, args: &[&str]) -> String {
         .env("RUST_LOG", "error")
         .env_remove("BIND");
     for key in ["DATABASE_URL", "TENANT_ID", "TENANT_SLUG"] {
-        let value = secret
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(&format!("{key}: "))
-                    .map(str::to_owned)
-            })
-            .map(|v| serde_json::from_str::<String>(&v).unwrap())
-            .unwrap();
-        command.env(key, value);
+        command.env(key, secret_value(secret, key));
     }
     let output = command.stdout(Stdio::piped()).output().unwrap();
     assert!(output.status.success(), "polls {args:?}: {output:?}");
