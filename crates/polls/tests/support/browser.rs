@@ -1,20 +1,22 @@
-//! Headless Chromium driven over WebDriver: Debian's `chromium` and `chromium-driver`,
-//! started per test, speaking the W3C protocol over HTTP.
+//! Headless Chromium driven over WebDriver with `fantoccini`: Debian's `chromium` and
+//! `chromium-driver`, started per test.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use fantoccini::cookies::Cookie;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver and one browser session; both end when dropped.
 pub struct Browser {
     driver: Child,
-    base: String,
-    client: reqwest::Client,
+    client: Client,
+    /// The session's URL at the driver, ended on drop.
+    session: String,
 }
 
 /// Where the tests write their screenshots: outside the repository.
@@ -40,29 +42,14 @@ impl Browser {
         let driver = installed("/usr/bin/chromedriver", "chromium-driver");
         let chromium = installed("/usr/bin/chromium", "chromium");
         let port = super::free_port();
-        let child = Command::new(driver)
+        let mut child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let mut browser = Self {
-            driver: child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while browser
-            .client
-            .get(format!("{}/status", browser.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "chromedriver did not answer");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+        let base = format!("http://127.0.0.1:{port}");
+        let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
@@ -72,74 +59,61 @@ impl Browser {
                     "--host-resolver-rules=MAP *.polls.test 127.0.0.1, MAP polls.test 127.0.0.1"
                 ]
             }
-        }}});
-        let session = browser.call("POST", "/session", Some(capabilities)).await;
-        let id = session["sessionId"]
-            .as_str()
-            .expect("a session id")
-            .to_owned();
-        browser.base = format!("{}/session/{id}", browser.base);
-        browser
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.base);
-        let request = match method {
-            "GET" => self.client.get(url),
-            "DELETE" => self.client.delete(url),
-            _ => self.client.post(url).json(&body.unwrap_or(json!({}))),
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
         };
-        let reply: Value = request.send().await.unwrap().json().await.unwrap();
-        let value = reply["value"].clone();
-        if let Some(error) = value.get("error") {
-            panic!("WebDriver {method} {path}: {error}: {}", value["message"]);
+        // The driver is on this machine: plain HTTP, no TLS.
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        // chromedriver answers once it listens.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match builder.connect(&base).await {
+                Ok(client) => break client,
+                Err(error) if Instant::now() < deadline => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("chromedriver exited ({status}): {error}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("chromedriver did not answer: {error}"),
+            }
+        };
+        let id = client.session_id().await.unwrap().expect("a session id");
+        Self {
+            driver: child,
+            client,
+            session: format!("{base}/session/{id}"),
         }
-        value
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call("POST", "/url", Some(json!({ "url": url }))).await;
+        self.client.goto(url).await.unwrap();
     }
 
     pub async fn url(&self) -> String {
-        self.call("GET", "/url", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.client.current_url().await.unwrap().to_string()
     }
 
     pub async fn source(&self) -> String {
-        self.call("GET", "/source", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.client.source().await.unwrap()
     }
 
-    async fn find(&self, css: &str) -> String {
-        let found = self
-            .call(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        found[ELEMENT].as_str().expect("an element").to_owned()
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
     /// Types `text` into the element `css` finds.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        let path = format!("/element/{element}/value");
-        self.call("POST", &path, Some(json!({ "text": text })))
-            .await;
+        self.find(css).await.send_keys(text).await.unwrap();
     }
 
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        self.call("POST", &format!("/element/{element}/click"), None)
-            .await;
+        self.find(css).await.click().await.unwrap();
     }
 
     /// Clicks a submit button and waits until the next page has loaded.
@@ -172,11 +146,7 @@ impl Browser {
 
     /// The rendered text of the element `css` finds.
     pub async fn text(&self, css: &str) -> String {
-        let element = self.find(css).await;
-        let text = self
-            .call("GET", &format!("/element/{element}/text"), None)
-            .await;
-        text.as_str().unwrap().to_owned()
+        self.find(css).await.text().await.unwrap()
     }
 
     /// The visible form controls of the page that have no label: none, on an accessible page.
@@ -191,41 +161,36 @@ impl Browser {
 
     /// Runs `script` in the page (as WebDriver does, not subject to the page's policy).
     pub async fn run(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            "/execute/sync",
-            Some(json!({ "script": script, "args": [] })),
-        )
-        .await
+        self.client.execute(script, Vec::new()).await.unwrap()
     }
 
     /// The value of the cookie `name` on the current page, if set.
     pub async fn cookie(&self, name: &str) -> Option<String> {
-        let cookies = self.call("GET", "/cookie", None).await;
+        let cookies = self.client.get_all_cookies().await.unwrap();
         cookies
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .map(|c| c["value"].as_str().unwrap().to_owned())
+            .into_iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
     }
 
     /// Sets a cookie for the current page's host, on `path`.
     pub async fn add_cookie(&self, name: &str, value: &str, path: &str) {
-        let cookie = json!({ "cookie": { "name": name, "value": value, "path": path } });
-        self.call("POST", "/cookie", Some(cookie)).await;
+        let url = self.client.current_url().await.unwrap();
+        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
+        cookie.set_path(path.to_owned());
+        cookie.set_domain(url.host_str().unwrap().to_owned());
+        // Chromium refuses SameSite=None (fantoccini's default) without Secure.
+        cookie.set_same_site(cookie::SameSite::Lax);
+        self.client.add_cookie(cookie).await.unwrap();
     }
 
     pub async fn delete_cookies(&self) {
-        self.call("DELETE", "/cookie", None).await;
+        self.client.delete_all_cookies().await.unwrap();
     }
 
     /// Saves a PNG of the window as `<screenshot_dir>/<name>.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let data = self.call("GET", "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(data.as_str().unwrap())
-            .unwrap();
+        let png = self.client.screenshot().await.unwrap();
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -236,14 +201,15 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let url = self.base.clone();
-        // Ends the session (and Chromium) before the driver.
+        let session = self.session.clone();
+        // Ends the session (and Chromium) before the driver, on a runtime of its own: the
+        // test's may be ending.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(async { reqwest::Client::new().delete(url).send().await })
+            runtime.block_on(async { reqwest::Client::new().delete(session).send().await })
         })
         .join();
         self.driver.kill().ok();
