@@ -8,6 +8,9 @@
 //! Through a transaction pooler, which cannot carry `LISTEN`, a task polls the version row
 //! every committed change raises (`tenantry.catalog_version`) instead; on SQLite, which has
 //! no notifications, it polls the file's `PRAGMA data_version`.
+//!
+//! This file keeps the cache and the dispatch to the store: `postgres.rs` and `sqlite.rs`
+//! read, `tx.rs` writes (one SQL text for both), `row.rs` is the row.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +21,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+mod postgres;
 mod row;
 mod sqlite;
 mod tx;
@@ -30,11 +34,10 @@ pub(crate) use tx::CatalogTx;
 use crate::error::{Error, needs_postgres};
 use crate::host::HostName;
 use crate::migrate::Migrations;
-use crate::pooler::{self, Pooler};
+use crate::pooler::Pooler;
 use crate::safe_transaction;
 use crate::slug::Slug;
 use crate::tenant::Tenant;
-use row::assemble;
 
 /// The channel catalog triggers notify on.
 const CHANNEL: &str = "tenantry_catalog";
@@ -210,35 +213,10 @@ impl TenantCatalog {
         slug: Option<&str>,
     ) -> Result<(Vec<Tenant>, i64), Error> {
         let fingerprint = self.fingerprint(migrations)?;
-        let pool = match &self.inner.store {
-            Store::Postgres(pool) => pool,
-            Store::Sqlite(pool) => {
-                return sqlite::to_migrate(pool, fingerprint, verify, slug).await;
-            }
-        };
-        let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
-            "WHERE ($1 OR t.migration_fingerprint IS DISTINCT FROM $2) \
-             AND ($3::text IS NULL OR t.slug = $3) AND t.isolation <> 'shared' ORDER BY t.slug"
-        ))
-        .bind(verify)
-        .bind(fingerprint)
-        .bind(slug)
-        .fetch_all(pooler::Pinned(pool))
-        .await?;
-        let current: i64 = pooler::query_scalar(
-            "SELECT count(*) FROM tenantry.tenants WHERE ($3::text IS NULL OR slug = $3) \
-             AND (isolation = 'shared' OR (migration_fingerprint = $1 AND NOT $2))",
-        )
-        .bind(fingerprint)
-        .bind(verify)
-        .bind(slug)
-        .fetch_one(pooler::Pinned(pool))
-        .await?;
-        let tenants = rows
-            .into_iter()
-            .map(Tenant::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((tenants, current))
+        match &self.inner.store {
+            Store::Postgres(pool) => postgres::to_migrate(pool, fingerprint, verify, slug).await,
+            Store::Sqlite(pool) => sqlite::to_migrate(pool, fingerprint, verify, slug).await,
+        }
     }
 
     /// The tenant that owns `host` in the domains table.
@@ -256,14 +234,7 @@ impl TenantCatalog {
     /// row under way has committed or rolled back; `None` once deleted.
     pub(crate) async fn current(&self, id: Uuid) -> Result<Option<Tenant>, Error> {
         match &self.inner.store {
-            Store::Postgres(pool) => {
-                let row: Option<TenantRow> =
-                    pooler::query_as(select_tenants!("WHERE t.id = $1 FOR SHARE OF t"))
-                        .bind(id)
-                        .fetch_optional(pooler::Pinned(pool))
-                        .await?;
-                row.map(Tenant::try_from).transpose()
-            }
+            Store::Postgres(pool) => postgres::by_id(pool, id).await,
             Store::Sqlite(pool) => sqlite::by_id(pool, id).await,
         }
     }
@@ -311,78 +282,44 @@ impl TenantCatalog {
     }
 
     async fn fetch(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
-        let pool = match &self.inner.store {
-            Store::Postgres(pool) => pool,
-            Store::Sqlite(pool) => {
-                let tenant = match key {
-                    LookupKey::Domain(domain) => sqlite::by_domain(pool, domain).await?,
-                    LookupKey::Slug(slug) => sqlite::by_slug(pool, slug).await?,
-                };
-                return Ok(tenant.map(Arc::new));
+        let tenant = match (&self.inner.store, key) {
+            (Store::Postgres(pool), LookupKey::Domain(domain)) => {
+                postgres::by_domain(pool, domain).await?
             }
+            (Store::Postgres(pool), LookupKey::Slug(slug)) => postgres::by_slug(pool, slug).await?,
+            (Store::Sqlite(pool), LookupKey::Domain(domain)) => {
+                sqlite::by_domain(pool, domain).await?
+            }
+            (Store::Sqlite(pool), LookupKey::Slug(slug)) => sqlite::by_slug(pool, slug).await?,
         };
-        let row: Option<TenantRow> = match key {
-            LookupKey::Domain(domain) => {
-                pooler::query_as(select_tenants!(
-                    "JOIN tenantry.domains d ON d.tenant_id = t.id WHERE d.domain = $1"
-                ))
-                .bind(domain)
-                .fetch_optional(pooler::Pinned(pool))
-                .await?
-            }
-            LookupKey::Slug(slug) => {
-                pooler::query_as(select_tenants!("WHERE t.slug = $1"))
-                    .bind(slug)
-                    .fetch_optional(pooler::Pinned(pool))
-                    .await?
-            }
-        };
-        row.map(|r| Tenant::try_from(r).map(Arc::new)).transpose()
+        Ok(tenant.map(Arc::new))
     }
 
     /// Every tenant with its domains, ordered by slug (uncached).
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
-        let pool = match &self.inner.store {
-            Store::Postgres(pool) => pool,
-            Store::Sqlite(pool) => return sqlite::list(pool).await,
-        };
-        let rows: Vec<TenantRow> = pooler::query_as(select_tenants!("ORDER BY t.slug"))
-            .fetch_all(pooler::Pinned(pool))
-            .await?;
-        let domains = pooler::query_as(
-            "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
-             ORDER BY is_primary DESC, domain",
-        )
-        .fetch_all(pooler::Pinned(pool))
-        .await?;
-        assemble(rows.into_iter().map(Tenant::try_from), domains)
+        match &self.inner.store {
+            Store::Postgres(pool) => postgres::list(pool).await,
+            Store::Sqlite(pool) => sqlite::list(pool).await,
+        }
     }
 
     /// One tenant with its domains (uncached).
     pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
         let not_found = || Error::TenantNotFound(slug.to_string());
-        let pool = match &self.inner.store {
-            Store::Postgres(pool) => pool,
+        let (tenant, domains) = match &self.inner.store {
+            Store::Postgres(pool) => {
+                let tenant = postgres::by_slug(pool, slug.as_str()).await?;
+                let tenant = tenant.ok_or_else(not_found)?;
+                let domains = postgres::domains(pool, tenant.id).await?;
+                (tenant, domains)
+            }
             Store::Sqlite(pool) => {
-                let tenant = sqlite::by_slug(pool, slug.as_str())
-                    .await?
-                    .ok_or_else(not_found)?;
+                let tenant = sqlite::by_slug(pool, slug.as_str()).await?;
+                let tenant = tenant.ok_or_else(not_found)?;
                 let domains = sqlite::domains(pool, tenant.id).await?;
-                return Ok(TenantDetails { tenant, domains });
+                (tenant, domains)
             }
         };
-        let row: Option<TenantRow> = pooler::query_as(select_tenants!("WHERE t.slug = $1"))
-            .bind(slug.as_str())
-            .fetch_optional(pooler::Pinned(pool))
-            .await?;
-        let tenant = Tenant::try_from(row.ok_or_else(not_found)?)?;
-        let domains = pooler::query_as(
-            "SELECT domain, is_primary FROM tenantry.domains WHERE tenant_id = $1 \
-             ORDER BY is_primary DESC, domain",
-        )
-        .bind(tenant.id)
-        .fetch_all(pooler::Pinned(pool))
-        .await?;
         Ok(TenantDetails { tenant, domains })
     }
 }
