@@ -7,12 +7,11 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use uuid::Uuid;
 
 use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
@@ -20,7 +19,7 @@ use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::db_server::DbServerName;
 use crate::error::{Error, needs_postgres};
-use crate::migrate::{Applied, failed, millis, pending, up};
+use crate::migrate::{Applied, Ledger, apply_pending, up};
 use crate::pools::Access;
 use crate::slug::{DatabaseName, SchemaName, Slug};
 use crate::tenant::{Placement, Tenant};
@@ -77,7 +76,7 @@ impl SqliteFiles {
         let built = async {
             let mut conn = SqliteConnection::connect_with(&options).await?;
             let mut tx = conn.begin().await?;
-            apply_pending(&mut tx, migrator).await?;
+            apply_pending(&mut *tx, &Ledger::sqlite_tenant(), migrator).await?;
             tx.commit().await?;
             conn.close().await?;
             std::fs::rename(&building, &path).map_err(|e| io_error(&path, e))
@@ -143,7 +142,7 @@ impl Layout for SqliteFiles {
         let conn = tx
             .sqlite()
             .ok_or_else(|| Error::Migration("not a SQLite tenant".into()))?;
-        let applied = apply_pending(conn, migrator).await?;
+        let applied = apply_pending(conn, &Ledger::sqlite_tenant(), migrator).await?;
         if !keep {
             tx.rollback().await?;
             return Ok(applied);
@@ -240,51 +239,6 @@ fn own_file_of(placement: &Placement) -> Result<&DatabaseName, Error> {
         .database
         .as_ref()
         .ok_or_else(|| Error::CorruptCatalog("a SQLite placement without a file".into()))
-}
-
-/// Applies the pending migrations of `migrator` on `conn`, in an open transaction, with the
-/// ledger in the same file.
-async fn apply_pending(conn: &mut SqliteConnection, migrator: &Migrator) -> Result<Applied, Error> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS tenantry_migrations (
-            version INTEGER PRIMARY KEY,
-            description TEXT NOT NULL,
-            checksum BLOB NOT NULL,
-            applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-            execution_ms INTEGER NOT NULL
-        )",
-    )
-    .execute(&mut *conn)
-    .await?;
-    let applied: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, checksum FROM tenantry_migrations ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await?;
-    let from = applied.last().map(|(v, _)| *v);
-    let pending = pending(migrator, &applied)?;
-    for m in &pending {
-        let started = Instant::now();
-        sqlx::raw_sql(AssertSqlSafe(m.sql.as_str()))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| failed(m, e))?;
-        sqlx::query(
-            "INSERT INTO tenantry_migrations (version, description, checksum, execution_ms) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(millis(started))
-        .execute(&mut *conn)
-        .await?;
-    }
-    let to = up(migrator).map(|m| m.version).max().or(from);
-    Ok(Applied {
-        from,
-        to,
-        count: pending.len(),
-    })
 }
 
 /// Copies `from` to `to`, which must not exist yet.

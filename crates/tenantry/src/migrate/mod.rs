@@ -13,7 +13,10 @@
 //! fingerprint of the migration set it is at, so deciding that nothing is pending takes one
 //! query, not a visit to every schema (`verify` visits them all).
 
+mod runner;
 pub(crate) mod template;
+
+pub(crate) use runner::{Ledger, apply_pending};
 
 use std::time::Instant;
 
@@ -135,42 +138,6 @@ fn fingerprint(migrator: &Migrator) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Where one migration set is recorded. The SQL naming a ledger is the same for every tenant
-/// (the table resolves through the transaction's `search_path`), so its statements are
-/// prepared once per connection, not once per tenant.
-struct Ledger {
-    /// The ledger table, as SQL: unqualified for tenants.
-    table: &'static str,
-    /// Keys the advisory lock: the schema being migrated.
-    lock: String,
-}
-
-impl Ledger {
-    /// Used with `search_path` `tenantry`.
-    fn catalog() -> Self {
-        Self {
-            table: "tenantry.catalog_migrations",
-            lock: "tenantry".into(),
-        }
-    }
-
-    /// Used with `search_path` `public`.
-    fn shared() -> Self {
-        Self {
-            table: "tenantry.shared_migrations",
-            lock: "public".into(),
-        }
-    }
-
-    /// Used inside a tenant transaction, whose `search_path` is the tenant's schema.
-    fn tenant(schema: &SchemaName) -> Self {
-        Self {
-            table: "tenantry_migrations",
-            lock: schema.to_string(),
-        }
-    }
-}
-
 /// What applying a set did to one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -180,59 +147,6 @@ pub struct Applied {
     pub to: Option<i64>,
     /// How many migrations ran.
     pub count: usize,
-}
-
-/// Applies the pending migrations of `migrator` in the open transaction `conn`, whose
-/// `search_path` is the target's. Holds the ledger's advisory lock until the transaction ends.
-async fn apply_pending(
-    conn: &mut PgConnection,
-    ledger: &Ledger,
-    migrator: &Migrator,
-) -> Result<Applied, Error> {
-    pooler::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(LOCK_NAMESPACE)
-        .bind(&ledger.lock)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS {} (
-            version bigint PRIMARY KEY,
-            description text NOT NULL,
-            checksum bytea NOT NULL,
-            applied_at timestamptz NOT NULL DEFAULT now(),
-            execution_ms bigint NOT NULL
-        )",
-        ledger.table
-    )))
-    .execute(&mut *conn)
-    .await?;
-    let applied: Vec<(i64, Vec<u8>)> = pooler::query_as(AssertSqlSafe(format!(
-        "SELECT version, checksum FROM {} ORDER BY version",
-        ledger.table
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    let from = applied.last().map(|(v, _)| *v);
-    let mut count = 0;
-    for m in pending(migrator, &applied)? {
-        let started = Instant::now();
-        conn.execute(m.sql.clone())
-            .await
-            .map_err(|e| failed(m, e))?;
-        pooler::query(AssertSqlSafe(format!(
-            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
-            ledger.table
-        )))
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(millis(started))
-        .execute(&mut *conn)
-        .await?;
-        count += 1;
-    }
-    let to = up(migrator).map(|m| m.version).max().or(from);
-    Ok(Applied { from, to, count })
 }
 
 /// The error of migration `m` failing with `error`.
@@ -309,12 +223,12 @@ pub async fn migrate_shared(
         .await?;
     tx.execute("CREATE SCHEMA IF NOT EXISTS tenantry; SET LOCAL search_path TO tenantry")
         .await?;
-    let catalog = apply_pending(&mut tx, &Ledger::catalog(), &CATALOG).await?;
+    let catalog = apply_pending(&mut *tx, &Ledger::catalog(), &CATALOG).await?;
     tx.commit().await?;
 
     let mut tx = safe_transaction::begin(pool, None).await?;
     tx.execute("SET LOCAL search_path TO public").await?;
-    let shared = apply_pending(&mut tx, &Ledger::shared(), &migrations.shared).await?;
+    let shared = apply_pending(&mut *tx, &Ledger::shared(), &migrations.shared).await?;
     tx.commit().await?;
 
     let mut tx = safe_transaction::begin(pool, None).await?;

@@ -1,0 +1,215 @@
+//! The one migration runner, for both engines: the pending migrations of a set applied in
+//! an open transaction and recorded in the target's ledger table, each engine's SQL behind
+//! [`LedgerConnection`].
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::{AssertSqlSafe, Executor, PgConnection, SqliteConnection};
+
+use super::{Applied, LOCK_NAMESPACE, failed, millis, pending, up};
+use crate::error::Error;
+use crate::pooler;
+use crate::slug::SchemaName;
+
+/// Where one migration set is recorded. The SQL naming a ledger is the same for every tenant
+/// (the table resolves through the transaction's `search_path`), so its statements are
+/// prepared once per connection, not once per tenant.
+pub(crate) struct Ledger {
+    /// The ledger table, as SQL: unqualified for tenants.
+    table: &'static str,
+    /// Keys the advisory lock: the schema being migrated.
+    lock: String,
+}
+
+impl Ledger {
+    /// Used with `search_path` `tenantry`.
+    pub(crate) fn catalog() -> Self {
+        Self {
+            table: "tenantry.catalog_migrations",
+            lock: "tenantry".into(),
+        }
+    }
+
+    /// Used with `search_path` `public`.
+    pub(crate) fn shared() -> Self {
+        Self {
+            table: "tenantry.shared_migrations",
+            lock: "public".into(),
+        }
+    }
+
+    /// Used inside a tenant transaction, whose `search_path` is the tenant's schema.
+    pub(crate) fn tenant(schema: &SchemaName) -> Self {
+        Self {
+            table: "tenantry_migrations",
+            lock: schema.to_string(),
+        }
+    }
+
+    /// A SQLite tenant's file, whose transaction began `IMMEDIATE` and so holds the write
+    /// lock already.
+    pub(crate) fn sqlite_tenant() -> Self {
+        Self {
+            table: "tenantry_migrations",
+            lock: String::new(),
+        }
+    }
+}
+
+/// A connection in an open transaction that a migration set is applied on: its engine's SQL
+/// for the ledger.
+#[async_trait]
+pub(crate) trait LedgerConnection: Send {
+    /// Makes concurrent runs on the same target wait for each other until the transaction
+    /// ends.
+    async fn lock(&mut self, ledger: &Ledger) -> Result<(), Error>;
+    /// Creates the ledger table if it is missing.
+    async fn create(&mut self, ledger: &Ledger) -> Result<(), Error>;
+    /// The versions and checksums recorded, oldest first.
+    async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error>;
+    /// Runs `m`'s SQL.
+    async fn run(&mut self, m: &Migration) -> Result<(), Error>;
+    /// Records that `m` ran, in `millis` milliseconds.
+    async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error>;
+}
+
+/// Applies the pending migrations of `migrator` on `conn`, in its open transaction, and
+/// records them in `ledger`. Fails, changing nothing the transaction keeps, if a recorded
+/// migration is missing from the set or was changed.
+pub(crate) async fn apply_pending(
+    conn: &mut impl LedgerConnection,
+    ledger: &Ledger,
+    migrator: &Migrator,
+) -> Result<Applied, Error> {
+    conn.lock(ledger).await?;
+    conn.create(ledger).await?;
+    let recorded = conn.recorded(ledger).await?;
+    let from = recorded.last().map(|(v, _)| *v);
+    let pending = pending(migrator, &recorded)?;
+    for m in &pending {
+        let started = Instant::now();
+        conn.run(m).await?;
+        conn.record(ledger, m, millis(started)).await?;
+    }
+    let to = up(migrator).map(|m| m.version).max().or(from);
+    Ok(Applied {
+        from,
+        to,
+        count: pending.len(),
+    })
+}
+
+#[async_trait]
+impl LedgerConnection for PgConnection {
+    async fn lock(&mut self, ledger: &Ledger) -> Result<(), Error> {
+        pooler::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(LOCK_NAMESPACE)
+            .bind(&ledger.lock)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                version bigint PRIMARY KEY,
+                description text NOT NULL,
+                checksum bytea NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                execution_ms bigint NOT NULL
+            )",
+            ledger.table
+        )))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
+        Ok(pooler::query_as(AssertSqlSafe(format!(
+            "SELECT version, checksum FROM {} ORDER BY version",
+            ledger.table
+        )))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn run(&mut self, m: &Migration) -> Result<(), Error> {
+        self.execute(m.sql.clone())
+            .await
+            .map_err(|e| failed(m, e))?;
+        Ok(())
+    }
+
+    async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
+        pooler::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+            ledger.table
+        )))
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(millis)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LedgerConnection for SqliteConnection {
+    /// The transaction began `IMMEDIATE`: it holds the file's write lock already.
+    async fn lock(&mut self, _: &Ledger) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                version INTEGER PRIMARY KEY,
+                description TEXT NOT NULL,
+                checksum BLOB NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                execution_ms INTEGER NOT NULL
+            )",
+            ledger.table
+        )))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT version, checksum FROM {} ORDER BY version",
+            ledger.table
+        )))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn run(&mut self, m: &Migration) -> Result<(), Error> {
+        sqlx::raw_sql(AssertSqlSafe(m.sql.as_str()))
+            .execute(&mut *self)
+            .await
+            .map_err(|e| failed(m, e))?;
+        Ok(())
+    }
+
+    async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+            ledger.table
+        )))
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(millis)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+}
