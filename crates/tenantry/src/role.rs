@@ -138,7 +138,7 @@ impl AppRole {
             .bind(password)
             .fetch_one(pooler::Pinned(server))
             .await?;
-            server.execute(AssertSqlSafe(statement)).await?;
+            alter_role(server, statement).await?;
         }
         Ok(())
     }
@@ -243,7 +243,7 @@ pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
     .fetch_all(pooler::Pinned(pool))
     .await?;
     for statement in statements {
-        pool.execute(AssertSqlSafe(statement)).await.map_err(|e| {
+        alter_role(pool, statement).await.map_err(|e| {
             Error::Migration(format!(
                 "could not give the roles an empty search_path for a transaction pooler \
                      ({e})"
@@ -251,6 +251,33 @@ pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
         })?;
     }
     Ok(())
+}
+
+/// Runs `statement`, which changes a role. A role is the whole server's: another database's
+/// `migrate` may change the same role at this moment, and PostgreSQL then refuses one of the
+/// two ("tuple concurrently updated", or a duplicate key when both add the same setting);
+/// that one tries again.
+async fn alter_role(pool: &PgPool, statement: String) -> Result<(), sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        match pool.execute(AssertSqlSafe(statement.clone())).await {
+            Ok(_) => return Ok(()),
+            Err(e) if concurrently_updated(&e) && attempt < 20 => {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether PostgreSQL refused a change of a shared catalog row (a role's) because another
+/// transaction changed or added it at the same time.
+fn concurrently_updated(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| {
+        e.message().contains("tuple concurrently updated")
+            || e.code().as_deref() == Some(UNIQUE_VIOLATION)
+    })
 }
 
 /// Refuses to start through a transaction pooler unless both roles' settings give new

@@ -13,6 +13,7 @@ use sqlx::migrate::Migrator;
 use support::{add_note, note_bodies, setup_pooled, slug};
 use tenantry::lifecycle::MigrateOptions;
 use tenantry::lifecycle::MoveTarget;
+use tenantry::testing::TestDatabase;
 use tenantry::{Error, IsolationMode, Migrations, Pooler, Tenancy, TenancyOptions, TenantStatus};
 
 /// The server session a tenant transaction of `tenant` runs on, and the notes it sees, read
@@ -245,4 +246,32 @@ async fn moves_migrations_and_renames_work_through_pgbouncer() {
     assert_eq!(report.failures().count(), 0);
     assert_eq!(report.applied(), 2);
     assert_eq!(note_bodies(&s.tenancy, "potter").await, ["potter's"]);
+}
+
+/// A role is the whole server's: deployments (or test databases) preparing the same role for
+/// a pooler at the same moment all succeed, where PostgreSQL refuses all but one of
+/// concurrent changes to the role ("tuple concurrently updated").
+#[tokio::test]
+async fn many_databases_prepare_the_same_role_at_once() {
+    let databases = join_all((0..4).map(|_| TestDatabase::create())).await;
+    let role = tenantry::AppRole::default();
+    let migrations = Migrations::new(Migrator::DEFAULT, Migrator::DEFAULT).unwrap();
+    let mut pools = Vec::new();
+    for db in &databases {
+        let pool = db.pool(4).await;
+        tenantry::migrate_shared(&pool, &migrations, &role)
+            .await
+            .unwrap();
+        pools.push(pool);
+    }
+    let prepared = join_all(
+        pools
+            .iter()
+            .flat_map(|pool| (0..6).map(move |_| pool))
+            .map(|pool| tenantry::role::prepare_roles(pool, &role)),
+    )
+    .await;
+    for result in prepared {
+        result.unwrap();
+    }
 }
