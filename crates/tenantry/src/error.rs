@@ -234,14 +234,45 @@ fn settings_errors(errors: &std::collections::BTreeMap<String, String>) -> Strin
     each.join("; ")
 }
 
-/// The error for asking a SQLite deployment for what only PostgreSQL offers.
-pub(crate) fn needs_postgres(field: &'static str, what: &str) -> Error {
-    Error::Invalid {
-        field,
-        message: format!(
-            "{what} needs PostgreSQL, and this deployment keeps its catalog in SQLite; \
-             configure a PostgreSQL database URL to use it"
-        ),
+/// What only a PostgreSQL deployment does: the one list, each refused in a SQLite deployment
+/// at its entry with [`PgOnly::refused`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PgOnly {
+    /// A move between layouts: its lock, copy and switch are PostgreSQL's.
+    Moving,
+    /// Export and import read and write rows as PostgreSQL keeps them.
+    Exporting,
+    Importing,
+    /// The template databases database-mode tenants are copied from.
+    Templates,
+    /// The registry of database servers, and placing a tenant on one.
+    DbServers,
+    Placement,
+    /// An isolation mode SQLite has no layout for.
+    Isolation(&'static str),
+    /// The app's own work across tenants on the catalog's or a tenant's PostgreSQL pool.
+    AppWork,
+}
+
+impl PgOnly {
+    /// The refusal, naming the operation and the field it came through.
+    pub(crate) fn refused(self) -> Error {
+        let (field, what) = match self {
+            Self::Moving => ("catalog", "moving a tenant".to_owned()),
+            Self::Exporting => ("catalog", "exporting a tenant".to_owned()),
+            Self::Importing => ("catalog", "importing a tenant".to_owned()),
+            Self::Templates | Self::AppWork => ("catalog", "this operation".to_owned()),
+            Self::DbServers => ("server", "a registry of servers".to_owned()),
+            Self::Placement => ("server", "placing a tenant on a server".to_owned()),
+            Self::Isolation(mode) => ("isolation", format!("{mode} isolation")),
+        };
+        Error::Invalid {
+            field,
+            message: format!(
+                "{what} needs PostgreSQL, and this deployment keeps its catalog in SQLite; \
+                 configure a PostgreSQL database URL to use it"
+            ),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::db::{Db, DbPool};
 use crate::db_server::{DbServerName, DbServerUrl};
 use crate::db_servers::DbServers;
-use crate::error::{Error, needs_postgres};
+use crate::error::{Error, PgOnly};
 use crate::pooler::Pooler;
 use crate::role::AppRole;
 use crate::slug::DatabaseName;
@@ -90,7 +90,7 @@ impl PoolLease {
     pub(crate) fn pg(&self) -> Result<&PgPool, Error> {
         self.pool
             .postgres()
-            .ok_or_else(|| needs_postgres("tenant", "this operation"))
+            .ok_or_else(|| PgOnly::AppWork.refused())
     }
 }
 
@@ -191,19 +191,16 @@ impl Pools {
     /// The catalog's pool, which also serves tenants placed on no server; an error in a
     /// SQLite deployment.
     pub(crate) fn catalog(&self) -> Result<&PgPool, Error> {
-        self.postgres("catalog", "this operation").map(|c| &c.owner)
+        self.postgres(PgOnly::AppWork).map(|c| &c.owner)
     }
 
     /// The server registry; an error in a SQLite deployment.
     pub(crate) fn db_servers(&self) -> Result<&DbServers, Error> {
-        self.postgres("server", "a registry of servers")
-            .map(|c| &c.servers)
+        self.postgres(PgOnly::DbServers).map(|c| &c.servers)
     }
 
-    fn postgres(&self, field: &'static str, what: &str) -> Result<&Catalog, Error> {
-        self.catalog
-            .as_ref()
-            .ok_or_else(|| needs_postgres(field, what))
+    fn postgres(&self, operation: PgOnly) -> Result<&Catalog, Error> {
+        self.catalog.as_ref().ok_or_else(|| operation.refused())
     }
 
     /// The role tenant transactions run as.
@@ -261,7 +258,7 @@ impl Pools {
     }
 
     fn server_pool(&self, url: Option<&DbServerUrl>, access: Access) -> Result<PgPool, Error> {
-        let catalog = self.postgres("server", "a PostgreSQL server")?;
+        let catalog = self.postgres(PgOnly::Placement)?;
         let Some(url) = url else {
             return Ok(match access {
                 Access::Owner => catalog.owner.clone(),

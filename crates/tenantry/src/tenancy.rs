@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::db_servers::DbServers;
 use crate::dedicated::Supervisor;
 use crate::dedicated::{self, DedicatedOptions, Instance};
-use crate::error::Error;
+use crate::error::{Error, PgOnly};
 use crate::identify::Identification;
 use crate::layout::{Cx, Layout, Layouts, Route, TxRoute};
 use crate::migrate::Migrations;
@@ -232,7 +232,13 @@ impl Tenancy {
     /// server: for app work across tenants, such as reports. An error in a SQLite
     /// deployment.
     pub fn postgres(&self) -> Result<&PgPool, Error> {
-        self.inner.catalog.postgres("this operation")
+        self.postgres_for(PgOnly::AppWork)
+    }
+
+    /// The catalog's PostgreSQL pool for `operation`: in a SQLite deployment, the refusal
+    /// that names it, at the operation's entry.
+    pub(crate) fn postgres_for(&self, operation: PgOnly) -> Result<&PgPool, Error> {
+        self.inner.catalog.postgres(operation)
     }
 
     /// The registered servers; an error in a SQLite deployment.

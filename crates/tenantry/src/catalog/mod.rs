@@ -31,7 +31,7 @@ pub(crate) use row::{TenantRow, select_tenants};
 pub(crate) use sqlite::file_options;
 pub(crate) use tx::CatalogTx;
 
-use crate::error::{Error, needs_postgres};
+use crate::error::{Error, PgOnly};
 use crate::host::HostName;
 use crate::migrate::Migrations;
 use crate::pooler::Pooler;
@@ -172,10 +172,10 @@ impl TenantCatalog {
 
     /// The PostgreSQL pool the catalog reads from, for `what`, which needs PostgreSQL; an
     /// error naming it in a SQLite deployment.
-    pub(crate) fn postgres(&self, what: &str) -> Result<&PgPool, Error> {
+    pub(crate) fn postgres(&self, operation: PgOnly) -> Result<&PgPool, Error> {
         match &self.inner.store {
             Store::Postgres(pool) => Ok(pool),
-            Store::Sqlite(_) => Err(needs_postgres("catalog", what)),
+            Store::Sqlite(_) => Err(operation.refused()),
         }
     }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::catalog::{CatalogTx, TenantCatalog};
 use crate::db_server::DbServerName;
-use crate::error::{Error, needs_postgres};
+use crate::error::{Error, PgOnly};
 use crate::migrate::{Applied, Migrations};
 use crate::pools::{Access, PoolLease, Pools};
 use crate::slug::Slug;
@@ -216,10 +216,7 @@ impl Layouts {
             (Self::Postgres, IsolationMode::Dedicated) => Ok(&Served(DatabaseWithRole)),
             (Self::Sqlite { files, .. }, IsolationMode::Database) => Ok(files),
             (Self::Sqlite { dedicated, .. }, IsolationMode::Dedicated) => Ok(dedicated),
-            (Self::Sqlite { .. }, mode) => Err(needs_postgres(
-                "isolation",
-                &format!("{} isolation", mode.as_str()),
-            )),
+            (Self::Sqlite { .. }, mode) => Err(PgOnly::Isolation(mode.as_str()).refused()),
         }
     }
 }

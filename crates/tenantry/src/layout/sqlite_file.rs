@@ -18,7 +18,7 @@ use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
 use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::db_server::DbServerName;
-use crate::error::{Error, needs_postgres};
+use crate::error::{Error, PgOnly};
 use crate::migrate::{Applied, Ledger, apply_pending, up};
 use crate::pools::Access;
 use crate::slug::{DatabaseName, SchemaName, Slug};
@@ -114,7 +114,7 @@ impl Layout for SqliteFiles {
         _fresh: bool,
     ) -> Result<Placement, Error> {
         if server.is_some() {
-            return Err(needs_postgres("server", "placing a tenant on a server"));
+            return Err(PgOnly::Placement.refused());
         }
         Ok(Placement {
             server: None,

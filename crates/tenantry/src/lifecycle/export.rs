@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Executor};
 
 use crate::catalog::TenantDetails;
-use crate::error::Error;
+use crate::error::{Error, PgOnly};
 use crate::layout::{TxRoute, begin_in};
 use crate::lifecycle::{NewTenant, TenantUpdate};
 use crate::migrate::Migrations;
@@ -72,7 +72,7 @@ impl Tenancy {
     /// # Ok(()) }
     /// ```
     pub async fn export_tenant(&self, slug: &Slug) -> Result<TenantExport, Error> {
-        self.catalog().postgres("exporting a tenant")?;
+        self.postgres_for(PgOnly::Exporting)?;
         let details = self.catalog().details(slug).await?;
         let tenant = &details.tenant;
         let TxRoute { pool, .. } = self.transaction(tenant, Access::Owner).await?;
@@ -113,7 +113,7 @@ impl Tenancy {
         slug: Option<Slug>,
         isolation: Option<IsolationMode>,
     ) -> Result<TenantDetails, Error> {
-        self.catalog().postgres("importing a tenant")?;
+        self.postgres_for(PgOnly::Importing)?;
         check_export(&export, self.migrations())?;
         let renamed = slug.is_some();
         let slug = slug.unwrap_or(export.slug);

@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 use super::commit::Provision;
 use crate::catalog::{CatalogTx, TenantDetails};
 use crate::db_server::DbServerName;
-use crate::error::Error;
+use crate::error::{Error, PgOnly};
 use crate::layout::{Layout, Tables, TxRoute, begin_in};
 use crate::migrate::{Applied, Migrations, applied};
 use crate::pooler;
@@ -183,7 +183,7 @@ impl Tenancy {
         let Some(state) = tenant.move_state.clone() else {
             return Ok(None);
         };
-        self.catalog().postgres("moving a tenant")?;
+        self.postgres_for(PgOnly::Moving)?;
         match self.lock_for(&tenant, &state).await? {
             Some(lock) => {
                 lock.tx.rollback().await?;
@@ -218,7 +218,7 @@ impl Tenancy {
     /// Under the move lock: the old data removed if the move had switched, otherwise the
     /// target dropped if it was made for this tenant; the move state cleared. Returns it.
     async fn discard_target(&self, slug: &Slug) -> Result<MoveState, Error> {
-        self.catalog().postgres("moving a tenant")?;
+        self.postgres_for(PgOnly::Moving)?;
         let tenant = self.catalog().details(slug).await?.tenant;
         let Some(state) = tenant.move_state.clone() else {
             return Err(Error::Invalid {
@@ -251,7 +251,7 @@ impl Tenancy {
         to: MoveTarget,
         fault: Option<MoveFault>,
     ) -> Result<TenantDetails, Error> {
-        self.catalog().postgres("moving a tenant")?;
+        self.postgres_for(PgOnly::Moving)?;
         let tenant = self.catalog().details(slug).await?.tenant;
         check_target(&tenant, &to, self.migrations())?;
         let target = self.layout_of(to.isolation)?;

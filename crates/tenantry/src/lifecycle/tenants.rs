@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::commit::{Deprovision, Provision, Rename};
 use crate::catalog::{CatalogTx, TenantDetails};
 use crate::db_server::DbServerName;
-use crate::error::Error;
+use crate::error::{Error, PgOnly};
 use crate::host::HostName;
 use crate::migrate::Applied;
 use crate::migrate::template::{drop_template, templates_of};
@@ -226,7 +226,7 @@ impl Tenancy {
 
     /// The template databases this catalog made, by server (`None`: the catalog's own).
     pub async fn templates(&self) -> Result<Vec<(Option<DbServerName>, String)>, Error> {
-        let catalog = self.postgres()?.connect_options();
+        let catalog = self.postgres_for(PgOnly::Templates)?.connect_options();
         let mut servers = vec![None];
         servers.extend(
             self.db_servers()?
