@@ -63,9 +63,9 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
     let mut routes = Vec::new();
     let mut nginx_needs = vec![json!("app")];
     for tenant in &tenants {
-        if let Some(route) = tenant_services(options, tenant, &mut files, &mut project) {
-            nginx_needs.push(json!(route.1.split(':').next()));
-            routes.push(route);
+        if let Some(service) = tenant_services(options, tenant, &mut files, &mut project) {
+            routes.push((tenant.domains.clone(), format!("{service}:{APP_PORT}")));
+            nginx_needs.push(json!(service));
         }
     }
     project.services.insert(
@@ -167,13 +167,13 @@ fn shared_services(options: &ComposeOptions, files: &mut Files, project: &mut Pr
 }
 
 /// A dedicated tenant's database, and for an active one its migration and server, with its
-/// env file; the route to its server (hosts, service address) if it is active.
+/// env file; the name of its server's service if it is active.
 fn tenant_services(
     options: &ComposeOptions,
     tenant: &Deployed,
     files: &mut Files,
     project: &mut Project,
-) -> Option<(Vec<String>, String)> {
+) -> Option<String> {
     let slug = tenant.slug().as_str();
     let env_path = format!("env/{}.env", tenant.id());
     let network = format!("tenant-{slug}");
@@ -200,8 +200,9 @@ fn tenant_services(
     server["networks"] = json!(["edge", network]);
     server["depends_on"] =
         json!({ format!("migrate-{slug}"): { "condition": "service_completed_successfully" } });
-    project.services.insert(format!("app-{slug}"), server);
-    Some((tenant.domains.clone(), format!("app-{slug}:{APP_PORT}")))
+    let service = format!("app-{slug}");
+    project.services.insert(service.clone(), server);
+    Some(service)
 }
 
 /// A PostgreSQL service keeping its data in `volume`, reachable only on `network`.

@@ -58,6 +58,37 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// The statement that creates the ledger table, with the engine's types for an integer,
+    /// bytes, and the time a row is added.
+    fn create_sql(&self, (integer, bytes, now): (&str, &str, &str)) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                version {integer} PRIMARY KEY,
+                description TEXT NOT NULL,
+                checksum {bytes} NOT NULL,
+                applied_at {now},
+                execution_ms {integer} NOT NULL
+            )",
+            self.table
+        ))
+    }
+
+    fn recorded_sql(&self) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!(
+            "SELECT version, checksum FROM {} ORDER BY version",
+            self.table
+        ))
+    }
+
+    fn record_sql(&self) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!(
+            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+            self.table
+        ))
+    }
+}
+
 /// A connection in an open transaction that a migration set is applied on: its engine's SQL
 /// for the ledger.
 #[async_trait]
@@ -113,28 +144,17 @@ impl LedgerConnection for PgConnection {
     }
 
     async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                version bigint PRIMARY KEY,
-                description text NOT NULL,
-                checksum bytea NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now(),
-                execution_ms bigint NOT NULL
-            )",
-            ledger.table
-        )))
-        .execute(&mut *self)
-        .await?;
+        let types = ("bigint", "bytea", "timestamptz NOT NULL DEFAULT now()");
+        sqlx::raw_sql(ledger.create_sql(types))
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 
     async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
-        Ok(pooler::query_as(AssertSqlSafe(format!(
-            "SELECT version, checksum FROM {} ORDER BY version",
-            ledger.table
-        )))
-        .fetch_all(&mut *self)
-        .await?)
+        Ok(pooler::query_as(ledger.recorded_sql())
+            .fetch_all(&mut *self)
+            .await?)
     }
 
     async fn run(&mut self, m: &Migration) -> Result<(), Error> {
@@ -145,16 +165,13 @@ impl LedgerConnection for PgConnection {
     }
 
     async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
-        pooler::query(AssertSqlSafe(format!(
-            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
-            ledger.table
-        )))
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(millis)
-        .execute(&mut *self)
-        .await?;
+        pooler::query(ledger.record_sql())
+            .bind(m.version)
+            .bind(&*m.description)
+            .bind(&*m.checksum)
+            .bind(millis)
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 }
@@ -167,28 +184,17 @@ impl LedgerConnection for SqliteConnection {
     }
 
     async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                version INTEGER PRIMARY KEY,
-                description TEXT NOT NULL,
-                checksum BLOB NOT NULL,
-                applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                execution_ms INTEGER NOT NULL
-            )",
-            ledger.table
-        )))
-        .execute(&mut *self)
-        .await?;
+        let types = ("INTEGER", "BLOB", "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP");
+        sqlx::raw_sql(ledger.create_sql(types))
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 
     async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT version, checksum FROM {} ORDER BY version",
-            ledger.table
-        )))
-        .fetch_all(&mut *self)
-        .await?)
+        Ok(sqlx::query_as(ledger.recorded_sql())
+            .fetch_all(&mut *self)
+            .await?)
     }
 
     async fn run(&mut self, m: &Migration) -> Result<(), Error> {
@@ -200,16 +206,13 @@ impl LedgerConnection for SqliteConnection {
     }
 
     async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {} (version, description, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
-            ledger.table
-        )))
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(millis)
-        .execute(&mut *self)
-        .await?;
+        sqlx::query(ledger.record_sql())
+            .bind(m.version)
+            .bind(&*m.description)
+            .bind(&*m.checksum)
+            .bind(millis)
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 }
