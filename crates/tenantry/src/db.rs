@@ -6,11 +6,13 @@
 //! [`Record`]); what has none (arrays, PostgreSQL-only types) goes through
 //! [`Db::postgres`] or [`Db::sqlite`].
 
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlitePool, Type};
-use sqlx::{Decode, Encode, FromRow, PgConnection, Postgres, Row, Sqlite, SqliteConnection};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, Postgres};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
+pub use crate::engine::{Bind, Record, Value};
 use crate::pooler::Pooler;
 use crate::safe_transaction::{self, SafeTransaction};
 
@@ -23,42 +25,12 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A row type both backends can build with `sqlx::FromRow` (derive it).
-pub trait Record:
-    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
-{
-}
-
-impl<T> Record for T where
-    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin
-{
-}
-
-/// A column type both backends can decode.
-pub trait Value:
-    for<'r> Decode<'r, Postgres>
-    + Type<Postgres>
-    + for<'r> Decode<'r, Sqlite>
-    + Type<Sqlite>
-    + Send
-    + Unpin
-{
-}
-
-impl<T> Value for T where
-    T: for<'r> Decode<'r, Postgres>
-        + Type<Postgres>
-        + for<'r> Decode<'r, Sqlite>
-        + Type<Sqlite>
-        + Send
-        + Unpin
-{
-}
-
 /// A pool of either engine, which opens [`Db`] transactions.
 #[derive(Clone)]
 pub(crate) enum DbPool {
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
@@ -68,53 +40,63 @@ impl DbPool {
     /// for each other instead of failing when they upgrade.
     pub(crate) fn plain_begin(&self) -> &'static str {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(_) => "BEGIN",
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => "BEGIN IMMEDIATE",
         }
     }
 
-    /// Opens a transaction with `begin`, a statement tenantry built (never request input);
-    /// on PostgreSQL, as `pooler` needs it.
+    /// Opens a transaction with `begin`, a statement tenantry built (never request input),
+    /// as `pooler` needs it (SQLite has none).
     pub(crate) async fn begin(
         &self,
         begin: std::sync::Arc<str>,
         pooler: Pooler,
     ) -> Result<Db, sqlx::Error> {
-        let sql = |begin| Some(AssertSqlSafe(begin).into_sql_str());
+        let sql = Some(AssertSqlSafe(pooler.begin_statement(begin)).into_sql_str());
         Ok(Db(match self {
-            Self::Postgres(pool) => {
-                let begin = pooler.begin_statement(begin);
-                Open::Postgres(safe_transaction::begin(pool, sql(begin)).await?)
-            }
-            Self::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, sql(begin)).await?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => Open::Postgres(safe_transaction::begin(pool, sql).await?),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => Open::Sqlite(safe_transaction::begin(pool, sql).await?),
         }))
     }
 
     /// The PostgreSQL pool, if it is one.
+    #[cfg(feature = "postgres")]
     pub(crate) fn postgres(&self) -> Option<&PgPool> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(pool) => Some(pool),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => None,
         }
     }
 
     pub(crate) async fn close(&self) {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(pool) => pool.close().await,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => pool.close().await,
         }
     }
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => Backend::Sqlite,
         }
     }
 }
 
 pub(crate) enum Open {
+    #[cfg(feature = "postgres")]
     Postgres(SafeTransaction<Postgres>),
+    #[cfg(feature = "sqlite")]
     Sqlite(SafeTransaction<Sqlite>),
 }
 
@@ -125,7 +107,9 @@ impl Db {
     /// Starts a query; `sql` is a constant with `$N` placeholders for its bound values.
     pub fn query(&mut self, sql: &'static str) -> Query<'_> {
         Query(match &mut self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(tx) => Bound::Postgres(tx, sqlx::query(sql)),
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(tx) => Bound::Sqlite(tx, sqlx::query(sql)),
         })
     }
@@ -135,7 +119,9 @@ impl Db {
     pub async fn execute_script(&mut self, sql: impl SqlSafeStr) -> Result<u64, sqlx::Error> {
         let script = sqlx::raw_sql(sql);
         Ok(match &mut self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(tx) => script.execute(&mut **tx).await?.rows_affected(),
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(tx) => script.execute(&mut **tx).await?.rows_affected(),
         })
     }
@@ -143,47 +129,61 @@ impl Db {
     /// The engine this transaction runs on.
     pub fn backend(&self) -> Backend {
         match self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(_) => Backend::Sqlite,
         }
     }
 
     /// The PostgreSQL connection, for SQL only PostgreSQL runs; `None` on SQLite.
+    #[cfg(feature = "postgres")]
     pub fn postgres(&mut self) -> Option<&mut PgConnection> {
         match &mut self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(tx) => Some(tx),
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(_) => None,
         }
     }
 
     /// The SQLite connection, for SQL only SQLite runs; `None` on PostgreSQL.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
         match &mut self.0 {
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(tx) => Some(tx),
+            #[cfg(feature = "postgres")]
             Open::Postgres(_) => None,
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(tx) => tx.commit().await,
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(tx) => tx.commit().await,
         }
     }
 
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         match self.0 {
+            #[cfg(feature = "postgres")]
             Open::Postgres(tx) => tx.rollback().await,
+            #[cfg(feature = "sqlite")]
             Open::Sqlite(tx) => tx.rollback().await,
         }
     }
 }
 
 enum Bound<'c> {
+    #[cfg(feature = "postgres")]
     Postgres(
         &'c mut PgConnection,
         sqlx::query::Query<'static, Postgres, PgArguments>,
     ),
+    #[cfg(feature = "sqlite")]
     Sqlite(
         &'c mut SqliteConnection,
         sqlx::query::Query<'static, Sqlite, SqliteArguments>,
@@ -194,7 +194,9 @@ enum Bound<'c> {
 macro_rules! on_backend {
     ($bound:expr, |$conn:ident, $query:ident| $body:expr) => {
         match $bound {
+            #[cfg(feature = "postgres")]
             Bound::Postgres($conn, $query) => $body,
+            #[cfg(feature = "sqlite")]
             Bound::Sqlite($conn, $query) => $body,
         }
     };
@@ -206,12 +208,11 @@ pub struct Query<'c>(Bound<'c>);
 
 impl Query<'_> {
     /// Binds the next `$N` placeholder.
-    pub fn bind<'t, T>(self, value: T) -> Self
-    where
-        T: Encode<'t, Postgres> + Type<Postgres> + Encode<'t, Sqlite> + Type<Sqlite>,
-    {
+    pub fn bind<'t, T: Bind<'t>>(self, value: T) -> Self {
         Query(match self.0 {
+            #[cfg(feature = "postgres")]
             Bound::Postgres(conn, query) => Bound::Postgres(conn, query.bind(value)),
+            #[cfg(feature = "sqlite")]
             Bound::Sqlite(conn, query) => Bound::Sqlite(conn, query.bind(value)),
         })
     }
@@ -276,7 +277,9 @@ impl std::fmt::Debug for Db {
 impl std::fmt::Debug for Query<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let backend = match &self.0 {
+            #[cfg(feature = "postgres")]
             Bound::Postgres(..) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Bound::Sqlite(..) => Backend::Sqlite,
         };
         f.debug_struct("Query")

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgConnectOptions;
 
 use crate::error::Error;
@@ -25,6 +26,7 @@ impl<'de> serde::Deserialize<'de> for DbServerName {
 
 impl DbServerName {
     /// A name the catalog holds (it was checked when the server was added).
+    #[cfg(feature = "postgres")]
     pub(crate) fn from_catalog(name: String) -> Self {
         Self(name)
     }
@@ -64,6 +66,7 @@ pub struct DbServerUrl(String);
 
 impl DbServerUrl {
     /// Checks that `url` is a PostgreSQL URL naming a database.
+    #[cfg(feature = "postgres")]
     pub fn parse(url: &str) -> Result<Self, Error> {
         let invalid = |message: &str| Error::Invalid {
             field: "url",

@@ -237,6 +237,7 @@ fn settings_errors(errors: &std::collections::BTreeMap<String, String>) -> Strin
 /// What only a PostgreSQL deployment does: the one list, each refused in a SQLite deployment
 /// at its entry with [`PgOnly::refused`].
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "postgres"), expect(dead_code))]
 pub(crate) enum PgOnly {
     /// A move between layouts: its lock, copy and switch are PostgreSQL's.
     Moving,
@@ -249,6 +250,7 @@ pub(crate) enum PgOnly {
     DbServers,
     Placement,
     /// An isolation mode SQLite has no layout for.
+    #[cfg(feature = "sqlite")]
     Isolation(&'static str),
     /// The app's own work across tenants on the catalog's or a tenant's PostgreSQL pool.
     AppWork,
@@ -264,6 +266,7 @@ impl PgOnly {
             Self::Templates | Self::AppWork => ("catalog", "this operation".to_owned()),
             Self::DbServers => ("server", "a registry of servers".to_owned()),
             Self::Placement => ("server", "placing a tenant on a server".to_owned()),
+            #[cfg(feature = "sqlite")]
             Self::Isolation(mode) => ("isolation", format!("{mode} isolation")),
         };
         Error::Invalid {
@@ -277,9 +280,13 @@ impl PgOnly {
 }
 
 pub(crate) const UNIQUE_VIOLATION: &str = "23505";
+#[cfg(feature = "postgres")]
 pub(crate) const DUPLICATE_SCHEMA: &str = "42P06";
+#[cfg(feature = "postgres")]
 pub(crate) const FOREIGN_KEY_VIOLATION: &str = "23503";
+#[cfg(feature = "postgres")]
 pub(crate) const DUPLICATE_DATABASE: &str = "42P04";
+#[cfg(feature = "postgres")]
 pub(crate) const DUPLICATE_OBJECT: &str = "42710";
 
 #[cfg(test)]

@@ -35,26 +35,38 @@
 //!
 //! # Features
 //!
-//! - `cli` (default): clap commands an app mounts (`migrate`, `tenants`, `servers`, `sql`,
-//!   `deploy`); turns on `deploy`.
-//! - `deploy` (default): files for nginx, Docker Compose and Kubernetes from the catalog.
+//! - `postgres` (default): the catalog and tenants on PostgreSQL, in shared, schema and
+//!   database isolation ([`Tenancy::connect`]), with moves, export and import, templates and
+//!   a registry of database servers.
+//! - `sqlite` (default): the catalog and a file per tenant ([`Tenancy::open_sqlite`]). At
+//!   least one engine is needed; with both, handler code runs unchanged on either.
+//! - `dedicated` (default): dedicated isolation, each tenant on an app server of its own:
+//!   the supervisor that runs them, what it publishes in the catalog, and forwarding.
 //! - `web` (default): login sessions with CSRF tokens, cookies scoped to a tenant's mount,
 //!   login throttling and logos, for tenants' pages.
+//! - `deploy` (default): files for nginx, Docker Compose and Kubernetes from the catalog;
+//!   turns on `postgres` and `dedicated`.
+//! - `cli` (default): clap commands an app mounts (`migrate`, `tenants`, `servers`, `sql`,
+//!   `deploy`); turns on `deploy`.
 //! - `testing`: fixtures for an app's own tests: a database per test that drops everything
-//!   its catalog made, a second PostgreSQL server, PgBouncer and nginx.
-//!
-//! PostgreSQL, SQLite and dedicated tenants' process supervision are always built.
+//!   its catalog made, a second PostgreSQL server, PgBouncer and nginx; turns on `postgres`
+//!   and `dedicated`.
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("tenantry needs a database engine: enable its `postgres` or `sqlite` feature");
 
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod db;
 pub mod db_server;
+#[cfg(feature = "postgres")]
 pub mod db_servers;
 /// Dedicated tenants' servers: how they are run and what runs.
 pub mod dedicated;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+mod engine;
 mod error;
 pub mod host;
 pub mod http;
@@ -66,6 +78,7 @@ mod pooler;
 mod pools;
 mod profile;
 pub mod role;
+#[cfg(feature = "postgres")]
 mod rows;
 mod safe_transaction;
 pub mod secret;
@@ -85,11 +98,15 @@ pub use host::HostName;
 pub use http::{ServerLimits, TenancyLayer, TenancyRejection, TenantDb, serve};
 pub use identify::{Identification, Strategy};
 pub use lifecycle::{NewTenant, TenantUpdate};
-pub use migrate::{Migrations, migrate_shared};
+pub use migrate::Migrations;
+#[cfg(feature = "postgres")]
+pub use migrate::migrate_shared;
 pub use pooler::Pooler;
 pub use pools::DatabaseBudget;
 pub use role::AppRole;
 pub use slug::Slug;
-pub use tenancy::{Tenancy, TenancyOptions, connect_options};
+#[cfg(feature = "postgres")]
+pub use tenancy::connect_options;
+pub use tenancy::{Tenancy, TenancyOptions};
 pub use tenant::{IsolationMode, Tenant, TenantStatus};
 pub use transaction::TenantTransaction;

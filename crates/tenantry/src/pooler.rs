@@ -18,14 +18,16 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow, PgStatement};
-use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr};
-
-use crate::safe_transaction;
+#[cfg(feature = "postgres")]
+use {
+    crate::safe_transaction,
+    futures::future::BoxFuture,
+    futures::stream::BoxStream,
+    futures::{StreamExt, TryStreamExt},
+    sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow, PgStatement},
+    sqlx::query::{Query, QueryAs, QueryScalar},
+    sqlx::{Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr},
+};
 
 /// What stands between tenantry and PostgreSQL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,6 +69,7 @@ impl Pooler {
     /// tables to find: directly, an empty `search_path` in the startup packet; through a
     /// transaction pooler, nothing it would refuse or that sessions could clash on (the
     /// roles carry the empty `search_path`, see [`crate::prepare_roles`]).
+    #[cfg(feature = "postgres")]
     pub fn connect_options(self, url: &str) -> Result<PgConnectOptions, sqlx::Error> {
         let options = PgConnectOptions::from_str(url)?;
         Ok(match self {
@@ -89,11 +92,13 @@ impl Pooler {
 
 /// A statement that is never named on the server, so it cannot clash with another client's
 /// on a shared backend.
+#[cfg(feature = "postgres")]
 pub(crate) fn query(sql: impl SqlSafeStr) -> Query<'static, Postgres, PgArguments> {
     sqlx::query(sql).persistent(false)
 }
 
 /// [`query`], mapped to `O`.
+#[cfg(feature = "postgres")]
 pub(crate) fn query_as<O>(sql: impl SqlSafeStr) -> QueryAs<'static, Postgres, O, PgArguments>
 where
     O: for<'r> FromRow<'r, PgRow>,
@@ -102,6 +107,7 @@ where
 }
 
 /// [`query`], its first column.
+#[cfg(feature = "postgres")]
 pub(crate) fn query_scalar<O>(
     sql: impl SqlSafeStr,
 ) -> QueryScalar<'static, Postgres, O, PgArguments>
@@ -114,12 +120,15 @@ where
 /// Runs each statement in a transaction of its own on the pool, so that its parse and its
 /// execution reach the same server session through a transaction pooler. Statements are
 /// never named.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pinned<'p>(pub &'p PgPool);
 
 /// A statement sent unnamed whatever it asked for.
+#[cfg(feature = "postgres")]
 struct Unnamed<E>(E);
 
+#[cfg(feature = "postgres")]
 impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
     fn sql(self) -> SqlStr {
         self.0.sql()
@@ -138,6 +147,7 @@ impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl<'p> Executor<'p> for Pinned<'p> {
     type Database = Postgres;
 

@@ -10,15 +10,19 @@
 //! [`AppRole`], which Row-Level Security holds; migrations and moves as the owning role.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+#[cfg(feature = "postgres")]
+use {
+    crate::db_server::DbServerName,
+    crate::db_servers::DbServers,
+    sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    std::sync::RwLock,
+};
 
 use crate::db::{Db, DbPool};
-use crate::db_server::{DbServerName, DbServerUrl};
-use crate::db_servers::DbServers;
+use crate::db_server::DbServerUrl;
 use crate::error::{Error, PgOnly};
 use crate::pooler::Pooler;
 use crate::role::AppRole;
@@ -87,6 +91,7 @@ impl PoolLease {
     }
 
     /// The PostgreSQL pool, for work only PostgreSQL tenants have.
+    #[cfg(feature = "postgres")]
     pub(crate) fn pg(&self) -> Result<&PgPool, Error> {
         self.pool
             .postgres()
@@ -126,6 +131,7 @@ struct DatabasePools {
 }
 
 /// The catalog's PostgreSQL pools and the servers it registers.
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 struct Catalog {
     owner: PgPool,
@@ -139,10 +145,12 @@ struct Catalog {
 #[derive(Clone)]
 pub(crate) struct Pools {
     /// `None` in a SQLite deployment.
+    #[cfg(feature = "postgres")]
     catalog: Option<Catalog>,
     role: AppRole,
     pooler: Pooler,
     budget: DatabaseBudget,
+    #[cfg(feature = "postgres")]
     by_url: Arc<RwLock<HashMap<(Access, String), PgPool>>>,
     databases: Arc<Mutex<DatabasePools>>,
 }
@@ -150,6 +158,7 @@ pub(crate) struct Pools {
 impl Pools {
     /// Pools for the tenants registered in the catalog behind `catalog` (a pool of the
     /// owning role, reached through `pooler`), whose transactions run as `role`.
+    #[cfg(feature = "postgres")]
     pub(crate) fn new(
         catalog: PgPool,
         budget: DatabaseBudget,
@@ -160,29 +169,30 @@ impl Pools {
             .options()
             .clone()
             .connect_lazy_with(role.options(&catalog.connect_options()));
-        Self::at(
-            Some(Catalog {
+        Self {
+            catalog: Some(Catalog {
                 servers: DbServers::new(catalog.clone(), pooler),
                 app,
                 owner: catalog,
             }),
-            budget,
-            role,
-            pooler,
-        )
+            ..Self::at(budget, role, pooler)
+        }
     }
 
     /// Pools for the tenant files of a SQLite deployment, which has no server.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn without_servers(budget: DatabaseBudget) -> Self {
-        Self::at(None, budget, AppRole::default(), Pooler::None)
+        Self::at(budget, AppRole::default(), Pooler::None)
     }
 
-    fn at(catalog: Option<Catalog>, budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
+    fn at(budget: DatabaseBudget, role: AppRole, pooler: Pooler) -> Self {
         Self {
-            catalog,
+            #[cfg(feature = "postgres")]
+            catalog: None,
             role,
             pooler,
             budget,
+            #[cfg(feature = "postgres")]
             by_url: Arc::default(),
             databases: Arc::default(),
         }
@@ -190,20 +200,24 @@ impl Pools {
 
     /// The catalog's pool, which also serves tenants placed on no server; an error in a
     /// SQLite deployment.
+    #[cfg(feature = "postgres")]
     pub(crate) fn catalog(&self) -> Result<&PgPool, Error> {
         self.postgres(PgOnly::AppWork).map(|c| &c.owner)
     }
 
     /// The server registry; an error in a SQLite deployment.
+    #[cfg(feature = "postgres")]
     pub(crate) fn db_servers(&self) -> Result<&DbServers, Error> {
         self.postgres(PgOnly::DbServers).map(|c| &c.servers)
     }
 
+    #[cfg(feature = "postgres")]
     fn postgres(&self, operation: PgOnly) -> Result<&Catalog, Error> {
         self.catalog.as_ref().ok_or_else(|| operation.refused())
     }
 
     /// The role tenant transactions run as.
+    #[cfg(feature = "postgres")]
     pub(crate) fn role(&self) -> &AppRole {
         &self.role
     }
@@ -219,6 +233,7 @@ impl Pools {
     }
 
     /// The PostgreSQL pool that reaches a tenant with this placement as `access` says.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn for_placement(
         &self,
         placement: &Placement,
@@ -248,6 +263,7 @@ impl Pools {
     }
 
     /// The owning role's pool on a registered server; the catalog's own for `None`.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn for_server(&self, server: Option<&DbServerName>) -> Result<PgPool, Error> {
         match server {
             None => Ok(self.catalog()?.clone()),
@@ -257,6 +273,7 @@ impl Pools {
         }
     }
 
+    #[cfg(feature = "postgres")]
     fn server_pool(&self, url: Option<&DbServerUrl>, access: Access) -> Result<PgPool, Error> {
         let catalog = self.postgres(PgOnly::Placement)?;
         let Some(url) = url else {
@@ -279,11 +296,12 @@ impl Pools {
     }
 
     /// The connect options of a server (the catalog's for `None`) as `access` says.
+    #[cfg(feature = "postgres")]
     fn server_options(
         &self,
         url: Option<&DbServerUrl>,
         access: Access,
-    ) -> Result<sqlx::postgres::PgConnectOptions, Error> {
+    ) -> Result<PgConnectOptions, Error> {
         let owner = match url {
             Some(url) => self.pooler.connect_options(url.expose())?,
             None => self.catalog()?.connect_options().as_ref().clone(),
@@ -375,7 +393,10 @@ impl Pools {
         Ok(match (&placement.server, &placement.server_url) {
             (None, _) => None,
             (Some(_), Some(url)) => Some(url.clone()),
+            #[cfg(feature = "postgres")]
             (Some(name), None) => Some(self.db_servers()?.url(name).await?),
+            #[cfg(not(feature = "postgres"))]
+            (Some(_), None) => return Err(PgOnly::Placement.refused()),
         })
     }
 }

@@ -16,6 +16,7 @@ pub(crate) fn digest(name: &str, settings: &serde_json::Value) -> String {
 }
 
 /// A profile as the line that hands it over, newline included.
+#[cfg(feature = "dedicated")]
 pub(crate) fn line(name: &str, settings: &serde_json::Value) -> String {
     let mut line = serde_json::to_string(&(name, settings)).unwrap_or_default();
     line.push('\n');

@@ -9,15 +9,19 @@
 
 use std::fmt;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool};
-
-use crate::error::{DUPLICATE_OBJECT, Error, UNIQUE_VIOLATION, sqlstate};
-use crate::pooler;
-use crate::safe_transaction;
-use crate::slug::SchemaName;
+use crate::error::Error;
+#[cfg(feature = "postgres")]
+use {
+    crate::error::{DUPLICATE_OBJECT, UNIQUE_VIOLATION, sqlstate},
+    crate::pooler,
+    crate::safe_transaction,
+    crate::slug::SchemaName,
+    sqlx::postgres::PgConnectOptions,
+    sqlx::{AssertSqlSafe, Executor, PgConnection, PgPool},
+};
 
 /// Key of the advisory lock that serializes changes of a database's connect privileges.
+#[cfg(feature = "postgres")]
 const CONNECT_LOCK: i32 = 0x636f_6e6e;
 
 /// The role tenant transactions run as, with its password if the server asks for one.
@@ -75,8 +79,12 @@ impl AppRole {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
 
+#[cfg(feature = "postgres")]
+impl AppRole {
     /// The role's password, if one is set.
+    #[cfg(feature = "dedicated")]
     pub(crate) fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }
@@ -233,6 +241,7 @@ impl AppRole {
 /// Sets an empty `search_path` on the catalog's owning role in its database and on `role`,
 /// so that sessions a transaction pooler opens fail closed without a startup parameter.
 /// Sessions the pooler opened before keep the old setting until it reconnects them.
+#[cfg(feature = "postgres")]
 pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
     let statements: Vec<String> = pooler::query_scalar(
         "SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = ''''', \
@@ -257,6 +266,7 @@ pub async fn prepare_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
 /// `migrate` may change the same role at this moment, and PostgreSQL then refuses one of the
 /// two ("tuple concurrently updated", or a duplicate key when both add the same setting);
 /// that one tries again.
+#[cfg(feature = "postgres")]
 async fn alter_role(pool: &PgPool, statement: String) -> Result<(), sqlx::Error> {
     let mut attempt = 1;
     loop {
@@ -273,6 +283,7 @@ async fn alter_role(pool: &PgPool, statement: String) -> Result<(), sqlx::Error>
 
 /// Whether PostgreSQL refused a change of a shared catalog row (a role's) because another
 /// transaction changed or added it at the same time.
+#[cfg(feature = "postgres")]
 fn concurrently_updated(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|e| {
         e.message().contains("tuple concurrently updated")
@@ -282,6 +293,7 @@ fn concurrently_updated(error: &sqlx::Error) -> bool {
 
 /// Refuses to start through a transaction pooler unless both roles' settings give new
 /// sessions an empty `search_path` ([`prepare_roles`]).
+#[cfg(feature = "postgres")]
 pub(crate) async fn check_roles(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
     let missing: Vec<String> = pooler::query_scalar(
         "SELECT r.name FROM (VALUES (current_user::text, true), ($1::text, false)) r(name, here) \

@@ -169,6 +169,7 @@ impl fmt::Display for SchemaName {
 pub struct DatabaseName(String);
 
 impl DatabaseName {
+    #[cfg(feature = "postgres")]
     pub(crate) fn for_tenant(slug: &Slug, id: uuid::Uuid) -> Self {
         let id = id.simple().to_string();
         Self(format!("tenant_{}_{}", slug.schema_name(), &id[..12]))
@@ -177,6 +178,7 @@ impl DatabaseName {
     /// A fresh name for the tenant's database built by a move: like [`Self::for_tenant`]'s,
     /// but its last 6 hex digits are random, so it is never the database the tenant lives in
     /// now, wherever that is.
+    #[cfg(feature = "postgres")]
     pub(crate) fn for_move(slug: &Slug, id: uuid::Uuid) -> Self {
         let (id, fresh) = (
             id.simple().to_string(),
@@ -192,11 +194,13 @@ impl DatabaseName {
 
     /// The stem of a SQLite tenant's file name: its slug, which allows no path separators
     /// and no dots.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite_file(slug: &Slug) -> Self {
         Self(slug.as_str().to_owned())
     }
 
     /// Checks a SQLite tenant's file stem read back from the catalog.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite_file_from_catalog(value: &str) -> Option<Self> {
         Slug::parse(value).ok().map(|slug| Self::sqlite_file(&slug))
     }

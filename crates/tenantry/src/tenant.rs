@@ -124,6 +124,7 @@ pub struct MoveStep {
     pub schema: SchemaName,
 }
 
+#[cfg(feature = "postgres")]
 impl MoveStep {
     pub(crate) fn of(isolation: IsolationMode, placement: &Placement) -> Self {
         Self {

@@ -17,30 +17,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
-use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{Connection, PgPool, Row, SqliteConnection, SqlitePool};
+#[cfg(feature = "sqlite")]
+use sqlx::Connection;
+#[cfg(feature = "postgres")]
+use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+#[cfg(feature = "postgres")]
 mod postgres;
 mod row;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod tx;
 
 pub use row::{Domain, TenantDetails};
+#[cfg(feature = "postgres")]
 pub(crate) use row::{TenantRow, select_tenants};
+#[cfg(feature = "sqlite")]
 pub(crate) use sqlite::file_options;
 pub(crate) use tx::CatalogTx;
 
-use crate::error::{Error, PgOnly};
+use crate::error::Error;
+#[cfg(feature = "postgres")]
+use crate::error::PgOnly;
 use crate::host::HostName;
 use crate::migrate::Migrations;
-use crate::pooler::Pooler;
 use crate::safe_transaction;
 use crate::slug::Slug;
 use crate::tenant::Tenant;
-
-/// The channel catalog triggers notify on.
-const CHANNEL: &str = "tenantry_catalog";
 
 /// How often a poller reads the catalog's version: a change is seen within this, plus the
 /// time the read takes.
@@ -85,7 +91,9 @@ impl Drop for AbortOnDrop {
 
 /// Where the catalog is kept.
 pub(crate) enum Store {
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
@@ -104,50 +112,14 @@ pub struct TenantCatalog {
 
 impl TenantCatalog {
     /// Where the catalog is kept.
+    #[cfg(feature = "dedicated")]
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
-    /// Opens the catalog on `pool`, reached through `pooler`, and starts following changes
-    /// made by other processes.
-    pub async fn connect(pool: PgPool, pooler: Pooler) -> Result<Self, Error> {
-        let cache = Cache::builder().max_capacity(100_000).build();
-        let freshness = Arc::new(Freshness::default());
-        let task = match pooler {
-            Pooler::None => {
-                let listener = listen(&pool).await?;
-                freshness.listening.store(true, Ordering::Release);
-                tokio::spawn(follow_changes(
-                    pool.clone(),
-                    listener,
-                    cache.clone(),
-                    freshness.clone(),
-                ))
-            }
-            Pooler::Transaction => {
-                // One simple query, which a transaction pooler carries whole.
-                let pool = pool.clone();
-                let read = async move || {
-                    let row = sqlx::raw_sql("SELECT version FROM tenantry.catalog_version")
-                        .fetch_one(&pool)
-                        .await?;
-                    Ok(row.try_get(0)?)
-                };
-                tokio::spawn(follow_version(read, cache.clone(), freshness.clone()))
-            }
-        };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                store: Store::Postgres(pool),
-                cache,
-                freshness,
-                _listener: AbortOnDrop(task),
-            }),
-        })
-    }
-
     /// Opens (creating and migrating if needed) a SQLite deployment's catalog,
     /// `<data>/catalog.sqlite3`, and starts following changes made by other processes.
+    #[cfg(feature = "sqlite")]
     pub(crate) async fn open_sqlite(data: &std::path::Path) -> Result<Self, Error> {
         let pool = sqlite::open(data).await?;
         let cache = Cache::builder().max_capacity(100_000).build();
@@ -172,19 +144,25 @@ impl TenantCatalog {
 
     /// The PostgreSQL pool the catalog reads from, for `what`, which needs PostgreSQL; an
     /// error naming it in a SQLite deployment.
+    #[cfg(feature = "postgres")]
     pub(crate) fn postgres(&self, operation: PgOnly) -> Result<&PgPool, Error> {
-        match &self.inner.store {
-            Store::Postgres(pool) => Ok(pool),
-            Store::Sqlite(_) => Err(operation.refused()),
-        }
+        let pool = match &self.inner.store {
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool) => Some(pool),
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(_) => None,
+        };
+        pool.ok_or_else(|| operation.refused())
     }
 
     /// Opens a transaction on the catalog (on SQLite, one that holds the write lock).
     pub(crate) async fn begin(&self) -> Result<CatalogTx, Error> {
         Ok(match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => {
                 CatalogTx::Postgres(safe_transaction::begin(pool, None).await?)
             }
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => CatalogTx::Sqlite(
                 safe_transaction::begin(
                     pool,
@@ -198,7 +176,9 @@ impl TenantCatalog {
     /// The fingerprint of the tenant migration set this catalog's tenants are built from.
     pub(crate) fn fingerprint<'m>(&self, migrations: &'m Migrations) -> Result<&'m str, Error> {
         match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(_) => Ok(migrations.tenant_fingerprint()),
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(_) => Ok(migrations.sqlite_tenant()?.1),
         }
     }
@@ -214,7 +194,9 @@ impl TenantCatalog {
     ) -> Result<(Vec<Tenant>, i64), Error> {
         let fingerprint = self.fingerprint(migrations)?;
         match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => postgres::to_migrate(pool, fingerprint, verify, slug).await,
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => sqlite::to_migrate(pool, fingerprint, verify, slug).await,
         }
     }
@@ -234,7 +216,9 @@ impl TenantCatalog {
     /// row under way has committed or rolled back; `None` once deleted.
     pub(crate) async fn current(&self, id: Uuid) -> Result<Option<Tenant>, Error> {
         match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => postgres::by_id(pool, id).await,
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => sqlite::by_id(pool, id).await,
         }
     }
@@ -283,13 +267,17 @@ impl TenantCatalog {
 
     async fn fetch(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Error> {
         let tenant = match (&self.inner.store, key) {
+            #[cfg(feature = "postgres")]
             (Store::Postgres(pool), LookupKey::Domain(domain)) => {
                 postgres::by_domain(pool, domain).await?
             }
+            #[cfg(feature = "postgres")]
             (Store::Postgres(pool), LookupKey::Slug(slug)) => postgres::by_slug(pool, slug).await?,
+            #[cfg(feature = "sqlite")]
             (Store::Sqlite(pool), LookupKey::Domain(domain)) => {
                 sqlite::by_domain(pool, domain).await?
             }
+            #[cfg(feature = "sqlite")]
             (Store::Sqlite(pool), LookupKey::Slug(slug)) => sqlite::by_slug(pool, slug).await?,
         };
         Ok(tenant.map(Arc::new))
@@ -298,7 +286,9 @@ impl TenantCatalog {
     /// Every tenant with its domains, ordered by slug (uncached).
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
         match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => postgres::list(pool).await,
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => sqlite::list(pool).await,
         }
     }
@@ -307,12 +297,14 @@ impl TenantCatalog {
     pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
         let not_found = || Error::TenantNotFound(slug.to_string());
         let (tenant, domains) = match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => {
                 let tenant = postgres::by_slug(pool, slug.as_str()).await?;
                 let tenant = tenant.ok_or_else(not_found)?;
                 let domains = postgres::domains(pool, tenant.id).await?;
                 (tenant, domains)
             }
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => {
                 let tenant = sqlite::by_slug(pool, slug.as_str()).await?;
                 let tenant = tenant.ok_or_else(not_found)?;
@@ -357,49 +349,12 @@ async fn follow_version(
     }
 }
 
-async fn listen(pool: &PgPool) -> Result<PgListener, Error> {
-    // A pool of its own, so the listening connection never takes a slot from request work.
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_lazy_with(pool.connect_options().as_ref().clone());
-    let mut listener = PgListener::connect_with(&own).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-async fn follow_changes(
-    pool: PgPool,
-    mut listener: PgListener,
-    cache: Cache<LookupKey, Cached>,
-    freshness: Arc<Freshness>,
-) {
-    loop {
-        match listener.try_recv().await {
-            Ok(Some(_)) => freshness.invalidate(&cache),
-            Ok(None) | Err(_) => {
-                freshness.listening.store(false, Ordering::Release);
-                freshness.invalidate(&cache);
-                tracing::warn!(
-                    "lost the catalog change listener; bypassing the cache until it is back"
-                );
-                listener = loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if let Ok(l) = listen(&pool).await {
-                        break l;
-                    }
-                };
-                // Changes made while disconnected were never announced to us.
-                freshness.invalidate(&cache);
-                freshness.listening.store(true, Ordering::Release);
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for TenantCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let store = match &self.inner.store {
+            #[cfg(feature = "postgres")]
             Store::Postgres(_) => "postgres",
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(_) => "sqlite",
         };
         f.debug_struct("TenantCatalog")

@@ -1,14 +1,104 @@
-//! The PostgreSQL store's reads: schema `tenantry`, every statement unnamed and pinned to
-//! one session ([`pooler::Pinned`]), so that a transaction pooler can stand in front.
+//! The PostgreSQL store: following changes by `LISTEN` (or by polling the version row through
+//! a transaction pooler), and reads from schema `tenantry`, every statement unnamed and pinned
+//! to one session ([`pooler::Pinned`]), so that a transaction pooler can stand in front.
 
-use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use moka::future::Cache;
+use sqlx::Row;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use super::row::assemble;
-use super::{Domain, TenantDetails, TenantRow, select_tenants};
+use super::{AbortOnDrop, Cached, Domain, Freshness, Inner, LookupKey, Store};
+use super::{TenantCatalog, TenantDetails, TenantRow, follow_version, select_tenants};
 use crate::error::Error;
-use crate::pooler;
+use crate::pooler::{self, Pooler};
 use crate::tenant::Tenant;
+
+/// The channel catalog triggers notify on.
+const CHANNEL: &str = "tenantry_catalog";
+
+impl TenantCatalog {
+    /// Opens the catalog on `pool`, reached through `pooler`, and starts following changes
+    /// made by other processes.
+    pub async fn connect(pool: PgPool, pooler: Pooler) -> Result<Self, Error> {
+        let cache = Cache::builder().max_capacity(100_000).build();
+        let freshness = Arc::new(Freshness::default());
+        let task = match pooler {
+            Pooler::None => {
+                let listener = listen(&pool).await?;
+                freshness.listening.store(true, Ordering::Release);
+                tokio::spawn(follow_changes(
+                    pool.clone(),
+                    listener,
+                    cache.clone(),
+                    freshness.clone(),
+                ))
+            }
+            Pooler::Transaction => {
+                // One simple query, which a transaction pooler carries whole.
+                let pool = pool.clone();
+                let read = async move || {
+                    let row = sqlx::raw_sql("SELECT version FROM tenantry.catalog_version")
+                        .fetch_one(&pool)
+                        .await?;
+                    Ok(row.try_get(0)?)
+                };
+                tokio::spawn(follow_version(read, cache.clone(), freshness.clone()))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store: Store::Postgres(pool),
+                cache,
+                freshness,
+                _listener: AbortOnDrop(task),
+            }),
+        })
+    }
+}
+
+async fn listen(pool: &PgPool) -> Result<PgListener, Error> {
+    // A pool of its own, so the listening connection never takes a slot from request work.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    let mut listener = PgListener::connect_with(&own).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn follow_changes(
+    pool: PgPool,
+    mut listener: PgListener,
+    cache: Cache<LookupKey, Cached>,
+    freshness: Arc<Freshness>,
+) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(_)) => freshness.invalidate(&cache),
+            Ok(None) | Err(_) => {
+                freshness.listening.store(false, Ordering::Release);
+                freshness.invalidate(&cache);
+                tracing::warn!(
+                    "lost the catalog change listener; bypassing the cache until it is back"
+                );
+                listener = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(l) = listen(&pool).await {
+                        break l;
+                    }
+                };
+                // Changes made while disconnected were never announced to us.
+                freshness.invalidate(&cache);
+                freshness.listening.store(true, Ordering::Release);
+            }
+        }
+    }
+}
 
 pub(super) async fn by_domain(pool: &PgPool, domain: &str) -> Result<Option<Tenant>, Error> {
     let row: Option<TenantRow> = pooler::query_as(select_tenants!(

@@ -21,6 +21,7 @@ macro_rules! tenant_columns {
 pub(crate) use tenant_columns;
 
 /// Selects tenants as `t`, with `$tail` appended (joins, WHERE, ORDER BY).
+#[cfg(feature = "postgres")]
 macro_rules! select_tenants {
     ($tail:literal) => {
         concat!(
@@ -32,6 +33,7 @@ macro_rules! select_tenants {
         )
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use select_tenants;
 
 #[derive(sqlx::FromRow)]

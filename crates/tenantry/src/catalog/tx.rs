@@ -2,24 +2,36 @@
 //! lifecycle makes to it. The SQL is written once, for PostgreSQL's schema `tenantry`; SQLite
 //! runs it with the schema name left out.
 
-use chrono::{DateTime, Utc};
-use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Sqlite};
-use uuid::Uuid;
+use chrono::Utc;
+#[cfg(feature = "sqlite")]
+use sqlx::{AssertSqlSafe, sqlite::Sqlite};
+#[cfg(feature = "postgres")]
+use {
+    crate::tenant::MoveState,
+    sqlx::postgres::{PgConnection, Postgres},
+    sqlx::types::Json,
+};
+#[cfg(feature = "dedicated")]
+use {chrono::DateTime, uuid::Uuid};
 
+#[cfg(feature = "postgres")]
 use super::row::{TenantRow, select_tenants};
+#[cfg(feature = "sqlite")]
 use super::sqlite;
 use crate::error::{Error, UNIQUE_VIOLATION, constraint, sqlstate};
 use crate::migrate::Applied;
+#[cfg(feature = "postgres")]
 use crate::pooler;
 use crate::safe_transaction::SafeTransaction;
 use crate::slug::Slug;
-use crate::tenant::{MoveState, Placement, Tenant, TenantStatus};
+use crate::tenant::{Placement, Tenant, TenantStatus};
 
 /// An open transaction on the catalog; dropped without [`commit`](Self::commit), it rolls
 /// back.
 pub(crate) enum CatalogTx {
+    #[cfg(feature = "postgres")]
     Postgres(SafeTransaction<Postgres>),
+    #[cfg(feature = "sqlite")]
     Sqlite(SafeTransaction<Sqlite>),
 }
 
@@ -27,11 +39,13 @@ pub(crate) enum CatalogTx {
 macro_rules! execute {
     ($tx:expr, $sql:literal $(, $bind:expr)* $(,)?) => {
         match $tx {
+            #[cfg(feature = "postgres")]
             CatalogTx::Postgres(tx) => pooler::query($sql)
                 $(.bind($bind))*
                 .execute(&mut **tx)
                 .await
                 .map(|done| done.rows_affected()),
+            #[cfg(feature = "sqlite")]
             CatalogTx::Sqlite(tx) => sqlx::query(AssertSqlSafe($sql.replace("tenantry.", "")))
                 $(.bind($bind))*
                 .execute(&mut **tx)
@@ -60,16 +74,20 @@ fn conflict(error: sqlx::Error, slug: &Slug, domain: &str) -> Error {
 impl CatalogTx {
     /// The PostgreSQL connection, when the catalog is in PostgreSQL: layouts whose tables
     /// live in the catalog's database change them in this very transaction.
+    #[cfg(feature = "postgres")]
     pub(crate) fn postgres(&mut self) -> Option<&mut PgConnection> {
         match self {
             Self::Postgres(tx) => Some(tx),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => None,
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), Error> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(tx) => tx.commit().await?,
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
@@ -132,6 +150,7 @@ impl CatalogTx {
     /// The tenant with this slug, locked against other changes until this transaction ends.
     pub(crate) async fn lock(&mut self, slug: &Slug) -> Result<Tenant, Error> {
         let tenant = match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(tx) => {
                 let row: Option<TenantRow> =
                     pooler::query_as(select_tenants!("WHERE t.slug = $1 FOR UPDATE OF t"))
@@ -140,6 +159,7 @@ impl CatalogTx {
                         .await?;
                 row.map(Tenant::try_from).transpose()?
             }
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(tx) => sqlite::by_slug_in(tx, slug.as_str()).await?,
         };
         tenant.ok_or_else(|| Error::TenantNotFound(slug.to_string()))
@@ -224,6 +244,7 @@ impl CatalogTx {
     }
 
     /// Marks the tenant as moving (read-only), with the move's state.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn start_move(
         &mut self,
         tenant: &Tenant,
@@ -239,6 +260,7 @@ impl CatalogTx {
     }
 
     /// Ends the tenant's move: writable again, no move state.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn end_move(&mut self, tenant: &Tenant) -> Result<(), Error> {
         execute!(
             self,
@@ -251,6 +273,7 @@ impl CatalogTx {
     /// Points the moving tenant at its new isolation and placement, writable again, at the
     /// newest tenant migration (`applied`, of the set with `fingerprint`); `state` is what
     /// remains of the move (removing the old data).
+    #[cfg(feature = "postgres")]
     pub(crate) async fn switch(
         &mut self,
         moved: &Tenant,
@@ -285,6 +308,7 @@ impl CatalogTx {
 
 /// What the supervisors of dedicated tenants' servers publish: which server runs for which
 /// tenant on which machine.
+#[cfg(feature = "dedicated")]
 impl CatalogTx {
     /// Records the server of `tenant` on `host` as it is now (`pid` `None`: not running).
     pub(crate) async fn publish_instance(

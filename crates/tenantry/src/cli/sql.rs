@@ -28,12 +28,15 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
                         })
                     }));
                 }
-                let conn = db.sqlite().ok_or(Error::Invalid {
+                #[cfg(feature = "sqlite")]
+                if let Some(conn) = db.sqlite() {
+                    let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
+                    return Ok(cells(&rows, sqlite_cell));
+                }
+                Err(Error::Invalid {
                     field: "tenant",
                     message: "its database engine is not supported by this command".into(),
-                })?;
-                let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
-                Ok(cells(&rows, sqlite_cell))
+                })
             })
             .await;
         match result {
@@ -78,6 +81,7 @@ fn cells<R: Row>(
 }
 
 /// A SQLite value as text: SQLite values carry their own type, whatever the column says.
+#[cfg(feature = "sqlite")]
 fn sqlite_cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
     if row.try_get_raw(i).ok()?.is_null() {
         return Some("NULL".to_owned());

@@ -5,20 +5,14 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::Response;
 use http_body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+use super::{MOUNT_HEADER, ROUTER_HEADER};
 use crate::slug::Slug;
-
-/// Set by the router on the requests it forwards to a dedicated tenant's server.
-pub const ROUTER_HEADER: HeaderName = HeaderName::from_static("x-tenantry-router");
-
-/// The mount path of a tenant identified by path, set by the router on the requests it
-/// forwards to the tenant's own server.
-pub(crate) const MOUNT_HEADER: &str = "x-forwarded-prefix";
 
 /// A connection to the tenant's server, ready for one request; `None` if nothing answers
 /// at `address` (the server died since it was last checked).

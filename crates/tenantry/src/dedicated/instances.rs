@@ -3,6 +3,7 @@
 //! `deploy nginx`, upgrades and stops from other processes.
 
 use chrono::{DateTime, Utc};
+#[cfg(feature = "sqlite")]
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ use super::child::serves;
 use super::process;
 use crate::catalog::{Store, TenantCatalog};
 use crate::error::Error;
+#[cfg(feature = "postgres")]
 use crate::pooler;
 
 /// A dedicated tenant's server, as the process supervising it published it.
@@ -47,11 +49,13 @@ impl TenantCatalog {
     /// Every published server; stopped ones have no pid.
     pub(crate) async fn published_instances(&self) -> Result<Vec<Instance>, Error> {
         let rows: Vec<Row> = match self.store() {
+            #[cfg(feature = "postgres")]
             Store::Postgres(pool) => {
                 pooler::query_as(PUBLISHED)
                     .fetch_all(pooler::Pinned(pool))
                     .await?
             }
+            #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => {
                 sqlx::query_as(AssertSqlSafe(PUBLISHED.replace("tenantry.", "")))
                     .fetch_all(pool)

@@ -16,17 +16,16 @@ use tracing::Instrument;
 
 use crate::http::client::ClientAddr;
 
+#[cfg(feature = "dedicated")]
+use super::forwarded;
 use super::identify::{Identified, request_host};
 use super::scope::SettingsWriter;
-use super::settings_update;
-use crate::dedicated::forward;
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::layout::{Route, TxRoute};
-use crate::lifecycle::TenantUpdate;
 use crate::pools::Access;
 use crate::tenancy::Tenancy;
-use crate::tenant::{Tenant, TenantStatus};
+use crate::tenant::TenantStatus;
 
 /// Wraps the tenant application (a whole [`Router`], so that path-prefix rewriting happens
 /// before routing) and, optionally, the public site served on the bare base domain.
@@ -188,8 +187,10 @@ where
             }
             let (pool, begin) = match tenancy.route(&tenant, Access::Tenant).await {
                 Ok(Route::Transaction(TxRoute { pool, begin })) => (pool, begin),
+                #[cfg(feature = "dedicated")]
                 Ok(Route::Forward(address)) => {
-                    return forward_to(&tenancy, (&tenant, &mount), address, request).await;
+                    return forwarded::forward_to(&tenancy, (&tenant, &mount), address, request)
+                        .await;
                 }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
@@ -237,93 +238,6 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
     let clone = service.clone();
     std::mem::replace(service, clone)
-}
-
-/// Forwards `request` to the tenant's own server. If nothing answers there (it died since it
-/// was checked), or it dies under a request without a body, the supervisor starts it again
-/// and the request goes to the new one.
-async fn forward_to(
-    tenancy: &Tenancy,
-    (tenant, mount): (&Tenant, &str),
-    address: std::net::SocketAddr,
-    request: Request,
-) -> Response {
-    let sender = match forward::connect(address).await {
-        Some(sender) => sender,
-        None => match restart(tenancy, tenant).await {
-            Ok(sender) => sender,
-            Err(response) => return response,
-        },
-    };
-    let mark = tenancy.router_secret();
-    let again = match forward::send(sender, request, (&tenant.slug, mount, mark)).await {
-        Ok(response) => return settings_handed_back(tenancy, tenant, response).await,
-        Err(Some(again)) => again,
-        Err(None) => {
-            return TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response();
-        }
-    };
-    // The server died under a request without a body: once more, on its successor.
-    match restart(tenancy, tenant).await {
-        Ok(sender) => match forward::send(sender, again, (&tenant.slug, mount, mark)).await {
-            Ok(response) => response,
-            Err(_) => {
-                TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response()
-            }
-        },
-        Err(response) => response,
-    }
-}
-
-/// Applies the settings change the tenant's server handed back in `response`, if any (see
-/// [`SettingsUpdate`](super::SettingsUpdate)), before passing the answer on. The answer is
-/// read whole first: applying the change hands it to the server (or starts it again).
-async fn settings_handed_back(
-    tenancy: &Tenancy,
-    tenant: &Tenant,
-    mut response: Response,
-) -> Response {
-    let Some(change) = settings_update::take_change(&mut response) else {
-        return response;
-    };
-    let (parts, body) = response.into_parts();
-    let body = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(body) => body,
-        Err(_) => {
-            return TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response();
-        }
-    };
-    let applied = match change {
-        Ok(patch) => {
-            let update = TenantUpdate {
-                settings: Some(patch),
-                ..TenantUpdate::default()
-            };
-            tenancy.update_tenant(&tenant.slug, update).await.map(drop)
-        }
-        Err(error) => {
-            tracing::error!(tenant = %tenant.slug, %error, "a tenant's server handed back a malformed settings change");
-            return TenancyRejection::Internal("Malformed settings change.").into_response();
-        }
-    };
-    match applied {
-        Ok(()) => Response::from_parts(parts, axum::body::Body::from(body)),
-        Err(error) => TenancyRejection::from(error).into_response(),
-    }
-}
-
-/// The tenant's server started again, connected to.
-async fn restart(
-    tenancy: &Tenancy,
-    tenant: &Tenant,
-) -> Result<hyper::client::conn::http1::SendRequest<axum::body::Body>, Response> {
-    let address = tenancy
-        .restart_instance(tenant)
-        .await
-        .map_err(|e| TenancyRejection::from(e).into_response())?;
-    forward::connect(address).await.ok_or_else(|| {
-        TenancyRejection::InstanceUnavailable(tenant.slug.to_string()).into_response()
-    })
 }
 
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the

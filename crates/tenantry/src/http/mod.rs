@@ -4,6 +4,8 @@
 mod client;
 mod connection;
 mod extract;
+#[cfg(feature = "dedicated")]
+mod forwarded;
 mod identify;
 pub mod input;
 mod layer;
@@ -14,7 +16,7 @@ mod server;
 mod settings_update;
 mod single_tenant;
 
-pub use crate::dedicated::forward::ROUTER_HEADER;
+pub use crate::dedicated::ROUTER_HEADER;
 pub use client::{ClientAddr, TrustedProxies};
 pub use extract::{LazyTenantDb, MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};

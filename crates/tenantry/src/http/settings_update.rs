@@ -82,6 +82,7 @@ impl SettingsUpdate {
 
 /// The settings change a tenant's server handed back in `response`, removed from it.
 /// `Err` if the header is not what [`SettingsUpdate::apply`] writes.
+#[cfg(feature = "dedicated")]
 pub(crate) fn take_change(response: &mut Response) -> Option<Result<Value, String>> {
     let value = response.headers_mut().remove(SETTINGS_HEADER)?;
     let decoded = hex::decode(value.as_bytes())

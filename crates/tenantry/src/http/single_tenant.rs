@@ -22,15 +22,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{PgPool, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgConnectOptions, PgPool};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tower::{Layer, Service};
 use uuid::Uuid;
 
+#[cfg(feature = "sqlite")]
 use crate::catalog::file_options;
 use crate::db::DbPool;
-use crate::dedicated::forward::{MOUNT_HEADER, ROUTER_HEADER};
+use crate::dedicated::{MOUNT_HEADER, ROUTER_HEADER};
 use crate::host::HostName;
 use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
@@ -64,11 +66,13 @@ pub struct SingleTenantLayer {
 impl SingleTenantLayer {
     /// Every request is `tenant`'s; the connections of `pool` must already be in its
     /// schema.
+    #[cfg(feature = "postgres")]
     pub fn new(pool: PgPool, tenant: Tenant) -> Self {
         Self::on(DbPool::Postgres(pool), tenant)
     }
 
     /// Every request is `tenant`'s, on its SQLite file.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(pool: SqlitePool, tenant: Tenant) -> Self {
         Self::on(DbPool::Sqlite(pool), tenant)
     }
@@ -77,6 +81,7 @@ impl SingleTenantLayer {
     /// tenant's own role, built with [`SingleTenantLayer::connect_options`] for the same
     /// `pooler`. Through a transaction-mode pooler no session state can be relied on, so
     /// each transaction sets the tenant's schema and id itself, as pooled tenants' do.
+    #[cfg(feature = "postgres")]
     pub fn dedicated(pool: PgPool, id: Uuid, slug: Slug, pooler: Pooler) -> Self {
         let tenant = dedicated_tenant(id, slug);
         match pooler {
@@ -94,6 +99,7 @@ impl SingleTenantLayer {
 
     /// A dedicated tenant's own server in a SQLite deployment: `pool` opens the tenant's
     /// file, built with [`SingleTenantLayer::sqlite_options`].
+    #[cfg(feature = "sqlite")]
     pub fn dedicated_sqlite(pool: SqlitePool, id: Uuid, slug: Slug) -> Self {
         Self::sqlite(pool, dedicated_tenant(id, slug))
     }
@@ -166,6 +172,7 @@ impl SingleTenantLayer {
     /// Connect options for the file of a dedicated tenant of a SQLite deployment, from the
     /// `sqlite://<path>` URL its supervisor gives: opened as tenantry opens tenant files
     /// (WAL, a busy timeout, foreign keys), never created.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         let given = SqliteConnectOptions::from_str(url)?;
         Ok(file_options(given.get_filename()))
@@ -175,6 +182,7 @@ impl SingleTenantLayer {
     /// tenant's schema and id set for the whole session, so that a plain `BEGIN` is in the
     /// tenant's context (nobody else's can be reached with its credentials anyway); through
     /// a transaction-mode pooler, the pooler's options and nothing of the session.
+    #[cfg(feature = "postgres")]
     pub fn connect_options(
         url: &str,
         id: Uuid,

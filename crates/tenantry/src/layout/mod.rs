@@ -8,15 +8,21 @@
 //! undone by the inverse change if the catalog's transaction then fails. A layout with an app
 //! server of its own answers [`Layout::own_server`]; `served.rs` makes one of any layout.
 
+#[cfg(feature = "postgres")]
 mod database;
+#[cfg(all(feature = "postgres", feature = "dedicated"))]
 mod database_role;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
 mod schema;
+#[cfg(feature = "dedicated")]
 mod served;
+#[cfg(feature = "postgres")]
 mod shared;
+#[cfg(feature = "sqlite")]
 mod sqlite_file;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,19 +30,25 @@ use uuid::Uuid;
 
 use crate::catalog::{CatalogTx, TenantCatalog};
 use crate::db_server::DbServerName;
-use crate::error::{Error, PgOnly};
+use crate::error::Error;
+#[cfg(feature = "sqlite")]
+use crate::error::PgOnly;
 use crate::migrate::{Applied, Migrations};
 use crate::pools::{Access, PoolLease, Pools};
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Placement, Tenant};
 
+#[cfg(all(feature = "postgres", feature = "dedicated"))]
 use database_role::DatabaseWithRole;
 #[cfg(feature = "testing")]
 pub(crate) use database_role::role_name_of;
 #[cfg(feature = "deploy")]
 pub(crate) use database_role::{new_password, own_database_of, role_name, set_password};
+#[cfg(feature = "postgres")]
 pub(crate) use postgres::begin_in;
+#[cfg(feature = "dedicated")]
 use served::Served;
+#[cfg(feature = "sqlite")]
 pub(crate) use sqlite_file::SqliteFiles;
 
 /// What a layout works with.
@@ -59,6 +71,7 @@ pub(crate) enum Route {
     /// A transaction on its tables.
     Transaction(TxRoute),
     /// Forwarded to the tenant's own server at this address.
+    #[cfg(feature = "dedicated")]
     Forward(std::net::SocketAddr),
 }
 
@@ -67,6 +80,7 @@ pub(crate) enum Route {
 #[derive(Clone, Copy)]
 pub(crate) enum Tables<'a> {
     /// In the catalog's own database: changed in the catalog's transaction.
+    #[cfg_attr(not(feature = "postgres"), expect(dead_code))]
     InCatalog(&'a dyn InCatalog),
     /// Elsewhere: each change commits on its own and is undone by its inverse if the
     /// catalog's transaction then fails.
@@ -129,6 +143,7 @@ pub(crate) trait Outside: Send + Sync {
 }
 
 /// A layout whose tenants' requests are served by an app server of their own.
+#[cfg(feature = "dedicated")]
 #[async_trait]
 pub(crate) trait OwnServer: Send + Sync {
     /// The database URL the tenant's own server is started with: its data and nothing
@@ -154,12 +169,14 @@ pub(crate) trait Layout: Send + Sync {
 
     /// Drops what an interrupted move left of `tenant` at its placement (which the catalog
     /// never pointed at), if it is marked as made for this tenant; nothing else.
+    #[cfg(feature = "postgres")]
     async fn discard(&self, _: Cx<'_>, _: &Tenant) -> Result<(), Error> {
         // Built in the catalog's transaction: an interrupted move left nothing.
         Ok(())
     }
 
     /// The tenant's own app server, for a layout that gives it one.
+    #[cfg(feature = "dedicated")]
     fn own_server(&self) -> Option<&dyn OwnServer> {
         None
     }
@@ -184,19 +201,24 @@ pub(crate) trait Layout: Send + Sync {
 /// The layouts of one deployment.
 pub(crate) enum Layouts {
     /// PostgreSQL: shared, schema, database and dedicated isolation.
+    #[cfg(feature = "postgres")]
     Postgres,
     /// SQLite: a file per tenant, served in process or by a server of its own.
+    #[cfg(feature = "sqlite")]
     Sqlite {
         files: SqliteFiles,
+        #[cfg(feature = "dedicated")]
         dedicated: Served<SqliteFiles>,
     },
 }
 
 impl Layouts {
     /// The layouts of a SQLite deployment under `data`.
-    pub(crate) fn sqlite(data: &Path) -> Result<Self, Error> {
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn sqlite(data: &std::path::Path) -> Result<Self, Error> {
         let files = SqliteFiles::open(data)?;
         Ok(Self::Sqlite {
+            #[cfg(feature = "dedicated")]
             dedicated: Served(files.clone()),
             files,
         })
@@ -210,12 +232,26 @@ impl Layouts {
     /// code.
     pub(crate) fn of(&self, mode: IsolationMode) -> Result<&dyn Layout, Error> {
         match (self, mode) {
+            #[cfg(feature = "postgres")]
             (Self::Postgres, IsolationMode::Shared) => Ok(&shared::Shared),
+            #[cfg(feature = "postgres")]
             (Self::Postgres, IsolationMode::Schema) => Ok(&schema::Schema),
+            #[cfg(feature = "postgres")]
             (Self::Postgres, IsolationMode::Database) => Ok(&database::Database),
+            #[cfg(all(feature = "postgres", feature = "dedicated"))]
             (Self::Postgres, IsolationMode::Dedicated) => Ok(&Served(DatabaseWithRole)),
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite { files, .. }, IsolationMode::Database) => Ok(files),
+            #[cfg(all(feature = "sqlite", feature = "dedicated"))]
             (Self::Sqlite { dedicated, .. }, IsolationMode::Dedicated) => Ok(dedicated),
+            #[cfg(not(feature = "dedicated"))]
+            (_, IsolationMode::Dedicated) => Err(Error::Invalid {
+                field: "isolation",
+                message: "dedicated isolation needs tenantry's `dedicated` feature, which this \
+                          build leaves out"
+                    .into(),
+            }),
+            #[cfg(feature = "sqlite")]
             (Self::Sqlite { .. }, mode) => Err(PgOnly::Isolation(mode.as_str()).refused()),
         }
     }

@@ -34,6 +34,7 @@ impl<L: Layout + OwnServer> Layout for Served<L> {
         self.0.tables(placement)
     }
 
+    #[cfg(feature = "postgres")]
     async fn discard(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<(), Error> {
         self.0.discard(cx, tenant).await
     }

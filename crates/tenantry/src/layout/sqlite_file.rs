@@ -14,7 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Connection, SqliteConnection};
 use uuid::Uuid;
 
-use super::{Cx, Layout, Outside, OwnServer, Tables, TxRoute};
+#[cfg(feature = "dedicated")]
+use super::OwnServer;
+use super::{Cx, Layout, Outside, Tables, TxRoute};
 use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::db_server::DbServerName;
@@ -224,6 +226,7 @@ impl Outside for SqliteFiles {
 
 /// SQLite has no roles: a server of the tenant's own is given its file's path and nothing
 /// else, so the process boundary and that one path keep it to its data.
+#[cfg(feature = "dedicated")]
 #[async_trait]
 impl OwnServer for SqliteFiles {
     async fn server_url(&self, _: Cx<'_>, tenant: &Tenant) -> Result<String, Error> {

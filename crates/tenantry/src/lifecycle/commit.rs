@@ -38,6 +38,7 @@ pub(crate) trait Change: Send + Sync {
     /// What the change did, for the catalog's record.
     type Done: Send + Sync;
     /// Whether the tenant's own server is stopped first.
+    #[cfg(feature = "dedicated")]
     const STOPS_SERVER: bool;
 
     fn tenant(&self) -> &Tenant;
@@ -66,6 +67,7 @@ pub(crate) struct Provision<'a> {
 #[async_trait]
 impl Change for Provision<'_> {
     type Done = Applied;
+    #[cfg(feature = "dedicated")]
     const STOPS_SERVER: bool = false;
 
     fn tenant(&self) -> &Tenant {
@@ -109,6 +111,7 @@ pub(crate) struct Rename<'a> {
 #[async_trait]
 impl Change for Rename<'_> {
     type Done = Placement;
+    #[cfg(feature = "dedicated")]
     const STOPS_SERVER: bool = true;
 
     fn tenant(&self) -> &Tenant {
@@ -158,6 +161,7 @@ pub(crate) struct Deprovision<'a> {
 #[async_trait]
 impl Change for Deprovision<'_> {
     type Done = ();
+    #[cfg(feature = "dedicated")]
     const STOPS_SERVER: bool = true;
 
     fn tenant(&self) -> &Tenant {
@@ -199,6 +203,7 @@ impl Tenancy {
         record: impl AsyncFnOnce(&mut CatalogTx, &C::Done) -> Result<(), Error>,
     ) -> Result<C::Done, Error> {
         let (cx, tenant) = (self.cx(), change.tenant());
+        #[cfg(feature = "dedicated")]
         if C::STOPS_SERVER && layout.own_server().is_some() {
             self.stop_instance(tenant).await?;
         }
@@ -254,11 +259,13 @@ impl Tenancy {
 impl Tenancy {
     /// Drops tables the catalog no longer points at (a moved tenant's old ones), in a
     /// transaction of their own; the tenant's own server is stopped first.
+    #[cfg(feature = "postgres")]
     pub(crate) async fn drop_tables(
         &self,
         layout: &dyn Layout,
         tenant: &Tenant,
     ) -> Result<(), Error> {
+        #[cfg(feature = "dedicated")]
         if layout.own_server().is_some() {
             self.stop_instance(tenant).await?;
         }

@@ -4,17 +4,24 @@
 //! to a tenant's tables commits with the catalog's rows, or is undone.
 
 mod commit;
+#[cfg(feature = "postgres")]
 pub(crate) mod export;
+#[cfg(feature = "postgres")]
 pub(crate) mod moving;
 pub(crate) mod rollout;
 mod tenants;
+#[cfg(feature = "dedicated")]
 mod upgrade;
 
+#[cfg(feature = "postgres")]
 pub use crate::rows::TableRows;
+#[cfg(feature = "postgres")]
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
+#[cfg(feature = "postgres")]
 pub use moving::MoveTarget;
 #[cfg(feature = "testing")]
 pub use moving::{MoveFault, MoveStage};
 pub use rollout::{MigrateOptions, MigrationReport, TenantMigration, TenantOutcome};
 pub use tenants::{NewTenant, TenantUpdate};
+#[cfg(feature = "dedicated")]
 pub use upgrade::{ServerUpgrade, Upgraded};

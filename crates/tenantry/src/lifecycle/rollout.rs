@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::migrate::Applied;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
+use crate::tenant::IsolationMode;
 
 /// Which tenants a run covers, and how.
 #[derive(Debug, Clone)]
@@ -125,7 +126,7 @@ impl Tenancy {
             .to_migrate(self.migrations(), options.verify || options.check, slug)
             .await?;
         if options.skip_dedicated {
-            tenants.retain(|tenant| !self.has_own_server(tenant));
+            tenants.retain(|tenant| tenant.isolation != IsolationMode::Dedicated);
         }
         if let Some(slug) = &options.tenant
             && tenants.is_empty()

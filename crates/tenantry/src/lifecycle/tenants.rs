@@ -10,9 +10,12 @@ use uuid::Uuid;
 use super::commit::{Deprovision, Provision, Rename};
 use crate::catalog::{CatalogTx, TenantDetails};
 use crate::db_server::DbServerName;
-use crate::error::{Error, PgOnly};
+use crate::error::Error;
+#[cfg(feature = "postgres")]
+use crate::error::PgOnly;
 use crate::host::HostName;
 use crate::migrate::Applied;
+#[cfg(feature = "postgres")]
 use crate::migrate::template::{drop_template, templates_of};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
@@ -132,6 +135,7 @@ impl Tenancy {
         let layout = self.layout_of(new.isolation)?;
         let id = Uuid::new_v4();
         let placement = layout.place(&new.slug, id, new.server.as_ref(), false)?;
+        #[cfg(feature = "postgres")]
         if let Some(server) = &new.server {
             // Fails early, before any change, if the server is unknown.
             self.db_servers()?.url(server).await?;
@@ -180,6 +184,7 @@ impl Tenancy {
             .transpose()?;
         let layout = self.layout(&tenant)?;
         let status = update.status;
+        #[cfg_attr(not(feature = "dedicated"), expect(unused_variables))]
         let renamed = match &new_slug {
             None => {
                 tx.set(&tenant, name, status, settings).await?;
@@ -210,6 +215,7 @@ impl Tenancy {
         };
         self.catalog().invalidate();
         // Suspended, or renamed (its primary domain with it): its server stops.
+        #[cfg(feature = "dedicated")]
         if (status == Some(TenantStatus::Suspended) || renamed.is_some())
             && layout.own_server().is_some()
         {
@@ -220,11 +226,13 @@ impl Tenancy {
             .details(new_slug.as_ref().unwrap_or(slug))
             .await?;
         // Its server was started with the old name and settings.
+        #[cfg(feature = "dedicated")]
         self.refresh_instance(&details.tenant).await;
         Ok(details)
     }
 
     /// The template databases this catalog made, by server (`None`: the catalog's own).
+    #[cfg(feature = "postgres")]
     pub async fn templates(&self) -> Result<Vec<(Option<DbServerName>, String)>, Error> {
         let catalog = self.postgres_for(PgOnly::Templates)?.connect_options();
         let mut servers = vec![None];
@@ -247,6 +255,7 @@ impl Tenancy {
 
     /// Drops every template database this catalog made (when a deployment is taken down, for
     /// instance); the next database-mode tenant builds its template again. Returns them.
+    #[cfg(feature = "postgres")]
     pub async fn drop_templates(&self) -> Result<Vec<(Option<DbServerName>, String)>, Error> {
         let templates = self.templates().await?;
         for (server, name) in &templates {
@@ -286,7 +295,9 @@ impl Tenancy {
         tx.insert_domain(&tenant, domain.as_str(), false).await?;
         tx.commit().await?;
         self.catalog().invalidate();
-        self.restart_for_hosts(&tenant).await
+        #[cfg(feature = "dedicated")]
+        self.restart_for_hosts(&tenant).await?;
+        Ok(())
     }
 
     /// Removes a domain that is not the tenant's primary one.
@@ -301,11 +312,14 @@ impl Tenancy {
         tx.remove_domain(&details.tenant, domain.as_str()).await?;
         tx.commit().await?;
         self.catalog().invalidate();
-        self.restart_for_hosts(&details.tenant).await
+        #[cfg(feature = "dedicated")]
+        self.restart_for_hosts(&details.tenant).await?;
+        Ok(())
     }
 
     /// A tenant whose domains changed: its own server, which answers only for the domains it
     /// was started with, is stopped; the next request starts it with the new ones.
+    #[cfg(feature = "dedicated")]
     async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
         match self.layout(tenant)?.own_server() {
             Some(_) => self.stop_instance(tenant).await,

@@ -5,12 +5,22 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
+use sqlx::AssertSqlSafe;
+#[cfg(feature = "postgres")]
+use sqlx::Executor;
 use sqlx::migrate::{Migration, Migrator};
-use sqlx::{AssertSqlSafe, Executor, PgConnection, SqliteConnection};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::PgConnection;
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::SqliteConnection;
 
-use super::{Applied, LOCK_NAMESPACE, failed, millis, pending, up};
+#[cfg(feature = "postgres")]
+use super::LOCK_NAMESPACE;
+use super::{Applied, failed, millis, pending, up};
 use crate::error::Error;
+#[cfg(feature = "postgres")]
 use crate::pooler;
+#[cfg(feature = "postgres")]
 use crate::slug::SchemaName;
 
 /// Where one migration set is recorded. The SQL naming a ledger is the same for every tenant
@@ -20,11 +30,13 @@ pub(crate) struct Ledger {
     /// The ledger table, as SQL: unqualified for tenants.
     table: &'static str,
     /// Keys the advisory lock: the schema being migrated.
+    #[cfg(feature = "postgres")]
     lock: String,
 }
 
 impl Ledger {
     /// Used with `search_path` `tenantry`.
+    #[cfg(feature = "postgres")]
     pub(crate) fn catalog() -> Self {
         Self {
             table: "tenantry.catalog_migrations",
@@ -33,6 +45,7 @@ impl Ledger {
     }
 
     /// Used with `search_path` `public`.
+    #[cfg(feature = "postgres")]
     pub(crate) fn shared() -> Self {
         Self {
             table: "tenantry.shared_migrations",
@@ -41,6 +54,7 @@ impl Ledger {
     }
 
     /// Used inside a tenant transaction, whose `search_path` is the tenant's schema.
+    #[cfg(feature = "postgres")]
     pub(crate) fn tenant(schema: &SchemaName) -> Self {
         Self {
             table: "tenantry_migrations",
@@ -50,9 +64,11 @@ impl Ledger {
 
     /// A SQLite tenant's file, whose transaction began `IMMEDIATE` and so holds the write
     /// lock already.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite_tenant() -> Self {
         Self {
             table: "tenantry_migrations",
+            #[cfg(feature = "postgres")]
             lock: String::new(),
         }
     }
@@ -132,6 +148,7 @@ pub(crate) async fn apply_pending(
     })
 }
 
+#[cfg(feature = "postgres")]
 #[async_trait]
 impl LedgerConnection for PgConnection {
     async fn lock(&mut self, ledger: &Ledger) -> Result<(), Error> {
@@ -177,6 +194,7 @@ impl LedgerConnection for PgConnection {
 }
 
 #[async_trait]
+#[cfg(feature = "sqlite")]
 impl LedgerConnection for SqliteConnection {
     /// The transaction began `IMMEDIATE`: it holds the file's write lock already.
     async fn lock(&mut self, _: &Ledger) -> Result<(), Error> {
