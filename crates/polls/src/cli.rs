@@ -166,6 +166,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Deploy { command } => {
             let site = tenantry::cli::DeploySite {
                 bind: &settings.serving.bind,
+                bind_from: match std::env::var_os("BIND") {
+                    Some(_) => "BIND",
+                    None => "the default; set BIND or pass --upstream if `serve` listens elsewhere",
+                },
                 database_url: settings.database_url.as_deref(),
             };
             tenantry::cli::deploy(&tenancy().await?, command, site).await

@@ -171,7 +171,18 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("compose");
     let dir_arg = dir.to_str().unwrap();
-    let generate = || polls(&db, &["deploy", "compose", "--output", dir_arg]);
+    let context = out.path().to_str().unwrap();
+    let generate = || {
+        let args = [
+            "deploy",
+            "compose",
+            "--output",
+            dir_arg,
+            "--context",
+            context,
+        ];
+        polls(&db, &args)
+    };
     generate();
 
     let compose = dir.join("docker-compose.yaml");
@@ -209,6 +220,27 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
     let env = dir.join(format!("env/{loki}.env"));
     assert_eq!(mode(&env), 0o600);
     assert_eq!(mode(&dir.join("env/shared.env")), 0o600);
+    let shared_env = std::fs::read_to_string(dir.join("env/shared.env")).unwrap();
+    let app_password = shared_env
+        .lines()
+        .find_map(|line| line.strip_prefix("APP_ROLE_PASSWORD="))
+        .unwrap_or_else(|| panic!("the app role's password: {shared_env}"));
+    assert_eq!(app_password.len(), 64, "{shared_env}");
+    // The build context leaves out build output and this folder with its credentials; the
+    // build stage copies the binary out of its cached target.
+    let ignore = std::fs::read_to_string(dir.join("Dockerfile.dockerignore")).unwrap();
+    let ignored: Vec<&str> = ignore.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        ["target/", ".git/"].iter().all(|p| ignored.contains(p)),
+        "{ignore}"
+    );
+    assert!(ignored.contains(&"compose/"), "{ignore}");
+    let dockerfile = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    assert_eq!(dockerfile.matches("\nFROM ").count(), 2, "{dockerfile}");
+    assert!(
+        dockerfile.contains("COPY --from=build /usr/local/bin/polls /usr/local/bin/polls"),
+        "{dockerfile}"
+    );
     let env_text = std::fs::read_to_string(&env).unwrap();
     assert!(env_text.contains("TENANT_SLUG=loki\n"), "{env_text}");
     let nginx = std::fs::read_to_string(dir.join("nginx.conf")).unwrap();
@@ -222,6 +254,8 @@ async fn compose_files_pass_the_compose_schema_and_nginx_and_change_only_where_t
     let first = snapshot(&dir);
     assert!(generate().contains("0 written"));
     assert_eq!(changed(&first, &snapshot(&dir)), Vec::<String>::new());
+    let shared_env_again = std::fs::read_to_string(dir.join("env/shared.env")).unwrap();
+    assert_eq!(shared_env_again, shared_env);
     // A domain: the routing, and the hosts loki's server answers for.
     let domain = ["tenants", "domains", "add", "loki", "loki.example.com"];
     assert_eq!(
@@ -272,6 +306,8 @@ async fn kubernetes_manifests_pass_the_api_schemas_and_their_credentials_reach_o
                 "registry.example.com/polls:1.0",
                 "--output",
                 dir_arg,
+                // The test's PostgreSQL is on this machine's loopback.
+                "--allow-local",
             ],
         )
     };
@@ -573,4 +609,132 @@ async fn bad_deployment_options_are_refused_with_exit_2_and_nothing_written() {
         assert!(stderr.contains(option), "{stderr}");
         assert!(!dir.exists(), "{option} {value} wrote files");
     }
+}
+
+#[tokio::test]
+async fn kubernetes_refuses_what_only_this_machine_reaches_unless_allowed() {
+    let db = catalog().await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("k8s");
+    let loki = tenant_id(&db, "loki").await.replace('-', "");
+    let role = format!("tenantry_t_{}", &loki[..20]);
+    let loki_password = || async {
+        let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        let password: Option<String> =
+            sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+                .bind(&role)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        password
+    };
+    let before = loki_password().await;
+    // The test's database is on the loopback; the base domain may be `.localhost`.
+    for (base, extra, named) in [
+        (support::BASE, None, "127.0.0.1:"),
+        (
+            "polls.localhost",
+            Some("--database-address=db.example.com:5432"),
+            "polls.localhost",
+        ),
+        (
+            support::BASE,
+            Some("--database-address=[::1]:5432"),
+            "[::1]:5432",
+        ),
+    ] {
+        let mut args = vec!["deploy", "kubernetes", "--image", "polls:1", "--output"];
+        args.push(dir.to_str().unwrap());
+        args.extend(extra);
+        let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .args(&args)
+            .env("DATABASE_URL", db.url())
+            .env("BASE_DOMAIN", base)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--allow-local") && stderr.contains(named),
+            "{stderr}"
+        );
+        assert!(!dir.exists(), "{args:?} wrote files");
+    }
+    assert_eq!(
+        loki_password().await,
+        before,
+        "a refusal changed a role's password"
+    );
+    let mut args = vec![
+        "deploy",
+        "kubernetes",
+        "--image",
+        "polls:1",
+        "--allow-local",
+    ];
+    args.extend(["--output", dir.to_str().unwrap()]);
+    polls(&db, &args);
+    assert!(dir.join("shared/secret.yaml").exists());
+    let secret = std::fs::read_to_string(dir.join("shared/secret.yaml")).unwrap();
+    assert!(
+        secret.starts_with("# DATABASE_URL is the catalog owner's"),
+        "{secret}"
+    );
+    // An address the cluster reaches needs no permission, and the shared server's URL uses it.
+    let reached = out.path().join("reached");
+    let mut args = vec!["deploy", "kubernetes", "--image", "polls:1"];
+    args.extend(["--database-address", "db.example.com:6543", "--output"]);
+    args.push(reached.to_str().unwrap());
+    polls(&db, &args);
+    let secret = std::fs::read_to_string(reached.join("shared/secret.yaml")).unwrap();
+    let url = secret_value(&secret, "DATABASE_URL");
+    let expected = format!("@db.example.com:6543/{}", db.name());
+    assert!(url.contains(&expected), "{url}");
+}
+
+#[tokio::test]
+async fn nginx_goes_to_the_address_serve_listens_on_and_says_which() {
+    let db = catalog().await;
+    let out = tempfile::tempdir().unwrap();
+    let conf = out.path().join("tenantry.conf");
+    let run = |bind: Option<&str>, upstream: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_polls"));
+        command.args(["deploy", "nginx", "--output"]).arg(&conf);
+        command.args(upstream.map(|u| format!("--upstream={u}")));
+        command
+            .env("DATABASE_URL", db.url())
+            .env("BASE_DOMAIN", support::BASE);
+        match bind {
+            Some(bind) => command.env("BIND", bind),
+            None => command.env_remove("BIND"),
+        };
+        let output = command.output().unwrap();
+        let text = std::fs::read_to_string(&conf).unwrap_or_default();
+        (output, text)
+    };
+    for (bind, upstream, to, from) in [
+        (None, None, "127.0.0.1:8000", "(the default;"),
+        (Some("127.0.0.1:8100"), None, "127.0.0.1:8100", "(BIND)"),
+        (Some("0.0.0.0:8200"), None, "127.0.0.1:8200", "(BIND)"),
+        (
+            Some("127.0.0.1:8100"),
+            Some("10.0.0.5:8000"),
+            "10.0.0.5:8000",
+            "(--upstream)",
+        ),
+    ] {
+        let (output, text) = run(bind, upstream);
+        assert!(output.status.success(), "{output:?}");
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(said.contains(&format!("goes to {to} {from}")), "{said}");
+        assert!(
+            text.contains(&format!(
+                "upstream tenantry_shared {{\n    server {to};\n}}"
+            )),
+            "{text}"
+        );
+    }
+    let (output, _) = run(None, Some("nowhere"));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--upstream 'nowhere'"));
 }

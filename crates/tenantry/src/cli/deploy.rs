@@ -25,6 +25,10 @@ pub enum DeployCommand {
         /// The port nginx listens on.
         #[arg(long, default_value_t = 8080)]
         listen: u16,
+        /// The app server (`host:port`) everything else goes to; by default the address
+        /// `serve` listens on as BIND says.
+        #[arg(long, value_name = "HOST:PORT")]
+        upstream: Option<String>,
         /// Then check the whole configuration with `nginx -t` and, if it passes, reload nginx.
         #[arg(long)]
         reload: bool,
@@ -63,6 +67,10 @@ pub enum DeployCommand {
         /// The database servers' `host:port` as the cluster reaches them, when it differs.
         #[arg(long)]
         database_address: Option<String>,
+        /// Write a loopback database address or a `.localhost` base domain, which are
+        /// refused otherwise: no cluster but one on this machine reaches them.
+        #[arg(long)]
+        allow_local: bool,
     },
 }
 
@@ -71,6 +79,8 @@ pub enum DeployCommand {
 pub struct DeploySite<'a> {
     /// The address this app's server listens on.
     pub bind: &'a str,
+    /// Where `bind` came from, as the output names it (`"BIND"`, `"the default"`).
+    pub bind_from: &'a str,
     /// The catalog's database URL, written once to the shared server's Secret.
     pub database_url: Option<&'a str>,
 }
@@ -85,16 +95,25 @@ pub async fn deploy(
         DeployCommand::Nginx {
             output,
             listen,
+            upstream,
             reload,
         } => {
-            let options = NginxOptions {
-                listen,
-                shared: site.bind.to_owned(),
+            let (shared, from) = match upstream {
+                Some(upstream) => {
+                    host_and_port("--upstream", &upstream)?;
+                    (upstream, "--upstream")
+                }
+                None => (reachable(site.bind), site.bind_from),
             };
+            let options = NginxOptions { listen, shared };
             let config = nginx(tenancy, &options).await?;
             std::fs::write(&output, config)
                 .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
-            println!("wrote {}", output.display());
+            println!(
+                "wrote {}: every host but a running dedicated tenant's goes to {} ({from})",
+                output.display(),
+                options.shared
+            );
             if reload {
                 run(&["-t"])?;
                 run(&["-s", "reload"])?;
@@ -119,6 +138,7 @@ pub async fn deploy(
             ingress_class,
             ingress_namespace,
             database_address,
+            allow_local,
         } => {
             let shared_database_url = site
                 .database_url
@@ -131,7 +151,7 @@ pub async fn deploy(
                 dns_label(option, value)?;
             }
             if let Some(address) = &database_address {
-                host_and_port(address)?;
+                host_and_port("--database-address", address)?;
             }
             if image.is_empty() || image.contains(char::is_whitespace) {
                 return Err(CliError::usage("--image: an image reference has no spaces"));
@@ -143,6 +163,7 @@ pub async fn deploy(
                 ingress_namespace,
                 database_address,
                 shared_database_url,
+                allow_local,
             };
             write(&kubernetes(tenancy, &options).await?, &output)?;
             println!("for Kubernetes {KUBERNETES_VERSION}");
@@ -169,8 +190,18 @@ fn dns_label(option: &str, value: &str) -> Result<(), CliError> {
     }
 }
 
-/// Refuses a `--database-address` that is not `host:port`.
-fn host_and_port(address: &str) -> Result<(), CliError> {
+/// Where a server listening on `bind` is reached from this machine: a wildcard address
+/// (`0.0.0.0`, `[::]`) is not one to connect to, its loopback is.
+fn reachable(bind: &str) -> String {
+    match bind.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => bind.to_owned(),
+    }
+}
+
+/// Refuses an `option` value that is not `host:port`.
+fn host_and_port(option: &str, address: &str) -> Result<(), CliError> {
     let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
         !host.is_empty()
             && port.parse::<u16>().is_ok_and(|p| p > 0)
@@ -181,7 +212,7 @@ fn host_and_port(address: &str) -> Result<(), CliError> {
     match valid {
         true => Ok(()),
         false => Err(CliError::usage(format!(
-            "--database-address '{address}' is not host:port"
+            "{option} '{address}' is not host:port"
         ))),
     }
 }

@@ -58,6 +58,11 @@ pub async fn compose(tenancy: &Tenancy, options: &ComposeOptions) -> Result<File
         ..Files::default()
     };
     files.add("Dockerfile", dockerfile(&options.binary), Kind::Plain);
+    files.add(
+        "Dockerfile.dockerignore",
+        dockerignore(&relative(&options.context, &options.output)),
+        Kind::Plain,
+    );
     let mut project = Project::default();
     shared_services(options, &mut files, &mut project);
     let mut routes = Vec::new();
@@ -124,6 +129,11 @@ fn shared_services(options: &ComposeOptions, files: &mut Files, project: &mut Pr
         Path::new("env/shared.env"),
         "POSTGRES_PASSWORD",
     );
+    let app_password = kept_password(
+        &options.output,
+        Path::new("env/shared.env"),
+        "APP_ROLE_PASSWORD",
+    );
     files.add(
         "env/shared.env",
         env(&[
@@ -135,6 +145,9 @@ fn shared_services(options: &ComposeOptions, files: &mut Files, project: &mut Pr
                 "DATABASE_URL",
                 format!("postgres://postgres:{shared_password}@db:5432/tenantry"),
             ),
+            // The role tenant requests run as: `migrate` gives it this password, which a
+            // server that asks for passwords (as the image's does over the network) needs.
+            ("APP_ROLE_PASSWORD", app_password),
         ]),
         Kind::Seed,
     );
@@ -251,19 +264,37 @@ fn env(pairs: &[(&str, String)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
 }
 
-/// A multi-stage build: the release binary compiled on Rust's image, run as an unprivileged
-/// user on a slim Debian.
+/// What the build context leaves out, read by BuildKit beside the Dockerfile: build output,
+/// history, local databases, and `output` (this folder, with its credentials) if it is
+/// inside the context.
+fn dockerignore(output: &Path) -> String {
+    let mut ignore = "# Written by `deploy compose`: never sent as build context.\n\
+                      target/\n**/target/\n.git/\n**/*.sqlite3*\n"
+        .to_owned();
+    if !output.starts_with("..") {
+        ignore.push_str(&format!("{}/\n", output.display()));
+    }
+    ignore
+}
+
+/// A multi-stage build: the release binary compiled on Rust's image (its registry and
+/// target kept in BuildKit's cache between builds), run as an unprivileged user on a slim
+/// Debian.
 fn dockerfile(binary: &str) -> String {
     format!(
-        "# Written by `deploy compose`.\n\
+        "# syntax=docker/dockerfile:1\n\
+         # Written by `deploy compose`.\n\
          FROM rust:1.95-slim-bookworm AS build\n\
          WORKDIR /src\n\
          COPY . .\n\
-         RUN cargo build --release --locked -p {binary}\n\
+         RUN --mount=type=cache,target=/usr/local/cargo/registry \\\n    \
+         --mount=type=cache,target=/src/target \\\n    \
+         cargo build --release --locked -p {binary} \\\n    \
+         && cp target/release/{binary} /usr/local/bin/{binary}\n\
          \n\
          FROM debian:bookworm-slim\n\
          RUN useradd --system --uid 10001 app\n\
-         COPY --from=build /src/target/release/{binary} /usr/local/bin/{binary}\n\
+         COPY --from=build /usr/local/bin/{binary} /usr/local/bin/{binary}\n\
          USER 10001\n\
          EXPOSE {APP_PORT}\n\
          ENTRYPOINT [\"{binary}\"]\n"

@@ -5,8 +5,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
 
 use super::{Deployed, Files, Kind, dedicated, kept_password, yaml};
 use crate::error::Error;
@@ -33,6 +35,9 @@ pub struct KubernetesOptions {
     pub database_address: Option<String>,
     /// The shared server's database URL, written to its Secret the first time.
     pub shared_database_url: String,
+    /// Write loopback database addresses and a `.localhost` base domain, which no cluster
+    /// reaches, instead of refusing them (for a cluster on this very machine).
+    pub allow_local: bool,
 }
 
 const APP_PORT: u16 = 8000;
@@ -53,6 +58,28 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
     };
     let version = tenancy.migrations().tenant_version().unwrap_or(0);
     let base = tenancy.identification().base_domain.to_string();
+    let owner = PgConnectOptions::from_str(&options.shared_database_url)?;
+    let mut tenants = Vec::new();
+    for tenant in dedicated(tenancy).await? {
+        let database = own_database_of(tenancy.cx(), &tenant.tenant).await?;
+        let address = options
+            .database_address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", database.host, database.port));
+        tenants.push((tenant, database, address));
+    }
+    if !options.allow_local {
+        let shared = options
+            .database_address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", owner.get_host(), owner.get_port()));
+        let addresses = std::iter::once(&shared).chain(tenants.iter().map(|(.., a)| a));
+        refuse_local(&base, addresses)?;
+    }
+    let shared_url = match &options.database_address {
+        Some(address) => at_address(&options.shared_database_url, address),
+        None => options.shared_database_url.clone(),
+    };
     files.add(
         "shared/app.yaml",
         shared(options, &base, version),
@@ -60,23 +87,24 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
     );
     files.add(
         "shared/secret.yaml",
-        yaml::document(&secret(
-            "tenantry",
-            "database",
-            json!({ "DATABASE_URL": options.shared_database_url }),
-        )),
+        format!(
+            "# DATABASE_URL is the catalog owner's (role {}): the shared server's `migrate` and\n\
+             # tenant lifecycle create schemas, databases and roles; its requests run as the app\n\
+             # role, which Row-Level Security holds.\n{}",
+            owner.get_username(),
+            yaml::document(&secret(
+                "tenantry",
+                "database",
+                json!({ "DATABASE_URL": shared_url }),
+            ))
+        ),
         Kind::Seed,
     );
-    for tenant in dedicated(tenancy).await? {
+    for (tenant, database, address) in tenants {
         let folder = PathBuf::from("tenants").join(tenant.slug().as_str());
         let secret_path = folder.join("secret.yaml");
         let password = kept_password(&options.output, &secret_path, "DATABASE_URL");
-        let database = own_database_of(tenancy.cx(), &tenant.tenant).await?;
         set_password(tenancy.cx(), &tenant.tenant, &password).await?;
-        let address = options
-            .database_address
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", database.host, database.port));
         let url = format!(
             "postgres://{}:{password}@{address}/{}",
             database.role, database.database
@@ -103,6 +131,55 @@ pub async fn kubernetes(tenancy: &Tenancy, options: &KubernetesOptions) -> Resul
         );
     }
     Ok(files)
+}
+
+/// `url` with its host and port replaced by `address` (`host:port`, as the cluster reaches
+/// it), its credentials, database and parameters kept.
+fn at_address(url: &str, address: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(userinfo, _)| format!("{userinfo}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}{address}{tail}")
+}
+
+/// Refuses a base domain or database address that only this machine reaches.
+fn refuse_local<'a>(base: &str, addresses: impl Iterator<Item = &'a String>) -> Result<(), Error> {
+    let local_host = |host: &str| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    if local_host(base) {
+        return Err(Error::Invalid {
+            field: "BASE_DOMAIN",
+            message: format!(
+                "the base domain {base} resolves only on this machine, so no Ingress host \
+                 under it reaches the cluster; set BASE_DOMAIN to the domain the cluster \
+                 serves, or pass --allow-local for a cluster on this machine"
+            ),
+        });
+    }
+    for address in addresses {
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(h, _)| h);
+        if local_host(host) {
+            return Err(Error::Invalid {
+                field: "--database-address",
+                message: format!(
+                    "the database is at {address}, a loopback address no pod reaches; pass \
+                     --database-address HOST:PORT as the cluster reaches it, or --allow-local \
+                     for a cluster on this machine"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn namespace(tenant: &Deployed) -> String {
