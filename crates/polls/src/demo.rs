@@ -3,9 +3,9 @@
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection};
 use tenantry::cli::{CliError, MigrateArgs};
-use tenantry::{NewTenant, Slug, Tenancy, TenantUpdate};
+use tenantry::{NewTenant, Pooler, Slug, Tenancy, TenantUpdate};
 
 use crate::auth::{hash_password, new_token_key, token_for};
 use crate::configuration::Settings;
@@ -57,7 +57,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     };
     let tenancy = match &settings.database_url {
         Some(url) => {
-            ensure_database(url).await?;
+            ensure_database(url, settings.database_pooler).await?;
             let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
             let options = settings.options().map_err(CliError::usage)?;
             tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
@@ -133,22 +133,29 @@ fn redacted(url: &str) -> String {
         .map_or_else(|_| "(invalid URL)".to_owned(), |u| u.to_string())
 }
 
-/// Creates the database named in `url` if the server does not have it yet.
-async fn ensure_database(url: &str) -> Result<(), CliError> {
+/// Creates the database named in `url` if the server does not have it yet, connecting to
+/// its `postgres` database as `pooler` needs (through a transaction pooler, each statement
+/// in a transaction of its own or sent whole).
+async fn ensure_database(url: &str, pooler: Pooler) -> Result<(), CliError> {
     let options = PgConnectOptions::from_str(url)?;
     let name = options
         .get_database()
         .ok_or_else(|| CliError::usage("DATABASE_URL names no database"))?
         .to_owned();
-    let mut conn = PgConnection::connect_with(&options.database("postgres")).await?;
+    let server = pooler.connect_options(url)?.database("postgres");
+    let mut conn = startup::connect_one(&server).await?;
+    let mut tx = conn.begin().await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)
-            .fetch_one(&mut conn)
+            .persistent(false)
+            .fetch_one(&mut *tx)
             .await?;
+    tx.commit().await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .execute(&mut conn)
             .await?;
         println!("created database {quoted}");
     }

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde_json::json;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
@@ -52,34 +52,51 @@ pub async fn connect(url: &str, size: u32, pooler: Pooler) -> Result<PgPool, Cli
     let options = pooler.connect_options(url)?;
     match pool_options(size).connect_with(options.clone()).await {
         Ok(pool) => Ok(pool),
-        Err(error) => {
-            // The pool only says it timed out; one connection of our own says why.
-            let cause = match error {
-                sqlx::Error::PoolTimedOut => PgConnection::connect_with(&options)
-                    .await
-                    .err()
-                    .unwrap_or(error),
-                other => other,
-            };
-            let (host, port) = (options.get_host(), options.get_port());
-            let database = options.get_database().unwrap_or("-");
-            // The server's own words, without the driver's position in PostgreSQL's source.
-            Err(CliError::failed(match cause.as_database_error() {
-                Some(refusal) if refusal.code().as_deref() == Some("3D000") => format!(
-                    "PostgreSQL at {host}:{port} has no database {database}: create it \
-                     (createdb -h {host} -p {port} {database}) or name another in DATABASE_URL"
-                ),
-                Some(refusal) => format!(
-                    "PostgreSQL at {host}:{port} refused the connection to database \
-                     {database}: {}",
-                    refusal.message()
-                ),
-                None => format!(
-                    "cannot reach PostgreSQL at {host}:{port} (database {database}): {cause}"
-                ),
-            }))
-        }
+        // The pool only says it timed out; one connection of our own says why.
+        Err(sqlx::Error::PoolTimedOut) => Err(connect_one(&options)
+            .await
+            .err()
+            .unwrap_or_else(|| unreachable(&options, &sqlx::Error::PoolTimedOut))),
+        Err(error) => Err(unreachable(&options, &error)),
     }
+}
+
+/// One connection with `options`; when PostgreSQL cannot be reached, the error says where
+/// and why, as [`connect`]'s does.
+pub async fn connect_one(options: &PgConnectOptions) -> Result<PgConnection, CliError> {
+    PgConnection::connect_with(options)
+        .await
+        .map_err(|error| unreachable(options, &error))
+}
+
+/// Why `options` reach no PostgreSQL: its host, port and database and the server's own
+/// words, never the password nor the driver's position in PostgreSQL's source.
+fn unreachable(options: &PgConnectOptions, cause: &sqlx::Error) -> CliError {
+    let (host, port) = (options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("-");
+    CliError::failed(match cause.as_database_error() {
+        Some(refusal) if refusal.code().as_deref() == Some("3D000") => format!(
+            "PostgreSQL at {host}:{port} has no database {database}: create it \
+             (createdb -h {host} -p {port} {database}) or name another in DATABASE_URL"
+        ),
+        Some(refusal)
+            if refusal
+                .message()
+                .starts_with("unsupported startup parameter") =>
+        {
+            format!(
+                "{host}:{port} refused the connection to database {database}: {}; a \
+                 transaction pooler such as PgBouncer refuses startup parameters, so if it is \
+                 one, set DATABASE_POOLER=transaction",
+                refusal.message()
+            )
+        }
+        Some(refusal) => format!(
+            "PostgreSQL at {host}:{port} refused the connection to database {database}: {}",
+            refusal.message()
+        ),
+        None => format!("cannot reach PostgreSQL at {host}:{port} (database {database}): {cause}"),
+    })
 }
 
 /// Tenancy as `settings` describe it: on PostgreSQL with a DATABASE_URL (whose catalog must
@@ -135,7 +152,7 @@ async fn open_with(
                 .await
                 .map_err(|e| match e {
                     tenantry::Error::UnsafeRole(message) => CliError::failed(format!(
-                        "{message} (APP_ROLE and APP_ROLE_PASSWORD name it)"
+                        "{message} (APP_ROLE names the role, APP_ROLE_PASSWORD its password)"
                     )),
                     other => other.into(),
                 })?

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection;
 use tenantry::Tenancy;
 use tenantry::testing::{TestDatabase, TestPgBouncer};
 use tower::ServiceExt;
@@ -1821,4 +1822,144 @@ async fn names_with_control_or_direction_characters_are_refused() {
     let set = format!("display_name={reversed}");
     let refused = expect(&db, &["tenants", "settings", "loki", "--set", &set], 2);
     assert!(refused.stderr.contains("display_name"), "{refused}");
+}
+
+#[tokio::test]
+async fn migrate_on_a_server_that_asks_for_passwords_says_what_to_set_then_works() {
+    let cluster = tenantry::testing::TestCluster::start_with_passwords();
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres"))
+        .await
+        .expect("postgres with its password");
+    sqlx::raw_sql("CREATE DATABASE polls")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = cluster.url("polls");
+    let without = polls_on(&url, "none", &["migrate"], None);
+    assert_eq!(without.code, 1, "{without}");
+    assert!(
+        without.stderr.contains("asks role 'tenantry_app'")
+            && without.stderr.contains("for a password")
+            && without.stderr.contains("APP_ROLE_PASSWORD")
+            && without.stderr.contains("run migrate again"),
+        "{without}"
+    );
+    let with = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_polls"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("APP_ROLE_PASSWORD", "app-secret-1")
+            .env("BASE_DOMAIN", support::BASE)
+            .env("RUST_LOG", "error")
+            .env_remove("DATABASE_POOLER")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "polls {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    with(&["migrate"]);
+    with(&["tenants", "create", "thor"]);
+    let listed = with(&["tenants", "list"]);
+    assert!(listed.contains("thor"), "{listed}");
+    // The role's password is the configured one: it logs in with it over TCP.
+    let app = cluster
+        .url("polls")
+        .replace("postgres:postgres-secret@", "tenantry_app:app-secret-1@");
+    sqlx::PgConnection::connect(&app)
+        .await
+        .expect("the app role with the configured password");
+}
+
+#[tokio::test]
+async fn pgbouncer_without_the_pooler_setting_is_named_and_the_demo_runs_through_it() {
+    let bouncer = TestPgBouncer::start(2);
+    let mut db = TestDatabase::create().await;
+    db.reached_through(bouncer.port());
+    let url = bouncer.url(db.name());
+    let refused = polls_on(&url, "none", &["migrate"], None);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused.stderr.contains("unsupported startup parameter")
+            && refused.stderr.contains("set DATABASE_POOLER=transaction"),
+        "{refused}"
+    );
+    // The demo, which first makes sure its database exists, runs through it too.
+    let port = support::free_port();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_polls"))
+        .arg("demo")
+        .env("DATABASE_URL", &url)
+        .env("DATABASE_POOLER", "transaction")
+        .env("BASE_DOMAIN", support::BASE)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(demo.stdout.take().unwrap()));
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("Serving on"));
+    let _ = demo.kill();
+    let status = demo.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut demo.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(serving.is_some(), "{status:?}: {stderr}");
+}
+
+#[tokio::test]
+async fn a_setting_that_takes_text_takes_the_text_given() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    let named = expect(
+        &db,
+        &["tenants", "settings", "thor", "--set", "display_name=12345"],
+        0,
+    );
+    assert_eq!(
+        setting(&named.stdout, "display_name"),
+        "\"12345\" set",
+        "{named}"
+    );
+    let colour = expect(
+        &db,
+        &[
+            "tenants",
+            "settings",
+            "thor",
+            "--set",
+            "primary_color=336699",
+        ],
+        2,
+    );
+    assert!(
+        colour
+            .stderr
+            .contains("'336699' is not a colour of the form #rrggbb"),
+        "{colour}"
+    );
+    let typed = expect(
+        &db,
+        &[
+            "tenants",
+            "settings",
+            "thor",
+            "--set",
+            "signup_open=false",
+            "--set",
+            "max_choices_per_poll=5",
+        ],
+        0,
+    );
+    assert_eq!(
+        setting(&typed.stdout, "signup_open"),
+        "false set",
+        "{typed}"
+    );
+    assert_eq!(
+        setting(&typed.stdout, "max_choices_per_poll"),
+        "5 set",
+        "{typed}"
+    );
 }

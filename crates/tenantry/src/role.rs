@@ -84,7 +84,6 @@ impl AppRole {
 #[cfg(feature = "postgres")]
 impl AppRole {
     /// The role's password, if one is set.
-    #[cfg(feature = "dedicated")]
     pub(crate) fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }

@@ -197,6 +197,16 @@ pub struct TestCluster {
     dir: PathBuf,
     bindir: PathBuf,
     port: u16,
+    /// The password of `postgres` over TCP, on a server that asks for passwords.
+    password: Option<&'static str>,
+}
+
+/// How a [`TestCluster`] takes connections.
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    Trust,
+    Tls,
+    Passwords,
 }
 
 /// A port nothing listens on now.
@@ -222,14 +232,20 @@ fn postgres_dir(prefix: &str) -> PathBuf {
 impl TestCluster {
     /// Initializes and starts the server; panics with the reason if that is impossible.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(Access::Trust)
+    }
+
+    /// A server that asks every TCP connection for its role's password (SCRAM), as
+    /// operators run PostgreSQL; [`TestCluster::url`] carries `postgres`'s.
+    pub fn start_with_passwords() -> Self {
+        Self::start_with(Access::Passwords)
     }
 
     /// A server that accepts TLS connections only, with a certificate for `localhost`
     /// (and no other name or address) signed by a CA made for it ([`TestCluster::ca_file`]),
     /// both made with the installed `openssl`.
     pub fn start_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(Access::Tls)
     }
 
     /// The CA that signed a [`TestCluster::start_tls`] server's certificate (PEM).
@@ -246,7 +262,7 @@ impl TestCluster {
         )
     }
 
-    fn start_with(tls: bool) -> Self {
+    fn start_with(access: Access) -> Self {
         let bindir = match std::env::var_os("TENANTRY_PG_BINDIR") {
             Some(dir) => PathBuf::from(dir),
             None => {
@@ -258,25 +274,38 @@ impl TestCluster {
         };
         let port = free_port();
         let dir = postgres_dir("tenantry-cluster");
-        let cluster = Self { dir, bindir, port };
+        let password = (access == Access::Passwords).then_some("postgres-secret");
+        let cluster = Self {
+            dir,
+            bindir,
+            port,
+            password,
+        };
         let data = cluster.dir.display().to_string();
-        cluster.as_postgres(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
+        let mut initdb = vec!["-D", &data, "-U", "postgres", "--no-sync", "-E", "UTF8"];
+        let pwfile = cluster.dir.with_extension("pw");
+        let pwfile_arg = format!("--pwfile={}", pwfile.display());
+        match password {
+            Some(password) => {
+                std::fs::write(&pwfile, password).expect("the password file");
+                initdb.extend([
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    &pwfile_arg,
+                ]);
+                if crate::dedicated::process::running_as_root() {
+                    let owned = Command::new("chown").arg("postgres").arg(&pwfile).status();
+                    assert!(owned.is_ok_and(|s| s.success()), "chown postgres failed");
+                }
+            }
+            None => initdb.push("--auth=trust"),
+        }
+        cluster.as_postgres("initdb", &initdb);
+        let _ = std::fs::remove_file(&pwfile);
         let mut options = format!(
             "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
-        if tls {
+        if access == Access::Tls {
             make_certificates(&cluster.dir);
             options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={data}/server.crt -c ssl_key_file={data}/server.key"
@@ -302,7 +331,11 @@ impl TestCluster {
 
     /// The URL of database `database` on this server.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        let password = self.password.map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "postgres://postgres{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
     }
 
     /// Runs one of the server's programs, as `postgres` when we are root.

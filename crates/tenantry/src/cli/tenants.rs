@@ -164,12 +164,24 @@ async fn settings(
     reset: &[String],
 ) -> Result<(), CliError> {
     let mut patch = serde_json::Map::new();
+    let current = match set.is_empty() {
+        true => serde_json::Value::Null,
+        false => tenancy.catalog().details(slug).await?.tenant.settings,
+    };
     for pair in set {
-        let (key, value) = pair
+        let (key, raw) = pair
             .split_once('=')
             .ok_or_else(|| CliError::usage(format!("--set '{pair}': expected KEY=VALUE")))?;
-        let value = serde_json::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        // Text, unless only its JSON reading is valid for the key (`signup_open=false`,
+        // `max_choices_per_poll=5`): `primary_color=336699` is refused as the text it is.
+        let text = serde_json::Value::String(raw.to_owned());
+        let as_text = serde_json::json!({ key: text });
+        let json = serde_json::from_str(raw).ok().filter(|json| {
+            let as_json = serde_json::json!({ key: json });
+            tenancy.settings().apply(&current, &as_text).is_err()
+                && tenancy.settings().apply(&current, &as_json).is_ok()
+        });
+        let value = json.unwrap_or(text);
         patch.insert(key.to_owned(), value);
     }
     for key in reset {

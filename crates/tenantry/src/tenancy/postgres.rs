@@ -130,18 +130,41 @@ impl Tenancy {
 /// Connects as `role` and refuses it if Row-Level Security would not hold it.
 async fn check_role(pool: &PgPool, role: &AppRole) -> Result<(), Error> {
     let options = role.options(&pool.connect_options());
-    let mut conn = PgConnection::connect_with(&options).await.map_err(|e| {
-        Error::UnsafeRole(format!(
-            "cannot connect as role '{}', which tenant transactions run as ({e}); the migrate \
-             command creates it",
-            role.name()
-        ))
-    })?;
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| unreachable_role(role, &e))?;
     let mut tx = conn.begin().await?;
     let checked = role.check(&mut tx).await;
     tx.rollback().await?;
     conn.close().await?;
     checked
+}
+
+/// Why tenant transactions cannot connect as `role`, and what to do about it.
+fn unreachable_role(role: &AppRole, error: &sqlx::Error) -> Error {
+    let name = role.name();
+    let refusal = error.as_database_error();
+    let code = refusal.and_then(|e| e.code());
+    Error::UnsafeRole(match (code.as_deref(), role.password()) {
+        // invalid_password: the server asked for one.
+        (Some("28P01"), None) => format!(
+            "the server asks role '{name}', which tenant transactions run as, for a password, \
+             and none is configured for it: configure one and run migrate again, which gives \
+             the role that password"
+        ),
+        (Some("28P01"), Some(_)) => format!(
+            "the server refused the configured password of role '{name}', which tenant \
+             transactions run as: run migrate again, which gives the role that password"
+        ),
+        (Some(_), _) => format!(
+            "cannot connect as role '{name}', which tenant transactions run as: {}; migrate \
+             creates the role",
+            refusal.map_or_else(String::new, |e| e.message().to_owned())
+        ),
+        (None, _) => {
+            format!("cannot connect as role '{name}', which tenant transactions run as: {error}")
+        }
+    })
 }
 
 /// The budget, lowered if the server could not hold it next to the catalog pools: connections
