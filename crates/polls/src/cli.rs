@@ -181,10 +181,36 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let password = read_password()?;
             let tenancy = tenancy().await?;
-            for slug in &cli.targets.resolve(&tenancy).await? {
-                create_superuser(&tenancy, slug, (&username, &email), &password).await?;
+            let tenants = cli.targets.resolve(&tenancy).await?;
+            let mut failed = Vec::new();
+            for slug in &tenants {
+                let who = (username.as_str(), email.as_str());
+                if let Err(error) = create_superuser(&tenancy, slug, who, &password).await {
+                    if tenants.len() > 1 {
+                        eprintln!("error: {}", error.message);
+                    }
+                    failed.push(error);
+                }
             }
-            Ok(())
+            match failed.as_slice() {
+                [] => Ok(()),
+                [one] if tenants.len() == 1 => Err(CliError {
+                    code: one.code,
+                    message: one.message.clone(),
+                }),
+                all => Err(CliError {
+                    // One reason everywhere keeps its code (4: the user exists).
+                    code: match all.iter().all(|e| e.code == all[0].code) {
+                        true => all[0].code,
+                        false => 1,
+                    },
+                    message: format!(
+                        "createsuperuser failed in {} of {} tenants",
+                        all.len(),
+                        tenants.len()
+                    ),
+                }),
+            }
         }
         Command::Sql { statement } => {
             let tenancy = tenancy().await?;
@@ -237,7 +263,10 @@ async fn migrate(
         Some(url) => {
             let options = settings.options().map_err(CliError::usage)?;
             let pool = startup::connect(url, settings.pool_size, settings.database_pooler).await?;
-            tenantry::cli::migrate_shared(&pool, &migrations, &options).await?;
+            match args.check {
+                true => tenantry::cli::check_shared(&pool, &migrations).await?,
+                false => tenantry::cli::migrate_shared(&pool, &migrations, &options).await?,
+            }
         }
         None => println!("shared: the SQLite catalog is migrated as it opens"),
     }

@@ -181,7 +181,12 @@ pub async fn listen(settings: &Settings) -> Result<tokio::net::TcpListener, CliE
     let bind = &settings.serving.bind;
     tokio::net::TcpListener::bind(bind)
         .await
-        .map_err(|e| CliError::failed(format!("cannot listen on {bind}: {e}")))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => {
+                CliError::usage(format!("--bind '{bind}': {e} (expected HOST:PORT)"))
+            }
+            _ => CliError::failed(format!("cannot listen on {bind}: {e}")),
+        })
 }
 
 /// One dedicated tenant's own server (`polls serve-tenant`): the tenant's database as the

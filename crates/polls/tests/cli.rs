@@ -185,6 +185,12 @@ async fn migrate_applies_once_then_reports_up_to_date() {
         "{run}"
     );
 
+    // --check applies nothing, not even the shared half, and says what is pending.
+    let check = expect(&db, &["migrate", "--check"], 1);
+    let pending = check.stdout.strip_prefix("shared: ").unwrap_or_default();
+    assert!(pending.ends_with(" migration(s) pending\n"), "{check}");
+    expect(&db, &["tenants", "list"], 1);
+
     let first = expect(&db, &["migrate"], 0);
     let applied: usize = first
         .stdout
@@ -227,10 +233,19 @@ async fn migrate_applies_once_then_reports_up_to_date() {
         "{run}"
     );
     assert!(
-        run.stdout
-            .contains("tenants: 0 migrated, 2 up to date, 0 failed ("),
+        run.stdout.contains(
+            "tenants: 0 migrated, 2 up to date (2 not visited: shared-mode, or current per \
+             the catalog), 0 failed ("
+        ),
         "{run}"
     );
+    // --check applies nothing, the shared half included, and names what it visited.
+    let run = expect(&db, &["migrate", "--check"], 0);
+    assert!(
+        run.stdout.starts_with("shared: 0 migration(s) pending\n"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("potter: up to date\n"), "{run}");
     let run = expect(&db, &["migrate", "--verify"], 0);
     assert!(run.stdout.contains("potter: up to date\n"), "{run}");
     assert!(run.stdout.contains("thor: up to date\n"), "{run}");
@@ -242,7 +257,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     let run = expect(&db, &["migrate", "--tenant", "thor"], 0);
     assert!(
         run.stdout
-            .contains("tenants: 0 migrated, 1 up to date, 0 failed ("),
+            .contains("tenants: 0 migrated, 1 up to date (1 not visited"),
         "{run}"
     );
 
@@ -269,7 +284,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     assert!(!run.stdout.contains("potter:"), "{run}");
     assert!(
         run.stdout
-            .contains("tenants: 1 migrated, 1 up to date, 0 failed ("),
+            .contains("tenants: 1 migrated, 1 up to date (1 not visited"),
         "{run}"
     );
     let run = expect(
@@ -277,7 +292,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
         &["--tenant", "thor", "sql", "SELECT count(*) AS n FROM users"],
         0,
     );
-    assert_eq!(run.stdout, "== thor ==\nn\n0\n(1 rows)\n\n");
+    assert_eq!(run.stdout, "== thor ==\nn\n0\n(1 row)\n\n");
     let show = expect(&db, &["tenants", "show", "thor"], 0);
     assert_eq!(field(&show.stdout, "version"), [latest()], "{show}");
 }
@@ -526,7 +541,7 @@ async fn createsuperuser_reads_the_password_from_stdin() {
             .starts_with("== thor ==\nusername  is_superuser\n"),
         "{run}"
     );
-    assert!(run.stdout.contains("(1 rows)"), "{run}");
+    assert!(run.stdout.contains("(1 row)"), "{run}");
     // Only in thor.
     let run = expect(
         &db,
@@ -538,7 +553,7 @@ async fn createsuperuser_reads_the_password_from_stdin() {
         ],
         0,
     );
-    assert_eq!(run.stdout, "== potter ==\nn\n0\n(1 rows)\n\n");
+    assert_eq!(run.stdout, "== potter ==\nn\n0\n(1 row)\n\n");
 
     // The password is the line without its newline, and the API accepts it.
     let (status, body) = http(
@@ -636,7 +651,27 @@ async fn createsuperuser_reads_the_password_from_stdin() {
     );
     assert_eq!(
         run.stdout,
-        "== potter ==\nn\n1\n(1 rows)\n\n== thor ==\nn\n2\n(1 rows)\n\n"
+        "== potter ==\nn\n1\n(1 row)\n\n== thor ==\nn\n2\n(1 row)\n\n"
+    );
+
+    // Tenants that have the user do not stop the others; the end sums up.
+    expect(&db, &["tenants", "create", "freya"], 0);
+    let root = ["--all-tenants", "createsuperuser", "--username", "root"];
+    let run = polls(
+        &db,
+        &[&root[..], &["--password-stdin"]].concat(),
+        Some("pw\n"),
+    );
+    assert_eq!(run.code, 4, "{run}");
+    assert_eq!(run.stdout, "created superuser 'root' in 'freya'\n", "{run}");
+    for slug in ["potter", "thor"] {
+        let exists = format!("error: user 'root' already exists in '{slug}'");
+        assert!(run.stderr.contains(&exists), "{run}");
+    }
+    assert!(
+        run.stderr
+            .contains("createsuperuser failed in 2 of 3 tenants"),
+        "{run}"
     );
 }
 
@@ -662,7 +697,7 @@ async fn sql_runs_in_each_tenant() {
     );
     assert_eq!(
         run.stdout,
-        "== potter ==\nn\n0\n(1 rows)\n\n== thor ==\nn\n2\n(1 rows)\n\n"
+        "== potter ==\nn\n0\n(1 row)\n\n== thor ==\nn\n2\n(1 row)\n\n"
     );
     let run = expect(
         &db,
@@ -671,7 +706,7 @@ async fn sql_runs_in_each_tenant() {
     );
     assert_eq!(
         run.stdout,
-        "== potter ==\ns\npotter\n(1 rows)\n\n== thor ==\ns\nthor\n(1 rows)\n\n"
+        "== potter ==\ns\npotter\n(1 row)\n\n== thor ==\ns\nthor\n(1 row)\n\n"
     );
     let run = expect(
         &db,
@@ -684,6 +719,22 @@ async fn sql_runs_in_each_tenant() {
         0,
     );
     assert_eq!(run.stdout, "== thor ==\n(0 rows)\n\n");
+
+    // Several statements: a table (or a count of changed rows) for each.
+    let run = expect(
+        &db,
+        &[
+            "--tenant",
+            "thor",
+            "sql",
+            "SELECT 1 AS a; SELECT 2 AS b, 3 AS c; UPDATE users SET email = email",
+        ],
+        0,
+    );
+    assert_eq!(
+        run.stdout,
+        "== thor ==\na\n1\n(1 row)\nb  c\n2  3\n(1 row)\n(2 rows changed)\n\n"
+    );
 
     // A statement failing everywhere: an error per tenant, and a non-zero exit.
     let run = expect(
@@ -717,7 +768,7 @@ async fn sql_runs_in_each_tenant() {
     );
     assert!(run.stdout.contains("== potter ==\nERROR: "), "{run}");
     assert!(run.stdout.contains("division by zero"), "{run}");
-    assert!(run.stdout.contains("== thor ==\nq\n5\n(1 rows)\n"), "{run}");
+    assert!(run.stdout.contains("== thor ==\nq\n5\n(1 row)\n"), "{run}");
     assert!(
         run.stderr
             .contains("error: the statement failed in 1 tenant(s)"),
@@ -740,7 +791,7 @@ async fn sql_runs_in_each_tenant() {
         &["--tenant", "thor", "sql", "SELECT count(*) AS n FROM users"],
         0,
     );
-    assert_eq!(run.stdout, "== thor ==\nn\n2\n(1 rows)\n\n");
+    assert_eq!(run.stdout, "== thor ==\nn\n2\n(1 row)\n\n");
 
     // Targets are required, exclusive and checked.
     let run = expect(&db, &["sql", "SELECT 1"], 2);
@@ -803,7 +854,7 @@ async fn the_tenant_lifecycle_from_the_command_line() {
         &["--tenant", "odin", "sql", "SELECT username FROM users"],
         0,
     );
-    assert_eq!(run.stdout, "== odin ==\nusername\nkept\n(1 rows)\n\n");
+    assert_eq!(run.stdout, "== odin ==\nusername\nkept\n(1 row)\n\n");
     let run = expect(&db, &["tenants", "rename", "odin", "--name", "Odin"], 0);
     assert_eq!(field(&run.stdout, "name"), ["Odin"], "{run}");
     let run = expect(&db, &["tenants", "rename", "odin"], 2);
@@ -1166,7 +1217,7 @@ async fn tenants_move_export_and_import_from_the_command_line() {
     let file = dir.path().join("loki.json");
     let file = file.to_str().unwrap();
     let exported = expect(&db, &["tenants", "export", "loki", "--output", file], 0);
-    assert!(exported.stdout.contains("(1 rows)"), "{exported}");
+    assert!(exported.stdout.contains("(1 row)"), "{exported}");
     let text = std::fs::read_to_string(file).unwrap();
     assert!(
         text.contains("\"format\": \"tenantry-tenant-export\""),
@@ -1962,4 +2013,13 @@ async fn a_setting_that_takes_text_takes_the_text_given() {
         "5 set",
         "{typed}"
     );
+}
+
+#[tokio::test]
+async fn a_bad_bind_address_is_a_usage_error() {
+    let db = migrated().await;
+    for bind in ["127.0.0.1:99999", "nonsense"] {
+        let run = expect(&db, &["serve", "--bind", bind], 2);
+        assert!(run.stderr.contains(&format!("--bind '{bind}'")), "{run}");
+    }
 }

@@ -56,6 +56,19 @@ pub async fn migrate_shared(
     Ok(())
 }
 
+/// `migrate --check` on PostgreSQL, first half: what the shared half would apply, applying
+/// nothing.
+pub async fn check_shared(pool: &sqlx::PgPool, migrations: &Migrations) -> Result<(), CliError> {
+    let pending = crate::migrate::pending_shared(pool, migrations).await?;
+    println!("shared: {pending} migration(s) pending");
+    match pending {
+        0 => Ok(()),
+        n => Err(CliError::failed(format!(
+            "{n} shared migration(s) pending; run migrate to apply them"
+        ))),
+    }
+}
+
 /// `migrate`, second half: every tenant (or `tenant`), printing progress and a summary,
 /// then, with `--wave-size`, the dedicated tenants' upgrade through the server at `router`.
 /// Fails (exit 1) if any tenant failed.
@@ -79,8 +92,12 @@ pub async fn migrate_tenants(
     let report = with_progress(tenancy, &options, &bar, verb).await?;
     bar.finish_and_clear();
     let failures: Vec<_> = report.failures().collect();
+    let not_visited = match report.skipped_current {
+        0 => String::new(),
+        n => format!(" ({n} not visited: shared-mode, or current per the catalog)"),
+    };
     println!(
-        "tenants: {} {}, {} up to date, {} failed ({:.2?})",
+        "tenants: {} {}, {} up to date{not_visited}, {} failed ({} ms)",
         report.applied(),
         if args.check {
             "with migrations pending"
@@ -89,7 +106,7 @@ pub async fn migrate_tenants(
         },
         report.up_to_date(),
         failures.len(),
-        started.elapsed()
+        started.elapsed().as_millis()
     );
     for (slug, error) in &failures {
         println!("  {slug}: {error}");

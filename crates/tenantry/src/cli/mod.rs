@@ -15,7 +15,7 @@ use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
 pub use deploy::{DeployCommand, DeploySite, deploy};
-pub use migrate::{MigrateArgs, migrate_shared, migrate_tenants};
+pub use migrate::{MigrateArgs, check_shared, migrate_shared, migrate_tenants};
 pub use servers::{ServersCommand, servers};
 pub use sql::sql;
 pub use tenants::{DomainsCommand, TenantsCommand, tenants};

@@ -1,14 +1,16 @@
 //! `sql`: operator-supplied SQL in each tenant's context.
 
-use sqlx::{AssertSqlSafe, Column, Row, ValueRef};
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use sqlx::{AssertSqlSafe, Column, Either, Row, ValueRef};
 
 use super::{CliError, print_table};
 use crate::error::Error;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
-/// Runs operator-supplied SQL in each tenant's context (committing), printing one result
-/// block per tenant. A tenant's failure is reported and the others still run.
+/// Runs operator-supplied SQL in each tenant's context (committing), printing per tenant a
+/// table per statement. A tenant's failure is reported and the others still run.
 pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result<(), CliError> {
     let mut failed = 0;
     for slug in tenants {
@@ -19,19 +21,21 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
         let result = tenancy
             .in_tenant(slug, async |db| -> Result<_, Error> {
                 if let Some(conn) = db.postgres() {
-                    let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
+                    let results = sqlx::raw_sql(statement).fetch_many(conn);
                     // Simple-protocol results arrive as text.
-                    return Ok(cells(&rows, |row, i| {
+                    let text = |row: &sqlx::postgres::PgRow, i| {
                         row.try_get_raw(i).ok().and_then(|v| match v.is_null() {
                             true => Some("NULL".to_owned()),
                             false => v.as_str().ok().map(str::to_owned),
                         })
-                    }));
+                    };
+                    return Ok(blocks(results, |done| done.rows_affected(), text).await?);
                 }
                 #[cfg(feature = "sqlite")]
                 if let Some(conn) = db.sqlite() {
-                    let rows = sqlx::raw_sql(statement).fetch_all(conn).await?;
-                    return Ok(cells(&rows, sqlite_cell));
+                    let results = sqlx::raw_sql(statement).fetch_many(conn);
+                    let changed = |done: &sqlx::sqlite::SqliteQueryResult| done.rows_affected();
+                    return Ok(blocks(results, changed, sqlite_cell).await?);
                 }
                 Err(Error::Invalid {
                     field: "tenant",
@@ -40,7 +44,7 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
             })
             .await;
         match result {
-            Ok((header, rows)) => print_rows(&header, &rows),
+            Ok(blocks) => blocks.iter().for_each(Block::print),
             Err(error) => {
                 failed += 1;
                 println!("ERROR: {error}");
@@ -56,28 +60,70 @@ pub async fn sql(tenancy: &Tenancy, tenants: &[Slug], statement: &str) -> Result
     }
 }
 
-/// The column names and each row's cells as text, `?` where `cell` cannot show one.
-fn cells<R: Row>(
-    rows: &[R],
+/// One statement's result: its column names, each row's cells as text, and how many rows
+/// it changed.
+struct Block {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    changed: u64,
+}
+
+impl Block {
+    fn print(&self) {
+        if self.rows.is_empty() {
+            match self.changed {
+                0 => println!("(0 rows)"),
+                n => println!("({} changed)", rows(n)),
+            }
+            return;
+        }
+        let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
+        print_table(&header, &self.rows);
+        println!("({})", rows(self.rows.len() as u64));
+    }
+}
+
+/// `n` rows, in words.
+fn rows(n: u64) -> String {
+    match n {
+        1 => "1 row".to_owned(),
+        n => format!("{n} rows"),
+    }
+}
+
+/// Each statement's [`Block`] from `results` (a statement's rows, then its result), with
+/// `changed` reading a result and `cell` a row's cell (`?` where it cannot show one).
+async fn blocks<R: Row, D>(
+    mut results: BoxStream<'_, Result<Either<D, R>, sqlx::Error>>,
+    changed: impl Fn(&D) -> u64,
     cell: impl Fn(&R, usize) -> Option<String>,
-) -> (Vec<String>, Vec<Vec<String>>) {
-    let Some(first) = rows.first() else {
-        return (Vec::new(), Vec::new());
-    };
-    let header: Vec<String> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
-    let cells = rows
-        .iter()
-        .map(|row| {
-            (0..header.len())
-                .map(|i| cell(row, i).unwrap_or_else(|| "?".to_owned()))
-                .collect()
-        })
-        .collect();
-    (header, cells)
+) -> Result<Vec<Block>, sqlx::Error> {
+    let (mut blocks, mut rows) = (Vec::new(), Vec::new());
+    while let Some(result) = results.try_next().await? {
+        match result {
+            Either::Right(row) => rows.push(row),
+            Either::Left(done) => {
+                let header = rows.first().map_or_else(Vec::new, |row: &R| {
+                    row.columns().iter().map(|c| c.name().to_owned()).collect()
+                });
+                let cells = rows
+                    .drain(..)
+                    .map(|row| {
+                        (0..header.len())
+                            .map(|i| cell(&row, i).unwrap_or_else(|| "?".to_owned()))
+                            .collect()
+                    })
+                    .collect();
+                let changed = changed(&done);
+                blocks.push(Block {
+                    header,
+                    rows: cells,
+                    changed,
+                });
+            }
+        }
+    }
+    Ok(blocks)
 }
 
 /// A SQLite value as text: SQLite values carry their own type, whatever the column says.
@@ -95,14 +141,4 @@ fn sqlite_cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Option<String> {
                 .map(|v| format!("\\x{}", hex::encode(v)))
         })
         .ok()
-}
-
-fn print_rows(header: &[String], rows: &[Vec<String>]) {
-    if rows.is_empty() {
-        println!("(0 rows)");
-        return;
-    }
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    print_table(&header, rows);
-    println!("({} rows)", rows.len());
 }

@@ -37,7 +37,7 @@ pub enum TenancyRejection {
     #[error("Tenant '{0}' changed while this request ran; retry.")]
     Changed(String),
     /// 503: the tenant's own server is starting, or backing off after dying.
-    #[error("Tenant '{0}''s server is not available; retry shortly.")]
+    #[error("The server of tenant '{0}' is not available; retry shortly.")]
     InstanceUnavailable(String),
     /// 500: a server-side failure, logged where it happened.
     #[error("{0}")]

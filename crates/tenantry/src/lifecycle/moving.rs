@@ -409,7 +409,7 @@ fn as_step(tenant: &Tenant, step: &MoveStep) -> Tenant {
 
 fn check_target(tenant: &Tenant, to: &MoveTarget, migrations: &Migrations) -> Result<(), Error> {
     let invalid = |message: String| Error::Invalid {
-        field: "to",
+        field: "move target",
         message,
     };
     if tenant.move_state.is_some() {

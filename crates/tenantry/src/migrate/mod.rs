@@ -22,7 +22,7 @@ pub(crate) mod template;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{migrate_new_schema, migrate_schema, record, shared_schema_state};
 #[cfg(feature = "postgres")]
-pub use postgres::{migrate_own_database, migrate_shared};
+pub use postgres::{migrate_own_database, migrate_shared, pending_shared};
 pub(crate) use runner::{Ledger, apply_pending};
 
 use std::time::Instant;

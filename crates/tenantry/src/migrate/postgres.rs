@@ -3,7 +3,7 @@
 
 use sqlx::{AssertSqlSafe, Executor as _, PgConnection, PgPool};
 
-use super::{Applied, LOCK_NAMESPACE, Ledger, Migrations, applied, apply_pending};
+use super::{Applied, LOCK_NAMESPACE, Ledger, Migrations, applied, apply_pending, up};
 use crate::error::Error;
 use crate::slug::SchemaName;
 use crate::tenant::Tenant;
@@ -13,6 +13,37 @@ static CATALOG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/catalog")
 use crate::pooler;
 use crate::role::AppRole;
 use crate::safe_transaction;
+
+/// How many migrations [`migrate_shared`] would apply, applying nothing: the catalog's, the
+/// app's shared set and the tenant set in the shared-mode schema, each against its ledger.
+pub async fn pending_shared(pool: &PgPool, migrations: &Migrations) -> Result<usize, Error> {
+    let shared_mode = format!("{}.tenantry_migrations", SchemaName::shared().quoted());
+    let mut pending = 0;
+    for (ledger, migrator) in [
+        ("tenantry.catalog_migrations", &CATALOG),
+        ("tenantry.shared_migrations", &migrations.shared),
+        (shared_mode.as_str(), &migrations.tenant),
+    ] {
+        let mut tx = safe_transaction::begin(pool, None).await?;
+        let exists: bool = pooler::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(ledger)
+            .fetch_one(&mut *tx)
+            .await?;
+        let applied: Vec<i64> = match exists {
+            true => {
+                pooler::query_scalar(AssertSqlSafe(format!("SELECT version FROM {ledger}")))
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            false => Vec::new(),
+        };
+        tx.commit().await?;
+        pending += up(migrator)
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+    }
+    Ok(pending)
+}
 
 /// Applies the catalog's migrations, the app's shared set, then the tenant set to the
 /// shared-mode schema, recording every shared-mode tenant as migrated. Creates `role` first if
