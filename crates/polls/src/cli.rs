@@ -8,6 +8,7 @@ use tenantry::cli::{
     CliError, DeployCommand, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand,
 };
 use tenantry::{Slug, Tenancy};
+use tracing::Instrument;
 
 use crate::auth::hash_password;
 use crate::configuration::{Serving, Settings};
@@ -141,11 +142,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::ServeTenant(_) => {
             let app = startup::tenant_app(&settings).await?;
-            startup::serve(
-                startup::listen(&settings).await?,
-                app,
-                settings.serving.limits.server(),
-            )
+            let tenant = std::env::var("TENANT_SLUG").unwrap_or_default();
+            let span = tracing::info_span!("tenant_server", tenant = %tenant);
+            let listener = startup::listen(&settings).await?;
+            let limits = settings.serving.limits.server();
+            let bind = settings.serving.bind.clone();
+            async move {
+                tracing::info!("serving on http://{bind}");
+                startup::serve(listener, app, limits).await;
+            }
+            .instrument(span)
             .await;
             Ok(())
         }

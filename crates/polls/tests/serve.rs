@@ -371,10 +371,14 @@ async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
         waited > Duration::from_millis(5_500),
         "it did not wait for the grace: {waited:?}"
     );
+    let log = server.log();
     assert!(
-        server
-            .log()
-            .contains("connections still open after the shutdown grace")
+        log.contains("shutting down: 2 connections still open, waiting up to 6 s for them"),
+        "{log}"
+    );
+    assert!(
+        log.contains("connections still open after the shutdown grace"),
+        "{log}"
     );
     drop(stuck);
 
@@ -990,6 +994,13 @@ async fn a_dedicated_tenant_gets_its_own_supervised_server() {
     assert_eq!(status, 401);
     let again = dedicated_pid(&pool, "loki").await.unwrap();
     assert!(alive(again));
+    // What loki's own server logs says it is loki's, not the router's.
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("tenant_server{tenant=loki}: ") && l.contains("serving on")),
+        "{log}"
+    );
 
     // The parent killed with SIGKILL leaves no child behind.
     server.signal(libc::SIGKILL);

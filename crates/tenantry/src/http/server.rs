@@ -120,6 +120,18 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop.send(true);
+    let busy = limits.max_connections - open.available_permits();
+    if busy > 0 {
+        let connections = match busy {
+            1 => "1 connection".to_owned(),
+            n => format!("{n} connections"),
+        };
+        tracing::warn!(
+            "shutting down: {connections} still open, waiting up to {} s for them; a second \
+             Ctrl-C (or SIGTERM) stops at once",
+            limits.shutdown_grace.as_secs()
+        );
+    }
     let everyone = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
         _ = open.acquire_many(everyone) => tracing::info!("every connection finished; stopped"),

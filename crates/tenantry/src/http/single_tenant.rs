@@ -27,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tower::{Layer, Service};
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[cfg(feature = "sqlite")]
@@ -338,6 +339,8 @@ where
         };
         let profile = self.layer.profile.borrow().clone();
         let health = request.uri().path() == "/health";
+        // What this server logs is its tenant's, not to be read as the router's.
+        let span = tracing::info_span!("tenant_server", tenant = %profile.tenant.slug);
         let scope = RequestScope::new(
             self.layer.pool.clone(),
             profile.tenant,
@@ -345,15 +348,18 @@ where
             mount,
         )
         .writing_settings(writer);
-        Box::pin(async move {
-            let mut response = serve_in_scope(inner, request, scope).await;
-            if health {
-                response
-                    .headers_mut()
-                    .insert(profile::PROFILE_HEADER, profile.digest);
+        Box::pin(
+            async move {
+                let mut response = serve_in_scope(inner, request, scope).await;
+                if health {
+                    response
+                        .headers_mut()
+                        .insert(profile::PROFILE_HEADER, profile.digest);
+                }
+                Ok(response)
             }
-            Ok(response)
-        })
+            .instrument(span),
+        )
     }
 }
 
