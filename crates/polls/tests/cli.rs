@@ -427,6 +427,7 @@ async fn tenants_create_list_and_show() {
     assert_eq!(field(&show.stdout, "slug"), ["thor"], "{show}");
     assert_eq!(field(&show.stdout, "name"), ["Thor"], "{show}");
     assert_eq!(field(&show.stdout, "isolation"), ["schema"], "{show}");
+    assert_eq!(field(&show.stdout, "data"), ["schema \"thor\""], "{show}");
     assert_eq!(field(&show.stdout, "settings"), ["{}"], "{show}");
     assert_eq!(
         field(&show.stdout, "domain"),
@@ -1021,6 +1022,11 @@ async fn servers_from_the_command_line() {
     assert_eq!(table_rows(&list.stdout)[0][2], "1", "{list}");
     let show = expect(&db, &["tenants", "show", "thor"], 0);
     assert!(show.stdout.contains("server:    east"), "{show}");
+    assert_eq!(
+        field(&show.stdout, "data"),
+        ["schema \"thor\" on server 'east'"],
+        "{show}"
+    );
     let remove = expect(&db, &["servers", "remove", "east"], 4);
     assert!(remove.stderr.contains("still holds tenants"), "{remove}");
     expect(&db, &["tenants", "delete", "thor", "--yes"], 0);

@@ -385,6 +385,11 @@ fn server_line(servers: &[Instance], tenant: &Tenant) -> String {
 async fn show(tenancy: &Tenancy, slug: &Slug) -> Result<(), CliError> {
     let details = tenancy.catalog().details(slug).await?;
     print_details(&details);
+    // Its schema, database or file, where, and a dedicated tenant's role.
+    println!(
+        "data:      {}",
+        tenancy.what_deleting_drops(&details.tenant)?
+    );
     if tenancy.has_own_server(&details.tenant) {
         let servers = tenancy.instances().await?;
         println!("app server: {}", server_line(&servers, &details.tenant));
