@@ -459,7 +459,15 @@ async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mod
     let mut big = PIXEL_PNG.to_vec();
     big.resize(300 * 1024, 0);
     let too_big = upload(&mut thor, &csrf, "big.png", big, "image/png").await;
-    assert_eq!(too_big.status, StatusCode::BAD_REQUEST, "{}", too_big.text);
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", too_big.text);
+    // Said in the tenant's frame, with the rule and what to do.
+    assert!(
+        too_big.text.contains("A logo may be at most 256 KiB")
+            && too_big.text.contains(r#"<header class="brand">"#)
+            && too_big.text.contains("Back to the dashboard"),
+        "{}",
+        too_big.text
+    );
     let forged = upload(
         &mut thor,
         &"0".repeat(64),
@@ -630,6 +638,23 @@ async fn settings_and_users_pages(mode: Mode) {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         visitor.post("/admin/settings", &fields).await
     };
+    if editable {
+        // The form as it is shown, saved unchanged, stores nothing: defaults stay defaults.
+        let untouched = vec![
+            ("csrf", csrf.clone()),
+            ("display_name", String::new()),
+            ("primary_color", "#2f5d8a".to_owned()),
+            ("signup_open", "true".to_owned()),
+            ("max_choices_per_poll", String::new()),
+        ];
+        let saved = post_form(&mut thor, untouched).await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+        let thor_slug = Slug::parse("thor").unwrap();
+        let stored = app.tenancy.catalog().details(&thor_slug).await.unwrap();
+        assert_eq!(stored.tenant.settings, json!({}));
+        let page = thor.get("/admin/settings").await.text;
+        assert!(page.contains("The settings were saved."), "{page}");
+    }
     let invalid = post_form(&mut thor, form("red;}", "0")).await;
     if !editable {
         assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
@@ -679,7 +704,9 @@ async fn settings_and_users_pages(mode: Mode) {
         );
         let style = thor.get("/admin/style.css").await;
         assert!(
-            style.text.starts_with(":root { --primary: #336699; }"),
+            style.text.starts_with(
+                ":root { --primary: #336699; --on-primary: #ffffff; --primary-text: #336699; }"
+            ),
             "{}",
             style.text
         );
@@ -904,16 +931,37 @@ async fn polls_are_searched_paged_edited_and_deleted_under_the_rules(mode: Mode)
         .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned();
+    // Removing asks first, saying what goes; only the confirmation removes.
+    let remove = format!("{poll}/choices/{choice}/delete");
+    for asked in [
+        thor.get(&remove).await,
+        thor.post(&remove, &[("csrf", &csrf)]).await,
+    ] {
+        assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+        assert!(asked.text.contains("Remove this choice?"), "{}", asked.text);
+        assert!(asked.text.contains("with its 0 votes"), "{}", asked.text);
+    }
+    assert!(thor.get(&poll).await.text.contains(">Mjolnir<"));
     let removed = thor
-        .post(
-            &format!("{poll}/choices/{choice}/delete"),
-            &[("csrf", &csrf)],
-        )
+        .post(&remove, &[("csrf", &csrf), ("confirm", "yes")])
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
-    assert!(!thor.get(&poll).await.text.contains(">Mjolnir<"));
-    let deleted = thor
+    let after = thor.get(&poll).await.text;
+    assert!(!after.contains(">Mjolnir<"));
+    assert!(after.contains("The choice was removed, with its votes."), "{after}");
+    // Said once: the next page does not say it again.
+    assert!(!thor.get(&poll).await.text.contains("The choice was removed"));
+    let asked = thor
         .post(&format!("{poll}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert!(asked.text.contains("Delete this poll?"), "{}", asked.text);
+    assert_eq!(thor.get(&poll).await.status, StatusCode::OK);
+    let deleted = thor
+        .post(
+            &format!("{poll}/delete"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
     assert_eq!(thor.get(&poll).await.status, StatusCode::NOT_FOUND);

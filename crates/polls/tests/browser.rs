@@ -46,6 +46,32 @@ async fn header_colour(browser: &Browser) -> String {
     colour.as_str().unwrap().to_owned()
 }
 
+/// The WCAG contrast ratios on the current page, as the browser renders it: the header's
+/// text on its background, a button's text on its colour, and the heading's and a link's
+/// colour on white.
+const CONTRASTS: &str = r#"
+const rgb = c => c.match(/\d+/g).slice(0, 3).map(Number);
+const lum = c => { const [r, g, b] = rgb(c).map(v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)]; return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+const style = css => getComputedStyle(document.querySelector(css));
+const white = 'rgb(255, 255, 255)';
+return {
+  header: ratio(style('header.brand #site-name').color, style('header.brand').backgroundColor),
+  button: ratio(style('main .button').color, style('main .button').backgroundColor),
+  heading: ratio(style('main h1').color, white),
+  link: ratio(style('main table a').color, white),
+};
+"#;
+
+/// Every contrast on the current page is at least WCAG's 4.5:1 for text.
+async fn readable(browser: &Browser, what: &str) {
+    let contrasts = browser.run(CONTRASTS).await;
+    for (part, ratio) in contrasts.as_object().unwrap() {
+        let ratio = ratio.as_f64().unwrap();
+        assert!(ratio >= 4.5, "{what}: {part} at {ratio:.2}:1");
+    }
+}
+
 /// The header logo's width as loaded by the browser, or null without one.
 const LOGO_WIDTH: &str =
     "const img = document.querySelector('header img.logo'); return img && img.naturalWidth";
@@ -146,6 +172,43 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     shoot(&browser, &format!("{name}-polls")).await;
     browser.goto(&format!("{thor_site}/admin/settings")).await;
     shoot(&browser, &format!("{name}-settings")).await;
+    // A light and a dark brand colour both leave every text readable.
+    for (colour, expected) in [("#ffeb3b", "rgb(0, 0, 0)"), ("#1a237e", "rgb(255, 255, 255)")] {
+        app.set_settings("thor", json!({ "primary_color": colour })).await;
+        browser.goto(&format!("{thor_site}/admin/polls")).await;
+        let text = browser
+            .run("return getComputedStyle(document.querySelector('#site-name')).color")
+            .await;
+        assert_eq!(text, expected, "{colour}");
+        readable(&browser, colour).await;
+        shoot(&browser, &format!("{name}-polls-{}", &colour[1..])).await;
+    }
+    app.set_settings("thor", json!({ "primary_color": "#AA0000" })).await;
+
+    // Deleting asks first and says what goes; what was done is said once.
+    browser.goto(&format!("{thor_site}/admin/polls/new")).await;
+    browser.fill("#question", "Short-lived?").await;
+    browser.submit("form.stacked button[type=submit]").await;
+    assert_eq!(browser.text("#flash").await, "The poll was created.");
+    browser.click("a.button.danger").await;
+    assert!(browser.text("#consequence").await.contains("“Short-lived?”"));
+    shoot(&browser, &format!("{name}-confirm")).await;
+    browser.click("a.button.secondary").await;
+    assert_eq!(browser.text("#question").await, "Short-lived?");
+    browser.click("a.button.danger").await;
+    browser.submit("form.danger button[type=submit]").await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin/polls"));
+    assert_eq!(
+        browser.text("#flash").await,
+        "The poll was deleted, with its choices and votes."
+    );
+    browser.goto(&browser.url().await).await;
+    assert_eq!(browser.run("return document.querySelector('#flash')").await, json!(null));
+    // A page that is not there is said in the tenant's frame, with a way back.
+    browser.goto(&format!("{thor_site}/admin/polls/999999")).await;
+    assert_eq!(browser.text("#site-name").await, "Thor's Hall");
+    assert_eq!(browser.text("#failure").await, "There is no such page.");
+    shoot(&browser, &format!("{name}-not-found")).await;
     browser.goto(&format!("{thor_site}/admin/users")).await;
     shoot(&browser, &format!("{name}-users")).await;
     // The label check sees an unlabelled control.

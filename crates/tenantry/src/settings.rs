@@ -51,6 +51,53 @@ impl Color {
         let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid());
         Ok(Self([byte(0)?, byte(2)?, byte(4)?]))
     }
+
+    /// Black and white, the text colours [`Color::text_on`] chooses between.
+    pub const BLACK: Color = Color([0, 0, 0]);
+    /// White.
+    pub const WHITE: Color = Color([255, 255, 255]);
+
+    /// Relative luminance, as WCAG 2 defines it (0 for black, 1 for white).
+    pub fn luminance(self) -> f64 {
+        let channel = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            match c <= 0.040_45 {
+                true => c / 12.92,
+                false => ((c + 0.055) / 1.055).powf(2.4),
+            }
+        };
+        let [r, g, b] = self.0;
+        0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    }
+
+    /// The WCAG 2 contrast ratio of two colours, from 1 to 21.
+    pub fn contrast(self, other: Color) -> f64 {
+        let (a, b) = (self.luminance(), other.luminance());
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    /// The text colour for this background: black or white, whichever contrasts more. The
+    /// better of the two is always at least 4.58:1, above WCAG's 4.5:1 for text.
+    pub fn text_on(self) -> Color {
+        match self.contrast(Self::BLACK) >= self.contrast(Self::WHITE) {
+            true => Self::BLACK,
+            false => Self::WHITE,
+        }
+    }
+
+    /// This colour darkened (toward black) just enough to reach `ratio` against `background`,
+    /// for text and links in the brand colour on a light page.
+    pub fn readable_on(self, background: Color, ratio: f64) -> Color {
+        let [r, g, b] = self.0;
+        (0..=100)
+            .map(|step| {
+                let keep = f64::from(100 - step) / 100.0;
+                let dim = |c: u8| (f64::from(c) * keep).round() as u8;
+                Color([dim(r), dim(g), dim(b)])
+            })
+            .find(|c| c.contrast(background) >= ratio)
+            .unwrap_or(Self::BLACK)
+    }
 }
 
 impl fmt::Display for Color {
@@ -112,8 +159,16 @@ impl Branding {
 
     /// The stylesheet that carries the branding to pages: CSS variables only, built from
     /// validated values.
+    /// `--primary` is the colour itself, for backgrounds; `--on-primary` the text on it
+    /// (black or white, whichever reads better); `--primary-text` the colour darkened until
+    /// it reads on a white page (WCAG's 4.5:1), for links and headings.
     pub fn css(&self) -> String {
-        format!(":root {{ --primary: {}; }}\n", self.primary_color)
+        let primary = self.primary_color;
+        format!(
+            ":root {{ --primary: {primary}; --on-primary: {}; --primary-text: {}; }}\n",
+            primary.text_on(),
+            primary.readable_on(Color::WHITE, 4.5)
+        )
     }
 }
 
@@ -327,6 +382,25 @@ fn serde_message(error: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_brand_colour_gets_text_that_reads_on_it_and_a_shade_that_reads_on_white() {
+        assert_eq!(Color::parse("#ffeb3b").unwrap().text_on(), Color::BLACK);
+        assert_eq!(Color::parse("#2f5d8a").unwrap().text_on(), Color::WHITE);
+        assert!((Color::BLACK.contrast(Color::WHITE) - 21.0).abs() < 1e-9);
+        let mut worst = f64::MAX;
+        for r in (0..=255).step_by(15) {
+            for g in (0..=255).step_by(15) {
+                for b in (0..=255).step_by(15) {
+                    let colour = Color([r as u8, g as u8, b as u8]);
+                    worst = worst.min(colour.contrast(colour.text_on()));
+                    let shade = colour.readable_on(Color::WHITE, 4.5);
+                    assert!(shade.contrast(Color::WHITE) >= 4.5, "{colour} -> {shade}");
+                }
+            }
+        }
+        assert!(worst >= 4.5, "{worst}");
+    }
     use serde_json::json;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

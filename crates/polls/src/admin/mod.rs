@@ -15,11 +15,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::middleware::Next;
 use axum::{Extension, Router, middleware};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tenantry::http::MountPath;
-use tenantry::web::{CookieJar, Logo, Session, SessionCookie, same_token};
+use tenantry::web::{CookieJar, LOGO_MAX_BYTES, Logo, Session, SessionCookie, same_token};
 use tenantry::{Db, TenancyRejection, Tenant, TenantDb};
 
 use crate::domain::rules::Settings;
@@ -45,11 +46,14 @@ pub fn router(auth: AuthLimits) -> Router {
         .route("/admin/polls", get(polls::list).post(polls::create))
         .route("/admin/polls/new", get(polls::new))
         .route("/admin/polls/{id}", get(polls::detail).post(polls::edit))
-        .route("/admin/polls/{id}/delete", post(polls::delete))
+        .route(
+            "/admin/polls/{id}/delete",
+            get(polls::confirm_delete).post(polls::delete),
+        )
         .route("/admin/polls/{id}/choices", post(polls::add_choice))
         .route(
             "/admin/polls/{id}/choices/{choice_id}/delete",
-            post(polls::delete_choice),
+            get(polls::confirm_delete_choice).post(polls::delete_choice),
         )
         .route("/admin/users", get(users::list).post(users::create))
         .route("/admin/users/{id}/password", post(users::password))
@@ -63,7 +67,169 @@ pub fn router(auth: AuthLimits) -> Router {
         )
         .layer(DefaultBodyLimit::max(FORM_MAX_BYTES))
         .layer(Extension(auth))
+        .layer(middleware::from_fn(framed))
         .layer(middleware::map_response(page_headers))
+}
+
+/// The cookie that carries what a change did to the page its redirect leads to.
+const FLASH: &str = "polls_flash";
+
+/// What a change did, said once on the page it leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Done {
+    PollCreated,
+    PollSaved,
+    PollDeleted,
+    ChoiceAdded,
+    ChoiceRemoved,
+    SettingsSaved,
+    LogoSaved,
+    LogoRemoved,
+    UserCreated,
+    PasswordSet,
+    StaffChanged,
+}
+
+impl Done {
+    const ALL: [Done; 11] = [
+        Self::PollCreated,
+        Self::PollSaved,
+        Self::PollDeleted,
+        Self::ChoiceAdded,
+        Self::ChoiceRemoved,
+        Self::SettingsSaved,
+        Self::LogoSaved,
+        Self::LogoRemoved,
+        Self::UserCreated,
+        Self::PasswordSet,
+        Self::StaffChanged,
+    ];
+
+    /// Its name in the cookie: only these are ever read back, never text from the cookie.
+    fn code(self) -> &'static str {
+        match self {
+            Self::PollCreated => "poll-created",
+            Self::PollSaved => "poll-saved",
+            Self::PollDeleted => "poll-deleted",
+            Self::ChoiceAdded => "choice-added",
+            Self::ChoiceRemoved => "choice-removed",
+            Self::SettingsSaved => "settings-saved",
+            Self::LogoSaved => "logo-saved",
+            Self::LogoRemoved => "logo-removed",
+            Self::UserCreated => "user-created",
+            Self::PasswordSet => "password-set",
+            Self::StaffChanged => "staff-changed",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::PollCreated => "The poll was created.",
+            Self::PollSaved => "The question was saved.",
+            Self::PollDeleted => "The poll was deleted, with its choices and votes.",
+            Self::ChoiceAdded => "The choice was added.",
+            Self::ChoiceRemoved => "The choice was removed, with its votes.",
+            Self::SettingsSaved => "The settings were saved.",
+            Self::LogoSaved => "The logo was saved.",
+            Self::LogoRemoved => "The logo was removed.",
+            Self::UserCreated => "The user was created.",
+            Self::PasswordSet => "The password was changed.",
+            Self::StaffChanged => "The user's staff access was changed.",
+        }
+    }
+}
+
+/// Why a page failed, for [`framed`] to show in the tenant's frame.
+#[derive(Clone)]
+struct Failure {
+    heading: &'static str,
+    message: String,
+}
+
+/// Around every admin page: a one-time message is forgotten once a page has shown it, and a
+/// failure, whatever refused the request (the admin, a body limit, the API's errors), is a
+/// page in the tenant's frame that says what to do.
+async fn framed(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let site = Site::from_request_parts(&mut parts, &()).await.ok();
+    let logo_upload = parts.uri.path().ends_with("/admin/settings/logo");
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let Some(site) = site else {
+        return response;
+    };
+    let status = response.status();
+    if status.is_redirection() {
+        return response;
+    }
+    if site.flash.is_some() {
+        let clear = site.cookies.clear(FLASH);
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    let failure = response.extensions().get::<Failure>().cloned();
+    let failure = match (failure, status.as_u16(), html) {
+        (Some(failure), ..) => failure,
+        (None, 400.., false) => explain(status, logo_upload),
+        _ => return response,
+    };
+    let mut page = page(
+        status,
+        &MessagePage {
+            chrome: Chrome::plain(&site),
+            heading: failure.heading,
+            message: failure.message,
+        },
+    );
+    for name in [header::RETRY_AFTER, header::SET_COOKIE] {
+        for value in response.headers().get_all(&name) {
+            page.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    page
+}
+
+/// What a refusal that is not the admin's own means to its staff.
+fn explain(status: StatusCode, logo_upload: bool) -> Failure {
+    let (heading, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE if logo_upload => (
+            "Logo too large",
+            format!(
+                "A logo may be at most {} KiB. Choose a smaller image, or save it smaller, \
+                 and upload it again.",
+                LOGO_MAX_BYTES / 1024
+            ),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "Form too large",
+            format!(
+                "This form may send at most {} KiB. Shorten what you typed and try again.",
+                FORM_MAX_BYTES / 1024
+            ),
+        ),
+        StatusCode::NOT_FOUND => ("Not found", "There is no such page.".to_owned()),
+        StatusCode::TOO_MANY_REQUESTS => (
+            "Too many attempts",
+            "Wait a minute, then try again.".to_owned(),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "Busy",
+            "The site is busy or being changed. Try again in a few seconds.".to_owned(),
+        ),
+        status if status.is_client_error() => (
+            "Refused",
+            "The request was refused. Go back, reload the page and try again.".to_owned(),
+        ),
+        _ => (
+            "Something went wrong",
+            "The page could not be served. Try again; if it keeps failing, tell the site's \
+             operator."
+                .to_owned(),
+        ),
+    };
+    Failure { heading, message }
 }
 
 /// Headers of every admin response: no script may run, nothing may frame the pages, and
@@ -95,41 +261,61 @@ pub(crate) struct Chrome {
     /// The staff user logged in; empty on the login page.
     username: String,
     csrf: String,
+    /// What the change that led here did; empty if none.
+    flash: &'static str,
 }
 
-/// The tenant a page is for: its catalog row, settings and mount.
+/// The tenant a page is for: its catalog row, settings and mount, its cookies, and what the
+/// change that led here did.
 pub(crate) struct Site {
     tenant: Tenant,
     settings: Settings,
     mount: MountPath,
+    cookies: SessionCookie,
+    flash: Option<Done>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Site {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let mount = MountPath::from_request_parts(parts, state).await?;
+        let flash = CookieJar::of(parts).get(FLASH).and_then(|code| {
+            Done::ALL.into_iter().find(|done| done.code() == code)
+        });
         Ok(Self {
             tenant: Tenant::from_request_parts(parts, state).await?,
             settings: Settings::from_request_parts(parts, state).await?,
-            mount: MountPath::from_request_parts(parts, state).await?,
+            cookies: SessionCookie::for_request(parts, &mount.0),
+            mount,
+            flash,
         })
     }
 }
 
 impl Chrome {
-    async fn new(site: &Site, db: &mut Db) -> Result<Self, AdminError> {
-        let (tenant, settings, mount) = (&site.tenant, &site.settings, &site.mount);
-        let has_logo = Logo::exists(db).await?;
-        Ok(Self {
-            site: settings
+    /// The frame without the logo (which needs the database), for failures.
+    fn plain(site: &Site) -> Self {
+        Self {
+            site: site
+                .settings
                 .branding
                 .display_name
                 .clone()
-                .unwrap_or_else(|| tenant.name.clone()),
-            mount: mount.0.clone(),
-            has_logo,
+                .unwrap_or_else(|| site.tenant.name.clone()),
+            mount: site.mount.0.clone(),
+            has_logo: false,
             username: String::new(),
             csrf: String::new(),
+            flash: "",
+        }
+    }
+
+    async fn new(site: &Site, db: &mut Db) -> Result<Self, AdminError> {
+        Ok(Self {
+            has_logo: Logo::exists(db).await?,
+            flash: site.flash.map_or("", Done::message),
+            ..Self::plain(site)
         })
     }
 
@@ -159,10 +345,11 @@ fn page(status: StatusCode, template: &impl Template) -> Response {
     }
 }
 
-/// An error's page: plain, since an error may come before the tenant's frame is known.
+/// A failure's page, in the tenant's frame.
 #[derive(Template)]
 #[template(path = "admin/message.html")]
 struct MessagePage {
+    chrome: Chrome,
     heading: &'static str,
     message: String,
 }
@@ -176,6 +363,8 @@ pub(crate) enum AdminError {
     NotFound,
     /// 400 with a message.
     Invalid(String),
+    /// 413 with a message.
+    TooLarge(String),
     Api(ApiError),
     Tenancy(TenancyRejection),
 }
@@ -217,10 +406,13 @@ impl IntoResponse for AdminError {
                 "There is no such page.".into(),
             ),
             Self::Invalid(message) => (StatusCode::BAD_REQUEST, "Invalid request", message),
+            Self::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "Too large", message),
             Self::Api(error) => return error.into_response(),
             Self::Tenancy(rejection) => return rejection.into_response(),
         };
-        page(status, &MessagePage { heading, message })
+        let mut response = status.into_response();
+        response.extensions_mut().insert(Failure { heading, message });
+        response
     }
 }
 
@@ -331,4 +523,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AdminPa
 /// A 303 to `path` under the tenant's mount.
 fn see_other(mount: &MountPath, path: &str) -> Response {
     Redirect::to(&format!("{}{path}", mount.0)).into_response()
+}
+
+/// A 303 to `path` under the tenant's mount, whose page then says what was `done`.
+fn done(site: &Site, path: &str, done: Done) -> Response {
+    let mut response = see_other(&site.mount, path);
+    let flash = site.cookies.set(FLASH, done.code(), 60);
+    response.headers_mut().append(header::SET_COOKIE, flash);
+    response
 }

@@ -5,10 +5,9 @@ use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use tenantry::http::MountPath;
 use tenantry::{Db, TenantDb};
 
-use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
+use super::{AdminError, AdminPath, CheckedForm, Chrome, Done, Site, Staff, done, page};
 use crate::domain::Refused;
 use crate::domain::choices::{self, ChoiceText};
 use crate::domain::polls::{self, Question};
@@ -173,7 +172,9 @@ struct PollForm {
     chrome: Chrome,
     question: String,
     choices: String,
-    error: String,
+    /// What is wrong with the question, or with the choices.
+    question_error: String,
+    choices_error: String,
 }
 
 /// `GET /admin/polls/new`.
@@ -189,7 +190,8 @@ pub(super) async fn new(
             chrome,
             question: String::new(),
             choices: String::new(),
-            error: String::new(),
+            question_error: String::new(),
+            choices_error: String::new(),
         },
     ))
 }
@@ -210,19 +212,24 @@ pub(super) async fn create(
     mut db: TenantDb,
     CheckedForm(form): CheckedForm<NewPoll>,
 ) -> Result<Response, AdminError> {
-    let refuse = async |db: &mut Db, error: String| -> Result<Response, AdminError> {
+    let refuse = async |db: &mut Db, field: Field, error: String| {
         let chrome = Chrome::for_staff(&site, &staff, db).await?;
+        let (question_error, choices_error) = match field {
+            Field::Question => (error, String::new()),
+            Field::Choice => (String::new(), error),
+        };
         let form = PollForm {
             chrome,
             question: form.question.clone(),
             choices: form.choices.clone(),
-            error,
+            question_error,
+            choices_error,
         };
-        Ok(page(StatusCode::BAD_REQUEST, &form))
+        Ok::<_, AdminError>(page(StatusCode::BAD_REQUEST, &form))
     };
     let question = match Question::parse(Some(form.question.clone())) {
         Ok(question) => question,
-        Err(message) => return refuse(&mut db, message).await,
+        Err(message) => return refuse(&mut db, Field::Question, message).await,
     };
     let id = polls::create(&mut db, question, staff.user_id).await?.id;
     for line in form.choices.lines().filter(|line| !line.trim().is_empty()) {
@@ -232,10 +239,17 @@ pub(super) async fn create(
         };
         if let Err(refused) = added {
             // The 400 rolls the poll back with its choices.
-            return refuse(&mut db, message(refused)?).await;
+            return refuse(&mut db, Field::Choice, message(refused)?).await;
         }
     }
-    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+    Ok(done(&site, &format!("/admin/polls/{id}"), Done::PollCreated))
+}
+
+/// Which field of a form a refusal is about: it is shown beside that field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Question,
+    Choice,
 }
 
 /// What to tell the staff user about a refused change; a database error is the page's.
@@ -265,16 +279,26 @@ struct PollPage {
     poll: PollHead,
     choices: Vec<ChoiceRow>,
     total_votes: i64,
-    error: String,
+    /// Why a new question, or a new choice, was refused.
+    question_error: String,
+    choice_error: String,
 }
 
-/// The poll page, with `error` (and `status`) after a refused change.
+/// `n` things, in words: `1 vote`, `2 votes`.
+pub(super) fn count(n: i64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+/// The poll page, with `error` about a field (and `status`) after a refused change.
 async fn poll_page(
     staff: &Staff,
     site: &Site,
     db: &mut Db,
     id: i64,
-    (status, error): (StatusCode, String),
+    (status, error): (StatusCode, Option<(Field, String)>),
 ) -> Result<Response, AdminError> {
     let chrome = Chrome::for_staff(site, staff, db).await?;
     let head: Option<(i64, String, chrono::DateTime<chrono::Utc>)> = db
@@ -307,7 +331,13 @@ async fn poll_page(
             },
             choices,
             total_votes,
-            error,
+            question_error: error
+                .as_ref()
+                .filter(|(field, _)| *field == Field::Question)
+                .map_or_else(String::new, |(_, message)| message.clone()),
+            choice_error: error
+                .filter(|(field, _)| *field == Field::Choice)
+                .map_or_else(String::new, |(_, message)| message),
         },
     ))
 }
@@ -319,8 +349,7 @@ pub(super) async fn detail(
     AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let ok = (StatusCode::OK, String::new());
-    poll_page(&staff, &site, &mut db, id, ok).await
+    poll_page(&staff, &site, &mut db, id, (StatusCode::OK, None)).await
 }
 
 #[derive(Deserialize)]
@@ -340,29 +369,92 @@ pub(super) async fn edit(
     let question = match Question::parse(Some(form.question)) {
         Ok(question) => question,
         Err(message) => {
-            let refused = (StatusCode::BAD_REQUEST, message);
+            let refused = (StatusCode::BAD_REQUEST, Some((Field::Question, message)));
             return poll_page(&staff, &site, &mut db, id, refused).await;
         }
     };
     if polls::save(&mut db, id, Some(question)).await?.is_none() {
         return Err(AdminError::NotFound);
     }
-    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+    Ok(done(&site, &format!("/admin/polls/{id}"), Done::PollSaved))
 }
 
+/// A destructive form's confirmation: only `confirm=yes` acts.
 #[derive(Deserialize)]
-pub(super) struct Confirm {}
+pub(super) struct Confirm {
+    confirm: Option<String>,
+}
 
-/// `POST /admin/polls/{id}/delete`.
-pub(super) async fn delete(
-    _staff: Staff,
-    mount: MountPath,
+impl Confirm {
+    fn given(&self) -> bool {
+        self.confirm.as_deref() == Some("yes")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    heading: &'static str,
+    /// What goes, in words.
+    consequence: String,
+    action: String,
+    button: &'static str,
+    back: String,
+}
+
+/// The poll's question and its choices' and votes' counts.
+async fn poll_summary(db: &mut Db, id: i64) -> Result<(String, i64, i64), AdminError> {
+    let summary: Option<(String, i64, i64)> = db
+        .query(
+            "SELECT p.question, (SELECT count(*) FROM choices c WHERE c.poll_id = p.id), \
+             (SELECT count(*) FROM votes v JOIN choices c ON c.id = v.choice_id \
+              WHERE c.poll_id = p.id) FROM polls p WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional()
+        .await?;
+    summary.ok_or(AdminError::NotFound)
+}
+
+/// `GET /admin/polls/{id}/delete`: what deleting the poll removes, to confirm.
+pub(super) async fn confirm_delete(
+    staff: Staff,
+    site: Site,
     AdminPath(id): AdminPath<i64>,
     mut db: TenantDb,
-    CheckedForm(_): CheckedForm<Confirm>,
 ) -> Result<Response, AdminError> {
+    let (question, choices, votes) = poll_summary(&mut db, id).await?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
+    let mount = &site.mount.0;
+    let confirm = ConfirmPage {
+        chrome,
+        heading: "Delete this poll?",
+        consequence: format!(
+            "“{question}” is deleted with its {} and {}. This cannot be undone.",
+            count(choices, "choice", "choices"),
+            count(votes, "vote", "votes")
+        ),
+        action: format!("{mount}/admin/polls/{id}/delete"),
+        button: "Delete the poll",
+        back: format!("{mount}/admin/polls/{id}"),
+    };
+    Ok(page(StatusCode::OK, &confirm))
+}
+
+/// `POST /admin/polls/{id}/delete`: with `confirm=yes`, deletes; without, asks first.
+pub(super) async fn delete(
+    staff: Staff,
+    site: Site,
+    AdminPath(id): AdminPath<i64>,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<Confirm>,
+) -> Result<Response, AdminError> {
+    if !form.given() {
+        return confirm_delete(staff, site, AdminPath(id), db).await;
+    }
     polls::delete(&mut db, id).await?;
-    Ok(see_other(&mount, "/admin/polls"))
+    Ok(done(&site, "/admin/polls", Done::PollDeleted))
 }
 
 #[derive(Deserialize)]
@@ -386,24 +478,64 @@ pub(super) async fn add_choice(
         Err(message) => Err(Refused::Field("choice_text", message)),
     };
     if let Err(refused) = added {
-        let refused = (StatusCode::BAD_REQUEST, message(refused)?);
+        let refused = (StatusCode::BAD_REQUEST, Some((Field::Choice, message(refused)?)));
         return poll_page(&staff, &site, &mut db, id, refused).await;
     }
-    Ok(see_other(&site.mount, &format!("/admin/polls/{id}")))
+    Ok(done(&site, &format!("/admin/polls/{id}"), Done::ChoiceAdded))
 }
 
-/// `POST /admin/polls/{id}/choices/{choice_id}/delete`.
-pub(super) async fn delete_choice(
-    _staff: Staff,
-    mount: MountPath,
+/// `GET /admin/polls/{id}/choices/{choice_id}/delete`: what removing the choice removes,
+/// to confirm.
+pub(super) async fn confirm_delete_choice(
+    staff: Staff,
+    site: Site,
     AdminPath((id, choice_id)): AdminPath<(i64, i64)>,
     mut db: TenantDb,
-    CheckedForm(_): CheckedForm<Confirm>,
 ) -> Result<Response, AdminError> {
+    let choice: Option<(String, String, i64)> = db
+        .query(
+            "SELECT c.choice_text, p.question, \
+             (SELECT count(*) FROM votes v WHERE v.choice_id = c.id) \
+             FROM choices c JOIN polls p ON p.id = c.poll_id WHERE c.id = $1 AND p.id = $2",
+        )
+        .bind(choice_id)
+        .bind(id)
+        .fetch_optional()
+        .await?;
+    let (text, question, votes) = choice.ok_or(AdminError::NotFound)?;
+    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
+    let mount = &site.mount.0;
+    let confirm = ConfirmPage {
+        chrome,
+        heading: "Remove this choice?",
+        consequence: format!(
+            "“{text}” is removed from “{question}” with its {}. This cannot be undone.",
+            count(votes, "vote", "votes")
+        ),
+        action: format!("{mount}/admin/polls/{id}/choices/{choice_id}/delete"),
+        button: "Remove the choice",
+        back: format!("{mount}/admin/polls/{id}"),
+    };
+    Ok(page(StatusCode::OK, &confirm))
+}
+
+/// `POST /admin/polls/{id}/choices/{choice_id}/delete`: with `confirm=yes`, removes the
+/// choice; without, asks first.
+pub(super) async fn delete_choice(
+    staff: Staff,
+    site: Site,
+    AdminPath((id, choice_id)): AdminPath<(i64, i64)>,
+    mut db: TenantDb,
+    CheckedForm(form): CheckedForm<Confirm>,
+) -> Result<Response, AdminError> {
+    if !form.given() {
+        let path = AdminPath((id, choice_id));
+        return confirm_delete_choice(staff, site, path, db).await;
+    }
     db.query("DELETE FROM choices WHERE id = $1 AND poll_id = $2")
         .bind(choice_id)
         .bind(id)
         .execute()
         .await?;
-    Ok(see_other(&mount, &format!("/admin/polls/{id}")))
+    Ok(done(&site, &format!("/admin/polls/{id}"), Done::ChoiceRemoved))
 }

@@ -7,11 +7,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tenantry::TenantDb;
-use tenantry::http::MountPath;
 use tenantry::http::SettingsUpdate;
-use tenantry::web::{Logo, same_token};
+use tenantry::web::{LOGO_MAX_BYTES, Logo, same_token};
 
-use super::{AdminError, CheckedForm, Chrome, Site, Staff, page, see_other};
+use super::{AdminError, CheckedForm, Chrome, Done, Site, Staff, done, page};
 use crate::domain::rules::Settings;
 
 /// Why a server's settings page is read-only.
@@ -45,8 +44,20 @@ impl SettingsForm {
         }
     }
 
-    /// The change these fields make: every key, blank ones reset to their default.
-    fn patch(&self) -> Result<Value, (String, String)> {
+    /// The change these fields make to `current`: only the keys whose value changed, a
+    /// blank one reset to its default, so that a default left alone stays a default.
+    fn patch(&self, current: &Settings) -> Result<Value, (String, String)> {
+        let (Value::Object(mut wanted), Ok(Value::Object(now))) =
+            (self.fields()?, Self::of(current).fields())
+        else {
+            return Err(("settings".into(), "the form could not be read".into()));
+        };
+        wanted.retain(|key, value| now.get(key) != Some(value));
+        Ok(Value::Object(wanted))
+    }
+
+    /// Every key as these fields give it, blank ones as null.
+    fn fields(&self) -> Result<Value, (String, String)> {
         let text = |value: &str| match value.trim() {
             "" => Value::Null,
             value => Value::String(value.to_owned()),
@@ -137,9 +148,9 @@ pub(super) async fn save(
     if !update.available() {
         return Err(AdminError::Invalid(OPERATOR.into()));
     }
-    let errors = match form.patch() {
+    let errors = match form.patch(&site.settings) {
         Ok(patch) => {
-            let saved = see_other(&site.mount, "/admin/settings");
+            let saved = done(&site, "/admin/settings", Done::SettingsSaved);
             match update.apply(patch, saved).await {
                 Ok(response) => return Ok(response),
                 Err(tenantry::Error::InvalidSettings(errors)) => errors.into_iter().collect(),
@@ -161,12 +172,17 @@ pub(super) async fn save(
 /// field of the form, checked before the file is looked at.
 pub(super) async fn logo(
     staff: Staff,
-    mount: MountPath,
+    site: Site,
     mut db: TenantDb,
     mut multipart: Multipart,
 ) -> Result<Response, AdminError> {
-    let malformed = |e: axum::extract::multipart::MultipartError| {
-        AdminError::Invalid(format!("the upload could not be read: {}", e.body_text()))
+    let malformed = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AdminError::TooLarge(format!(
+            "A logo may be at most {} KiB. Choose a smaller image, or save it smaller, and \
+             upload it again.",
+            LOGO_MAX_BYTES / 1024
+        )),
+        _ => AdminError::Invalid(format!("the upload could not be read: {}", e.body_text())),
     };
     let (mut csrf_ok, mut remove, mut file) = (false, false, None);
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
@@ -185,15 +201,19 @@ pub(super) async fn logo(
     if !csrf_ok {
         return Err(AdminError::Csrf);
     }
-    match (remove, file) {
-        (true, _) => Logo::remove(&mut db).await?,
+    let what = match (remove, file) {
+        (true, _) => {
+            Logo::remove(&mut db).await?;
+            Done::LogoRemoved
+        }
         (false, Some(bytes)) => {
             Logo::parse(bytes)
                 .map_err(AdminError::Invalid)?
                 .save(&mut db)
-                .await?
+                .await?;
+            Done::LogoSaved
         }
         (false, None) => return Err(AdminError::Invalid("choose a file to upload".into())),
-    }
-    Ok(see_other(&mount, "/admin/settings"))
+    };
+    Ok(done(&site, "/admin/settings", what))
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tenantry::web::Session;
 use tenantry::{Db, TenantDb};
 
-use super::{AdminError, AdminPath, CheckedForm, Chrome, Site, Staff, page, see_other};
+use super::{AdminError, AdminPath, CheckedForm, Chrome, Done, Site, Staff, done, page};
 use crate::domain::users::{Email, Password, Username};
 use crate::limits::AuthLimits;
 
@@ -113,7 +113,7 @@ pub(super) async fn create(
         );
         return users_page(&staff, context, &mut db, refused).await;
     }
-    Ok(see_other(&site.mount, "/admin/users"))
+    Ok(done(&site, "/admin/users", Done::UserCreated))
 }
 
 #[derive(Deserialize)]
@@ -150,7 +150,7 @@ pub(super) async fn password(
     if id != staff.user_id {
         Session::end_all(&mut db, id).await?;
     }
-    Ok(see_other(&site.mount, "/admin/users"))
+    Ok(done(&site, "/admin/users", Done::PasswordSet))
 }
 
 #[derive(Deserialize)]
@@ -187,5 +187,5 @@ pub(super) async fn staff(
     if !grant {
         Session::end_all(&mut db, id).await?;
     }
-    Ok(see_other(&site.mount, "/admin/users"))
+    Ok(done(&site, "/admin/users", Done::StaffChanged))
 }
