@@ -13,3 +13,4 @@ mod path;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+mod welcome;

@@ -22,6 +22,7 @@ use crate::configuration::Settings;
 use crate::error::{method_not_allowed, not_found_fallback};
 use crate::limits::{AuthLimits, AuthSettings};
 use crate::routes::api_router;
+use crate::welcome;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant (PostgreSQL and
 /// SQLite dialects).
@@ -166,7 +167,15 @@ async fn open_with(
 
 /// The public site on the base domain: health check and, with a token, the platform API.
 fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
-    let router = Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
+    let base = tenancy.identification().base_domain.to_string();
+    // A browser gets a page with the ways in; an API client, the 404 it always got.
+    let index = async move |headers: axum::http::HeaderMap| match welcome::wants_html(&headers) {
+        true => welcome::public(&headers, &base),
+        false => axum::response::IntoResponse::into_response(crate::error::ApiError::NotFound),
+    };
+    let router = Router::new()
+        .route("/", get(index))
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
     let router = match platform_token {
         Some(token) => router.merge(tenantry::http::platform_api::router(tenancy.clone(), token)),
         None => router,

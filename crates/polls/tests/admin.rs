@@ -459,7 +459,12 @@ async fn logos_are_checked_from_their_bytes_and_stay_with_their_tenant(mode: Mod
     let mut big = PIXEL_PNG.to_vec();
     big.resize(300 * 1024, 0);
     let too_big = upload(&mut thor, &csrf, "big.png", big, "image/png").await;
-    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", too_big.text);
+    assert_eq!(
+        too_big.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        too_big.text
+    );
     // Said in the tenant's frame, with the rule and what to do.
     assert!(
         too_big.text.contains("A logo may be at most 256 KiB")
@@ -948,9 +953,18 @@ async fn polls_are_searched_paged_edited_and_deleted_under_the_rules(mode: Mode)
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     let after = thor.get(&poll).await.text;
     assert!(!after.contains(">Mjolnir<"));
-    assert!(after.contains("The choice was removed, with its votes."), "{after}");
+    assert!(
+        after.contains("The choice was removed, with its votes."),
+        "{after}"
+    );
     // Said once: the next page does not say it again.
-    assert!(!thor.get(&poll).await.text.contains("The choice was removed"));
+    assert!(
+        !thor
+            .get(&poll)
+            .await
+            .text
+            .contains("The choice was removed")
+    );
     let asked = thor
         .post(&format!("{poll}/delete"), &[("csrf", &csrf)])
         .await;

@@ -828,6 +828,48 @@ async fn the_root_links_to_polls_with_the_host_as_sent(mode: Mode) {
         StatusCode::UNAUTHORIZED,
         json!({ "detail": "Authentication credentials were not provided." }),
     );
+    // A browser gets a page with the ways in, at a tenant's root and the public site's; an
+    // API client asking for JSON first still gets JSON.
+    let browse = async |host: &str, path: &str, accept: &str| {
+        let reply = app
+            .client
+            .get(format!("http://{}{path}", app.addr))
+            .header("host", host)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let kind = reply.headers()["content-type"].to_str().unwrap().to_owned();
+        (reply.status(), kind, reply.text().await.unwrap())
+    };
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for (host, path, admin) in [
+        (THOR, "/", r#"href="/admin/""#),
+        ("polls.test", "/t/thor/", r#"href="/t/thor/admin/""#),
+    ] {
+        let (status, kind, page) = browse(host, path, html).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(kind.starts_with("text/html"), "{kind}");
+        assert!(
+            page.contains(admin) && page.contains("/polls/</code>"),
+            "{page}"
+        );
+    }
+    let (status, kind, _) = browse(THOR, "/", "application/json, text/html").await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::UNAUTHORIZED, "application/json")
+    );
+    let (status, kind, page) = browse("polls.test", "/", html).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        kind.starts_with("text/html") && page.contains("SLUG.polls.test"),
+        "{page}"
+    );
+    let public = app
+        .request(Method::GET, "polls.test", "/", None, None)
+        .await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND);
 }
 
 async fn the_whole_flow_works_through_the_path_prefix(mode: Mode) {

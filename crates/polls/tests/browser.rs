@@ -173,8 +173,12 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     browser.goto(&format!("{thor_site}/admin/settings")).await;
     shoot(&browser, &format!("{name}-settings")).await;
     // A light and a dark brand colour both leave every text readable.
-    for (colour, expected) in [("#ffeb3b", "rgb(0, 0, 0)"), ("#1a237e", "rgb(255, 255, 255)")] {
-        app.set_settings("thor", json!({ "primary_color": colour })).await;
+    for (colour, expected) in [
+        ("#ffeb3b", "rgb(0, 0, 0)"),
+        ("#1a237e", "rgb(255, 255, 255)"),
+    ] {
+        app.set_settings("thor", json!({ "primary_color": colour }))
+            .await;
         browser.goto(&format!("{thor_site}/admin/polls")).await;
         let text = browser
             .run("return getComputedStyle(document.querySelector('#site-name')).color")
@@ -183,7 +187,8 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         readable(&browser, colour).await;
         shoot(&browser, &format!("{name}-polls-{}", &colour[1..])).await;
     }
-    app.set_settings("thor", json!({ "primary_color": "#AA0000" })).await;
+    app.set_settings("thor", json!({ "primary_color": "#AA0000" }))
+        .await;
 
     // Deleting asks first and says what goes; what was done is said once.
     browser.goto(&format!("{thor_site}/admin/polls/new")).await;
@@ -191,7 +196,12 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
     browser.submit("form.stacked button[type=submit]").await;
     assert_eq!(browser.text("#flash").await, "The poll was created.");
     browser.click("a.button.danger").await;
-    assert!(browser.text("#consequence").await.contains("“Short-lived?”"));
+    assert!(
+        browser
+            .text("#consequence")
+            .await
+            .contains("“Short-lived?”")
+    );
     shoot(&browser, &format!("{name}-confirm")).await;
     browser.click("a.button.secondary").await;
     assert_eq!(browser.text("#question").await, "Short-lived?");
@@ -203,9 +213,14 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         "The poll was deleted, with its choices and votes."
     );
     browser.goto(&browser.url().await).await;
-    assert_eq!(browser.run("return document.querySelector('#flash')").await, json!(null));
+    assert_eq!(
+        browser.run("return document.querySelector('#flash')").await,
+        json!(null)
+    );
     // A page that is not there is said in the tenant's frame, with a way back.
-    browser.goto(&format!("{thor_site}/admin/polls/999999")).await;
+    browser
+        .goto(&format!("{thor_site}/admin/polls/999999"))
+        .await;
     assert_eq!(browser.text("#site-name").await, "Thor's Hall");
     assert_eq!(browser.text("#failure").await, "There is no such page.");
     shoot(&browser, &format!("{name}-not-found")).await;

@@ -13,9 +13,9 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::middleware::Next;
 use axum::{Extension, Router, middleware};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -280,9 +280,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Site {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let mount = MountPath::from_request_parts(parts, state).await?;
-        let flash = CookieJar::of(parts).get(FLASH).and_then(|code| {
-            Done::ALL.into_iter().find(|done| done.code() == code)
-        });
+        let flash = CookieJar::of(parts)
+            .get(FLASH)
+            .and_then(|code| Done::ALL.into_iter().find(|done| done.code() == code));
         Ok(Self {
             tenant: Tenant::from_request_parts(parts, state).await?,
             settings: Settings::from_request_parts(parts, state).await?,
@@ -411,7 +411,9 @@ impl IntoResponse for AdminError {
             Self::Tenancy(rejection) => return rejection.into_response(),
         };
         let mut response = status.into_response();
-        response.extensions_mut().insert(Failure { heading, message });
+        response
+            .extensions_mut()
+            .insert(Failure { heading, message });
         response
     }
 }

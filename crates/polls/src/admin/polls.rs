@@ -242,7 +242,11 @@ pub(super) async fn create(
             return refuse(&mut db, Field::Choice, message(refused)?).await;
         }
     }
-    Ok(done(&site, &format!("/admin/polls/{id}"), Done::PollCreated))
+    Ok(done(
+        &site,
+        &format!("/admin/polls/{id}"),
+        Done::PollCreated,
+    ))
 }
 
 /// Which field of a form a refusal is about: it is shown beside that field.
@@ -478,10 +482,17 @@ pub(super) async fn add_choice(
         Err(message) => Err(Refused::Field("choice_text", message)),
     };
     if let Err(refused) = added {
-        let refused = (StatusCode::BAD_REQUEST, Some((Field::Choice, message(refused)?)));
+        let refused = (
+            StatusCode::BAD_REQUEST,
+            Some((Field::Choice, message(refused)?)),
+        );
         return poll_page(&staff, &site, &mut db, id, refused).await;
     }
-    Ok(done(&site, &format!("/admin/polls/{id}"), Done::ChoiceAdded))
+    Ok(done(
+        &site,
+        &format!("/admin/polls/{id}"),
+        Done::ChoiceAdded,
+    ))
 }
 
 /// `GET /admin/polls/{id}/choices/{choice_id}/delete`: what removing the choice removes,
@@ -537,5 +548,9 @@ pub(super) async fn delete_choice(
         .bind(id)
         .execute()
         .await?;
-    Ok(done(&site, &format!("/admin/polls/{id}"), Done::ChoiceRemoved))
+    Ok(done(
+        &site,
+        &format!("/admin/polls/{id}"),
+        Done::ChoiceRemoved,
+    ))
 }

@@ -30,7 +30,8 @@ pub struct TestApp {
     pub tenancy: Tenancy,
     /// What the app was started with: another server on the same store can be opened.
     pub settings: Settings,
-    client: reqwest::Client,
+    /// A client for requests the helpers do not make.
+    pub client: reqwest::Client,
     /// The PostgreSQL database or SQLite directory, dropped with the app.
     _store: Store,
     /// nginx in front.
