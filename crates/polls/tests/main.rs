@@ -10,3 +10,4 @@ mod deploy;
 mod hostile_input;
 mod platform_api;
 mod serve;
+mod walkthrough;
