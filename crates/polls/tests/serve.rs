@@ -380,7 +380,14 @@ async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
         log.contains("connections still open after the shutdown grace"),
         "{log}"
     );
-    drop(stuck);
+    // It is told so, not cut off.
+    let (status, headers, reply) = read_reply(&mut stuck);
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    assert_eq!(
+        reply,
+        json!({ "detail": "The server is shutting down; retry shortly." })
+    );
 
     // A second signal stops at once.
     let mut server = serve(&[("SHUTDOWN_GRACE", "60"), ("BODY_READ_TIMEOUT", "60")]).await;
@@ -398,6 +405,7 @@ async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
     server.signal(libc::SIGINT);
     let exited = server.exited_within(Duration::from_secs(2)).await;
     assert!(exited.is_some(), "a second SIGINT did not stop it");
+    assert_eq!(read_reply(&mut stuck).0, 503);
 }
 
 #[tokio::test]

@@ -12,13 +12,14 @@
 //!   seconds first, so that an answer given before the body was read reaches the client
 //!   ([`ServedConnection`]), and what hyper refuses itself is answered in JSON too.
 //! - On the first shutdown signal the listener closes and open connections finish their
-//!   requests; after [`ServerLimits::shutdown_grace`], or at a second signal, `serve` returns
-//!   whatever is still open.
+//!   requests; after [`ServerLimits::shutdown_grace`], or at a second signal, a request whose
+//!   body is still arriving is answered 503 with `Retry-After`, and `serve` returns.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -93,12 +94,18 @@ pub async fn serve(
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopped) = watch::channel(false);
+    let (give_up, given_up) = watch::channel(false);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => match open.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let connection = Connection { app: app.clone(), limits: limits.clone(), client };
+                        let connection = Connection {
+                            app: app.clone(),
+                            limits: limits.clone(),
+                            client,
+                            given_up: given_up.clone(),
+                        };
                         let stopped = stopped.clone();
                         tokio::spawn(async move {
                             connection.run(stream, stopped).await;
@@ -134,12 +141,31 @@ pub async fn serve(
     }
     let everyone = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = open.acquire_many(everyone) => tracing::info!("every connection finished; stopped"),
+        _ = open.acquire_many(everyone) => {
+            tracing::info!("every connection finished; stopped");
+            return;
+        }
         _ = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("connections still open after the shutdown grace; stopping anyway");
         }
         _ = shutdown.next() => tracing::warn!("stopping at once"),
     }
+    // Requests still waiting for their body are answered 503 rather than cut off; a moment
+    // for those answers to go out.
+    let _ = give_up.send(true);
+    let _ = tokio::time::timeout(Duration::from_millis(500), open.acquire_many(everyone)).await;
+}
+
+/// The answer to a request whose body was still arriving when the server stopped waiting.
+fn shutting_down() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = r#"{"detail":"The server is shutting down; retry shortly."}"#;
+    let headers = [
+        (axum::http::header::RETRY_AFTER, "1"),
+        (axum::http::header::CONTENT_TYPE, "application/json"),
+        (axum::http::header::CONNECTION, "close"),
+    ];
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response()
 }
 
 /// Answers a connection over the limit with 503 and closes it, without waiting on the client
@@ -158,6 +184,8 @@ struct Connection {
     app: Router,
     limits: ServerLimits,
     client: SocketAddr,
+    /// Becomes true when the server stops waiting for request bodies.
+    given_up: watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -166,14 +194,20 @@ impl Connection {
             app,
             limits,
             client,
+            given_up,
         } = self;
         let activity = Arc::new(Activity::default());
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             // Most requests have no body, and then no deadline to keep.
+            let cut = Arc::new(AtomicBool::new(false));
             let mut request = request.map(|body| match body.is_end_stream() {
                 true => Body::empty(),
-                false => Body::new(Deadline::new(body, limits.body_read_timeout)),
+                false => Body::new(Deadline::new(
+                    body,
+                    limits.body_read_timeout,
+                    (given_up.clone(), cut.clone()),
+                )),
             });
             let address = limits
                 .trusted_proxies
@@ -185,7 +219,10 @@ impl Connection {
             async move {
                 let response = app.oneshot(request).await;
                 drop(busy);
-                response
+                match cut.load(Ordering::Acquire) {
+                    true => Ok(shutting_down()),
+                    false => response,
+                }
             }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -257,17 +294,28 @@ impl Drop for Busy {
     }
 }
 
-/// A request body that fails once its time to arrive is up.
+/// A request body that fails once its time to arrive is up, or once the server stops
+/// waiting for bodies (then marking the request `cut`, which its answer says).
 struct Deadline {
     body: Incoming,
     deadline: Pin<Box<Sleep>>,
+    given_up: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    cut: Arc<AtomicBool>,
 }
 
 impl Deadline {
-    fn new(body: Incoming, within: Duration) -> Self {
+    fn new(
+        body: Incoming,
+        within: Duration,
+        (mut given_up, cut): (watch::Receiver<bool>, Arc<AtomicBool>),
+    ) -> Self {
         Self {
             body,
             deadline: Box::pin(tokio::time::sleep(within)),
+            given_up: Box::pin(async move {
+                let _ = given_up.wait_for(|given_up| *given_up).await;
+            }),
+            cut,
         }
     }
 }
@@ -282,6 +330,10 @@ impl http_body::Body for Deadline {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         if self.deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err("the request body did not arrive in time".into())));
+        }
+        if self.given_up.as_mut().poll(cx).is_ready() {
+            self.cut.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err("the server is shutting down".into())));
         }
         Pin::new(&mut self.body)
             .poll_frame(cx)
