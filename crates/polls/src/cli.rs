@@ -140,21 +140,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{slug}: {} migration(s) applied", applied.count);
             Ok(())
         }
-        Command::ServeTenant(_) => {
-            let app = startup::tenant_app(&settings).await?;
-            let tenant = std::env::var("TENANT_SLUG").unwrap_or_default();
-            let span = tracing::info_span!("tenant_server", tenant = %tenant);
-            let listener = startup::listen(&settings).await?;
-            let limits = settings.serving.limits.server();
-            let bind = settings.serving.bind.clone();
-            async move {
-                tracing::info!("serving on http://{bind}");
-                startup::serve(listener, app, limits).await;
-            }
-            .instrument(span)
-            .await;
-            Ok(())
-        }
+        Command::ServeTenant(_) => serve_tenant(&settings).await,
         Command::Serve(_) => {
             let tenancy = startup::open_serving(&settings).await?;
             let listener = startup::listen(&settings).await?;
@@ -188,35 +174,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let password = read_password()?;
             let tenancy = tenancy().await?;
             let tenants = cli.targets.resolve(&tenancy).await?;
-            let mut failed = Vec::new();
-            for slug in &tenants {
-                let who = (username.as_str(), email.as_str());
-                if let Err(error) = create_superuser(&tenancy, slug, who, &password).await {
-                    if tenants.len() > 1 {
-                        eprintln!("error: {}", error.message);
-                    }
-                    failed.push(error);
-                }
-            }
-            match failed.as_slice() {
-                [] => Ok(()),
-                [one] if tenants.len() == 1 => Err(CliError {
-                    code: one.code,
-                    message: one.message.clone(),
-                }),
-                all => Err(CliError {
-                    // One reason everywhere keeps its code (4: the user exists).
-                    code: match all.iter().all(|e| e.code == all[0].code) {
-                        true => all[0].code,
-                        false => 1,
-                    },
-                    message: format!(
-                        "createsuperuser failed in {} of {} tenants",
-                        all.len(),
-                        tenants.len()
-                    ),
-                }),
-            }
+            createsuperuser(&tenancy, &tenants, (&username, &email), &password).await
         }
         Command::Sql { statement } => {
             let tenancy = tenancy().await?;
@@ -278,6 +236,60 @@ async fn migrate(
     }
     let tenancy = startup::open(settings).await?;
     tenantry::cli::migrate_tenants(&tenancy, args, tenant, &settings.serving.bind).await
+}
+
+/// `serve-tenant`: one dedicated tenant's own server, logging as its tenant's.
+async fn serve_tenant(settings: &Settings) -> Result<(), CliError> {
+    let app = startup::tenant_app(settings).await?;
+    let tenant = std::env::var("TENANT_SLUG").unwrap_or_default();
+    let span = tracing::info_span!("tenant_server", tenant = %tenant);
+    let listener = startup::listen(settings).await?;
+    let limits = settings.serving.limits.server();
+    let bind = settings.serving.bind.clone();
+    async move {
+        tracing::info!("serving on http://{bind}");
+        startup::serve(listener, app, limits).await;
+    }
+    .instrument(span)
+    .await;
+    Ok(())
+}
+
+/// `createsuperuser` in each of `tenants`: a tenant that fails does not stop the others;
+/// with several, the end sums up (keeping the exit code when every failure shares it).
+async fn createsuperuser(
+    tenancy: &Tenancy,
+    tenants: &[Slug],
+    who: (&str, &str),
+    password: &str,
+) -> Result<(), CliError> {
+    let mut failed = Vec::new();
+    for slug in tenants {
+        if let Err(error) = create_superuser(tenancy, slug, who, password).await {
+            if tenants.len() > 1 {
+                eprintln!("error: {}", error.message);
+            }
+            failed.push(error);
+        }
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if tenants.len() == 1 => Err(CliError {
+            code: one.code,
+            message: one.message.clone(),
+        }),
+        all => Err(CliError {
+            code: match all.iter().all(|e| e.code == all[0].code) {
+                true => all[0].code,
+                false => 1,
+            },
+            message: format!(
+                "createsuperuser failed in {} of {} tenants",
+                all.len(),
+                tenants.len()
+            ),
+        }),
+    }
 }
 
 fn read_password() -> Result<String, CliError> {

@@ -548,7 +548,7 @@ async fn a_compose_tenant_migrates_its_empty_database_as_its_own_role_then_serve
     };
     let style = page("/admin/style.css").await;
     assert!(
-        style.starts_with(":root { --primary: #123456; }"),
+        style.starts_with(":root { --primary: #123456; --on-primary: #ffffff;"),
         "{style}"
     );
     let login = page("/admin/login").await;

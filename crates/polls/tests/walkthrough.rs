@@ -13,7 +13,11 @@ fn readme_block(heading: &str) -> String {
         .unwrap_or_else(|| panic!("no section '{heading}' in the README"))
         .1;
     let block = section.split_once("```sh\n").expect("a shell block").1;
-    block.split_once("```").expect("the block's end").0.to_owned()
+    block
+        .split_once("```")
+        .expect("the block's end")
+        .0
+        .to_owned()
 }
 
 #[test]
@@ -41,7 +45,11 @@ fn the_api_walkthrough_runs_as_written_against_the_demo() {
         "set -euo pipefail\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{}",
         readme_block("Using the polls API").replace(":8000", &format!(":{port}"))
     );
-    let run = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let run = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
     let _ = demo.kill();
     let _ = demo.wait();
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -51,5 +59,8 @@ fn the_api_walkthrough_runs_as_written_against_the_demo() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains(r#""username":"ann""#), "{stdout}");
-    assert!(stdout.trim_end().ends_with('}'), "the vote's answer: {stdout}");
+    assert!(
+        stdout.trim_end().ends_with('}'),
+        "the vote's answer: {stdout}"
+    );
 }

@@ -429,19 +429,43 @@ pub(super) async fn confirm_delete(
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
     let (question, choices, votes) = poll_summary(&mut db, id).await?;
-    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
+    let consequence = format!(
+        "“{question}” is deleted with its {} and {}. This cannot be undone.",
+        count(choices, "choice", "choices"),
+        count(votes, "vote", "votes")
+    );
+    let what = ("Delete this poll?", consequence, "Delete the poll");
+    let poll = format!("/admin/polls/{id}");
+    ask(
+        &staff,
+        &site,
+        &mut db,
+        what,
+        &format!("{poll}/delete"),
+        &poll,
+    )
+    .await
+}
+
+/// The page that asks before `action` (a path under the mount) does what `what` says:
+/// its heading, consequence and button; cancelling goes `back`.
+async fn ask(
+    staff: &Staff,
+    site: &Site,
+    db: &mut Db,
+    (heading, consequence, button): (&'static str, String, &'static str),
+    action: &str,
+    back: &str,
+) -> Result<Response, AdminError> {
+    let chrome = Chrome::for_staff(site, staff, db).await?;
     let mount = &site.mount.0;
     let confirm = ConfirmPage {
         chrome,
-        heading: "Delete this poll?",
-        consequence: format!(
-            "“{question}” is deleted with its {} and {}. This cannot be undone.",
-            count(choices, "choice", "choices"),
-            count(votes, "vote", "votes")
-        ),
-        action: format!("{mount}/admin/polls/{id}/delete"),
-        button: "Delete the poll",
-        back: format!("{mount}/admin/polls/{id}"),
+        heading,
+        consequence,
+        action: format!("{mount}{action}"),
+        button,
+        back: format!("{mount}{back}"),
     };
     Ok(page(StatusCode::OK, &confirm))
 }
@@ -514,20 +538,14 @@ pub(super) async fn confirm_delete_choice(
         .fetch_optional()
         .await?;
     let (text, question, votes) = choice.ok_or(AdminError::NotFound)?;
-    let chrome = Chrome::for_staff(&site, &staff, &mut db).await?;
-    let mount = &site.mount.0;
-    let confirm = ConfirmPage {
-        chrome,
-        heading: "Remove this choice?",
-        consequence: format!(
-            "“{text}” is removed from “{question}” with its {}. This cannot be undone.",
-            count(votes, "vote", "votes")
-        ),
-        action: format!("{mount}/admin/polls/{id}/choices/{choice_id}/delete"),
-        button: "Remove the choice",
-        back: format!("{mount}/admin/polls/{id}"),
-    };
-    Ok(page(StatusCode::OK, &confirm))
+    let consequence = format!(
+        "“{text}” is removed from “{question}” with its {}. This cannot be undone.",
+        count(votes, "vote", "votes")
+    );
+    let what = ("Remove this choice?", consequence, "Remove the choice");
+    let poll = format!("/admin/polls/{id}");
+    let action = format!("{poll}/choices/{choice_id}/delete");
+    ask(&staff, &site, &mut db, what, &action, &poll).await
 }
 
 /// `POST /admin/polls/{id}/choices/{choice_id}/delete`: with `confirm=yes`, removes the

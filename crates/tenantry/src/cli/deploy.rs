@@ -106,14 +106,7 @@ pub async fn deploy(
                 None => (reachable(site.bind), site.bind_from),
             };
             let options = NginxOptions { listen, shared };
-            let config = nginx(tenancy, &options).await?;
-            std::fs::write(&output, config)
-                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
-            println!(
-                "wrote {}: every host but a running dedicated tenant's goes to {} ({from})",
-                output.display(),
-                options.shared
-            );
+            write_nginx(tenancy, &options, &output, from).await?;
             if reload {
                 run(&["-t"])?;
                 run(&["-s", "reload"])?;
@@ -188,6 +181,25 @@ fn dns_label(option: &str, value: &str) -> Result<(), CliError> {
              most 63)"
         ))),
     }
+}
+
+/// Writes the nginx configuration to `output`, saying where everything else goes and where
+/// that address came `from`.
+async fn write_nginx(
+    tenancy: &Tenancy,
+    options: &NginxOptions,
+    output: &Path,
+    from: &str,
+) -> Result<(), CliError> {
+    let config = nginx(tenancy, options).await?;
+    std::fs::write(output, config)
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+    println!(
+        "wrote {}: every host but a running dedicated tenant's goes to {} ({from})",
+        output.display(),
+        options.shared
+    );
+    Ok(())
 }
 
 /// Where a server listening on `bind` is reached from this machine: a wildcard address

@@ -4,7 +4,7 @@ use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use sqlx::{AssertSqlSafe, Column, Either, Row, ValueRef};
 
-use super::{CliError, print_table};
+use super::{CliError, count, print_table};
 use crate::error::Error;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
@@ -73,22 +73,19 @@ impl Block {
         if self.rows.is_empty() {
             match self.changed {
                 0 => println!("(0 rows)"),
-                n => println!("({} changed)", rows(n)),
+                n => println!("({} changed)", rows(n as usize)),
             }
             return;
         }
         let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
         print_table(&header, &self.rows);
-        println!("({})", rows(self.rows.len() as u64));
+        println!("({})", rows(self.rows.len()));
     }
 }
 
 /// `n` rows, in words.
-fn rows(n: u64) -> String {
-    match n {
-        1 => "1 row".to_owned(),
-        n => format!("{n} rows"),
-    }
+fn rows(n: usize) -> String {
+    count(n, "row", "rows")
 }
 
 /// Each statement's [`Block`] from `results` (a statement's rows, then its result), with

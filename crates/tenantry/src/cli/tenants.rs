@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Subcommand;
 
-use super::{CliError, print_table};
+use super::{CliError, count, print_table};
 use crate::catalog::TenantDetails;
 use crate::db_server::DbServerName;
 use crate::dedicated::{Instance, host_name, serves};
@@ -442,12 +442,13 @@ async fn export(tenancy: &Tenancy, slug: &Slug, output: &Path) -> Result<(), Cli
         std::io::stdout()
             .write_all(&json)
             .map_err(|e| CliError::failed(format!("cannot write the export: {e}")))?;
-        eprintln!("exported tenant '{slug}' ({rows} rows)");
+        eprintln!("exported tenant '{slug}' ({})", count(rows, "row", "rows"));
     } else {
         write_private(output, &json)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
         println!(
-            "exported tenant '{slug}' ({rows} rows) to {}",
+            "exported tenant '{slug}' ({}) to {}",
+            count(rows, "row", "rows"),
             output.display()
         );
     }
@@ -553,7 +554,7 @@ fn print_list(tenants: &[TenantDetails]) {
         ],
         &rows,
     );
-    println!("({} tenants)", tenants.len());
+    println!("({})", count(tenants.len(), "tenant", "tenants"));
 }
 
 fn print_details(details: &TenantDetails) {

@@ -15,10 +15,10 @@
 //!   requests; after [`ServerLimits::shutdown_grace`], or at a second signal, a request whose
 //!   body is still arriving is answered 503 with `Retry-After`, and `serve` returns.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
