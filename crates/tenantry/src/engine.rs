@@ -1,74 +1,48 @@
 //! What a Rust type must be to travel through a [`Db`](crate::Db): the bounds of every
 //! engine this build has. An engine left out by its cargo feature asks nothing.
 
-#[cfg(feature = "postgres")]
-mod postgres {
-    use sqlx::postgres::{PgRow, Postgres};
-    use sqlx::{Decode, Encode, FromRow, Type};
+/// An engine's three bounds, as `$record`, `$value` and `$bind` in module `$module`: its
+/// own when its `$feature` is built, none when it is left out.
+macro_rules! engine_bounds {
+    ($feature:literal, $module:ident, $engine:literal, $db:ty, $row:ty,
+     $record:ident, $value:ident, $bind:ident) => {
+        #[cfg(feature = $feature)]
+        mod $module {
+            use sqlx::{Decode, Encode, FromRow, Type};
 
-    /// A row PostgreSQL can build.
-    pub trait PgRecord: for<'r> FromRow<'r, PgRow> {}
-    impl<T: for<'r> FromRow<'r, PgRow>> PgRecord for T {}
+            #[doc = concat!("A row ", $engine, " can build.")]
+            pub trait $record: for<'r> FromRow<'r, $row> {}
+            impl<T: for<'r> FromRow<'r, $row>> $record for T {}
 
-    /// A column PostgreSQL can decode.
-    pub trait PgValue: for<'r> Decode<'r, Postgres> + Type<Postgres> {}
-    impl<T: for<'r> Decode<'r, Postgres> + Type<Postgres>> PgValue for T {}
+            #[doc = concat!("A column ", $engine, " can decode.")]
+            pub trait $value: for<'r> Decode<'r, $db> + Type<$db> {}
+            impl<T: for<'r> Decode<'r, $db> + Type<$db>> $value for T {}
 
-    /// A value PostgreSQL can bind.
-    pub trait PgBind<'t>: Encode<'t, Postgres> + Type<Postgres> {}
-    impl<'t, T: Encode<'t, Postgres> + Type<Postgres>> PgBind<'t> for T {}
+            #[doc = concat!("A value ", $engine, " can bind.")]
+            pub trait $bind<'t>: Encode<'t, $db> + Type<$db> {}
+            impl<'t, T: Encode<'t, $db> + Type<$db>> $bind<'t> for T {}
+        }
+
+        /// Any type, for each bound: this build has no such engine.
+        #[cfg(not(feature = $feature))]
+        #[allow(missing_docs)]
+        mod $module {
+            pub trait $record {}
+            pub trait $value {}
+            pub trait $bind<'t> {}
+            impl<T> $record for T {}
+            impl<T> $value for T {}
+            impl<T> $bind<'_> for T {}
+        }
+
+        pub use $module::{$bind, $record, $value};
+    };
 }
 
-#[cfg(not(feature = "postgres"))]
-mod postgres {
-    /// Any type: this build has no PostgreSQL.
-    pub trait PgRecord {}
-    impl<T> PgRecord for T {}
-
-    /// Any type: this build has no PostgreSQL.
-    pub trait PgValue {}
-    impl<T> PgValue for T {}
-
-    /// Any type: this build has no PostgreSQL.
-    pub trait PgBind<'t> {}
-    impl<T> PgBind<'_> for T {}
-}
-
-#[cfg(feature = "sqlite")]
-mod sqlite {
-    use sqlx::sqlite::{Sqlite, SqliteRow};
-    use sqlx::{Decode, Encode, FromRow, Type};
-
-    /// A row SQLite can build.
-    pub trait SqliteRecord: for<'r> FromRow<'r, SqliteRow> {}
-    impl<T: for<'r> FromRow<'r, SqliteRow>> SqliteRecord for T {}
-
-    /// A column SQLite can decode.
-    pub trait SqliteValue: for<'r> Decode<'r, Sqlite> + Type<Sqlite> {}
-    impl<T: for<'r> Decode<'r, Sqlite> + Type<Sqlite>> SqliteValue for T {}
-
-    /// A value SQLite can bind.
-    pub trait SqliteBind<'t>: Encode<'t, Sqlite> + Type<Sqlite> {}
-    impl<'t, T: Encode<'t, Sqlite> + Type<Sqlite>> SqliteBind<'t> for T {}
-}
-
-#[cfg(not(feature = "sqlite"))]
-mod sqlite {
-    /// Any type: this build has no SQLite.
-    pub trait SqliteRecord {}
-    impl<T> SqliteRecord for T {}
-
-    /// Any type: this build has no SQLite.
-    pub trait SqliteValue {}
-    impl<T> SqliteValue for T {}
-
-    /// Any type: this build has no SQLite.
-    pub trait SqliteBind<'t> {}
-    impl<T> SqliteBind<'_> for T {}
-}
-
-pub use postgres::{PgBind, PgRecord, PgValue};
-pub use sqlite::{SqliteBind, SqliteRecord, SqliteValue};
+engine_bounds! { "postgres", postgres, "PostgreSQL", sqlx::postgres::Postgres,
+sqlx::postgres::PgRow, PgRecord, PgValue, PgBind }
+engine_bounds! { "sqlite", sqlite, "SQLite", sqlx::sqlite::Sqlite, sqlx::sqlite::SqliteRow,
+SqliteRecord, SqliteValue, SqliteBind }
 
 /// A row type every engine can build with `sqlx::FromRow` (derive it).
 pub trait Record: PgRecord + SqliteRecord + Send + Unpin {}

@@ -296,21 +296,19 @@ impl TenantCatalog {
     /// One tenant with its domains (uncached).
     pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
         let not_found = || Error::TenantNotFound(slug.to_string());
-        let (tenant, domains) = match &self.inner.store {
+        let store = &self.inner.store;
+        let tenant = match store {
             #[cfg(feature = "postgres")]
-            Store::Postgres(pool) => {
-                let tenant = postgres::by_slug(pool, slug.as_str()).await?;
-                let tenant = tenant.ok_or_else(not_found)?;
-                let domains = postgres::domains(pool, tenant.id).await?;
-                (tenant, domains)
-            }
+            Store::Postgres(pool) => postgres::by_slug(pool, slug.as_str()).await?,
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(pool) => {
-                let tenant = sqlite::by_slug(pool, slug.as_str()).await?;
-                let tenant = tenant.ok_or_else(not_found)?;
-                let domains = sqlite::domains(pool, tenant.id).await?;
-                (tenant, domains)
-            }
+            Store::Sqlite(pool) => sqlite::by_slug(pool, slug.as_str()).await?,
+        }
+        .ok_or_else(not_found)?;
+        let domains = match store {
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool) => postgres::domains(pool, tenant.id).await?,
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(pool) => sqlite::domains(pool, tenant.id).await?,
         };
         Ok(TenantDetails { tenant, domains })
     }

@@ -150,7 +150,7 @@ impl SingleTenantLayer {
     }
 
     /// Takes settings changes only from requests that carry `secret` in
-    /// [`ROUTER_HEADER`](crate::dedicated::forward::ROUTER_HEADER): the mark of the router that started this
+    /// [`ROUTER_HEADER`](crate::dedicated::ROUTER_HEADER): the mark of the router that started this
     /// server (handed over on its standard input), which no other process knows.
     pub fn with_router_secret(self, secret: &str) -> Self {
         Self {
