@@ -162,6 +162,55 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         .run("const m = document.querySelector('meter'); return m.value + '/' + m.max")
         .await;
     assert_eq!(bar, "1/1");
+    assert_eq!(browser.text("#total-votes").await, "1 vote");
+    // Every button is one size, and the edit field shows the whole question.
+    let heights = browser
+        .run(
+            "return [...document.querySelectorAll('main button, main a.button')]
+                .map(e => Math.round(e.getBoundingClientRect().height))",
+        )
+        .await;
+    let heights: Vec<i64> = heights
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_i64())
+        .collect();
+    assert!(
+        heights.len() > 2 && heights.iter().all(|h| *h == heights[0]),
+        "{heights:?}"
+    );
+    let whole = "const i = document.querySelector('#edit_question'); \
+                 return i.scrollWidth <= i.clientWidth";
+    assert_eq!(browser.run(whole).await, true);
+    // One choice too many: the refusal sits under the choice field, not the question's.
+    app.set_settings("thor", json!({ "max_choices_per_poll": 2 }))
+        .await;
+    browser.fill("#choice_text", "Thor").await;
+    browser.submit("form.inline button[type=submit]").await;
+    assert!(
+        browser.text("#choice-error").await.contains("allows (2)"),
+        "{}",
+        browser.source().await
+    );
+    let placed = "return document.querySelector('#choice-error').previousElementSibling.action";
+    assert!(
+        browser
+            .run(placed)
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with("/choices")
+    );
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#question-error')")
+            .await,
+        json!(null)
+    );
+    app.set_settings("thor", json!({ "max_choices_per_poll": null }))
+        .await;
+    browser.goto(&browser.url().await).await;
     shoot(&browser, &format!("{name}-poll")).await;
     browser.goto(&format!("{thor_site}/admin")).await;
     assert_eq!(browser.text("#count-votes").await, "1");
@@ -250,6 +299,21 @@ async fn admin_in_a_real_browser(mode: Mode, name: &str) {
         );
     }
     shoot(&browser, &format!("{name}-logo")).await;
+    // A logo over the limit is refused in the tenant's frame, naming the limit.
+    let big = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    let mut bytes = PIXEL_PNG.to_vec();
+    bytes.resize(300 * 1024, 0);
+    std::fs::write(big.path(), bytes).unwrap();
+    browser.goto(&format!("{thor_site}/admin/settings")).await;
+    browser.fill("#logo", big.path().to_str().unwrap()).await;
+    browser
+        .submit("form[enctype='multipart/form-data'] button[type=submit]")
+        .await;
+    assert!(browser.text("#failure").await.contains("at most 256 KiB"));
+    assert_eq!(browser.text("#site-name").await, "Thor's Hall");
+    shoot(&browser, &format!("{name}-logo-too-large")).await;
+    browser.click("#failure + p a").await;
+    assert_eq!(browser.url().await, format!("{thor_site}/admin"));
     browser.submit("form.logout button[type=submit]").await;
     assert_eq!(browser.url().await, format!("{thor_site}/admin/login"));
     assert_eq!(logo_width(&browser).await, 1, "{}", browser.source().await);
