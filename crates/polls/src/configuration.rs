@@ -359,8 +359,8 @@ impl Settings {
         let base_domain = HostName::parse(&self.base_domain)
             .map_err(|e| format!("BASE_DOMAIN '{}': {e}", self.base_domain))?;
         Ok(Identification {
-            base_domain,
             strategies: self.strategies.clone(),
+            ..Identification::new(base_domain)
         })
     }
 }

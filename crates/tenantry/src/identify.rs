@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use axum::http::HeaderName;
 
+use crate::error::Error;
 use crate::host::HostName;
+use crate::slug::Slug;
 
 /// The URL path prefix of the [`Strategy::PathPrefix`] strategy: `/t/<slug>/...`.
 pub const PATH_PREFIX: &str = "/t/";
@@ -47,7 +49,8 @@ impl FromStr for Strategy {
     }
 }
 
-/// Where to find tenants: the base domain and the strategies, in the order they are tried.
+/// Where to find tenants: the base domain and the strategies, in the order they are tried,
+/// and the base domain's own sites.
 ///
 /// ```
 /// use tenantry::{HostName, Identification, Strategy};
@@ -64,6 +67,10 @@ pub struct Identification {
     pub base_domain: HostName,
     /// The strategies, tried in order; the first that names a tenant wins.
     pub strategies: Vec<Strategy>,
+    /// The platform's own sites one label below the base domain (`blog`, `help-center`):
+    /// `<name>.<base domain>` is that site, never a tenant, and no tenant may take the name.
+    /// The public site answers the base domain and `www.<base domain>`.
+    pub sites: Vec<Slug>,
 }
 
 impl Identification {
@@ -72,6 +79,25 @@ impl Identification {
         Self {
             base_domain,
             strategies: vec![Strategy::Domain, Strategy::Subdomain, Strategy::PathPrefix],
+            sites: Vec::new(),
+        }
+    }
+
+    /// Reserves `name` for a site of the platform's own (served by
+    /// [`TenancyLayer::site`](crate::TenancyLayer::site)).
+    pub fn with_site(mut self, name: Slug) -> Self {
+        self.sites.push(name);
+        self
+    }
+
+    /// Refuses `slug` for a tenant if a site of the platform has that name.
+    pub(crate) fn tenant_may_take(&self, slug: &Slug) -> Result<(), Error> {
+        match self.sites.contains(slug) {
+            true => Err(Error::Invalid {
+                field: "slug",
+                message: format!("'{slug}' is the name of one of the platform's own sites"),
+            }),
+            false => Ok(()),
         }
     }
 }

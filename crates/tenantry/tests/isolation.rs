@@ -18,9 +18,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlx::Row;
-use support::{Setup, call, note_bodies, setup_via, slug, whoami};
+use support::{Setup, call, identification, note_bodies, notes, setup_via, slug, whoami};
 use tenantry::http::MountPath;
-use tenantry::{IsolationMode, Tenancy, TenancyLayer, TenantDb};
+use tenantry::{IsolationMode, NewTenant, Tenancy, TenancyLayer, TenantDb};
 use tower::{Layer, ServiceExt};
 
 async fn write_then_panic(mut db: TenantDb) -> &'static str {
@@ -438,3 +438,109 @@ in_both_layouts!(
     a_rolled_back_savepoint_cannot_move_the_request_to_another_tenant,
     many_concurrent_requests_for_different_tenants_on_a_small_pool_never_mix,
 );
+
+#[tokio::test]
+async fn the_platforms_own_sites_are_served_on_their_names_which_no_tenant_can_take() {
+    let database = tenantry::testing::TestDatabase::create().await;
+    let pool = database.pool(4).await;
+    let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, notes()).unwrap();
+    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+        .await
+        .unwrap();
+    let identification = identification().with_site(slug("blog"));
+    let tenancy = Tenancy::connect(pool, identification, migrations)
+        .await
+        .unwrap();
+    tenancy
+        .create_tenant(NewTenant::new(slug("thor"), IsolationMode::Schema))
+        .await
+        .unwrap();
+    let routes = Router::new().route("/", get(whoami));
+    let public = Router::new().route("/", get(|| async { "public" }));
+    let blog = Router::new().route("/", get(|| async { "blog" }));
+    let layer = TenancyLayer::new(tenancy.clone())
+        .public(public)
+        .site("blog", blog);
+    let app = Router::new().fallback_service(layer.layer(routes));
+    let base = "app.test".to_owned();
+    for (host, expected) in [
+        (base.clone(), "public"),
+        (format!("www.{base}"), "public"),
+        (format!("blog.{base}"), "blog"),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("host", &host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(body, expected.as_bytes(), "{host}");
+    }
+    // A tenant is still a tenant; by path prefix on www too.
+    let (status, who) = call(&app, "GET", &format!("thor.{base}"), "/").await;
+    assert_eq!(
+        (status, who["slug"].as_str()),
+        (StatusCode::OK, Some("thor"))
+    );
+    let (status, who) = call(&app, "GET", &format!("www.{base}"), "/t/thor/").await;
+    assert_eq!(
+        (status, who["slug"].as_str()),
+        (StatusCode::OK, Some("thor"))
+    );
+    // The site's name is no tenant's: not by creating, renaming or importing.
+    let taken = tenancy
+        .create_tenant(NewTenant::new(slug("blog"), IsolationMode::Schema))
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("the platform's own sites"),
+        "{taken}"
+    );
+    let rename = tenantry::TenantUpdate {
+        slug: Some(slug("blog")),
+        ..Default::default()
+    };
+    let taken = tenancy
+        .update_tenant(&slug("thor"), rename)
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("the platform's own sites"),
+        "{taken}"
+    );
+    assert!(
+        tenancy
+            .catalog()
+            .by_slug(&slug("blog"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+#[should_panic(expected = "add it with Identification::with_site")]
+fn a_site_the_identification_does_not_reserve_is_refused() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let database = tenantry::testing::TestDatabase::create().await;
+        let pool = database.pool(2).await;
+        let migrations =
+            tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, notes()).unwrap();
+        tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
+            .await
+            .unwrap();
+        let tenancy = Tenancy::connect(pool, identification(), migrations)
+            .await
+            .unwrap();
+        let _ = TenancyLayer::new(tenancy).site("blog", Router::new());
+    });
+}

@@ -14,8 +14,10 @@ use crate::tenant::Tenant;
 
 /// What a request is for.
 pub(crate) enum Identified {
-    /// The platform's own site: the base domain with no tenant named.
+    /// The platform's own site: the base domain (or `www`) with no tenant named.
     Public,
+    /// One of the platform's own sites, `<name>.<base domain>`.
+    Site(Slug),
     /// A tenant; `mount` is the path prefix the tenant's routes sit under (`""` or `/t/thor`),
     /// `uri` the request's URI with that prefix removed.
     Tenant {
@@ -70,7 +72,13 @@ impl Identification {
             mount: String::new(),
             uri: None,
         };
-        let on_base = *host == self.base_domain;
+        let label = host.subdomain_of(self.base_domain.as_str());
+        if let Some(site) = self.sites.iter().find(|site| Some(site.as_str()) == label) {
+            return Ok(Identified::Site(site.clone()));
+        }
+        // `www.<base>` is the base domain under another name.
+        let www = label == Some("www");
+        let on_base = *host == self.base_domain || www;
         for strategy in &self.strategies {
             match strategy {
                 Strategy::Domain => {
@@ -79,7 +87,7 @@ impl Identification {
                     }
                 }
                 Strategy::Subdomain => {
-                    if let Some(label) = host.subdomain_of(self.base_domain.as_str()) {
+                    if let Some(label) = label.filter(|_| !www) {
                         let found = by_label(catalog, label).await?;
                         return found
                             .map(tenant)

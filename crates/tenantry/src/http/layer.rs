@@ -1,7 +1,9 @@
 //! [`TenancyLayer`]: identifies the tenant of each request and serves it in that tenant's context.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -20,10 +22,12 @@ use crate::http::client::ClientAddr;
 use super::forwarded;
 use super::identify::{Identified, request_host};
 use super::scope::SettingsWriter;
+use crate::host::HostName;
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::layout::{Route, TxRoute};
 use crate::pools::Access;
+use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::TenantStatus;
 
@@ -61,7 +65,14 @@ use crate::tenant::TenantStatus;
 #[derive(Clone)]
 pub struct TenancyLayer {
     tenancy: Tenancy,
+    sites: Sites,
+}
+
+/// The platform's own routers: the public site's, and each named site's.
+#[derive(Clone, Default)]
+struct Sites {
     public: Option<Router>,
+    named: Arc<BTreeMap<Slug, Router>>,
 }
 
 impl TenancyLayer {
@@ -69,13 +80,36 @@ impl TenancyLayer {
     pub fn new(tenancy: Tenancy) -> Self {
         Self {
             tenancy,
-            public: None,
+            sites: Sites::default(),
         }
     }
 
-    /// Serves `router` on the base domain (no tenant).
+    /// Serves `router` on the base domain and `www.<base domain>` (no tenant).
     pub fn public(mut self, router: Router) -> Self {
-        self.public = Some(router);
+        self.sites.public = Some(router);
+        self
+    }
+
+    /// Serves `router` on `<name>.<base domain>`, a site of the platform's own (a blog, a
+    /// help centre), with the same identification, logs and errors as tenants' sites.
+    ///
+    /// # Panics
+    /// If `name` is not among the [`Identification`](crate::Identification)'s sites, which
+    /// keep tenants from taking it.
+    pub fn site(mut self, name: &str, router: Router) -> Self {
+        let site = self
+            .tenancy
+            .identification()
+            .sites
+            .iter()
+            .find(|site| site.as_str() == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "site '{name}' is not among the Identification's sites: add it with \
+                     Identification::with_site, so that no tenant can take its name"
+                )
+            });
+        Arc::make_mut(&mut self.sites.named).insert(site.clone(), router);
         self
     }
 }
@@ -87,7 +121,7 @@ impl<S> Layer<S> for TenancyLayer {
         TenancyService {
             inner,
             tenancy: self.tenancy.clone(),
-            public: self.public.clone(),
+            sites: self.sites.clone(),
         }
     }
 }
@@ -97,7 +131,7 @@ impl<S> Layer<S> for TenancyLayer {
 pub struct TenancyService<S> {
     inner: S,
     tenancy: Tenancy,
-    public: Option<Router>,
+    sites: Sites,
 }
 
 impl<S> Service<Request> for TenancyService<S>
@@ -116,7 +150,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let inner = take_ready(&mut self.inner);
         let tenancy = self.tenancy.clone();
-        let public = self.public.clone();
+        let sites = self.sites.clone();
         let id = request_id(request.headers());
         let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
         let span = tracing::info_span!(
@@ -127,10 +161,11 @@ where
             client = client.map(tracing::field::display),
             tenant = tracing::field::Empty,
             mode = tracing::field::Empty,
+            site = tracing::field::Empty,
         );
         let started = Instant::now();
         let served = async move {
-            let mut response = serve(tenancy, public, inner, request).await;
+            let mut response = serve(tenancy, sites, inner, request).await;
             tracing::info!(
                 status = response.status().as_u16(),
                 // Milliseconds to the microsecond: 4.189, not 4.1888309999999995.
@@ -144,12 +179,7 @@ where
     }
 }
 
-async fn serve<S>(
-    tenancy: Tenancy,
-    public: Option<Router>,
-    inner: S,
-    mut request: Request,
-) -> Response
+async fn serve<S>(tenancy: Tenancy, sites: Sites, inner: S, mut request: Request) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -166,13 +196,11 @@ where
         Err(rejection) => return rejection.into_response(),
     };
     match identified {
-        Identified::Public => match public {
-            Some(router) => match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
-            None => TenancyRejection::NoTenantForHost(host.to_string()).into_response(),
-        },
+        Identified::Public => on_site(sites.public, &host, request).await,
+        Identified::Site(name) => {
+            tracing::Span::current().record("site", tracing::field::display(&name));
+            on_site(sites.named.get(&name).cloned(), &host, request).await
+        }
         Identified::Tenant { tenant, mount, uri } => {
             tracing::Span::current()
                 .record("tenant", tracing::field::display(&tenant.slug))
@@ -241,6 +269,17 @@ pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
     std::mem::replace(service, clone)
 }
 
+/// `request` served by one of the platform's own sites, or 404 if it has none there.
+async fn on_site(router: Option<Router>, host: &HostName, request: Request) -> Response {
+    match router {
+        Some(router) => match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => TenancyRejection::NoTenantForHost(host.to_string()).into_response(),
+    }
+}
+
 /// Runs `inner` with `scope` in the request, turning a panic into a 500, then ends the
 /// scope's transaction according to the response.
 pub(crate) async fn serve_in_scope<S>(
@@ -266,11 +305,20 @@ where
     scope.finish(response).await
 }
 
+impl std::fmt::Debug for Sites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sites")
+            .field("public", &self.public.is_some())
+            .field("named", &self.named.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for TenancyLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenancyLayer")
             .field("tenancy", &self.tenancy)
-            .field("public", &self.public.is_some())
+            .field("sites", &self.sites)
             .finish()
     }
 }
@@ -279,7 +327,7 @@ impl<S> std::fmt::Debug for TenancyService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenancyService")
             .field("tenancy", &self.tenancy)
-            .field("public", &self.public.is_some())
+            .field("sites", &self.sites)
             .finish_non_exhaustive()
     }
 }

@@ -129,6 +129,7 @@ impl Tenancy {
     /// ```
     pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantDetails, Error> {
         let name = validate_name(new.name.as_deref().unwrap_or(new.slug.as_str()))?;
+        self.identification().tenant_may_take(&new.slug)?;
         for domain in &new.domains {
             self.check_domain(domain)?;
         }
@@ -176,6 +177,9 @@ impl Tenancy {
     ) -> Result<TenantDetails, Error> {
         let name = update.name.as_deref().map(validate_name).transpose()?;
         let new_slug = update.slug.filter(|new| new != slug);
+        if let Some(new) = &new_slug {
+            self.identification().tenant_may_take(new)?;
+        }
         let mut tx = self.catalog().begin().await?;
         let tenant = tx.lock(slug).await?;
         let settings = update
