@@ -79,6 +79,13 @@ pub enum Command {
     },
     /// Run SQL in the tenant(s) named by --tenant / --all-tenants, one result block each.
     Sql { statement: String },
+    /// Print a link that logs a staff user into the admin of the tenant(s) named by
+    /// --tenant / --all-tenants, once, within 60 seconds.
+    LoginLink {
+        /// The staff user the link logs in.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 impl Cli {
@@ -181,6 +188,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenants = cli.targets.resolve(&tenancy).await?;
             tenantry::cli::sql(&tenancy, &tenants, &statement).await
         }
+        Command::LoginLink { username } => {
+            let tenancy = tenancy().await?;
+            for slug in cli.targets.resolve(&tenancy).await? {
+                let link = login_link(&tenancy, &slug, &username, &settings.serving.bind).await?;
+                println!("{link}");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -201,7 +216,10 @@ fn settings_for(
     };
     let takes_targets = matches!(
         command,
-        Command::Migrate(_) | Command::Createsuperuser { .. } | Command::Sql { .. }
+        Command::Migrate(_)
+            | Command::Createsuperuser { .. }
+            | Command::Sql { .. }
+            | Command::LoginLink { .. }
     );
     if (targets.tenant.is_some() || targets.all_tenants) && !takes_targets {
         return Err(CliError::usage(
@@ -236,6 +254,44 @@ async fn migrate(
     }
     let tenancy = startup::open(settings).await?;
     tenantry::cli::migrate_tenants(&tenancy, args, tenant, &settings.serving.bind).await
+}
+
+/// A one-time login link for staff user `username` of tenant `slug`, on its primary domain at
+/// the port `serve` listens on (`bind`).
+async fn login_link(
+    tenancy: &Tenancy,
+    slug: &Slug,
+    username: &str,
+    bind: &str,
+) -> Result<String, CliError> {
+    let token = tenancy
+        .in_tenant(slug, async |db| -> Result<String, CliError> {
+            let staff: Option<i64> = db
+                .query("SELECT id FROM users WHERE username = $1 AND (is_staff OR is_superuser)")
+                .bind(username)
+                .fetch_optional_scalar()
+                .await?;
+            let user = staff.ok_or_else(|| CliError {
+                code: 3,
+                message: format!("'{slug}' has no staff user '{username}'"),
+            })?;
+            Ok(tenantry::web::LoginLink::issue(db, user).await?)
+        })
+        .await?;
+    let details = tenancy.catalog().details(slug).await?;
+    let host = details
+        .domains
+        .iter()
+        .find(|d| d.is_primary)
+        .map(|d| d.domain.clone())
+        .unwrap_or_default();
+    let port = match bind.rsplit_once(':') {
+        Some((_, "80")) | None => String::new(),
+        Some((_, port)) => format!(":{port}"),
+    };
+    Ok(format!(
+        "http://{host}{port}/admin/login/link?token={token}"
+    ))
 }
 
 /// `serve-tenant`: one dedicated tenant's own server, logging as its tenant's.

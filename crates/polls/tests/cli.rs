@@ -264,7 +264,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     // A tenant whose tables are gone is migrated again, and only that one.
     let pool = db.pool(1).await;
     sqlx::raw_sql(
-        "DROP TABLE thor.web_sessions, thor.branding_files, thor.votes, thor.choices, \
+        "DROP TABLE thor.web_login_links, thor.web_sessions, thor.branding_files, thor.votes, thor.choices, \
          thor.polls, thor.tokens, thor.users, thor.tenantry_migrations; \
          UPDATE tenantry.tenants SET migration_version = NULL, migration_fingerprint = NULL \
          WHERE slug = 'thor'",
@@ -276,7 +276,7 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     let run = expect(&db, &["migrate"], 0);
     assert!(
         run.stdout.contains(&format!(
-            "thor: applied 4 migration(s) (none -> {})\n",
+            "thor: applied 5 migration(s) (none -> {})\n",
             latest()
         )),
         "{run}"
@@ -2028,4 +2028,101 @@ async fn a_bad_bind_address_is_a_usage_error() {
         let run = expect(&db, &["serve", "--bind", bind], 2);
         assert!(run.stderr.contains(&format!("--bind '{bind}'")), "{run}");
     }
+}
+
+/// A GET to the app served on `db`: its status, `Location` and `Set-Cookie` headers, and
+/// its body as text.
+async fn get_page(db: &TestDatabase, host: &str, path: &str) -> (StatusCode, String, String) {
+    let settings = support::settings(db);
+    let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
+    let pool = startup::connect(url, 2, tenantry::Pooler::None)
+        .await
+        .unwrap();
+    let identification = settings.identification().unwrap();
+    let tenancy = Tenancy::connect(pool, identification, startup::migrations())
+        .await
+        .unwrap();
+    let request = Request::get(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap();
+    let response = startup::app(tenancy, None).oneshot(request).await.unwrap();
+    let status = response.status();
+    let header = |name| {
+        let values = response.headers().get_all(name).iter();
+        values
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (location, cookies) = (header("location"), header("set-cookie"));
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (status, format!("{location}\n{cookies}"), text)
+}
+
+#[tokio::test]
+async fn a_login_link_logs_its_staff_user_in_once_on_its_own_tenant_only() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    expect(&db, &["tenants", "create", "potter"], 0);
+    let admin = ["--tenant", "thor", "createsuperuser", "--username", "admin"];
+    let made = polls(
+        &db,
+        &[&admin[..], &["--password-stdin"]].concat(),
+        Some("pw-123\n"),
+    );
+    assert_eq!(made.code, 0, "{made}");
+    let link = |slug: &'static str| {
+        let run = expect(
+            &db,
+            &["--tenant", slug, "login-link", "--username", "admin"],
+            0,
+        );
+        run.stdout.trim().to_owned()
+    };
+    let url = link("thor");
+    let prefix = "http://thor.polls.test:8000/admin/login/link?token=";
+    let token = url.strip_prefix(prefix).unwrap_or_else(|| panic!("{url}"));
+    assert_eq!(token.len(), 64, "{url}");
+    let path = format!("/admin/login/link?token={token}");
+    // On another tenant's site it means nothing, and is not spent there.
+    let (status, _, page) = get_page(&db, "potter.polls.test", &path).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("expired or was used already"), "{page}");
+    // On its own: a session, and the way to the dashboard.
+    let (status, headers, _) = get_page(&db, "thor.polls.test", &path).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{headers}");
+    assert!(headers.starts_with("/admin\n"), "{headers}");
+    assert!(headers.contains("tenantry_session="), "{headers}");
+    // Once only.
+    let (status, headers, page) = get_page(&db, "thor.polls.test", &path).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{headers}");
+    assert!(!headers.contains("tenantry_session=") && page.contains("used already"));
+    // Not after its minute; only its digest is stored.
+    let late = link("thor");
+    let late_token = late.strip_prefix(prefix).unwrap().to_owned();
+    let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM thor.web_login_links")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], late_token);
+    sqlx::raw_sql("UPDATE thor.web_login_links SET expires_at = expires_at - 61")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let late_path = format!("/admin/login/link?token={late_token}");
+    let (status, _, _) = get_page(&db, "thor.polls.test", &late_path).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A user who is not staff gets no link.
+    let none = expect(
+        &db,
+        &["--tenant", "thor", "login-link", "--username", "nobody"],
+        3,
+    );
+    assert!(none.stderr.contains("no staff user 'nobody'"), "{none}");
 }

@@ -2,6 +2,7 @@
 
 use askama::Template;
 use axum::extract::FromRequestParts;
+use axum::extract::Query;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +10,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use tenantry::TenantDb;
 use tenantry::http::{LazyTenantDb, MountPath};
-use tenantry::web::{CookieJar, Session, SessionCookie, random_token, same_token};
+use tenantry::web::{CookieJar, LoginLink, Session, SessionCookie, random_token, same_token};
 
 use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
 use crate::domain::users::plausible_login;
@@ -226,6 +227,50 @@ async fn signed_in(
         cookies.cookie.clear(SessionCookie::LOGIN_CSRF),
     );
     Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(super) struct LinkQuery {
+    token: Option<String>,
+}
+
+/// `GET /admin/login/link?token=...`: a one-time login link (`polls login-link`) logs its
+/// staff user in, once, within a minute. A spent, expired or other tenant's link gets the
+/// login page saying so.
+pub(super) async fn link(
+    site: Site,
+    cookies: Cookies,
+    Query(query): Query<LinkQuery>,
+    mut db: TenantDb,
+) -> Result<Response, AdminError> {
+    let user = match &query.token {
+        Some(token) => LoginLink::redeem(&mut db, token).await?,
+        None => None,
+    };
+    let staff: Option<i64> = match user {
+        Some(user) => {
+            db.query("SELECT id FROM users WHERE id = $1 AND (is_staff OR is_superuser)")
+                .bind(user)
+                .fetch_optional_scalar()
+                .await?
+        }
+        None => None,
+    };
+    match staff {
+        Some(user) => signed_in(&mut db, &site, &cookies, user).await,
+        None => {
+            let chrome = Chrome::new(&site, &mut db).await?;
+            let error = "This login link has expired or was used already. Log in with your \
+                         password, or ask for a new link.";
+            Ok(login_page(
+                StatusCode::BAD_REQUEST,
+                chrome,
+                &cookies,
+                String::new(),
+                error,
+            ))
+        }
+    }
 }
 
 #[derive(Deserialize)]

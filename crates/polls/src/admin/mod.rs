@@ -40,6 +40,7 @@ pub fn router(auth: AuthLimits) -> Router {
     Router::new()
         .route("/admin", get(polls::dashboard))
         .route("/admin/login", get(login::form).post(login::submit))
+        .route("/admin/login/link", get(login::link))
         .route("/admin/logout", post(login::logout))
         .route("/admin/style.css", get(style))
         .route("/admin/logo", get(logo))

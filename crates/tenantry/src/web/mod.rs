@@ -1,9 +1,9 @@
-//! The web side every tenant's pages need: login sessions with CSRF tokens, login
-//! throttling, and the logo of the tenant's [`Branding`](crate::settings::Branding).
+//! The web side every tenant's pages need: login sessions with CSRF tokens, one-time login
+//! links, login throttling, and the logo of the tenant's [`Branding`](crate::settings::Branding).
 //!
 //! Sessions and logos are kept in the tenant's own data, through its [`Db`](crate::Db), so a
 //! session of one tenant means nothing to any other, whatever the isolation and the routing.
-//! The app's tenant migrations create the two tables (on SQLite without `tenant_id`, and
+//! The app's tenant migrations create the three tables (on SQLite without `tenant_id`, and
 //! on PostgreSQL with Row-Level Security as every tenant table):
 //!
 //! ```sql
@@ -14,6 +14,12 @@
 //!     csrf varchar(64) NOT NULL,
 //!     expires_at bigint NOT NULL,  -- Unix seconds
 //!     PRIMARY KEY (tenant_id, id));
+//! CREATE TABLE web_login_links (  -- one-time login links
+//!     tenant_id uuid NOT NULL DEFAULT nullif(current_setting('app.tenant_id', true), '')::uuid,
+//!     id varchar(64) NOT NULL,     -- SHA-256 of the link's token, hex
+//!     user_id bigint NOT NULL,
+//!     expires_at bigint NOT NULL,
+//!     PRIMARY KEY (tenant_id, id));
 //! CREATE TABLE branding_files (
 //!     tenant_id uuid NOT NULL DEFAULT nullif(current_setting('app.tenant_id', true), '')::uuid,
 //!     name varchar(32) NOT NULL, content_type varchar(32) NOT NULL, data bytea NOT NULL,
@@ -21,12 +27,14 @@
 //! ```
 
 mod cookie;
+mod login_link;
 mod logo;
 mod session;
 mod throttle;
 
 pub use crate::secret::{random_token, same_token};
 pub use cookie::{CookieJar, SessionCookie};
+pub use login_link::{LOGIN_LINK_SECS, LoginLink};
 pub use logo::{LOGO_MAX_BYTES, Logo};
 pub use session::{Session, StartedSession};
 pub use throttle::{LoginAttempt, LoginThrottle};

@@ -25,11 +25,11 @@ pub struct StartedSession {
     pub csrf: String,
 }
 
-fn digest(token: &str) -> String {
+pub(super) fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
