@@ -395,6 +395,12 @@ async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
     stuck
         .write_all(b"POST /users/ HTTP/1.1\r\nHost: thor.polls.test\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{")
         .unwrap();
+    // A client still sending its request's head, and one connected and silent.
+    let mut heading = server.connect();
+    heading
+        .write_all(b"GET /health HTTP/1.1\r\nHost: polls.te")
+        .unwrap();
+    let mut silent = server.connect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.signal(libc::SIGINT);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -406,6 +412,13 @@ async fn shutdown_finishes_requests_in_flight_and_ends_on_time() {
     let exited = server.exited_within(Duration::from_secs(2)).await;
     assert!(exited.is_some(), "a second SIGINT did not stop it");
     assert_eq!(read_reply(&mut stuck).0, 503);
+    let (status, headers, reply) = read_reply(&mut heading);
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    // Nothing was asked on the silent one: it is closed, not answered.
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut silent, &mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::http::client::{ClientAddr, TrustedProxies};
-use crate::http::connection::ServedConnection;
+use crate::http::connection::{GiveUp, ServedConnection};
 
 /// How long clients may take and how many may be connected; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +198,7 @@ impl Connection {
         } = self;
         let activity = Arc::new(Activity::default());
         let requests = activity.clone();
+        let mut gave_up = given_up.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             // Most requests have no body, and then no deadline to keep.
             let cut = Arc::new(AtomicBool::new(false));
@@ -231,8 +232,15 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(ServedConnection::new(stream)), service);
+        let busy = activity.clone();
+        let give_up = GiveUp {
+            given_up: Box::pin(async move {
+                let _ = gave_up.wait_for(|given_up| *given_up).await;
+            }),
+            idle: Box::new(move || busy.busy.load(Ordering::Acquire) == 0),
+        };
+        let stream = ServedConnection::new(stream, Some(give_up));
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(connection);
         let mut watchdog = tokio::time::interval(limits.keep_alive_timeout / 4);
         let mut closing = false;
