@@ -238,12 +238,11 @@ pub(super) struct LinkQuery {
 /// staff user in, once, within a minute. A spent, expired or other tenant's link gets the
 /// login page saying so.
 pub(super) async fn link(
-    site: Site,
-    cookies: Cookies,
-    Query(query): Query<LinkQuery>,
+    Query(LinkQuery { token }): Query<LinkQuery>,
+    (site, cookies): (Site, Cookies),
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let user = match &query.token {
+    let user = match &token {
         Some(token) => LoginLink::redeem(&mut db, token).await?,
         None => None,
     };

@@ -6,8 +6,6 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::AssertSqlSafe;
-#[cfg(feature = "postgres")]
-use sqlx::Executor;
 use sqlx::migrate::{Migration, Migrator};
 #[cfg(feature = "postgres")]
 use sqlx::postgres::PgConnection;
@@ -148,89 +146,71 @@ pub(crate) async fn apply_pending(
     })
 }
 
+/// A [`LedgerConnection`] for `$conn`: its lock (`$lock`, given the connection and the
+/// ledger), its ledger's column types, and its statements (`$query`, `$query_as`: unnamed on
+/// PostgreSQL, for a transaction pooler). Migrations run as simple SQL on both.
+macro_rules! ledger_connection {
+    ($conn:ty, $types:expr, $query:path, $query_as:path, |$this:ident, $ledger:ident| $lock:expr) => {
+        #[async_trait]
+        impl LedgerConnection for $conn {
+            async fn lock(&mut self, ledger: &Ledger) -> Result<(), Error> {
+                let ($this, $ledger) = (self, ledger);
+                $lock
+            }
+
+            async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
+                sqlx::raw_sql(ledger.create_sql($types))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
+                Ok($query_as(ledger.recorded_sql())
+                    .fetch_all(&mut *self)
+                    .await?)
+            }
+
+            async fn run(&mut self, m: &Migration) -> Result<(), Error> {
+                sqlx::raw_sql(AssertSqlSafe(m.sql.as_str()))
+                    .execute(&mut *self)
+                    .await
+                    .map_err(|e| failed(m, e))?;
+                Ok(())
+            }
+
+            async fn record(
+                &mut self,
+                ledger: &Ledger,
+                m: &Migration,
+                millis: i64,
+            ) -> Result<(), Error> {
+                $query(ledger.record_sql())
+                    .bind(m.version)
+                    .bind(&*m.description)
+                    .bind(&*m.checksum)
+                    .bind(millis)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
 #[cfg(feature = "postgres")]
-#[async_trait]
-impl LedgerConnection for PgConnection {
-    async fn lock(&mut self, ledger: &Ledger) -> Result<(), Error> {
-        pooler::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(LOCK_NAMESPACE)
-            .bind(&ledger.lock)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
-        let types = ("bigint", "bytea", "timestamptz NOT NULL DEFAULT now()");
-        sqlx::raw_sql(ledger.create_sql(types))
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
-        Ok(pooler::query_as(ledger.recorded_sql())
-            .fetch_all(&mut *self)
-            .await?)
-    }
-
-    async fn run(&mut self, m: &Migration) -> Result<(), Error> {
-        self.execute(m.sql.clone())
-            .await
-            .map_err(|e| failed(m, e))?;
-        Ok(())
-    }
-
-    async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
-        pooler::query(ledger.record_sql())
-            .bind(m.version)
-            .bind(&*m.description)
-            .bind(&*m.checksum)
-            .bind(millis)
-            .execute(&mut *self)
-            .await?;
+ledger_connection! {
+    PgConnection, ("bigint", "bytea", "timestamptz NOT NULL DEFAULT now()"),
+    pooler::query, pooler::query_as, |conn, ledger| {
+        let lock = pooler::query("SELECT pg_advisory_xact_lock($1, hashtext($2))");
+        lock.bind(LOCK_NAMESPACE).bind(&ledger.lock).execute(&mut *conn).await?;
         Ok(())
     }
 }
 
-#[async_trait]
+// The transaction began `IMMEDIATE`: it holds the file's write lock already.
 #[cfg(feature = "sqlite")]
-impl LedgerConnection for SqliteConnection {
-    /// The transaction began `IMMEDIATE`: it holds the file's write lock already.
-    async fn lock(&mut self, _: &Ledger) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn create(&mut self, ledger: &Ledger) -> Result<(), Error> {
-        let types = ("INTEGER", "BLOB", "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP");
-        sqlx::raw_sql(ledger.create_sql(types))
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn recorded(&mut self, ledger: &Ledger) -> Result<Vec<(i64, Vec<u8>)>, Error> {
-        Ok(sqlx::query_as(ledger.recorded_sql())
-            .fetch_all(&mut *self)
-            .await?)
-    }
-
-    async fn run(&mut self, m: &Migration) -> Result<(), Error> {
-        sqlx::raw_sql(AssertSqlSafe(m.sql.as_str()))
-            .execute(&mut *self)
-            .await
-            .map_err(|e| failed(m, e))?;
-        Ok(())
-    }
-
-    async fn record(&mut self, ledger: &Ledger, m: &Migration, millis: i64) -> Result<(), Error> {
-        sqlx::query(ledger.record_sql())
-            .bind(m.version)
-            .bind(&*m.description)
-            .bind(&*m.checksum)
-            .bind(millis)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
+ledger_connection! {
+    SqliteConnection, ("INTEGER", "BLOB", "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"),
+    sqlx::query, sqlx::query_as, |_conn, _ledger| Ok(())
 }
