@@ -140,6 +140,20 @@ async fn schema_exists(db: &TestDatabase, schema: &str) -> bool {
     exists
 }
 
+/// The app on `db`, as `polls serve` would serve it.
+async fn served(db: &TestDatabase) -> axum::Router {
+    let settings = support::settings(db);
+    let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
+    let pool = startup::connect(url, 2, tenantry::Pooler::None)
+        .await
+        .unwrap();
+    let identification = settings.identification().unwrap();
+    let tenancy = Tenancy::connect(pool, identification, startup::migrations())
+        .await
+        .unwrap();
+    startup::app(tenancy, None)
+}
+
 /// Sends one request to the app served on `db`, as `polls serve` would serve it.
 async fn http(
     db: &TestDatabase,
@@ -148,18 +162,6 @@ async fn http(
     path: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let settings = support::settings(db);
-    let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
-    let pool = startup::connect(url, 2, tenantry::Pooler::None)
-        .await
-        .unwrap();
-    let tenancy = Tenancy::connect(
-        pool,
-        settings.identification().unwrap(),
-        startup::migrations(),
-    )
-    .await
-    .unwrap();
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -167,7 +169,7 @@ async fn http(
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
-    let response = startup::app(tenancy, None).oneshot(request).await.unwrap();
+    let response = served(db).await.oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
@@ -2033,20 +2035,11 @@ async fn a_bad_bind_address_is_a_usage_error() {
 /// A GET to the app served on `db`: its status, `Location` and `Set-Cookie` headers, and
 /// its body as text.
 async fn get_page(db: &TestDatabase, host: &str, path: &str) -> (StatusCode, String, String) {
-    let settings = support::settings(db);
-    let url = settings.database_url.as_deref().expect("a PostgreSQL URL");
-    let pool = startup::connect(url, 2, tenantry::Pooler::None)
-        .await
-        .unwrap();
-    let identification = settings.identification().unwrap();
-    let tenancy = Tenancy::connect(pool, identification, startup::migrations())
-        .await
-        .unwrap();
     let request = Request::get(path)
         .header("host", host)
         .body(Body::empty())
         .unwrap();
-    let response = startup::app(tenancy, None).oneshot(request).await.unwrap();
+    let response = served(db).await.oneshot(request).await.unwrap();
     let status = response.status();
     let header = |name| {
         let values = response.headers().get_all(name).iter();

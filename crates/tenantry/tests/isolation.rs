@@ -441,14 +441,10 @@ in_both_layouts!(
 
 #[tokio::test]
 async fn the_platforms_own_sites_are_served_on_their_names_which_no_tenant_can_take() {
-    let database = tenantry::testing::TestDatabase::create().await;
-    let pool = database.pool(4).await;
-    let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, notes()).unwrap();
-    tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
-        .await
-        .unwrap();
+    let s = support::setup(4).await;
     let identification = identification().with_site(slug("blog"));
-    let tenancy = Tenancy::connect(pool, identification, migrations)
+    let migrations = tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, notes()).unwrap();
+    let tenancy = Tenancy::connect(s.pool.clone(), identification, migrations)
         .await
         .unwrap();
     tenancy
@@ -526,21 +522,9 @@ async fn the_platforms_own_sites_are_served_on_their_names_which_no_tenant_can_t
     );
 }
 
-#[test]
+#[tokio::test]
 #[should_panic(expected = "add it with Identification::with_site")]
-fn a_site_the_identification_does_not_reserve_is_refused() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let database = tenantry::testing::TestDatabase::create().await;
-        let pool = database.pool(2).await;
-        let migrations =
-            tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, notes()).unwrap();
-        tenantry::migrate_shared(&pool, &migrations, &tenantry::AppRole::default())
-            .await
-            .unwrap();
-        let tenancy = Tenancy::connect(pool, identification(), migrations)
-            .await
-            .unwrap();
-        let _ = TenancyLayer::new(tenancy).site("blog", Router::new());
-    });
+async fn a_site_the_identification_does_not_reserve_is_refused() {
+    let s = support::setup(2).await;
+    let _ = TenancyLayer::new(s.tenancy.clone()).site("blog", Router::new());
 }
