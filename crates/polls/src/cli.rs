@@ -152,11 +152,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenancy = startup::open_serving(&settings).await?;
             let listener = startup::listen(&settings).await?;
             tracing::info!("serving on http://{}", settings.serving.bind);
-            let app = startup::app_with(
-                tenancy,
-                settings.serving.platform_token.clone(),
-                settings.serving.limits.auth(),
-            );
+            let app = startup::app_with(tenancy, &settings.serving);
             startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())
         }

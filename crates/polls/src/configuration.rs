@@ -1,12 +1,14 @@
 //! Settings, from command-line flags or the environment.
 
 use std::ffi::OsString;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
 use tenantry::cli::CliError;
 use tenantry::http::TrustedProxies;
+use tenantry::signup::SignupOptions;
 use tenantry::{
     AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, ServerLimits,
     Strategy, Tenancy, TenancyOptions,
@@ -113,6 +115,50 @@ pub struct Serving {
     pub dedicated_uid_base: Option<u32>,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub signup: SignupArgs,
+}
+
+/// Self-service signup at `/signup` on the public site.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Signup")]
+pub struct SignupArgs {
+    /// Open self-service signup: anyone may create a tenant and become its admin.
+    #[arg(long = "signup", env = "SIGNUP", default_value_t = false)]
+    pub enabled: bool,
+    /// Signups an hour from one client address; beyond it 429.
+    #[arg(long, env = "SIGNUP_RATE_PER_ADDRESS", default_value_t = SignupOptions::default().per_address_per_hour)]
+    pub signup_rate_per_address: NonZeroU32,
+    /// Isolation of the tenants signups create (shared, schema, database or dedicated);
+    /// DEFAULT_ISOLATION when absent.
+    #[arg(long, env = "SIGNUP_ISOLATION")]
+    pub signup_isolation: Option<IsolationMode>,
+    /// Pending tenants of that isolation kept built ahead, so that a signup only names one;
+    /// refilled in the background after each signup.
+    #[arg(long, env = "SIGNUP_PENDING", default_value_t = 0)]
+    pub signup_pending: usize,
+}
+
+impl Default for SignupArgs {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            signup_rate_per_address: SignupOptions::default().per_address_per_hour,
+            signup_isolation: None,
+            signup_pending: 0,
+        }
+    }
+}
+
+impl SignupArgs {
+    /// The library's signup options.
+    pub fn options(&self) -> SignupOptions {
+        SignupOptions {
+            enabled: self.enabled,
+            per_address_per_hour: self.signup_rate_per_address,
+            isolation: self.signup_isolation,
+        }
+    }
 }
 
 impl Default for Serving {
@@ -125,6 +171,7 @@ impl Default for Serving {
             dedicated_address: None,
             dedicated_uid_base: None,
             limits: Limits::default(),
+            signup: SignupArgs::default(),
         }
     }
 }

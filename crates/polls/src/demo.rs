@@ -120,9 +120,14 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     println!(
         "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
     );
+    println!("Sign up a new organisation: http://{base}:{port}/signup\n");
     let listener = startup::listen(settings).await?;
     println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
-    let app = startup::app_with(tenancy, Some(token), settings.serving.limits.auth());
+    // The demo shows signup open, whatever the environment says.
+    let mut serving = settings.serving.clone();
+    serving.platform_token = Some(token);
+    serving.signup.enabled = true;
+    let app = startup::app_with(tenancy, &serving);
     startup::serve(listener, app, settings.serving.limits.server()).await;
     Ok(())
 }

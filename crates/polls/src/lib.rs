@@ -11,6 +11,7 @@ pub mod json;
 pub mod limits;
 mod path;
 pub mod routes;
+pub mod signup;
 pub mod startup;
 pub mod telemetry;
 mod welcome;

@@ -141,21 +141,6 @@ enum Key {
     Tenant(Uuid),
 }
 
-impl Key {
-    /// A client's key: its IPv4 address, or the /64 network of its IPv6 address (what one
-    /// subscriber is usually given, so one client cannot take a new key per request).
-    fn client(address: IpAddr) -> Self {
-        match address {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let network = u128::from(v6) & !((1u128 << 64) - 1);
-                Key::Address(IpAddr::V6(network.into()))
-            }
-            IpAddr::V6(v6) => Key::Address(IpAddr::V4(v6.to_ipv4_mapped().expect("mapped"))),
-            v4 => Key::Address(v4),
-        }
-    }
-}
-
 /// A token bucket per key, refilled at its rate a minute, holding at most a minute's worth.
 struct Bucket {
     tokens: f64,
@@ -254,7 +239,10 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthGate {
         let throttle = &limits.throttle;
         let mut keys = vec![(Key::Tenant(tenant.id), throttle.per_tenant)];
         if let Some(ClientAddr(client)) = parts.extensions.get::<ClientAddr>() {
-            keys.push((Key::client(*client), throttle.per_address));
+            keys.push((
+                Key::Address(ClientAddr(*client).subscriber()),
+                throttle.per_address,
+            ));
         }
         throttle.take(&keys).map(|()| Self).map_err(|wait| {
             tracing::warn!("sign-up or login throttled");
@@ -279,32 +267,17 @@ mod tests {
     }
 
     #[test]
-    fn one_ipv6_network_is_one_client() {
-        let throttle = throttle(2);
-        let first: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let second: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        let rate = |ip| [(Key::client(ip), 2)];
-        assert!(throttle.take(&rate(first)).is_ok());
-        assert!(throttle.take(&rate(second)).is_ok());
-        assert!(throttle.take(&rate(first)).is_err(), "the same /64");
-        assert!(throttle.take(&rate(other)).is_ok());
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert!(Key::client(mapped) == Key::client("192.0.2.1".parse().unwrap()));
-    }
-
-    #[test]
     fn keys_are_bounded_however_many_clients_come() {
         let throttle = throttle(1);
         let tenant = (Key::Tenant(Uuid::new_v4()), u32::MAX);
         for i in 0..TRACKED as u32 + 1000 {
-            let client = Key::client(IpAddr::V4(i.into()));
+            let client = Key::Address(IpAddr::V4(i.into()));
             assert!(throttle.take(&[tenant, (client, 1)]).is_ok(), "{i}");
         }
         let tracked = throttle.buckets.lock().unwrap().by_key.len();
         assert_eq!(tracked, TRACKED);
         // An address known before the bound is still limited.
-        let known = Key::client(IpAddr::V4(5.into()));
+        let known = Key::Address(IpAddr::V4(5.into()));
         assert!(throttle.take(&[tenant, (known, 1)]).is_err());
     }
 }

@@ -13,15 +13,18 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
 use tenantry::dedicated::DedicatedOptions;
 use tenantry::http::SingleTenantLayer;
+use tenantry::lifecycle::PendingPool;
+use tenantry::signup::Signup;
 use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, TenancyOptions};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::admin;
-use crate::configuration::Settings;
+use crate::configuration::{Serving, Settings};
 use crate::error::{method_not_allowed, not_found_fallback};
-use crate::limits::{AuthLimits, AuthSettings};
+use crate::limits::AuthLimits;
 use crate::routes::api_router;
+use crate::signup::{self, PollsAdmin};
 use crate::welcome;
 
 /// The app's migration sets: no shared tables, the polls tables per tenant (PostgreSQL and
@@ -165,17 +168,36 @@ async fn open_with(
     })
 }
 
-/// The public site on the base domain: health check and, with a token, the platform API.
-fn public_router(tenancy: &Tenancy, platform_token: Option<String>) -> Router {
+/// The public site on the base domain: the landing page, health check, signup when it is
+/// open and, with a token, the platform API.
+fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Router {
+    let platform_token = serving.platform_token.clone();
+    let signup = Signup::new(
+        tenancy.clone(),
+        PollsAdmin { auth: auth.clone() },
+        serving.signup.options(),
+    );
+    let signup = match serving.signup.signup_pending {
+        0 => signup,
+        size => {
+            let isolation = serving
+                .signup
+                .signup_isolation
+                .unwrap_or_else(|| tenancy.default_isolation());
+            signup.with_pending(PendingPool::start(tenancy.clone(), vec![(isolation, size)]))
+        }
+    };
+    let signup_open = signup.enabled();
     let base = tenancy.identification().base_domain.to_string();
     // A browser gets a page with the ways in; an API client, the 404 it always got.
     let index = async move |headers: axum::http::HeaderMap| match welcome::wants_html(&headers) {
-        true => welcome::public(&headers, &base),
+        true => welcome::public(&headers, &base, signup_open),
         false => axum::response::IntoResponse::into_response(crate::error::ApiError::NotFound),
     };
     let router = Router::new()
         .route("/", get(index))
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }));
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .merge(signup::router(signup));
     let router = match platform_token {
         Some(token) => router.merge(tenantry::http::platform_api::router(tenancy.clone(), token)),
         None => router,
@@ -311,17 +333,24 @@ async fn tenant_pool(settings: &Settings, url: &str, id: uuid::Uuid) -> Result<P
         .map_err(|e| CliError::failed(format!("cannot reach the tenant's database: {e}")))
 }
 
-/// The whole app as one router, with the default limits on sign-up and login.
+/// The whole app as one router, with the default limits on sign-up and login and signup
+/// closed.
 pub fn app(tenancy: Tenancy, platform_token: Option<String>) -> Router {
-    app_with(tenancy, platform_token, AuthSettings::default())
+    let serving = Serving {
+        platform_token,
+        ..Serving::default()
+    };
+    app_with(tenancy, &serving)
 }
 
-/// The whole app as one router: trailing slashes trimmed, then tenancy, then the routes.
-pub fn app_with(tenancy: Tenancy, platform_token: Option<String>, auth: AuthSettings) -> Router {
-    let public = public_router(&tenancy, platform_token);
+/// The whole app as one router, as `serving` sets it up: trailing slashes trimmed, then
+/// tenancy, then the routes.
+pub fn app_with(tenancy: Tenancy, serving: &Serving) -> Router {
+    let auth = AuthLimits::new(serving.limits.auth());
+    let public = public_router(&tenancy, serving, &auth);
     let tenants = TenancyLayer::new(tenancy)
         .public(public)
-        .layer(tenant_router(AuthLimits::new(auth)));
+        .layer(tenant_router(auth));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }

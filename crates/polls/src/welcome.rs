@@ -50,13 +50,15 @@ pub fn tenant(headers: &HeaderMap, name: &str, mount: &str) -> Response {
 struct PublicPage<'a> {
     host: &'a str,
     base: String,
+    /// Whether signup is open, to link to it.
+    signup: bool,
 }
 
-/// The public site's root page, on the base domain `domain`.
-pub fn public(headers: &HeaderMap, domain: &str) -> Response {
+/// The public site's root page, on the base domain `domain`; `signup` if it is open.
+pub fn public(headers: &HeaderMap, domain: &str, signup: bool) -> Response {
     let base = base(headers, "");
     let host = host(headers, domain);
-    render(&PublicPage { host, base })
+    render(&PublicPage { host, base, signup })
 }
 
 fn render(page: &impl Template) -> Response {

@@ -3,158 +3,15 @@
 
 use crate::support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use support::visitor::{Page, Visitor};
 use support::{Mode, PIXEL_PNG, TestApp, spawn_app_in};
 use tenantry::Slug;
 
 const PASSWORD: &str = "staff-pass-123";
-
-/// A browser of one site (`host`, and `mount` for a path-prefix tenant): keeps cookies,
-/// follows no redirects.
-struct Visitor<'a> {
-    app: &'a TestApp,
-    host: String,
-    mount: String,
-    cookies: BTreeMap<String, String>,
-    client: reqwest::Client,
-    /// Extra headers, such as a proxy's `X-Forwarded-Proto`.
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    bytes: Vec<u8>,
-    text: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers["location"].to_str().unwrap()
-    }
-
-    /// The first value of the hidden `csrf` field of the form posting to `action`.
-    fn csrf(&self, action: &str) -> String {
-        let form = self
-            .text
-            .split("<form")
-            .find(|form| form.contains(&format!("action=\"{action}\"")))
-            .unwrap_or_else(|| panic!("no form posting to {action}: {}", self.text));
-        let start = form.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        form[start..start + 64].to_owned()
-    }
-
-    fn set_cookies(&self) -> Vec<&str> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect()
-    }
-}
-
-impl<'a> Visitor<'a> {
-    fn new(app: &'a TestApp, host: &str, mount: &str) -> Self {
-        Self {
-            app,
-            host: host.into(),
-            mount: mount.into(),
-            cookies: BTreeMap::new(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            headers: Vec::new(),
-        }
-    }
-
-    async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<reqwest::Body>,
-        kind: Option<String>,
-    ) -> Page {
-        let url = format!("http://{}{}{path}", self.app.addr, self.mount);
-        let mut request = self.client.request(method, url).header("host", &self.host);
-        if !self.cookies.is_empty() {
-            let jar: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            request = request.header("cookie", jar.join("; "));
-        }
-        for (name, value) in &self.headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(kind) = kind {
-            request = request.header("content-type", kind);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.unwrap().to_vec();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let page = Page {
-            status,
-            headers,
-            bytes,
-            text,
-        };
-        for cookie in page.set_cookies() {
-            let (pair, attributes) = cookie.split_once(';').unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            match attributes.contains("Max-Age=0") {
-                true => self.cookies.remove(name),
-                false => self.cookies.insert(name.into(), value.into()),
-            };
-        }
-        page
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.send(Method::GET, path, None, None).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body = serde_urlencoded::to_string(form).unwrap();
-        let kind = "application/x-www-form-urlencoded".to_owned();
-        self.send(Method::POST, path, Some(body.into()), Some(kind))
-            .await
-    }
-
-    /// Logs in through the form; the reply to the POST.
-    async fn log_in(&mut self, username: &str, password: &str) -> Page {
-        let form = self.get("/admin/login").await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.text);
-        let csrf = form.csrf(&format!("{}/admin/login", self.mount));
-        let fields = [
-            ("csrf", csrf.as_str()),
-            ("username", username),
-            ("password", password),
-        ];
-        self.post("/admin/login", &fields).await
-    }
-
-    /// The CSRF token of the session, from the dashboard's logout form.
-    async fn csrf(&mut self) -> String {
-        let dashboard = self.get("/admin").await;
-        assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text);
-        dashboard.csrf(&format!("{}/admin/logout", self.mount))
-    }
-
-    fn session(&self) -> Option<String> {
-        self.cookies.get("tenantry_session").cloned()
-    }
-}
 
 async fn sessions_rotate_expire_and_end_with_logout(mode: Mode) {
     let app = spawn_app_in(mode).await;

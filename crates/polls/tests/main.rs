@@ -10,4 +10,5 @@ mod deploy;
 mod hostile_input;
 mod platform_api;
 mod serve;
+mod signup;
 mod walkthrough;

@@ -83,6 +83,8 @@ mod rows;
 mod safe_transaction;
 pub mod secret;
 pub mod settings;
+#[cfg(feature = "web")]
+pub mod signup;
 pub mod slug;
 mod tenancy;
 pub mod tenant;

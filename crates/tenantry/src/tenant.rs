@@ -70,6 +70,9 @@ pub enum TenantStatus {
     Active,
     /// Answers every request with 403; data is kept.
     Suspended,
+    /// Provisioned ahead of a signup, which names it and makes it active: until then no
+    /// request reaches it and no listing shows it.
+    Pending,
 }
 
 impl TenantStatus {
@@ -78,6 +81,7 @@ impl TenantStatus {
         match self {
             Self::Active => "active",
             Self::Suspended => "suspended",
+            Self::Pending => "pending",
         }
     }
 
@@ -85,6 +89,7 @@ impl TenantStatus {
         match value {
             "active" => Some(Self::Active),
             "suspended" => Some(Self::Suspended),
+            "pending" => Some(Self::Pending),
             _ => None,
         }
     }

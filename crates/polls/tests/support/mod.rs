@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod visitor;
 
 use std::net::SocketAddr;
 
@@ -175,6 +176,21 @@ fn sqlite_store() -> (tenantry::IsolationMode, Settings, Store) {
 
 /// The app with tenants `thor` and `potter` of this kind, serving on a random port.
 pub async fn spawn_app_in(mode: Mode) -> TestApp {
+    spawn(mode, None).await
+}
+
+/// [`spawn_app_in`], with the serving options `configure` sets (signup, limits), served as
+/// `polls serve` serves: client addresses known, limits applied.
+pub async fn spawn_app_serving(
+    mode: Mode,
+    configure: impl FnOnce(&mut polls::configuration::Serving),
+) -> TestApp {
+    let mut serving = settings_without_database().serving;
+    configure(&mut serving);
+    spawn(mode, Some(serving)).await
+}
+
+async fn spawn(mode: Mode, serving: Option<polls::configuration::Serving>) -> TestApp {
     let (isolation, settings, store) = match mode {
         Mode::Sqlite => sqlite_store(),
         Mode::SqliteDedicated => {
@@ -240,8 +256,22 @@ pub async fn spawn_app_in(mode: Mode) -> TestApp {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = startup::app(tenancy.clone(), settings.serving.platform_token.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    match serving {
+        None => {
+            let app = startup::app(tenancy.clone(), settings.serving.platform_token.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        }
+        Some(serving) => {
+            let app = startup::app_with(tenancy.clone(), &serving);
+            let limits = serving.limits.server();
+            tokio::spawn(tenantry::serve(
+                listener,
+                app,
+                limits,
+                futures::stream::pending(),
+            ));
+        }
+    }
     let mut app = TestApp {
         addr,
         tenancy,

@@ -46,7 +46,7 @@ use crate::host::HostName;
 use crate::migrate::Migrations;
 use crate::safe_transaction;
 use crate::slug::Slug;
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, TenantStatus};
 
 /// How often a poller reads the catalog's version: a change is seen within this, plus the
 /// time the read takes.
@@ -283,18 +283,36 @@ impl TenantCatalog {
         Ok(tenant.map(Arc::new))
     }
 
-    /// Every tenant with its domains, ordered by slug (uncached).
+    /// Every tenant with its domains, ordered by slug (uncached); not the pending ones.
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
+        self.list_where(false).await
+    }
+
+    /// The pending tenants (provisioned ahead of signups) with their domains, by slug.
+    pub async fn list_pending(&self) -> Result<Vec<TenantDetails>, Error> {
+        self.list_where(true).await
+    }
+
+    async fn list_where(&self, pending: bool) -> Result<Vec<TenantDetails>, Error> {
         match &self.inner.store {
             #[cfg(feature = "postgres")]
-            Store::Postgres(pool) => postgres::list(pool).await,
+            Store::Postgres(pool) => postgres::list(pool, pending).await,
             #[cfg(feature = "sqlite")]
-            Store::Sqlite(pool) => sqlite::list(pool).await,
+            Store::Sqlite(pool) => sqlite::list(pool, pending).await,
         }
     }
 
     /// One tenant with its domains (uncached).
     pub async fn details(&self, slug: &Slug) -> Result<TenantDetails, Error> {
+        self.details_of(slug, false).await
+    }
+
+    /// One tenant with its domains (uncached), a pending one too if `pending`.
+    pub(crate) async fn details_of(
+        &self,
+        slug: &Slug,
+        pending: bool,
+    ) -> Result<TenantDetails, Error> {
         let not_found = || Error::TenantNotFound(slug.to_string());
         let store = &self.inner.store;
         let tenant = match store {
@@ -303,6 +321,7 @@ impl TenantCatalog {
             #[cfg(feature = "sqlite")]
             Store::Sqlite(pool) => sqlite::by_slug(pool, slug.as_str()).await?,
         }
+        .filter(|tenant| pending || tenant.status != TenantStatus::Pending)
         .ok_or_else(not_found)?;
         let domains = match store {
             #[cfg(feature = "postgres")]

@@ -129,11 +129,14 @@ pub(super) async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>,
     row.map(Tenant::try_from).transpose()
 }
 
-/// Every tenant with its domains, by slug.
-pub(super) async fn list(pool: &PgPool) -> Result<Vec<TenantDetails>, Error> {
-    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!("ORDER BY t.slug"))
-        .fetch_all(pooler::Pinned(pool))
-        .await?;
+/// Every tenant with its domains, by slug: the pending ones, or all the others.
+pub(super) async fn list(pool: &PgPool, pending: bool) -> Result<Vec<TenantDetails>, Error> {
+    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
+        "WHERE (t.status = 'pending') = $1 ORDER BY t.slug"
+    ))
+    .bind(pending)
+    .fetch_all(pooler::Pinned(pool))
+    .await?;
     let domains = pooler::query_as(
         "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
          ORDER BY is_primary DESC, domain",

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::row::{Domain, TenantDetails, TenantRow, assemble, tenant_columns};
 use crate::error::Error;
 use crate::slug::DatabaseName;
-use crate::tenant::Tenant;
+use crate::tenant::{IsolationMode, Tenant};
 
 static CATALOG: Migrator = sqlx::migrate!("./migrations/catalog-sqlite");
 
@@ -84,11 +84,14 @@ pub(super) async fn by_slug(pool: &SqlitePool, slug: &str) -> Result<Option<Tena
     row.map(tenant).transpose()
 }
 
-/// Every tenant with its domains, by slug.
-pub(super) async fn list(pool: &SqlitePool) -> Result<Vec<TenantDetails>, Error> {
-    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!("ORDER BY t.slug"))
-        .fetch_all(pool)
-        .await?;
+/// Every tenant with its domains, by slug: the pending ones, or all the others.
+pub(super) async fn list(pool: &SqlitePool, pending: bool) -> Result<Vec<TenantDetails>, Error> {
+    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
+        "WHERE (t.status = 'pending') = $1 ORDER BY t.slug"
+    ))
+    .bind(pending)
+    .fetch_all(pool)
+    .await?;
     let domains = sqlx::query_as(
         "SELECT tenant_id, domain, is_primary FROM domains ORDER BY is_primary DESC, domain",
     )
@@ -148,5 +151,20 @@ pub(super) async fn by_slug_in(
         .bind(slug)
         .fetch_optional(&mut *tx)
         .await?;
+    row.map(tenant).transpose()
+}
+
+/// The oldest pending tenant of `isolation`, for a take in `tx` (which began `IMMEDIATE`, so
+/// no other writer runs until it ends).
+pub(super) async fn oldest_pending_in(
+    tx: &mut sqlx::SqliteConnection,
+    isolation: IsolationMode,
+) -> Result<Option<Tenant>, Error> {
+    let row: Option<TenantRow> = sqlx::query_as(select_tenants!(
+        "WHERE t.status = 'pending' AND t.isolation = $1 ORDER BY t.created_at LIMIT 1"
+    ))
+    .bind(isolation.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
     row.map(tenant).transpose()
 }

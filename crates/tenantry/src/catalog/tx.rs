@@ -24,7 +24,7 @@ use crate::migrate::Applied;
 use crate::pooler;
 use crate::safe_transaction::SafeTransaction;
 use crate::slug::Slug;
-use crate::tenant::{Placement, Tenant, TenantStatus};
+use crate::tenant::{IsolationMode, Placement, Tenant, TenantStatus};
 
 /// An open transaction on the catalog; dropped without [`commit`](Self::commit), it rolls
 /// back.
@@ -99,8 +99,8 @@ impl CatalogTx {
         execute!(
             self,
             "INSERT INTO tenantry.tenants \
-             (id, slug, name, schema_name, server, isolation, database_name, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (id, slug, name, schema_name, server, isolation, database_name, created_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             tenant.id,
             tenant.slug.as_str(),
             tenant.name.as_str(),
@@ -109,6 +109,7 @@ impl CatalogTx {
             tenant.isolation.as_str(),
             placement.database.as_ref().map(|d| d.as_str().to_owned()),
             tenant.created_at,
+            tenant.status.as_str(),
         )
         .map_err(|e| conflict(e, &tenant.slug, ""))?;
         Ok(())
@@ -165,6 +166,29 @@ impl CatalogTx {
         tenant.ok_or_else(|| Error::TenantNotFound(slug.to_string()))
     }
 
+    /// The oldest pending tenant of `isolation` that no other transaction holds, locked
+    /// until this transaction ends: concurrent takers each get a different one, or none.
+    pub(crate) async fn lock_pending(
+        &mut self,
+        isolation: IsolationMode,
+    ) -> Result<Option<Tenant>, Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => {
+                let row: Option<TenantRow> = pooler::query_as(select_tenants!(
+                    "WHERE t.status = 'pending' AND t.isolation = $1 \
+                     ORDER BY t.created_at LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+                ))
+                .bind(isolation.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.map(Tenant::try_from).transpose()
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(tx) => sqlite::oldest_pending_in(tx, isolation).await,
+        }
+    }
+
     /// Gives the tenant a new slug, placement names and primary domain.
     pub(crate) async fn rename(
         &mut self,
@@ -190,6 +214,17 @@ impl CatalogTx {
             primary,
         )
         .map_err(|e| conflict(e, to, primary))?;
+        Ok(())
+    }
+
+    /// Makes a pending tenant active, created now: a signup has taken it.
+    pub(crate) async fn activate(&mut self, tenant: &Tenant) -> Result<(), Error> {
+        execute!(
+            self,
+            "UPDATE tenantry.tenants SET status = 'active', created_at = $2 WHERE id = $1",
+            tenant.id,
+            Utc::now(),
+        )?;
         Ok(())
     }
 

@@ -205,8 +205,14 @@ where
             tracing::Span::current()
                 .record("tenant", tracing::field::display(&tenant.slug))
                 .record("mode", tenant.isolation.as_str());
-            if tenant.status == TenantStatus::Suspended {
-                return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
+            match tenant.status {
+                TenantStatus::Active => {}
+                TenantStatus::Suspended => {
+                    return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
+                }
+                TenantStatus::Pending => {
+                    return TenancyRejection::NoTenantForHost(host.to_string()).into_response();
+                }
             }
             if tenant.moving && !request.method().is_safe() {
                 return TenancyRejection::Moving(tenant.slug.to_string()).into_response();

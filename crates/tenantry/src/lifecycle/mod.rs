@@ -8,6 +8,7 @@ mod commit;
 pub(crate) mod export;
 #[cfg(feature = "postgres")]
 pub(crate) mod moving;
+mod pending;
 pub(crate) mod rollout;
 mod tenants;
 #[cfg(feature = "dedicated")]
@@ -21,6 +22,7 @@ pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
 pub use moving::MoveTarget;
 #[cfg(feature = "testing")]
 pub use moving::{MoveFault, MoveStage};
+pub use pending::PendingPool;
 pub use rollout::{MigrateOptions, MigrationReport, TenantMigration, TenantOutcome};
 pub use tenants::{NewTenant, TenantUpdate};
 #[cfg(feature = "dedicated")]

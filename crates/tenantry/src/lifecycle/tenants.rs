@@ -128,6 +128,15 @@ impl Tenancy {
     /// # Ok(()) }
     /// ```
     pub async fn create_tenant(&self, new: NewTenant) -> Result<TenantDetails, Error> {
+        self.create(new, TenantStatus::Active).await
+    }
+
+    /// Creates the tenant with `status` (a pending one, provisioned ahead of a signup).
+    pub(super) async fn create(
+        &self,
+        new: NewTenant,
+        status: TenantStatus,
+    ) -> Result<TenantDetails, Error> {
         let name = validate_name(new.name.as_deref().unwrap_or(new.slug.as_str()))?;
         self.identification().tenant_may_take(&new.slug)?;
         for domain in &new.domains {
@@ -141,7 +150,10 @@ impl Tenancy {
             // Fails early, before any change, if the server is unknown.
             self.db_servers()?.url(server).await?;
         }
-        let tenant = Tenant::new(id, new.slug.clone(), name, new.isolation, placement);
+        let tenant = Tenant {
+            status,
+            ..Tenant::new(id, new.slug.clone(), name, new.isolation, placement)
+        };
         let fingerprint = self.catalog().fingerprint(self.migrations())?;
         let provision = Provision {
             tenant: &tenant,
@@ -165,7 +177,7 @@ impl Tenancy {
         };
         self.commit(layout, provision, open, record).await?;
         self.catalog().invalidate();
-        self.catalog().details(&new.slug).await
+        self.catalog().details_of(&new.slug, true).await
     }
 
     /// Applies `update` to the tenant with this slug: a new slug renames what carries it
@@ -175,13 +187,31 @@ impl Tenancy {
         slug: &Slug,
         update: TenantUpdate,
     ) -> Result<TenantDetails, Error> {
-        let name = update.name.as_deref().map(validate_name).transpose()?;
-        let new_slug = update.slug.filter(|new| new != slug);
+        if update.status == Some(TenantStatus::Pending) {
+            return Err(Error::Invalid {
+                field: "status",
+                message: "a tenant is pending only from its creation until a signup takes it"
+                    .into(),
+            });
+        }
+        let new_slug = update.slug.clone().filter(|new| new != slug);
         if let Some(new) = &new_slug {
             self.identification().tenant_may_take(new)?;
         }
         let mut tx = self.catalog().begin().await?;
         let tenant = tx.lock(slug).await?;
+        self.apply(tx, tenant, update).await
+    }
+
+    /// Applies `update` to `tenant`, which `tx` holds locked, and commits.
+    pub(super) async fn apply(
+        &self,
+        mut tx: CatalogTx,
+        tenant: Tenant,
+        update: TenantUpdate,
+    ) -> Result<TenantDetails, Error> {
+        let name = update.name.as_deref().map(validate_name).transpose()?;
+        let new_slug = update.slug.filter(|new| *new != tenant.slug);
         let settings = update
             .settings
             .map(|patch| self.settings().apply(&tenant.settings, &patch))
@@ -227,7 +257,7 @@ impl Tenancy {
         }
         let details = self
             .catalog()
-            .details(new_slug.as_ref().unwrap_or(slug))
+            .details(new_slug.as_ref().unwrap_or(&tenant.slug))
             .await?;
         // Its server was started with the old name and settings.
         #[cfg(feature = "dedicated")]
