@@ -2119,3 +2119,24 @@ async fn a_login_link_logs_its_staff_user_in_once_on_its_own_tenant_only() {
     );
     assert!(none.stderr.contains("no staff user 'nobody'"), "{none}");
 }
+
+#[tokio::test]
+async fn tenants_list_shows_pending_tenants_only_when_asked() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    let tenancy = startup::open(&support::settings(&db)).await.unwrap();
+    let pending = tenancy
+        .create_pending(tenantry::IsolationMode::Schema)
+        .await
+        .unwrap();
+    let hidden = pending.tenant.slug.to_string();
+    let list = expect(&db, &["tenants", "list"], 0);
+    let slugs: Vec<&str> = table_rows(&list.stdout).iter().map(|row| row[0]).collect();
+    assert_eq!(slugs, ["thor"], "{list}");
+    let list = expect(&db, &["tenants", "list", "--pending"], 0);
+    let rows = table_rows(&list.stdout);
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0][0], hidden);
+    assert!(rows[0].contains(&"pending"), "{list}");
+    expect(&db, &["tenants", "show", &hidden], 3);
+}

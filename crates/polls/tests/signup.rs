@@ -3,11 +3,15 @@
 
 use crate::support;
 
+use polls::limits::AuthLimits;
+use polls::signup::PollsAdmin;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::visitor::{Page, Visitor};
 use support::{Mode, TestApp, spawn_app_serving};
-use tenantry::Slug;
+use tenantry::lifecycle::PendingPool;
+use tenantry::signup::{FieldError, FirstAdmin, Signup, SignupError, SignupOptions, SignupRequest};
+use tenantry::{IsolationMode, Slug};
 
 const PUBLIC: &str = "polls.test";
 
@@ -348,4 +352,173 @@ async fn signup_is_off_unless_configured() {
         .await
         .unwrap();
     assert!(landing.contains("/signup\" id=\"signup\""), "{landing}");
+}
+
+/// A first admin the app refuses to store, after the tenant was made.
+struct RefusingAdmin;
+
+impl FirstAdmin for RefusingAdmin {
+    type Prepared = ();
+
+    fn check(&self, _: &SignupRequest) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    async fn prepare(&self, _: &SignupRequest) -> Result<(), SignupError> {
+        Ok(())
+    }
+
+    async fn create(&self, _: &mut tenantry::Db, _: ()) -> Result<i64, SignupError> {
+        Err(SignupError::Failed(
+            "the app refused the first admin".into(),
+        ))
+    }
+}
+
+fn request(slug: &str) -> SignupRequest {
+    SignupRequest {
+        organisation: format!("Org {slug}"),
+        slug: slug.into(),
+        username: "ann".into(),
+        email: "ann@example.com".into(),
+        password: "s3cret-pass".into(),
+        website: String::new(),
+    }
+}
+
+fn admin_of(app: &TestApp, hash_queue: usize) -> PollsAdmin {
+    let mut auth = app.settings.serving.limits.auth();
+    auth.hash_queue = hash_queue;
+    PollsAdmin {
+        auth: AuthLimits::new(auth),
+    }
+}
+
+/// A failure after the tenant was made (built, or taken from the pool) removes it again.
+#[tokio::test]
+async fn a_signup_that_fails_after_the_tenant_was_made_leaves_nothing() {
+    let app = support::spawn_app_in(Mode::Schema).await;
+    let signup = Signup::new(app.tenancy.clone(), RefusingAdmin, SignupOptions::default());
+    let failed = signup.submit(request("acme"), None).await;
+    assert!(matches!(failed, Err(SignupError::Failed(_))), "{failed:?}");
+    let pool = PendingPool::start(app.tenancy.clone(), vec![(IsolationMode::Schema, 1)]);
+    pool.fill().await.unwrap();
+    let pooled = Signup::new(app.tenancy.clone(), RefusingAdmin, SignupOptions::default())
+        .with_pending(pool.clone());
+    let failed = pooled.submit(request("bravo"), None).await;
+    assert!(matches!(failed, Err(SignupError::Failed(_))), "{failed:?}");
+    for slug in ["acme", "bravo"] {
+        let found = app
+            .tenancy
+            .catalog()
+            .by_slug(&Slug::parse(slug).unwrap())
+            .await;
+        assert!(found.unwrap().is_none(), "{slug}");
+    }
+    let pg = sqlx::PgPool::connect(app.settings.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let schemas: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname IN ('acme', 'bravo')")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(schemas, 0, "their schemas are dropped too");
+}
+
+/// A signup whose request is dropped at once (the client went away) still finishes: the
+/// tenant and its first admin, never one without the other.
+#[tokio::test]
+async fn a_signup_cancelled_by_its_client_finishes_whole() {
+    let app = support::spawn_app_in(Mode::Database).await;
+    let signup = Signup::new(
+        app.tenancy.clone(),
+        admin_of(&app, 16),
+        SignupOptions::default(),
+    );
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_millis(1),
+        signup.submit(request("acme"), None),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the request was dropped before it finished"
+    );
+    let acme = Slug::parse("acme").unwrap();
+    for _ in 0..400 {
+        if app
+            .tenancy
+            .catalog()
+            .by_slug(&acme)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            let staff: Option<i64> = app
+                .tenancy
+                .in_tenant(&acme, async |db| -> Result<_, tenantry::Error> {
+                    Ok(db
+                        .query("SELECT id FROM users WHERE username = 'ann' AND is_staff")
+                        .fetch_optional_scalar()
+                        .await?)
+                })
+                .await
+                .unwrap();
+            if staff.is_some() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the cancelled signup never finished");
+}
+
+/// 50 signups at once against a pool of 10 pending tenants: 50 distinct tenants, each with
+/// its admin, and no pending tenant handed to two of them.
+#[tokio::test]
+async fn fifty_concurrent_signups_against_a_pool_of_ten() {
+    let app = support::spawn_app_in(Mode::Schema).await;
+    let pool = PendingPool::start(app.tenancy.clone(), vec![(IsolationMode::Schema, 10)]);
+    pool.fill().await.unwrap();
+    let pending: std::collections::HashSet<_> = app
+        .tenancy
+        .catalog()
+        .list_pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.tenant.id)
+        .collect();
+    let signup = Signup::new(
+        app.tenancy.clone(),
+        admin_of(&app, 64),
+        SignupOptions::default(),
+    )
+    .with_pending(pool);
+    let signups = (0..50).map(|i| signup.submit(request(&format!("org{i}")), None));
+    let done = futures::future::join_all(signups).await;
+    let ids: std::collections::HashSet<_> = done
+        .iter()
+        .map(|d| d.as_ref().expect("every signup succeeds").tenant.tenant.id)
+        .collect();
+    assert_eq!(ids.len(), 50, "50 distinct tenants");
+    assert!(
+        pending.iter().all(|id| ids.contains(id)),
+        "the ten pending ones among them"
+    );
+    for i in 0..50 {
+        let slug = Slug::parse(&format!("org{i}")).unwrap();
+        let admins: i64 = app
+            .tenancy
+            .in_tenant(&slug, async |db| -> Result<_, tenantry::Error> {
+                Ok(db
+                    .query("SELECT count(*) FROM users")
+                    .fetch_scalar()
+                    .await?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(admins, 1, "org{i} has its one admin");
+    }
 }

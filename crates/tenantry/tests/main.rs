@@ -14,6 +14,7 @@ mod layering;
 mod lifecycle;
 mod migrate;
 mod moving;
+mod pending;
 mod pgbouncer;
 mod restart;
 mod servers;

@@ -40,7 +40,11 @@ pub enum TenantsCommand {
         isolation: Option<IsolationMode>,
     },
     /// List tenants with status, migration version and domains.
-    List,
+    List {
+        /// List the pending tenants instead: built ahead for signups, not yet taken.
+        #[arg(long)]
+        pending: bool,
+    },
     /// Show one tenant.
     Show {
         /// The tenant's slug.
@@ -238,7 +242,7 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             )
             .await?
         }
-        TenantsCommand::List => list(tenancy).await?,
+        TenantsCommand::List { pending } => list(tenancy, pending).await?,
         TenantsCommand::Show { slug } => show(tenancy, &slug).await?,
         TenantsCommand::Domains { command } => domains(tenancy, command).await?,
         TenantsCommand::Rename {
@@ -310,8 +314,13 @@ async fn create(
     Ok(())
 }
 
-/// `tenants list`: the table, then how each dedicated tenant's server runs.
-async fn list(tenancy: &Tenancy) -> Result<(), CliError> {
+/// `tenants list`: the table, then how each dedicated tenant's server runs; `--pending`,
+/// the pending tenants' table.
+async fn list(tenancy: &Tenancy, pending: bool) -> Result<(), CliError> {
+    if pending {
+        print_list(&tenancy.catalog().list_pending().await?);
+        return Ok(());
+    }
     let tenants = tenancy.catalog().list().await?;
     print_list(&tenants);
     let instances = tenancy.instances().await?;

@@ -67,6 +67,8 @@ struct Inner {
     tenancy: Tenancy,
     sizes: Vec<(IsolationMode, usize)>,
     wake: Arc<Notify>,
+    /// Held while filling: two fills at once would both count the same gap.
+    filling: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -93,6 +95,7 @@ impl PendingPool {
             tenancy,
             sizes,
             wake: wake.clone(),
+            filling: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(refill(Arc::downgrade(&inner), wake));
         Self { inner }
@@ -129,6 +132,7 @@ impl PendingPool {
 
 impl Inner {
     async fn fill(&self) -> Result<usize, Error> {
+        let _filling = self.filling.lock().await;
         let pending = self.tenancy.catalog().list_pending().await?;
         let mut built = 0;
         for &(isolation, size) in &self.sizes {
