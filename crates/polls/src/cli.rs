@@ -5,7 +5,8 @@ use std::io::BufRead;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 use tenantry::cli::{
-    CliError, DeployCommand, MigrateArgs, ServersCommand, TenantTargets, TenantsCommand,
+    CliError, DeployCommand, MigrateArgs, OperatorsCommand, ServersCommand, TenantTargets,
+    TenantsCommand,
 };
 use tenantry::{Slug, Tenancy};
 use tracing::Instrument;
@@ -79,6 +80,21 @@ pub enum Command {
     },
     /// Run SQL in the tenant(s) named by --tenant / --all-tenants, one result block each.
     Sql { statement: String },
+    /// Manage the operators who log in to the console at /console on the public site.
+    Operators {
+        #[command(subcommand)]
+        command: OperatorsCommand,
+    },
+    /// Show the audit log: every change made through the console and the platform API,
+    /// newest first (only those about the tenant named by --tenant SLUG, if given).
+    Audit {
+        /// Only entries recorded at or after this date (2026-12-01) or time (RFC 3339).
+        #[arg(long, value_parser = tenantry::cli::parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Print a link that logs a staff user into the admin of the tenant(s) named by
     /// --tenant / --all-tenants, once, within 60 seconds.
     LoginLink {
@@ -184,6 +200,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenants = cli.targets.resolve(&tenancy).await?;
             tenantry::cli::sql(&tenancy, &tenants, &statement).await
         }
+        Command::Operators { command } => {
+            tenantry::cli::operators(&tenancy().await?, command, read_password, hash_password).await
+        }
+        Command::Audit { since, limit } => {
+            if cli.targets.all_tenants {
+                return Err(CliError::usage(
+                    "audit takes --tenant SLUG, not --all-tenants: without it, it shows all",
+                ));
+            }
+            let tenant = cli.targets.tenant.map(|slug| slug.to_string());
+            tenantry::cli::audit(&tenancy().await?, tenant, since, limit).await
+        }
         Command::LoginLink { username } => {
             let tenancy = tenancy().await?;
             for slug in cli.targets.resolve(&tenancy).await? {
@@ -216,10 +244,12 @@ fn settings_for(
             | Command::Createsuperuser { .. }
             | Command::Sql { .. }
             | Command::LoginLink { .. }
+            | Command::Audit { .. }
     );
     if (targets.tenant.is_some() || targets.all_tenants) && !takes_targets {
         return Err(CliError::usage(
-            "--tenant and --all-tenants apply to migrate, createsuperuser and sql only",
+            "--tenant and --all-tenants apply to migrate, createsuperuser, sql, login-link \
+             and audit only",
         ));
     }
     match command {

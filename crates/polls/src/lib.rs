@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod configuration;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod error;

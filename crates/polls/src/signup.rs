@@ -299,8 +299,9 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// `GET /signup/style.css`: the admin's stylesheet in the default colours.
-async fn style() -> Response {
+/// `GET /signup/style.css` (and the console's): the admin's stylesheet in the default
+/// colours.
+pub(crate) async fn style() -> Response {
     let css = format!(
         "{}{}",
         tenantry::settings::Branding::default().css(),
@@ -309,8 +310,9 @@ async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], css).into_response()
 }
 
-/// The signup pages' headers: their own script and stylesheet only, no framing, no caching.
-async fn page_headers(mut response: Response) -> Response {
+/// The public site's pages' headers (signup's, the console's): their own script and
+/// stylesheet only, no framing, no caching.
+pub(crate) async fn page_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (

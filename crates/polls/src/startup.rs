@@ -21,6 +21,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::admin;
 use crate::configuration::{Serving, Settings};
+use crate::console;
 use crate::error::{method_not_allowed, not_found_fallback};
 use crate::limits::AuthLimits;
 use crate::routes::api_router;
@@ -197,7 +198,8 @@ fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Rou
     let router = Router::new()
         .route("/", get(index))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .merge(signup::router(signup));
+        .merge(signup::router(signup))
+        .merge(console::router(tenancy.clone(), auth.clone()));
     let router = match platform_token {
         Some(token) => router.merge(tenantry::http::platform_api::router(tenancy.clone(), token)),
         None => router,

@@ -1544,8 +1544,9 @@ async fn tenant_targets_are_refused_where_they_mean_nothing() {
         let run = polls_with_url("", &data, args);
         assert_eq!(run.code, 2, "{args:?}\n{run}");
         assert!(
-            run.stderr
-                .contains("--tenant and --all-tenants apply to migrate, createsuperuser and sql"),
+            run.stderr.contains(
+                "--tenant and --all-tenants apply to migrate, createsuperuser, sql, login-link"
+            ),
             "{run}"
         );
     }
@@ -2139,4 +2140,54 @@ async fn tenants_list_shows_pending_tenants_only_when_asked() {
     assert_eq!(rows[0][0], hidden);
     assert!(rows[0].contains(&"pending"), "{list}");
     expect(&db, &["tenants", "show", &hidden], 3);
+}
+
+#[tokio::test]
+async fn operators_and_the_audit_log_from_the_command_line() {
+    let db = migrated().await;
+    let created = polls(
+        &db,
+        &["operators", "create", "olga", "--password-stdin"],
+        Some("operator-pass-1\n"),
+    );
+    assert_eq!(created.code, 0, "{created}");
+    assert_eq!(created.stdout, "created operator 'olga'\n");
+    let again = polls(
+        &db,
+        &["operators", "create", "olga", "--password-stdin"],
+        Some("x\n"),
+    );
+    assert_eq!(again.code, 4, "{again}");
+    let bad = polls(
+        &db,
+        &["operators", "create", "Olga!", "--password-stdin"],
+        Some("x\n"),
+    );
+    assert_eq!(bad.code, 2, "{bad}");
+    assert!(bad.stderr.contains("is not an operator name"), "{bad}");
+    let list = expect(&db, &["operators", "list"], 0);
+    assert_eq!(table_rows(&list.stdout)[0][0], "olga", "{list}");
+
+    expect(&db, &["tenants", "create", "thor"], 0);
+    expect(&db, &["operators", "delete", "olga"], 0);
+    expect(&db, &["operators", "delete", "olga"], 3);
+    let tenancy = startup::open(&support::settings(&db)).await.unwrap();
+    tenancy
+        .catalog()
+        .audit("platform-api", "tenant.update", Some("thor"), "ok")
+        .await
+        .unwrap();
+    let all = expect(&db, &["audit"], 0);
+    let actions: Vec<&str> = table_rows(&all.stdout).iter().map(|r| r[2]).collect();
+    assert_eq!(
+        actions,
+        ["tenant.update", "operator.delete", "operator.create"],
+        "{all}"
+    );
+    let thor = expect(&db, &["--tenant", "thor", "audit"], 0);
+    assert_eq!(table_rows(&thor.stdout).len(), 1, "{thor}");
+    let future = expect(&db, &["audit", "--since", "2999-01-01"], 0);
+    assert!(table_rows(&future.stdout).is_empty(), "{future}");
+    let wrong = expect(&db, &["audit", "--since", "yesterday"], 2);
+    assert!(wrong.stderr.contains("is not a date"), "{wrong}");
 }

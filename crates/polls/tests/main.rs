@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod browser;
 mod cli;
+mod console;
 mod deploy;
 mod hostile_input;
 mod platform_api;

@@ -39,6 +39,12 @@ pub enum Error {
     #[error("no server '{0}'")]
     /// No database server has this name.
     DbServerNotFound(String),
+    #[error("no operator '{0}'")]
+    /// No operator of the console has this name.
+    OperatorNotFound(String),
+    #[error("an operator named '{0}' already exists")]
+    /// An operator has this name already.
+    OperatorExists(String),
     #[error("a server named '{0}' already exists")]
     /// A database server has this name already.
     DbServerExists(String),
@@ -155,14 +161,16 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } | Self::InvalidSettings(_) => ErrorKind::Invalid,
-            Self::TenantNotFound(_) | Self::DomainNotFound(_) | Self::DbServerNotFound(_) => {
-                ErrorKind::NotFound
-            }
+            Self::TenantNotFound(_)
+            | Self::DomainNotFound(_)
+            | Self::DbServerNotFound(_)
+            | Self::OperatorNotFound(_) => ErrorKind::NotFound,
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
             | Self::ExistsOutsideCatalog(_)
             | Self::PrimaryDomain(_)
             | Self::DbServerExists(_)
+            | Self::OperatorExists(_)
             | Self::DbServerInUse(_)
             | Self::Moving(_) => ErrorKind::Conflict,
             Self::Unreachable { .. } | Self::Busy | Self::InstanceUnavailable(_) => {

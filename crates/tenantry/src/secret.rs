@@ -1,10 +1,16 @@
 //! Secret tokens: made at random, compared in constant time (the `subtle` crate).
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A new random token: 32 bytes, hex.
 pub fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// What is stored of a token: its SHA-256, hex. A stolen table then logs no one in.
+pub fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `given` is `expected`, in time independent of where they differ.

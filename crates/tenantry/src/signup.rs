@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -28,7 +28,6 @@ use crate::catalog::TenantDetails;
 use crate::db::Db;
 use crate::error::{Error, ErrorKind};
 use crate::http::ClientAddr;
-use crate::identify::{PATH_PREFIX, Strategy};
 use crate::lifecycle::{NewTenant, PendingPool};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
@@ -301,41 +300,10 @@ impl<A: FirstAdmin> Signup<A> {
             .map_err(|panic| SignupError::Failed(format!("the signup panicked: {panic}")))?
     }
 
-    /// The address of `tenant`'s site, for a client that reached the public site with
-    /// `headers` (its scheme and port): `http://thor.polls.localhost:8000`, or
-    /// `http://polls.localhost:8000/t/thor` where tenants are told by path alone.
+    /// The address of `tenant`'s site for the client that sent `headers`: see
+    /// [`site_url`](crate::http::site_url).
     pub fn site_url(&self, tenant: &TenantDetails, headers: &HeaderMap) -> String {
-        let https = headers
-            .get("x-forwarded-proto")
-            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-        let scheme = if https { "https" } else { "http" };
-        let port = headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .and_then(|host| host.rsplit_once(':'))
-            .map(|(_, port)| port)
-            .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-            .map(|port| format!(":{port}"))
-            .unwrap_or_default();
-        let identification = self.inner.tenancy.identification();
-        let by_host = identification
-            .strategies
-            .iter()
-            .any(|s| matches!(s, Strategy::Domain | Strategy::Subdomain));
-        let slug = &tenant.tenant.slug;
-        match by_host {
-            true => {
-                let host = tenant.domains.iter().find(|d| d.is_primary).map_or_else(
-                    || self.inner.tenancy.primary_domain(slug),
-                    |d| d.domain.clone(),
-                );
-                format!("{scheme}://{host}{port}")
-            }
-            false => format!(
-                "{scheme}://{}{port}{PATH_PREFIX}{slug}",
-                identification.base_domain
-            ),
-        }
+        crate::http::site_url(&self.inner.tenancy, tenant, headers)
     }
 }
 

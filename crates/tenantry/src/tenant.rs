@@ -109,6 +109,22 @@ pub struct Placement {
     pub schema: SchemaName,
 }
 
+impl std::fmt::Display for Placement {
+    /// `server/database/schema`, `catalog` standing for the catalog's own server, and the
+    /// database left out where it is the server's shared one: `catalog/thor`,
+    /// `eu-1/tenant_3f2a.../tenant`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.server {
+            Some(server) => write!(f, "{server}/")?,
+            None => f.write_str("catalog/")?,
+        }
+        if let Some(database) = &self.database {
+            write!(f, "{database}/")?;
+        }
+        write!(f, "{}", self.schema)
+    }
+}
+
 impl Placement {
     /// Whether the tenant's tables are in the catalog's own database.
     pub fn in_catalog_database(&self) -> bool {

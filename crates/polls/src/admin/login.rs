@@ -10,9 +10,13 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use tenantry::TenantDb;
 use tenantry::http::{LazyTenantDb, MountPath};
-use tenantry::web::{CookieJar, LoginLink, Session, SessionCookie, random_token, same_token};
+use tenantry::web::{
+    CookieJar, LoginLink, Redeemed, Session, SessionCookie, random_token, same_token,
+};
 
-use super::{AdminError, CheckedForm, Chrome, SESSION_SECS, Site, Staff, page, see_other};
+use super::{
+    AdminError, CheckedForm, Chrome, IMPERSONATION_SECS, SESSION_SECS, Site, Staff, page, see_other,
+};
 use crate::domain::users::plausible_login;
 use crate::limits::{AuthGate, AuthLimits};
 
@@ -213,14 +217,31 @@ async fn signed_in(
     cookies: &Cookies,
     user_id: i64,
 ) -> Result<Response, AdminError> {
-    let started = Session::start(db, user_id, SESSION_SECS, cookies.session.as_deref()).await?;
+    signed_in_as(db, site, cookies, user_id, None).await
+}
+
+/// [`signed_in`], for the operator `impersonator` if one is looking: such a session lasts
+/// [`IMPERSONATION_SECS`].
+async fn signed_in_as(
+    db: &mut TenantDb,
+    site: &Site,
+    cookies: &Cookies,
+    user_id: i64,
+    impersonator: Option<&str>,
+) -> Result<Response, AdminError> {
+    let lifetime = match impersonator {
+        Some(_) => IMPERSONATION_SECS,
+        None => SESSION_SECS,
+    };
+    let previous = cookies.session.as_deref();
+    let started = Session::start_for(db, user_id, lifetime, previous, impersonator).await?;
     let mut response = see_other(&site.mount, "/admin");
     let headers: &mut HeaderMap = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
         cookies
             .cookie
-            .set(SessionCookie::SESSION, &started.token, SESSION_SECS),
+            .set(SessionCookie::SESSION, &started.token, lifetime),
     );
     headers.append(
         header::SET_COOKIE,
@@ -242,21 +263,26 @@ pub(super) async fn link(
     (site, cookies): (Site, Cookies),
     mut db: TenantDb,
 ) -> Result<Response, AdminError> {
-    let user = match &token {
+    let redeemed = match &token {
         Some(token) => LoginLink::redeem(&mut db, token).await?,
         None => None,
     };
-    let staff: Option<i64> = match user {
-        Some(user) => {
-            db.query("SELECT id FROM users WHERE id = $1 AND (is_staff OR is_superuser)")
-                .bind(user)
-                .fetch_optional_scalar()
-                .await?
-        }
+    let staff: Option<(i64, Option<String>)> = match redeemed {
+        Some(Redeemed {
+            user_id,
+            impersonator,
+        }) => db
+            .query("SELECT id FROM users WHERE id = $1 AND (is_staff OR is_superuser)")
+            .bind(user_id)
+            .fetch_optional_scalar()
+            .await?
+            .map(|id: i64| (id, impersonator)),
         None => None,
     };
     match staff {
-        Some(user) => signed_in(&mut db, &site, &cookies, user).await,
+        Some((user, impersonator)) => {
+            signed_in_as(&mut db, &site, &cookies, user, impersonator.as_deref()).await
+        }
         None => {
             let chrome = Chrome::new(&site, &mut db).await?;
             let error = "This login link has expired or was used already. Log in with your \

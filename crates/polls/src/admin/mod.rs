@@ -31,6 +31,9 @@ use crate::path::ApiPath;
 /// How long a login session lasts, in seconds (12 hours).
 const SESSION_SECS: u64 = 12 * 60 * 60;
 
+/// How long an operator's impersonation of a staff user lasts, in seconds (1 hour).
+const IMPERSONATION_SECS: u64 = 60 * 60;
+
 /// The largest form body the admin reads (but the logo's upload): no field of any form
 /// needs more, so a bigger body is refused (413) before any work.
 const FORM_MAX_BYTES: usize = 64 * 1024;
@@ -264,6 +267,8 @@ pub(crate) struct Chrome {
     csrf: String,
     /// What the change that led here did; empty if none.
     flash: &'static str,
+    /// The operator looking at the tenant as this user; empty if none.
+    impersonator: String,
 }
 
 /// The tenant a page is for: its catalog row, settings and mount, its cookies, and what the
@@ -309,6 +314,7 @@ impl Chrome {
             username: String::new(),
             csrf: String::new(),
             flash: "",
+            impersonator: String::new(),
         }
     }
 
@@ -325,6 +331,7 @@ impl Chrome {
         Ok(Self {
             username: staff.username.clone(),
             csrf: staff.csrf.clone(),
+            impersonator: staff.impersonator.clone().unwrap_or_default(),
             ..Self::new(site, db).await?
         })
     }
@@ -425,6 +432,8 @@ pub(crate) struct Staff {
     pub(crate) user_id: i64,
     username: String,
     csrf: String,
+    /// The operator impersonating this user, if any.
+    impersonator: Option<String>,
 }
 
 /// The CSRF token of the request's session, for [`CheckedForm`].
@@ -459,6 +468,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Staff {
             user_id: session.user_id,
             username,
             csrf: session.csrf,
+            impersonator: session.impersonator,
         })
     }
 }

@@ -25,6 +25,7 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+mod platform;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod row;
@@ -32,6 +33,7 @@ mod row;
 mod sqlite;
 mod tx;
 
+pub use platform::{AuditEntry, AuditFilter, Operator, OperatorSession, check_operator_name};
 pub use row::{Domain, TenantDetails};
 #[cfg(feature = "postgres")]
 pub(crate) use row::{TenantRow, select_tenants};
@@ -46,7 +48,61 @@ use crate::host::HostName;
 use crate::migrate::Migrations;
 use crate::safe_transaction;
 use crate::slug::Slug;
-use crate::tenant::{Tenant, TenantStatus};
+use crate::tenant::{IsolationMode, Tenant, TenantStatus};
+
+/// A page of tenants to list, as an operator's console asks for them.
+#[derive(Debug, Clone, Default)]
+pub struct TenantQuery {
+    /// Text the slug, name or one of the domains contains; empty for any.
+    pub search: String,
+    /// Only tenants of this status.
+    pub status: Option<TenantStatus>,
+    /// Only tenants of this isolation.
+    pub isolation: Option<IsolationMode>,
+    /// Tenants skipped, in slug order.
+    pub offset: u32,
+    /// Tenants on the page: 50 when zero, at most 500.
+    pub limit: u32,
+}
+
+impl TenantQuery {
+    fn limit(&self) -> u32 {
+        match self.limit {
+            0 => 50,
+            n => n.min(500),
+        }
+    }
+
+    /// The `LIKE` pattern (`''` for none, the search's own `%`, `_` and `\` escaped), the
+    /// status and the isolation (`''` for any).
+    fn filters(&self) -> (String, &'static str, &'static str) {
+        let search = self.search.trim();
+        let pattern = match search.is_empty() {
+            true => String::new(),
+            false => {
+                let escaped = search
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("%{escaped}%")
+            }
+        };
+        (
+            pattern,
+            self.status.map_or("", TenantStatus::as_str),
+            self.isolation.map_or("", IsolationMode::as_str),
+        )
+    }
+}
+
+/// A page of tenants and how many match the query in all.
+#[derive(Debug, Clone)]
+pub struct TenantPage {
+    /// The page's tenants, by slug.
+    pub tenants: Vec<TenantDetails>,
+    /// How many tenants match, on every page.
+    pub total: i64,
+}
 
 /// How often a poller reads the catalog's version: a change is seen within this, plus the
 /// time the read takes.
@@ -286,6 +342,16 @@ impl TenantCatalog {
     /// Every tenant with its domains, ordered by slug (uncached); not the pending ones.
     pub async fn list(&self) -> Result<Vec<TenantDetails>, Error> {
         self.list_where(false).await
+    }
+
+    /// A page of the tenants `query` asks for (never pending ones), uncached.
+    pub async fn page(&self, query: &TenantQuery) -> Result<TenantPage, Error> {
+        match &self.inner.store {
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool) => postgres::page(pool, query).await,
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite(pool) => sqlite::page(pool, query).await,
+        }
     }
 
     /// The pending tenants (provisioned ahead of signups) with their domains, by slug.

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::row::assemble;
 use super::{AbortOnDrop, Cached, Domain, Freshness, Inner, LookupKey, Store};
-use super::{TenantCatalog, TenantDetails, TenantRow, follow_version, select_tenants};
+use super::{TenantCatalog, TenantDetails, TenantPage, TenantQuery, TenantRow};
+use super::{follow_version, select_tenants};
 use crate::error::Error;
 use crate::pooler::{self, Pooler};
 use crate::tenant::Tenant;
@@ -188,4 +189,51 @@ pub(super) async fn to_migrate(
         .map(Tenant::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok((tenants, current))
+}
+
+/// A page of the tenants `query` asks for, with their domains, and how many match in all.
+pub(super) async fn page(pool: &PgPool, query: &TenantQuery) -> Result<TenantPage, Error> {
+    let (pattern, status, isolation) = query.filters();
+    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
+        "WHERE t.status <> 'pending' AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' \
+         OR t.name ILIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM tenantry.domains d \
+         WHERE d.tenant_id = t.id AND d.domain LIKE $1 ESCAPE '\\')) \
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) \
+         ORDER BY t.slug LIMIT $4 OFFSET $5"
+    ))
+    .bind(&pattern)
+    .bind(status)
+    .bind(isolation)
+    .bind(i64::from(query.limit()))
+    .bind(i64::from(query.offset))
+    .fetch_all(pooler::Pinned(pool))
+    .await?;
+    let total: i64 = pooler::query_scalar(
+        "SELECT count(*) FROM tenantry.tenants t WHERE t.status <> 'pending' \
+         AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' OR t.name ILIKE $1 ESCAPE '\\' \
+         OR EXISTS (SELECT 1 FROM tenantry.domains d WHERE d.tenant_id = t.id \
+         AND d.domain LIKE $1 ESCAPE '\\')) \
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3)",
+    )
+    .bind(&pattern)
+    .bind(status)
+    .bind(isolation)
+    .fetch_one(pooler::Pinned(pool))
+    .await?;
+    let tenants = rows
+        .into_iter()
+        .map(Tenant::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<Uuid> = tenants.iter().map(|t| t.id).collect();
+    let domains = pooler::query_as(
+        "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
+         WHERE tenant_id = ANY($1) ORDER BY is_primary DESC, domain",
+    )
+    .bind(ids)
+    .fetch_all(pooler::Pinned(pool))
+    .await?;
+    Ok(TenantPage {
+        tenants: assemble(tenants.into_iter().map(Ok), domains)?,
+        total,
+    })
 }

@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uuid::Uuid;
 
 use super::row::{Domain, TenantDetails, TenantRow, assemble, tenant_columns};
+use super::{TenantPage, TenantQuery};
 use crate::error::Error;
 use crate::slug::DatabaseName;
 use crate::tenant::{IsolationMode, Tenant};
@@ -167,4 +168,43 @@ pub(super) async fn oldest_pending_in(
     .fetch_optional(&mut *tx)
     .await?;
     row.map(tenant).transpose()
+}
+
+/// A page of the tenants `query` asks for, with their domains, and how many match in all
+/// (SQLite's `LIKE` ignores the case of ASCII letters).
+pub(super) async fn page(pool: &SqlitePool, query: &TenantQuery) -> Result<TenantPage, Error> {
+    let (pattern, status, isolation) = query.filters();
+    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
+        "WHERE t.status <> 'pending' AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' \
+         OR t.name LIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM domains d \
+         WHERE d.tenant_id = t.id AND d.domain LIKE $1 ESCAPE '\\')) \
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) \
+         ORDER BY t.slug LIMIT $4 OFFSET $5"
+    ))
+    .bind(&pattern)
+    .bind(status)
+    .bind(isolation)
+    .bind(i64::from(query.limit()))
+    .bind(i64::from(query.offset))
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenants t WHERE t.status <> 'pending' \
+         AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' OR t.name LIKE $1 ESCAPE '\\' \
+         OR EXISTS (SELECT 1 FROM domains d WHERE d.tenant_id = t.id \
+         AND d.domain LIKE $1 ESCAPE '\\')) \
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3)",
+    )
+    .bind(&pattern)
+    .bind(status)
+    .bind(isolation)
+    .fetch_one(pool)
+    .await?;
+    let mut tenants = Vec::with_capacity(rows.len());
+    for row in rows {
+        let tenant = tenant(row)?;
+        let domains = domains(pool, tenant.id).await?;
+        tenants.push(TenantDetails { tenant, domains });
+    }
+    Ok(TenantPage { tenants, total })
 }

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod migrate;
+mod platform;
 mod servers;
 mod sql;
 mod tenants;
@@ -16,6 +17,7 @@ use crate::tenancy::Tenancy;
 
 pub use deploy::{DeployCommand, DeploySite, deploy};
 pub use migrate::{MigrateArgs, check_shared, migrate_shared, migrate_tenants};
+pub use platform::{OperatorsCommand, audit, operators, parse_since};
 pub use servers::{ServersCommand, servers};
 pub use sql::sql;
 pub use tenants::{DomainsCommand, TenantsCommand, tenants};

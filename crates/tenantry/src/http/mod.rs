@@ -15,6 +15,7 @@ mod scope;
 mod server;
 mod settings_update;
 mod single_tenant;
+mod site_url;
 
 pub use crate::dedicated::ROUTER_HEADER;
 pub use client::{ClientAddr, TrustedProxies};
@@ -24,3 +25,4 @@ pub use rejection::TenancyRejection;
 pub use server::{ServerLimits, serve};
 pub use settings_update::{SETTINGS_HEADER, SettingsUpdate};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
+pub use site_url::site_url;

@@ -3,7 +3,8 @@
 //! `POST /api/tenants` creates a tenant, `GET /api/tenants` lists them, and
 //! `GET|PATCH|DELETE /api/tenants/{slug}` read, change and delete one. Every route needs
 //! `Authorization: Bearer <platform token>`. Mount it behind a layer that trims trailing
-//! slashes, as the polls app does, to accept `/api/tenants/` too.
+//! slashes, as the polls app does, to accept `/api/tenants/` too. Every change is recorded
+//! in the catalog's audit log as `platform-api`'s.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
@@ -25,6 +26,9 @@ use crate::secret::same_token;
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, TenantStatus};
+
+/// Who the audit log says made the platform API's changes.
+const ACTOR: &str = "platform-api";
 
 /// The platform API's routes, guarded by `token`.
 pub fn router(tenancy: Tenancy, token: String) -> Router {
@@ -199,7 +203,14 @@ async fn create(
         server,
         isolation,
     };
-    let created = detached(async move { tenancy.create_tenant(new).await }).await?;
+    let target = new.slug.to_string();
+    let change = {
+        let tenancy = tenancy.clone();
+        async move { tenancy.create_tenant(new).await }
+    };
+    let created = tenancy
+        .audited(ACTOR, "tenant.create", &target, change)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -237,7 +248,14 @@ async fn update(
         status: body.status,
         settings: body.settings,
     };
-    let updated = detached(async move { tenancy.update_tenant(&slug, update).await }).await?;
+    let target = slug.to_string();
+    let change = {
+        let tenancy = tenancy.clone();
+        async move { tenancy.update_tenant(&slug, update).await }
+    };
+    let updated = tenancy
+        .audited(ACTOR, "tenant.update", &target, change)
+        .await?;
     Ok(Json(updated).into_response())
 }
 
@@ -246,16 +264,13 @@ async fn delete(
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     let slug = path_slug(&slug)?;
-    detached(async move { tenancy.delete_tenant(&slug).await }).await?;
+    let target = slug.to_string();
+    let change = {
+        let tenancy = tenancy.clone();
+        async move { tenancy.delete_tenant(&slug).await }
+    };
+    tenancy
+        .audited(ACTOR, "tenant.delete", &target, change)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Runs a change to the catalog as a task of its own, so that a client hanging up does not
-/// stop it halfway (between the tenant's database and the catalog, say).
-async fn detached<T: Send + 'static>(
-    change: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::spawn(change)
-        .await
-        .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
 }

@@ -3,6 +3,7 @@
 //! Each operation is a short orchestration over [`commit`], the one protocol by which a change
 //! to a tenant's tables commits with the catalog's rows, or is undone.
 
+mod audit;
 mod commit;
 #[cfg(feature = "postgres")]
 pub(crate) mod export;

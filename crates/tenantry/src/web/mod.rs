@@ -13,12 +13,14 @@
 //!     user_id bigint NOT NULL,     -- the app's user
 //!     csrf varchar(64) NOT NULL,
 //!     expires_at bigint NOT NULL,  -- Unix seconds
+//!     impersonator varchar(64),    -- the operator looking as the user, if any
 //!     PRIMARY KEY (tenant_id, id));
 //! CREATE TABLE web_login_links (  -- one-time login links
 //!     tenant_id uuid NOT NULL DEFAULT nullif(current_setting('app.tenant_id', true), '')::uuid,
 //!     id varchar(64) NOT NULL,     -- SHA-256 of the link's token, hex
 //!     user_id bigint NOT NULL,
 //!     expires_at bigint NOT NULL,
+//!     impersonator varchar(64),
 //!     PRIMARY KEY (tenant_id, id));
 //! CREATE TABLE branding_files (
 //!     tenant_id uuid NOT NULL DEFAULT nullif(current_setting('app.tenant_id', true), '')::uuid,
@@ -34,7 +36,7 @@ mod throttle;
 
 pub use crate::secret::{random_token, same_token};
 pub use cookie::{CookieJar, SessionCookie};
-pub use login_link::{LOGIN_LINK_SECS, LoginLink};
+pub use login_link::{LOGIN_LINK_SECS, LoginLink, Redeemed};
 pub use logo::{LOGO_MAX_BYTES, Logo};
 pub use session::{Session, StartedSession};
 pub use throttle::{LoginAttempt, LoginThrottle};

@@ -1,8 +1,7 @@
 //! Login sessions in the tenant's own data (`web_sessions`): a random token in the cookie,
 //! its SHA-256 in the table, and a CSRF token per session.
 
-use sha2::{Digest, Sha256};
-
+pub(super) use crate::secret::digest;
 use crate::secret::random_token;
 
 use crate::db::Db;
@@ -14,6 +13,8 @@ pub struct Session {
     pub user_id: i64,
     /// The token every unsafe request of the session's pages must carry.
     pub csrf: String,
+    /// The operator looking at the tenant as this user, if it is an impersonation.
+    pub impersonator: Option<String>,
 }
 
 /// A session just started: the token goes in the cookie, and only there.
@@ -23,10 +24,6 @@ pub struct StartedSession {
     pub token: String,
     /// The session's CSRF token.
     pub csrf: String,
-}
-
-pub(super) fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 pub(super) fn now() -> i64 {
@@ -42,6 +39,18 @@ impl Session {
         lifetime_secs: u64,
         previous: Option<&str>,
     ) -> Result<StartedSession, sqlx::Error> {
+        Self::start_for(db, user_id, lifetime_secs, previous, None).await
+    }
+
+    /// [`start`](Self::start), for the operator `impersonator` looking at the tenant as
+    /// `user_id`.
+    pub async fn start_for(
+        db: &mut Db,
+        user_id: i64,
+        lifetime_secs: u64,
+        previous: Option<&str>,
+        impersonator: Option<&str>,
+    ) -> Result<StartedSession, sqlx::Error> {
         if let Some(previous) = previous {
             Self::end(db, previous).await?;
         }
@@ -56,12 +65,14 @@ impl Session {
         };
         let expires_at = now().saturating_add(i64::try_from(lifetime_secs).unwrap_or(i64::MAX));
         db.query(
-            "INSERT INTO web_sessions (id, user_id, csrf, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO web_sessions (id, user_id, csrf, expires_at, impersonator) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(digest(&started.token))
         .bind(user_id)
         .bind(&started.csrf)
         .bind(expires_at)
+        .bind(impersonator)
         .execute()
         .await?;
         Ok(started)
@@ -72,13 +83,20 @@ impl Session {
         if token.len() != 64 {
             return Ok(None);
         }
-        let row: Option<(i64, String)> = db
-            .query("SELECT user_id, csrf FROM web_sessions WHERE id = $1 AND expires_at > $2")
+        let row: Option<(i64, String, Option<String>)> = db
+            .query(
+                "SELECT user_id, csrf, impersonator FROM web_sessions \
+                 WHERE id = $1 AND expires_at > $2",
+            )
             .bind(digest(token))
             .bind(now())
             .fetch_optional()
             .await?;
-        Ok(row.map(|(user_id, csrf)| Self { user_id, csrf }))
+        Ok(row.map(|(user_id, csrf, impersonator)| Self {
+            user_id,
+            csrf,
+            impersonator,
+        }))
     }
 
     /// Ends the session whose cookie holds `token` (logout).

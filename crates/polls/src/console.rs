@@ -1,0 +1,638 @@
+//! The operators' console at `/console` on the public site: tenants (search, filter,
+//! pages), a tenant's page (suspend, resume, export, impersonate, delete) and the audit
+//! log. Operators live in the catalog (`polls operators`); their sessions are the catalog's,
+//! under a cookie of their own scoped to `/console`, so a tenant admin's cookie never opens
+//! the console, nor the reverse. Every change is recorded in the audit log.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tenantry::catalog::{AuditEntry, AuditFilter, TenantDetails, TenantQuery};
+use tenantry::web::{CookieJar, LoginLink, LoginThrottle, SessionCookie, random_token, same_token};
+use tenantry::{IsolationMode, Slug, Tenancy, TenantStatus, TenantUpdate};
+use uuid::Uuid;
+
+use crate::limits::AuthLimits;
+
+/// How long an operator's session lasts, in seconds (8 hours).
+const SESSION_SECS: i64 = 8 * 60 * 60;
+
+/// The operator's session cookie, scoped to `/console`.
+const SESSION_COOKIE: &str = "tenantry_operator";
+
+/// The login form's CSRF cookie.
+const LOGIN_COOKIE: &str = "tenantry_console_login";
+
+/// Tenants on a page of the list.
+const PAGE: u32 = 50;
+
+#[derive(Clone)]
+struct Console {
+    tenancy: Tenancy,
+    auth: AuthLimits,
+    logins: Arc<LoginThrottle>,
+}
+
+/// The console's routes.
+pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
+    let console = Console {
+        tenancy,
+        auth,
+        logins: Arc::default(),
+    };
+    Router::new()
+        .route("/console", get(tenants))
+        .route("/console/login", get(login_form).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/style.css", get(crate::signup::style))
+        .route("/console/audit", get(audit))
+        .route("/console/tenants/{slug}", get(tenant))
+        .route("/console/tenants/{slug}/status", post(set_status))
+        .route("/console/tenants/{slug}/export", get(export))
+        .route("/console/tenants/{slug}/impersonate", post(impersonate))
+        .route("/console/tenants/{slug}/delete", post(delete))
+        .with_state(console)
+        .layer(axum::middleware::map_response(crate::signup::page_headers))
+}
+
+/// Why a console request was not served.
+enum ConsoleError {
+    /// Not logged in: to the login page.
+    Login,
+    /// A form without the session's CSRF token.
+    Csrf,
+    NotFound,
+    Invalid(String),
+    Failed(tenantry::Error),
+}
+
+impl From<tenantry::Error> for ConsoleError {
+    fn from(error: tenantry::Error) -> Self {
+        match error.kind() {
+            tenantry::ErrorKind::NotFound => Self::NotFound,
+            tenantry::ErrorKind::Invalid | tenantry::ErrorKind::Conflict => {
+                Self::Invalid(error.to_string())
+            }
+            _ => Self::Failed(error),
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::Login => return Redirect::to("/console/login").into_response(),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "This form is stale or did not come from this site. Reload the page and try again."
+                    .to_owned(),
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, "There is no such page.".to_owned()),
+            Self::Invalid(message) => (StatusCode::BAD_REQUEST, message),
+            Self::Failed(error) => {
+                tracing::error!(%error, "a console request failed");
+                let status = error.kind().status();
+                (status, format!("The request failed: {error}"))
+            }
+        };
+        let page = MessagePage {
+            operator: String::new(),
+            csrf: String::new(),
+            message,
+        };
+        render(status, &page)
+    }
+}
+
+/// A logged-in operator, from the session cookie.
+struct Operator {
+    name: String,
+    csrf: String,
+}
+
+impl FromRequestParts<Console> for Operator {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> Result<Self, Self::Rejection> {
+        let token = CookieJar::of(parts)
+            .get(SESSION_COOKIE)
+            .map(str::to_owned)
+            .ok_or(ConsoleError::Login)?;
+        let session = console
+            .tenancy
+            .catalog()
+            .operator_session(&token)
+            .await?
+            .ok_or(ConsoleError::Login)?;
+        Ok(Self {
+            name: session.operator,
+            csrf: session.csrf,
+        })
+    }
+}
+
+impl Operator {
+    fn actor(&self) -> String {
+        format!("operator:{}", self.name)
+    }
+
+    fn check(&self, csrf: &str) -> Result<(), ConsoleError> {
+        match same_token(&self.csrf, csrf) {
+            true => Ok(()),
+            false => Err(ConsoleError::Csrf),
+        }
+    }
+}
+
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a console page did not render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage {
+    operator: String,
+    csrf: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    operator: String,
+    csrf: String,
+    name: String,
+    error: String,
+}
+
+/// The console's cookies in a request, and how to set them (scoped to `/console`).
+struct Cookies {
+    session: Option<String>,
+    login: Option<String>,
+    jar: SessionCookie,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Cookies {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let cookies = CookieJar::of(parts);
+        Ok(Self {
+            session: cookies.get(SESSION_COOKIE).map(str::to_owned),
+            login: cookies.get(LOGIN_COOKIE).map(str::to_owned),
+            jar: SessionCookie::for_request(parts, "/console"),
+        })
+    }
+}
+
+fn login_page(status: StatusCode, cookies: &Cookies, name: String, error: &str) -> Response {
+    let token = random_token();
+    let page = LoginPage {
+        operator: String::new(),
+        csrf: token.clone(),
+        name,
+        error: error.to_owned(),
+    };
+    let mut response = render(status, &page);
+    let cookie = cookies.jar.set(LOGIN_COOKIE, &token, 3600);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+/// `GET /console/login`.
+async fn login_form(cookies: Cookies) -> Response {
+    login_page(StatusCode::OK, &cookies, String::new(), "")
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /console/login`: an operator's right password starts a session. Wrong ones count
+/// against the name (5 in 15 minutes, then 429), and are audited.
+async fn login(
+    State(console): State<Console>,
+    cookies: Cookies,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ConsoleError> {
+    if !cookies
+        .login
+        .as_ref()
+        .is_some_and(|expected| same_token(expected, &form.csrf))
+    {
+        return Err(ConsoleError::Csrf);
+    }
+    let name = form.name.trim().to_owned();
+    if name.len() > 40 || form.password.len() > 128 {
+        return Ok(login_page(
+            StatusCode::BAD_REQUEST,
+            &cookies,
+            String::new(),
+            "Wrong name or password.",
+        ));
+    }
+    let attempt = match console.logins.attempt(Uuid::nil(), &name) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let mut response = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &cookies,
+                name,
+                "Too many failed logins to this operator. Try again later.",
+            );
+            let retry = HeaderValue::from(wait.as_secs().max(1));
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            return Ok(response);
+        }
+    };
+    let catalog = console.tenancy.catalog();
+    let hash = catalog.operator_password_hash(&name).await?;
+    let right = match hash {
+        Some(hash) => console
+            .auth
+            .hasher
+            .verify(form.password.clone(), hash)
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    let actor = format!("operator:{name}");
+    if !right {
+        attempt.failed();
+        catalog
+            .audit(&actor, "operator.login", None, "failed: wrong password")
+            .await?;
+        return Ok(login_page(
+            StatusCode::BAD_REQUEST,
+            &cookies,
+            name,
+            "Wrong name or password.",
+        ));
+    }
+    attempt.succeeded();
+    let (token, _) = catalog.start_operator_session(&name, SESSION_SECS).await?;
+    catalog.audit(&actor, "operator.login", None, "ok").await?;
+    let mut response = Redirect::to("/console").into_response();
+    let jar = &cookies.jar;
+    let lifetime = SESSION_SECS.unsigned_abs();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        jar.set(SESSION_COOKIE, &token, lifetime),
+    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, jar.clear(LOGIN_COOKIE));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /console/logout`.
+async fn logout(
+    State(console): State<Console>,
+    operator: Operator,
+    cookies: Cookies,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    if let Some(token) = &cookies.session {
+        console
+            .tenancy
+            .catalog()
+            .end_operator_session(token)
+            .await?;
+    }
+    let mut response = Redirect::to("/console/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, cookies.jar.clear(SESSION_COOKIE));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    page: u32,
+}
+
+#[derive(Template)]
+#[template(path = "console/tenants.html")]
+struct TenantsPage {
+    operator: String,
+    csrf: String,
+    q: String,
+    status: String,
+    mode: String,
+    tenants: Vec<TenantDetails>,
+    total: i64,
+    page: u32,
+    pages: u32,
+}
+
+impl TenantsPage {
+    /// The list's address with `page`, keeping the filters.
+    fn page_link(&self, page: u32) -> String {
+        let query = serde_urlencoded::to_string([
+            ("q", self.q.as_str()),
+            ("status", self.status.as_str()),
+            ("mode", self.mode.as_str()),
+            ("page", &page.to_string()),
+        ])
+        .unwrap_or_default();
+        format!("/console?{query}")
+    }
+}
+
+/// `GET /console`: the tenants, searched by slug, name or domain, filtered by status and
+/// mode, a page of 50 at a time.
+async fn tenants(
+    State(console): State<Console>,
+    operator: Operator,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ConsoleError> {
+    let Query(list) = query.map_err(|e| ConsoleError::Invalid(e.body_text()))?;
+    let status = match list.status.as_str() {
+        "" => None,
+        "active" => Some(TenantStatus::Active),
+        "suspended" => Some(TenantStatus::Suspended),
+        other => return Err(ConsoleError::Invalid(format!("unknown status '{other}'"))),
+    };
+    let isolation = match list.mode.as_str() {
+        "" => None,
+        mode => Some(
+            mode.parse::<IsolationMode>()
+                .map_err(ConsoleError::Invalid)?,
+        ),
+    };
+    let page = list.page.max(1);
+    let query = TenantQuery {
+        search: list.q.clone(),
+        status,
+        isolation,
+        offset: (page - 1).saturating_mul(PAGE),
+        limit: PAGE,
+    };
+    let found = console.tenancy.catalog().page(&query).await?;
+    let pages = u32::try_from(found.total.max(1).unsigned_abs().div_ceil(u64::from(PAGE)))
+        .unwrap_or(u32::MAX);
+    let page = TenantsPage {
+        operator: operator.name,
+        csrf: operator.csrf,
+        q: list.q,
+        status: list.status,
+        mode: list.mode,
+        tenants: found.tenants,
+        total: found.total,
+        page,
+        pages,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "console/tenant.html")]
+struct TenantPage {
+    operator: String,
+    csrf: String,
+    details: TenantDetails,
+    drops: String,
+    audit: Vec<AuditEntry>,
+}
+
+fn slug_of(raw: &str) -> Result<Slug, ConsoleError> {
+    Slug::parse(raw).map_err(|_| ConsoleError::NotFound)
+}
+
+/// `GET /console/tenants/{slug}`.
+async fn tenant(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(slug): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let slug = slug_of(&slug)?;
+    let catalog = console.tenancy.catalog();
+    let details = catalog.details(&slug).await?;
+    let drops = console.tenancy.what_deleting_drops(&details.tenant)?;
+    let filter = AuditFilter {
+        target: Some(slug.to_string()),
+        limit: 20,
+        ..AuditFilter::default()
+    };
+    let page = TenantPage {
+        operator: operator.name,
+        csrf: operator.csrf,
+        details,
+        drops,
+        audit: catalog.audit_log(&filter).await?,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// `POST /console/tenants/{slug}/status`: suspend or resume.
+async fn set_status(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(slug): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let slug = slug_of(&slug)?;
+    let (status, action) = match form.status.as_str() {
+        "suspended" => (TenantStatus::Suspended, "tenant.suspend"),
+        "active" => (TenantStatus::Active, "tenant.resume"),
+        other => return Err(ConsoleError::Invalid(format!("unknown status '{other}'"))),
+    };
+    let tenancy = console.tenancy.clone();
+    let target = slug.clone();
+    let change = async move {
+        let update = TenantUpdate {
+            status: Some(status),
+            ..TenantUpdate::default()
+        };
+        tenancy.update_tenant(&target, update).await
+    };
+    console
+        .tenancy
+        .audited(&operator.actor(), action, slug.as_str(), change)
+        .await?;
+    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+}
+
+/// `GET /console/tenants/{slug}/export`: the tenant's export, as a download.
+async fn export(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(slug): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let slug = slug_of(&slug)?;
+    let tenancy = console.tenancy.clone();
+    let target = slug.clone();
+    let change = async move { tenancy.export_tenant(&target).await };
+    let export = console
+        .tenancy
+        .audited(&operator.actor(), "tenant.export", slug.as_str(), change)
+        .await?;
+    let body = serde_json::to_vec(&export).map_err(|e| ConsoleError::Invalid(e.to_string()))?;
+    let disposition = format!("attachment; filename=\"{slug}.json\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `POST /console/tenants/{slug}/impersonate`: opens the tenant's admin as its first staff
+/// user through a one-time login link; the session it starts shows the operator's name on
+/// every page and lasts an hour at most.
+async fn impersonate(
+    State(console): State<Console>,
+    operator: Operator,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let slug = slug_of(&slug)?;
+    let details = console.tenancy.catalog().details(&slug).await?;
+    let tenancy = console.tenancy.clone();
+    let (target, name) = (slug.clone(), operator.name.clone());
+    let change = async move {
+        tenancy
+            .in_tenant(&target, async |db| -> Result<_, tenantry::Error> {
+                let staff: Option<i64> = db
+                    .query(
+                        "SELECT id FROM users WHERE is_staff OR is_superuser \
+                         ORDER BY is_superuser DESC, id LIMIT 1",
+                    )
+                    .fetch_optional_scalar()
+                    .await?;
+                let Some(user) = staff else {
+                    return Ok(None);
+                };
+                Ok(Some(LoginLink::issue_for(db, user, Some(&name)).await?))
+            })
+            .await
+    };
+    let token = console
+        .tenancy
+        .audited(
+            &operator.actor(),
+            "tenant.impersonate",
+            slug.as_str(),
+            change,
+        )
+        .await?;
+    let Some(token) = token else {
+        return Err(ConsoleError::Invalid(format!(
+            "'{slug}' has no staff user to open its admin as"
+        )));
+    };
+    let site = tenantry::http::site_url(&console.tenancy, &details, &headers);
+    Ok(Redirect::to(&format!("{site}/admin/login/link?token={token}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /console/tenants/{slug}/delete`: only with the slug typed in `confirm`.
+async fn delete(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(slug): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let slug = slug_of(&slug)?;
+    if form.confirm.trim() != slug.as_str() {
+        return Err(ConsoleError::Invalid(format!(
+            "Type the tenant's slug, '{slug}', to confirm its deletion."
+        )));
+    }
+    let tenancy = console.tenancy.clone();
+    let target = slug.clone();
+    let change = async move { tenancy.delete_tenant(&target).await };
+    console
+        .tenancy
+        .audited(&operator.actor(), "tenant.delete", slug.as_str(), change)
+        .await?;
+    Ok(Redirect::to("/console").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    operator: String,
+    csrf: String,
+    entries: Vec<AuditEntry>,
+}
+
+/// `GET /console/audit`: the newest 200 entries of the audit log.
+async fn audit(
+    State(console): State<Console>,
+    operator: Operator,
+) -> Result<Response, ConsoleError> {
+    let filter = AuditFilter {
+        limit: 200,
+        ..AuditFilter::default()
+    };
+    let page = AuditPage {
+        operator: operator.name,
+        csrf: operator.csrf,
+        entries: console.tenancy.catalog().audit_log(&filter).await?,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
