@@ -168,6 +168,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let tenancy = startup::open_serving(&settings).await?;
             let listener = startup::listen(&settings).await?;
             tracing::info!("serving on http://{}", settings.serving.bind);
+            let _sweep = startup::purge_sweep(&tenancy, &settings.serving);
             let app = startup::app_with(tenancy, &settings.serving);
             startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())

@@ -117,7 +117,14 @@ pub struct Serving {
     pub limits: Limits,
     #[command(flatten)]
     pub signup: SignupArgs,
+    /// Days a tenant deleted in the console is kept (answering 403, restorable) before
+    /// `serve` purges it.
+    #[arg(long, env = "DELETE_GRACE_DAYS", default_value_t = DEFAULT_DELETE_GRACE_DAYS)]
+    pub delete_grace_days: u64,
 }
+
+/// Days a deleted tenant is kept unless told otherwise.
+const DEFAULT_DELETE_GRACE_DAYS: u64 = 30;
 
 /// Self-service signup at `/signup` on the public site.
 #[derive(Debug, Clone, Args)]
@@ -172,6 +179,7 @@ impl Default for Serving {
             dedicated_uid_base: None,
             limits: Limits::default(),
             signup: SignupArgs::default(),
+            delete_grace_days: DEFAULT_DELETE_GRACE_DAYS,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The operators' console at `/console` on the public site: tenants (search, filter,
-//! pages), a tenant's page (suspend, resume, export, impersonate, delete) and the audit
-//! log. Operators live in the catalog (`polls operators`); their sessions are the catalog's,
+//! pages), a tenant's page (suspend, resume, export, impersonate, delete and restore within
+//! the grace period) and the audit log. Operators live in the catalog (`polls operators`); their sessions are the catalog's,
 //! under a cookie of their own scoped to `/console`, so a tenant admin's cookie never opens
 //! the console, nor the reverse. Every change is recorded in the audit log.
 
@@ -59,6 +59,7 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
         .route("/console/tenants/{slug}/export", get(export))
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
         .route("/console/tenants/{slug}/delete", post(delete))
+        .route("/console/tenants/{slug}/restore", post(restore))
         .with_state(console)
         .layer(axum::middleware::map_response(crate::signup::page_headers))
 }
@@ -393,6 +394,7 @@ async fn tenants(
         "" => None,
         "active" => Some(TenantStatus::Active),
         "suspended" => Some(TenantStatus::Suspended),
+        "deleted" => Some(TenantStatus::Deleted),
         other => return Err(ConsoleError::Invalid(format!("unknown status '{other}'"))),
     };
     let isolation = match list.mode.as_str() {
@@ -588,7 +590,8 @@ struct DeleteForm {
     confirm: String,
 }
 
-/// `POST /console/tenants/{slug}/delete`: only with the slug typed in `confirm`.
+/// `POST /console/tenants/{slug}/delete`: only with the slug typed in `confirm`. The tenant
+/// is kept, answering 403, for the grace period, and can be restored in it.
 async fn delete(
     State(console): State<Console>,
     operator: Operator,
@@ -604,12 +607,31 @@ async fn delete(
     }
     let tenancy = console.tenancy.clone();
     let target = slug.clone();
-    let change = async move { tenancy.delete_tenant(&target).await };
+    let change = async move { tenancy.delete_tenant_later(&target).await };
     console
         .tenancy
         .audited(&operator.actor(), "tenant.delete", slug.as_str(), change)
         .await?;
-    Ok(Redirect::to("/console").into_response())
+    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+}
+
+/// `POST /console/tenants/{slug}/restore`: a deleted tenant, back as it was.
+async fn restore(
+    State(console): State<Console>,
+    operator: Operator,
+    Path(slug): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let slug = slug_of(&slug)?;
+    let tenancy = console.tenancy.clone();
+    let target = slug.clone();
+    let change = async move { tenancy.restore_tenant(&target).await };
+    console
+        .tenancy
+        .audited(&operator.actor(), "tenant.restore", slug.as_str(), change)
+        .await?;
+    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
 }
 
 #[derive(Template)]

@@ -209,6 +209,13 @@ fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Rou
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The background purge of tenants deleted more than `DELETE_GRACE_DAYS` ago, hourly while
+/// the returned handle lives.
+pub fn purge_sweep(tenancy: &Tenancy, serving: &Serving) -> tenantry::lifecycle::PurgeSweep {
+    let grace = Duration::from_secs(serving.delete_grace_days.saturating_mul(86_400));
+    tenantry::lifecycle::PurgeSweep::start(tenancy.clone(), grace, Duration::from_secs(3600))
+}
+
 /// The listener on the serving address (`BIND`).
 pub async fn listen(settings: &Settings) -> Result<tokio::net::TcpListener, CliError> {
     let bind = &settings.serving.bind;

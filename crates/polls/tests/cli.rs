@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tenantry::Tenancy;
 use tenantry::testing::{TestDatabase, TestPgBouncer};
+use tenantry::{Slug, Tenancy};
 use tower::ServiceExt;
 
 use polls::startup;
@@ -2191,4 +2191,24 @@ async fn operators_and_the_audit_log_from_the_command_line() {
     assert!(table_rows(&future.stdout).is_empty(), "{future}");
     let wrong = expect(&db, &["audit", "--since", "yesterday"], 2);
     assert!(wrong.stderr.contains("is not a date"), "{wrong}");
+}
+
+#[tokio::test]
+async fn tenants_restore_and_purge_from_the_command_line() {
+    let db = migrated().await;
+    expect(&db, &["tenants", "create", "thor"], 0);
+    let tenancy = startup::open(&support::settings(&db)).await.unwrap();
+    let thor = Slug::parse("thor").unwrap();
+    tenancy.delete_tenant_later(&thor).await.unwrap();
+    let list = expect(&db, &["tenants", "list"], 0);
+    assert!(table_rows(&list.stdout)[0].contains(&"deleted"), "{list}");
+    let restored = expect(&db, &["tenants", "restore", "thor"], 0);
+    assert_eq!(restored.stdout, "restored 'thor'\n");
+    expect(&db, &["tenants", "restore", "thor"], 2);
+    tenancy.delete_tenant_later(&thor).await.unwrap();
+    let kept = expect(&db, &["tenants", "purge"], 0);
+    assert_eq!(kept.stdout, "0 tenant(s) purged\n", "within 30 days");
+    let purged = expect(&db, &["tenants", "purge", "--older-than-days", "0"], 0);
+    assert_eq!(purged.stdout, "purged 'thor'\n1 tenant(s) purged\n");
+    assert!(!schema_exists(&db, "thor").await);
 }

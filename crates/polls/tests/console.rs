@@ -4,6 +4,8 @@
 
 use crate::support;
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::visitor::Visitor;
@@ -182,6 +184,41 @@ async fn an_operator_logs_in_suspends_resumes_impersonates_and_deletes() {
         )
         .await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.text);
+    // Kept for the grace period: answering 403, restorable.
+    assert_eq!(
+        site_status(&app, "potter.polls.test").await,
+        StatusCode::FORBIDDEN
+    );
+    let kept = console.get("/console?status=deleted").await;
+    assert!(
+        kept.text.contains("/console/tenants/potter"),
+        "{}",
+        kept.text
+    );
+    let page = console.get("/console/tenants/potter").await;
+    assert!(page.text.contains("id=\"restore\""), "{}", page.text);
+    let restored = console
+        .post("/console/tenants/potter/restore", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER, "{}", restored.text);
+    assert_ne!(
+        site_status(&app, "potter.polls.test").await,
+        StatusCode::FORBIDDEN
+    );
+    console
+        .post(
+            "/console/tenants/potter/delete",
+            &[("csrf", &csrf), ("confirm", "potter")],
+        )
+        .await;
+    let kept = app
+        .tenancy
+        .purge_deleted(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "within its grace: {kept:?}");
+    let purged = app.tenancy.purge_deleted(Duration::ZERO).await.unwrap();
+    assert_eq!(purged, [Slug::parse("potter").unwrap()]);
     assert_eq!(
         site_status(&app, "potter.polls.test").await,
         StatusCode::NOT_FOUND
@@ -206,7 +243,11 @@ async fn an_operator_logs_in_suspends_resumes_impersonates_and_deletes() {
     );
     assert_eq!(
         actions(&app, "potter").await,
-        [(olga.clone(), "tenant.delete".to_owned(), ok.clone())]
+        [
+            (olga.clone(), "tenant.delete".to_owned(), ok.clone()),
+            (olga.clone(), "tenant.restore".to_owned(), ok.clone()),
+            (olga.clone(), "tenant.delete".to_owned(), ok.clone()),
+        ]
     );
     let log = console.get("/console/audit").await;
     assert!(log.text.contains("operator.login"), "{}", log.text);

@@ -73,6 +73,9 @@ pub enum TenantStatus {
     /// Provisioned ahead of a signup, which names it and makes it active: until then no
     /// request reaches it and no listing shows it.
     Pending,
+    /// Deleted, but kept (answering 403, as if suspended) for a grace period in which it can
+    /// be restored; purged after it.
+    Deleted,
 }
 
 impl TenantStatus {
@@ -82,6 +85,7 @@ impl TenantStatus {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Pending => "pending",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -90,6 +94,7 @@ impl TenantStatus {
             "active" => Some(Self::Active),
             "suspended" => Some(Self::Suspended),
             "pending" => Some(Self::Pending),
+            "deleted" => Some(Self::Deleted),
             _ => None,
         }
     }

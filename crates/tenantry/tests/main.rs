@@ -17,6 +17,7 @@ mod moving;
 mod pending;
 mod pgbouncer;
 mod restart;
+mod retention;
 mod servers;
 mod shared_mode;
 mod sqlite_mode;

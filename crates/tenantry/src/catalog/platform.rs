@@ -11,6 +11,7 @@ use crate::error::Error;
 #[cfg(feature = "postgres")]
 use crate::pooler;
 use crate::secret::{digest, random_token};
+use crate::slug::Slug;
 
 /// Runs `$sql` with its binds on the catalog's store, finishing with `$finish`
 /// (`fetch_all`, ...); `execute` gives the number of rows it changed.
@@ -272,5 +273,23 @@ impl TenantCatalog {
             [since, filter.target.as_deref().unwrap_or(""), limit],
             fetch_all
         )?)
+    }
+
+    /// The deleted tenants whose deletion is at or before `cutoff`: their grace is over.
+    pub async fn deleted_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<Slug>, Error> {
+        let slugs: Vec<String> = on_store!(
+            &self.inner.store,
+            query_scalar,
+            "SELECT slug FROM tenantry.tenants WHERE status = 'deleted' AND deleted_at <= $1 \
+             ORDER BY slug",
+            [cutoff],
+            fetch_all
+        )?;
+        slugs
+            .iter()
+            .map(|slug| {
+                Slug::parse(slug).map_err(|e| Error::CorruptCatalog(format!("slug '{slug}': {e}")))
+            })
+            .collect()
     }
 }

@@ -217,6 +217,27 @@ impl CatalogTx {
         Ok(())
     }
 
+    /// Marks the tenant deleted now (kept for its grace period), or, with `deleted` false,
+    /// active again.
+    pub(crate) async fn mark_deleted(
+        &mut self,
+        tenant: &Tenant,
+        deleted: bool,
+    ) -> Result<(), Error> {
+        let (status, at) = match deleted {
+            true => (TenantStatus::Deleted, Some(Utc::now())),
+            false => (TenantStatus::Active, None),
+        };
+        execute!(
+            self,
+            "UPDATE tenantry.tenants SET status = $2, deleted_at = $3 WHERE id = $1",
+            tenant.id,
+            status.as_str(),
+            at,
+        )?;
+        Ok(())
+    }
+
     /// Makes a pending tenant active, created now: a signup has taken it.
     pub(crate) async fn activate(&mut self, tenant: &Tenant) -> Result<(), Error> {
         execute!(

@@ -138,6 +138,17 @@ pub enum TenantsCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Bring back a tenant the console deleted, while its grace period lasts.
+    Restore {
+        /// The tenant's slug.
+        slug: Slug,
+    },
+    /// Purge, for good, the tenants deleted (in the console) at least --older-than-days ago.
+    Purge {
+        /// Days a deleted tenant is kept before it is purged.
+        #[arg(long, default_value_t = 30)]
+        older_than_days: u64,
+    },
 }
 
 /// `tenants domains ...`.
@@ -284,6 +295,18 @@ pub async fn tenants(tenancy: &Tenancy, command: TenantsCommand) -> Result<(), C
             isolation,
         } => import(tenancy, &file, new_slug, isolation).await?,
         TenantsCommand::Delete { slug, yes } => delete(tenancy, &slug, yes).await?,
+        TenantsCommand::Restore { slug } => {
+            tenancy.restore_tenant(&slug).await?;
+            println!("restored '{slug}'");
+        }
+        TenantsCommand::Purge { older_than_days } => {
+            let grace = std::time::Duration::from_secs(older_than_days.saturating_mul(86_400));
+            let purged = tenancy.purge_deleted(grace).await?;
+            for slug in &purged {
+                println!("purged '{slug}'");
+            }
+            println!("{} tenant(s) purged", purged.len());
+        }
     }
     Ok(())
 }

@@ -207,7 +207,7 @@ where
                 .record("mode", tenant.isolation.as_str());
             match tenant.status {
                 TenantStatus::Active => {}
-                TenantStatus::Suspended => {
+                TenantStatus::Suspended | TenantStatus::Deleted => {
                     return TenancyRejection::Suspended(tenant.slug.to_string()).into_response();
                 }
                 TenantStatus::Pending => {

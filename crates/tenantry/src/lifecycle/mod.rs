@@ -10,6 +10,7 @@ pub(crate) mod export;
 #[cfg(feature = "postgres")]
 pub(crate) mod moving;
 mod pending;
+mod retention;
 pub(crate) mod rollout;
 mod tenants;
 #[cfg(feature = "dedicated")]
@@ -24,6 +25,7 @@ pub use moving::MoveTarget;
 #[cfg(feature = "testing")]
 pub use moving::{MoveFault, MoveStage};
 pub use pending::PendingPool;
+pub use retention::PurgeSweep;
 pub use rollout::{MigrateOptions, MigrationReport, TenantMigration, TenantOutcome};
 pub use tenants::{NewTenant, TenantUpdate};
 #[cfg(feature = "dedicated")]

@@ -187,11 +187,19 @@ impl Tenancy {
         slug: &Slug,
         update: TenantUpdate,
     ) -> Result<TenantDetails, Error> {
-        if update.status == Some(TenantStatus::Pending) {
+        let refused = match update.status {
+            Some(TenantStatus::Pending) => {
+                Some("a tenant is pending only from its creation until a signup takes it")
+            }
+            Some(TenantStatus::Deleted) => {
+                Some("a tenant is deleted by deleting it, and brought back by restoring it")
+            }
+            _ => None,
+        };
+        if let Some(message) = refused {
             return Err(Error::Invalid {
                 field: "status",
-                message: "a tenant is pending only from its creation until a signup takes it"
-                    .into(),
+                message: message.into(),
             });
         }
         let new_slug = update.slug.clone().filter(|new| new != slug);
