@@ -5,6 +5,7 @@ mod support;
 mod admin;
 mod api;
 mod browser;
+mod browser_platform;
 mod cli;
 mod console;
 mod deploy;
