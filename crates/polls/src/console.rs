@@ -4,6 +4,7 @@
 //! under a cookie of their own scoped to `/console`, so a tenant admin's cookie never opens
 //! the console, nor the reverse. Every change is recorded in the audit log.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use askama::Template;
@@ -41,6 +42,28 @@ struct Console {
     logins: Arc<LoginThrottle>,
 }
 
+impl Console {
+    /// Runs `change(tenancy, slug)` as `operator`'s `action` on the tenant `slug`: to its end,
+    /// and into the audit log.
+    async fn act<T, Change>(
+        &self,
+        operator: &Operator,
+        action: &str,
+        slug: &Slug,
+        change: impl FnOnce(Tenancy, Slug) -> Change,
+    ) -> Result<T, ConsoleError>
+    where
+        T: Send + 'static,
+        Change: Future<Output = Result<T, tenantry::Error>> + Send + 'static,
+    {
+        let change = change(self.tenancy.clone(), slug.clone());
+        Ok(self
+            .tenancy
+            .audited(&operator.actor(), action, slug.as_str(), change)
+            .await?)
+    }
+}
+
 /// The console's routes.
 pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
     let console = Console {
@@ -55,11 +78,9 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
         .route("/console/style.css", get(crate::signup::style))
         .route("/console/audit", get(audit))
         .route("/console/tenants/{slug}", get(tenant))
-        .route("/console/tenants/{slug}/status", post(set_status))
         .route("/console/tenants/{slug}/export", get(export))
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
-        .route("/console/tenants/{slug}/delete", post(delete))
-        .route("/console/tenants/{slug}/restore", post(restore))
+        .route("/console/tenants/{slug}/{action}", post(change))
         .with_state(console)
         .layer(axum::middleware::map_response(crate::signup::page_headers))
 }
@@ -109,7 +130,7 @@ impl IntoResponse for ConsoleError {
             csrf: String::new(),
             message,
         };
-        render(status, &page)
+        crate::admin::page(status, &page)
     }
 }
 
@@ -152,21 +173,6 @@ impl Operator {
         match same_token(&self.csrf, csrf) {
             true => Ok(()),
             false => Err(ConsoleError::Csrf),
-        }
-    }
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(error) => {
-            tracing::error!(%error, "a console page did not render");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }
@@ -216,7 +222,7 @@ fn login_page(status: StatusCode, cookies: &Cookies, name: String, error: &str) 
         name,
         error: error.to_owned(),
     };
-    let mut response = render(status, &page);
+    let mut response = crate::admin::page(status, &page);
     let cookie = cookies.jar.set(LOGIN_COOKIE, &token, 3600);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
@@ -314,10 +320,16 @@ async fn login(
     Ok(response)
 }
 
+/// A console form: its CSRF token, and what the action it posts to reads (the new
+/// `status`, the slug typed to `confirm` a deletion).
 #[derive(Deserialize)]
-struct CsrfForm {
+struct ActionForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 /// `POST /console/logout`.
@@ -325,7 +337,7 @@ async fn logout(
     State(console): State<Console>,
     operator: Operator,
     cookies: Cookies,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ActionForm>,
 ) -> Result<Response, ConsoleError> {
     operator.check(&form.csrf)?;
     if let Some(token) = &cookies.session {
@@ -426,7 +438,7 @@ async fn tenants(
         page,
         pages,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(crate::admin::page(StatusCode::OK, &page))
 }
 
 #[derive(Template)]
@@ -443,13 +455,26 @@ fn slug_of(raw: &str) -> Result<Slug, ConsoleError> {
     Slug::parse(raw).map_err(|_| ConsoleError::NotFound)
 }
 
+/// The tenant a page is about, from its path; a path no slug can be is not found.
+struct TenantPath(Slug);
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(slug) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ConsoleError::NotFound)?;
+        slug_of(&slug).map(Self)
+    }
+}
+
 /// `GET /console/tenants/{slug}`.
 async fn tenant(
     State(console): State<Console>,
     operator: Operator,
-    Path(slug): Path<String>,
+    TenantPath(slug): TenantPath,
 ) -> Result<Response, ConsoleError> {
-    let slug = slug_of(&slug)?;
     let catalog = console.tenancy.catalog();
     let details = catalog.details(&slug).await?;
     let drops = console.tenancy.what_deleting_drops(&details.tenant)?;
@@ -465,60 +490,18 @@ async fn tenant(
         drops,
         audit: catalog.audit_log(&filter).await?,
     };
-    Ok(render(StatusCode::OK, &page))
-}
-
-#[derive(Deserialize)]
-struct StatusForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    status: String,
-}
-
-/// `POST /console/tenants/{slug}/status`: suspend or resume.
-async fn set_status(
-    State(console): State<Console>,
-    operator: Operator,
-    Path(slug): Path<String>,
-    Form(form): Form<StatusForm>,
-) -> Result<Response, ConsoleError> {
-    operator.check(&form.csrf)?;
-    let slug = slug_of(&slug)?;
-    let (status, action) = match form.status.as_str() {
-        "suspended" => (TenantStatus::Suspended, "tenant.suspend"),
-        "active" => (TenantStatus::Active, "tenant.resume"),
-        other => return Err(ConsoleError::Invalid(format!("unknown status '{other}'"))),
-    };
-    let tenancy = console.tenancy.clone();
-    let target = slug.clone();
-    let change = async move {
-        let update = TenantUpdate {
-            status: Some(status),
-            ..TenantUpdate::default()
-        };
-        tenancy.update_tenant(&target, update).await
-    };
-    console
-        .tenancy
-        .audited(&operator.actor(), action, slug.as_str(), change)
-        .await?;
-    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+    Ok(crate::admin::page(StatusCode::OK, &page))
 }
 
 /// `GET /console/tenants/{slug}/export`: the tenant's export, as a download.
 async fn export(
     State(console): State<Console>,
     operator: Operator,
-    Path(slug): Path<String>,
+    TenantPath(slug): TenantPath,
 ) -> Result<Response, ConsoleError> {
-    let slug = slug_of(&slug)?;
-    let tenancy = console.tenancy.clone();
-    let target = slug.clone();
-    let change = async move { tenancy.export_tenant(&target).await };
+    let change = |tenancy: Tenancy, slug: Slug| async move { tenancy.export_tenant(&slug).await };
     let export = console
-        .tenancy
-        .audited(&operator.actor(), "tenant.export", slug.as_str(), change)
+        .act(&operator, "tenant.export", &slug, change)
         .await?;
     let body = serde_json::to_vec(&export).map_err(|e| ConsoleError::Invalid(e.to_string()))?;
     let disposition = format!("attachment; filename=\"{slug}.json\"");
@@ -539,17 +522,15 @@ async fn impersonate(
     State(console): State<Console>,
     operator: Operator,
     headers: HeaderMap,
-    Path(slug): Path<String>,
-    Form(form): Form<CsrfForm>,
+    TenantPath(slug): TenantPath,
+    Form(form): Form<ActionForm>,
 ) -> Result<Response, ConsoleError> {
     operator.check(&form.csrf)?;
-    let slug = slug_of(&slug)?;
     let details = console.tenancy.catalog().details(&slug).await?;
-    let tenancy = console.tenancy.clone();
-    let (target, name) = (slug.clone(), operator.name.clone());
-    let change = async move {
+    let name = operator.name.clone();
+    let change = |tenancy: Tenancy, slug: Slug| async move {
         tenancy
-            .in_tenant(&target, async |db| -> Result<_, tenantry::Error> {
+            .in_tenant(&slug, async |db| -> Result<_, tenantry::Error> {
                 let staff: Option<i64> = db
                     .query(
                         "SELECT id FROM users WHERE is_staff OR is_superuser \
@@ -565,13 +546,7 @@ async fn impersonate(
             .await
     };
     let token = console
-        .tenancy
-        .audited(
-            &operator.actor(),
-            "tenant.impersonate",
-            slug.as_str(),
-            change,
-        )
+        .act(&operator, "tenant.impersonate", &slug, change)
         .await?;
     let Some(token) = token else {
         return Err(ConsoleError::Invalid(format!(
@@ -582,55 +557,55 @@ async fn impersonate(
     Ok(Redirect::to(&format!("{site}/admin/login/link?token={token}")).into_response())
 }
 
-#[derive(Deserialize)]
-struct DeleteForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
-/// `POST /console/tenants/{slug}/delete`: only with the slug typed in `confirm`. The tenant
-/// is kept, answering 403, for the grace period, and can be restored in it.
-async fn delete(
+/// `POST /console/tenants/{slug}/{action}`: `status` (suspend or resume, as `status` says),
+/// `delete` (only with the slug typed in `confirm`; the tenant is kept, answering 403, for
+/// the grace period) or `restore` (a deleted tenant, back as it was).
+async fn change(
     State(console): State<Console>,
     operator: Operator,
-    Path(slug): Path<String>,
-    Form(form): Form<DeleteForm>,
+    Path((slug, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
 ) -> Result<Response, ConsoleError> {
     operator.check(&form.csrf)?;
     let slug = slug_of(&slug)?;
-    if form.confirm.trim() != slug.as_str() {
-        return Err(ConsoleError::Invalid(format!(
-            "Type the tenant's slug, '{slug}', to confirm its deletion."
-        )));
+    match action.as_str() {
+        "status" => {
+            let (status, action) = match form.status.as_str() {
+                "suspended" => (TenantStatus::Suspended, "tenant.suspend"),
+                "active" => (TenantStatus::Active, "tenant.resume"),
+                other => return Err(ConsoleError::Invalid(format!("unknown status '{other}'"))),
+            };
+            let update = TenantUpdate {
+                status: Some(status),
+                ..TenantUpdate::default()
+            };
+            let change = |tenancy: Tenancy, slug: Slug| async move {
+                tenancy.update_tenant(&slug, update).await
+            };
+            console.act(&operator, action, &slug, change).await?;
+        }
+        "delete" => {
+            if form.confirm.trim() != slug.as_str() {
+                return Err(ConsoleError::Invalid(format!(
+                    "Type the tenant's slug, '{slug}', to confirm its deletion."
+                )));
+            }
+            let change = |tenancy: Tenancy, slug: Slug| async move {
+                tenancy.delete_tenant_later(&slug).await
+            };
+            console
+                .act(&operator, "tenant.delete", &slug, change)
+                .await?;
+        }
+        "restore" => {
+            let change =
+                |tenancy: Tenancy, slug: Slug| async move { tenancy.restore_tenant(&slug).await };
+            console
+                .act(&operator, "tenant.restore", &slug, change)
+                .await?;
+        }
+        _ => return Err(ConsoleError::NotFound),
     }
-    let tenancy = console.tenancy.clone();
-    let target = slug.clone();
-    let change = async move { tenancy.delete_tenant_later(&target).await };
-    console
-        .tenancy
-        .audited(&operator.actor(), "tenant.delete", slug.as_str(), change)
-        .await?;
-    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
-}
-
-/// `POST /console/tenants/{slug}/restore`: a deleted tenant, back as it was.
-async fn restore(
-    State(console): State<Console>,
-    operator: Operator,
-    Path(slug): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, ConsoleError> {
-    operator.check(&form.csrf)?;
-    let slug = slug_of(&slug)?;
-    let tenancy = console.tenancy.clone();
-    let target = slug.clone();
-    let change = async move { tenancy.restore_tenant(&target).await };
-    console
-        .tenancy
-        .audited(&operator.actor(), "tenant.restore", slug.as_str(), change)
-        .await?;
     Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
 }
 
@@ -656,5 +631,5 @@ async fn audit(
         csrf: operator.csrf,
         entries: console.tenancy.catalog().audit_log(&filter).await?,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(crate::admin::page(StatusCode::OK, &page))
 }

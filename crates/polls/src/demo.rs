@@ -45,6 +45,9 @@ const TENANTS: [(&str, &str, &str, &[DemoPoll]); 2] = [
 
 const PASSWORD: &str = "demo-password";
 
+/// The demo's operator of the console (with [`PASSWORD`]).
+const OPERATOR: &str = "demo";
+
 /// Creates the database (PostgreSQL) or data directory (SQLite) if needed, migrates, seeds
 /// the demo tenants, prints how to use them and serves.
 pub async fn run(settings: &Settings) -> Result<(), CliError> {
@@ -82,6 +85,41 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         .rsplit_once(':')
         .map_or("80", |(_, p)| p);
     let base = &settings.base_domain;
+    set_up_tenants(&tenancy, base, port).await?;
+    println!("  by path: http://{base}:{port}/t/thor/polls/");
+    let token = settings
+        .serving
+        .platform_token
+        .clone()
+        .unwrap_or_else(new_token_key);
+    println!(
+        "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
+    );
+    println!("Sign up a new organisation: http://{base}:{port}/signup");
+    if tenancy
+        .catalog()
+        .operator_password_hash(OPERATOR)
+        .await?
+        .is_none()
+    {
+        let hash = hash_password(PASSWORD);
+        tenancy.catalog().create_operator(OPERATOR, &hash).await?;
+    }
+    println!("Operators' console: http://{base}:{port}/console   {OPERATOR} / {PASSWORD}\n");
+    let listener = startup::listen(settings).await?;
+    println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
+    // The demo shows signup open, whatever the environment says.
+    let mut serving = settings.serving.clone();
+    serving.platform_token = Some(token);
+    serving.signup.enabled = true;
+    let app = startup::app_with(tenancy, &serving);
+    startup::serve(listener, app, settings.serving.limits.server()).await;
+    Ok(())
+}
+
+/// The demo tenants, made (thor in its own colour) unless they exist, seeded, and printed
+/// with their addresses and tokens.
+async fn set_up_tenants(tenancy: &Tenancy, base: &str, port: &str) -> Result<(), CliError> {
     println!("\nDemo tenants (user / password / token):");
     for (slug, name, username, polls) in TENANTS {
         let slug = Slug::parse(slug).expect("demo slugs are valid");
@@ -101,7 +139,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
                 tenancy.update_tenant(&slug, branding).await?;
             }
         }
-        let token = seed(&tenancy, &slug, username, polls).await?;
+        let token = seed(tenancy, &slug, username, polls).await?;
         println!(
             "  {:<7} http://{slug}.{base}:{port}/   {username} / {PASSWORD} / {token}",
             slug.as_str()
@@ -111,24 +149,6 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
         );
         println!("          admin: http://{slug}.{base}:{port}/admin/");
     }
-    println!("  by path: http://{base}:{port}/t/thor/polls/");
-    let token = settings
-        .serving
-        .platform_token
-        .clone()
-        .unwrap_or_else(new_token_key);
-    println!(
-        "\nPlatform API: curl -H 'Authorization: Bearer {token}' http://{base}:{port}/api/tenants/\n"
-    );
-    println!("Sign up a new organisation: http://{base}:{port}/signup\n");
-    let listener = startup::listen(settings).await?;
-    println!("Serving on http://{base}:{port}/ (Ctrl-C to stop)");
-    // The demo shows signup open, whatever the environment says.
-    let mut serving = settings.serving.clone();
-    serving.platform_token = Some(token);
-    serving.signup.enabled = true;
-    let app = startup::app_with(tenancy, &serving);
-    startup::serve(listener, app, settings.serving.limits.server()).await;
     Ok(())
 }
 

@@ -153,18 +153,7 @@ fn render(status: StatusCode, page: SignupPage, cookie: &FormCookie) -> Response
         csrf: token.clone(),
         ..page
     };
-    let mut response = match page.render() {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(error) => {
-            tracing::error!(%error, "the signup page did not render");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
+    let mut response = crate::admin::page(status, &page);
     response.headers_mut().append(
         header::SET_COOKIE,
         cookie.cookie.set(CSRF_COOKIE, &token, FORM_SECS),
@@ -311,21 +300,12 @@ pub(crate) async fn style() -> Response {
 }
 
 /// The public site's pages' headers (signup's, the console's): their own script and
-/// stylesheet only, no framing, no caching.
-pub(crate) async fn page_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
-             form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
+/// stylesheet only, no framing, no caching. Forms may lead to a tenant's site (signup's and
+/// impersonation's redirects).
+pub(crate) async fn page_headers(response: Response) -> Response {
+    crate::admin::secured(
+        response,
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+         form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+    )
 }

@@ -352,6 +352,7 @@ async fn signup_is_off_unless_configured() {
         .await
         .unwrap();
     assert!(landing.contains("/signup\" id=\"signup\""), "{landing}");
+    assert!(landing.contains("/console\" id=\"console\""), "{landing}");
 }
 
 /// A first admin the app refuses to store, after the tenant was made.

@@ -238,14 +238,20 @@ fn explain(status: StatusCode, logo_upload: bool) -> Failure {
 
 /// Headers of every admin response: no script may run, nothing may frame the pages, and
 /// nothing is cached (pages carry CSRF tokens, the stylesheet the current colour).
-async fn page_headers(mut response: Response) -> Response {
+async fn page_headers(response: Response) -> Response {
+    secured(
+        response,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    )
+}
+
+/// `response` with the content security policy `csp`, and never sniffed, framed, sent as a
+/// referrer to other sites or cached: the headers of every server-rendered page.
+pub(crate) fn secured(mut response: Response, csp: &'static str) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, csp),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
@@ -338,7 +344,7 @@ impl Chrome {
 }
 
 /// Renders a template as a page with `status`.
-fn page(status: StatusCode, template: &impl Template) -> Response {
+pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => (
             status,

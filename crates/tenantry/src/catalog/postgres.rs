@@ -191,16 +191,24 @@ pub(super) async fn to_migrate(
     Ok((tenants, current))
 }
 
-/// A page of the tenants `query` asks for, with their domains, and how many match in all.
-pub(super) async fn page(pool: &PgPool, query: &TenantQuery) -> Result<TenantPage, Error> {
-    let (pattern, status, isolation) = query.filters();
-    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(
+/// The `WHERE` clause of a [`TenantQuery`]: `$1` the pattern, `$2` the status, `$3` the
+/// isolation (`''` for any).
+macro_rules! page_filter {
+    () => {
         "WHERE t.status <> 'pending' AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' \
          OR t.name ILIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM tenantry.domains d \
          WHERE d.tenant_id = t.id AND d.domain LIKE $1 ESCAPE '\\')) \
-         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) \
-         ORDER BY t.slug LIMIT $4 OFFSET $5"
-    ))
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) "
+    };
+}
+
+/// A page of the tenants `query` asks for, with their domains, and how many match in all.
+pub(super) async fn page(pool: &PgPool, query: &TenantQuery) -> Result<TenantPage, Error> {
+    let (pattern, status, isolation) = query.filters();
+    let rows: Vec<TenantRow> = pooler::query_as(select_tenants!(concat!(
+        page_filter!(),
+        "ORDER BY t.slug LIMIT $4 OFFSET $5"
+    )))
     .bind(&pattern)
     .bind(status)
     .bind(isolation)
@@ -208,22 +216,10 @@ pub(super) async fn page(pool: &PgPool, query: &TenantQuery) -> Result<TenantPag
     .bind(i64::from(query.offset))
     .fetch_all(pooler::Pinned(pool))
     .await?;
-    let total: i64 = pooler::query_scalar(
-        "SELECT count(*) FROM tenantry.tenants t WHERE t.status <> 'pending' \
-         AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' OR t.name ILIKE $1 ESCAPE '\\' \
-         OR EXISTS (SELECT 1 FROM tenantry.domains d WHERE d.tenant_id = t.id \
-         AND d.domain LIKE $1 ESCAPE '\\')) \
-         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3)",
-    )
-    .bind(&pattern)
-    .bind(status)
-    .bind(isolation)
-    .fetch_one(pooler::Pinned(pool))
-    .await?;
-    let tenants = rows
+    let tenants: Vec<Tenant> = rows
         .into_iter()
         .map(Tenant::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<_, _>>()?;
     let ids: Vec<Uuid> = tenants.iter().map(|t| t.id).collect();
     let domains = pooler::query_as(
         "SELECT tenant_id, domain, is_primary FROM tenantry.domains \
@@ -232,8 +228,15 @@ pub(super) async fn page(pool: &PgPool, query: &TenantQuery) -> Result<TenantPag
     .bind(ids)
     .fetch_all(pooler::Pinned(pool))
     .await?;
-    Ok(TenantPage {
-        tenants: assemble(tenants.into_iter().map(Ok), domains)?,
-        total,
-    })
+    let total: i64 = pooler::query_scalar(concat!(
+        "SELECT count(*) FROM tenantry.tenants t ",
+        page_filter!()
+    ))
+    .bind(&pattern)
+    .bind(status)
+    .bind(isolation)
+    .fetch_one(pooler::Pinned(pool))
+    .await?;
+    let tenants = assemble(tenants.into_iter().map(Ok), domains)?;
+    Ok(TenantPage { tenants, total })
 }

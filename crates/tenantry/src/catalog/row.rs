@@ -23,7 +23,7 @@ pub(crate) use tenant_columns;
 /// Selects tenants as `t`, with `$tail` appended (joins, WHERE, ORDER BY).
 #[cfg(feature = "postgres")]
 macro_rules! select_tenants {
-    ($tail:literal) => {
+    ($tail:expr) => {
         concat!(
             "SELECT ",
             $crate::catalog::row::tenant_columns!(),

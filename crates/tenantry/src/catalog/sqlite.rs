@@ -23,7 +23,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Selects tenants as `t`, with `$tail` appended.
 macro_rules! select_tenants {
-    ($tail:literal) => {
+    ($tail:expr) => {
         concat!("SELECT ", tenant_columns!(), " FROM tenants t ", $tail)
     };
 }
@@ -170,17 +170,25 @@ pub(super) async fn oldest_pending_in(
     row.map(tenant).transpose()
 }
 
+/// The `WHERE` clause of a [`TenantQuery`]: `$1` the pattern, `$2` the status, `$3` the
+/// isolation (`''` for any).
+macro_rules! page_filter {
+    () => {
+        "WHERE t.status <> 'pending' AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' \
+         OR t.name LIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM domains d \
+         WHERE d.tenant_id = t.id AND d.domain LIKE $1 ESCAPE '\\')) \
+         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) "
+    };
+}
+
 /// A page of the tenants `query` asks for, with their domains, and how many match in all
 /// (SQLite's `LIKE` ignores the case of ASCII letters).
 pub(super) async fn page(pool: &SqlitePool, query: &TenantQuery) -> Result<TenantPage, Error> {
     let (pattern, status, isolation) = query.filters();
-    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(
-        "WHERE t.status <> 'pending' AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' \
-         OR t.name LIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM domains d \
-         WHERE d.tenant_id = t.id AND d.domain LIKE $1 ESCAPE '\\')) \
-         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3) \
-         ORDER BY t.slug LIMIT $4 OFFSET $5"
-    ))
+    let rows: Vec<TenantRow> = sqlx::query_as(select_tenants!(concat!(
+        page_filter!(),
+        "ORDER BY t.slug LIMIT $4 OFFSET $5"
+    )))
     .bind(&pattern)
     .bind(status)
     .bind(isolation)
@@ -188,23 +196,17 @@ pub(super) async fn page(pool: &SqlitePool, query: &TenantQuery) -> Result<Tenan
     .bind(i64::from(query.offset))
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tenants t WHERE t.status <> 'pending' \
-         AND ($1 = '' OR t.slug LIKE $1 ESCAPE '\\' OR t.name LIKE $1 ESCAPE '\\' \
-         OR EXISTS (SELECT 1 FROM domains d WHERE d.tenant_id = t.id \
-         AND d.domain LIKE $1 ESCAPE '\\')) \
-         AND ($2 = '' OR t.status = $2) AND ($3 = '' OR t.isolation = $3)",
-    )
-    .bind(&pattern)
-    .bind(status)
-    .bind(isolation)
-    .fetch_one(pool)
-    .await?;
     let mut tenants = Vec::with_capacity(rows.len());
     for row in rows {
         let tenant = tenant(row)?;
         let domains = domains(pool, tenant.id).await?;
         tenants.push(TenantDetails { tenant, domains });
     }
+    let total: i64 = sqlx::query_scalar(concat!("SELECT count(*) FROM tenants t ", page_filter!()))
+        .bind(&pattern)
+        .bind(status)
+        .bind(isolation)
+        .fetch_one(pool)
+        .await?;
     Ok(TenantPage { tenants, total })
 }
