@@ -77,6 +77,7 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
         .route("/console/logout", post(logout))
         .route("/console/style.css", get(crate::signup::style))
         .route("/console/audit", get(audit))
+        .route("/console/servers", get(servers))
         .route("/console/tenants/{slug}", get(tenant))
         .route("/console/tenants/{slug}/export", get(export))
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
@@ -321,7 +322,7 @@ async fn login(
 }
 
 /// A console form: its CSRF token, and what the action it posts to reads (the new
-/// `status`, the slug typed to `confirm` a deletion).
+/// `status`, the slug typed to `confirm` a deletion, a rename's `name` and `new_slug`).
 #[derive(Deserialize)]
 struct ActionForm {
     #[serde(default)]
@@ -330,6 +331,11 @@ struct ActionForm {
     status: String,
     #[serde(default)]
     confirm: String,
+    /// A rename's new display name and slug (empty: unchanged).
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    new_slug: String,
 }
 
 /// `POST /console/logout`.
@@ -558,8 +564,9 @@ async fn impersonate(
 }
 
 /// `POST /console/tenants/{slug}/{action}`: `status` (suspend or resume, as `status` says),
-/// `delete` (only with the slug typed in `confirm`; the tenant is kept, answering 403, for
-/// the grace period) or `restore` (a deleted tenant, back as it was).
+/// `rename` (`name`, `new_slug`), `delete` (only with the slug typed in `confirm`; the
+/// tenant is kept, answering 403, for the grace period) or `restore` (a deleted tenant,
+/// back as it was).
 async fn change(
     State(console): State<Console>,
     operator: Operator,
@@ -597,6 +604,25 @@ async fn change(
                 .act(&operator, "tenant.delete", &slug, change)
                 .await?;
         }
+        "rename" => {
+            let new_slug = match form.new_slug.trim() {
+                "" => None,
+                raw => Some(Slug::parse(raw).map_err(|e| ConsoleError::Invalid(e.to_string()))?),
+            };
+            let update = TenantUpdate {
+                name: Some(form.name.trim().to_owned()).filter(|n| !n.is_empty()),
+                slug: new_slug.clone(),
+                ..TenantUpdate::default()
+            };
+            let change = |tenancy: Tenancy, slug: Slug| async move {
+                tenancy.update_tenant(&slug, update).await
+            };
+            console
+                .act(&operator, "tenant.rename", &slug, change)
+                .await?;
+            let now = new_slug.unwrap_or(slug);
+            return Ok(Redirect::to(&format!("/console/tenants/{now}")).into_response());
+        }
         "restore" => {
             let change =
                 |tenancy: Tenancy, slug: Slug| async move { tenancy.restore_tenant(&slug).await };
@@ -630,6 +656,32 @@ async fn audit(
         operator: operator.name,
         csrf: operator.csrf,
         entries: console.tenancy.catalog().audit_log(&filter).await?,
+    };
+    Ok(crate::admin::page(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "console/servers.html")]
+struct ServersPage {
+    operator: String,
+    csrf: String,
+    servers: Vec<tenantry::db_servers::DbServer>,
+}
+
+/// `GET /console/servers`: the database servers tenants can be placed on, with how many
+/// each holds (`polls servers add` registers them); none in a SQLite deployment.
+async fn servers(
+    State(console): State<Console>,
+    operator: Operator,
+) -> Result<Response, ConsoleError> {
+    let servers = match console.tenancy.db_servers() {
+        Ok(registry) => registry.list().await?,
+        Err(_) => Vec::new(),
+    };
+    let page = ServersPage {
+        operator: operator.name,
+        csrf: operator.csrf,
+        servers,
     };
     Ok(crate::admin::page(StatusCode::OK, &page))
 }

@@ -351,3 +351,55 @@ async fn the_platform_apis_changes_are_audited() {
     assert!(entries[1].2.starts_with("failed: "), "{entries:?}");
     assert_eq!(entries[2], (api, "tenant.delete".into(), "ok".into()));
 }
+
+#[tokio::test]
+async fn the_console_renames_a_tenant_and_lists_the_database_servers() {
+    let app = with_operator(Mode::Schema).await;
+    let mut console = Visitor::new(&app, PUBLIC, "");
+    log_in(&mut console, PASSWORD).await;
+    let csrf = csrf(&mut console).await;
+    let taken = console
+        .post(
+            "/console/tenants/thor/rename",
+            &[("csrf", &csrf), ("name", "Thor"), ("new_slug", "potter")],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST, "{}", taken.text);
+    assert!(taken.text.contains("potter"), "{}", taken.text);
+    let renamed = console
+        .post(
+            "/console/tenants/thor/rename",
+            &[
+                ("csrf", &csrf),
+                ("name", "Thunder Inc"),
+                ("new_slug", "thunder"),
+            ],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.text);
+    assert_eq!(renamed.location(), "/console/tenants/thunder");
+    let page = console.get("/console/tenants/thunder").await;
+    assert!(page.text.contains("Thunder Inc"), "{}", page.text);
+    assert!(
+        page.text.contains("thunder.polls.test (primary)"),
+        "{}",
+        page.text
+    );
+    assert_eq!(
+        site_status(&app, "thor.polls.test").await,
+        StatusCode::NOT_FOUND
+    );
+    let entries = actions(&app, "thor").await;
+    assert_eq!(entries[0].1, "tenant.rename");
+    assert!(entries[0].2.starts_with("failed: "), "{entries:?}");
+    assert_eq!(entries[1].1, "tenant.rename");
+    assert_eq!(entries[1].2, "ok");
+
+    let servers = console.get("/console/servers").await;
+    assert_eq!(servers.status, StatusCode::OK);
+    assert!(
+        servers.text.contains("id=\"no-servers\""),
+        "{}",
+        servers.text
+    );
+}

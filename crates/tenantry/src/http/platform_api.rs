@@ -227,8 +227,25 @@ async fn show(
 struct UpdateBody {
     name: Option<String>,
     slug: Option<String>,
-    status: Option<TenantStatus>,
+    status: Option<SettableStatus>,
     settings: Option<serde_json::Value>,
+}
+
+/// The statuses the API sets: a tenant is pending or deleted by other means.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SettableStatus {
+    Active,
+    Suspended,
+}
+
+impl From<SettableStatus> for TenantStatus {
+    fn from(status: SettableStatus) -> Self {
+        match status {
+            SettableStatus::Active => Self::Active,
+            SettableStatus::Suspended => Self::Suspended,
+        }
+    }
 }
 
 async fn update(
@@ -245,7 +262,7 @@ async fn update(
     let update = TenantUpdate {
         name: body.name,
         slug: new_slug,
-        status: body.status,
+        status: body.status.map(TenantStatus::from),
         settings: body.settings,
     };
     let target = slug.to_string();
