@@ -14,9 +14,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use tenantry::catalog::{AuditEntry, AuditFilter, TenantDetails, TenantQuery};
+use tenantry::http::ClientAddr;
 use tenantry::web::{CookieJar, LoginLink, LoginThrottle, SessionCookie, random_token, same_token};
 use tenantry::{IsolationMode, Slug, Tenancy, TenantStatus, TenantUpdate};
 use uuid::Uuid;
@@ -244,10 +245,12 @@ struct LoginForm {
     password: String,
 }
 
-/// `POST /console/login`: an operator's right password starts a session. Wrong ones count
-/// against the name (5 in 15 minutes, then 429), and are audited.
+/// `POST /console/login`: an operator's right password starts a session. Logins are limited
+/// per client address (`AUTH_RATE_PER_ADDRESS` a minute) and wrong passwords per name (5 in
+/// 15 minutes), then 429; failures are audited.
 async fn login(
     State(console): State<Console>,
+    client: Option<Extension<ClientAddr>>,
     cookies: Cookies,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ConsoleError> {
@@ -267,14 +270,19 @@ async fn login(
             "Wrong name or password.",
         ));
     }
-    let attempt = match console.logins.attempt(Uuid::nil(), &name) {
+    let admitted = match client {
+        Some(Extension(client)) => console.auth.admit_address(client),
+        None => Ok(()),
+    };
+    let attempt = admitted.and_then(|()| console.logins.attempt(Uuid::nil(), &name));
+    let attempt = match attempt {
         Ok(attempt) => attempt,
         Err(wait) => {
             let mut response = login_page(
                 StatusCode::TOO_MANY_REQUESTS,
                 &cookies,
                 name,
-                "Too many failed logins to this operator. Try again later.",
+                "Too many logins. Try again later.",
             );
             let retry = HeaderValue::from(wait.as_secs().max(1));
             response.headers_mut().insert(header::RETRY_AFTER, retry);

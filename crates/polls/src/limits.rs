@@ -221,6 +221,16 @@ fn refilled(bucket: &Bucket, rate: u32, now: Instant) -> f64 {
     (bucket.tokens + gained).min(f64::from(rate))
 }
 
+impl AuthLimits {
+    /// Admits a login of the public site's (an operator's, which has no tenant) within the
+    /// rate of its client address, or says how long until it may retry.
+    pub fn admit_address(&self, client: ClientAddr) -> Result<(), Duration> {
+        let rate = self.throttle.per_address;
+        self.throttle
+            .take(&[(Key::Address(client.subscriber()), rate)])
+    }
+}
+
 /// Admits a sign-up or login within the rates of its client address and its tenant, or
 /// refuses it with 429 and `Retry-After`. The address is the request's [`ClientAddr`] (the
 /// peer, or the client the trusted proxies name); a request served without one counts

@@ -403,3 +403,34 @@ async fn the_console_renames_a_tenant_and_lists_the_database_servers() {
         servers.text
     );
 }
+
+#[tokio::test]
+async fn console_logins_are_limited_per_client_address() {
+    let app = support::spawn_app_serving(Mode::Schema, |serving| {
+        serving.limits.auth_rate_per_address = 3;
+    })
+    .await;
+    let hash = polls::auth::hash_password(PASSWORD);
+    app.tenancy
+        .catalog()
+        .create_operator("olga", &hash)
+        .await
+        .unwrap();
+    let mut console = Visitor::new(&app, PUBLIC, "");
+    for _ in 0..3 {
+        assert_eq!(
+            log_in(&mut console, "wrong").await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    // The address's minute is spent: even the right password waits.
+    let limited = log_in(&mut console, PASSWORD).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(limited.text.contains("Too many logins"), "{}", limited.text);
+}

@@ -173,7 +173,7 @@ async fn fifty_takes_against_ten_pending(isolation: IsolationMode) {
     for (i, details) in listed.iter().enumerate() {
         assert_eq!(details.tenant.status, TenantStatus::Active, "{i}");
     }
-    drop(pool);
+    pool.stop().await;
 }
 
 #[tokio::test]

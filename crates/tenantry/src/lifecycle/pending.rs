@@ -3,6 +3,7 @@
 //! Until then they are migrated like any tenant, and invisible: no request reaches them and
 //! no listing, lookup or export shows them (`TenantCatalog::list_pending` does).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -61,6 +62,7 @@ const RETRY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PendingPool {
     inner: Arc<Inner>,
+    refill: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 struct Inner {
@@ -69,6 +71,8 @@ struct Inner {
     wake: Arc<Notify>,
     /// Held while filling: two fills at once would both count the same gap.
     filling: tokio::sync::Mutex<()>,
+    /// Set by [`PendingPool::stop`]: no tenant is started after it.
+    stopping: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -96,9 +100,24 @@ impl PendingPool {
             sizes,
             wake: wake.clone(),
             filling: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
         });
-        tokio::spawn(refill(Arc::downgrade(&inner), wake));
-        Self { inner }
+        let task = tokio::spawn(refill(Arc::downgrade(&inner), wake));
+        Self {
+            inner,
+            refill: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        }
+    }
+
+    /// Stops the refill and waits for it: a tenant being built is finished, none is
+    /// started. Dropped instead, the last clone lets a build in progress run on, and a
+    /// runtime shutting down may cut it short between its database and the catalog.
+    pub async fn stop(self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+        if let Some(task) = self.refill.lock().await.take() {
+            let _ = task.await;
+        }
     }
 
     /// The pending tenants kept of `isolation`.
@@ -141,6 +160,9 @@ impl Inner {
                 .filter(|p| p.tenant.isolation == isolation)
                 .count();
             for _ in have..size {
+                if self.stopping.load(Ordering::Acquire) {
+                    return Ok(built);
+                }
                 self.tenancy.create_pending(isolation).await?;
                 built += 1;
             }
@@ -154,6 +176,9 @@ impl Inner {
 async fn refill(pool: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let Some(inner) = pool.upgrade() else { return };
+        if inner.stopping.load(Ordering::Acquire) {
+            return;
+        }
         let wait = match inner.fill().await {
             Ok(built) => {
                 if built > 0 {
