@@ -158,28 +158,13 @@ async fn log_in(addr: SocketAddr, host: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let form = client
-        .get(format!("http://{addr}/admin/login"))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    let cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = form.text().await.unwrap();
-    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = &page[at..at + 64];
+    let (cookie, csrf) = common::form_page(&client, addr, host, "/admin/login").await;
     let login = client
         .post(format!("http://{addr}/admin/login"))
         .header("host", host)
         .header("cookie", cookie)
         .form(&[
-            ("csrf", csrf),
+            ("csrf", csrf.as_str()),
             ("username", "bench"),
             ("password", PASSWORD),
         ])
@@ -187,13 +172,7 @@ async fn log_in(addr: SocketAddr, host: &str) -> String {
         .await
         .unwrap();
     assert_eq!(login.status(), 303);
-    login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
+    common::first_cookie(&login)
 }
 
 /// Requests/s of `kind` over the tenants.

@@ -94,17 +94,7 @@ async fn run() {
 
 /// An operator's session cookie.
 async fn log_in(client: &reqwest::Client, addr: std::net::SocketAddr) -> String {
-    let form = client
-        .get(format!("http://{addr}/console/login"))
-        .header("host", BASE)
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
-    let page = form.text().await.unwrap();
-    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = page[at..at + 64].to_owned();
+    let (login_cookie, csrf) = common::form_page(client, addr, BASE, "/console/login").await;
     let done = client
         .post(format!("http://{addr}/console/login"))
         .header("host", BASE)
@@ -118,6 +108,5 @@ async fn log_in(client: &reqwest::Client, addr: std::net::SocketAddr) -> String 
         .await
         .unwrap();
     assert_eq!(done.status(), 303);
-    let session = done.headers()["set-cookie"].to_str().unwrap();
-    session.split(';').next().unwrap().to_owned()
+    common::first_cookie(&done)
 }

@@ -116,19 +116,9 @@ async fn measure(store: Store, pending: usize) -> Vec<f64> {
 
 /// One signup as a browser makes it; the ms from the POST to the admin page.
 async fn sign_up(client: &reqwest::Client, addr: SocketAddr, slug: &str) -> f64 {
-    let form = client
-        .get(format!("http://{addr}/signup"))
-        .header("host", BASE)
-        .send()
-        .await
-        .unwrap();
-    let cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let page = form.text().await.unwrap();
-    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = &page[at..at + 64];
+    let (cookie, csrf) = common::form_page(client, addr, BASE, "/signup").await;
     let fields = [
-        ("csrf", csrf),
+        ("csrf", csrf.as_str()),
         ("organisation", slug),
         ("slug", slug),
         ("username", "ann"),
@@ -156,8 +146,7 @@ async fn sign_up(client: &reqwest::Client, addr: SocketAddr, slug: &str) -> f64 
         .await
         .unwrap();
     assert_eq!(landed.status(), 303);
-    let session = landed.headers()["set-cookie"].to_str().unwrap();
-    let session = session.split(';').next().unwrap().to_owned();
+    let session = common::first_cookie(&landed);
     let admin = client
         .get(format!("http://{addr}/admin"))
         .header("host", &host)

@@ -165,3 +165,29 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         app_role_password: None,
     }
 }
+
+/// The `name=value` of the first cookie `response` sets.
+pub fn first_cookie(response: &reqwest::Response) -> String {
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// A form's page at `path` on `host`: the cookie it sets (`name=value`) and the token of
+/// its `csrf` field, for posting it.
+pub async fn form_page(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (String, String) {
+    let form = client
+        .get(format!("http://{addr}{path}"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    let cookie = first_cookie(&form);
+    let page = form.text().await.unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    (cookie, page[at..at + 64].to_owned())
+}
