@@ -66,6 +66,7 @@ pub mod db_servers;
 pub mod dedicated;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+pub mod dns;
 mod engine;
 mod error;
 pub mod host;

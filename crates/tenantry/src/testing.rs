@@ -650,6 +650,93 @@ impl Drop for TestNginx {
     }
 }
 
+/// dnsmasq from Debian's package as a name server on a loopback port of its own: it answers
+/// the TXT records it is given, NXDOMAIN for any other name under `.test` (RFC 6761), and
+/// is stopped when this is dropped. [`TestDns::set_txt`] restarts it with other records.
+/// Without dnsmasq the test fails and says so.
+pub struct TestDns {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TestDns {
+    /// Starts dnsmasq answering `records`, (name, text) pairs, and waits until it listens.
+    pub async fn start(records: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let child = Self::spawn(port, records);
+        let dns = Self { port, child };
+        dns.listening().await;
+        dns
+    }
+
+    fn spawn(port: u16, records: &[(&str, &str)]) -> std::process::Child {
+        let dnsmasq = "/usr/sbin/dnsmasq";
+        assert!(
+            Path::new(dnsmasq).exists(),
+            "this test needs dnsmasq (apt-get install dnsmasq)"
+        );
+        let mut command = Command::new(dnsmasq);
+        command
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+            ])
+            .args(["--no-resolv", "--no-hosts", "--bind-interfaces"])
+            .args(["--listen-address=127.0.0.1", "--local=/test/"])
+            .arg(format!("--port={port}"));
+        if crate::dedicated::process::running_as_root() {
+            command.arg("--user=root");
+        }
+        for (name, text) in records {
+            command.arg(format!("--txt-record={name},{text}"));
+        }
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts")
+    }
+
+    async fn listening(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(self.address())
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dnsmasq did not come up on port {}",
+                self.port
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Where it answers (UDP and TCP).
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Restarts it, on the same port, answering `records` instead.
+    pub async fn set_txt(&mut self, records: &[(&str, &str)]) {
+        self.stop();
+        self.child = Self::spawn(self.port, records);
+        self.listening().await;
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Whether process `pid` runs: not a zombie, and not a killed process whose threads are
 /// still exiting (its sockets may still accept connections then).
 pub fn process_runs(pid: i64) -> bool {

@@ -6,6 +6,7 @@ mod budget;
 mod cancel_storm;
 mod cluster_smoke;
 mod conformance;
+mod custom_domains;
 mod database_mode;
 mod dedicated;
 mod doc_examples;

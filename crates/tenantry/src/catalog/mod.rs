@@ -25,6 +25,42 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+/// Runs `$sql` with its binds on the catalog's store, finishing with `$finish`
+/// (`fetch_all`, ...); `execute` gives the number of rows it changed.
+macro_rules! on_store {
+    ($store:expr, query, $sql:literal, [$($bind:expr),* $(,)?], execute) => {
+        match $store {
+            #[cfg(feature = "postgres")]
+            $crate::catalog::Store::Postgres(pool) => $crate::pooler::query($sql)
+                $(.bind($bind))*
+                .execute($crate::pooler::Pinned(pool))
+                .await
+                .map(|done| done.rows_affected()),
+            #[cfg(feature = "sqlite")]
+            $crate::catalog::Store::Sqlite(pool) => ::sqlx::query(::sqlx::AssertSqlSafe($sql.replace("tenantry.", "")))
+                $(.bind($bind))*
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+    };
+    ($store:expr, $make:ident, $sql:literal, [$($bind:expr),* $(,)?], $finish:ident) => {
+        match $store {
+            #[cfg(feature = "postgres")]
+            $crate::catalog::Store::Postgres(pool) => $crate::pooler::$make($sql)
+                $(.bind($bind))*
+                .$finish($crate::pooler::Pinned(pool))
+                .await,
+            #[cfg(feature = "sqlite")]
+            $crate::catalog::Store::Sqlite(pool) => ::sqlx::$make(::sqlx::AssertSqlSafe($sql.replace("tenantry.", "")))
+                $(.bind($bind))*
+                .$finish(pool)
+                .await,
+        }
+    };
+}
+
+mod claims;
 mod platform;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -33,6 +69,8 @@ mod row;
 mod sqlite;
 mod tx;
 
+pub use claims::DomainClaim;
+pub(crate) use claims::DueClaim;
 pub use platform::{AuditEntry, AuditFilter, Operator, OperatorSession, check_operator_name};
 pub use row::{Domain, TenantDetails};
 #[cfg(feature = "postgres")]

@@ -3,50 +3,11 @@
 //! API. The same SQL serves both engines (`tenantry.` is dropped on SQLite).
 
 use chrono::{DateTime, Utc};
-#[cfg(feature = "sqlite")]
-use sqlx::AssertSqlSafe;
 
-use super::{Store, TenantCatalog};
+use super::TenantCatalog;
 use crate::error::Error;
-#[cfg(feature = "postgres")]
-use crate::pooler;
 use crate::secret::{digest, random_token};
 use crate::slug::Slug;
-
-/// Runs `$sql` with its binds on the catalog's store, finishing with `$finish`
-/// (`fetch_all`, ...); `execute` gives the number of rows it changed.
-macro_rules! on_store {
-    ($store:expr, query, $sql:literal, [$($bind:expr),* $(,)?], execute) => {
-        match $store {
-            #[cfg(feature = "postgres")]
-            Store::Postgres(pool) => pooler::query($sql)
-                $(.bind($bind))*
-                .execute(pooler::Pinned(pool))
-                .await
-                .map(|done| done.rows_affected()),
-            #[cfg(feature = "sqlite")]
-            Store::Sqlite(pool) => sqlx::query(AssertSqlSafe($sql.replace("tenantry.", "")))
-                $(.bind($bind))*
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected()),
-        }
-    };
-    ($store:expr, $make:ident, $sql:literal, [$($bind:expr),* $(,)?], $finish:ident) => {
-        match $store {
-            #[cfg(feature = "postgres")]
-            Store::Postgres(pool) => pooler::$make($sql)
-                $(.bind($bind))*
-                .$finish(pooler::Pinned(pool))
-                .await,
-            #[cfg(feature = "sqlite")]
-            Store::Sqlite(pool) => sqlx::$make(AssertSqlSafe($sql.replace("tenantry.", "")))
-                $(.bind($bind))*
-                .$finish(pool)
-                .await,
-        }
-    };
-}
 
 /// An operator of the console.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -148,6 +148,22 @@ impl CatalogTx {
         Ok(())
     }
 
+    /// Removes `tenant`'s claim of `domain` (it is being verified); whether it was there, so
+    /// that of two checks verifying one claim only one goes on.
+    pub(crate) async fn take_claim(
+        &mut self,
+        tenant: &Tenant,
+        domain: &str,
+    ) -> Result<bool, Error> {
+        let done = execute!(
+            self,
+            "DELETE FROM tenantry.domain_claims WHERE tenant_id = $1 AND domain = $2",
+            tenant.id,
+            domain,
+        )?;
+        Ok(done > 0)
+    }
+
     /// The tenant with this slug, locked against other changes until this transaction ends.
     pub(crate) async fn lock(&mut self, slug: &Slug) -> Result<Tenant, Error> {
         let tenant = match self {

@@ -7,8 +7,8 @@ use clap::Subcommand;
 
 use super::CliError;
 use crate::deploy::{
-    ComposeOptions, Files, KUBERNETES_VERSION, KubernetesOptions, NginxOptions, compose,
-    kubernetes, nginx,
+    CaddyOptions, ComposeOptions, Files, KUBERNETES_VERSION, KubernetesOptions, NginxOptions,
+    caddyfile, compose, kubernetes, nginx,
 };
 use crate::tenancy::Tenancy;
 
@@ -32,6 +32,38 @@ pub enum DeployCommand {
         /// Then check the whole configuration with `nginx -t` and, if it passes, reload nginx.
         #[arg(long)]
         reload: bool,
+    },
+    /// Write a Caddyfile that puts Caddy in front of this app with a TLS certificate issued
+    /// on demand for each name the app confirms: the base domain, `www`, the named sites and
+    /// the verified custom domains of active tenants.
+    Caddy {
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// The app server (`host:port`) requests go to; by default the address `serve`
+        /// listens on as BIND says.
+        #[arg(long, value_name = "HOST:PORT")]
+        upstream: Option<String>,
+        /// The loopback port on which Caddy asks the app whether a name may have a
+        /// certificate.
+        #[arg(long, default_value_t = 5555)]
+        ask_port: u16,
+        /// Issue certificates from Caddy's own CA (`local_certs`) instead of a public CA:
+        /// for tests and internal networks whose clients trust its root.
+        #[arg(long)]
+        internal_ca: bool,
+        /// The email the public CA sends notices to.
+        #[arg(long)]
+        email: Option<String>,
+        /// Caddy's HTTP port, when not 80.
+        #[arg(long)]
+        http_port: Option<u16>,
+        /// Caddy's HTTPS port, when not 443.
+        #[arg(long)]
+        https_port: Option<u16>,
+        /// Caddy's admin endpoint (`HOST:PORT`, or `off`); Caddy's default when not given.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Write a Docker Compose project: per dedicated tenant its app, its PostgreSQL and its
     /// one-shot migration, with its credentials in an env file of its own; the shared
@@ -112,6 +144,50 @@ pub async fn deploy(
                 run(&["-s", "reload"])?;
                 println!("nginx checked the configuration and reloaded it");
             }
+        }
+        DeployCommand::Caddy {
+            output,
+            upstream,
+            ask_port,
+            internal_ca,
+            email,
+            http_port,
+            https_port,
+            admin,
+        } => {
+            let upstream = match upstream {
+                Some(upstream) => {
+                    host_and_port("--upstream", &upstream)?;
+                    upstream
+                }
+                None => reachable(site.bind),
+            };
+            if let Some(email) = email.as_deref().filter(|e| {
+                !e.contains('@') || e.contains(|c: char| c.is_whitespace() || "{}\"#".contains(c))
+            }) {
+                return Err(CliError::usage(format!(
+                    "--email '{email}' is not an email address"
+                )));
+            }
+            if let Some(admin) = admin.as_deref().filter(|a| *a != "off") {
+                host_and_port("--admin", admin)?;
+            }
+            let options = CaddyOptions {
+                upstream,
+                ask_port,
+                internal_ca,
+                email,
+                http_port,
+                https_port,
+                admin,
+            };
+            std::fs::write(&output, caddyfile(tenancy, &options))
+                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+            println!(
+                "wrote {}: Caddy in front of {}, with certificates on demand",
+                output.display(),
+                options.upstream
+            );
         }
         DeployCommand::Compose {
             output,

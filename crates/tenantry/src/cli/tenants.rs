@@ -10,8 +10,9 @@ use super::{CliError, count, print_table};
 use crate::catalog::TenantDetails;
 use crate::db_server::DbServerName;
 use crate::dedicated::{Instance, host_name, serves};
+use crate::dns::DnsResolver;
 use crate::host::HostName;
-use crate::lifecycle::{MoveTarget, NewTenant, TenantExport, TenantUpdate};
+use crate::lifecycle::{DomainCheck, MoveTarget, NewTenant, TenantExport, TenantUpdate};
 use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
@@ -154,14 +155,37 @@ pub enum TenantsCommand {
 /// `tenants domains ...`.
 #[derive(Debug, Subcommand)]
 pub enum DomainsCommand {
-    /// Add a custom domain.
+    /// List the tenant's domains and the claims waiting for their DNS record.
+    List {
+        /// The tenant's slug.
+        slug: Slug,
+    },
+    /// Claim a custom domain for the tenant: it is routed once the TXT record printed
+    /// holds the token printed, as `check` (or the server's background check) finds.
+    Claim {
+        /// The tenant's slug.
+        slug: Slug,
+        /// The host name.
+        domain: String,
+    },
+    /// Look up a claimed domain's TXT record now; verified, it is routed at once.
+    Check {
+        /// The tenant's slug.
+        slug: Slug,
+        /// The host name.
+        domain: String,
+        /// The name servers to ask: `system`, or IP[:PORT] separated by commas.
+        #[arg(long, env = "DNS_RESOLVER", default_value = "system")]
+        resolver: String,
+    },
+    /// Add a custom domain the operator vouches for: routed at once, with no DNS check.
     Add {
         /// The tenant's slug.
         slug: Slug,
         /// The host name.
         domain: String,
     },
-    /// Remove a domain (not the primary one).
+    /// Remove a domain (not the primary one), or withdraw a claim.
     Remove {
         /// The tenant's slug.
         slug: Slug,
@@ -360,6 +384,45 @@ async fn list(tenancy: &Tenancy, pending: bool) -> Result<(), CliError> {
 /// `tenants domains add|remove`.
 async fn domains(tenancy: &Tenancy, command: DomainsCommand) -> Result<(), CliError> {
     match command {
+        DomainsCommand::List { slug } => {
+            for domain in tenancy.catalog().details(&slug).await?.domains {
+                let kind = if domain.is_primary {
+                    "primary"
+                } else {
+                    "verified"
+                };
+                println!("{}\t{kind}", domain.domain);
+            }
+            for claim in tenancy.domain_claims(&slug).await? {
+                let why = claim.last_error.as_deref().unwrap_or("not checked yet");
+                println!("{}\tpending: {why}", claim.domain);
+            }
+        }
+        DomainsCommand::Claim { slug, domain } => {
+            let claim = tenancy.claim_domain(&slug, &host(&domain)?).await?;
+            println!(
+                "claimed {domain} for '{slug}': add a TXT record\n  {}  TXT  \"{}\"\n\
+                 then run `tenants domains check {slug} {domain}`",
+                claim.record_name(),
+                claim.token
+            );
+        }
+        DomainsCommand::Check {
+            slug,
+            domain,
+            resolver,
+        } => {
+            let dns = DnsResolver::parse(&resolver)?;
+            match tenancy
+                .check_domain_claim(&slug, &host(&domain)?, &dns)
+                .await?
+            {
+                DomainCheck::Verified => println!("{domain} is verified and routed to '{slug}'"),
+                DomainCheck::NotYet(why) => {
+                    return Err(CliError::failed(format!("{domain} is not verified: {why}")));
+                }
+            }
+        }
         DomainsCommand::Add { slug, domain } => {
             tenancy.add_domain(&slug, &host(&domain)?).await?;
             println!("added {domain} to '{slug}'");

@@ -1,9 +1,11 @@
 //! Deployment files written from the catalog, for the dedicated tenants' servers and the
 //! routing in front of them: nginx on this machine ([`nginx`]), Docker Compose
-//! ([`compose`]) and Kubernetes ([`kubernetes`]). Regenerating after a catalog change
+//! ([`compose`]) and Kubernetes ([`kubernetes`]); and Caddy with certificates on demand for
+//! tenants' custom domains ([`caddyfile`]). Regenerating after a catalog change
 //! rewrites only the files whose text changed; a password, once made, is read back from the
 //! file holding it and kept.
 
+mod caddy;
 mod compose;
 mod kubernetes;
 mod nginx;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+pub use caddy::{CaddyOptions, caddyfile};
 pub use compose::{ComposeOptions, compose};
 pub use kubernetes::{KUBERNETES_VERSION, KubernetesOptions, kubernetes};
 pub use nginx::{NginxOptions, ROUTER_REFUSAL, ROUTER_UNAVAILABLE, nginx};

@@ -16,6 +16,7 @@ mod server;
 mod settings_update;
 mod single_tenant;
 mod site_url;
+mod tls_ask;
 
 pub use crate::dedicated::ROUTER_HEADER;
 pub use client::{ClientAddr, TrustedProxies};
@@ -26,3 +27,4 @@ pub use server::{ServerLimits, serve};
 pub use settings_update::{SETTINGS_HEADER, SettingsUpdate};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use site_url::site_url;
+pub use tls_ask::{TLS_ASK_PATH, tls_ask};

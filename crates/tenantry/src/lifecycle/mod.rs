@@ -5,6 +5,7 @@
 
 mod audit;
 mod commit;
+mod custom_domains;
 #[cfg(feature = "postgres")]
 pub(crate) mod export;
 #[cfg(feature = "postgres")]
@@ -18,6 +19,7 @@ mod upgrade;
 
 #[cfg(feature = "postgres")]
 pub use crate::rows::TableRows;
+pub use custom_domains::{DomainCheck, DomainCheckSchedule, DomainChecks, MAX_CLAIMS};
 #[cfg(feature = "postgres")]
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
 #[cfg(feature = "postgres")]

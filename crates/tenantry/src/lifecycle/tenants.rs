@@ -86,7 +86,7 @@ impl Tenancy {
 
     /// A custom domain may not be the public site, nor sit under it: names below the base
     /// domain belong to the slugs they spell.
-    fn check_domain(&self, domain: &HostName) -> Result<(), Error> {
+    pub(super) fn check_domain(&self, domain: &HostName) -> Result<(), Error> {
         let base = &self.identification().base_domain;
         let message = if domain == base {
             "the base domain is the public site"
@@ -342,11 +342,21 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Removes a domain that is not the tenant's primary one.
+    /// Removes a domain that is not the tenant's primary one, or withdraws its claim of one
+    /// not verified yet.
     pub async fn remove_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
         let details = self.catalog().details(slug).await?;
         match details.domains.iter().find(|d| d.domain == domain.as_str()) {
-            None => return Err(Error::DomainNotFound(domain.to_string())),
+            None => {
+                return match self
+                    .catalog()
+                    .delete_claim(details.tenant.id, domain.as_str())
+                    .await?
+                {
+                    true => Ok(()),
+                    false => Err(Error::DomainNotFound(domain.to_string())),
+                };
+            }
             Some(d) if d.is_primary => return Err(Error::PrimaryDomain(domain.to_string())),
             Some(_) => {}
         }
@@ -362,7 +372,7 @@ impl Tenancy {
     /// A tenant whose domains changed: its own server, which answers only for the domains it
     /// was started with, is stopped; the next request starts it with the new ones.
     #[cfg(feature = "dedicated")]
-    async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
+    pub(super) async fn restart_for_hosts(&self, tenant: &Tenant) -> Result<(), Error> {
         match self.layout(tenant)?.own_server() {
             Some(_) => self.stop_instance(tenant).await,
             None => Ok(()),
