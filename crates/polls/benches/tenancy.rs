@@ -107,6 +107,7 @@ async fn run() {
         let service = NormalizePathLayer::trim_trailing_slash().layer(
             SingleTenantLayer::new(pool, (*thor).clone()).layer(tenant_router(
                 polls::limits::AuthLimits::new(Default::default()),
+                tenantry::dns::DnsResolver::system(),
             )),
         );
         Router::new().fallback_service(service)

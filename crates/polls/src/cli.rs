@@ -169,6 +169,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let listener = startup::listen(&settings).await?;
             tracing::info!("serving on http://{}", settings.serving.bind);
             let _sweep = startup::purge_sweep(&tenancy, &settings.serving);
+            let _checks = startup::domain_checks(&tenancy, &settings.serving);
             let app = startup::app_with(tenancy, &settings.serving);
             startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
 use tenantry::cli::CliError;
+use tenantry::dns::DnsResolver;
 use tenantry::http::TrustedProxies;
 use tenantry::signup::SignupOptions;
 use tenantry::{
@@ -121,6 +122,14 @@ pub struct Serving {
     /// `serve` purges it.
     #[arg(long, env = "DELETE_GRACE_DAYS", default_value_t = DEFAULT_DELETE_GRACE_DAYS)]
     pub delete_grace_days: u64,
+    /// The name servers that verify custom domains' TXT records: `system`, or IP[:PORT]
+    /// separated by commas.
+    #[arg(long, env = "DNS_RESOLVER", default_value = "system", value_parser = DnsResolver::parse)]
+    pub dns_resolver: DnsResolver,
+    /// Seconds before a claimed domain whose record was not found is checked again; the
+    /// wait doubles after each check, to at most an hour.
+    #[arg(long, env = "DOMAIN_CHECK_RETRY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub domain_check_retry: u64,
 }
 
 /// Days a deleted tenant is kept unless told otherwise.
@@ -180,6 +189,8 @@ impl Default for Serving {
             limits: Limits::default(),
             signup: SignupArgs::default(),
             delete_grace_days: DEFAULT_DELETE_GRACE_DAYS,
+            dns_resolver: DnsResolver::system(),
+            domain_check_retry: 60,
         }
     }
 }

@@ -16,10 +16,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
-use tenantry::catalog::{AuditEntry, AuditFilter, TenantDetails, TenantQuery};
+use tenantry::catalog::{AuditEntry, AuditFilter, DomainClaim, TenantDetails, TenantQuery};
+use tenantry::dns::DnsResolver;
 use tenantry::http::ClientAddr;
+use tenantry::lifecycle::DomainCheck;
 use tenantry::web::{CookieJar, LoginLink, LoginThrottle, SessionCookie, random_token, same_token};
-use tenantry::{IsolationMode, Slug, Tenancy, TenantStatus, TenantUpdate};
+use tenantry::{HostName, IsolationMode, Slug, Tenancy, TenantStatus, TenantUpdate};
 use uuid::Uuid;
 
 use crate::limits::AuthLimits;
@@ -41,6 +43,7 @@ struct Console {
     tenancy: Tenancy,
     auth: AuthLimits,
     logins: Arc<LoginThrottle>,
+    dns: DnsResolver,
 }
 
 impl Console {
@@ -65,12 +68,13 @@ impl Console {
     }
 }
 
-/// The console's routes.
-pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
+/// The console's routes; `dns` looks up the records that verify custom domains.
+pub fn router(tenancy: Tenancy, auth: AuthLimits, dns: DnsResolver) -> Router {
     let console = Console {
         tenancy,
         auth,
         logins: Arc::default(),
+        dns,
     };
     Router::new()
         .route("/console", get(tenants))
@@ -82,6 +86,7 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits) -> Router {
         .route("/console/tenants/{slug}", get(tenant))
         .route("/console/tenants/{slug}/export", get(export))
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
+        .route("/console/tenants/{slug}/domains", post(domains))
         .route("/console/tenants/{slug}/{action}", post(change))
         .with_state(console)
         .layer(axum::middleware::map_response(crate::signup::page_headers))
@@ -461,6 +466,7 @@ struct TenantPage {
     operator: String,
     csrf: String,
     details: TenantDetails,
+    claims: Vec<DomainClaim>,
     drops: String,
     audit: Vec<AuditEntry>,
 }
@@ -500,6 +506,7 @@ async fn tenant(
     let page = TenantPage {
         operator: operator.name,
         csrf: operator.csrf,
+        claims: console.tenancy.domain_claims(&slug).await?,
         details,
         drops,
         audit: catalog.audit_log(&filter).await?,
@@ -639,6 +646,64 @@ async fn change(
                 .await?;
         }
         _ => return Err(ConsoleError::NotFound),
+    }
+    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+}
+
+/// A domain form of a tenant's page: what to do (`claim`, `check` or `remove`) to which.
+#[derive(Deserialize)]
+struct DomainForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    domain: String,
+}
+
+/// `POST /console/tenants/{slug}/domains`: claims a custom domain for the tenant (routed once
+/// its TXT record is found), checks a claim now, or removes a domain or claim. A check that
+/// finds no proof says why on the tenant's page.
+async fn domains(
+    State(console): State<Console>,
+    operator: Operator,
+    TenantPath(slug): TenantPath,
+    Form(form): Form<DomainForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let domain = form.domain.trim();
+    let host = HostName::parse(domain)
+        .ok()
+        .filter(|_| !domain.contains(':'))
+        .ok_or_else(|| ConsoleError::Invalid(format!("'{domain}' is not a domain name")))?;
+    let (tenancy, dns, target) = (console.tenancy.clone(), console.dns.clone(), slug.clone());
+    let (action, change): (_, futures::future::BoxFuture<'static, _>) = match form.op.as_str() {
+        "claim" => (
+            "domain.claim",
+            Box::pin(async move { tenancy.claim_domain(&target, &host).await.map(drop) }),
+        ),
+        "check" => (
+            "domain.verify",
+            Box::pin(async move {
+                match tenancy.check_domain_claim(&target, &host, &dns).await? {
+                    DomainCheck::Verified => Ok(()),
+                    DomainCheck::NotYet(why) => Err(tenantry::Error::Invalid {
+                        field: "domain",
+                        message: format!("{host} is not verified yet: {why}"),
+                    }),
+                }
+            }),
+        ),
+        "remove" => (
+            "domain.remove",
+            Box::pin(async move { tenancy.remove_domain(&target, &host).await }),
+        ),
+        _ => return Err(ConsoleError::NotFound),
+    };
+    match console.act(&operator, action, &slug, |_, _| change).await {
+        // A check that found no proof says why on the tenant's page.
+        Ok(()) | Err(ConsoleError::Invalid(_)) if action == "domain.verify" => {}
+        result => result?,
     }
     Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
 }

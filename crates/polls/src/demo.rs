@@ -112,6 +112,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     let mut serving = settings.serving.clone();
     serving.platform_token = Some(token);
     serving.signup.enabled = true;
+    let _checks = startup::domain_checks(&tenancy, &serving);
     let app = startup::app_with(tenancy, &serving);
     startup::serve(listener, app, settings.serving.limits.server()).await;
     Ok(())

@@ -12,8 +12,9 @@ use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
 use tenantry::dedicated::DedicatedOptions;
+use tenantry::dns::DnsResolver;
 use tenantry::http::SingleTenantLayer;
-use tenantry::lifecycle::PendingPool;
+use tenantry::lifecycle::{DomainCheckSchedule, DomainChecks, PendingPool};
 use tenantry::signup::Signup;
 use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, TenancyOptions};
 use tower::Layer;
@@ -170,7 +171,7 @@ async fn open_with(
 }
 
 /// The public site on the base domain: the landing page, health check, signup when it is
-/// open and, with a token, the platform API.
+/// open, the console, Caddy's TLS `ask` and, with a token, the platform API.
 fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Router {
     let platform_token = serving.platform_token.clone();
     let signup = Signup::new(
@@ -199,7 +200,12 @@ fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Rou
         .route("/", get(index))
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .merge(signup::router(signup))
-        .merge(console::router(tenancy.clone(), auth.clone()));
+        .merge(console::router(
+            tenancy.clone(),
+            auth.clone(),
+            serving.dns_resolver.clone(),
+        ))
+        .merge(tenantry::http::tls_ask(tenancy.clone()));
     let router = match platform_token {
         Some(token) => router.merge(tenantry::http::platform_api::router(tenancy.clone(), token)),
         None => router,
@@ -214,6 +220,16 @@ fn public_router(tenancy: &Tenancy, serving: &Serving, auth: &AuthLimits) -> Rou
 pub fn purge_sweep(tenancy: &Tenancy, serving: &Serving) -> tenantry::lifecycle::PurgeSweep {
     let grace = Duration::from_secs(serving.delete_grace_days.saturating_mul(86_400));
     tenantry::lifecycle::PurgeSweep::start(tenancy.clone(), grace, Duration::from_secs(3600))
+}
+
+/// The background checks of claimed custom domains, with DNS_RESOLVER, while the returned
+/// handle lives.
+pub fn domain_checks(tenancy: &Tenancy, serving: &Serving) -> DomainChecks {
+    let schedule = DomainCheckSchedule {
+        first_retry: Duration::from_secs(serving.domain_check_retry),
+        ..DomainCheckSchedule::default()
+    };
+    DomainChecks::start(tenancy.clone(), serving.dns_resolver.clone(), schedule)
 }
 
 /// The listener on the serving address (`BIND`).
@@ -262,9 +278,10 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
     let health = json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
     let routes = Router::new()
         .route("/health", get(|| async move { Json(health) }))
-        .merge(tenant_router(AuthLimits::new(
-            settings.serving.limits.auth(),
-        )))
+        .merge(tenant_router(
+            AuthLimits::new(settings.serving.limits.auth()),
+            settings.serving.dns_resolver.clone(),
+        ))
         .method_not_allowed_fallback(method_not_allowed);
     let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
     Ok(Router::new().fallback_service(service))
@@ -359,7 +376,7 @@ pub fn app_with(tenancy: Tenancy, serving: &Serving) -> Router {
     let public = public_router(&tenancy, serving, &auth);
     let tenants = TenancyLayer::new(tenancy)
         .public(public)
-        .layer(tenant_router(auth));
+        .layer(tenant_router(auth, serving.dns_resolver.clone()));
     let service = NormalizePathLayer::trim_trailing_slash().layer(tenants);
     Router::new().fallback_service(service)
 }
@@ -367,10 +384,10 @@ pub fn app_with(tenancy: Tenancy, serving: &Serving) -> Router {
 /// Every route of a tenant: the JSON API and the admin, each over the domain and neither
 /// over the other. `auth` hashes passwords and limits sign-ups and logins for both; unknown
 /// paths and methods get JSON errors.
-pub fn tenant_router(auth: AuthLimits) -> Router {
+pub fn tenant_router(auth: AuthLimits, dns: DnsResolver) -> Router {
     Router::new()
         .merge(api_router(auth.clone()))
-        .merge(admin::router(auth))
+        .merge(admin::router(auth, dns))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
 }

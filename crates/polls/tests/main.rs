@@ -8,6 +8,7 @@ mod browser;
 mod browser_platform;
 mod cli;
 mod console;
+mod custom_domains;
 mod deploy;
 mod hostile_input;
 mod platform_api;

@@ -4,60 +4,40 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 use crate::error::Error;
 
-/// Where DNS questions go. Nothing is cached: each check sees the record as it is now.
-#[derive(Clone)]
+/// Where DNS questions go: the system's name servers, or the ones given. Nothing is cached:
+/// each lookup reads the configuration and sees the record as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsResolver {
-    resolver: TokioResolver,
-    servers: String,
-}
-
-impl std::fmt::Debug for DnsResolver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsResolver")
-            .field("servers", &self.servers)
-            .finish()
-    }
+    /// Empty for the system's.
+    servers: Vec<SocketAddr>,
 }
 
 impl DnsResolver {
     /// The system's name servers (`/etc/resolv.conf`).
-    pub fn system() -> Result<Self, Error> {
-        let builder = TokioResolver::builder_tokio().map_err(|e| Error::Invalid {
-            field: "dns resolver",
-            message: format!("the system's DNS configuration cannot be read: {e}"),
-        })?;
-        Self::build(builder, "system".to_owned())
+    pub fn system() -> Self {
+        Self {
+            servers: Vec::new(),
+        }
     }
 
     /// The name servers at `servers`, over UDP and TCP.
-    pub fn at(servers: &[SocketAddr]) -> Result<Self, Error> {
-        let name_servers = servers
-            .iter()
-            .map(|server| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = server.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = server.port();
-                NameServerConfig::new(server.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        let config = ResolverConfig::from_name_servers(name_servers);
-        let builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
-        let shown = servers.iter().map(ToString::to_string).collect::<Vec<_>>();
-        Self::build(builder, shown.join(","))
+    pub fn at(servers: &[SocketAddr]) -> Self {
+        Self {
+            servers: servers.to_vec(),
+        }
     }
 
-    /// `system`, or name servers as `ip:port` (or `ip`, port 53) separated by commas.
+    /// `system`, or name servers as `IP[:PORT]` (port 53 when left out) separated by commas.
     pub fn parse(spec: &str) -> Result<Self, Error> {
         if spec.trim() == "system" {
-            return Self::system();
+            return Ok(Self::system());
         }
         let servers = spec
             .split(',')
@@ -69,36 +49,47 @@ impl DnsResolver {
                     .map_err(|_| Error::Invalid {
                         field: "dns resolver",
                         message: format!(
-                            "'{server}' is not a name server: give `system` or IP[:PORT], \
+                            "'{server}' is not a name server: give `system`, or IP[:PORT] \
                              separated by commas"
                         ),
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Self::at(&servers)
+        Ok(Self::at(&servers))
     }
 
-    fn build(
-        mut builder: ResolverBuilder<TokioRuntimeProvider>,
-        servers: String,
-    ) -> Result<Self, Error> {
+    fn resolver(&self) -> Result<TokioResolver, String> {
+        let mut builder = match self.servers.as_slice() {
+            [] => TokioResolver::builder_tokio()
+                .map_err(|e| format!("the system's DNS configuration cannot be read: {e}"))?,
+            servers => {
+                let name_servers = servers
+                    .iter()
+                    .map(|server| {
+                        let mut udp = ConnectionConfig::udp();
+                        udp.port = server.port();
+                        let mut tcp = ConnectionConfig::tcp();
+                        tcp.port = server.port();
+                        NameServerConfig::new(server.ip(), true, vec![udp, tcp])
+                    })
+                    .collect();
+                let config = ResolverConfig::from_name_servers(name_servers);
+                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            }
+        };
         let options = builder.options_mut();
         options.timeout = Duration::from_secs(3);
         options.attempts = 1;
-        options.positive_max_ttl = Some(Duration::ZERO);
-        options.negative_max_ttl = Some(Duration::ZERO);
-        let resolver = builder.build().map_err(|e| Error::Invalid {
-            field: "dns resolver",
-            message: format!("no DNS resolver for {servers}: {e}"),
-        })?;
-        Ok(Self { resolver, servers })
+        builder
+            .build()
+            .map_err(|e| format!("no DNS resolver can be made: {e}"))
     }
 
     /// The texts of the TXT records at `name`, each record's strings joined; `Err` says why
     /// none could be read, as a sentence for the person waiting on it.
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
         let fqdn = format!("{name}.");
-        match self.resolver.txt_lookup(fqdn.as_str()).await {
+        match self.resolver()?.txt_lookup(fqdn.as_str()).await {
             Ok(lookup) => Ok(lookup
                 .answers()
                 .iter()

@@ -626,18 +626,12 @@ impl TestNginx {
 
     /// Waits until nginx accepts connections on `port`.
     pub async fn listening(&self, port: u16) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not come up: {}",
-                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let log = self.dir.path().join("error.log");
+        accepting(port, || {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("nginx did not come up: {log}")
+        })
+        .await;
     }
 }
 
@@ -647,6 +641,19 @@ impl Drop for TestNginx {
         // reaped yet.
         let _ = crate::dedicated::process::signal(i64::from(self.child.id()), libc::SIGTERM);
         let _ = self.child.wait();
+    }
+}
+
+/// Waits up to 10 s until something accepts connections on `port` of the loopback address;
+/// then fails with `why()`.
+async fn accepting(port: u16, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -699,18 +706,8 @@ impl TestDns {
     }
 
     async fn listening(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(self.address())
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "dnsmasq did not come up on port {}",
-                self.port
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let port = self.port;
+        accepting(port, || format!("dnsmasq did not come up on port {port}")).await;
     }
 
     /// Where it answers (UDP and TCP).

@@ -82,7 +82,7 @@ async fn a_claimed_domain_is_routed_only_once_its_txt_record_holds_the_token() {
 
     // No record, then a record with another text: no proof, and the page says why.
     let mut dns = TestDns::start(&[]).await;
-    let resolver = DnsResolver::at(&[dns.address()]).unwrap();
+    let resolver = DnsResolver::at(&[dns.address()]);
     let why = not_yet(check(&s.tenancy, "thor", &shop, &resolver).await);
     assert!(
         why.contains("no TXT record at _tenantry.shop.test"),
@@ -223,7 +223,7 @@ async fn the_background_check_backs_off_and_a_verified_domain_is_routed_everywhe
         max_retry: Duration::from_secs(2),
         tick: Duration::from_millis(100),
     };
-    let resolver = DnsResolver::at(&[dns.address()]).unwrap();
+    let resolver = DnsResolver::at(&[dns.address()]);
     let _checks = DomainChecks::start(s.tenancy.clone(), resolver, schedule);
 
     // It checks at once, finds nothing, and waits before the next check.
@@ -308,7 +308,7 @@ async fn a_sqlite_catalog_claims_and_verifies_domains_too() {
     let shop = host("shop.test");
     let claim = tenancy.claim_domain(&slug("thor"), &shop).await.unwrap();
     let dns = TestDns::start(&[("_tenantry.shop.test", claim.token.as_str())]).await;
-    let resolver = DnsResolver::at(&[dns.address()]).unwrap();
+    let resolver = DnsResolver::at(&[dns.address()]);
     assert_eq!(ask(&app, "shop.test").await, StatusCode::NOT_FOUND);
     let verified = check(&tenancy, "thor", &shop, &resolver).await;
     assert_eq!(verified, DomainCheck::Verified);

@@ -3,6 +3,7 @@
 //! [`tenantry::web`]; the pages are askama templates, checked when the crate compiles and
 //! escaping every value.
 
+mod domains;
 mod login;
 mod polls;
 mod settings;
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tenantry::dns::DnsResolver;
 use tenantry::http::MountPath;
 use tenantry::web::{CookieJar, LOGO_MAX_BYTES, Logo, Session, SessionCookie, same_token};
 use tenantry::{Db, TenancyRejection, Tenant, TenantDb};
@@ -38,8 +40,9 @@ const IMPERSONATION_SECS: u64 = 60 * 60;
 /// needs more, so a bigger body is refused (413) before any work.
 const FORM_MAX_BYTES: usize = 64 * 1024;
 
-/// The admin's routes; `auth` hashes and checks passwords, as for the API's logins.
-pub fn router(auth: AuthLimits) -> Router {
+/// The admin's routes; `auth` hashes and checks passwords, as for the API's logins; `dns`
+/// looks up the records that verify custom domains.
+pub fn router(auth: AuthLimits, dns: DnsResolver) -> Router {
     Router::new()
         .route("/admin", get(polls::dashboard))
         .route("/admin/login", get(login::form).post(login::submit))
@@ -63,6 +66,7 @@ pub fn router(auth: AuthLimits) -> Router {
         .route("/admin/users/{id}/password", post(users::password))
         .route("/admin/users/{id}/staff", post(users::staff))
         .route("/admin/settings", get(settings::show).post(settings::save))
+        .route("/admin/domains", get(domains::list).post(domains::change))
         .route(
             "/admin/settings/logo",
             post(settings::logo).layer(DefaultBodyLimit::max(
@@ -71,6 +75,7 @@ pub fn router(auth: AuthLimits) -> Router {
         )
         .layer(DefaultBodyLimit::max(FORM_MAX_BYTES))
         .layer(Extension(auth))
+        .layer(Extension(dns))
         .layer(middleware::from_fn(framed))
         .layer(middleware::map_response(page_headers))
 }
@@ -92,10 +97,13 @@ pub(crate) enum Done {
     UserCreated,
     PasswordSet,
     StaffChanged,
+    DomainClaimed,
+    DomainVerified,
+    DomainRemoved,
 }
 
 impl Done {
-    const ALL: [Done; 11] = [
+    const ALL: [Done; 14] = [
         Self::PollCreated,
         Self::PollSaved,
         Self::PollDeleted,
@@ -107,6 +115,9 @@ impl Done {
         Self::UserCreated,
         Self::PasswordSet,
         Self::StaffChanged,
+        Self::DomainClaimed,
+        Self::DomainVerified,
+        Self::DomainRemoved,
     ];
 
     /// Its name in the cookie: only these are ever read back, never text from the cookie.
@@ -123,6 +134,9 @@ impl Done {
             Self::UserCreated => "user-created",
             Self::PasswordSet => "password-set",
             Self::StaffChanged => "staff-changed",
+            Self::DomainClaimed => "domain-claimed",
+            Self::DomainVerified => "domain-verified",
+            Self::DomainRemoved => "domain-removed",
         }
     }
 
@@ -139,6 +153,9 @@ impl Done {
             Self::UserCreated => "The user was created.",
             Self::PasswordSet => "The password was changed.",
             Self::StaffChanged => "The user's staff access was changed.",
+            Self::DomainClaimed => "The domain was added: add its DNS record, then check it.",
+            Self::DomainVerified => "The domain is verified: the site answers on it now.",
+            Self::DomainRemoved => "The domain was removed.",
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::deploy::{
@@ -36,35 +36,7 @@ pub enum DeployCommand {
     /// Write a Caddyfile that puts Caddy in front of this app with a TLS certificate issued
     /// on demand for each name the app confirms: the base domain, `www`, the named sites and
     /// the verified custom domains of active tenants.
-    Caddy {
-        /// The file to write.
-        #[arg(long)]
-        output: PathBuf,
-        /// The app server (`host:port`) requests go to; by default the address `serve`
-        /// listens on as BIND says.
-        #[arg(long, value_name = "HOST:PORT")]
-        upstream: Option<String>,
-        /// The loopback port on which Caddy asks the app whether a name may have a
-        /// certificate.
-        #[arg(long, default_value_t = 5555)]
-        ask_port: u16,
-        /// Issue certificates from Caddy's own CA (`local_certs`) instead of a public CA:
-        /// for tests and internal networks whose clients trust its root.
-        #[arg(long)]
-        internal_ca: bool,
-        /// The email the public CA sends notices to.
-        #[arg(long)]
-        email: Option<String>,
-        /// Caddy's HTTP port, when not 80.
-        #[arg(long)]
-        http_port: Option<u16>,
-        /// Caddy's HTTPS port, when not 443.
-        #[arg(long)]
-        https_port: Option<u16>,
-        /// Caddy's admin endpoint (`HOST:PORT`, or `off`); Caddy's default when not given.
-        #[arg(long)]
-        admin: Option<String>,
-    },
+    Caddy(CaddyArgs),
     /// Write a Docker Compose project: per dedicated tenant its app, its PostgreSQL and its
     /// one-shot migration, with its credentials in an env file of its own; the shared
     /// server and its database; nginx in front. Run it with `docker compose up -d` in DIR.
@@ -106,6 +78,37 @@ pub enum DeployCommand {
     },
 }
 
+/// `deploy caddy`'s options.
+#[derive(Debug, Args)]
+pub struct CaddyArgs {
+    /// The file to write.
+    #[arg(long)]
+    output: PathBuf,
+    /// The app server (`host:port`) requests go to; by default the address `serve` listens
+    /// on as BIND says.
+    #[arg(long, value_name = "HOST:PORT")]
+    upstream: Option<String>,
+    /// The loopback port on which Caddy asks the app whether a name may have a certificate.
+    #[arg(long, default_value_t = 5555)]
+    ask_port: u16,
+    /// Issue certificates from Caddy's own CA (`local_certs`) instead of a public CA: for
+    /// tests and internal networks whose clients trust its root.
+    #[arg(long)]
+    internal_ca: bool,
+    /// The email the public CA sends notices to.
+    #[arg(long)]
+    email: Option<String>,
+    /// Caddy's HTTP port, when not 80.
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Caddy's HTTPS port, when not 443.
+    #[arg(long)]
+    https_port: Option<u16>,
+    /// Caddy's admin endpoint (`HOST:PORT`, or `off`); Caddy's default when not given.
+    #[arg(long)]
+    admin: Option<String>,
+}
+
 /// Where the app runs, as `deploy` needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct DeploySite<'a> {
@@ -145,50 +148,7 @@ pub async fn deploy(
                 println!("nginx checked the configuration and reloaded it");
             }
         }
-        DeployCommand::Caddy {
-            output,
-            upstream,
-            ask_port,
-            internal_ca,
-            email,
-            http_port,
-            https_port,
-            admin,
-        } => {
-            let upstream = match upstream {
-                Some(upstream) => {
-                    host_and_port("--upstream", &upstream)?;
-                    upstream
-                }
-                None => reachable(site.bind),
-            };
-            if let Some(email) = email.as_deref().filter(|e| {
-                !e.contains('@') || e.contains(|c: char| c.is_whitespace() || "{}\"#".contains(c))
-            }) {
-                return Err(CliError::usage(format!(
-                    "--email '{email}' is not an email address"
-                )));
-            }
-            if let Some(admin) = admin.as_deref().filter(|a| *a != "off") {
-                host_and_port("--admin", admin)?;
-            }
-            let options = CaddyOptions {
-                upstream,
-                ask_port,
-                internal_ca,
-                email,
-                http_port,
-                https_port,
-                admin,
-            };
-            std::fs::write(&output, caddyfile(tenancy, &options))
-                .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
-            println!(
-                "wrote {}: Caddy in front of {}, with certificates on demand",
-                output.display(),
-                options.upstream
-            );
-        }
+        DeployCommand::Caddy(args) => write_caddy(tenancy, args, site)?,
         DeployCommand::Compose {
             output,
             context,
@@ -238,6 +198,48 @@ pub async fn deploy(
             println!("for Kubernetes {KUBERNETES_VERSION}");
         }
     }
+    Ok(())
+}
+
+/// `deploy caddy`: checks the options, then writes the Caddyfile.
+fn write_caddy(tenancy: &Tenancy, args: CaddyArgs, site: DeploySite<'_>) -> Result<(), CliError> {
+    let upstream = match args.upstream {
+        Some(upstream) => {
+            host_and_port("--upstream", &upstream)?;
+            upstream
+        }
+        None => reachable(site.bind),
+    };
+    let unsafe_text = |c: char| c.is_whitespace() || "{}\"#".contains(c);
+    if let Some(email) = args
+        .email
+        .as_deref()
+        .filter(|e| !e.contains('@') || e.contains(unsafe_text))
+    {
+        return Err(CliError::usage(format!(
+            "--email '{email}' is not an email address"
+        )));
+    }
+    if let Some(admin) = args.admin.as_deref().filter(|a| *a != "off") {
+        host_and_port("--admin", admin)?;
+    }
+    let options = CaddyOptions {
+        upstream,
+        ask_port: args.ask_port,
+        internal_ca: args.internal_ca,
+        email: args.email,
+        http_port: args.http_port,
+        https_port: args.https_port,
+        admin: args.admin,
+    };
+    let output = &args.output;
+    std::fs::write(output, caddyfile(tenancy, &options))
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", output.display())))?;
+    println!(
+        "wrote {}: Caddy in front of {}, with certificates on demand",
+        output.display(),
+        options.upstream
+    );
     Ok(())
 }
 

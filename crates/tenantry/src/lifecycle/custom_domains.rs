@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::every::Every;
 use crate::catalog::{DomainClaim, DueClaim};
 use crate::dns::DnsResolver;
 use crate::error::Error;
@@ -199,29 +200,19 @@ impl DomainCheckSchedule {
 /// next check forward first; it stops when dropped.
 #[derive(Debug)]
 pub struct DomainChecks {
-    task: tokio::task::JoinHandle<()>,
+    _task: Every,
 }
 
 impl DomainChecks {
     /// Starts the checks on the current Tokio runtime.
     pub fn start(tenancy: Tenancy, dns: DnsResolver, schedule: DomainCheckSchedule) -> Self {
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(schedule.tick);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(error) = check_due(&tenancy, &dns, &schedule).await {
-                    tracing::warn!(%error, "the check of claimed domains failed");
-                }
-            }
-        });
-        Self { task }
-    }
-}
-
-impl Drop for DomainChecks {
-    fn drop(&mut self) {
-        self.task.abort();
+        let round = move || {
+            let (tenancy, dns) = (tenancy.clone(), dns.clone());
+            async move { check_due(&tenancy, &dns, &schedule).await }
+        };
+        Self {
+            _task: Every::start(schedule.tick, "the check of claimed domains", round),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod audit;
 mod commit;
 mod custom_domains;
+mod every;
 #[cfg(feature = "postgres")]
 pub(crate) mod export;
 #[cfg(feature = "postgres")]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::every::Every;
 use crate::catalog::TenantDetails;
 use crate::error::Error;
 use crate::slug::Slug;
@@ -79,27 +80,18 @@ impl Tenancy {
 /// dropped.
 #[derive(Debug)]
 pub struct PurgeSweep {
-    task: tokio::task::JoinHandle<()>,
+    _task: Every,
 }
 
 impl PurgeSweep {
     /// Starts the sweep on the current Tokio runtime: one purge now, then one every `every`.
     pub fn start(tenancy: Tenancy, grace: Duration, every: Duration) -> Self {
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                if let Err(error) = tenancy.purge_deleted(grace).await {
-                    tracing::warn!(%error, "the purge of deleted tenants failed");
-                }
-            }
-        });
-        Self { task }
-    }
-}
-
-impl Drop for PurgeSweep {
-    fn drop(&mut self) {
-        self.task.abort();
+        let purge = move || {
+            let tenancy = tenancy.clone();
+            async move { tenancy.purge_deleted(grace).await.map(drop) }
+        };
+        Self {
+            _task: Every::start(every, "the purge of deleted tenants", purge),
+        }
     }
 }
