@@ -1,7 +1,7 @@
 //! Signup and the operators' console in headless Chromium: a visitor signs up (the live
 //! check, the "taken" message), lands logged in in the new tenant's admin and creates a
-//! poll the API then lists; an operator suspends, resumes, impersonates, deletes and
-//! restores it, and finds it all in the audit log.
+//! poll the API then lists; an operator suspends, resumes, impersonates, deletes, restores
+//! and moves it (its progress streamed to the page), and finds it all in the audit log.
 
 use crate::support;
 
@@ -11,6 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::browser::Browser;
 use support::{Mode, TestApp, spawn_app_serving};
+use tenantry::{IsolationMode, Slug};
 
 const OPERATOR_PASSWORD: &str = "operator-pass-1";
 
@@ -28,6 +29,12 @@ async fn wait_for_text(browser: &Browser, css: &str, expected: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// acme's polls as its API lists them to `token`.
+async fn acme_polls(app: &TestApp, token: &str) -> support::Reply {
+    app.request(Method::GET, "acme.polls.test", "/polls/", Some(token), None)
+        .await
 }
 
 /// Replaces what the field `css` holds with `text`, as typed.
@@ -84,15 +91,7 @@ async fn sign_up_in_chromium(mode: Mode, name: &str) {
     browser.fill("#choices", "Lunch\nDinner").await;
     browser.submit("form.stacked button[type=submit]").await;
     let token = app.user("acme.polls.test", "bob").await;
-    let polls = app
-        .request(
-            Method::GET,
-            "acme.polls.test",
-            "/polls/",
-            Some(&token),
-            None,
-        )
-        .await;
+    let polls = acme_polls(&app, &token).await;
     assert_eq!(
         polls.body[0]["question"],
         json!("Lunch or dinner?"),
@@ -165,18 +164,53 @@ async fn sign_up_in_chromium(mode: Mode, name: &str) {
     browser.submit("#restore").await;
     wait_for_text(&browser, "#status", "active").await;
     assert_eq!(
-        app.request(
-            Method::GET,
-            "acme.polls.test",
-            "/polls/",
-            Some(&token),
-            None
-        )
-        .await
-        .body[0]["question"],
+        acme_polls(&app, &token).await.body[0]["question"],
         json!("Lunch or dinner?"),
         "restored with its data"
     );
+
+    // A move to another isolation, its progress arriving on the task's page as it runs.
+    let acme = Slug::parse("acme").unwrap();
+    let isolation = app
+        .tenancy
+        .catalog()
+        .details(&acme)
+        .await
+        .unwrap()
+        .tenant
+        .isolation;
+    let to = match (mode, isolation) {
+        (Mode::Sqlite, _) => None,
+        (_, IsolationMode::Schema) => Some("shared"),
+        _ => Some("schema"),
+    };
+    if let Some(to) = to {
+        browser
+            .goto(&format!("{public}/console/tenants/acme"))
+            .await;
+        browser
+            .run(&format!(
+                "document.getElementById('isolation').value = '{to}';"
+            ))
+            .await;
+        browser.submit("#move").await;
+        let lines = async || browser.text("#lines").await;
+        let outcome = browser.text("#outcome").await;
+        assert!(!outcome.contains("Failed"), "{}", lines().await);
+        wait_for_text(&browser, "#outcome", "Done.").await;
+        let lines = lines().await;
+        assert!(
+            lines.contains(&format!("Moved: acme is {to} now")),
+            "{lines}"
+        );
+        browser.screenshot(&format!("{name}-move")).await;
+        let polls = acme_polls(&app, &token).await;
+        assert_eq!(
+            polls.body[0]["question"],
+            json!("Lunch or dinner?"),
+            "moved with its data"
+        );
+    }
 
     browser.goto(&format!("{public}/console/audit")).await;
     let log = browser.text("#audit").await;
@@ -190,6 +224,7 @@ async fn sign_up_in_chromium(mode: Mode, name: &str) {
     ] {
         assert!(log.contains(action), "{action}: {log}");
     }
+    assert_eq!(log.contains("tenant.move"), to.is_some(), "{log}");
     browser.screenshot(&format!("{name}-audit")).await;
 }
 

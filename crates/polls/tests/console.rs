@@ -434,3 +434,124 @@ async fn console_logins_are_limited_per_client_address() {
     assert!(limited.headers.contains_key("retry-after"));
     assert!(limited.text.contains("Too many logins"), "{}", limited.text);
 }
+
+/// The task page a POST led to: its id, then its events' whole stream, read to the end.
+async fn follow_task(console: &mut Visitor<'_>, started: &support::visitor::Page) -> String {
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text);
+    let task = started.location().to_owned();
+    assert!(task.starts_with("/console/tasks/"), "{task}");
+    let page = console.get(&task).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let events = console.get(&format!("{task}/events")).await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert_eq!(
+        events.headers.get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    events.text
+}
+
+#[tokio::test]
+async fn an_operator_moves_a_tenant_and_migrates_all_watching_progress_stream() {
+    let app = with_operator(Mode::Schema).await;
+    let token = app.user("thor.polls.test", "ann").await;
+    let created = app
+        .request(
+            Method::POST,
+            "thor.polls.test",
+            "/polls/",
+            Some(&token),
+            Some(json!({"question": "Still here?"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let mut console = Visitor::new(&app, PUBLIC, "");
+    log_in(&mut console, PASSWORD).await;
+    let csrf = csrf(&mut console).await;
+
+    let refused = console
+        .post(
+            "/console/tenants/thor/move",
+            &[("csrf", &csrf), ("isolation", "sideways")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let started = console
+        .post(
+            "/console/tenants/thor/move",
+            &[("csrf", &csrf), ("isolation", "shared"), ("server", "")],
+        )
+        .await;
+    let stream = follow_task(&mut console, &started).await;
+    assert!(
+        stream.contains("event: line\ndata: Copying thor's data"),
+        "{stream}"
+    );
+    assert!(
+        stream.contains("data: Moved: thor is shared now"),
+        "{stream}"
+    );
+    assert!(stream.ends_with("event: done\ndata: ok\n\n"), "{stream}");
+    let details = app
+        .tenancy
+        .catalog()
+        .details(&Slug::parse("thor").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(details.tenant.isolation, IsolationMode::Shared);
+    let polls = app
+        .request(
+            Method::GET,
+            "thor.polls.test",
+            "/polls/",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        polls.body[0]["question"], "Still here?",
+        "moved with its data: {:?}",
+        polls.body
+    );
+
+    // Potter's record says it is behind this build's migrations: the page lists it, and
+    // "migrate all" brings it current, tenant by tenant on the stream.
+    sqlx::query("UPDATE tenantry.tenants SET migration_fingerprint = 'old' WHERE slug = 'potter'")
+        .execute(
+            &sqlx::PgPool::connect(app.settings.database_url.as_deref().unwrap())
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let page = console.get("/console/migrations").await;
+    assert!(
+        page.text.contains("/console/tenants/potter"),
+        "{}",
+        page.text
+    );
+    assert!(
+        !page.text.contains("/console/tenants/thor\""),
+        "{}",
+        page.text
+    );
+    let started = console
+        .post("/console/migrations", &[("csrf", &csrf)])
+        .await;
+    let stream = follow_task(&mut console, &started).await;
+    assert!(stream.contains("data: 1 tenant(s) to visit"), "{stream}");
+    assert!(stream.contains("data: potter: up to date"), "{stream}");
+    assert!(stream.ends_with("event: done\ndata: ok\n\n"), "{stream}");
+    let page = console.get("/console/migrations").await;
+    assert!(
+        page.text.contains("0 may have migrations pending"),
+        "{}",
+        page.text
+    );
+
+    let log = actions(&app, "thor").await;
+    assert!(
+        log.contains(&("operator:olga".into(), "tenant.move".into(), "ok".into())),
+        "{log:?}"
+    );
+}

@@ -97,6 +97,18 @@ impl MigrationReport {
 }
 
 impl Tenancy {
+    /// The tenants whose migrations may be pending (the catalog does not record them as
+    /// current with this build's set), by slug, and how many are current. Shared-mode
+    /// tenants count as current: they migrate with the shared tables.
+    pub async fn tenants_to_migrate(&self) -> Result<(Vec<crate::tenant::Tenant>, i64), Error> {
+        let (mut tenants, current) = self
+            .catalog()
+            .to_migrate(self.migrations(), false, None)
+            .await?;
+        tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok((tenants, current))
+    }
+
     /// Migrates tenants, `options.jobs` at a time, each as its layout does it. One tenant's
     /// failure does not stop the others. `started` is told how many tenants will be visited,
     /// `progress` each one's outcome.

@@ -17,14 +17,20 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use tenantry::catalog::{AuditEntry, AuditFilter, DomainClaim, TenantDetails, TenantQuery};
+use tenantry::db_server::DbServerName;
 use tenantry::dns::DnsResolver;
 use tenantry::http::ClientAddr;
-use tenantry::lifecycle::DomainCheck;
+use tenantry::lifecycle::{DomainCheck, MoveTarget};
 use tenantry::web::{CookieJar, LoginLink, LoginThrottle, SessionCookie, random_token, same_token};
 use tenantry::{HostName, IsolationMode, Slug, Tenancy, TenantStatus, TenantUpdate};
 use uuid::Uuid;
 
 use crate::limits::AuthLimits;
+
+mod migrations;
+mod tasks;
+
+use tasks::{Tasks, ticking, to_task};
 
 /// How long an operator's session lasts, in seconds (8 hours).
 const SESSION_SECS: i64 = 8 * 60 * 60;
@@ -44,6 +50,7 @@ struct Console {
     auth: AuthLimits,
     logins: Arc<LoginThrottle>,
     dns: DnsResolver,
+    tasks: Arc<Tasks>,
 }
 
 impl Console {
@@ -75,6 +82,7 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits, dns: DnsResolver) -> Router {
         auth,
         logins: Arc::default(),
         dns,
+        tasks: Arc::default(),
     };
     Router::new()
         .route("/console", get(tenants))
@@ -87,6 +95,14 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits, dns: DnsResolver) -> Router {
         .route("/console/tenants/{slug}/export", get(export))
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
         .route("/console/tenants/{slug}/domains", post(domains))
+        .route("/console/tenants/{slug}/move", post(move_tenant))
+        .route(
+            "/console/migrations",
+            get(migrations::page).post(migrations::migrate_all),
+        )
+        .route("/console/tasks/{id}", get(tasks::page))
+        .route("/console/tasks/{id}/events", get(tasks::events))
+        .route("/console/task.js", get(tasks::script))
         .route("/console/tenants/{slug}/{action}", post(change))
         .with_state(console)
         .layer(axum::middleware::map_response(crate::signup::page_headers))
@@ -648,6 +664,57 @@ async fn change(
         _ => return Err(ConsoleError::NotFound),
     }
     Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+}
+
+/// The move form of a tenant's page: the isolation, and the database server (empty: the
+/// catalog's).
+#[derive(Deserialize)]
+struct MoveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    isolation: String,
+    #[serde(default)]
+    server: String,
+}
+
+/// `POST /console/tenants/{slug}/move`: moves the tenant to another isolation or database
+/// server as a task, whose page shows it running and how it ended; audited. The tenant's
+/// site answers throughout (writes wait for the switch).
+async fn move_tenant(
+    State(console): State<Console>,
+    operator: Operator,
+    TenantPath(slug): TenantPath,
+    Form(form): Form<MoveForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let isolation: IsolationMode = form.isolation.parse().map_err(ConsoleError::Invalid)?;
+    let server = match form.server.trim() {
+        "" => None,
+        name => Some(DbServerName::parse(name).map_err(|e| ConsoleError::Invalid(e.to_string()))?),
+    };
+    console.tenancy.catalog().details(&slug).await?;
+    let (tenancy, actor) = (console.tenancy.clone(), operator.actor());
+    let title = format!("Move {slug} to {}", isolation.as_str());
+    let id = console.tasks.start(title, |progress| async move {
+        progress.say(format!(
+            "Copying {slug}'s data to {} isolation, then switching the catalog to the copy",
+            isolation.as_str()
+        ));
+        let target = MoveTarget { isolation, server };
+        let (mover, moved) = (tenancy.clone(), slug.clone());
+        let moving = async move { mover.move_tenant(&moved, target).await };
+        let moving = tenancy.audited(&actor, "tenant.move", slug.as_str(), moving);
+        match ticking(&progress, moving).await {
+            Ok(details) => Ok(format!(
+                "Moved: {slug} is {} now, at {}",
+                details.tenant.isolation.as_str(),
+                details.tenant.placement
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    });
+    Ok(to_task(id))
 }
 
 /// A domain form of a tenant's page: what to do (`claim`, `check` or `remove`) to which.
