@@ -555,3 +555,46 @@ async fn an_operator_moves_a_tenant_and_migrates_all_watching_progress_stream() 
         "{log:?}"
     );
 }
+
+#[tokio::test]
+async fn the_console_changes_a_tenants_settings_as_the_schema_allows() {
+    let app = with_operator(Mode::Schema).await;
+    let mut console = Visitor::new(&app, PUBLIC, "");
+    log_in(&mut console, PASSWORD).await;
+    let csrf = csrf(&mut console).await;
+    let path = "/console/tenants/thor/settings";
+    for (patch, said) in [
+        ("{not json", "not a JSON object"),
+        ("[1]", "a JSON object of the keys to change"),
+        (r#"{"primary_color": "red"}"#, "primary_color"),
+        (r#"{"no_such_key": 1}"#, "no_such_key"),
+    ] {
+        let refused = console
+            .post(path, &[("csrf", &csrf), ("patch", patch)])
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{patch}");
+        assert!(refused.text.contains(said), "{patch}: {}", refused.text);
+    }
+    let saved = console
+        .post(
+            path,
+            &[
+                ("csrf", &csrf),
+                ("patch", r##"{"primary_color": "#aa3300"}"##),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let thor = Slug::parse("thor").unwrap();
+    let details = app.tenancy.catalog().details(&thor).await.unwrap();
+    assert_eq!(details.tenant.settings["primary_color"], "#aa3300");
+    let page = console.get("/console/tenants/thor").await;
+    assert!(page.text.contains("#aa3300"), "{}", page.text);
+    let log = actions(&app, "thor").await;
+    let saved = (
+        "operator:olga".into(),
+        "tenant.settings".into(),
+        "ok".into(),
+    );
+    assert!(log.contains(&saved), "{log:?}");
+}

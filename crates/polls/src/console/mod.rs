@@ -96,6 +96,7 @@ pub fn router(tenancy: Tenancy, auth: AuthLimits, dns: DnsResolver) -> Router {
         .route("/console/tenants/{slug}/impersonate", post(impersonate))
         .route("/console/tenants/{slug}/domains", post(domains))
         .route("/console/tenants/{slug}/move", post(move_tenant))
+        .route("/console/tenants/{slug}/settings", post(settings))
         .route(
             "/console/migrations",
             get(migrations::page).post(migrations::migrate_all),
@@ -663,6 +664,47 @@ async fn change(
         }
         _ => return Err(ConsoleError::NotFound),
     }
+    Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
+}
+
+/// The settings form of a tenant's page: a JSON object of the keys to change.
+#[derive(Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    patch: String,
+}
+
+/// `POST /console/tenants/{slug}/settings`: changes the tenant's settings (branding and the
+/// app's rules) by a JSON object whose keys replace the stored ones (`null` resets one),
+/// checked against the app's schema as the platform API and the tenant's admin check them;
+/// audited.
+async fn settings(
+    State(console): State<Console>,
+    operator: Operator,
+    TenantPath(slug): TenantPath,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, ConsoleError> {
+    operator.check(&form.csrf)?;
+    let patch: serde_json::Value = serde_json::from_str(&form.patch)
+        .map_err(|e| ConsoleError::Invalid(format!("The settings are not a JSON object: {e}.")))?;
+    if !patch.is_object() {
+        return Err(ConsoleError::Invalid(
+            "The settings are a JSON object of the keys to change, such as \
+             {\"primary_color\": \"#aa3300\"}."
+                .into(),
+        ));
+    }
+    let update = TenantUpdate {
+        settings: Some(patch),
+        ..TenantUpdate::default()
+    };
+    let change =
+        |tenancy: Tenancy, slug: Slug| async move { tenancy.update_tenant(&slug, update).await };
+    console
+        .act(&operator, "tenant.settings", &slug, change)
+        .await?;
     Ok(Redirect::to(&format!("/console/tenants/{slug}")).into_response())
 }
 
