@@ -308,3 +308,37 @@ async fn the_public_handles_show_themselves_without_secrets() {
     }
     assert!(!shown.contains("password: Some(\""), "{shown}");
 }
+
+#[tokio::test]
+async fn a_tenants_size_is_what_its_own_tables_take_and_grows_with_its_data() {
+    let s = setup(8).await;
+    s.create("thor").await;
+    s.create_in("odin", tenantry::IsolationMode::Database).await;
+    s.create_in("loki", tenantry::IsolationMode::Shared).await;
+    let size = async |name: &str| {
+        let tenant = s
+            .tenancy
+            .catalog()
+            .details(&slug(name))
+            .await
+            .unwrap()
+            .tenant;
+        s.tenancy.tenant_size(&tenant).await.unwrap()
+    };
+    assert_eq!(
+        size("loki").await,
+        None,
+        "a shared tenant's rows are among others'"
+    );
+    let database = size("odin").await.unwrap();
+    assert!(
+        database > 1_000_000,
+        "a database has its catalogs: {database}"
+    );
+    let before = size("thor").await.unwrap();
+    for n in 0..500 {
+        support::add_note(&s.tenancy, "thor", &format!("note {n} {}", "x".repeat(200))).await;
+    }
+    let after = size("thor").await.unwrap();
+    assert!(after > before, "{before} then {after}");
+}

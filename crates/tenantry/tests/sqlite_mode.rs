@@ -308,3 +308,22 @@ async fn the_catalog_upgrade_for_dedicated_tenants_keeps_every_tenant_and_domain
         IsolationMode::Dedicated
     );
 }
+
+#[tokio::test]
+async fn a_sqlite_tenants_size_is_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenancy = open(dir.path(), notes(None)).await;
+    create(&tenancy, "thor").await;
+    let tenant = tenancy
+        .catalog()
+        .details(&slug("thor"))
+        .await
+        .unwrap()
+        .tenant;
+    let size = tenancy.tenant_size(&tenant).await.unwrap().unwrap();
+    let file = std::fs::metadata(file(&dir, "thor")).unwrap().len();
+    assert!(
+        size >= i64::try_from(file).unwrap() && size > 0,
+        "{size} for a {file}-byte file"
+    );
+}

@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -411,6 +413,8 @@ struct TenantsPage {
     status: String,
     mode: String,
     tenants: Vec<TenantDetails>,
+    /// Each tenant's size, as shown.
+    sizes: Vec<String>,
     total: i64,
     page: u32,
     pages: u32,
@@ -461,6 +465,15 @@ async fn tenants(
         limit: PAGE,
     };
     let found = console.tenancy.catalog().page(&query).await?;
+    let listed: Vec<_> = found.tenants.iter().map(|d| d.tenant.clone()).collect();
+    let sizes = futures::stream::iter(listed)
+        .map(|tenant| {
+            let tenancy = console.tenancy.clone();
+            async move { size_of(&tenancy, &tenant).await }
+        })
+        .buffered(8)
+        .collect()
+        .await;
     let pages = u32::try_from(found.total.max(1).unsigned_abs().div_ceil(u64::from(PAGE)))
         .unwrap_or(u32::MAX);
     let page = TenantsPage {
@@ -470,6 +483,7 @@ async fn tenants(
         status: list.status,
         mode: list.mode,
         tenants: found.tenants,
+        sizes,
         total: found.total,
         page,
         pages,
@@ -483,9 +497,34 @@ struct TenantPage {
     operator: String,
     csrf: String,
     details: TenantDetails,
+    size: String,
     claims: Vec<DomainClaim>,
     drops: String,
     audit: Vec<AuditEntry>,
+}
+
+/// The tenant's size as the console shows it: `1.5 MB`, `shared` where its rows sit among
+/// other tenants', `?` where it cannot be read now (a database server down).
+async fn size_of(tenancy: &Tenancy, tenant: &tenantry::Tenant) -> String {
+    match tenancy.tenant_size(tenant).await {
+        Ok(Some(bytes)) => {
+            let bytes = bytes as f64;
+            match ["B", "kB", "MB", "GB", "TB"]
+                .iter()
+                .enumerate()
+                .find(|(i, _)| bytes < 1000f64.powi(*i as i32 + 1))
+            {
+                Some((0, unit)) => format!("{bytes} {unit}"),
+                Some((i, unit)) => format!("{:.1} {unit}", bytes / 1000f64.powi(i as i32)),
+                None => format!("{:.1} PB", bytes / 1e15),
+            }
+        }
+        Ok(None) => "shared".into(),
+        Err(error) => {
+            tracing::warn!(%error, tenant = %tenant.slug, "the tenant's size could not be read");
+            "?".into()
+        }
+    }
 }
 
 fn slug_of(raw: &str) -> Result<Slug, ConsoleError> {
@@ -524,6 +563,7 @@ async fn tenant(
         operator: operator.name,
         csrf: operator.csrf,
         claims: console.tenancy.domain_claims(&slug).await?,
+        size: size_of(&console.tenancy, &details.tenant).await,
         details,
         drops,
         audit: catalog.audit_log(&filter).await?,

@@ -70,6 +70,17 @@ impl Layout for Database {
         }
     }
 
+    async fn size(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        Ok(pooler::query_scalar("SELECT pg_database_size($1)")
+            .bind(own_database(tenant)?.as_str())
+            .fetch_optional(pooler::Pinned(&server))
+            .await?)
+    }
+
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
         postgres::migrate(cx, tenant, false, keep).await
     }

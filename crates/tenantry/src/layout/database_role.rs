@@ -166,6 +166,10 @@ impl Layout for DatabaseWithRole {
         Database.discard(cx, tenant).await
     }
 
+    async fn size(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        Database.size(cx, tenant).await
+    }
+
     fn describe(&self, tenant: &Tenant) -> String {
         format!(
             "{}, its role \"{}\"",

@@ -184,6 +184,12 @@ pub(crate) trait Layout: Send + Sync {
     /// What deprovisioning drops, for a person to confirm.
     fn describe(&self, tenant: &Tenant) -> String;
 
+    /// The bytes the tenant's own tables take (with their indexes), where they are its
+    /// alone; `None` where its rows sit among other tenants'.
+    async fn size(&self, _: Cx<'_>, _: &Tenant) -> Result<Option<i64>, Error> {
+        Ok(None)
+    }
+
     /// Applies the tenant's pending migrations and records them in the catalog; with
     /// `keep` false, applies them in a transaction that is rolled back, to check them.
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error>;

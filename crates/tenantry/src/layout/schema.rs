@@ -67,6 +67,21 @@ impl Layout for Schema {
         format!("schema \"{}\"{}", tenant.placement.schema, on(tenant))
     }
 
+    async fn size(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        let server = cx
+            .pools
+            .for_server(tenant.placement.server.as_ref())
+            .await?;
+        Ok(pooler::query_scalar(
+            "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')",
+        )
+        .bind(tenant.placement.schema.as_str())
+        .fetch_one(pooler::Pinned(&server))
+        .await?)
+    }
+
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
         postgres::migrate(cx, tenant, tenant.placement.server.is_none(), keep).await
     }

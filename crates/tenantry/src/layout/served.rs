@@ -47,6 +47,10 @@ impl<L: Layout + OwnServer> Layout for Served<L> {
         format!("{} and its server", self.0.describe(tenant))
     }
 
+    async fn size(&self, cx: Cx<'_>, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        self.0.size(cx, tenant).await
+    }
+
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
         self.0.migrate(cx, tenant, keep).await
     }

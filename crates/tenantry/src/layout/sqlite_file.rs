@@ -137,6 +137,19 @@ impl Layout for SqliteFiles {
         }
     }
 
+    /// The file's bytes, with its write-ahead log's.
+    async fn size(&self, _: Cx<'_>, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        let file = self.tenant_file(own_file(tenant)?);
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        let bytes = [file.into_os_string(), wal]
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| meta.len())
+            .sum::<u64>();
+        Ok(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
+    }
+
     async fn migrate(&self, cx: Cx<'_>, tenant: &Tenant, keep: bool) -> Result<Applied, Error> {
         let (migrator, fingerprint) = cx.migrations.sqlite_tenant()?;
         let TxRoute { pool, begin } = self.transaction(cx, tenant, Access::Owner).await?;

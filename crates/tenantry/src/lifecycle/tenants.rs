@@ -329,6 +329,12 @@ impl Tenancy {
         Ok(())
     }
 
+    /// The bytes the tenant's own tables or file take; `None` for a shared-mode tenant, whose
+    /// rows sit among other tenants'.
+    pub async fn tenant_size(&self, tenant: &Tenant) -> Result<Option<i64>, Error> {
+        self.layout(tenant)?.size(self.cx(), tenant).await
+    }
+
     /// Adds a (custom) domain to the tenant.
     pub async fn add_domain(&self, slug: &Slug, domain: &HostName) -> Result<(), Error> {
         self.check_domain(domain)?;
