@@ -1,5 +1,5 @@
 //! Signup and the operators' console in headless Chromium: a visitor signs up (the live
-//! check, the "taken" message), lands logged in in the new tenant's admin and creates a
+//! check, the "taken" message, the per-address rate), lands logged in in the new tenant's admin and creates a
 //! poll the API then lists; an operator suspends, resumes, impersonates, deletes, restores
 //! and moves it (its progress streamed to the page), and finds it all in the audit log.
 
@@ -52,7 +52,11 @@ async fn status_of(app: &TestApp, host: &str) -> StatusCode {
 }
 
 async fn sign_up_in_chromium(mode: Mode, name: &str) {
-    let app = spawn_app_serving(mode, |serving| serving.signup.enabled = true).await;
+    let app = spawn_app_serving(mode, |serving| {
+        serving.signup.enabled = true;
+        serving.signup.signup_rate_per_address = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
     let hash = polls::auth::hash_password(OPERATOR_PASSWORD);
     app.tenancy
         .catalog()
@@ -116,6 +120,17 @@ async fn sign_up_in_chromium(mode: Mode, name: &str) {
         browser.text("#slug-error").await,
         "'acme' is taken: choose another subdomain."
     );
+
+    // A third signup from this address within the hour: refused (429), nothing made.
+    retype(&browser, "#slug", "acme-two").await;
+    browser.fill("#password", "s3cret-pass").await;
+    browser.submit("#signup button[type=submit]").await;
+    assert_eq!(
+        browser.text("#form-error").await,
+        "Too many signups from your address. Try again later."
+    );
+    let acme_two = Slug::parse("acme-two").unwrap();
+    assert!(app.tenancy.catalog().by_slug(&acme_two).await.unwrap().is_none());
 
     // The operator: suspend, resume, impersonate, delete and restore.
     browser.goto(&format!("{public}/console/login")).await;
