@@ -130,7 +130,14 @@ async fn sign_up_in_chromium(mode: Mode, name: &str) {
         "Too many signups from your address. Try again later."
     );
     let acme_two = Slug::parse("acme-two").unwrap();
-    assert!(app.tenancy.catalog().by_slug(&acme_two).await.unwrap().is_none());
+    assert!(
+        app.tenancy
+            .catalog()
+            .by_slug(&acme_two)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The operator: suspend, resume, impersonate, delete and restore.
     browser.goto(&format!("{public}/console/login")).await;

@@ -590,7 +590,11 @@ async fn the_console_changes_a_tenants_settings_as_the_schema_allows() {
     assert_eq!(details.tenant.settings["primary_color"], "#aa3300");
     let page = console.get("/console/tenants/thor").await;
     assert!(page.text.contains("#aa3300"), "{}", page.text);
-    assert!(page.text.contains(" kB</dd>"), "thor's schema size: {}", page.text);
+    assert!(
+        page.text.contains(" kB</dd>"),
+        "thor's schema size: {}",
+        page.text
+    );
     let list = console.get("/console").await;
     assert!(list.text.contains("<td class=\"size\">"), "{}", list.text);
     let log = actions(&app, "thor").await;
