@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
+use tenantry::cache::Cache;
 use tenantry::cli::CliError;
 use tenantry::dns::DnsResolver;
 use tenantry::http::TrustedProxies;
@@ -72,6 +73,10 @@ pub struct Settings {
     /// The app role's password, if the server asks for one; `migrate` sets it.
     #[arg(long, global = true, env = "APP_ROLE_PASSWORD", hide_env_values = true)]
     pub app_role_password: Option<String>,
+    /// The Redis that caches tenants' values (`redis://host:6379/0`), shared by every server;
+    /// each process caches in its own memory without it.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// How `serve` and `demo` serve: their own options, or the environment for the commands
     /// that only read them (`migrate`'s upgrade waves and `deploy` use `BIND`).
     #[arg(skip)]
@@ -417,7 +422,16 @@ impl Settings {
             },
             dedicated: None,
             settings: crate::domain::rules::schema(),
+            cache: self.cache()?,
         })
+    }
+
+    /// Where tenants' cached values live: REDIS_URL's Redis, or this process.
+    pub fn cache(&self) -> Result<Cache, String> {
+        match &self.redis_url {
+            Some(url) => Cache::redis(url).map_err(|e| format!("REDIS_URL: {e}")),
+            None => Ok(Cache::default()),
+        }
     }
 
     /// The identification configuration these settings describe.

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tenantry::cli::CliError;
 use tenantry::dedicated::DedicatedOptions;
 use tenantry::dns::DnsResolver;
-use tenantry::http::SingleTenantLayer;
+use tenantry::http::{SingleTenantLayer, TenantCache};
 use tenantry::lifecycle::{DomainCheckSchedule, DomainChecks, PendingPool};
 use tenantry::signup::Signup;
 use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, TenancyOptions};
@@ -269,7 +269,8 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
         .with_profile(name, tenant_settings)
         .following_supervisor()
         .with_settings_schema(crate::domain::rules::schema())
-        .with_hosts(tenant_hosts()?);
+        .with_hosts(tenant_hosts()?)
+        .with_cache(settings.cache().map_err(CliError::usage)?);
     let layer = match &settings.router_secret {
         Some(secret) => layer.with_router_secret(secret),
         None => layer,
@@ -390,6 +391,21 @@ pub fn tenant_router(auth: AuthLimits, dns: DnsResolver) -> Router {
         .merge(admin::router(auth, dns))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(flush_on_write))
+}
+
+/// Any request that may write to a tenant (the API's or the admin's) flushes the tenant's
+/// cached values, now and again once its transaction commits: a cached read never misses
+/// a write that was answered.
+async fn flush_on_write(
+    cache: TenantCache,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !request.method().is_safe() {
+        cache.flush().await;
+    }
+    next.run(request).await
 }
 
 /// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM.

@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod browser;
 mod browser_platform;
+mod cached_list;
 mod cli;
 mod console;
 mod custom_domains;

@@ -55,6 +55,7 @@
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
 compile_error!("tenantry needs a database engine: enable its `postgres` or `sqlite` feature");
 
+pub mod cache;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -285,13 +285,7 @@ async fn the_background_check_backs_off_and_a_verified_domain_is_routed_everywhe
 #[tokio::test]
 async fn a_sqlite_catalog_claims_and_verifies_domains_too() {
     let data = tempfile::tempdir().unwrap();
-    let sqlite = sqlx::migrate!("./tests/migrations/tenant-sqlite");
-    let migrations = Migrations::new(
-        sqlx::migrate::Migrator::DEFAULT,
-        sqlx::migrate::Migrator::DEFAULT,
-    )
-    .and_then(|m| m.with_sqlite(sqlite))
-    .unwrap();
+    let migrations = support::sqlite_notes();
     let tenancy = Tenancy::open_sqlite(
         data.path(),
         support::identification(),

@@ -3,6 +3,7 @@
 mod support;
 
 mod budget;
+mod cache;
 mod cancel_storm;
 mod cluster_smoke;
 mod conformance;

@@ -163,6 +163,7 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         tenant_pool_size: per_tenant,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
+        redis_url: None,
     }
 }
 

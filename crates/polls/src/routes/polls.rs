@@ -1,14 +1,21 @@
 //! `/polls` and `/polls/{id}`: polls with their choices and votes nested.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenantry::TenantDb;
+use tenantry::http::TenantCache;
 
 use crate::auth::AuthUser;
 use crate::domain::polls::{self, Poll, Question};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::path::ApiPath;
+
+/// How long the list of polls stays cached when nothing writes.
+const LIST_TTL: Duration = Duration::from_secs(300);
 
 /// The body of `POST`, `PUT` and `PATCH`.
 #[derive(Deserialize)]
@@ -17,11 +24,22 @@ pub(super) struct PollBody {
 }
 
 /// `GET /polls`: every poll, by id.
+/// Served from the tenant's cache: any write to the tenant flushes it once the write commits
+/// (`startup::flush_on_write`), so an answered write is never missing from it.
 pub(super) async fn list(
     _user: AuthUser,
+    cache: TenantCache,
     mut db: TenantDb,
-) -> Result<ApiJson<Vec<Poll>>, ApiError> {
-    Ok(ApiJson(polls::all(&mut db).await?))
+) -> Result<Response, ApiError> {
+    let body: String = cache
+        .get_or_insert_with("polls", LIST_TTL, async || {
+            let all = polls::all(&mut db).await?;
+            // Serializing what the database returned cannot fail; if it did, it is a 500.
+            serde_json::to_string(&all)
+                .map_err(|e| ApiError::Database(sqlx::Error::Encode(e.into())))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /polls`: 201 with a new poll by the caller.

@@ -137,6 +137,7 @@ fn settings_without_database() -> Settings {
         tenant_pool_size: 2,
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
+        redis_url: None,
     }
 }
 

@@ -229,7 +229,8 @@ where
                 }
                 Err(error) => return TenancyRejection::from(error).into_response(),
             };
-            let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount)
+            let cache = tenancy.cache().clone();
+            let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount, cache)
                 .writing_settings(SettingsWriter::Catalog(tenancy.clone()));
             if !request.method().is_safe() {
                 scope = scope.fenced(tenancy.catalog().clone());

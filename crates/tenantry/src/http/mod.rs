@@ -16,6 +16,7 @@ mod server;
 mod settings_update;
 mod single_tenant;
 mod site_url;
+mod tenant_cache;
 mod tenant_domains;
 mod tls_ask;
 
@@ -28,5 +29,6 @@ pub use server::{ServerLimits, serve};
 pub use settings_update::{SETTINGS_HEADER, SettingsUpdate};
 pub use single_tenant::{SingleTenantLayer, SingleTenantService};
 pub use site_url::site_url;
+pub use tenant_cache::TenantCache;
 pub use tenant_domains::TenantDomains;
 pub use tls_ask::{TLS_ASK_PATH, tls_ask};

@@ -1,12 +1,14 @@
 //! [`RequestScope`]: the tenant of one request and its lazily opened transaction.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use tokio::sync::Mutex;
 
+use crate::cache::Cache;
 use crate::catalog::TenantCatalog;
 use crate::http::rejection::TenancyRejection;
 use crate::pools::PoolLease;
@@ -39,6 +41,9 @@ pub(crate) struct RequestScope {
     fence: Option<TenantCatalog>,
     /// Where a change to the tenant's settings goes.
     pub(crate) settings: SettingsWriter,
+    /// The tenant's cache, and whether to flush it once the transaction commits.
+    pub(crate) cache: Cache,
+    pub(crate) flush_cache: Arc<AtomicBool>,
 }
 
 impl RequestScope {
@@ -47,6 +52,7 @@ impl RequestScope {
         tenant: Arc<Tenant>,
         begin: Arc<str>,
         mount: String,
+        cache: Cache,
     ) -> Self {
         Self {
             pool,
@@ -56,6 +62,8 @@ impl RequestScope {
             transaction: Arc::default(),
             fence: None,
             settings: SettingsWriter::None,
+            cache,
+            flush_cache: Arc::default(),
         }
     }
 
@@ -112,7 +120,12 @@ impl RequestScope {
                 }
             }
             match transaction.commit().await {
-                Ok(()) => response,
+                Ok(()) => {
+                    if self.flush_cache.load(Ordering::Acquire) {
+                        self.cache.flush_tenant(self.tenant.id).await;
+                    }
+                    response
+                }
                 Err(error) => TenancyRejection::from(error).into_response(),
             }
         } else {

@@ -30,6 +30,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::cache::Cache;
 #[cfg(feature = "sqlite")]
 use crate::catalog::file_options;
 use crate::db::DbPool;
@@ -62,6 +63,9 @@ pub struct SingleTenantLayer {
     hosts: Option<Arc<[HostName]>>,
     /// The mark of the router whose requests may change settings; `None`: no router's.
     router_secret: Option<Arc<str>>,
+    /// Where its handlers' cached values live: in this process unless
+    /// [`with_cache`](Self::with_cache) says otherwise.
+    cache: Cache,
 }
 
 impl SingleTenantLayer {
@@ -94,6 +98,7 @@ impl SingleTenantLayer {
                 schema: None,
                 hosts: None,
                 router_secret: None,
+                cache: Cache::default(),
             },
         }
     }
@@ -147,6 +152,12 @@ impl SingleTenantLayer {
             schema: Some(schema),
             ..self
         }
+    }
+
+    /// Its handlers' [`TenantCache`](crate::http::TenantCache) values in `cache` (Redis, to
+    /// share them with other servers of the tenant).
+    pub fn with_cache(self, cache: Cache) -> Self {
+        Self { cache, ..self }
     }
 
     /// Takes settings changes only from requests that carry `secret` in
@@ -209,6 +220,7 @@ impl SingleTenantLayer {
             schema: None,
             hosts: None,
             router_secret: None,
+            cache: Cache::default(),
         }
     }
 }
@@ -346,6 +358,7 @@ where
             profile.tenant,
             self.layer.begin.clone(),
             mount,
+            self.layer.cache.clone(),
         )
         .writing_settings(writer);
         Box::pin(

@@ -305,6 +305,7 @@ impl Tenancy {
         };
         self.remove_old(&tenant, &switched).await?;
         self.catalog().invalidate();
+        self.cache().flush_tenant(tenant.id).await;
         self.catalog().details(slug).await
     }
 

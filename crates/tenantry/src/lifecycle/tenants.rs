@@ -256,6 +256,7 @@ impl Tenancy {
             }
         };
         self.catalog().invalidate();
+        self.cache().flush_tenant(tenant.id).await;
         // Suspended, or renamed (its primary domain with it): its server stops.
         #[cfg(feature = "dedicated")]
         if (status == Some(TenantStatus::Suspended) || renamed.is_some())
@@ -326,6 +327,7 @@ impl Tenancy {
         self.commit(layout, deprovision, async || Ok(tx), record)
             .await?;
         self.catalog().invalidate();
+        self.cache().flush_tenant(tenant.id).await;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod sqlite;
 #[cfg(feature = "postgres")]
 pub use postgres::connect_options;
 
+use crate::cache::Cache;
 use std::sync::Arc;
 
 use crate::catalog::TenantCatalog;
@@ -48,6 +49,7 @@ struct Inner {
     identification: Identification,
     migrations: Migrations,
     settings: SettingsSchema,
+    cache: Cache,
 }
 
 /// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
@@ -68,6 +70,8 @@ pub struct TenancyOptions {
     pub dedicated: Option<DedicatedOptions>,
     /// The settings tenants have: branding and the app's own ([`SettingsSchema::of`]).
     pub settings: SettingsSchema,
+    /// Where handlers' `TenantCache` values live.
+    pub cache: Cache,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -99,6 +103,7 @@ impl Tenancy {
                 identification,
                 migrations,
                 settings: options.settings,
+                cache: options.cache,
             }),
         };
         #[cfg(feature = "dedicated")]
@@ -191,6 +196,11 @@ impl Tenancy {
     /// How requests are matched to tenants.
     pub fn identification(&self) -> &Identification {
         &self.inner.identification
+    }
+
+    /// Where handlers' cached values live.
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     /// The shared and tenant migration sets.

@@ -326,3 +326,10 @@ pub async fn slow_link(target: (String, u16), delay: std::time::Duration) -> u16
     });
     port
 }
+
+/// The notes set of a SQLite deployment.
+pub fn sqlite_notes() -> Migrations {
+    Migrations::new(Migrator::DEFAULT, Migrator::DEFAULT)
+        .and_then(|m| m.with_sqlite(sqlx::migrate!("./tests/migrations/tenant-sqlite")))
+        .unwrap()
+}
