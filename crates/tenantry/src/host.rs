@@ -24,6 +24,15 @@ pub enum HostError {
 }
 
 impl HostName {
+    /// A domain name as a person gives it (a custom domain, Caddy's question): what
+    /// [`HostName::parse`] accepts, without a port.
+    pub fn parse_domain(raw: &str) -> Result<Self, HostError> {
+        match raw.contains(':') {
+            true => Err(HostError::Invalid),
+            false => Self::parse(raw),
+        }
+    }
+
     /// Normalizes a raw `Host` value such as `Thor.Polls.localhost:8000`.
     ///
     /// Accepts DNS names (labels of 1-63 characters from `a-z0-9-`, not starting or ending

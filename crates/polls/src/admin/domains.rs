@@ -84,13 +84,12 @@ pub(super) struct DomainForm {
 /// The form's domain, or the page again saying why it is none.
 fn parse(form: &DomainForm) -> Result<HostName, String> {
     let domain = form.domain.trim();
-    match HostName::parse(domain) {
-        Ok(host) if !domain.contains(':') => Ok(host),
-        _ => Err(format!(
+    HostName::parse_domain(domain).map_err(|_| {
+        format!(
             "'{domain}' is not a domain name: letters, digits and '-' in labels separated by \
              dots, such as polls.example.com"
-        )),
-    }
+        )
+    })
 }
 
 /// What a refused change says on the page, and with which status.

@@ -821,10 +821,8 @@ async fn domains(
 ) -> Result<Response, ConsoleError> {
     operator.check(&form.csrf)?;
     let domain = form.domain.trim();
-    let host = HostName::parse(domain)
-        .ok()
-        .filter(|_| !domain.contains(':'))
-        .ok_or_else(|| ConsoleError::Invalid(format!("'{domain}' is not a domain name")))?;
+    let host = HostName::parse_domain(domain)
+        .map_err(|_| ConsoleError::Invalid(format!("'{domain}' is not a domain name")))?;
     let (tenancy, dns, target) = (console.tenancy.clone(), console.dns.clone(), slug.clone());
     let (action, change): (_, futures::future::BoxFuture<'static, _>) = match form.op.as_str() {
         "claim" => (

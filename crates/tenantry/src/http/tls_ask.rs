@@ -30,9 +30,9 @@ async fn answer(State(tenancy): State<Tenancy>, Query(ask): Query<Ask>) -> (Stat
     let Some(domain) = ask.domain else {
         return (StatusCode::BAD_REQUEST, "give the name as ?domain=".into());
     };
-    let host = match HostName::parse(&domain) {
-        Ok(host) if !domain.contains(':') => host,
-        _ => {
+    let host = match HostName::parse_domain(&domain) {
+        Ok(host) => host,
+        Err(_) => {
             return (
                 StatusCode::BAD_REQUEST,
                 format!("'{domain}' is not a host name"),
