@@ -39,6 +39,24 @@ pub enum Error {
     #[error("no server '{0}'")]
     /// No database server has this name.
     DbServerNotFound(String),
+    #[error("tenant '{tenant}' has no job {id}")]
+    /// No such job in the tenant's queue.
+    JobNotFound {
+        /// The tenant's slug.
+        tenant: String,
+        /// The job's id.
+        id: i64,
+    },
+    #[error("job {id} is {state}; {remedy}")]
+    /// The job is not in a state the action applies to.
+    JobState {
+        /// The job's id.
+        id: i64,
+        /// Its state.
+        state: String,
+        /// What can be done instead.
+        remedy: &'static str,
+    },
     #[error("no operator '{0}'")]
     /// No operator of the console has this name.
     OperatorNotFound(String),
@@ -164,7 +182,8 @@ impl Error {
             Self::TenantNotFound(_)
             | Self::DomainNotFound(_)
             | Self::DbServerNotFound(_)
-            | Self::OperatorNotFound(_) => ErrorKind::NotFound,
+            | Self::OperatorNotFound(_)
+            | Self::JobNotFound { .. } => ErrorKind::NotFound,
             Self::SlugTaken(_)
             | Self::DomainTaken(_)
             | Self::ExistsOutsideCatalog(_)
@@ -172,6 +191,7 @@ impl Error {
             | Self::DbServerExists(_)
             | Self::OperatorExists(_)
             | Self::DbServerInUse(_)
+            | Self::JobState { .. }
             | Self::Moving(_) => ErrorKind::Conflict,
             Self::Unreachable { .. } | Self::Busy | Self::InstanceUnavailable(_) => {
                 ErrorKind::Unavailable

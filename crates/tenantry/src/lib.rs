@@ -73,6 +73,7 @@ mod error;
 pub mod host;
 pub mod http;
 pub mod identify;
+pub mod jobs;
 mod layout;
 pub mod lifecycle;
 pub mod migrate;

@@ -8,6 +8,11 @@ use crate::pools::PoolLease;
 
 use crate::tenant::Tenant;
 
+/// What the commit of a transaction that enqueued jobs calls, with the tenant's id and the
+/// earliest time (Unix milliseconds) one of them may run: it tells the workers.
+pub(crate) type JobsWake =
+    Arc<dyn Fn(uuid::Uuid, i64) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// A transaction in the tenant's context: on PostgreSQL its `search_path` and
 /// `app.tenant_id` are the tenant's; on SQLite it is in the tenant's own file.
 ///
@@ -21,6 +26,9 @@ pub struct TenantTransaction {
     db: Db,
     tenant: Arc<Tenant>,
     _pool: PoolLease,
+    wake: Option<JobsWake>,
+    /// The earliest `run_at` of the jobs this transaction enqueued.
+    enqueued: Option<i64>,
 }
 
 impl TenantTransaction {
@@ -34,7 +42,19 @@ impl TenantTransaction {
             db: pool.begin(begin).await?,
             tenant,
             _pool: pool.clone(),
+            wake: None,
+            enqueued: None,
         })
+    }
+
+    /// Tells the workers through `wake` when a commit carries jobs.
+    pub(crate) fn waking(self, wake: Option<JobsWake>) -> Self {
+        Self { wake, ..self }
+    }
+
+    /// Notes a job enqueued in this transaction, which may run from `run_at`.
+    pub(crate) fn enqueued(&mut self, run_at: i64) {
+        self.enqueued = Some(self.enqueued.map_or(run_at, |at| at.min(run_at)));
     }
 
     /// The tenant this transaction acts for.
@@ -42,9 +62,13 @@ impl TenantTransaction {
         &self.tenant
     }
 
-    /// Commits the transaction.
+    /// Commits the transaction; if it enqueued jobs, the workers are told once it has.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.db.commit().await
+        self.db.commit().await?;
+        if let (Some(wake), Some(run_at)) = (self.wake, self.enqueued) {
+            wake(self.tenant.id, run_at).await;
+        }
+        Ok(())
     }
 
     /// Rolls the transaction back.

@@ -12,6 +12,7 @@ mod database_mode;
 mod dedicated;
 mod doc_examples;
 mod isolation;
+mod jobs;
 mod layering;
 mod lifecycle;
 mod migrate;

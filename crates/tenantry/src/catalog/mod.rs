@@ -61,6 +61,7 @@ macro_rules! on_store {
 }
 
 mod claims;
+mod job_due;
 mod platform;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -71,6 +72,7 @@ mod tx;
 
 pub use claims::DomainClaim;
 pub(crate) use claims::DueClaim;
+pub(crate) use job_due::DueTenant;
 pub use platform::{AuditEntry, AuditFilter, Operator, OperatorSession, check_operator_name};
 pub use row::{Domain, TenantDetails};
 #[cfg(feature = "postgres")]

@@ -6,7 +6,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use crate::db::Db;
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::settings::{AppSettings, TenantSettings};
@@ -50,7 +49,8 @@ impl<S: Send + Sync> FromRequestParts<S> for MountPath {
 /// The transaction opens when a handler (or another extractor) first asks for a `TenantDb`,
 /// and every `TenantDb` of the request shares it. When the handler returns, the layer commits
 /// it if the response status is below 400 and rolls it back otherwise; a panic or a dropped
-/// request rolls it back too. It derefs to [`Db`]: `db.query("SELECT ...").fetch_all()`.
+/// request rolls it back too. It derefs to [`TenantTransaction`] (and so to [`Db`](crate::Db)):
+/// `db.query("SELECT ...").fetch_all()`.
 pub struct TenantDb(OwnedMappedMutexGuard<Option<TenantTransaction>, TenantTransaction>);
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
@@ -75,7 +75,8 @@ impl TenantDb {
                     scope.tenant.clone(),
                     scope.begin.clone(),
                 )
-                .await?,
+                .await?
+                .waking(scope.jobs_wake.clone()),
             );
         }
         Ok(Self(OwnedMutexGuard::map(slot, |slot| {
@@ -105,15 +106,15 @@ impl<S: Send + Sync> FromRequestParts<S> for LazyTenantDb {
 }
 
 impl Deref for TenantDb {
-    type Target = Db;
+    type Target = TenantTransaction;
 
-    fn deref(&self) -> &Db {
+    fn deref(&self) -> &TenantTransaction {
         &self.0
     }
 }
 
 impl DerefMut for TenantDb {
-    fn deref_mut(&mut self) -> &mut Db {
+    fn deref_mut(&mut self) -> &mut TenantTransaction {
         &mut self.0
     }
 }

@@ -15,7 +15,7 @@ use crate::pools::PoolLease;
 use crate::settings::SettingsSchema;
 use crate::tenancy::Tenancy;
 use crate::tenant::Tenant;
-use crate::transaction::TenantTransaction;
+use crate::transaction::{JobsWake, TenantTransaction};
 
 /// Where a request's settings changes go.
 #[derive(Clone)]
@@ -44,6 +44,8 @@ pub(crate) struct RequestScope {
     /// The tenant's cache, and whether to flush it once the transaction commits.
     pub(crate) cache: Cache,
     pub(crate) flush_cache: Arc<AtomicBool>,
+    /// What the transaction's commit calls when it enqueued jobs.
+    pub(crate) jobs_wake: Option<JobsWake>,
 }
 
 impl RequestScope {
@@ -64,6 +66,15 @@ impl RequestScope {
             settings: SettingsWriter::None,
             cache,
             flush_cache: Arc::default(),
+            jobs_wake: None,
+        }
+    }
+
+    /// Jobs the request's transaction enqueues are announced through `wake`.
+    pub(crate) fn waking_jobs(self, wake: JobsWake) -> Self {
+        Self {
+            jobs_wake: Some(wake),
+            ..self
         }
     }
 

@@ -7,6 +7,7 @@ mod audit;
 mod commit;
 mod custom_domains;
 mod every;
+pub(crate) use every::Every;
 #[cfg(feature = "postgres")]
 pub(crate) mod export;
 #[cfg(feature = "postgres")]

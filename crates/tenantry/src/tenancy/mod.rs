@@ -11,8 +11,11 @@ mod sqlite;
 #[cfg(feature = "postgres")]
 pub use postgres::connect_options;
 
-use crate::cache::Cache;
 use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::cache::Cache;
 
 use crate::catalog::TenantCatalog;
 use crate::db::Db;
@@ -28,7 +31,7 @@ use crate::role::AppRole;
 use crate::settings::SettingsSchema;
 use crate::slug::Slug;
 use crate::tenant::{IsolationMode, Tenant};
-use crate::transaction::TenantTransaction;
+use crate::transaction::{JobsWake, TenantTransaction};
 
 /// What an engine opened: the catalog, the pools and the layouts, with the isolation of
 /// tenants created without naming one.
@@ -50,6 +53,9 @@ struct Inner {
     migrations: Migrations,
     settings: SettingsSchema,
     cache: Cache,
+    /// Woken when this process commits a job, so its workers look at once.
+    jobs_ready: Arc<Notify>,
+    jobs_wake: JobsWake,
 }
 
 /// Settings of a [`Tenancy`] beyond its pool, identification and migrations.
@@ -90,6 +96,8 @@ impl Tenancy {
         options: TenancyOptions,
     ) -> Result<Self, Error> {
         opened.layouts.of(opened.default_isolation)?;
+        let jobs_ready = Arc::new(Notify::new());
+        let jobs_wake = wake_workers(opened.catalog.clone(), jobs_ready.clone());
         let tenancy = Self {
             inner: Arc::new(Inner {
                 #[cfg(feature = "dedicated")]
@@ -104,6 +112,8 @@ impl Tenancy {
                 migrations,
                 settings: options.settings,
                 cache: options.cache,
+                jobs_ready,
+                jobs_wake,
             }),
         };
         #[cfg(feature = "dedicated")]
@@ -203,6 +213,28 @@ impl Tenancy {
         &self.inner.cache
     }
 
+    /// Woken when this process commits a job.
+    pub(crate) fn jobs_ready(&self) -> &Arc<Notify> {
+        &self.inner.jobs_ready
+    }
+
+    /// What a transaction that enqueues jobs calls once it commits.
+    pub(crate) fn jobs_wake(&self) -> JobsWake {
+        self.inner.jobs_wake.clone()
+    }
+
+    /// A transaction in `tenant`'s context (never forwarded), telling the workers of the jobs
+    /// it enqueues.
+    pub(crate) async fn begin_tenant(
+        &self,
+        tenant: Arc<Tenant>,
+    ) -> Result<TenantTransaction, Error> {
+        let TxRoute { pool, begin } = self.transaction(&tenant, Access::Tenant).await?;
+        Ok(TenantTransaction::begin_with(&pool, tenant, begin)
+            .await?
+            .waking(Some(self.jobs_wake())))
+    }
+
     /// The shared and tenant migration sets.
     pub fn migrations(&self) -> &Migrations {
         &self.inner.migrations
@@ -238,8 +270,7 @@ impl Tenancy {
             .await?
             .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
         // A transaction of its own, even for a tenant whose requests go to its own server.
-        let TxRoute { pool, begin } = self.transaction(&tenant, Access::Tenant).await?;
-        Ok(TenantTransaction::begin_with(&pool, tenant, begin).await?)
+        self.begin_tenant(tenant).await
     }
 
     /// Runs `work` in a transaction in the tenant's context, committing if it returns `Ok` and
@@ -277,6 +308,20 @@ impl Tenancy {
         tx.commit().await.map_err(Error::from)?;
         Ok(value)
     }
+}
+
+/// Marks a tenant's jobs due in the catalog and wakes this process's workers.
+fn wake_workers(catalog: TenantCatalog, ready: Arc<Notify>) -> JobsWake {
+    Arc::new(move |tenant, run_at| {
+        let (catalog, ready) = (catalog.clone(), ready.clone());
+        Box::pin(async move {
+            if let Err(error) = catalog.mark_jobs_due(tenant, run_at).await {
+                // The workers' sweep finds the job; until then it waits.
+                tracing::warn!(%error, %tenant, "could not mark a tenant's jobs due");
+            }
+            ready.notify_one();
+        })
+    })
 }
 
 impl std::fmt::Debug for Tenancy {
