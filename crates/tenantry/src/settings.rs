@@ -120,7 +120,7 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
-/// What every tenant's pages show of it.
+/// What tenantry gives every tenant: how its pages show it, and its local time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Branding {
@@ -128,6 +128,8 @@ pub struct Branding {
     pub display_name: Option<String>,
     /// The main colour of its pages.
     pub primary_color: Color,
+    /// Its time zone: its schedules fire in it.
+    pub time_zone: TimeZone,
 }
 
 impl Default for Branding {
@@ -135,7 +137,45 @@ impl Default for Branding {
         Self {
             display_name: None,
             primary_color: Color([0x2f, 0x5d, 0x8a]),
+            time_zone: TimeZone::default(),
         }
+    }
+}
+
+/// An IANA time zone (`Europe/Oslo`), `UTC` unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    /// The zone named `name`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        name.parse().map(Self).map_err(|_| {
+            format!("'{name}' is not a time zone; use an IANA name such as Europe/Oslo or UTC")
+        })
+    }
+
+    /// The zone, for chrono.
+    pub fn tz(self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

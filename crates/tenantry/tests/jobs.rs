@@ -15,6 +15,7 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::post;
 use support::{call, slug};
+use tenantry::jobs::schedule::{self, Schedule};
 use tenantry::jobs::{
     Enqueue, Job, JobContext, JobError, JobRecord, JobState, Jobs, Worker, WorkerOptions,
 };
@@ -561,6 +562,12 @@ async fn jobs_wait_for_suspended_tenants_go_with_deleted_ones_and_follow_moves()
             .unwrap();
         Enqueue::new(&Slow { ms: 20 }).send(&mut tx).await.unwrap();
     }
+    let marker = Marker {
+        backlog_of: String::new(),
+    };
+    let weekly = Schedule::new("weekly", "0 9 * * mon", &marker);
+    let weekly = schedule::set(&mut tx, weekly).await.unwrap();
+    let weekly_at = weekly.next_at;
     tx.commit().await.unwrap();
 
     let probe = Probe::default();
@@ -597,6 +604,13 @@ async fn jobs_wait_for_suspended_tenants_go_with_deleted_ones_and_follow_moves()
     }
     // At least once: a slow job cut short by the move ran again where the tenant went.
     assert!(probe.finished("mover") >= 20);
+    let mut tx = tenancy.begin(&slug("mover")).await.unwrap();
+    assert_eq!(
+        schedule::list(&mut tx).await.unwrap(),
+        [weekly],
+        "the schedule moved too"
+    );
+    tx.commit().await.unwrap();
 
     assert_eq!(
         jobs_of(&tenancy, "sleepy").await[0].state,
@@ -611,15 +625,25 @@ async fn jobs_wait_for_suspended_tenants_go_with_deleted_ones_and_follow_moves()
         jobs_of(&tenancy, "sleepy").await[0].state == JobState::Done
     })
     .await;
-    worker.stop().await;
-    let hints: i64 = sqlx::query_scalar("SELECT count(*) FROM tenantry.job_due")
-        .fetch_one(&s.pool)
+    // The deleted tenant's hint went with it; the others are settled: only the mover's
+    // schedule is left, due at its next firing.
+    let mover = tenancy
+        .catalog()
+        .by_slug(&slug("mover"))
         .await
-        .unwrap();
-    assert_eq!(
-        hints, 0,
-        "the deleted tenant's hint went with it, the others' were settled"
-    );
+        .unwrap()
+        .unwrap()
+        .id;
+    until("the hints to settle", async || {
+        let hints: Vec<(uuid::Uuid, i64)> =
+            sqlx::query_as("SELECT tenant_id, due_at FROM tenantry.job_due")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        hints == [(mover, weekly_at)]
+    })
+    .await;
+    worker.stop().await;
 }
 
 /// In shared mode a job row without a tenant cannot exist: the table refuses it.
@@ -637,4 +661,136 @@ async fn a_job_without_a_tenant_is_refused() {
     .execute(&s.pool)
     .await;
     assert!(refused.is_err(), "a job with no tenant was stored");
+}
+
+/// A schedule fires in its tenant's time zone, shifted by the tenant's offset; bad patterns,
+/// names and zones are refused with the reason.
+#[tokio::test]
+async fn schedules_fire_in_the_tenants_time_zone_shifted_by_its_offset() {
+    let (_s, tenancy) = postgres().await;
+    let thor = slug("thor");
+    tenancy
+        .create_tenant(NewTenant::new(thor.clone(), IsolationMode::Schema))
+        .await
+        .unwrap();
+    let zone = |name: &str| TenantUpdate {
+        settings: Some(serde_json::json!({ "time_zone": name })),
+        ..TenantUpdate::default()
+    };
+    let refused = tenancy
+        .update_tenant(&thor, zone("Mars/Base"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("'Mars/Base' is not a time zone"),
+        "{refused}"
+    );
+    // Tokyo has no daylight saving: 09:00 there is always 00:00 UTC.
+    tenancy
+        .update_tenant(&thor, zone("Asia/Tokyo"))
+        .await
+        .unwrap();
+    let mut tx = tenancy.begin(&thor).await.unwrap();
+    let job = Note {
+        body: "daily".into(),
+    };
+    let spread = Duration::from_secs(300);
+    let set = schedule::set(
+        &mut tx,
+        Schedule::new("daily", "0 9 * * *", &job).spread(spread),
+    )
+    .await
+    .unwrap();
+    let offset = schedule::offset(tx.tenant().id, "daily", spread);
+    assert_eq!(set.offset_ms, offset);
+    let day = 86_400_000;
+    let after = chrono::Utc::now().timestamp_millis() - offset;
+    assert_eq!(set.next_at, (after / day + 1) * day + offset);
+    for (name, cron, message) in [
+        ("daily", "61 * * * *", "'61 * * * *' is not a cron pattern"),
+        ("daily", "0 0 9 * * *", "is not a cron pattern"),
+        ("no spaces", "* * * * *", "is not 1 to 64 letters"),
+    ] {
+        let refused = schedule::set(&mut tx, Schedule::new(name, cron, &job))
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains(message), "{refused}");
+    }
+    assert_eq!(schedule::list(&mut tx).await.unwrap(), [set]);
+    tx.commit().await.unwrap();
+}
+
+/// A schedule whose firings were missed while no worker ran enqueues one job, not one per
+/// missed firing, and moves on to its next firing.
+#[tokio::test]
+async fn a_missed_firing_runs_once_when_workers_return() {
+    let (_s, tenancy) = postgres().await;
+    let thor = slug("thor");
+    tenancy
+        .create_tenant(NewTenant::new(thor.clone(), IsolationMode::Shared))
+        .await
+        .unwrap();
+    let mut tx = tenancy.begin(&thor).await.unwrap();
+    let job = Note {
+        body: "minutely".into(),
+    };
+    schedule::set(
+        &mut tx,
+        Schedule::new("minutely", "* * * * *", &job).spread(Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    // Ten missed firings.
+    tx.query("UPDATE tenantry_schedules SET next_at = next_at - 600000")
+        .execute()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let probe = Probe::default();
+    let worker = Worker::start(tenancy.clone(), jobs(&probe), quick());
+    until("the missed firing's job", async || {
+        jobs_of(&tenancy, "thor")
+            .await
+            .iter()
+            .any(|j| j.state == JobState::Done)
+    })
+    .await;
+    worker.stop().await;
+    let jobs = jobs_of(&tenancy, "thor").await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(
+        jobs[0]
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("schedule:minutely:")
+    );
+    let mut tx = tenancy.begin(&thor).await.unwrap();
+    let next = schedule::list(&mut tx).await.unwrap()[0].next_at;
+    tx.commit().await.unwrap();
+    assert!(
+        next > chrono::Utc::now().timestamp_millis(),
+        "moved past now"
+    );
+}
+
+/// 10,000 tenants' offsets for one schedule cover the spread evenly: no second of five
+/// minutes gets more than a small multiple of its share.
+#[test]
+fn ten_thousand_tenants_offsets_spread_their_firings() {
+    let spread = Duration::from_secs(300);
+    let mut per_second = vec![0u32; 300];
+    for _ in 0..10_000 {
+        let offset = schedule::offset(uuid::Uuid::new_v4(), "digest", spread);
+        assert!((0..300_000).contains(&offset));
+        per_second[usize::try_from(offset / 1000).unwrap()] += 1;
+    }
+    let most = per_second.iter().max().unwrap();
+    assert!(
+        *most < 80,
+        "{most} tenants in one second (33 is the even share)"
+    );
+    assert!(per_second.iter().all(|&n| n > 0));
 }

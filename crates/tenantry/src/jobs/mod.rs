@@ -30,6 +30,7 @@
 
 mod queue;
 mod registry;
+pub mod schedule;
 mod worker;
 
 pub use registry::{JobContext, Jobs};
@@ -198,22 +199,9 @@ impl<'j, J: Job> Enqueue<'j, J> {
                 message: format!("must be 1 to {MAX_KEY} bytes"),
             });
         }
-        let now = now_ms();
-        let run_at = self.run_at.unwrap_or(now);
-        let id: Option<i64> = tx
-            .query(
-                "INSERT INTO tenantry_jobs (kind, payload, max_attempts, run_at, \
-                 idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(J::KIND)
-            .bind(payload)
-            .bind(i32::try_from(self.attempts).unwrap_or(i32::MAX))
-            .bind(run_at)
-            .bind(self.key)
-            .bind(now)
-            .fetch_optional_scalar()
-            .await?;
+        let run_at = self.run_at.unwrap_or_else(now_ms);
+        let key = self.key.as_deref();
+        let id = queue::insert(tx, J::KIND, &payload, self.attempts, run_at, key).await?;
         if id.is_some() {
             tx.enqueued(run_at);
         }

@@ -31,23 +31,54 @@ macro_rules! claim_sql {
     };
 }
 
-/// Takes the tenant's next ready job for `worker` until `lease_end`, unless `cap` of its jobs
-/// are running under a live lease already. On PostgreSQL a lock per tenant makes the count
-/// and the take one step across workers; a SQLite transaction holds the file's write lock.
-pub(crate) async fn claim(
+/// Adds a job; its id, or `None` if the tenant has a job with its idempotency key.
+pub(crate) async fn insert(
     db: &mut Db,
-    tenant: uuid::Uuid,
-    worker: &str,
-    now: i64,
-    lease_end: i64,
-    cap: usize,
-) -> Result<Option<Claimed>, Error> {
+    kind: &str,
+    payload: &str,
+    attempts: u32,
+    run_at: i64,
+    key: Option<&str>,
+) -> Result<Option<i64>, Error> {
+    Ok(db
+        .query(
+            "INSERT INTO tenantry_jobs (kind, payload, max_attempts, run_at, \
+             idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(kind.to_owned())
+        .bind(payload.to_owned())
+        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+        .bind(run_at)
+        .bind(key.map(str::to_owned))
+        .bind(super::now_ms())
+        .fetch_optional_scalar()
+        .await?)
+}
+
+/// Makes the rest of the transaction the only one of its kind for the tenant: on
+/// PostgreSQL a lock per tenant, so that the count and the take of [`claim`], and a
+/// schedule's firing, are one step across workers; a SQLite transaction already holds the
+/// file's write lock.
+pub(crate) async fn lock(db: &mut Db, tenant: uuid::Uuid) -> Result<(), Error> {
     if db.backend() == Backend::Postgres {
         db.query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("tenantry_jobs:{tenant}"))
             .execute()
             .await?;
     }
+    Ok(())
+}
+
+/// Takes the tenant's next ready job for `worker` until `lease_end`, unless `cap` of its jobs
+/// are running under a live lease already. Run under [`lock`].
+pub(crate) async fn claim(
+    db: &mut Db,
+    worker: &str,
+    now: i64,
+    lease_end: i64,
+    cap: usize,
+) -> Result<Option<Claimed>, Error> {
     let running: i64 = db
         .query("SELECT count(*) FROM tenantry_jobs WHERE state = 'running' AND locked_until > $1")
         .bind(now)

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::queue::{self, Claimed};
 use super::registry::JobContext;
-use super::{JobError, Jobs, now_ms};
+use super::{JobError, Jobs, now_ms, schedule};
 use crate::catalog::DueTenant;
 use crate::error::Error;
 use crate::lifecycle::Every;
@@ -231,7 +231,9 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
         let now = now_ms();
         let lease_end = now.saturating_add(millis(self.options.lease));
         let per_tenant = self.options.per_tenant;
-        match queue::claim(&mut tx, tenant.id, &self.name, now, lease_end, per_tenant).await? {
+        queue::lock(&mut tx, tenant.id).await?;
+        schedule::fire_due(&mut tx, now).await?;
+        match queue::claim(&mut tx, &self.name, now, lease_end, per_tenant).await? {
             Some(job) => {
                 if catalog.changed_since(&tenant).await? {
                     tx.rollback().await?;

@@ -29,6 +29,8 @@ CREATE TABLE tenantry_schedules (
     kind text NOT NULL,
     payload text NOT NULL,
     next_at bigint NOT NULL,
+    -- The tenant's shift within the schedule's spread.
+    offset_ms bigint NOT NULL,
     PRIMARY KEY (tenant_id, name)
 );
 

@@ -22,5 +22,6 @@ CREATE TABLE tenantry_schedules (
     cron TEXT NOT NULL,
     kind TEXT NOT NULL,
     payload TEXT NOT NULL,
-    next_at INTEGER NOT NULL
+    next_at INTEGER NOT NULL,
+    offset_ms INTEGER NOT NULL
 );
