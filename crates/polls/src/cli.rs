@@ -5,14 +5,14 @@ use std::io::BufRead;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 use tenantry::cli::{
-    CliError, DeployCommand, MigrateArgs, OperatorsCommand, ServersCommand, TenantTargets,
-    TenantsCommand,
+    CliError, DeployCommand, JobsCommand, MigrateArgs, OperatorsCommand, ServersCommand,
+    TenantTargets, TenantsCommand,
 };
 use tenantry::{Slug, Tenancy};
 use tracing::Instrument;
 
 use crate::auth::hash_password;
-use crate::configuration::{Serving, Settings};
+use crate::configuration::{JobArgs, Serving, Settings};
 use crate::{demo, startup};
 
 /// The polls app, one install serving many tenants.
@@ -95,6 +95,15 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Run tenants' background jobs, without serving: for machines of their own beside
+    /// those running `serve JOB_WORKERS=0`.
+    Worker(JobArgs),
+    /// Show and act on tenants' background jobs: the tenant's named by --tenant SLUG, or
+    /// every tenant's.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Print a link that logs a staff user into the admin of the tenant(s) named by
     /// --tenant / --all-tenants, once, within 60 seconds.
     LoginLink {
@@ -170,9 +179,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tracing::info!("serving on http://{}", settings.serving.bind);
             let _sweep = startup::purge_sweep(&tenancy, &settings.serving);
             let _checks = startup::domain_checks(&tenancy, &settings.serving);
+            let _worker = startup::job_worker(&tenancy, &settings.serving.jobs);
             let app = startup::app_with(tenancy, &settings.serving);
             startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())
+        }
+        Command::Worker(jobs) => {
+            if jobs.job_workers == 0 {
+                return Err(CliError::usage(
+                    "worker runs at least one job at once: --job-workers 1 or more",
+                ));
+            }
+            let tenancy = tenancy().await?;
+            let worker = startup::job_worker(&tenancy, &jobs);
+            tracing::info!(workers = jobs.job_workers, "running background jobs");
+            startup::shutdown_signal().await;
+            if let Some(worker) = worker {
+                worker.stop().await;
+            }
+            Ok(())
+        }
+        Command::Jobs { command } => {
+            if cli.targets.all_tenants {
+                return Err(CliError::usage(
+                    "jobs takes --tenant SLUG, not --all-tenants: without it, list shows all",
+                ));
+            }
+            tenantry::cli::jobs(&tenancy().await?, command, cli.targets.tenant).await
         }
         Command::Tenants { command } => tenantry::cli::tenants(&tenancy().await?, command).await,
         Command::Servers { command } => tenantry::cli::servers(&tenancy().await?, command).await,
@@ -247,11 +280,12 @@ fn settings_for(
             | Command::Sql { .. }
             | Command::LoginLink { .. }
             | Command::Audit { .. }
+            | Command::Jobs { .. }
     );
     if (targets.tenant.is_some() || targets.all_tenants) && !takes_targets {
         return Err(CliError::usage(
-            "--tenant and --all-tenants apply to migrate, createsuperuser, sql, login-link \
-             and audit only",
+            "--tenant and --all-tenants apply to migrate, createsuperuser, sql, login-link, \
+             audit and jobs only",
         ));
     }
     match command {

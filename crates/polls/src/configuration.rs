@@ -10,6 +10,7 @@ use tenantry::cache::Cache;
 use tenantry::cli::CliError;
 use tenantry::dns::DnsResolver;
 use tenantry::http::TrustedProxies;
+use tenantry::jobs::WorkerOptions;
 use tenantry::signup::SignupOptions;
 use tenantry::{
     AppRole, DatabaseBudget, HostName, Identification, IsolationMode, Pooler, ServerLimits,
@@ -135,6 +136,48 @@ pub struct Serving {
     /// wait doubles after each check, to at most an hour.
     #[arg(long, env = "DOMAIN_CHECK_RETRY", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub domain_check_retry: u64,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+}
+
+/// How this process runs tenants' background jobs: `serve` and `demo` run a worker unless
+/// JOB_WORKERS is 0, and `polls worker` runs one alone.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Background jobs")]
+pub struct JobArgs {
+    /// Jobs this process runs at once; 0 runs none here (run `polls worker` elsewhere).
+    #[arg(long, env = "JOB_WORKERS", default_value_t = 4)]
+    pub job_workers: usize,
+    /// Jobs of one tenant running at once, across every worker: what one tenant's backlog
+    /// may take of the workers.
+    #[arg(long, env = "JOBS_PER_TENANT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs_per_tenant: u32,
+    /// Seconds a job may run; the jobs of a worker that dies run again after this.
+    #[arg(long, env = "JOB_LEASE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_lease: u64,
+}
+
+impl Default for JobArgs {
+    fn default() -> Self {
+        let defaults = WorkerOptions::default();
+        Self {
+            job_workers: defaults.concurrency,
+            jobs_per_tenant: u32::try_from(defaults.per_tenant).unwrap_or(u32::MAX),
+            job_lease: defaults.lease.as_secs(),
+        }
+    }
+}
+
+impl JobArgs {
+    /// The library's worker options; `None` for no worker.
+    pub fn worker(&self) -> Option<WorkerOptions> {
+        (self.job_workers > 0).then(|| WorkerOptions {
+            concurrency: self.job_workers,
+            per_tenant: usize::try_from(self.jobs_per_tenant).unwrap_or(usize::MAX),
+            lease: Duration::from_secs(self.job_lease),
+            ..WorkerOptions::default()
+        })
+    }
 }
 
 /// Days a deleted tenant is kept unless told otherwise.
@@ -196,6 +239,7 @@ impl Default for Serving {
             delete_grace_days: DEFAULT_DELETE_GRACE_DAYS,
             dns_resolver: DnsResolver::system(),
             domain_check_retry: 60,
+            jobs: JobArgs::default(),
         }
     }
 }

@@ -113,6 +113,7 @@ pub async fn run(settings: &Settings) -> Result<(), CliError> {
     serving.platform_token = Some(token);
     serving.signup.enabled = true;
     let _checks = startup::domain_checks(&tenancy, &serving);
+    let _worker = startup::job_worker(&tenancy, &serving.jobs);
     let app = startup::app_with(tenancy, &serving);
     startup::serve(listener, app, settings.serving.limits.server()).await;
     Ok(())

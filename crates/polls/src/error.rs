@@ -71,6 +71,12 @@ impl From<Refused> for ApiError {
     }
 }
 
+impl From<tenantry::Error> for ApiError {
+    fn from(error: tenantry::Error) -> Self {
+        Self::Tenancy(TenancyRejection::from(error))
+    }
+}
+
 impl ApiError {
     /// A 400 for one invalid field.
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {

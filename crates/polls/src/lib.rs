@@ -8,6 +8,7 @@ pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod json;
 pub mod limits;
 mod path;

@@ -14,6 +14,7 @@ use tenantry::cli::CliError;
 use tenantry::dedicated::DedicatedOptions;
 use tenantry::dns::DnsResolver;
 use tenantry::http::{SingleTenantLayer, TenantCache};
+use tenantry::jobs::Worker;
 use tenantry::lifecycle::{DomainCheckSchedule, DomainChecks, PendingPool};
 use tenantry::signup::Signup;
 use tenantry::{Migrations, Pooler, ServerLimits, Slug, Tenancy, TenancyLayer, TenancyOptions};
@@ -21,7 +22,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::admin;
-use crate::configuration::{Serving, Settings};
+use crate::configuration::{JobArgs, Serving, Settings};
 use crate::console;
 use crate::error::{method_not_allowed, not_found_fallback};
 use crate::limits::AuthLimits;
@@ -232,6 +233,17 @@ pub fn domain_checks(tenancy: &Tenancy, serving: &Serving) -> DomainChecks {
     DomainChecks::start(tenancy.clone(), serving.dns_resolver.clone(), schedule)
 }
 
+/// The worker running tenants' background jobs as `jobs` says, while the returned handle
+/// lives; `None` if it says to run none here.
+pub fn job_worker(tenancy: &Tenancy, jobs: &JobArgs) -> Option<Worker> {
+    let options = jobs.worker()?;
+    Some(Worker::start(
+        tenancy.clone(),
+        crate::jobs::registry(),
+        options,
+    ))
+}
+
 /// The listener on the serving address (`BIND`).
 pub async fn listen(settings: &Settings) -> Result<tokio::net::TcpListener, CliError> {
     let bind = &settings.serving.bind;
@@ -411,6 +423,12 @@ async fn flush_on_write(
 /// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: ServerLimits) {
     tenantry::serve(listener, app, limits, shutdown_signals()).await
+}
+
+/// Waits for the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use futures::StreamExt;
+    shutdown_signals().next().await;
 }
 
 /// Every SIGINT and SIGTERM the process receives.

@@ -12,6 +12,7 @@ mod console;
 mod custom_domains;
 mod deploy;
 mod hostile_input;
+mod jobs;
 mod platform_api;
 mod serve;
 mod signup;

@@ -4,6 +4,7 @@
 //! escaping every value.
 
 mod domains;
+mod jobs;
 mod login;
 mod polls;
 mod settings;
@@ -67,6 +68,7 @@ pub fn router(auth: AuthLimits, dns: DnsResolver) -> Router {
         .route("/admin/users/{id}/staff", post(users::staff))
         .route("/admin/settings", get(settings::show).post(settings::save))
         .route("/admin/domains", get(domains::list).post(domains::change))
+        .route("/admin/jobs", get(jobs::list))
         .route(
             "/admin/settings/logo",
             post(settings::logo).layer(DefaultBodyLimit::max(

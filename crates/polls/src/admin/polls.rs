@@ -231,7 +231,9 @@ pub(super) async fn create(
         Ok(question) => question,
         Err(message) => return refuse(&mut db, Field::Question, message).await,
     };
-    let id = polls::create(&mut db, question, staff.user_id).await?.id;
+    let id = polls::create(&mut db, question, staff.user_id, None)
+        .await?
+        .id;
     for line in form.choices.lines().filter(|line| !line.trim().is_empty()) {
         let added = match ChoiceText::parse(Some(line.to_owned())) {
             Ok(text) => choices::add(&mut db, id, text, &site.settings.app).await,
@@ -270,10 +272,13 @@ struct ChoiceRow {
     votes: i64,
 }
 
+#[derive(sqlx::FromRow)]
 struct PollHead {
     id: i64,
     question: String,
     pub_date: chrono::DateTime<chrono::Utc>,
+    closes_at: Option<chrono::DateTime<chrono::Utc>>,
+    closed: bool,
 }
 
 #[derive(Template)]
@@ -305,12 +310,13 @@ async fn poll_page(
     (status, error): (StatusCode, Option<(Field, String)>),
 ) -> Result<Response, AdminError> {
     let chrome = Chrome::for_staff(site, staff, db).await?;
-    let head: Option<(i64, String, chrono::DateTime<chrono::Utc>)> = db
-        .query("SELECT id, question, pub_date FROM polls WHERE id = $1")
+    let head: Option<PollHead> = db
+        .query("SELECT id, question, pub_date, closes_at, closed FROM polls WHERE id = $1")
         .bind(id)
         .fetch_optional()
         .await?;
-    let (id, question, pub_date) = head.ok_or(AdminError::NotFound)?;
+    let poll = head.ok_or(AdminError::NotFound)?;
+    let id = poll.id;
     let rows: Vec<(i64, String, i64)> = db
         .query(
             "SELECT c.id, c.choice_text, (SELECT count(*) FROM votes v WHERE v.choice_id = c.id) \
@@ -328,11 +334,7 @@ async fn poll_page(
         status,
         &PollPage {
             chrome,
-            poll: PollHead {
-                id,
-                question,
-                pub_date,
-            },
+            poll,
             choices,
             total_votes,
             question_error: error
@@ -377,7 +379,10 @@ pub(super) async fn edit(
             return poll_page(&staff, &site, &mut db, id, refused).await;
         }
     };
-    if polls::save(&mut db, id, Some(question)).await?.is_none() {
+    if polls::save(&mut db, id, Some(question), polls::Closing::Keep)
+        .await?
+        .is_none()
+    {
         return Err(AdminError::NotFound);
     }
     Ok(done(&site, &format!("/admin/polls/{id}"), Done::PollSaved))

@@ -9,18 +9,63 @@ use tenantry::TenantDb;
 use tenantry::http::TenantCache;
 
 use crate::auth::AuthUser;
-use crate::domain::polls::{self, Poll, Question};
+use crate::domain::polls::{self, Closing, ClosingTime, Poll, Question};
 use crate::error::ApiError;
+use crate::jobs;
 use crate::json::ApiJson;
 use crate::path::ApiPath;
 
 /// How long the list of polls stays cached when nothing writes.
 const LIST_TTL: Duration = Duration::from_secs(300);
 
-/// The body of `POST`, `PUT` and `PATCH`.
+/// The body of `POST`, `PUT` and `PATCH`: `closes_at` absent leaves the closing time as
+/// it is (none for a new poll), `null` removes it.
 #[derive(Deserialize)]
 pub(super) struct PollBody {
     question: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    closes_at: Option<Option<String>>,
+}
+
+/// A field given, as `Some` even when `null`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+impl PollBody {
+    /// The change to the closing time the body asks for.
+    fn closing(&self) -> Result<Closing, ApiError> {
+        match &self.closes_at {
+            None => Ok(Closing::Keep),
+            Some(None) => Ok(Closing::Remove),
+            Some(Some(text)) => ClosingTime::parse(text)
+                .map(Closing::At)
+                .map_err(|message| ApiError::field("closes_at", message)),
+        }
+    }
+}
+
+/// Saves poll `id` as `body` says, enqueueing the job that closes it if it has a new
+/// closing time.
+async fn save(
+    db: &mut TenantDb,
+    id: i64,
+    question: Option<Question>,
+    closing: Closing,
+) -> Result<ApiJson<Poll>, ApiError> {
+    let at = match &closing {
+        Closing::At(at) => Some(*at),
+        _ => None,
+    };
+    let poll = polls::save(db, id, question, closing)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if let Some(at) = at {
+        jobs::close_at(db, id, at).await?;
+    }
+    Ok(ApiJson(poll))
 }
 
 /// `GET /polls`: every poll, by id.
@@ -48,8 +93,16 @@ pub(super) async fn create(
     mut db: TenantDb,
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<(StatusCode, ApiJson<Poll>), ApiError> {
+    let closing = body.closing()?;
     let question = question(body.question)?;
-    let poll = polls::create(&mut db, question, user.id).await?;
+    let closes_at = match closing {
+        Closing::At(at) => Some(at),
+        Closing::Keep | Closing::Remove => None,
+    };
+    let poll = polls::create(&mut db, question, user.id, closes_at).await?;
+    if let Some(at) = closes_at {
+        jobs::close_at(&mut db, poll.id, at).await?;
+    }
     Ok((StatusCode::CREATED, ApiJson(poll)))
 }
 
@@ -70,9 +123,9 @@ pub(super) async fn replace(
     mut db: TenantDb,
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<ApiJson<Poll>, ApiError> {
+    let closing = body.closing()?;
     let question = question(body.question)?;
-    let poll = polls::save(&mut db, id, Some(question)).await?;
-    Ok(ApiJson(poll.ok_or(ApiError::NotFound)?))
+    save(&mut db, id, Some(question), closing).await
 }
 
 /// `PATCH /polls/{id}`: like `PUT`, but the question may be left out.
@@ -82,12 +135,12 @@ pub(super) async fn patch(
     mut db: TenantDb,
     ApiJson(body): ApiJson<PollBody>,
 ) -> Result<ApiJson<Poll>, ApiError> {
+    let closing = body.closing()?;
     let question = body
         .question
         .map(|question| self::question(Some(question)))
         .transpose()?;
-    let poll = polls::save(&mut db, id, question).await?;
-    Ok(ApiJson(poll.ok_or(ApiError::NotFound)?))
+    save(&mut db, id, question, closing).await
 }
 
 /// `DELETE /polls/{id}`: 204; only its creator may.

@@ -5,6 +5,7 @@ use serde_json::json;
 use tenantry::{Db, TenantDb};
 
 use crate::auth::AuthUser;
+use crate::domain::polls;
 use crate::domain::rules::Settings;
 use crate::domain::votes::Vote;
 use crate::error::{ApiError, is_foreign_key_violation, is_unique_violation};
@@ -20,6 +21,14 @@ pub(super) async fn create(
     settings: Settings,
     mut db: TenantDb,
 ) -> Result<(StatusCode, ApiJson<Vote>), ApiError> {
+    if polls::is_closed(&mut db, poll_id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+    {
+        return Err(ApiError::BadRequest(
+            json!({ "detail": "This poll is closed." }),
+        ));
+    }
     if settings.app.allow_vote_change {
         return cast_or_change(&mut db, poll_id, choice_id, user.id).await;
     }

@@ -3,6 +3,7 @@
 //! error type, the `--tenant`/`--all-tenants` targets and table printing.
 
 mod deploy;
+mod jobs;
 mod migrate;
 mod platform;
 mod servers;
@@ -16,6 +17,7 @@ use crate::slug::Slug;
 use crate::tenancy::Tenancy;
 
 pub use deploy::{DeployCommand, DeploySite, deploy};
+pub use jobs::{JobsCommand, jobs};
 pub use migrate::{MigrateArgs, check_shared, migrate_shared, migrate_tenants};
 pub use platform::{OperatorsCommand, audit, operators, parse_since};
 pub use servers::{ServersCommand, servers};

@@ -74,6 +74,7 @@ pub struct JobContext<S> {
     pub(super) state: S,
     pub(super) id: i64,
     pub(super) attempt: u32,
+    pub(super) flush_cache: bool,
 }
 
 impl<S> JobContext<S> {
@@ -95,6 +96,12 @@ impl<S> JobContext<S> {
     /// Which attempt this is, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// Flushes the tenant's cache ([`TenantCache`](crate::http::TenantCache)) once the job's
+    /// writes commit, so that no reader is served what they replaced.
+    pub fn flush_cache(&mut self) {
+        self.flush_cache = true;
     }
 
     /// Enqueues another job of the same tenant, committed with this one's completion.

@@ -307,6 +307,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             state: self.jobs.state().clone(),
             id: job.id,
             attempt: u32::try_from(job.attempts).unwrap_or(0),
+            flush_cache: false,
         };
         match tokio::time::timeout(self.options.lease, run(&job.payload, &mut cx)).await {
             Ok(Ok(())) => {}
@@ -318,7 +319,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 ))));
             }
         }
-        let mut tx = cx.tx;
+        let (mut tx, flush_cache) = (cx.tx, cx.flush_cache);
         let catalog = self.tenancy.catalog();
         let held = queue::complete(&mut tx, job.id, &self.name, now_ms())
             .await
@@ -328,7 +329,11 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             self.release_moved(&tenant, &job).await;
             return Err(Outcome::Lost);
         }
-        tx.commit().await.map_err(|e| failed(e.into()))
+        tx.commit().await.map_err(|e| failed(e.into()))?;
+        if flush_cache {
+            self.tenancy.cache().flush_tenant(tenant.id).await;
+        }
+        Ok(())
     }
 
     /// After the tenant moved under a job, gives the job back to the queue where the tenant
