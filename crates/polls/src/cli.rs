@@ -358,7 +358,7 @@ async fn login_link(
 
 /// `serve-tenant`: one dedicated tenant's own server, logging as its tenant's.
 async fn serve_tenant(settings: &Settings) -> Result<(), CliError> {
-    let app = startup::tenant_app(settings).await?;
+    let (app, _worker) = startup::tenant_app(settings).await?;
     let tenant = std::env::var("TENANT_SLUG").unwrap_or_default();
     let span = tracing::info_span!("tenant_server", tenant = %tenant);
     let listener = startup::listen(settings).await?;

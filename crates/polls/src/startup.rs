@@ -259,8 +259,9 @@ pub async fn listen(settings: &Settings) -> Result<tokio::net::TcpListener, CliE
 
 /// One dedicated tenant's own server (`polls serve-tenant`): the tenant's database as the
 /// tenant's own role, from the environment its supervisor sets (`DATABASE_URL`,
-/// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's.
-pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
+/// `TENANT_ID`, `TENANT_SLUG`), and the same routes as every other tenant's; with the
+/// worker that runs the tenant's jobs in this process, unless JOB_WORKERS is 0.
+pub async fn tenant_app(settings: &Settings) -> Result<(Router, Option<Worker>), CliError> {
     let (id, slug, url) = tenant_environment(settings)?;
     let layer = match url.starts_with("sqlite:") {
         true => {
@@ -296,8 +297,13 @@ pub async fn tenant_app(settings: &Settings) -> Result<Router, CliError> {
             settings.serving.dns_resolver.clone(),
         ))
         .method_not_allowed_fallback(method_not_allowed);
+    let worker = settings
+        .serving
+        .jobs
+        .worker()
+        .map(|options| layer.worker(crate::jobs::registry(), options));
     let service = NormalizePathLayer::trim_trailing_slash().layer(layer.layer(routes));
-    Ok(Router::new().fallback_service(service))
+    Ok((Router::new().fallback_service(service), worker))
 }
 
 /// A dedicated tenant's PostgreSQL database, as its own role (`DATABASE_URL`,

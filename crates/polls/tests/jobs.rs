@@ -89,8 +89,9 @@ async fn vote(app: &TestApp, token: &str, poll: i64, choice: i64) -> (StatusCode
 }
 
 /// A poll with a closing time: bad times refused; votes counted until it, refused after;
-/// the job that closes it runs, flushing the cached list; the admin shows the poll closed
-/// and the job, and another tenant's admin shows neither.
+/// the job that closes it runs (for a dedicated tenant, in its own server, whose worker
+/// the app's skips), flushing the cached list; the admin shows the poll closed and the job,
+/// and another tenant's admin shows neither.
 async fn a_poll_closes_at_its_closing_time(mode: Mode) {
     let app = spawn_app_in(mode).await;
     let token = app.user("thor.polls.test", "alice").await;
@@ -392,4 +393,14 @@ async fn operators_list_retry_and_cancel_jobs() {
         .map(|j| j.state)
         .collect();
     assert!(states.contains(&JobState::Cancelled) && states.contains(&JobState::Queued));
+}
+
+#[tokio::test]
+async fn a_poll_closes_at_its_closing_time_in_dedicated_mode() {
+    a_poll_closes_at_its_closing_time(Mode::Dedicated).await;
+}
+
+#[tokio::test]
+async fn a_poll_closes_at_its_closing_time_in_sqlite_dedicated_mode() {
+    a_poll_closes_at_its_closing_time(Mode::SqliteDedicated).await;
 }

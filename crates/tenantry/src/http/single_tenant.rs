@@ -41,6 +41,7 @@ use crate::http::layer::{serve_in_scope, take_ready};
 use crate::http::rejection::TenancyRejection;
 use crate::http::scope::RequestScope;
 use crate::http::scope::SettingsWriter;
+use crate::jobs::{Jobs, LocalDue, OneTenant, Source, Worker, WorkerOptions};
 use crate::pooler::Pooler;
 use crate::pools::PoolLease;
 use crate::profile;
@@ -66,6 +67,8 @@ pub struct SingleTenantLayer {
     /// Where its handlers' cached values live: in this process unless
     /// [`with_cache`](Self::with_cache) says otherwise.
     cache: Cache,
+    /// When its jobs are next due: it has no catalog to keep that in.
+    jobs: Arc<LocalDue>,
 }
 
 impl SingleTenantLayer {
@@ -99,6 +102,7 @@ impl SingleTenantLayer {
                 hosts: None,
                 router_secret: None,
                 cache: Cache::default(),
+                jobs: Arc::default(),
             },
         }
     }
@@ -221,7 +225,26 @@ impl SingleTenantLayer {
             hosts: None,
             router_secret: None,
             cache: Cache::default(),
+            jobs: Arc::default(),
         }
+    }
+
+    /// A worker running the tenant's background jobs with `jobs`, in this process: a
+    /// dedicated tenant's jobs run in its own server, as its requests do.
+    pub fn worker<S: Clone + Send + Sync + 'static>(
+        &self,
+        jobs: Jobs<S>,
+        options: WorkerOptions,
+    ) -> Worker {
+        let profile = self.profile.clone();
+        let one = OneTenant {
+            pool: self.pool.clone(),
+            begin: self.begin.clone(),
+            tenant: Arc::new(move || profile.borrow().tenant.clone()),
+            cache: self.cache.clone(),
+            due: self.jobs.clone(),
+        };
+        Worker::start_on(Source::One(one), jobs, options)
     }
 }
 
@@ -360,7 +383,8 @@ where
             mount,
             self.layer.cache.clone(),
         )
-        .writing_settings(writer);
+        .writing_settings(writer)
+        .waking_jobs(self.layer.jobs.wake());
         Box::pin(
             async move {
                 let mut response = serve_in_scope(inner, request, scope).await;

@@ -31,9 +31,11 @@
 mod queue;
 mod registry;
 pub mod schedule;
+mod source;
 mod worker;
 
 pub use registry::{JobContext, Jobs};
+pub(crate) use source::{LocalDue, OneTenant, Source};
 pub use worker::{Worker, WorkerOptions};
 
 use std::future::Future;

@@ -98,7 +98,7 @@ impl<S> JobContext<S> {
         self.attempt
     }
 
-    /// Flushes the tenant's cache ([`TenantCache`](crate::http::TenantCache)) once the job's
+    /// Flushes the tenant's cache (what handlers' `TenantCache` holds) once the job's
     /// writes commit, so that no reader is served what they replaced.
     pub fn flush_cache(&mut self) {
         self.flush_cache = true;

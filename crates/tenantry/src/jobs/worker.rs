@@ -10,12 +10,13 @@ use uuid::Uuid;
 
 use super::queue::{self, Claimed};
 use super::registry::JobContext;
+use super::source::Source;
 use super::{JobError, Jobs, now_ms, schedule};
 use crate::catalog::DueTenant;
 use crate::error::Error;
 use crate::lifecycle::Every;
 use crate::tenancy::Tenancy;
-use crate::tenant::{IsolationMode, Tenant, TenantStatus};
+use crate::tenant::{Tenant, TenantStatus};
 
 /// How a [`Worker`] shares itself out.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ pub struct Worker {
 }
 
 struct Shared<S> {
-    tenancy: Tenancy,
+    source: Source,
     jobs: Jobs<S>,
     options: WorkerOptions,
     /// What this worker writes in `locked_by`.
@@ -86,6 +87,15 @@ impl Worker {
         jobs: Jobs<S>,
         options: WorkerOptions,
     ) -> Self {
+        Self::start_on(Source::Catalog(tenancy), jobs, options)
+    }
+
+    /// Starts a worker running `jobs` for the tenants `source` has.
+    pub(crate) fn start_on<S: Clone + Send + Sync + 'static>(
+        source: Source,
+        jobs: Jobs<S>,
+        options: WorkerOptions,
+    ) -> Self {
         let options = WorkerOptions {
             concurrency: options.concurrency.max(1),
             per_tenant: options.per_tenant.max(1),
@@ -99,16 +109,17 @@ impl Worker {
         );
         let shared = Arc::new(Shared {
             permits: Arc::new(Semaphore::new(options.concurrency)),
-            tenancy: tenancy.clone(),
+            source,
             jobs,
             options: options.clone(),
             name,
             running: Mutex::default(),
         });
         let (stop, stopped) = watch::channel(false);
+        let sweeping = shared.clone();
         let sweep = Every::start(options.sweep, "the job sweep", move || {
-            let tenancy = tenancy.clone();
-            async move { sweep(&tenancy).await }
+            let shared = sweeping.clone();
+            async move { shared.source.sweep().await }
         });
         Self {
             task: Some(tokio::spawn(shared.run(stopped))),
@@ -149,7 +160,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             while running.try_join_next().is_some() {}
             if claimed == 0 || self.permits.available_permits() == 0 {
                 tokio::select! {
-                    () = self.tenancy.jobs_ready().notified() => {}
+                    () = self.source.ready().notified() => {}
                     () = tokio::time::sleep(self.options.poll) => {}
                     _ = stopped.changed() => {}
                 }
@@ -170,7 +181,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             return Ok(0);
         }
         let limit = i64::try_from(free * 4).unwrap_or(i64::MAX).max(16);
-        let mut due = self.tenancy.catalog().jobs_due(now_ms(), limit).await?;
+        let mut due = self.source.due(now_ms(), limit).await?;
         due.sort_by_key(|d| served.get(&d.tenant_id).copied());
         let mut claimed = 0;
         for seen in due {
@@ -184,10 +195,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 Ok(Some((tenant, job))) => {
                     served.insert(tenant.id, Instant::now());
                     claimed += 1;
-                    self.tenancy
-                        .catalog()
-                        .jobs_served(tenant.id, now_ms())
-                        .await?;
+                    self.source.served(tenant.id, now_ms()).await?;
                     running.spawn(self.clone().execute(tenant, job, permit));
                 }
                 Ok(None) => {}
@@ -219,15 +227,15 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
     /// Takes the tenant's next ready job, committing the lease; with none ready, moves the
     /// tenant's hint to when it next has work.
     async fn claim(&self, seen: DueTenant) -> Result<Option<(Arc<Tenant>, Claimed)>, Error> {
-        let catalog = self.tenancy.catalog();
-        let Some(tenant) = catalog.current(seen.tenant_id).await? else {
+        let source = &self.source;
+        let Some(tenant) = source.current(seen.tenant_id).await? else {
             return Ok(None);
         };
         if tenant.status != TenantStatus::Active || tenant.moving {
             return Ok(None);
         }
         let tenant = Arc::new(tenant);
-        let mut tx = self.tenancy.begin_tenant(tenant.clone()).await?;
+        let mut tx = source.begin(tenant.clone()).await?;
         let now = now_ms();
         let lease_end = now.saturating_add(millis(self.options.lease));
         let per_tenant = self.options.per_tenant;
@@ -235,7 +243,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
         schedule::fire_due(&mut tx, now).await?;
         match queue::claim(&mut tx, &self.name, now, lease_end, per_tenant).await? {
             Some(job) => {
-                if catalog.changed_since(&tenant).await? {
+                if source.changed_since(&tenant).await? {
                     tx.rollback().await?;
                     return Ok(None);
                 }
@@ -246,7 +254,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 let next = queue::next_due(&mut tx).await?;
                 tx.commit().await?;
                 if next.is_none_or(|next| next > now) {
-                    catalog.settle_jobs_due(seen, next).await?;
+                    source.settle(seen, next).await?;
                 }
                 Ok(None)
             }
@@ -276,15 +284,10 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             tracing::warn!(error = %recording, job = job.id, "could not record a failed job");
         }
         self.count(tenant.id, false);
-        if let Err(error) = self
-            .tenancy
-            .catalog()
-            .jobs_finished(tenant.id, now_ms())
-            .await
-        {
+        if let Err(error) = self.source.finished(tenant.id, now_ms()).await {
             tracing::warn!(%error, tenant = %tenant.slug, "could not mark a tenant's jobs due");
         }
-        self.tenancy.jobs_ready().notify_one();
+        self.source.ready().notify_one();
     }
 
     /// Runs the job in a transaction in its tenant's context and marks it done in the same
@@ -297,11 +300,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 job.kind
             ))));
         };
-        let tx = self
-            .tenancy
-            .begin_tenant(tenant.clone())
-            .await
-            .map_err(failed)?;
+        let tx = self.source.begin(tenant.clone()).await.map_err(failed)?;
         let mut cx = JobContext {
             tx,
             state: self.jobs.state().clone(),
@@ -320,18 +319,17 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             }
         }
         let (mut tx, flush_cache) = (cx.tx, cx.flush_cache);
-        let catalog = self.tenancy.catalog();
         let held = queue::complete(&mut tx, job.id, &self.name, now_ms())
             .await
             .map_err(failed)?;
-        if !held || catalog.changed_since(&tenant).await.map_err(failed)? {
+        if !held || self.source.changed_since(&tenant).await.map_err(failed)? {
             let _ = tx.rollback().await;
             self.release_moved(&tenant, &job).await;
             return Err(Outcome::Lost);
         }
         tx.commit().await.map_err(|e| failed(e.into()))?;
         if flush_cache {
-            self.tenancy.cache().flush_tenant(tenant.id).await;
+            self.source.flush_cache(tenant.id).await;
         }
         Ok(())
     }
@@ -342,14 +340,14 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
         let released = async {
             let deadline = Instant::now() + self.options.lease;
             let now = loop {
-                match self.tenancy.catalog().current(tenant.id).await? {
+                match self.source.current(tenant.id).await? {
                     None => return Ok(()),
                     Some(now) if !now.moving => break now,
                     Some(_) if Instant::now() > deadline => return Ok(()),
                     Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             };
-            let mut tx = self.tenancy.begin_tenant(Arc::new(now)).await?;
+            let mut tx = self.source.begin(Arc::new(now)).await?;
             queue::release(&mut tx, job.id, &self.name).await?;
             tx.enqueued(now_ms());
             tx.commit().await?;
@@ -373,10 +371,10 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             .then(|| now.saturating_add(millis(backoff(self.options.backoff, job.attempts))));
         tracing::warn!(tenant = %tenant.slug, job = job.id, kind = %job.kind, %error,
             dead = retry_at.is_none(), "a job failed");
-        let Some(current) = self.tenancy.catalog().current(tenant.id).await? else {
+        let Some(current) = self.source.current(tenant.id).await? else {
             return Ok(());
         };
-        let mut tx = self.tenancy.begin_tenant(Arc::new(current)).await?;
+        let mut tx = self.source.begin(Arc::new(current)).await?;
         queue::fail(
             &mut tx,
             job.id,
@@ -405,35 +403,6 @@ fn backoff(base: Duration, attempts: i32) -> Duration {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Reads every active tenant's queue served in process and marks those with work due.
-async fn sweep(tenancy: &Tenancy) -> Result<(), Error> {
-    let mut failed = 0;
-    for details in tenancy.catalog().list().await? {
-        let tenant = details.tenant;
-        if tenant.status != TenantStatus::Active || tenant.isolation == IsolationMode::Dedicated {
-            continue;
-        }
-        let id = tenant.id;
-        let next = async {
-            let mut tx = tenancy.begin_tenant(Arc::new(tenant)).await?;
-            let next = queue::next_due(&mut tx).await?;
-            tx.commit().await?;
-            if let Some(at) = next {
-                tenancy.catalog().mark_jobs_due(id, at).await?;
-            }
-            Ok::<_, Error>(())
-        };
-        if let Err(error) = next.await {
-            failed += 1;
-            tracing::debug!(%error, tenant = %id, "the job sweep could not read a tenant's queue");
-        }
-    }
-    if failed > 0 {
-        tracing::warn!(failed, "the job sweep could not read some tenants' queues");
-    }
-    Ok(())
 }
 
 fn hostname() -> String {
