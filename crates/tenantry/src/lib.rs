@@ -70,6 +70,7 @@ pub mod deploy;
 pub mod dns;
 mod engine;
 mod error;
+pub mod files;
 pub mod host;
 pub mod http;
 pub mod identify;

@@ -11,6 +11,7 @@ mod custom_domains;
 mod database_mode;
 mod dedicated;
 mod doc_examples;
+mod files;
 mod isolation;
 mod jobs;
 mod layering;

@@ -232,7 +232,8 @@ where
             let cache = tenancy.cache().clone();
             let mut scope = RequestScope::new(pool, tenant.clone(), begin, mount, cache)
                 .writing_settings(SettingsWriter::Catalog(tenancy.clone()))
-                .waking_jobs(tenancy.jobs_wake());
+                .waking_jobs(tenancy.jobs_wake())
+                .with_files(tenancy.files().cloned());
             if !request.method().is_safe() {
                 scope = scope.fenced(tenancy.catalog().clone());
             }

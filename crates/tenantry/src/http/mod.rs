@@ -18,9 +18,11 @@ mod single_tenant;
 mod site_url;
 mod tenant_cache;
 mod tenant_domains;
+mod tenant_files;
 mod tls_ask;
 
 pub use crate::dedicated::ROUTER_HEADER;
+pub use crate::files::TenantFiles;
 pub use client::{ClientAddr, TrustedProxies};
 pub use extract::{LazyTenantDb, MountPath, TenantDb};
 pub use layer::{TenancyLayer, TenancyService};

@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::cache::Cache;
 use crate::catalog::TenantCatalog;
+use crate::files::Files;
 use crate::http::rejection::TenancyRejection;
 use crate::pools::PoolLease;
 use crate::settings::SettingsSchema;
@@ -46,6 +47,8 @@ pub(crate) struct RequestScope {
     pub(crate) flush_cache: Arc<AtomicBool>,
     /// What the transaction's commit calls when it enqueued jobs.
     pub(crate) jobs_wake: Option<JobsWake>,
+    /// Where tenants' files are kept, if anywhere.
+    pub(crate) files: Option<Files>,
 }
 
 impl RequestScope {
@@ -67,7 +70,13 @@ impl RequestScope {
             cache,
             flush_cache: Arc::default(),
             jobs_wake: None,
+            files: None,
         }
+    }
+
+    /// Handlers' `TenantFiles` are the tenant's in `files`.
+    pub(crate) fn with_files(self, files: Option<Files>) -> Self {
+        Self { files, ..self }
     }
 
     /// Jobs the request's transaction enqueues are announced through `wake`.

@@ -35,6 +35,7 @@ use crate::cache::Cache;
 use crate::catalog::file_options;
 use crate::db::DbPool;
 use crate::dedicated::{MOUNT_HEADER, ROUTER_HEADER};
+use crate::files::Files;
 use crate::host::HostName;
 use crate::http::identify::request_host;
 use crate::http::layer::{serve_in_scope, take_ready};
@@ -69,6 +70,8 @@ pub struct SingleTenantLayer {
     cache: Cache,
     /// When its jobs are next due: it has no catalog to keep that in.
     jobs: Arc<LocalDue>,
+    /// Where its files are kept, if anywhere.
+    files: Option<Files>,
 }
 
 impl SingleTenantLayer {
@@ -103,6 +106,7 @@ impl SingleTenantLayer {
                 router_secret: None,
                 cache: Cache::default(),
                 jobs: Arc::default(),
+                files: None,
             },
         }
     }
@@ -226,6 +230,15 @@ impl SingleTenantLayer {
             router_secret: None,
             cache: Cache::default(),
             jobs: Arc::default(),
+            files: None,
+        }
+    }
+
+    /// The tenant's files are kept in `files` (under its prefix, as the router's are).
+    pub fn with_files(self, files: Files) -> Self {
+        Self {
+            files: Some(files),
+            ..self
         }
     }
 
@@ -242,6 +255,7 @@ impl SingleTenantLayer {
             begin: self.begin.clone(),
             tenant: Arc::new(move || profile.borrow().tenant.clone()),
             cache: self.cache.clone(),
+            files: self.files.clone(),
             due: self.jobs.clone(),
         };
         Worker::start_on(Source::One(one), jobs, options)
@@ -384,7 +398,8 @@ where
             self.layer.cache.clone(),
         )
         .writing_settings(writer)
-        .waking_jobs(self.layer.jobs.wake());
+        .waking_jobs(self.layer.jobs.wake())
+        .with_files(self.layer.files.clone());
         Box::pin(
             async move {
                 let mut response = serve_in_scope(inner, request, scope).await;

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 
 use super::{Enqueue, Job, JobError};
 use crate::error::Error;
+use crate::files::TenantFiles;
 use crate::tenant::Tenant;
 use crate::transaction::TenantTransaction;
 
@@ -75,6 +76,7 @@ pub struct JobContext<S> {
     pub(super) id: i64,
     pub(super) attempt: u32,
     pub(super) flush_cache: bool,
+    pub(super) files: Result<TenantFiles, String>,
 }
 
 impl<S> JobContext<S> {
@@ -96,6 +98,11 @@ impl<S> JobContext<S> {
     /// Which attempt this is, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The tenant's files; an error (failing the attempt) where no store is configured.
+    pub fn files(&self) -> Result<&TenantFiles, JobError> {
+        self.files.as_ref().map_err(|e| JobError::new(e.clone()))
     }
 
     /// Flushes the tenant's cache (what handlers' `TenantCache` holds) once the job's

@@ -10,6 +10,7 @@ use super::queue;
 use crate::cache::Cache;
 use crate::catalog::DueTenant;
 use crate::error::Error;
+use crate::files::{Files, NO_FILE_STORE, TenantFiles};
 use crate::pools::PoolLease;
 use crate::tenancy::Tenancy;
 use crate::tenant::{IsolationMode, Tenant, TenantStatus};
@@ -30,6 +31,7 @@ pub(crate) struct OneTenant {
     /// The tenant as it is now (its settings change when its supervisor says so).
     pub(crate) tenant: Arc<dyn Fn() -> Arc<Tenant> + Send + Sync>,
     pub(crate) cache: Cache,
+    pub(crate) files: Option<Files>,
     pub(crate) due: Arc<LocalDue>,
 }
 
@@ -164,6 +166,18 @@ impl Source {
                 });
                 Ok(())
             }
+        }
+    }
+
+    /// `tenant`'s files.
+    pub(crate) fn files(&self, tenant: Uuid) -> Result<TenantFiles, Error> {
+        match self {
+            Self::Catalog(tenancy) => tenancy.files_of(tenant),
+            Self::One(one) => one
+                .files
+                .as_ref()
+                .map(|files| files.tenant(tenant))
+                .ok_or_else(|| Error::Io(NO_FILE_STORE.into())),
         }
     }
 

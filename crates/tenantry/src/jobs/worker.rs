@@ -307,6 +307,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             id: job.id,
             attempt: u32::try_from(job.attempts).unwrap_or(0),
             flush_cache: false,
+            files: self.source.files(tenant.id).map_err(|e| e.to_string()),
         };
         match tokio::time::timeout(self.options.lease, run(&job.payload, &mut cx)).await {
             Ok(Ok(())) => {}

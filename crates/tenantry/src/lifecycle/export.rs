@@ -1,6 +1,9 @@
 //! Exporting a tenant as a file and importing it, in any layout on PostgreSQL.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Executor};
 
 use crate::catalog::TenantDetails;
@@ -17,8 +20,9 @@ use crate::tenant::IsolationMode;
 
 /// The `format` field of every export.
 pub const EXPORT_FORMAT: &str = "tenantry-tenant-export";
-/// The version of the export format this build writes and reads.
-pub const EXPORT_VERSION: u32 = 1;
+/// The version of the export format this build writes; it reads this one and version 1,
+/// which had no files.
+pub const EXPORT_VERSION: u32 = 2;
 
 /// A tenant as a file: its catalog entry and its rows. Rows carry their ids but not their
 /// `tenant_id`, which an import sets to the new tenant's.
@@ -44,6 +48,37 @@ pub struct TenantExport {
     pub migration_fingerprint: String,
     /// Each table's rows, every table after those it refers to.
     pub tables: Vec<TableRows>,
+    /// Its files, if the deployment keeps tenants' files.
+    #[serde(default)]
+    pub files: Vec<ExportedFile>,
+}
+
+/// One of a tenant's files in an export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedFile {
+    /// Its name, relative to the tenant's files.
+    pub name: String,
+    /// The SHA-256 (hex) of its bytes, checked on import.
+    pub sha256: String,
+    /// Its bytes, in base64.
+    pub data: String,
+}
+
+impl ExportedFile {
+    /// Its bytes, if they match its checksum.
+    fn bytes(&self) -> Result<Vec<u8>, Error> {
+        let damaged = |why: &str| Error::Invalid {
+            field: "export",
+            message: format!("file '{}' {why}: the export is damaged", self.name),
+        };
+        let bytes = BASE64
+            .decode(&self.data)
+            .map_err(|_| damaged("is not base64"))?;
+        match hex::encode(Sha256::digest(&bytes)) == self.sha256 {
+            true => Ok(bytes),
+            false => Err(damaged("does not match its checksum")),
+        }
+    }
 }
 
 impl Tenancy {
@@ -85,6 +120,18 @@ impl Tenancy {
         .await?;
         let tables = rows::read(&mut tx, &tenant.placement.schema, tenant.id).await?;
         tx.rollback().await?;
+        let mut files = Vec::new();
+        if self.files().is_some() {
+            let store = self.files_of(tenant.id)?;
+            for file in store.list("").await? {
+                let bytes = store.get(&file.name).await?.unwrap_or_default();
+                files.push(ExportedFile {
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    data: BASE64.encode(&bytes),
+                    name: file.name,
+                });
+            }
+        }
         Ok(TenantExport {
             format: EXPORT_FORMAT.into(),
             version: EXPORT_VERSION,
@@ -101,6 +148,7 @@ impl Tenancy {
             migration_version: self.migrations().tenant_version(),
             migration_fingerprint: self.migrations().tenant_fingerprint().into(),
             tables,
+            files,
         })
     }
 
@@ -115,6 +163,21 @@ impl Tenancy {
     ) -> Result<TenantDetails, Error> {
         self.postgres_for(PgOnly::Importing)?;
         check_export(&export, self.migrations())?;
+        let files = export
+            .files
+            .iter()
+            .map(|file| {
+                crate::files::check_name(&file.name)?;
+                Ok((file.name.as_str(), file.bytes()?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !files.is_empty() && self.files().is_none() {
+            return Err(Error::Io(format!(
+                "the export has {} file(s), and {}",
+                files.len(),
+                crate::files::NO_FILE_STORE
+            )));
+        }
         let renamed = slug.is_some();
         let slug = slug.unwrap_or(export.slug);
         let domains = match renamed {
@@ -142,6 +205,12 @@ impl Tenancy {
             let mut tx = begin_in(pool.pg()?, &tenant.placement.schema).await?;
             rows::write(&mut tx, &tenant.placement.schema, tenant.id, &export.tables).await?;
             tx.commit().await?;
+            if !files.is_empty() {
+                let store = self.files_of(tenant.id)?;
+                for (name, bytes) in &files {
+                    store.put(name, bytes.clone()).await?;
+                }
+            }
             let update = TenantUpdate {
                 settings: Some(export.settings),
                 ..TenantUpdate::default()
@@ -170,7 +239,7 @@ fn check_export(export: &TenantExport, migrations: &Migrations) -> Result<(), Er
             export.format
         )));
     }
-    if export.version != EXPORT_VERSION {
+    if !(1..=EXPORT_VERSION).contains(&export.version) {
         return Err(invalid(format!(
             "export format version {} is not supported (this build reads {EXPORT_VERSION})",
             export.version

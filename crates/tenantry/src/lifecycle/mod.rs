@@ -23,7 +23,7 @@ mod upgrade;
 pub use crate::rows::TableRows;
 pub use custom_domains::{DomainCheck, DomainCheckSchedule, DomainChecks, MAX_CLAIMS};
 #[cfg(feature = "postgres")]
-pub use export::{EXPORT_FORMAT, EXPORT_VERSION, TenantExport};
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportedFile, TenantExport};
 #[cfg(feature = "postgres")]
 pub use moving::MoveTarget;
 #[cfg(feature = "testing")]

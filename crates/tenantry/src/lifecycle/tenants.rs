@@ -328,6 +328,12 @@ impl Tenancy {
             .await?;
         self.catalog().invalidate();
         self.cache().flush_tenant(tenant.id).await;
+        if let Some(files) = self.files() {
+            // Its data is gone already; files left behind are kept by no one, so say so.
+            if let Err(error) = files.delete_tenant(tenant.id).await {
+                tracing::error!(%error, tenant = %tenant.slug, "a deleted tenant's files remain");
+            }
+        }
         Ok(())
     }
 

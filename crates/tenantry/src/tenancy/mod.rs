@@ -22,6 +22,7 @@ use crate::db::Db;
 #[cfg(feature = "dedicated")]
 use crate::dedicated::{DedicatedOptions, Supervisor};
 use crate::error::Error;
+use crate::files::{Files, NO_FILE_STORE, TenantFiles};
 use crate::identify::Identification;
 use crate::layout::{Cx, Layout, Layouts, Route, TxRoute};
 use crate::migrate::Migrations;
@@ -53,6 +54,7 @@ struct Inner {
     migrations: Migrations,
     settings: SettingsSchema,
     cache: Cache,
+    files: Option<Files>,
     /// Woken when this process commits a job, so its workers look at once.
     jobs_ready: Arc<Notify>,
     jobs_wake: JobsWake,
@@ -78,6 +80,8 @@ pub struct TenancyOptions {
     pub settings: SettingsSchema,
     /// Where handlers' `TenantCache` values live.
     pub cache: Cache,
+    /// Where tenants' files are kept; without it, asking for a tenant's files is an error.
+    pub files: Option<Files>,
 }
 
 /// The multi-tenancy runtime of one service. Cheap to clone.
@@ -112,6 +116,7 @@ impl Tenancy {
                 migrations,
                 settings: options.settings,
                 cache: options.cache,
+                files: options.files,
                 jobs_ready,
                 jobs_wake,
             }),
@@ -211,6 +216,28 @@ impl Tenancy {
     /// Where handlers' cached values live.
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+
+    /// Where tenants' files are kept, if anywhere.
+    pub fn files(&self) -> Option<&Files> {
+        self.inner.files.as_ref()
+    }
+
+    /// The files of the tenant `slug`.
+    pub async fn tenant_files(&self, slug: &Slug) -> Result<TenantFiles, Error> {
+        let tenant = self
+            .catalog()
+            .by_slug(slug)
+            .await?
+            .ok_or_else(|| Error::TenantNotFound(slug.to_string()))?;
+        self.files_of(tenant.id)
+    }
+
+    /// The files of tenant `id`; an error if no store is configured.
+    pub(crate) fn files_of(&self, id: uuid::Uuid) -> Result<TenantFiles, Error> {
+        self.files()
+            .map(|files| files.tenant(id))
+            .ok_or_else(|| Error::Io(NO_FILE_STORE.into()))
     }
 
     /// Woken when this process commits a job.
