@@ -258,7 +258,7 @@ impl SingleTenantLayer {
             files: self.files.clone(),
             due: self.jobs.clone(),
         };
-        Worker::start_on(Source::One(one), jobs, options)
+        Worker::start_on(Source::One(Box::new(one)), jobs, options)
     }
 }
 

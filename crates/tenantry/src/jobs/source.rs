@@ -21,7 +21,7 @@ pub(crate) enum Source {
     /// Every tenant of the catalog served in process, found by its `job_due` hints.
     Catalog(Tenancy),
     /// One tenant, on a server of its own, which cannot reach the catalog.
-    One(OneTenant),
+    One(Box<OneTenant>),
 }
 
 /// A dedicated tenant's own server's view of its tenant, for its worker.
