@@ -9,6 +9,7 @@ use clap::{Args, FromArgMatches};
 use tenantry::cache::Cache;
 use tenantry::cli::CliError;
 use tenantry::dns::DnsResolver;
+use tenantry::files::Files;
 use tenantry::http::TrustedProxies;
 use tenantry::jobs::WorkerOptions;
 use tenantry::signup::SignupOptions;
@@ -78,6 +79,11 @@ pub struct Settings {
     /// each process caches in its own memory without it.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Where tenants' files are kept (exports, poll images): `file:///DIR`, or
+    /// `s3://BUCKET/PREFIX` with the credentials, region and endpoint of the AWS_*
+    /// environment variables (S3 or S3-compatible storage). DATA_DIR/files without it.
+    #[arg(long, global = true, env = "FILES_URL")]
+    pub files_url: Option<String>,
     /// How `serve` and `demo` serve: their own options, or the environment for the commands
     /// that only read them (`migrate`'s upgrade waves and `deploy` use `BIND`).
     #[arg(skip)]
@@ -403,8 +409,10 @@ impl Settings {
             .trusted_proxies
             .with(&TrustedProxies::loopback())
             .to_string();
+        let data_dir = std::path::absolute(&self.data_dir).unwrap_or(self.data_dir.clone());
         let mut env: Vec<(&str, String)> = vec![
             ("BASE_DOMAIN", self.base_domain.clone()),
+            ("DATA_DIR", data_dir.display().to_string()),
             ("DATABASE_POOLER", self.database_pooler.to_string()),
             ("TENANT_POOL_SIZE", self.tenant_pool_size.to_string()),
             (
@@ -431,6 +439,14 @@ impl Settings {
             if let Ok(value) = std::env::var(name) {
                 env.push((name, value));
             }
+        }
+        // A directory is shared; S3 credentials are not handed to tenants' servers.
+        if let Some(url) = self
+            .files_url
+            .as_ref()
+            .filter(|url| url.starts_with("file:"))
+        {
+            env.push(("FILES_URL", url.clone()));
         }
         env.into_iter()
             .map(|(name, value)| (name.into(), value.into()))
@@ -467,7 +483,17 @@ impl Settings {
             dedicated: None,
             settings: crate::domain::rules::schema(),
             cache: self.cache()?,
+            files: Some(self.files()?),
         })
+    }
+
+    /// Where tenants' files are kept: FILES_URL, or DATA_DIR/files.
+    pub fn files(&self) -> Result<Files, String> {
+        match &self.files_url {
+            Some(url) => Files::from_url(url),
+            None => Files::local(self.data_dir.join("files")),
+        }
+        .map_err(|e| format!("FILES_URL: {e}"))
     }
 
     /// Where tenants' cached values live: REDIS_URL's Redis, or this process.

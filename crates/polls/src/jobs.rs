@@ -9,7 +9,54 @@ use crate::domain::polls::{self, ClosingTime};
 
 /// Every job type polls has.
 pub fn registry() -> Jobs<()> {
-    Jobs::new(()).register::<ClosePoll>()
+    Jobs::new(())
+        .register::<ClosePoll>()
+        .register::<ExportResults>()
+}
+
+/// Where a tenant's exports are, in its files.
+pub const EXPORTS: &str = "exports/";
+
+/// Writes a poll's results as CSV (question, choice, votes) to the tenant's files, under
+/// [`EXPORTS`], named after the poll and the job: a second run of the job (after its worker
+/// died) replaces its file instead of adding another.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportResults {
+    /// The poll.
+    pub poll: i64,
+}
+
+impl Job for ExportResults {
+    const KIND: &'static str = "export-results";
+    type State = ();
+
+    async fn run(self, cx: &mut JobContext<()>) -> Result<(), JobError> {
+        let rows = polls::results(cx, self.poll).await?;
+        let Some((question, choices)) = rows else {
+            return Err(JobError::permanent(format!(
+                "poll {} no longer exists",
+                self.poll
+            )));
+        };
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(["question", "choice", "votes"])?;
+        if choices.is_empty() {
+            csv.write_record([question.as_str(), "", "0"])?;
+        }
+        for (choice, votes) in choices {
+            csv.write_record([question.as_str(), choice.as_str(), &votes.to_string()])?;
+        }
+        let bytes = csv.into_inner().map_err(|e| JobError::new(e.to_string()))?;
+        let name = format!("{EXPORTS}poll-{}-job-{}.csv", self.poll, cx.id());
+        cx.files()?.put(&name, bytes).await?;
+        Ok(())
+    }
+}
+
+/// Enqueues the export of poll `poll`'s results.
+pub(crate) async fn export(tx: &mut TenantTransaction, poll: i64) -> Result<(), Error> {
+    Enqueue::new(&ExportResults { poll }).send(tx).await?;
+    Ok(())
 }
 
 /// Closes a poll at its closing time, unless the time was changed since.

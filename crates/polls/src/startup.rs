@@ -283,7 +283,8 @@ pub async fn tenant_app(settings: &Settings) -> Result<(Router, Option<Worker>),
         .following_supervisor()
         .with_settings_schema(crate::domain::rules::schema())
         .with_hosts(tenant_hosts()?)
-        .with_cache(settings.cache().map_err(CliError::usage)?);
+        .with_cache(settings.cache().map_err(CliError::usage)?)
+        .with_files(settings.files().map_err(CliError::usage)?);
     let layer = match &settings.router_secret {
         Some(secret) => layer.with_router_secret(secret),
         None => layer,

@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod custom_domains;
 mod deploy;
+mod files;
 mod hostile_input;
 mod jobs;
 mod platform_api;

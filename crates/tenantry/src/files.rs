@@ -41,22 +41,24 @@ impl std::fmt::Debug for Files {
     }
 }
 
+fn store_error_path(error: object_store::path::Error) -> Error {
+    Error::Io(format!("not a directory for files: {error}"))
+}
+
 fn store_error(error: object_store::Error) -> Error {
     Error::Io(format!("the file store failed: {error}"))
 }
 
 impl Files {
-    /// Files in the directory `dir`, created if missing.
+    /// Files in the directory `dir`, made when the first file is written.
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self, Error> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(store_error)?
-            .with_automatic_cleanup(true);
+        let dir = std::path::absolute(dir.as_ref())
+            .map_err(|e| Error::Io(format!("cannot resolve {}: {e}", dir.as_ref().display())))?;
+        let root = Path::from_absolute_path(&dir).map_err(store_error_path)?;
+        let store = object_store::local::LocalFileSystem::new().with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
-            root: Path::default(),
+            root,
             describe: format!("the directory {}", dir.display()).into(),
         })
     }

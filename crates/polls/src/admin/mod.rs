@@ -4,6 +4,7 @@
 //! escaping every value.
 
 mod domains;
+mod exports;
 mod jobs;
 mod login;
 mod polls;
@@ -69,6 +70,9 @@ pub fn router(auth: AuthLimits, dns: DnsResolver) -> Router {
         .route("/admin/settings", get(settings::show).post(settings::save))
         .route("/admin/domains", get(domains::list).post(domains::change))
         .route("/admin/jobs", get(jobs::list))
+        .route("/admin/exports", get(exports::list))
+        .route("/admin/exports/{name}", get(exports::download))
+        .route("/admin/polls/{id}/export", post(exports::queue))
         .route(
             "/admin/settings/logo",
             post(settings::logo).layer(DefaultBodyLimit::max(
@@ -102,10 +106,11 @@ pub(crate) enum Done {
     DomainClaimed,
     DomainVerified,
     DomainRemoved,
+    ExportQueued,
 }
 
 impl Done {
-    const ALL: [Done; 14] = [
+    const ALL: [Done; 15] = [
         Self::PollCreated,
         Self::PollSaved,
         Self::PollDeleted,
@@ -120,6 +125,7 @@ impl Done {
         Self::DomainClaimed,
         Self::DomainVerified,
         Self::DomainRemoved,
+        Self::ExportQueued,
     ];
 
     /// Its name in the cookie: only these are ever read back, never text from the cookie.
@@ -139,6 +145,7 @@ impl Done {
             Self::DomainClaimed => "domain-claimed",
             Self::DomainVerified => "domain-verified",
             Self::DomainRemoved => "domain-removed",
+            Self::ExportQueued => "export-queued",
         }
     }
 
@@ -158,6 +165,7 @@ impl Done {
             Self::DomainClaimed => "The domain was added: add its DNS record, then check it.",
             Self::DomainVerified => "The domain is verified: the site answers on it now.",
             Self::DomainRemoved => "The domain was removed.",
+            Self::ExportQueued => "The export was queued: it is listed here once made.",
         }
     }
 }

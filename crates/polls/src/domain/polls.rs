@@ -162,6 +162,31 @@ impl ClosingTime {
     }
 }
 
+/// Poll `id`'s question and each choice with its votes, in choice order; `None` if there
+/// is no such poll.
+pub(crate) async fn results(
+    db: &mut Db,
+    id: i64,
+) -> Result<Option<(String, Vec<(String, i64)>)>, sqlx::Error> {
+    let question: Option<String> = db
+        .query("SELECT question FROM polls WHERE id = $1")
+        .bind(id)
+        .fetch_optional_scalar()
+        .await?;
+    let Some(question) = question else {
+        return Ok(None);
+    };
+    let choices = db
+        .query(
+            "SELECT c.choice_text, (SELECT count(*) FROM votes v WHERE v.choice_id = c.id) \
+             FROM choices c WHERE c.poll_id = $1 ORDER BY c.id",
+        )
+        .bind(id)
+        .fetch_all()
+        .await?;
+    Ok(Some((question, choices)))
+}
+
 /// Whether poll `id` refuses votes (closed, or past its closing time); `None` if there is
 /// no such poll.
 pub(crate) async fn is_closed(db: &mut Db, id: i64) -> Result<Option<bool>, sqlx::Error> {

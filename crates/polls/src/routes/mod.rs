@@ -1,11 +1,15 @@
 //! The tenant's JSON API: [`api_router`], a file per resource over the domain's queries.
 
 mod choices;
+mod images;
 mod polls;
 mod root;
 mod users;
 mod votes;
 
+pub use images::IMAGE_MAX_BYTES;
+
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
@@ -34,4 +38,10 @@ pub fn api_router(auth: AuthLimits) -> Router {
             get(choices::list).post(choices::create),
         )
         .route("/polls/{id}/choices/{choice_id}/vote", post(votes::create))
+        .route(
+            "/polls/{id}/image",
+            get(images::get)
+                .put(images::put)
+                .layer(DefaultBodyLimit::max(images::IMAGE_MAX_BYTES)),
+        )
 }

@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenantry::TenantDb;
+use tenantry::files::TenantFiles;
 use tenantry::http::TenantCache;
 
 use crate::auth::AuthUser;
@@ -143,16 +144,18 @@ pub(super) async fn patch(
     save(&mut db, id, question, closing).await
 }
 
-/// `DELETE /polls/{id}`: 204; only its creator may.
+/// `DELETE /polls/{id}`: 204, with its image; only its creator may.
 pub(super) async fn delete(
     user: AuthUser,
     ApiPath(id): ApiPath<i64>,
+    files: TenantFiles,
     mut db: TenantDb,
 ) -> Result<StatusCode, ApiError> {
     if creator(&mut db, id).await? != user.id {
         return Err(ApiError::Forbidden("You can not delete this poll."));
     }
     polls::delete(&mut db, id).await?;
+    super::images::remove(&files, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

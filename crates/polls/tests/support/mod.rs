@@ -37,6 +37,8 @@ pub struct TestApp {
     _store: Store,
     /// nginx in front.
     _nginx: Option<TestNginx>,
+    /// Where tenants' files are kept, removed with the app.
+    _files: tempfile::TempDir,
 }
 
 enum Store {
@@ -138,6 +140,7 @@ fn settings_without_database() -> Settings {
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
         redis_url: None,
+        files_url: None,
     }
 }
 
@@ -192,7 +195,7 @@ pub async fn spawn_app_serving(
 }
 
 async fn spawn(mode: Mode, serving: Option<polls::configuration::Serving>) -> TestApp {
-    let (isolation, settings, store) = match mode {
+    let (isolation, mut settings, store) = match mode {
         Mode::Sqlite => sqlite_store(),
         Mode::SqliteDedicated => {
             let (_, settings, store) = sqlite_store();
@@ -229,6 +232,8 @@ async fn spawn(mode: Mode, serving: Option<polls::configuration::Serving>) -> Te
             )
         }
     };
+    let files = tempfile::tempdir().unwrap();
+    settings.files_url = Some(format!("file://{}", files.path().display()));
     if let Some(url) = &settings.database_url {
         let pool = startup::connect(url, settings.pool_size, settings.database_pooler)
             .await
@@ -280,6 +285,7 @@ async fn spawn(mode: Mode, serving: Option<polls::configuration::Serving>) -> Te
         client: reqwest::Client::new(),
         _store: store,
         _nginx: None,
+        _files: files,
     };
     if let Mode::DedicatedBehindNginx = mode {
         app.behind_nginx().await;

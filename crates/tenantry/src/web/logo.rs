@@ -5,6 +5,21 @@ use crate::db::Db;
 /// The largest logo accepted.
 pub const LOGO_MAX_BYTES: usize = 256 * 1024;
 
+/// The MIME type of `data` if it is a PNG, JPEG or WebP image, told from its first bytes
+/// (never from a name or a header); `None` for anything else, SVG above all, which can
+/// carry script.
+pub fn image_type(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if data.starts_with(b"\xff\xd8\xff") {
+        Some("image/jpeg")
+    } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
 /// A logo: its bytes and the content type they were found to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logo {
@@ -25,15 +40,8 @@ impl Logo {
         if data.len() > LOGO_MAX_BYTES {
             return Err(format!("a logo is at most {} KiB", LOGO_MAX_BYTES / 1024));
         }
-        let content_type = if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-            "image/png"
-        } else if data.starts_with(b"\xff\xd8\xff") {
-            "image/jpeg"
-        } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
-            "image/webp"
-        } else {
-            return Err("a logo is a PNG, JPEG or WebP image".into());
-        };
+        let content_type =
+            image_type(&data).ok_or_else(|| "a logo is a PNG, JPEG or WebP image".to_owned())?;
         Ok(Self { content_type, data })
     }
 

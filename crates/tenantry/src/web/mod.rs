@@ -37,6 +37,6 @@ mod throttle;
 pub use crate::secret::{random_token, same_token};
 pub use cookie::{CookieJar, SessionCookie};
 pub use login_link::{LOGIN_LINK_SECS, LoginLink, Redeemed};
-pub use logo::{LOGO_MAX_BYTES, Logo};
+pub use logo::{LOGO_MAX_BYTES, Logo, image_type};
 pub use session::{Session, StartedSession};
 pub use throttle::{LoginAttempt, LoginThrottle};
