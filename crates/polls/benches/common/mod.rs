@@ -164,6 +164,10 @@ pub fn settings(url: &str, budget: u32, per_tenant: u32) -> Settings {
         app_role: tenantry::AppRole::default().name().into(),
         app_role_password: None,
         redis_url: None,
+        files_url: Some(format!(
+            "file://{}",
+            std::env::temp_dir().join("polls-bench-files").display()
+        )),
     }
 }
 
