@@ -79,7 +79,7 @@ async fn export_results(mode: Mode) {
     }
     worker.stop().await;
     let name = listed
-        .split(&format!("href=\"/admin/exports/"))
+        .split("href=\"/admin/exports/")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no export listed: {listed}"))
