@@ -20,6 +20,7 @@ use crate::{demo, startup};
 #[command(
     name = "polls",
     version,
+    disable_help_subcommand = true,
     after_help = "The options above (or the environment) go before or after any command; \
                   `serve` and `demo` have options of their own (`polls serve --help`). \
                   migrate, createsuperuser and sql act inside tenants named by --tenant SLUG \
@@ -184,21 +185,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             startup::serve(listener, app, settings.serving.limits.server()).await;
             Ok(())
         }
-        Command::Worker(jobs) => {
-            if jobs.job_workers == 0 {
-                return Err(CliError::usage(
-                    "worker runs at least one job at once: --job-workers 1 or more",
-                ));
-            }
-            let tenancy = tenancy().await?;
-            let worker = startup::job_worker(&tenancy, &jobs);
-            tracing::info!(workers = jobs.job_workers, "running background jobs");
-            startup::shutdown_signal().await;
-            if let Some(worker) = worker {
-                worker.stop().await;
-            }
-            Ok(())
-        }
+        Command::Worker(jobs) => run_worker(&tenancy().await?, &jobs).await,
         Command::Jobs { command } => {
             if cli.targets.all_tenants {
                 return Err(CliError::usage(
@@ -256,6 +243,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `worker`: runs tenants' background jobs until SIGINT or SIGTERM, then lets those running
+/// finish.
+async fn run_worker(tenancy: &Tenancy, jobs: &JobArgs) -> Result<(), CliError> {
+    let Some(worker) = startup::job_worker(tenancy, jobs) else {
+        return Err(CliError::usage(
+            "worker runs at least one job at once: --job-workers 1 or more",
+        ));
+    };
+    tracing::info!(workers = jobs.job_workers, "running background jobs");
+    startup::shutdown_signal().await;
+    worker.stop().await;
+    Ok(())
 }
 
 /// The settings `command` runs with: its serving options (or the environment's), checked;

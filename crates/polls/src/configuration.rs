@@ -69,11 +69,19 @@ pub struct Settings {
     pub tenant_pool_size: u32,
     /// The PostgreSQL role request transactions run as: not a superuser, without BYPASSRLS,
     /// owning no tables, so Row-Level Security holds it. `migrate` creates it if missing.
-    /// DATABASE_URL's role owns the tables and runs migrations.
+    /// DATABASE_URL's role owns the tables and runs migrations. Its password, if the server
+    /// asks for one: APP_ROLE_PASSWORD (`migrate` sets it).
     #[arg(long, global = true, env = "APP_ROLE", default_value = "tenantry_app")]
     pub app_role: String,
-    /// The app role's password, if the server asks for one; `migrate` sets it.
-    #[arg(long, global = true, env = "APP_ROLE_PASSWORD", hide_env_values = true)]
+    /// The app role's password, if the server asks for one; `migrate` sets it. Hidden from
+    /// the help, which names it under APP_ROLE, to keep the help one screen.
+    #[arg(
+        long,
+        global = true,
+        env = "APP_ROLE_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
     pub app_role_password: Option<String>,
     /// The Redis that caches tenants' values (`redis://host:6379/0`), shared by every server;
     /// each process caches in its own memory without it.

@@ -266,7 +266,8 @@ async fn migrate_applies_once_then_reports_up_to_date() {
     // A tenant whose tables are gone is migrated again, and only that one.
     let pool = db.pool(1).await;
     sqlx::raw_sql(
-        "DROP TABLE thor.web_login_links, thor.web_sessions, thor.branding_files, thor.votes, thor.choices, \
+        "DROP TABLE thor.tenantry_jobs, thor.tenantry_schedules, thor.web_login_links, thor.web_sessions, \
+         thor.branding_files, thor.votes, thor.choices, \
          thor.polls, thor.tokens, thor.users, thor.tenantry_migrations; \
          UPDATE tenantry.tenants SET migration_version = NULL, migration_fingerprint = NULL \
          WHERE slug = 'thor'",

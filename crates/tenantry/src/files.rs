@@ -66,6 +66,12 @@ impl Files {
     /// Files at `url`: `file:///absolute/dir`, or `s3://bucket/prefix` with the credentials,
     /// region and endpoint (for S3-compatible storage) the `AWS_*` environment variables give.
     pub fn from_url(url: &str) -> Result<Self, Error> {
+        Self::from_url_with(url, &[])
+    }
+
+    /// [`from_url`](Self::from_url), with S3 settings (`aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_allow_http`, ...) given here over the environment's.
+    pub fn from_url_with(url: &str, s3: &[(&str, &str)]) -> Result<Self, Error> {
         let invalid = |message: String| Error::Invalid {
             field: "files url",
             message,
@@ -80,8 +86,14 @@ impl Files {
                 Self::local(dir)
             }
             "s3" => {
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(url)
+                let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+                for (key, value) in s3 {
+                    let key = key
+                        .parse()
+                        .map_err(|e| invalid(format!("'{key}' is not an S3 setting: {e}")))?;
+                    builder = builder.with_config(key, *value);
+                }
+                let store = builder
                     .build()
                     .map_err(|e| invalid(format!("'{url}': {e}")))?;
                 let root = Path::parse(parsed.path().trim_start_matches('/'))

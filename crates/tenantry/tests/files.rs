@@ -290,3 +290,130 @@ async fn files_keep_every_byte_through_rename_move_export_and_import_and_go_with
     );
     assert_eq!(sums(&tenancy, "odin").await.len(), 1, "the others' stay");
 }
+
+/// An S3-compatible server: moto's standalone server (`pip install 'moto[server]'`), the one
+/// this machine can run, on a free port, stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("this test needs an S3-compatible server: pip install 'moto[server]'");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { child, port };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not listen on port {port}");
+    }
+
+    /// Creates `bucket` with a plain HTTP PUT, as S3 does.
+    async fn bucket(&self, bucket: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let request = format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_same_rules_hold_on_s3_compatible_storage() {
+    let server = S3Server::start().await;
+    server.bucket("tenantry").await;
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let files = Files::from_url_with(
+        "s3://tenantry/install-1",
+        &[
+            ("aws_endpoint", &endpoint),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ],
+    )
+    .unwrap();
+    let s = support::setup(8).await;
+    let options = TenancyOptions {
+        files: Some(files),
+        ..TenancyOptions::default()
+    };
+    let migrations =
+        tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, support::notes()).unwrap();
+    let tenancy = Tenancy::connect_with(
+        s.pool.clone(),
+        support::identification(),
+        migrations,
+        options,
+    )
+    .await
+    .unwrap();
+    for name in ["thor", "odin"] {
+        tenancy
+            .create_tenant(NewTenant::new(slug(name), IsolationMode::Schema))
+            .await
+            .unwrap();
+    }
+    let thor = tenancy.tenant_files(&slug("thor")).await.unwrap();
+    let odin = tenancy.tenant_files(&slug("odin")).await.unwrap();
+    thor.put("exports/a.csv", "thor").await.unwrap();
+    odin.put("exports/a.csv", "odin").await.unwrap();
+    assert_eq!(thor.get("exports/a.csv").await.unwrap().unwrap(), "thor");
+    assert_eq!(odin.get("exports/a.csv").await.unwrap().unwrap(), "odin");
+    assert_eq!(thor.list("exports/").await.unwrap().len(), 1);
+    for name in HOSTILE {
+        assert!(thor.put(name, "x").await.is_err(), "{name:?}");
+    }
+    let before = thor.checksum("exports/a.csv").await.unwrap().unwrap();
+    let target = MoveTarget {
+        isolation: IsolationMode::Shared,
+        server: None,
+    };
+    tenancy.move_tenant(&slug("thor"), target).await.unwrap();
+    let moved = tenancy.tenant_files(&slug("thor")).await.unwrap();
+    assert_eq!(
+        moved.checksum("exports/a.csv").await.unwrap().unwrap(),
+        before
+    );
+    tenancy.delete_tenant(&slug("thor")).await.unwrap();
+    assert!(
+        thor.list("").await.unwrap().is_empty(),
+        "deleted with its tenant"
+    );
+    assert!(thor.delete("exports/a.csv").await.is_ok_and(|had| !had));
+    assert_eq!(
+        odin.get("exports/a.csv").await.unwrap().unwrap(),
+        "odin",
+        "the other's stays"
+    );
+}

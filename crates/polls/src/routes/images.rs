@@ -8,10 +8,9 @@ use tenantry::TenantDb;
 use tenantry::files::TenantFiles;
 
 use crate::auth::AuthUser;
+use crate::domain::polls;
 use crate::error::ApiError;
 use crate::path::ApiPath;
-
-use super::polls::creator;
 
 /// The largest image accepted.
 pub const IMAGE_MAX_BYTES: usize = 1024 * 1024;
@@ -29,7 +28,11 @@ pub(super) async fn put(
     mut db: TenantDb,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    if creator(&mut db, id).await? != user.id {
+    if polls::creator(&mut db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        != user.id
+    {
         return Err(ApiError::Forbidden("You can not change this poll's image."));
     }
     if tenantry::web::image_type(&body).is_none() {
