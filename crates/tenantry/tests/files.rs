@@ -305,21 +305,25 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("this test needs an S3-compatible server: pip install 'moto[server]'");
+        let server = Self {
+            child: std::process::Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("this test needs an S3-compatible server: pip install 'moto[server]'"),
+            port,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child, port };
+                return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        drop(server);
         panic!("moto_server did not listen on port {port}");
     }
 
