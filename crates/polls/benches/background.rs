@@ -232,7 +232,7 @@ async fn run() {
             cache,
             ..settings.options().unwrap()
         };
-        let pool = startup::connect(&db.url(), 16, tenantry::Pooler::None)
+        let pool = startup::connect(&db.url(), 8, tenantry::Pooler::None)
             .await
             .unwrap();
         let identification = settings.identification().unwrap();

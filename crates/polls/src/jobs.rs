@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenantry::jobs::schedule::{self, Schedule};
 use tenantry::jobs::{Enqueue, Job, JobContext, JobError, Jobs};
 use tenantry::{Error, TenantTransaction};
 
@@ -12,7 +13,14 @@ pub fn registry() -> Jobs<()> {
     Jobs::new(())
         .register::<ClosePoll>()
         .register::<ExportResults>()
+        .register::<PruneExports>()
 }
+
+/// How many exports a tenant keeps: [`PruneExports`] deletes older ones.
+pub const EXPORTS_KEPT: usize = 20;
+
+/// When [`PruneExports`] runs: every night at 03:00 in the tenant's time zone.
+pub const PRUNE_AT: &str = "0 3 * * *";
 
 /// Where a tenant's exports are, in its files.
 pub const EXPORTS: &str = "exports/";
@@ -53,9 +61,35 @@ impl Job for ExportResults {
     }
 }
 
-/// Enqueues the export of poll `poll`'s results.
+/// Deletes all but the newest [`EXPORTS_KEPT`] exports: a tenant's schedule, set with its
+/// first export.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PruneExports;
+
+impl Job for PruneExports {
+    const KIND: &'static str = "prune-exports";
+    type State = ();
+
+    async fn run(self, cx: &mut JobContext<()>) -> Result<(), JobError> {
+        let files = cx.files()?;
+        let mut exports = files.list(EXPORTS).await?;
+        exports.sort_by_key(|file| std::cmp::Reverse(file.modified));
+        for old in exports.iter().skip(EXPORTS_KEPT) {
+            files.delete(&old.name).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Enqueues the export of poll `poll`'s results, and makes sure the tenant's old exports
+/// are pruned every night.
 pub(crate) async fn export(tx: &mut TenantTransaction, poll: i64) -> Result<(), Error> {
     Enqueue::new(&ExportResults { poll }).send(tx).await?;
+    schedule::set(
+        tx,
+        Schedule::new(PruneExports::KIND, PRUNE_AT, &PruneExports),
+    )
+    .await?;
     Ok(())
 }
 

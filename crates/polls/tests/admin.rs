@@ -492,6 +492,7 @@ async fn settings_and_users_pages(mode: Mode) {
             ("csrf", csrf.clone()),
             ("display_name", "Asgard".to_owned()),
             ("primary_color", color.to_owned()),
+            ("time_zone", "Asia/Tokyo".to_owned()),
             ("max_choices_per_poll", max.to_owned()),
             ("allow_vote_change", "true".to_owned()),
         ]
@@ -506,6 +507,7 @@ async fn settings_and_users_pages(mode: Mode) {
             ("csrf", csrf.clone()),
             ("display_name", String::new()),
             ("primary_color", "#2f5d8a".to_owned()),
+            ("time_zone", "UTC".to_owned()),
             ("signup_open", "true".to_owned()),
             ("max_choices_per_poll", String::new()),
         ];
@@ -547,6 +549,18 @@ async fn settings_and_users_pages(mode: Mode) {
             "{}",
             invalid.text
         );
+        let mut far = form("#336699", "");
+        far.retain(|(key, _)| *key != "time_zone");
+        far.push(("time_zone", "Mars/Base".to_owned()));
+        let refused = post_form(&mut thor, far).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(
+            refused
+                .text
+                .contains("time_zone: &#39;Mars/Base&#39; is not a time zone"),
+            "{}",
+            refused.text
+        );
         let saved = post_form(&mut thor, form("#336699", "")).await;
         assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
         let tenant = app
@@ -560,7 +574,7 @@ async fn settings_and_users_pages(mode: Mode) {
             tenant.settings,
             json!({
                 "display_name": "Asgard", "primary_color": "#336699", "signup_open": false,
-                "allow_vote_change": true
+                "allow_vote_change": true, "time_zone": "Asia/Tokyo"
             }),
             "an unchecked box is false, an empty limit none"
         );

@@ -225,3 +225,79 @@ async fn a_poll_image_is_kept_in_the_tenants_files_in_dedicated_mode() {
 async fn a_poll_image_is_kept_in_the_tenants_files_in_sqlite_mode() {
     poll_image(Mode::Sqlite).await;
 }
+
+/// The first export sets the tenant's nightly schedule that prunes its exports, in its time
+/// zone; the job keeps the newest 20.
+#[tokio::test]
+async fn old_exports_are_pruned_by_the_tenants_nightly_schedule() {
+    let app = spawn_app_in(Mode::Schema).await;
+    app.set_settings("thor", json!({ "time_zone": "Asia/Tokyo" }))
+        .await;
+    let token = app.user("thor.polls.test", "alice").await;
+    let poll = poll_with_votes(&app, &token).await;
+    app.staff_user("thor", "staff-pass-1").await;
+    let mut thor = Visitor::new(&app, "thor.polls.test", "");
+    thor.log_in("admin", "staff-pass-1").await;
+    let page = thor.get(&format!("/admin/polls/{poll}")).await;
+    let action = format!("/admin/polls/{poll}/export");
+    let csrf = page.csrf(&action);
+    thor.post(&action, &[("csrf", csrf.as_str())]).await;
+    let slug = tenantry::Slug::parse("thor").unwrap();
+    let mut tx = app.tenancy.begin(&slug).await.unwrap();
+    let schedules = tenantry::jobs::schedule::list(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(
+        (schedules[0].name.as_str(), schedules[0].cron.as_str()),
+        ("prune-exports", "0 3 * * *")
+    );
+    // 03:00 in Tokyo is 18:00 UTC, shifted by the tenant's offset.
+    let at = schedules[0].next_at - schedules[0].offset_ms;
+    assert_eq!(at % 86_400_000, 18 * 3_600_000, "{}", schedules[0].next_at);
+
+    let files = app.tenancy.tenant_files(&slug).await.unwrap();
+    for n in 0..(polls::jobs::EXPORTS_KEPT + 2) {
+        files
+            .put(&format!("exports/old-{n:02}.csv"), "x")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The export itself is cancelled, so that only the prune writes to the exports.
+    let mut tx = app.tenancy.begin(&slug).await.unwrap();
+    let export = tenantry::jobs::list(&mut tx, None, 10).await.unwrap()[0].id;
+    tenantry::jobs::cancel(&mut tx, export).await.unwrap();
+    tx.query("UPDATE tenantry_schedules SET next_at = 0")
+        .execute()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let worker = polls::startup::job_worker(&app.tenancy, &JobArgs::default()).unwrap();
+    for _ in 0..300 {
+        let mut tx = app.tenancy.begin(&slug).await.unwrap();
+        let jobs = tenantry::jobs::list(&mut tx, None, 10).await.unwrap();
+        tx.commit().await.unwrap();
+        let done = |kind: &str| {
+            jobs.iter()
+                .any(|j| j.kind == kind && j.state == tenantry::jobs::JobState::Done)
+        };
+        if done("prune-exports") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.stop().await;
+    let left: Vec<String> = files
+        .list("exports/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(left.len(), polls::jobs::EXPORTS_KEPT, "{left:?}");
+    assert!(
+        !left.contains(&"exports/old-00.csv".to_owned())
+            && !left.contains(&"exports/old-01.csv".to_owned()),
+        "{left:?}"
+    );
+}

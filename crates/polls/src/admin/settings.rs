@@ -23,6 +23,8 @@ pub(super) struct SettingsForm {
     display_name: String,
     #[serde(default)]
     primary_color: String,
+    #[serde(default)]
+    time_zone: String,
     signup_open: Option<String>,
     #[serde(default)]
     max_choices_per_poll: String,
@@ -34,6 +36,7 @@ impl SettingsForm {
         Self {
             display_name: settings.branding.display_name.clone().unwrap_or_default(),
             primary_color: settings.branding.primary_color.to_string(),
+            time_zone: settings.branding.time_zone.to_string(),
             signup_open: settings.app.signup_open.then(|| "true".into()),
             max_choices_per_poll: settings
                 .app
@@ -74,6 +77,7 @@ impl SettingsForm {
         Ok(json!({
             "display_name": text(&self.display_name),
             "primary_color": text(&self.primary_color),
+            "time_zone": text(&self.time_zone),
             "signup_open": self.signup_open.is_some(),
             "max_choices_per_poll": max,
             "allow_vote_change": self.allow_vote_change.is_some(),
@@ -84,6 +88,7 @@ impl SettingsForm {
 struct FormView {
     display_name: String,
     primary_color: String,
+    time_zone: String,
     signup_open: bool,
     max_choices_per_poll: String,
     allow_vote_change: bool,
@@ -108,6 +113,7 @@ fn settings_page(
     let form = FormView {
         display_name: form.display_name,
         primary_color: form.primary_color,
+        time_zone: form.time_zone,
         signup_open: form.signup_open.is_some(),
         max_choices_per_poll: form.max_choices_per_poll,
         allow_vote_change: form.allow_vote_change.is_some(),

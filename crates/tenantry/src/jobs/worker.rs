@@ -150,15 +150,15 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
         let mut served = HashMap::new();
         let mut running = tokio::task::JoinSet::new();
         while !*stopped.borrow() {
-            let claimed = match self.round(&mut served, &mut running).await {
-                Ok(claimed) => claimed,
+            let (claimed, more) = match self.round(&mut served, &mut running).await {
+                Ok(round) => round,
                 Err(error) => {
                     tracing::warn!(%error, "a worker's round failed");
-                    0
+                    (0, false)
                 }
             };
             while running.try_join_next().is_some() {}
-            if claimed == 0 || self.permits.available_permits() == 0 {
+            if (claimed == 0 && !more) || self.permits.available_permits() == 0 {
                 tokio::select! {
                     () = self.source.ready().notified() => {}
                     () = tokio::time::sleep(self.options.poll) => {}
@@ -170,18 +170,20 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
     }
 
     /// Takes a job from each due tenant in turn, those this worker served longest ago first,
-    /// while it has room; how many it took.
+    /// while it has room: how many it took, and whether more tenants may be due than it read
+    /// (hints it found stale are settled as it goes, so the next round reads further).
     async fn round(
         self: &Arc<Self>,
         served: &mut HashMap<Uuid, Instant>,
         running: &mut tokio::task::JoinSet<()>,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, bool), Error> {
         let free = self.permits.available_permits();
         if free == 0 {
-            return Ok(0);
+            return Ok((0, false));
         }
         let limit = i64::try_from(free * 4).unwrap_or(i64::MAX).max(16);
         let mut due = self.source.due(now_ms(), limit).await?;
+        let more = i64::try_from(due.len()).unwrap_or(i64::MAX) >= limit;
         due.sort_by_key(|d| served.get(&d.tenant_id).copied());
         let mut claimed = 0;
         for seen in due {
@@ -204,7 +206,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 }
             }
         }
-        Ok(claimed)
+        Ok((claimed, more))
     }
 
     fn running_of(&self, tenant: Uuid) -> usize {
