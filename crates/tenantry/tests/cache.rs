@@ -15,8 +15,8 @@ use support::{call, slug};
 use tenantry::cache::Cache;
 use tenantry::http::TenantCache;
 use tenantry::{
-    DatabaseBudget, Error, IsolationMode, Migrations, NewTenant, Tenancy, TenancyLayer,
-    TenancyOptions, TenantDb, TenantUpdate,
+    DatabaseBudget, Error, IsolationMode, NewTenant, Tenancy, TenancyLayer, TenancyOptions,
+    TenantDb, TenantUpdate,
 };
 use tower::Layer;
 
@@ -96,15 +96,7 @@ async fn postgres(cache: Cache) -> (support::Setup, Tenancy) {
         cache,
         ..TenancyOptions::default()
     };
-    let migrations = Migrations::new(sqlx::migrate::Migrator::DEFAULT, support::notes()).unwrap();
-    let tenancy = Tenancy::connect_with(
-        s.pool.clone(),
-        support::identification(),
-        migrations,
-        options,
-    )
-    .await
-    .unwrap();
+    let tenancy = s.with_options(options).await;
     (s, tenancy)
 }
 

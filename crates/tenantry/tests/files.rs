@@ -39,21 +39,17 @@ const HOSTILE: [&str; 16] = [
 ];
 
 async fn tenancy(dir: &Path) -> (support::Setup, Tenancy) {
+    with_files(Files::local(dir.join("files")).unwrap()).await
+}
+
+/// A catalog on a new database whose tenants' files are in `files`.
+async fn with_files(files: Files) -> (support::Setup, Tenancy) {
     let s = support::setup(8).await;
     let options = TenancyOptions {
-        files: Some(Files::local(dir.join("files")).unwrap()),
+        files: Some(files),
         ..TenancyOptions::default()
     };
-    let migrations =
-        tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, support::notes()).unwrap();
-    let tenancy = Tenancy::connect_with(
-        s.pool.clone(),
-        support::identification(),
-        migrations,
-        options,
-    )
-    .await
-    .unwrap();
+    let tenancy = s.with_options(options).await;
     (s, tenancy)
 }
 
@@ -367,21 +363,7 @@ async fn the_same_rules_hold_on_s3_compatible_storage() {
         ],
     )
     .unwrap();
-    let s = support::setup(8).await;
-    let options = TenancyOptions {
-        files: Some(files),
-        ..TenancyOptions::default()
-    };
-    let migrations =
-        tenantry::Migrations::new(sqlx::migrate::Migrator::DEFAULT, support::notes()).unwrap();
-    let tenancy = Tenancy::connect_with(
-        s.pool.clone(),
-        support::identification(),
-        migrations,
-        options,
-    )
-    .await
-    .unwrap();
+    let (_s, tenancy) = with_files(files).await;
     for name in ["thor", "odin"] {
         tenancy
             .create_tenant(NewTenant::new(slug(name), IsolationMode::Schema))

@@ -117,6 +117,15 @@ async fn setup_with(db: TestDatabase, pool: PgPool, pooler: Pooler) -> Setup {
 }
 
 impl Setup {
+    /// The same catalog, with the notes set, opened again with `options` (a cache, a file
+    /// store).
+    pub async fn with_options(&self, options: tenantry::TenancyOptions) -> Tenancy {
+        let migrations = Migrations::new(Migrator::DEFAULT, notes()).unwrap();
+        Tenancy::connect_with(self.pool.clone(), identification(), migrations, options)
+            .await
+            .unwrap()
+    }
+
     /// The same catalog served by a build with `migrations`, as after an upgrade.
     pub async fn upgraded(&self, migrations: Migrations) -> Tenancy {
         let options = tenantry::TenancyOptions {
